@@ -1,0 +1,1 @@
+//! tickq-host (placeholder during bootstrap).
