@@ -1,1 +1,16 @@
-//! tickq-host (placeholder during bootstrap).
+//! tickq-host: the workstation side of tickq.
+//!
+//! Real trade ticks go in; a validated int8 blob for `tickq-core` comes out.
+//! The modules follow the data flow:
+//! [`data`] (trade CSV, causal features, labels, chronological split, standardization) →
+//! [`model`] (f32 `Sequential` models described by an architecture file) →
+//! [`train`] (backprop, Adam / SGD, early stopping) and [`checkpoint`] (safetensors with PyTorch names) →
+//! [`quant`] (calibration observers and static int8 quantization into a blob).
+#![deny(missing_docs)]
+
+pub mod checkpoint;
+pub mod data;
+pub mod fsutil;
+pub mod model;
+pub mod quant;
+pub mod train;
