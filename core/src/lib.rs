@@ -1,3 +1,113 @@
-//! tickq-core (placeholder during bootstrap).
+//! No-std, allocation-free, integer-only INT8 inference for tickq model blobs.
+//!
+//! A tickq model arrives as a *blob*: one little-endian byte string that holds a small sequential network
+//! (with residual adds), already quantized to int8 by the host.
+//! This crate reads that blob in place (it can live in flash), checks it once, and then runs it on one sample
+//! of f32 features at a time, producing int8 logits, an argmax signal and dequantized scores.
+//! Everything after the input quantizer is integer arithmetic, so the same blob and input give the same bytes
+//! on every target.
+//!
+//! # Data flow
+//!
+//! The modules follow the data from bytes to signal:
+//!
+//! 1. [`blob`]: raw views over the bytes, with named field ranges and the CRC; nothing is interpreted yet.
+//! 2. [`error`]: what can be wrong with a blob ([`BlobError`], located by layer and byte offset) or an arena
+//!    ([`ArenaTooSmall`]).
+//! 3. [`requant`]: the one place where an i32 accumulator becomes int8 ([`requant::requantize`]), with a single
+//!    round-half-away-from-zero rounding.
+//! 4. [`model`]: [`Model::load`] validates everything once (header, CRC, sections, shape chain, overflow
+//!    bounds, metadata) and caches a plan per layer.
+//! 5. `plan` (internal): places every tensor in the caller's arena by liveness, first fit, 16-byte aligned, so
+//!    [`Model::arena_bytes`] is exact.
+//! 6. `kernels` (internal): plain scalar kernels over byte slices, shaped so the compiler can vectorize them.
+//! 7. [`session`]: [`Session::run`] quantizes the features and runs the kernels over the arena; it cannot
+//!    fail, panic or allocate.
+//! 8. `encode` (feature `alloc`): the host side, which turns an owned [`encode::ModelSpec`] into blob bytes.
+//!
+//! The blob layout is specified in `docs/BLOB.md` and the integer semantics in `docs/ARITHMETIC.md`.
+//!
+//! # Example
+//!
+//! With the `alloc` feature, encode a one-layer model, load it and run it.
+//! Without `alloc`, the blob would come from the host, for example through `include_bytes!`.
+//!
+//! ```
+//! # #[cfg(feature = "alloc")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use tickq_core::encode::{encode, LayerSpec, ModelSpec, OpSpec};
+//! use tickq_core::requant::QuantMultiplier;
+//! use tickq_core::{Model, Session};
+//!
+//! // Three features with mean 0 and std 1, quantized with scale 1/32, zero point 0.
+//! let quantize = OpSpec::Quantize { time_steps: 1, features: 3, a: vec![32.0; 3], b: vec![0.0; 3] };
+//! // Logit c copies feature c: weight 127 means w_scale = 1/127, so the ratio is (1/32)(1/127)/(1/32).
+//! let m = QuantMultiplier::from_ratio(1.0 / 127.0).ok_or("ratio")?;
+//! let dense = OpSpec::Dense {
+//!     out_features: 3,
+//!     in_features: 3,
+//!     weights: vec![127, 0, 0, 0, 127, 0, 0, 0, 127],
+//!     bias: vec![0; 3],
+//!     requant: vec![m; 3],
+//! };
+//! let spec = ModelSpec {
+//!     name: "identity".into(),
+//!     feature_names: vec!["ret_1".into(), "ret_5".into(), "imbalance".into()],
+//!     label_names: vec!["down".into(), "flat".into(), "up".into()],
+//!     data_hash: [0; 32],
+//!     tickq_version: "0.1.0".into(),
+//!     layers: vec![LayerSpec::new(quantize, 1.0 / 32.0, 0), LayerSpec::new(dense, 1.0 / 32.0, 0)],
+//! };
+//! let blob: Vec<u8> = encode(&spec)?;
+//!
+//! // On the device: validate once, then run as often as needed without allocating.
+//! let model = Model::load(&blob)?;
+//! let mut arena = [0u8; 64];
+//! let mut session = Session::new(&model, &mut arena[..model.arena_bytes()])?;
+//! let prediction = session.run(&[-0.5, 0.25, 1.0]);
+//! assert_eq!(prediction.logits(), &[-16, 8, 32]);
+//! assert_eq!(prediction.signal(), 2);
+//! assert_eq!(prediction.score(2), 1.0);
+//! assert_eq!(model.metadata().label_names().nth(prediction.signal()), Some("up"));
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "alloc"))]
+//! # fn main() {}
+//! ```
+//!
+//! # Guarantees
+//!
+//! - No `unsafe` code, no allocation outside `encode`, no panics on any blob or input.
+//! - After [`Model::load`] succeeds, [`Session::new`] only checks the arena length and [`Session::run`] has no
+//!   error path.
+//!
+//! The minimum supported Rust version is 1.95.
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+
+pub mod blob;
+#[cfg(feature = "alloc")]
+pub mod encode;
+pub mod error;
+mod kernels;
+pub mod model;
+mod plan;
+pub mod requant;
+pub mod session;
+
+pub use error::{ArenaTooSmall, BlobError, BlobErrorKind, Section};
+pub use model::{LayerInfo, LayerKind, Metadata, Model, Names, Padding};
+pub use plan::TENSOR_ALIGN;
+pub use session::{Prediction, Session};
+
+/// The largest number of layers a blob may have.
+pub const MAX_LAYERS: usize = 32;
+
+/// The largest number of classes (logits) a model may have; [`Session`] keeps the logits in a buffer this size.
+pub const MAX_CLASSES: usize = 256;

@@ -1,0 +1,356 @@
+//! Errors: why a blob was rejected, and why an arena was refused.
+//!
+//! Both error types are `Copy`, allocation-free and carry their location as integers, so firmware can log them
+//! without a formatter and host tools can print them with [`Display`](core::fmt::Display).
+
+use core::fmt;
+
+use crate::model::LayerKind;
+
+/// A section of a layer entry (see `docs/BLOB.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Section {
+    /// The int8 weight rows of a Dense or Conv1d layer.
+    Weights,
+    /// The i32 effective bias of a Dense or Conv1d layer.
+    Bias,
+    /// The requantization multipliers and right shifts.
+    Requant,
+    /// The layer-specific auxiliary data (quantizer coefficients, lookup table, Add weights).
+    Aux,
+}
+
+impl Section {
+    /// The lower-case name used in messages.
+    #[inline]
+    pub const fn name(self) -> &'static str {
+        match self {
+            Section::Weights => "weights",
+            Section::Bias => "bias",
+            Section::Requant => "requant",
+            Section::Aux => "aux",
+        }
+    }
+}
+
+/// What is wrong with a blob.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BlobErrorKind {
+    /// The blob is shorter than the structure that should be at `offset`.
+    Truncated,
+    /// The first eight bytes are not `TICKQBLB`.
+    BadMagic,
+    /// The format version is not one this loader understands.
+    UnsupportedVersion {
+        /// The version found in the header.
+        found: u16,
+    },
+    /// The header sets flag bits this version does not define.
+    UnknownFlags {
+        /// The flags found in the header.
+        found: u16,
+    },
+    /// The header's `total_len` differs from the length of the byte slice.
+    LengthMismatch {
+        /// The length the header declares.
+        declared: u32,
+    },
+    /// The CRC-32 over the blob does not match the header.
+    CrcMismatch {
+        /// The CRC stored in the header.
+        stored: u32,
+        /// The CRC computed over the bytes.
+        computed: u32,
+    },
+    /// A reserved field is not zero.
+    ReservedNotZero,
+    /// The layer table does not start right after the header.
+    BadTableOffset,
+    /// The layer count is zero or above [`MAX_LAYERS`](crate::MAX_LAYERS).
+    BadLayerCount {
+        /// The layer count found in the header.
+        found: u16,
+    },
+    /// The metadata block is outside the blob, overlaps the layer table or is not last.
+    MetadataOutOfBounds,
+    /// The metadata block does not start at a 4-byte aligned offset.
+    MetadataMisaligned,
+    /// A metadata string or count runs past the end of the metadata block.
+    MetadataTruncated,
+    /// The metadata block has bytes after the last field.
+    MetadataTrailingBytes,
+    /// A metadata string is not valid UTF-8.
+    BadUtf8,
+    /// The number of feature names differs from the input's feature count.
+    FeatureCountMismatch {
+        /// The number of names in the metadata.
+        names: u16,
+        /// The model's feature count.
+        features: u16,
+    },
+    /// The number of label names differs from the number of classes.
+    LabelCountMismatch {
+        /// The number of names in the metadata.
+        names: u16,
+        /// The model's class count.
+        classes: u16,
+    },
+    /// The layer kind byte is not a known kind.
+    UnknownKind {
+        /// The kind byte found.
+        found: u8,
+    },
+    /// Layer 0 is not a Quantize layer, or a Quantize layer appears later.
+    QuantizeNotFirst,
+    /// The padding byte is unknown, or set on a layer that is not a Conv1d.
+    BadPadding {
+        /// The padding byte found.
+        found: u8,
+    },
+    /// An input reference does not point to an earlier layer, or is set where it must be absent.
+    BadInput {
+        /// The input index found (`0xFFFF` means none).
+        found: u16,
+    },
+    /// The declared output shape differs from the shape computed from the inputs.
+    ShapeMismatch {
+        /// The computed number of time steps.
+        expected_time: u32,
+        /// The computed number of channels.
+        expected_channels: u32,
+    },
+    /// A Dense layer's input is not a vector (its time dimension is not 1).
+    InputNotVector,
+    /// The two inputs of an Add layer have different shapes.
+    AddShapeMismatch,
+    /// A size, kernel, stride or dilation that must be at least 1 is zero.
+    ZeroParameter,
+    /// A kernel, stride or dilation field that this layer kind does not use is not zero.
+    UnusedParameter,
+    /// The pooling or convolution window is longer than the (padded) input.
+    WindowTooLarge,
+    /// The output scale is not a finite number greater than zero.
+    BadScale,
+    /// `act_min > act_max`.
+    BadActivationRange,
+    /// A layer that must keep its input's quantization parameters declares different ones.
+    QuantParamsMismatch,
+    /// A section lies outside the space between the layer table and the metadata.
+    SectionOutOfBounds {
+        /// The offending section.
+        section: Section,
+    },
+    /// A section does not start at a 16-byte aligned offset.
+    SectionMisaligned {
+        /// The offending section.
+        section: Section,
+    },
+    /// A section overlaps another section.
+    SectionOverlap {
+        /// The offending section.
+        section: Section,
+    },
+    /// A section does not have exactly the length its layer needs.
+    SectionLength {
+        /// The offending section.
+        section: Section,
+        /// The length the layer needs.
+        expected: u32,
+        /// The length found in the entry.
+        found: u32,
+    },
+    /// The zero padding at the end of a weight row is not zero.
+    RowPaddingNotZero,
+    /// A requantization multiplier or right shift is outside its valid range.
+    BadMultiplier,
+    /// A quantizer coefficient is not finite.
+    BadCoefficient,
+    /// The weights and bias of a channel could overflow the i32 accumulator.
+    OverflowPossible,
+    /// The last layer's output is not a vector (its time dimension is not 1).
+    OutputNotVector,
+    /// The model has more classes than [`MAX_CLASSES`](crate::MAX_CLASSES).
+    TooManyClasses {
+        /// The class count of the last layer.
+        found: u16,
+    },
+    /// The arena the model needs does not fit in this target's address space.
+    ArenaTooLarge,
+}
+
+impl BlobErrorKind {
+    /// A short, stable name of the kind, without its data.
+    pub const fn name(&self) -> &'static str {
+        match self {
+            BlobErrorKind::Truncated => "truncated",
+            BlobErrorKind::BadMagic => "bad magic",
+            BlobErrorKind::UnsupportedVersion { .. } => "unsupported version",
+            BlobErrorKind::UnknownFlags { .. } => "unknown flags",
+            BlobErrorKind::LengthMismatch { .. } => "length mismatch",
+            BlobErrorKind::CrcMismatch { .. } => "CRC mismatch",
+            BlobErrorKind::ReservedNotZero => "reserved field not zero",
+            BlobErrorKind::BadTableOffset => "bad layer table offset",
+            BlobErrorKind::BadLayerCount { .. } => "bad layer count",
+            BlobErrorKind::MetadataOutOfBounds => "metadata out of bounds",
+            BlobErrorKind::MetadataMisaligned => "metadata misaligned",
+            BlobErrorKind::MetadataTruncated => "metadata truncated",
+            BlobErrorKind::MetadataTrailingBytes => "metadata has trailing bytes",
+            BlobErrorKind::BadUtf8 => "metadata string is not UTF-8",
+            BlobErrorKind::FeatureCountMismatch { .. } => "feature name count mismatch",
+            BlobErrorKind::LabelCountMismatch { .. } => "label name count mismatch",
+            BlobErrorKind::UnknownKind { .. } => "unknown layer kind",
+            BlobErrorKind::QuantizeNotFirst => "Quantize must be exactly layer 0",
+            BlobErrorKind::BadPadding { .. } => "bad padding",
+            BlobErrorKind::BadInput { .. } => "bad input reference",
+            BlobErrorKind::ShapeMismatch { .. } => "shape mismatch",
+            BlobErrorKind::InputNotVector => "input is not a vector",
+            BlobErrorKind::AddShapeMismatch => "Add inputs differ in shape",
+            BlobErrorKind::ZeroParameter => "zero size, kernel, stride or dilation",
+            BlobErrorKind::UnusedParameter => "unused parameter not zero",
+            BlobErrorKind::WindowTooLarge => "window longer than input",
+            BlobErrorKind::BadScale => "bad output scale",
+            BlobErrorKind::BadActivationRange => "act_min > act_max",
+            BlobErrorKind::QuantParamsMismatch => "quantization parameters differ from the input's",
+            BlobErrorKind::SectionOutOfBounds { .. } => "section out of bounds",
+            BlobErrorKind::SectionMisaligned { .. } => "section misaligned",
+            BlobErrorKind::SectionOverlap { .. } => "sections overlap",
+            BlobErrorKind::SectionLength { .. } => "section has wrong length",
+            BlobErrorKind::RowPaddingNotZero => "row padding not zero",
+            BlobErrorKind::BadMultiplier => "bad requantization multiplier",
+            BlobErrorKind::BadCoefficient => "quantizer coefficient not finite",
+            BlobErrorKind::OverflowPossible => "i32 accumulator overflow possible",
+            BlobErrorKind::OutputNotVector => "final tensor is not a vector",
+            BlobErrorKind::TooManyClasses { .. } => "too many classes",
+            BlobErrorKind::ArenaTooLarge => "arena too large",
+        }
+    }
+}
+
+impl fmt::Display for BlobErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            BlobErrorKind::UnsupportedVersion { found } => write!(f, "unsupported version {found}"),
+            BlobErrorKind::UnknownFlags { found } => write!(f, "unknown flags {found:#06x}"),
+            BlobErrorKind::LengthMismatch { declared } => {
+                write!(f, "length mismatch (header declares {declared} bytes)")
+            }
+            BlobErrorKind::CrcMismatch { stored, computed } => {
+                write!(
+                    f,
+                    "CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"
+                )
+            }
+            BlobErrorKind::BadLayerCount { found } => write!(f, "bad layer count {found}"),
+            BlobErrorKind::FeatureCountMismatch { names, features } => {
+                write!(f, "{names} feature names for {features} features")
+            }
+            BlobErrorKind::LabelCountMismatch { names, classes } => {
+                write!(f, "{names} label names for {classes} classes")
+            }
+            BlobErrorKind::UnknownKind { found } => write!(f, "unknown layer kind {found}"),
+            BlobErrorKind::BadPadding { found } => write!(f, "bad padding {found}"),
+            BlobErrorKind::BadInput { found } => write!(f, "bad input reference {found}"),
+            BlobErrorKind::ShapeMismatch {
+                expected_time,
+                expected_channels,
+            } => write!(
+                f,
+                "shape mismatch (computed {expected_time}x{expected_channels})"
+            ),
+            BlobErrorKind::SectionOutOfBounds { section } => {
+                write!(f, "{} section out of bounds", section.name())
+            }
+            BlobErrorKind::SectionMisaligned { section } => {
+                write!(f, "{} section misaligned", section.name())
+            }
+            BlobErrorKind::SectionOverlap { section } => {
+                write!(f, "{} section overlaps another section", section.name())
+            }
+            BlobErrorKind::SectionLength {
+                section,
+                expected,
+                found,
+            } => write!(
+                f,
+                "{} section has length {found}, expected {expected}",
+                section.name()
+            ),
+            BlobErrorKind::TooManyClasses { found } => write!(f, "too many classes ({found})"),
+            _ => f.write_str(self.name()),
+        }
+    }
+}
+
+/// A blob was rejected by [`Model::load`](crate::Model::load).
+///
+/// `layer` is the index of the layer entry at fault (`None` for the header and metadata), `layer_kind` its kind
+/// when the kind byte was readable, and `offset` the byte offset in the blob of the offending field or section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlobError {
+    /// The index of the layer at fault, if the error belongs to a layer.
+    pub layer: Option<u16>,
+    /// The kind of that layer, if its kind byte is valid.
+    pub layer_kind: Option<LayerKind>,
+    /// The byte offset in the blob of the offending field or section.
+    pub offset: u32,
+    /// What is wrong.
+    pub kind: BlobErrorKind,
+}
+
+impl BlobError {
+    /// An error in the header or metadata, not tied to a layer.
+    #[inline]
+    pub(crate) const fn global(offset: usize, kind: BlobErrorKind) -> Self {
+        BlobError {
+            layer: None,
+            layer_kind: None,
+            offset: clamp_offset(offset),
+            kind,
+        }
+    }
+}
+
+/// Offsets are `u32` in the format, so anything beyond saturates (only possible for blobs over 4 GiB).
+#[inline]
+pub(crate) const fn clamp_offset(offset: usize) -> u32 {
+    if offset > u32::MAX as usize {
+        u32::MAX
+    } else {
+        offset as u32
+    }
+}
+
+impl fmt::Display for BlobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.layer, self.layer_kind) {
+            (Some(layer), Some(kind)) => write!(f, "layer {layer} ({}) ", kind.name())?,
+            (Some(layer), None) => write!(f, "layer {layer} ")?,
+            (None, _) => f.write_str("blob ")?,
+        }
+        write!(f, "at byte {}: {}", self.offset, self.kind)
+    }
+}
+
+impl core::error::Error for BlobError {}
+
+/// The arena given to [`Session::new`](crate::Session::new) is smaller than [`Model::arena_bytes`](crate::Model::arena_bytes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ArenaTooSmall {
+    /// The number of bytes the model needs.
+    pub needed: usize,
+    /// The number of bytes given.
+    pub given: usize,
+}
+
+impl fmt::Display for ArenaTooSmall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "arena too small: the model needs {} bytes, {} given",
+            self.needed, self.given
+        )
+    }
+}
+
+impl core::error::Error for ArenaTooSmall {}

@@ -1,0 +1,1230 @@
+//! The validated model: a blob that has been parsed and checked once, with a cached plan per layer.
+//!
+//! [`Model::load`] follows the "check once, then trust" contract: it validates the header, the CRC, every layer
+//! entry and section, the shape chain, the accumulator overflow bounds and the metadata, and plans the arena.
+//! After it returns `Ok`, running the model has no error path: the cached [`LayerPlan`]s hold the byte slices
+//! and arena offsets the kernels need, so nothing is recomputed or re-checked per inference.
+
+use heapless::Vec;
+
+use crate::blob::{
+    self, ENTRY_LEN, Entry, HEADER_LEN, Header, NO_INPUT, SECTION_ALIGN, le_f32, le_i32,
+};
+use crate::error::{BlobError, BlobErrorKind, Section, clamp_offset};
+use crate::plan::{self, TensorReq};
+use crate::requant::QuantMultiplier;
+use crate::{MAX_CLASSES, MAX_LAYERS};
+
+/// The operation of a layer, with its code in the blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum LayerKind {
+    /// The input quantizer (always and only layer 0): f32 features to int8.
+    Quantize = 1,
+    /// A fully connected layer over a vector.
+    Dense = 2,
+    /// A 1-D convolution over time.
+    Conv1d = 3,
+    /// An element-wise 256-entry lookup table (Tanh, Sigmoid, ...).
+    Lut = 4,
+    /// Max pooling over time.
+    MaxPool1d = 5,
+    /// Average pooling over time.
+    AvgPool1d = 6,
+    /// Average over all time steps.
+    GlobalAvgPool = 7,
+    /// `(T, C)` to `(1, T*C)`, time-major.
+    Flatten = 8,
+    /// A residual addition of two tensors of the same shape.
+    Add = 9,
+}
+
+impl LayerKind {
+    /// The kind for a code byte, if known.
+    #[inline]
+    pub const fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            1 => LayerKind::Quantize,
+            2 => LayerKind::Dense,
+            3 => LayerKind::Conv1d,
+            4 => LayerKind::Lut,
+            5 => LayerKind::MaxPool1d,
+            6 => LayerKind::AvgPool1d,
+            7 => LayerKind::GlobalAvgPool,
+            8 => LayerKind::Flatten,
+            9 => LayerKind::Add,
+            _ => return None,
+        })
+    }
+
+    /// The code byte.
+    #[inline]
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The name, as in the blob documentation.
+    pub const fn name(self) -> &'static str {
+        match self {
+            LayerKind::Quantize => "Quantize",
+            LayerKind::Dense => "Dense",
+            LayerKind::Conv1d => "Conv1d",
+            LayerKind::Lut => "Lut",
+            LayerKind::MaxPool1d => "MaxPool1d",
+            LayerKind::AvgPool1d => "AvgPool1d",
+            LayerKind::GlobalAvgPool => "GlobalAvgPool",
+            LayerKind::Flatten => "Flatten",
+            LayerKind::Add => "Add",
+        }
+    }
+}
+
+/// The time padding of a Conv1d.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Padding {
+    /// No padding: the output is shorter than the input.
+    #[default]
+    Valid,
+    /// Left padding of `dilation * (kernel - 1)` steps of real zero: output step `t` sees inputs up to `t` only.
+    Causal,
+}
+
+impl Padding {
+    /// The code byte.
+    #[inline]
+    pub const fn code(self) -> u8 {
+        match self {
+            Padding::Valid => 0,
+            Padding::Causal => 1,
+        }
+    }
+
+    /// The padding for a code byte, if known.
+    #[inline]
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Padding::Valid),
+            1 => Some(Padding::Causal),
+            _ => None,
+        }
+    }
+}
+
+/// Rounds `n` up to a multiple of 8: the length of a padded weight row.
+#[inline]
+pub(crate) const fn row_stride(n: usize) -> usize {
+    n.div_ceil(8) * 8
+}
+
+/// The geometry parameters of a layer that determine its output shape.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Geometry {
+    pub kind: LayerKind,
+    pub padding: Padding,
+    pub kernel: usize,
+    pub stride: usize,
+    pub dilation: usize,
+    /// The declared channel count, which defines the output width of Quantize, Dense and Conv1d.
+    pub channels: usize,
+    /// The declared time steps, which define the output length of Quantize.
+    pub time: usize,
+}
+
+/// Why an output shape cannot be computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ShapeError {
+    /// A Dense input is not a vector.
+    NotVector,
+    /// The window does not fit the (padded) input.
+    WindowTooLarge,
+    /// A size, kernel, stride or dilation is zero.
+    Zero,
+}
+
+/// Computes a layer's output shape `(T, C)` from its first input's shape.
+///
+/// This is shared by the loader and the encoder so that the two cannot disagree.
+pub(crate) fn output_shape(
+    g: &Geometry,
+    input: (usize, usize),
+) -> Result<(usize, usize), ShapeError> {
+    let (t_in, c_in) = input;
+    let positive = |v: usize| if v == 0 { Err(ShapeError::Zero) } else { Ok(v) };
+    let windowed = |span: usize, stride: usize, t: usize| {
+        // `span` is the number of input steps one output step sees.
+        if span > t {
+            Err(ShapeError::WindowTooLarge)
+        } else {
+            Ok((t - span) / stride + 1)
+        }
+    };
+    match g.kind {
+        LayerKind::Quantize => Ok((positive(g.time)?, positive(g.channels)?)),
+        LayerKind::Dense => {
+            if t_in != 1 {
+                return Err(ShapeError::NotVector);
+            }
+            Ok((1, positive(g.channels)?))
+        }
+        LayerKind::Conv1d => {
+            let (k, s, d) = (
+                positive(g.kernel)?,
+                positive(g.stride)?,
+                positive(g.dilation)?,
+            );
+            let c = positive(g.channels)?;
+            let span = (k - 1)
+                .checked_mul(d)
+                .and_then(|v| v.checked_add(1))
+                .ok_or(ShapeError::WindowTooLarge)?;
+            let t = match g.padding {
+                Padding::Valid => windowed(span, s, t_in)?,
+                Padding::Causal => (t_in - 1) / s + 1,
+            };
+            Ok((t, c))
+        }
+        LayerKind::MaxPool1d | LayerKind::AvgPool1d => {
+            let (k, s) = (positive(g.kernel)?, positive(g.stride)?);
+            Ok((windowed(k, s, t_in)?, c_in))
+        }
+        LayerKind::GlobalAvgPool => Ok((1, c_in)),
+        LayerKind::Flatten => Ok((1, t_in * c_in)),
+        LayerKind::Lut | LayerKind::Add => Ok((t_in, c_in)),
+    }
+}
+
+/// Everything a kernel needs about one layer, validated and precomputed at load.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayerPlan<'b> {
+    pub kind: LayerKind,
+    pub padding: Padding,
+    pub input_a: u16,
+    pub input_b: u16,
+    pub in_t: usize,
+    pub in_c: usize,
+    pub out_t: usize,
+    pub out_c: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub dilation: usize,
+    pub out_scale: f32,
+    pub out_zp: i8,
+    pub act_min: i8,
+    pub act_max: i8,
+    /// The zero point of the first input (the pad value of a causal conv).
+    pub in_zp: i8,
+    /// The zero point of the second input (Add).
+    pub in_b_zp: i8,
+    /// Weight rows, `row_stride` bytes each, of which the first `row_len` are used.
+    pub weights: &'b [u8],
+    pub row_stride: usize,
+    pub row_len: usize,
+    /// Effective bias, i32 little-endian per output channel.
+    pub bias: &'b [u8],
+    /// Multipliers, i32 little-endian per output channel.
+    pub multipliers: &'b [u8],
+    /// Right shifts, one byte per output channel.
+    pub shifts: &'b [u8],
+    /// The single multiplier of pools and Add.
+    pub requant: QuantMultiplier,
+    pub aux: &'b [u8],
+    /// The Add weights.
+    pub wa: i32,
+    pub wb: i32,
+    /// The output tensor's data range in the arena.
+    pub out_start: usize,
+    pub out_len: usize,
+    /// The first input's range in the arena, including the pad prefix a causal conv fills.
+    pub in_start: usize,
+    pub in_len: usize,
+    /// The number of bytes at `in_start` that a causal conv fills with `in_zp` before it runs.
+    pub pad_len: usize,
+    /// The second input's range in the arena (Add).
+    pub in_b_start: usize,
+    pub in_b_len: usize,
+    /// Where the output tensor's allocation (pad prefix included) starts and how long it is.
+    pub alloc_start: usize,
+    pub alloc_len: usize,
+    /// The byte offset of this layer's entry in the blob.
+    pub entry_offset: usize,
+}
+
+/// A public summary of one layer, for inspection tools.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LayerInfo {
+    /// The layer's index in the table.
+    pub index: usize,
+    /// The operation.
+    pub kind: LayerKind,
+    /// The layer producing the first input; `None` for the model input.
+    pub input: Option<usize>,
+    /// The layer producing the second input (Add only).
+    pub input_b: Option<usize>,
+    /// The input shape `(T, C)`; for Quantize, the model input shape.
+    pub in_shape: (usize, usize),
+    /// The output shape `(T, C)`.
+    pub out_shape: (usize, usize),
+    /// The kernel size (0 where unused).
+    pub kernel: usize,
+    /// The stride (0 where unused).
+    pub stride: usize,
+    /// The dilation (0 where unused).
+    pub dilation: usize,
+    /// The padding (Conv1d; `Valid` otherwise).
+    pub padding: Padding,
+    /// The output scale.
+    pub out_scale: f32,
+    /// The output zero point.
+    pub out_zero_point: i8,
+    /// The lower output clamp.
+    pub act_min: i8,
+    /// The upper output clamp.
+    pub act_max: i8,
+    /// The number of stored parameters: weights (without row padding), biases, multipliers, table entries.
+    pub params: usize,
+    /// The number of blob bytes in this layer's sections.
+    pub bytes: usize,
+    /// Multiply-accumulates (or element operations) per inference.
+    pub macs: u64,
+    /// The byte offset of the output tensor in the arena.
+    pub arena_offset: usize,
+    /// The byte length of the output tensor (without any pad prefix).
+    pub arena_len: usize,
+}
+
+/// The metadata block: names, training-data hash and the tickq version that wrote the blob.
+#[derive(Debug, Clone, Copy)]
+pub struct Metadata<'b> {
+    name: &'b str,
+    feature_count: u16,
+    features: &'b [u8],
+    label_count: u16,
+    labels: &'b [u8],
+    data_hash: &'b [u8; 32],
+    tickq_version: &'b str,
+}
+
+impl<'b> Metadata<'b> {
+    /// The model name.
+    #[inline]
+    pub fn name(&self) -> &'b str {
+        self.name
+    }
+
+    /// The feature names, one per input feature.
+    #[inline]
+    pub fn feature_names(&self) -> Names<'b> {
+        Names {
+            rest: self.features,
+            remaining: self.feature_count,
+        }
+    }
+
+    /// The label names, one per class.
+    #[inline]
+    pub fn label_names(&self) -> Names<'b> {
+        Names {
+            rest: self.labels,
+            remaining: self.label_count,
+        }
+    }
+
+    /// The SHA-256 of the training data.
+    #[inline]
+    pub fn data_hash(&self) -> &'b [u8; 32] {
+        self.data_hash
+    }
+
+    /// The version of tickq that wrote the blob.
+    #[inline]
+    pub fn tickq_version(&self) -> &'b str {
+        self.tickq_version
+    }
+}
+
+/// An iterator over a validated list of length-prefixed names.
+#[derive(Debug, Clone)]
+pub struct Names<'b> {
+    rest: &'b [u8],
+    remaining: u16,
+}
+
+impl<'b> Iterator for Names<'b> {
+    type Item = &'b str;
+
+    fn next(&mut self) -> Option<&'b str> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let mut cursor = Cursor {
+            bytes: self.rest,
+            pos: 0,
+            base: 0,
+        };
+        // The list was validated at load, so this cannot fail; if it did, the iterator would just end.
+        let s = cursor.string().ok();
+        self.rest = self.rest.get(cursor.pos..).unwrap_or(&[]);
+        self.remaining = if s.is_some() { self.remaining - 1 } else { 0 };
+        s
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (
+            usize::from(self.remaining),
+            Some(usize::from(self.remaining)),
+        )
+    }
+}
+
+impl ExactSizeIterator for Names<'_> {}
+
+/// A reader over the metadata block that reports errors at absolute blob offsets.
+struct Cursor<'b> {
+    bytes: &'b [u8],
+    pos: usize,
+    base: usize,
+}
+
+impl<'b> Cursor<'b> {
+    fn err(&self, kind: BlobErrorKind) -> BlobError {
+        BlobError::global(self.base + self.pos, kind)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'b [u8], BlobError> {
+        let s = self
+            .pos
+            .checked_add(n)
+            .and_then(|end| self.bytes.get(self.pos..end))
+            .ok_or_else(|| self.err(BlobErrorKind::MetadataTruncated))?;
+        self.pos += n;
+        Ok(s)
+    }
+
+    fn u16(&mut self) -> Result<u16, BlobError> {
+        let s = self.take(2)?;
+        Ok(blob::read_u16(s, 0..2))
+    }
+
+    fn string(&mut self) -> Result<&'b str, BlobError> {
+        let len = usize::from(self.u16()?);
+        let start = self.pos;
+        let s = self.take(len)?;
+        core::str::from_utf8(s)
+            .map_err(|_| BlobError::global(self.base + start, BlobErrorKind::BadUtf8))
+    }
+
+    /// Reads `u16 count` and `count` strings; returns the count and the bytes of the strings.
+    fn list(&mut self) -> Result<(u16, &'b [u8]), BlobError> {
+        let count = self.u16()?;
+        let start = self.pos;
+        for _ in 0..count {
+            self.string()?;
+        }
+        Ok((count, self.bytes.get(start..self.pos).unwrap_or(&[])))
+    }
+}
+
+fn parse_metadata(blob: &[u8], offset: usize, len: usize) -> Result<Metadata<'_>, BlobError> {
+    let bytes = blob.get(offset..offset + len).ok_or_else(|| {
+        BlobError::global(
+            blob::header::METADATA_OFFSET.start,
+            BlobErrorKind::MetadataOutOfBounds,
+        )
+    })?;
+    let mut c = Cursor {
+        bytes,
+        pos: 0,
+        base: offset,
+    };
+    let name = c.string()?;
+    let (feature_count, features) = c.list()?;
+    let (label_count, labels) = c.list()?;
+    let data_hash =
+        <&[u8; 32]>::try_from(c.take(32)?).map_err(|_| c.err(BlobErrorKind::MetadataTruncated))?;
+    let tickq_version = c.string()?;
+    if c.pos != bytes.len() {
+        return Err(c.err(BlobErrorKind::MetadataTrailingBytes));
+    }
+    Ok(Metadata {
+        name,
+        feature_count,
+        features,
+        label_count,
+        labels,
+        data_hash,
+        tickq_version,
+    })
+}
+
+/// A blob that passed validation, with its arena plan; borrows the blob bytes (zero copy).
+#[derive(Debug, Clone)]
+pub struct Model<'b> {
+    blob: &'b [u8],
+    layers: Vec<LayerPlan<'b>, MAX_LAYERS>,
+    arena_bytes: usize,
+    metadata: Metadata<'b>,
+    crc: u32,
+    version: u16,
+}
+
+/// A section's location as found in a layer entry, for the overlap check.
+#[derive(Debug, Clone, Copy)]
+struct Placed {
+    start: usize,
+    end: usize,
+    layer: u16,
+    kind: LayerKind,
+    section: Section,
+    field: usize,
+}
+
+/// Per-layer validation state: the entry, its location and the section bounds.
+struct LayerCheck<'b, 'e> {
+    blob: &'b [u8],
+    entry: Entry<'b>,
+    index: u16,
+    base: usize,
+    kind: LayerKind,
+    sections_start: usize,
+    sections_end: usize,
+    placed: &'e mut Vec<Placed, { MAX_LAYERS * 4 }>,
+}
+
+impl<'b> LayerCheck<'b, '_> {
+    fn err(&self, offset: usize, kind: BlobErrorKind) -> BlobError {
+        BlobError {
+            layer: Some(self.index),
+            layer_kind: Some(self.kind),
+            offset: clamp_offset(offset),
+            kind,
+        }
+    }
+
+    fn field(&self, rel: usize, kind: BlobErrorKind) -> BlobError {
+        self.err(self.base + rel, kind)
+    }
+
+    /// Checks one section against the length the layer needs and returns its bytes.
+    fn section(&mut self, section: Section, expected: u64) -> Result<&'b [u8], BlobError> {
+        let (offset, len) = self.entry.section(section);
+        let field = match section {
+            Section::Weights => blob::entry::WEIGHTS_OFFSET.start,
+            Section::Bias => blob::entry::BIAS_OFFSET.start,
+            Section::Requant => blob::entry::REQUANT_OFFSET.start,
+            Section::Aux => blob::entry::AUX_OFFSET.start,
+        };
+        if u64::from(len) != expected || (expected == 0 && offset != 0) {
+            return Err(self.field(
+                field + 4,
+                BlobErrorKind::SectionLength {
+                    section,
+                    expected: u32::try_from(expected).unwrap_or(u32::MAX),
+                    found: len,
+                },
+            ));
+        }
+        if expected == 0 {
+            return Ok(&[]);
+        }
+        let start = offset as usize;
+        if !start.is_multiple_of(SECTION_ALIGN) {
+            return Err(self.field(field, BlobErrorKind::SectionMisaligned { section }));
+        }
+        let end = start.checked_add(len as usize);
+        let bytes = match end {
+            Some(end) if start >= self.sections_start && end <= self.sections_end => {
+                self.blob.get(start..end)
+            }
+            _ => None,
+        }
+        .ok_or_else(|| self.field(field, BlobErrorKind::SectionOutOfBounds { section }))?;
+        self.placed
+            .push(Placed {
+                start,
+                end: start + bytes.len(),
+                layer: self.index,
+                kind: self.kind,
+                section,
+                field: self.base + field,
+            })
+            .map_err(|_| self.field(field, BlobErrorKind::SectionOverlap { section }))?;
+        Ok(bytes)
+    }
+
+    /// Validates per-channel multipliers and shifts; returns (multipliers, shifts).
+    fn requant_channels(
+        &self,
+        section: &'b [u8],
+        channels: usize,
+        offset: usize,
+    ) -> Result<(&'b [u8], &'b [u8]), BlobError> {
+        let (mults, shifts) = section.split_at(channels * 4);
+        for (i, (m, s)) in mults.chunks_exact(4).zip(shifts).enumerate() {
+            if QuantMultiplier::new_checked(le_i32(m), *s).is_none() {
+                return Err(self.err(offset + 4 * i, BlobErrorKind::BadMultiplier));
+            }
+        }
+        Ok((mults, shifts))
+    }
+
+    /// Validates weight rows and biases: zero row padding and no possible i32 overflow.
+    fn rows(
+        &self,
+        weights: &[u8],
+        w_offset: usize,
+        bias: &[u8],
+        b_offset: usize,
+        stride: usize,
+        len: usize,
+    ) -> Result<(), BlobError> {
+        for (o, (row, b)) in weights
+            .chunks_exact(stride)
+            .zip(bias.chunks_exact(4))
+            .enumerate()
+        {
+            let (used, pad) = row.split_at(len);
+            if let Some(p) = pad.iter().position(|&v| v != 0) {
+                return Err(self.err(
+                    w_offset + o * stride + len + p,
+                    BlobErrorKind::RowPaddingNotZero,
+                ));
+            }
+            // Every activation is in [-128, 127], so each product is at most 128 * |w| in magnitude.
+            let bound = used
+                .iter()
+                .map(|&w| u64::from((w as i8).unsigned_abs()) * 128)
+                .sum::<u64>()
+                + u64::from(le_i32(b).unsigned_abs());
+            if bound >= 1 << 31 {
+                return Err(self.err(b_offset + 4 * o, BlobErrorKind::OverflowPossible));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<'b> Model<'b> {
+    /// Parses and validates a blob, and plans the arena.
+    ///
+    /// # Errors
+    ///
+    /// Returns a [`BlobError`] naming the layer and byte offset of the first problem found; see `docs/BLOB.md`
+    /// for the list of checks.
+    pub fn load(blob: &'b [u8]) -> Result<Self, BlobError> {
+        use BlobErrorKind as K;
+        use blob::header as h;
+        let g = BlobError::global;
+
+        let header = Header::new_checked(blob).ok_or(g(blob.len(), K::Truncated))?;
+        if !header.magic_ok() {
+            return Err(g(h::MAGIC.start, K::BadMagic));
+        }
+        let version = header.version();
+        if version != blob::FORMAT_VERSION {
+            return Err(g(
+                h::VERSION.start,
+                K::UnsupportedVersion { found: version },
+            ));
+        }
+        if header.flags() != 0 {
+            return Err(g(
+                h::FLAGS.start,
+                K::UnknownFlags {
+                    found: header.flags(),
+                },
+            ));
+        }
+        if header.total_len() as usize != blob.len() || u32::try_from(blob.len()).is_err() {
+            return Err(g(
+                h::TOTAL_LEN.start,
+                K::LengthMismatch {
+                    declared: header.total_len(),
+                },
+            ));
+        }
+        let computed = blob::compute_crc(blob);
+        if computed != header.crc() {
+            return Err(g(
+                h::CRC.start,
+                K::CrcMismatch {
+                    stored: header.crc(),
+                    computed,
+                },
+            ));
+        }
+        if let Some(at) = header.nonzero_reserved() {
+            return Err(g(at, K::ReservedNotZero));
+        }
+        if header.layer_table_offset() as usize != HEADER_LEN {
+            return Err(g(h::LAYER_TABLE_OFFSET.start, K::BadTableOffset));
+        }
+        let count = header.layer_count();
+        if count == 0 || usize::from(count) > MAX_LAYERS {
+            return Err(g(h::LAYER_COUNT.start, K::BadLayerCount { found: count }));
+        }
+        let table_end = HEADER_LEN + ENTRY_LEN * usize::from(count);
+        if table_end > blob.len() {
+            return Err(g(blob.len(), K::Truncated));
+        }
+        let meta_offset = header.metadata_offset() as usize;
+        let meta_len = header.metadata_len() as usize;
+        if meta_offset < table_end || meta_offset.checked_add(meta_len) != Some(blob.len()) {
+            return Err(g(h::METADATA_OFFSET.start, K::MetadataOutOfBounds));
+        }
+        if !meta_offset.is_multiple_of(blob::METADATA_ALIGN) {
+            return Err(g(h::METADATA_OFFSET.start, K::MetadataMisaligned));
+        }
+
+        let mut layers: Vec<LayerPlan<'b>, MAX_LAYERS> = Vec::new();
+        let mut placed: Vec<Placed, { MAX_LAYERS * 4 }> = Vec::new();
+        for index in 0..count {
+            let base = HEADER_LEN + ENTRY_LEN * usize::from(index);
+            let entry = Entry::new_checked(blob, base).ok_or(g(base, K::Truncated))?;
+            let plan = check_layer(
+                LayerCheck {
+                    blob,
+                    entry,
+                    index,
+                    base,
+                    kind: LayerKind::Quantize,
+                    sections_start: table_end,
+                    sections_end: meta_offset,
+                    placed: &mut placed,
+                },
+                &layers,
+            )?;
+            layers
+                .push(plan)
+                .map_err(|_| g(h::LAYER_COUNT.start, K::BadLayerCount { found: count }))?;
+        }
+
+        placed.sort_unstable_by_key(|p| (p.start, p.end));
+        for pair in placed.windows(2) {
+            if let [a, b] = pair
+                && b.start < a.end
+            {
+                return Err(BlobError {
+                    layer: Some(b.layer),
+                    layer_kind: Some(b.kind),
+                    offset: clamp_offset(b.field),
+                    kind: K::SectionOverlap { section: b.section },
+                });
+            }
+        }
+
+        let (last_index, last) = match layers.last() {
+            Some(l) => (layers.len() - 1, *l),
+            None => return Err(g(h::LAYER_COUNT.start, K::BadLayerCount { found: count })),
+        };
+        let last_err = |kind| BlobError {
+            layer: u16::try_from(last_index).ok(),
+            layer_kind: Some(last.kind),
+            offset: clamp_offset(last.entry_offset + blob::entry::OUT_TIME.start),
+            kind,
+        };
+        if last.out_t != 1 {
+            return Err(last_err(K::OutputNotVector));
+        }
+        if last.out_c > MAX_CLASSES {
+            return Err(last_err(K::TooManyClasses {
+                found: u16::try_from(last.out_c).unwrap_or(u16::MAX),
+            }));
+        }
+
+        let metadata = parse_metadata(blob, meta_offset, meta_len)?;
+        let features = layers.first().map_or(0, |l| l.out_c);
+        if usize::from(metadata.feature_count) != features {
+            return Err(g(
+                meta_offset,
+                K::FeatureCountMismatch {
+                    names: metadata.feature_count,
+                    features: u16::try_from(features).unwrap_or(u16::MAX),
+                },
+            ));
+        }
+        if usize::from(metadata.label_count) != last.out_c {
+            return Err(g(
+                meta_offset,
+                K::LabelCountMismatch {
+                    names: metadata.label_count,
+                    classes: u16::try_from(last.out_c).unwrap_or(u16::MAX),
+                },
+            ));
+        }
+
+        let arena_bytes =
+            plan_arena(&mut layers).ok_or(g(h::LAYER_COUNT.start, K::ArenaTooLarge))?;
+        Ok(Model {
+            blob,
+            layers,
+            arena_bytes,
+            metadata,
+            crc: header.crc(),
+            version,
+        })
+    }
+
+    /// The exact number of scratch bytes a [`Session`](crate::Session) needs.
+    #[inline]
+    pub fn arena_bytes(&self) -> usize {
+        self.arena_bytes
+    }
+
+    /// The number of f32 values one input sample has: `T * F`.
+    #[inline]
+    pub fn input_len(&self) -> usize {
+        let (t, f) = self.input_shape();
+        t * f
+    }
+
+    /// The input shape `(T, F)`: time steps and features, flattened time-major.
+    #[inline]
+    pub fn input_shape(&self) -> (usize, usize) {
+        self.layers.first().map_or((0, 0), |l| (l.out_t, l.out_c))
+    }
+
+    /// The number of output classes (logits).
+    #[inline]
+    pub fn classes(&self) -> usize {
+        self.layers.last().map_or(0, |l| l.out_c)
+    }
+
+    /// A summary of each layer, in execution order.
+    pub fn layers(&self) -> impl Iterator<Item = LayerInfo> + '_ {
+        self.layers
+            .iter()
+            .enumerate()
+            .map(|(index, l)| layer_info(index, l))
+    }
+
+    /// The metadata block.
+    #[inline]
+    pub fn metadata(&self) -> Metadata<'b> {
+        self.metadata
+    }
+
+    /// The CRC-32 stored in (and verified against) the blob.
+    #[inline]
+    pub fn crc32(&self) -> u32 {
+        self.crc
+    }
+
+    /// The blob format version.
+    #[inline]
+    pub fn version(&self) -> u16 {
+        self.version
+    }
+
+    /// The blob length in bytes.
+    #[inline]
+    pub fn blob_len(&self) -> usize {
+        self.blob.len()
+    }
+
+    /// The blob bytes this model borrows.
+    #[inline]
+    pub fn blob(&self) -> &'b [u8] {
+        self.blob
+    }
+
+    /// The quantization of the logits: `(scale, zero_point)`.
+    #[inline]
+    pub fn output_quant(&self) -> (f32, i8) {
+        self.layers
+            .last()
+            .map_or((1.0, 0), |l| (l.out_scale, l.out_zp))
+    }
+
+    /// The quantization of the int8 input that [`Session::run_quantized`](crate::Session::run_quantized) takes:
+    /// `(scale, zero_point)`.
+    #[inline]
+    pub fn input_quant(&self) -> (f32, i8) {
+        self.layers
+            .first()
+            .map_or((1.0, 0), |l| (l.out_scale, l.out_zp))
+    }
+
+    #[inline]
+    pub(crate) fn plans(&self) -> &[LayerPlan<'b>] {
+        &self.layers
+    }
+}
+
+fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
+    let input = |v: u16| (v != NO_INPUT).then_some(usize::from(v));
+    let out_elems = (l.out_t * l.out_c) as u64;
+    let macs = match l.kind {
+        LayerKind::Dense | LayerKind::Conv1d => out_elems * l.row_len as u64,
+        LayerKind::MaxPool1d | LayerKind::AvgPool1d => out_elems * l.kernel as u64,
+        LayerKind::GlobalAvgPool => (l.in_t * l.in_c) as u64,
+        _ => out_elems,
+    };
+    let channels = l.bias.len() / 4;
+    let params = match l.kind {
+        LayerKind::Dense | LayerKind::Conv1d => channels * (l.row_len + 2),
+        LayerKind::Quantize => l.aux.len() / 4,
+        LayerKind::Lut => l.aux.len(),
+        LayerKind::AvgPool1d | LayerKind::GlobalAvgPool => 2,
+        LayerKind::Add => 4,
+        LayerKind::MaxPool1d | LayerKind::Flatten => 0,
+    };
+    let bytes = l.weights.len()
+        + l.bias.len()
+        + l.multipliers.len()
+        + l.shifts.len()
+        + l.aux.len()
+        + if matches!(
+            l.kind,
+            LayerKind::AvgPool1d | LayerKind::GlobalAvgPool | LayerKind::Add
+        ) {
+            5
+        } else {
+            0
+        };
+    LayerInfo {
+        index,
+        kind: l.kind,
+        input: input(l.input_a),
+        input_b: input(l.input_b),
+        in_shape: (l.in_t, l.in_c),
+        out_shape: (l.out_t, l.out_c),
+        kernel: l.kernel,
+        stride: l.stride,
+        dilation: l.dilation,
+        padding: l.padding,
+        out_scale: l.out_scale,
+        out_zero_point: l.out_zp,
+        act_min: l.act_min,
+        act_max: l.act_max,
+        params,
+        bytes,
+        macs,
+        arena_offset: l.out_start,
+        arena_len: l.out_len,
+    }
+}
+
+/// Validates one layer entry against the layers before it.
+fn check_layer<'b>(
+    mut c: LayerCheck<'b, '_>,
+    earlier: &[LayerPlan<'b>],
+) -> Result<LayerPlan<'b>, BlobError> {
+    use BlobErrorKind as K;
+    use blob::entry as e;
+    let entry = c.entry;
+    let code = entry.kind();
+    c.kind = LayerKind::from_code(code).ok_or(BlobError {
+        layer: Some(c.index),
+        layer_kind: None,
+        offset: clamp_offset(c.base + e::KIND),
+        kind: K::UnknownKind { found: code },
+    })?;
+    let kind = c.kind;
+    if let Some(at) = entry.nonzero_reserved() {
+        return Err(c.field(at, K::ReservedNotZero));
+    }
+    if (c.index == 0) != (kind == LayerKind::Quantize) {
+        return Err(c.field(e::KIND, K::QuantizeNotFirst));
+    }
+    let padding = match (Padding::from_code(entry.padding()), kind) {
+        (Some(p), LayerKind::Conv1d) | (Some(p @ Padding::Valid), _) => p,
+        _ => {
+            return Err(c.field(
+                e::PADDING,
+                K::BadPadding {
+                    found: entry.padding(),
+                },
+            ));
+        }
+    };
+    let (input_a, input_b) = (entry.input_a(), entry.input_b());
+    let producer = if c.index == 0 {
+        if input_a != NO_INPUT {
+            return Err(c.field(e::INPUT_A.start, K::BadInput { found: input_a }));
+        }
+        None
+    } else {
+        Some(
+            earlier
+                .get(usize::from(input_a))
+                .ok_or(c.field(e::INPUT_A.start, K::BadInput { found: input_a }))?,
+        )
+    };
+    let producer_b = if kind == LayerKind::Add {
+        Some(
+            earlier
+                .get(usize::from(input_b))
+                .ok_or(c.field(e::INPUT_B.start, K::BadInput { found: input_b }))?,
+        )
+    } else {
+        if input_b != NO_INPUT {
+            return Err(c.field(e::INPUT_B.start, K::BadInput { found: input_b }));
+        }
+        None
+    };
+
+    let (kernel, stride, dilation) = (
+        usize::from(entry.kernel()),
+        usize::from(entry.stride()),
+        usize::from(entry.dilation()),
+    );
+    let (uses_kernel, uses_stride, uses_dilation) = match kind {
+        LayerKind::Conv1d => (true, true, true),
+        LayerKind::MaxPool1d | LayerKind::AvgPool1d => (true, true, false),
+        _ => (false, false, false),
+    };
+    for (used, value, field) in [
+        (uses_kernel, kernel, e::KERNEL.start),
+        (uses_stride, stride, e::STRIDE.start),
+        (uses_dilation, dilation, e::DILATION.start),
+    ] {
+        if used && value == 0 {
+            return Err(c.field(field, K::ZeroParameter));
+        }
+        if !used && value != 0 {
+            return Err(c.field(field, K::UnusedParameter));
+        }
+    }
+    let (out_t, out_c) = (
+        usize::from(entry.out_time()),
+        usize::from(entry.out_channels()),
+    );
+    if out_t == 0 {
+        return Err(c.field(e::OUT_TIME.start, K::ZeroParameter));
+    }
+    if out_c == 0 {
+        return Err(c.field(e::OUT_CHANNELS.start, K::ZeroParameter));
+    }
+    let out_scale = entry.out_scale();
+    if !(out_scale.is_finite() && out_scale > 0.0) {
+        return Err(c.field(e::OUT_SCALE.start, K::BadScale));
+    }
+    let (out_zp, act_min, act_max) = (entry.out_zero_point(), entry.act_min(), entry.act_max());
+    if act_min > act_max {
+        return Err(c.field(e::ACT_MIN, K::BadActivationRange));
+    }
+
+    let (in_t, in_c, in_zp, in_scale) = producer.map_or((out_t, out_c, 0, 1.0), |p| {
+        (p.out_t, p.out_c, p.out_zp, p.out_scale)
+    });
+    let geometry = Geometry {
+        kind,
+        padding,
+        kernel,
+        stride,
+        dilation,
+        channels: out_c,
+        time: out_t,
+    };
+    let (t, ch) = output_shape(&geometry, (in_t, in_c)).map_err(|err| match err {
+        ShapeError::NotVector => c.field(e::INPUT_A.start, K::InputNotVector),
+        ShapeError::WindowTooLarge => c.field(e::KERNEL.start, K::WindowTooLarge),
+        ShapeError::Zero => c.field(e::KERNEL.start, K::ZeroParameter),
+    })?;
+    if (t, ch) != (out_t, out_c) {
+        return Err(c.field(
+            e::OUT_TIME.start,
+            K::ShapeMismatch {
+                expected_time: u32::try_from(t).unwrap_or(u32::MAX),
+                expected_channels: u32::try_from(ch).unwrap_or(u32::MAX),
+            },
+        ));
+    }
+    if let Some(b) = producer_b
+        && (b.out_t, b.out_c) != (in_t, in_c)
+    {
+        return Err(c.field(e::INPUT_B.start, K::AddShapeMismatch));
+    }
+    if matches!(kind, LayerKind::MaxPool1d | LayerKind::Flatten)
+        && (out_scale.to_bits() != in_scale.to_bits() || out_zp != in_zp)
+    {
+        return Err(c.field(e::OUT_ZERO_POINT, K::QuantParamsMismatch));
+    }
+
+    let mut plan = LayerPlan {
+        kind,
+        padding,
+        input_a: if c.index == 0 { NO_INPUT } else { input_a },
+        input_b: if kind == LayerKind::Add {
+            input_b
+        } else {
+            NO_INPUT
+        },
+        in_t,
+        in_c,
+        out_t,
+        out_c,
+        kernel,
+        stride,
+        dilation,
+        out_scale,
+        out_zp,
+        act_min,
+        act_max,
+        in_zp,
+        in_b_zp: producer_b.map_or(0, |b| b.out_zp),
+        weights: &[],
+        row_stride: 0,
+        row_len: 0,
+        bias: &[],
+        multipliers: &[],
+        shifts: &[],
+        requant: ONE,
+        aux: &[],
+        wa: 0,
+        wb: 0,
+        out_start: 0,
+        out_len: 0,
+        in_start: 0,
+        in_len: 0,
+        pad_len: 0,
+        in_b_start: 0,
+        in_b_len: 0,
+        alloc_start: 0,
+        alloc_len: 0,
+        entry_offset: c.base,
+    };
+
+    // Section lengths in u64 so that no product can wrap on 32-bit targets.
+    let (weights_len, channel_len, requant_len, aux_len): (u64, u64, u64, u64) = match kind {
+        LayerKind::Quantize => (0, 0, 0, 8 * out_c as u64),
+        LayerKind::Dense | LayerKind::Conv1d => {
+            plan.row_len = if kind == LayerKind::Dense {
+                in_c
+            } else {
+                kernel * in_c
+            };
+            plan.row_stride = row_stride(plan.row_len);
+            (
+                out_c as u64 * plan.row_stride as u64,
+                4 * out_c as u64,
+                5 * out_c as u64,
+                0,
+            )
+        }
+        LayerKind::Lut => (0, 0, 0, 256),
+        LayerKind::MaxPool1d | LayerKind::Flatten => (0, 0, 0, 0),
+        LayerKind::AvgPool1d | LayerKind::GlobalAvgPool => (0, 0, 5, 0),
+        LayerKind::Add => (0, 0, 5, 8),
+    };
+    let weights = c.section(Section::Weights, weights_len)?;
+    let bias = c.section(Section::Bias, channel_len)?;
+    let requant = c.section(Section::Requant, requant_len)?;
+    let aux = c.section(Section::Aux, aux_len)?;
+    let (w_offset, _) = entry.section(Section::Weights);
+    let (b_offset, _) = entry.section(Section::Bias);
+    let (r_offset, _) = entry.section(Section::Requant);
+    let (a_offset, _) = entry.section(Section::Aux);
+    let (w_offset, b_offset, r_offset, a_offset) = (
+        w_offset as usize,
+        b_offset as usize,
+        r_offset as usize,
+        a_offset as usize,
+    );
+
+    match kind {
+        LayerKind::Quantize => {
+            if let Some(i) = aux.chunks_exact(4).position(|v| !le_f32(v).is_finite()) {
+                return Err(c.err(a_offset + 4 * i, K::BadCoefficient));
+            }
+            plan.aux = aux;
+        }
+        LayerKind::Dense | LayerKind::Conv1d => {
+            c.rows(
+                weights,
+                w_offset,
+                bias,
+                b_offset,
+                plan.row_stride,
+                plan.row_len,
+            )?;
+            let (mults, shifts) = c.requant_channels(requant, out_c, r_offset)?;
+            plan.weights = weights;
+            plan.bias = bias;
+            plan.multipliers = mults;
+            plan.shifts = shifts;
+        }
+        LayerKind::Lut => plan.aux = aux,
+        LayerKind::AvgPool1d | LayerKind::GlobalAvgPool | LayerKind::Add => {
+            let (m, s) = requant.split_at(4);
+            plan.requant = s
+                .first()
+                .and_then(|&s| QuantMultiplier::new_checked(le_i32(m), s))
+                .ok_or(c.err(r_offset, K::BadMultiplier))?;
+            // Pools sum at most 65535 values of magnitude at most 255, which is below 2^31, so only Add needs a
+            // bound on its weights.
+            if kind == LayerKind::Add {
+                let (wa, wb) = aux.split_at(4);
+                let (wa, wb) = (le_i32(wa), le_i32(wb));
+                if 255 * (u64::from(wa.unsigned_abs()) + u64::from(wb.unsigned_abs())) >= 1 << 31 {
+                    return Err(c.err(a_offset, K::OverflowPossible));
+                }
+                plan.wa = wa;
+                plan.wb = wb;
+                plan.aux = aux;
+            }
+        }
+        LayerKind::MaxPool1d | LayerKind::Flatten => {}
+    }
+    Ok(plan)
+}
+
+/// The multiplier representing exactly 1, used where a layer has no multiplier.
+const ONE: QuantMultiplier = QuantMultiplier::ONE;
+
+/// Plans the arena and fills the arena fields of every layer; returns the arena size.
+fn plan_arena(layers: &mut [LayerPlan<'_>]) -> Option<usize> {
+    let mut reqs: Vec<TensorReq, MAX_LAYERS> = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        reqs.push(TensorReq {
+            first_use: i,
+            last_use: i,
+            size: l.out_t.checked_mul(l.out_c)?,
+            prefix: 0,
+        })
+        .ok()?;
+    }
+    for (i, l) in layers.iter().enumerate() {
+        for input in [l.input_a, l.input_b] {
+            if let Some(r) = reqs.get_mut(usize::from(input)) {
+                r.last_use = r.last_use.max(i);
+            }
+        }
+        if l.kind == LayerKind::Conv1d && l.padding == Padding::Causal {
+            let pad = l.dilation.checked_mul(l.kernel - 1)?.checked_mul(l.in_c)?;
+            if let Some(r) = reqs.get_mut(usize::from(l.input_a)) {
+                r.prefix = r.prefix.max(pad);
+            }
+        }
+    }
+    let mut starts = [0usize; MAX_LAYERS];
+    let total = plan::first_fit(&reqs, &mut starts)?;
+    for (i, l) in layers.iter_mut().enumerate() {
+        let r = reqs.get(i)?;
+        l.alloc_start = *starts.get(i)?;
+        l.alloc_len = r.prefix.checked_add(r.size)?;
+        l.out_start = l.alloc_start + r.prefix;
+        l.out_len = r.size;
+    }
+    // A second pass resolves the input ranges now that every tensor is placed.
+    for i in 0..layers.len() {
+        let l = *layers.get(i)?;
+        let a = layers.get(usize::from(l.input_a)).copied();
+        let b = layers.get(usize::from(l.input_b)).copied();
+        let me = layers.get_mut(i)?;
+        if let Some(a) = a {
+            me.pad_len = if l.kind == LayerKind::Conv1d && l.padding == Padding::Causal {
+                l.dilation * (l.kernel - 1) * l.in_c
+            } else {
+                0
+            };
+            me.in_start = a.out_start - me.pad_len;
+            me.in_len = a.out_len + me.pad_len;
+        }
+        if let Some(b) = b {
+            me.in_b_start = b.out_start;
+            me.in_b_len = b.out_len;
+        }
+    }
+    Some(total)
+}

@@ -1,0 +1,182 @@
+//! The arena planner: where each layer's output tensor lives in the caller's scratch buffer.
+//!
+//! Every layer writes one tensor, which is live from the layer that writes it to the last layer that reads it.
+//! Tensors are placed in execution order, each at the lowest 16-byte aligned offset that does not overlap any
+//! tensor live at the same time (first fit).
+//! A tensor read by a causal convolution gets a prefix of `dilation * (kernel - 1)` rows in front of its data,
+//! which the convolution fills with the input zero point, so the convolution itself never tests bounds.
+//! The arena size is the largest end offset, so it is exact: one byte less cannot hold the plan.
+
+use heapless::Vec;
+
+use crate::MAX_LAYERS;
+
+/// The alignment of every tensor allocation, relative to the start of the arena.
+pub const TENSOR_ALIGN: usize = 16;
+
+/// What the planner needs to know about one tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TensorReq {
+    /// The index of the layer that writes the tensor.
+    pub first_use: usize,
+    /// The index of the last layer that reads it (`first_use` if none does).
+    pub last_use: usize,
+    /// The data bytes.
+    pub size: usize,
+    /// The pad bytes in front of the data.
+    pub prefix: usize,
+}
+
+impl TensorReq {
+    fn live_with(&self, other: &TensorReq) -> bool {
+        self.first_use <= other.last_use && other.first_use <= self.last_use
+    }
+}
+
+/// Places the tensors (given in execution order) and writes each allocation's start offset to `starts`.
+///
+/// Returns the arena size, or `None` if it overflows `usize` or `starts` is too short.
+pub(crate) fn first_fit(reqs: &[TensorReq], starts: &mut [usize]) -> Option<usize> {
+    let mut total = 0usize;
+    for (i, req) in reqs.iter().enumerate() {
+        let len = req.size.checked_add(req.prefix)?;
+        // The blocks already placed that are live at the same time as this tensor, sorted by start.
+        let mut busy: Vec<(usize, usize), MAX_LAYERS> = Vec::new();
+        for (other, &start) in reqs.iter().zip(starts.iter()).take(i) {
+            if req.live_with(other) {
+                let end = start.checked_add(other.size)?.checked_add(other.prefix)?;
+                busy.push((start, end)).ok()?;
+            }
+        }
+        busy.sort_unstable();
+        let mut candidate = 0usize;
+        for &(start, end) in &busy {
+            if candidate.checked_add(len)? <= start {
+                break;
+            }
+            candidate = candidate.max(end.checked_next_multiple_of(TENSOR_ALIGN)?);
+        }
+        *starts.get_mut(i)? = candidate;
+        total = total.max(candidate.checked_add(len)?);
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+
+        fn below(&mut self, n: u64) -> usize {
+            (self.next() % n) as usize
+        }
+    }
+
+    /// Builds a random layer graph: each layer reads the previous one, and sometimes an older one as a
+    /// residual second input.
+    fn random_graph(rng: &mut XorShift) -> std::vec::Vec<TensorReq> {
+        let n = 1 + rng.below(MAX_LAYERS as u64);
+        let mut reqs: std::vec::Vec<TensorReq> = (0..n)
+            .map(|i| TensorReq {
+                first_use: i,
+                last_use: i,
+                size: 1 + rng.below(300),
+                prefix: if rng.below(4) == 0 { rng.below(64) } else { 0 },
+            })
+            .collect();
+        for i in 1..n {
+            let mut inputs = vec![i - 1];
+            if rng.below(3) == 0 {
+                inputs.push(rng.below(i as u64));
+            }
+            for j in inputs {
+                reqs[j].last_use = reqs[j].last_use.max(i);
+            }
+        }
+        reqs
+    }
+
+    #[test]
+    fn live_tensors_never_overlap_and_size_is_tight() {
+        let mut rng = XorShift(0x5EED_1234_ABCD);
+        for _ in 0..5_000 {
+            let reqs = random_graph(&mut rng);
+            let mut starts = [0usize; MAX_LAYERS];
+            let total = first_fit(&reqs, &mut starts).unwrap();
+            let mut max_end = 0;
+            for (i, a) in reqs.iter().enumerate() {
+                assert_eq!(starts[i] % TENSOR_ALIGN, 0);
+                let a_end = starts[i] + a.prefix + a.size;
+                max_end = max_end.max(a_end);
+                assert!(a_end <= total);
+                for (j, b) in reqs.iter().enumerate().take(i) {
+                    if a.live_with(b) {
+                        let b_end = starts[j] + b.prefix + b.size;
+                        assert!(
+                            a_end <= starts[j] || b_end <= starts[i],
+                            "tensors {j} and {i} overlap: {reqs:?} {starts:?}"
+                        );
+                    }
+                }
+            }
+            assert_eq!(max_end, total);
+        }
+    }
+
+    #[test]
+    fn a_chain_reuses_memory() {
+        // Three 100-byte tensors in a chain: the third can reuse the first one's space.
+        let reqs = [
+            TensorReq {
+                first_use: 0,
+                last_use: 1,
+                size: 100,
+                prefix: 0,
+            },
+            TensorReq {
+                first_use: 1,
+                last_use: 2,
+                size: 100,
+                prefix: 0,
+            },
+            TensorReq {
+                first_use: 2,
+                last_use: 2,
+                size: 100,
+                prefix: 0,
+            },
+        ];
+        let mut starts = [0usize; 3];
+        assert_eq!(first_fit(&reqs, &mut starts), Some(212));
+        assert_eq!(starts, [0, 112, 0]);
+    }
+
+    #[test]
+    fn overflow_is_reported() {
+        let reqs = [
+            TensorReq {
+                first_use: 0,
+                last_use: 1,
+                size: usize::MAX - 8,
+                prefix: 0,
+            },
+            TensorReq {
+                first_use: 1,
+                last_use: 1,
+                size: 100,
+                prefix: 0,
+            },
+        ];
+        let mut starts = [0usize; 2];
+        assert_eq!(first_fit(&reqs, &mut starts), None);
+    }
+}

@@ -1,0 +1,9 @@
+//! Integration tests of tickq-core: encode models, load them, run them and compare with f32 math.
+//!
+//! One test binary (`autotests = false`) with one module per concern; everything needs the encoder, so the
+//! binary is empty without the `alloc` feature.
+#![cfg(feature = "alloc")]
+
+mod support;
+
+mod mlp;
