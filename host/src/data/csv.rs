@@ -640,6 +640,28 @@ mod tests {
     }
 
     #[test]
+    fn read_error_names_the_line() {
+        /// Yields a valid header and one row, then fails.
+        struct Failing(usize);
+        impl std::io::Read for Failing {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let text = b"time,price,size\n1,1,1\n";
+                if self.0 < text.len() {
+                    let n = buf.len().min(text.len() - self.0);
+                    buf[..n].copy_from_slice(&text[self.0..self.0 + n]);
+                    self.0 += n;
+                    Ok(n)
+                } else {
+                    Err(std::io::Error::other("disk on fire"))
+                }
+            }
+        }
+        let e = parse_trades(BufReader::new(Failing(0)), "t.csv").expect_err("read error");
+        assert!(matches!(e, DataError::Read { line: 3, .. }), "{e}");
+        assert!(e.to_string().contains("disk on fire"), "{e}");
+    }
+
+    #[test]
     fn blank_lines_keep_line_numbers() {
         let e = err("time,price,size\n\n1,1,1\n\n2,x,1\n");
         assert!(matches!(e, DataError::BadNumber { line: 5, .. }), "{e}");

@@ -267,8 +267,13 @@ pub fn chronological_split(ds: &Dataset, cfg: &SplitConfig) -> Result<Splits, Da
     let val_start = a.saturating_add(cfg.gap);
     let test_start = b.saturating_add(cfg.gap);
     if a == 0 || val_start >= b || test_start >= n {
-        let needed = (2 * cfg.gap + 3)
-            .max((3.0 / (1.0 - train - validation).min(validation).min(train)).ceil() as usize);
+        // Each part needs one sample after its share is rounded down and the gaps are taken out.
+        let smallest_share = (1.0 - train - validation).min(validation).min(train);
+        let needed = cfg
+            .gap
+            .saturating_mul(2)
+            .saturating_add(3)
+            .max((3.0 / smallest_share).ceil() as usize);
         return Err(DataError::TooFewSamples {
             found: n,
             needed,
@@ -460,6 +465,14 @@ mod tests {
                 "{c:?}"
             );
         }
+        let huge_gap = SplitConfig {
+            gap: usize::MAX,
+            ..SplitConfig::for_dataset(&ds)
+        };
+        assert!(matches!(
+            chronological_split(&ds, &huge_gap),
+            Err(DataError::TooFewSamples { .. })
+        ));
         let tiny = ds.select(0..20);
         assert!(matches!(
             chronological_split(&tiny, &SplitConfig::for_dataset(&tiny)),
