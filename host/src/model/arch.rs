@@ -1,0 +1,918 @@
+//! The architecture file: a declarative description of a sequential network.
+//!
+//! An [`Architecture`] is read from TOML (or JSON, chosen by the `.json` extension),
+//! and every constructor that parses text also runs [`Architecture::validate`],
+//! so a parsed architecture always has a consistent shape chain.
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{ModelError, Result};
+
+/// How a convolution treats the start of the window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Padding {
+    /// No padding: the output is shorter than the input by `dilation * (kernel - 1)` steps (before striding).
+    #[default]
+    Valid,
+    /// Left padding with `dilation * (kernel - 1)` zeros, so output step `t` sees only inputs up to `t`.
+    Causal,
+}
+
+/// The shape of one sample (the batch dimension is left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A sequence of `time` steps with `channels` values each (PyTorch `[C, T]`).
+    Seq {
+        /// Channels (features) per step.
+        channels: usize,
+        /// Number of time steps.
+        time: usize,
+    },
+    /// A plain vector of this many values.
+    Flat(usize),
+}
+
+impl Shape {
+    /// The number of values in one sample of this shape.
+    pub fn len(&self) -> usize {
+        match *self {
+            Shape::Seq { channels, time } => channels * time,
+            Shape::Flat(n) => n,
+        }
+    }
+
+    /// Whether the shape holds no values (never true for a validated architecture).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Seq { channels, time } => {
+                write!(f, "sequence of {time} steps x {channels} channels")
+            }
+            Shape::Flat(n) => write!(f, "vector of {n}"),
+        }
+    }
+}
+
+/// The model input: `time_steps` ticks of `features` values each.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// Number of ticks in the window (1 for a plain vector input).
+    pub time_steps: usize,
+    /// Number of features per tick.
+    pub features: usize,
+}
+
+/// One entry of the `[[layers]]` list, tagged by its `type` field.
+///
+/// In the file, `type` is one of `dense`, `conv1d`, `relu`, `relu6`, `clamp`, `tanh`, `sigmoid`,
+/// `maxpool1d`, `avgpool1d`, `global_avg_pool` and `flatten`; a field that the type does not use is an error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "RawLayer", into = "RawLayer")]
+pub enum LayerSpec {
+    /// Fully connected layer on a vector: `y = W x + b`, weight `[out, in]`.
+    Dense {
+        /// Parameter name prefix; defaults to `fc1`, `fc2`, ... by position among dense layers.
+        name: Option<String>,
+        /// Output features.
+        out: usize,
+    },
+    /// 1-D convolution over time on a sequence, weight `[out, in, kernel]`.
+    Conv1d {
+        /// Parameter name prefix; defaults to `conv1`, `conv2`, ... by position among conv1d layers.
+        name: Option<String>,
+        /// Output channels.
+        out: usize,
+        /// Kernel size in time steps.
+        kernel: usize,
+        /// Step between output positions (default 1).
+        stride: usize,
+        /// Spacing between kernel taps (default 1).
+        dilation: usize,
+        /// `valid` (default) or `causal`.
+        padding: Padding,
+    },
+    /// `max(x, 0)`.
+    ReLU,
+    /// `min(max(x, 0), 6)`.
+    ReLU6,
+    /// `min(max(x, min), max)`.
+    Clamp {
+        /// Lower bound.
+        min: f32,
+        /// Upper bound.
+        max: f32,
+    },
+    /// Hyperbolic tangent.
+    Tanh,
+    /// Logistic sigmoid.
+    Sigmoid,
+    /// Maximum over time windows, per channel.
+    MaxPool1d {
+        /// Window length.
+        kernel: usize,
+        /// Step between windows (default: `kernel`).
+        stride: Option<usize>,
+    },
+    /// Mean over time windows, per channel.
+    AvgPool1d {
+        /// Window length.
+        kernel: usize,
+        /// Step between windows (default: `kernel`).
+        stride: Option<usize>,
+    },
+    /// Mean over all time steps: a sequence becomes a vector of its channels.
+    GlobalAvgPool,
+    /// A sequence `[C, T]` becomes a vector of `C * T` values in channel-major order (`c * T + t`), as in PyTorch.
+    Flatten,
+}
+
+impl LayerSpec {
+    /// The `type` string of this layer, as written in the architecture file.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LayerSpec::Dense { .. } => "dense",
+            LayerSpec::Conv1d { .. } => "conv1d",
+            LayerSpec::ReLU => "relu",
+            LayerSpec::ReLU6 => "relu6",
+            LayerSpec::Clamp { .. } => "clamp",
+            LayerSpec::Tanh => "tanh",
+            LayerSpec::Sigmoid => "sigmoid",
+            LayerSpec::MaxPool1d { .. } => "maxpool1d",
+            LayerSpec::AvgPool1d { .. } => "avgpool1d",
+            LayerSpec::GlobalAvgPool => "global_avg_pool",
+            LayerSpec::Flatten => "flatten",
+        }
+    }
+
+    /// Whether the layer has a weight and a bias.
+    pub fn has_parameters(&self) -> bool {
+        matches!(self, LayerSpec::Dense { .. } | LayerSpec::Conv1d { .. })
+    }
+}
+
+/// The flat on-disk form of a [`LayerSpec`]: every field optional, checked against the `type` on conversion.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLayer {
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    out: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    kernel: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    stride: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dilation: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    padding: Option<Padding>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    min: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    max: Option<f32>,
+}
+
+const LAYER_TYPES: &str = "dense, conv1d, relu, relu6, clamp, tanh, sigmoid, maxpool1d, avgpool1d, global_avg_pool, flatten";
+
+impl TryFrom<RawLayer> for LayerSpec {
+    type Error = String;
+
+    fn try_from(raw: RawLayer) -> std::result::Result<Self, String> {
+        let kind = raw.kind.as_str();
+        let present = [
+            ("name", raw.name.is_some()),
+            ("out", raw.out.is_some()),
+            ("kernel", raw.kernel.is_some()),
+            ("stride", raw.stride.is_some()),
+            ("dilation", raw.dilation.is_some()),
+            ("padding", raw.padding.is_some()),
+            ("min", raw.min.is_some()),
+            ("max", raw.max.is_some()),
+        ];
+        let allowed: &[&str] = match kind {
+            "dense" => &["name", "out"],
+            "conv1d" => &["name", "out", "kernel", "stride", "dilation", "padding"],
+            "clamp" => &["min", "max"],
+            "maxpool1d" | "avgpool1d" => &["kernel", "stride"],
+            "relu" | "relu6" | "tanh" | "sigmoid" | "global_avg_pool" | "flatten" => &[],
+            other => {
+                return Err(format!(
+                    "unknown layer type `{other}`, expected one of {LAYER_TYPES}"
+                ));
+            }
+        };
+        if let Some((field, _)) = present.iter().find(|(f, set)| *set && !allowed.contains(f)) {
+            return Err(format!("layer type `{kind}` has no field `{field}`"));
+        }
+        let need = |v: Option<usize>, field: &str| {
+            v.ok_or_else(|| format!("layer type `{kind}` needs field `{field}`"))
+        };
+        let needf = |v: Option<f32>, field: &str| {
+            v.ok_or_else(|| format!("layer type `{kind}` needs field `{field}`"))
+        };
+        Ok(match kind {
+            "dense" => LayerSpec::Dense {
+                name: raw.name,
+                out: need(raw.out, "out")?,
+            },
+            "conv1d" => LayerSpec::Conv1d {
+                name: raw.name,
+                out: need(raw.out, "out")?,
+                kernel: need(raw.kernel, "kernel")?,
+                stride: raw.stride.unwrap_or(1),
+                dilation: raw.dilation.unwrap_or(1),
+                padding: raw.padding.unwrap_or_default(),
+            },
+            "clamp" => LayerSpec::Clamp {
+                min: needf(raw.min, "min")?,
+                max: needf(raw.max, "max")?,
+            },
+            "maxpool1d" => LayerSpec::MaxPool1d {
+                kernel: need(raw.kernel, "kernel")?,
+                stride: raw.stride,
+            },
+            "avgpool1d" => LayerSpec::AvgPool1d {
+                kernel: need(raw.kernel, "kernel")?,
+                stride: raw.stride,
+            },
+            "relu" => LayerSpec::ReLU,
+            "relu6" => LayerSpec::ReLU6,
+            "tanh" => LayerSpec::Tanh,
+            "sigmoid" => LayerSpec::Sigmoid,
+            "global_avg_pool" => LayerSpec::GlobalAvgPool,
+            _ => LayerSpec::Flatten,
+        })
+    }
+}
+
+impl From<LayerSpec> for RawLayer {
+    fn from(spec: LayerSpec) -> Self {
+        let mut raw = RawLayer {
+            kind: spec.kind().to_string(),
+            ..RawLayer::default()
+        };
+        match spec {
+            LayerSpec::Dense { name, out } => {
+                raw.name = name;
+                raw.out = Some(out);
+            }
+            LayerSpec::Conv1d {
+                name,
+                out,
+                kernel,
+                stride,
+                dilation,
+                padding,
+            } => {
+                raw.name = name;
+                raw.out = Some(out);
+                raw.kernel = Some(kernel);
+                raw.stride = (stride != 1).then_some(stride);
+                raw.dilation = (dilation != 1).then_some(dilation);
+                raw.padding = (padding != Padding::Valid).then_some(padding);
+            }
+            LayerSpec::Clamp { min, max } => {
+                raw.min = Some(min);
+                raw.max = Some(max);
+            }
+            LayerSpec::MaxPool1d { kernel, stride } | LayerSpec::AvgPool1d { kernel, stride } => {
+                raw.kernel = Some(kernel);
+                raw.stride = stride;
+            }
+            LayerSpec::ReLU
+            | LayerSpec::ReLU6
+            | LayerSpec::Tanh
+            | LayerSpec::Sigmoid
+            | LayerSpec::GlobalAvgPool
+            | LayerSpec::Flatten => {}
+        }
+        raw
+    }
+}
+
+/// A sequential network: the input window, the layers in order and the number of classes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Architecture {
+    /// A short model name (it ends up in the blob metadata).
+    pub name: String,
+    /// Number of output classes; the last layer must produce a vector of this length.
+    pub classes: usize,
+    /// The input window.
+    pub input: InputSpec,
+    /// The layers, applied in order.
+    pub layers: Vec<LayerSpec>,
+}
+
+/// Largest number of values any tensor of one sample may hold, to keep arithmetic far from overflow.
+const MAX_TENSOR_LEN: usize = 1 << 28;
+
+impl Architecture {
+    /// Reads and validates an architecture file: JSON when the extension is `.json`, TOML otherwise.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::Io`] when the file cannot be read, [`ModelError::Parse`] for syntax or field errors,
+    /// and [`ModelError::InvalidArch`] (naming the file and the layer) when the network is inconsistent.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let origin = path.display().to_string();
+        let is_json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let arch = if is_json {
+            Self::parse_json(&text, &origin)?
+        } else {
+            Self::parse_toml(&text, &origin)?
+        };
+        arch.validate().map_err(|e| with_origin(e, &origin))?;
+        Ok(arch)
+    }
+
+    /// Parses and validates an architecture written in TOML.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::Parse`] or [`ModelError::InvalidArch`].
+    pub fn from_toml_str(text: &str) -> Result<Self> {
+        let arch = Self::parse_toml(text, "<string>")?;
+        arch.validate()?;
+        Ok(arch)
+    }
+
+    /// Parses and validates an architecture written in JSON (same fields as the TOML form).
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::Parse`] or [`ModelError::InvalidArch`].
+    pub fn from_json_str(text: &str) -> Result<Self> {
+        let arch = Self::parse_json(text, "<string>")?;
+        arch.validate()?;
+        Ok(arch)
+    }
+
+    fn parse_toml(text: &str, origin: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| ModelError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    fn parse_json(text: &str, origin: &str) -> Result<Self> {
+        serde_json::from_str(text).map_err(|e| ModelError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes the architecture as TOML; [`Architecture::from_toml_str`] reads it back unchanged.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::Serialize`] if a value has no TOML form (a non-finite clamp bound).
+    pub fn to_toml_string(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| ModelError::Serialize(e.to_string()))
+    }
+
+    /// Writes the architecture as pretty-printed JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::Serialize`] if a value has no JSON form.
+    pub fn to_json_string(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).map_err(|e| ModelError::Serialize(e.to_string()))
+    }
+
+    /// Checks the whole architecture: sizes, names and the shape chain.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidArch`] naming the first offending layer.
+    pub fn validate(&self) -> Result<()> {
+        self.shapes().map(|_| ())
+    }
+
+    /// The input shape of one sample: a vector of `features` when `time_steps == 1`, else a sequence.
+    ///
+    /// The result is only meaningful for a validated architecture (both sizes at least 1).
+    pub fn input_shape(&self) -> Shape {
+        if self.input.time_steps == 1 {
+            Shape::Flat(self.input.features)
+        } else {
+            Shape::Seq {
+                channels: self.input.features,
+                time: self.input.time_steps,
+            }
+        }
+    }
+
+    /// The number of input values per sample, `time_steps * features`.
+    pub fn input_len(&self) -> usize {
+        self.input.time_steps.saturating_mul(self.input.features)
+    }
+
+    /// The parameter name prefix of layer `index` (`fc2`, `conv1` or the explicit `name`),
+    /// or `None` when the layer has no parameters or does not exist.
+    pub fn param_name(&self, index: usize) -> Option<String> {
+        let spec = self.layers.get(index)?;
+        let (explicit, prefix) = match spec {
+            LayerSpec::Dense { name, .. } => (name, "fc"),
+            LayerSpec::Conv1d { name, .. } => (name, "conv"),
+            _ => return None,
+        };
+        if let Some(n) = explicit {
+            return Some(n.clone());
+        }
+        let ordinal = self.layers[..=index]
+            .iter()
+            .filter(|l| l.kind() == spec.kind())
+            .count();
+        Some(format!("{prefix}{ordinal}"))
+    }
+
+    fn describe(&self, index: usize) -> String {
+        match (self.layers.get(index), self.param_name(index)) {
+            (Some(spec), Some(name)) => format!("{} \"{name}\"", spec.kind()),
+            (Some(spec), None) => spec.kind().to_string(),
+            (None, _) => "?".to_string(),
+        }
+    }
+
+    /// Computes the output shape of every layer, index-aligned with [`Architecture::layers`].
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidArch`] for zero sizes, a dense layer on a sequence, a convolution or pool on a vector,
+    /// a window shorter than a kernel, duplicate or malformed names, or a last layer that is not a vector of `classes`.
+    pub fn shapes(&self) -> Result<Vec<Shape>> {
+        let global = |reason: String| ModelError::InvalidArch {
+            origin: None,
+            layer: None,
+            reason,
+        };
+        if self.classes < 2 {
+            return Err(global(format!(
+                "classes must be at least 2, got {}",
+                self.classes
+            )));
+        }
+        if self.input.time_steps == 0 || self.input.features == 0 {
+            return Err(global(format!(
+                "input time_steps and features must be at least 1, got {} and {}",
+                self.input.time_steps, self.input.features
+            )));
+        }
+        if self
+            .input
+            .time_steps
+            .checked_mul(self.input.features)
+            .is_none_or(|n| n > MAX_TENSOR_LEN)
+        {
+            return Err(global("input is too large".to_string()));
+        }
+        if self.layers.is_empty() {
+            return Err(global("the model has no layers".to_string()));
+        }
+        self.check_names()?;
+        let mut shape = self.input_shape();
+        let mut out = Vec::with_capacity(self.layers.len());
+        for (i, spec) in self.layers.iter().enumerate() {
+            let err = |reason: String| ModelError::InvalidArch {
+                origin: None,
+                layer: Some((i, self.describe(i))),
+                reason,
+            };
+            shape = next_shape(spec, shape).map_err(err)?;
+            if shape.len() > MAX_TENSOR_LEN {
+                return Err(err(format!("output is too large ({shape})")));
+            }
+            out.push(shape);
+        }
+        let last = self.layers.len() - 1;
+        let bad_end = |reason: String| ModelError::InvalidArch {
+            origin: None,
+            layer: Some((last, self.describe(last))),
+            reason,
+        };
+        match shape {
+            Shape::Flat(n) if n == self.classes => Ok(out),
+            Shape::Flat(n) => Err(bad_end(format!(
+                "the last layer outputs {n} values but the model has {} classes",
+                self.classes
+            ))),
+            Shape::Seq { .. } => Err(bad_end(format!(
+                "the last layer outputs a {shape}; end with flatten or global_avg_pool and a dense layer of {} outputs",
+                self.classes
+            ))),
+        }
+    }
+
+    fn check_names(&self) -> Result<()> {
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        for i in 0..self.layers.len() {
+            let Some(name) = self.param_name(i) else {
+                continue;
+            };
+            let err = |reason: String| ModelError::InvalidArch {
+                origin: None,
+                layer: Some((i, self.describe(i))),
+                reason,
+            };
+            let valid_chars = name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            if name.is_empty()
+                || !valid_chars
+                || name.starts_with('.')
+                || name.ends_with('.')
+                || name.contains("..")
+            {
+                return Err(err(format!(
+                    "name {name:?} must be non-empty ASCII letters, digits, '_' and inner single '.'"
+                )));
+            }
+            if let Some((_, j)) = seen.iter().find(|(n, _)| *n == name) {
+                return Err(err(format!("name {name:?} is already used by layer {j}")));
+            }
+            seen.push((name, i));
+        }
+        Ok(())
+    }
+}
+
+fn with_origin(e: ModelError, origin: &str) -> ModelError {
+    match e {
+        ModelError::InvalidArch {
+            origin: None,
+            layer,
+            reason,
+        } => ModelError::InvalidArch {
+            origin: Some(origin.to_string()),
+            layer,
+            reason,
+        },
+        other => other,
+    }
+}
+
+fn pooled_len(time: usize, kernel: usize, stride: usize) -> std::result::Result<usize, String> {
+    if kernel == 0 || stride == 0 {
+        return Err("kernel and stride must be at least 1".to_string());
+    }
+    if time < kernel {
+        return Err(format!(
+            "window too short: {time} steps in, kernel {kernel}"
+        ));
+    }
+    Ok((time - kernel) / stride + 1)
+}
+
+/// The output shape of one layer for a given input shape, or a reason why it does not fit.
+fn next_shape(spec: &LayerSpec, input: Shape) -> std::result::Result<Shape, String> {
+    let need_seq = |what: &str| {
+        format!(
+            "{what} needs a sequence input but gets a {input}; use time_steps > 1 and put it before flatten/global_avg_pool"
+        )
+    };
+    match *spec {
+        LayerSpec::Dense { out, .. } => {
+            if out == 0 {
+                return Err("out must be at least 1".to_string());
+            }
+            match input {
+                Shape::Flat(_) => Ok(Shape::Flat(out)),
+                Shape::Seq { .. } => Err(format!(
+                    "dense needs a vector input but gets a {input}; add flatten or global_avg_pool before it"
+                )),
+            }
+        }
+        LayerSpec::Conv1d {
+            out,
+            kernel,
+            stride,
+            dilation,
+            padding,
+            ..
+        } => {
+            let Shape::Seq { time, .. } = input else {
+                return Err(need_seq("conv1d"));
+            };
+            if out == 0 || kernel == 0 || stride == 0 || dilation == 0 {
+                return Err("out, kernel, stride and dilation must be at least 1".to_string());
+            }
+            let span = dilation
+                .checked_mul(kernel - 1)
+                .and_then(|s| s.checked_add(1))
+                .ok_or("kernel span overflows")?;
+            let t_out = match padding {
+                Padding::Causal => (time - 1) / stride + 1,
+                Padding::Valid => {
+                    if time < span {
+                        return Err(format!(
+                            "window too short: {time} steps in, but kernel {kernel} with dilation {dilation} spans {span} (use padding = \"causal\" or a longer input)"
+                        ));
+                    }
+                    (time - span) / stride + 1
+                }
+            };
+            Ok(Shape::Seq {
+                channels: out,
+                time: t_out,
+            })
+        }
+        LayerSpec::ReLU | LayerSpec::ReLU6 | LayerSpec::Tanh | LayerSpec::Sigmoid => Ok(input),
+        LayerSpec::Clamp { min, max } => {
+            if !(min.is_finite() && max.is_finite() && min < max) {
+                return Err(format!(
+                    "clamp needs finite bounds with min < max, got min {min} and max {max}"
+                ));
+            }
+            Ok(input)
+        }
+        LayerSpec::MaxPool1d { kernel, stride } | LayerSpec::AvgPool1d { kernel, stride } => {
+            let Shape::Seq { channels, time } = input else {
+                return Err(need_seq(spec.kind()));
+            };
+            let t_out = pooled_len(time, kernel, stride.unwrap_or(kernel))?;
+            Ok(Shape::Seq {
+                channels,
+                time: t_out,
+            })
+        }
+        LayerSpec::GlobalAvgPool => match input {
+            Shape::Seq { channels, .. } => Ok(Shape::Flat(channels)),
+            Shape::Flat(_) => Err(need_seq("global_avg_pool")),
+        },
+        LayerSpec::Flatten => Ok(Shape::Flat(input.len())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MLP: &str = r#"
+name = "mlp"
+classes = 3
+[input]
+time_steps = 1
+features = 24
+[[layers]]
+type = "dense"
+out = 64
+[[layers]]
+type = "relu"
+[[layers]]
+type = "dense"
+out = 3
+"#;
+
+    fn conv_arch(extra: &str) -> String {
+        format!(
+            r#"
+name = "conv"
+classes = 3
+[input]
+time_steps = 64
+features = 8
+[[layers]]
+type = "conv1d"
+out = 16
+kernel = 5
+[[layers]]
+type = "relu"
+[[layers]]
+type = "conv1d"
+out = 16
+kernel = 5
+stride = 2
+padding = "causal"
+{extra}
+[[layers]]
+type = "global_avg_pool"
+[[layers]]
+type = "dense"
+out = 3
+"#
+        )
+    }
+
+    fn invalid_reason(text: &str) -> (Option<usize>, String) {
+        match Architecture::from_toml_str(text) {
+            Err(ModelError::InvalidArch { layer, reason, .. }) => (layer.map(|l| l.0), reason),
+            other => panic!("expected InvalidArch, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_mlp_with_default_names_and_shapes() {
+        let arch = Architecture::from_toml_str(MLP).unwrap();
+        assert_eq!(arch.param_name(0).as_deref(), Some("fc1"));
+        assert_eq!(arch.param_name(1), None);
+        assert_eq!(arch.param_name(2).as_deref(), Some("fc2"));
+        assert_eq!(
+            arch.shapes().unwrap(),
+            vec![Shape::Flat(64), Shape::Flat(64), Shape::Flat(3)]
+        );
+        assert_eq!(arch.input_shape(), Shape::Flat(24));
+    }
+
+    #[test]
+    fn conv_shape_chain_follows_pytorch_formulas() {
+        let arch = Architecture::from_toml_str(&conv_arch("")).unwrap();
+        let shapes = arch.shapes().unwrap();
+        // Valid: 64 - 4 = 60; causal with stride 2: (60 - 1) / 2 + 1 = 30.
+        assert_eq!(
+            shapes[0],
+            Shape::Seq {
+                channels: 16,
+                time: 60
+            }
+        );
+        assert_eq!(
+            shapes[2],
+            Shape::Seq {
+                channels: 16,
+                time: 30
+            }
+        );
+        assert_eq!(shapes[3], Shape::Flat(16));
+        assert_eq!(arch.param_name(2).as_deref(), Some("conv2"));
+        assert_eq!(arch.param_name(4).as_deref(), Some("fc1"));
+    }
+
+    #[test]
+    fn pools_and_flatten_shapes() {
+        let text = r#"
+name = "p"
+classes = 2
+[input]
+time_steps = 10
+features = 3
+[[layers]]
+type = "maxpool1d"
+kernel = 2
+[[layers]]
+type = "avgpool1d"
+kernel = 3
+stride = 1
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "dense"
+out = 2
+"#;
+        let arch = Architecture::from_toml_str(text).unwrap();
+        assert_eq!(
+            arch.shapes().unwrap(),
+            vec![
+                Shape::Seq {
+                    channels: 3,
+                    time: 5
+                },
+                Shape::Seq {
+                    channels: 3,
+                    time: 3
+                },
+                Shape::Flat(9),
+                Shape::Flat(2)
+            ]
+        );
+    }
+
+    #[test]
+    fn toml_and_json_round_trip() {
+        let arch = Architecture::from_toml_str(&conv_arch(
+            "[[layers]]\ntype = \"clamp\"\nmin = -1.5\nmax = 2",
+        ))
+        .unwrap();
+        let toml_text = arch.to_toml_string().unwrap();
+        assert_eq!(Architecture::from_toml_str(&toml_text).unwrap(), arch);
+        let json_text = arch.to_json_string().unwrap();
+        assert_eq!(Architecture::from_json_str(&json_text).unwrap(), arch);
+        assert!(toml_text.contains("padding = \"causal\""));
+    }
+
+    #[test]
+    fn load_picks_the_format_by_extension_and_names_the_file() {
+        let dir = std::env::temp_dir().join(format!("tickq-arch-{}", std::process::id()));
+        let arch = Architecture::from_toml_str(MLP).unwrap();
+        let json = dir.join("a.json");
+        crate::fsutil::write_atomic(&json, arch.to_json_string().unwrap().as_bytes()).unwrap();
+        assert_eq!(Architecture::load(&json).unwrap(), arch);
+        let bad = dir.join("bad.toml");
+        crate::fsutil::write_atomic(&bad, MLP.replace("out = 3", "out = 4").as_bytes()).unwrap();
+        let msg = Architecture::load(&bad).unwrap_err().to_string();
+        assert!(
+            msg.contains("bad.toml") && msg.contains("layer 2 (dense \"fc2\")"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("4 values") && msg.contains("3 classes"),
+            "{msg}"
+        );
+        let missing = Architecture::load(&dir.join("nope.toml")).unwrap_err();
+        assert!(matches!(missing, ModelError::Io { .. }));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rejects_dense_on_sequence() {
+        let text = conv_arch("").replace("type = \"global_avg_pool\"", "type = \"relu\"");
+        let (layer, reason) = invalid_reason(&text);
+        assert_eq!(layer, Some(4));
+        assert!(reason.contains("flatten"), "{reason}");
+    }
+
+    #[test]
+    fn rejects_conv_on_vector() {
+        let text = MLP.replace("type = \"relu\"", "type = \"conv1d\"\nout = 4\nkernel = 2");
+        let (layer, reason) = invalid_reason(&text);
+        assert_eq!(layer, Some(1));
+        assert!(reason.contains("sequence"), "{reason}");
+    }
+
+    #[test]
+    fn rejects_too_short_window() {
+        let text = conv_arch("").replace("time_steps = 64", "time_steps = 4");
+        let (layer, reason) = invalid_reason(&text);
+        assert_eq!(layer, Some(0));
+        assert!(reason.contains("window too short"), "{reason}");
+    }
+
+    #[test]
+    fn rejects_sequence_output_and_bad_sizes() {
+        let text = conv_arch("").replace(
+            "[[layers]]\ntype = \"global_avg_pool\"\n[[layers]]\ntype = \"dense\"\nout = 3\n",
+            "",
+        );
+        let (layer, reason) = invalid_reason(&text);
+        assert_eq!(layer, Some(2));
+        assert!(reason.contains("sequence"), "{reason}");
+        let (layer, _) = invalid_reason(&MLP.replace("out = 64", "out = 0"));
+        assert_eq!(layer, Some(0));
+        let (layer, reason) = invalid_reason(&MLP.replace("classes = 3", "classes = 1"));
+        assert_eq!(layer, None);
+        assert!(reason.contains("classes"));
+        let (layer, _) = invalid_reason(&MLP.replace("features = 24", "features = 0"));
+        assert_eq!(layer, None);
+    }
+
+    #[test]
+    fn rejects_bad_and_duplicate_names() {
+        let dup = MLP.replace("out = 64", "out = 64\nname = \"fc2\"");
+        let (layer, reason) = invalid_reason(&dup);
+        assert_eq!(layer, Some(2));
+        assert!(reason.contains("already used by layer 0"), "{reason}");
+        let (_, reason) = invalid_reason(&MLP.replace("out = 64", "out = 64\nname = \"a b\""));
+        assert!(reason.contains("name"), "{reason}");
+        // Dotted names (nn.Sequential inside a module) are allowed.
+        Architecture::from_toml_str(&MLP.replace("out = 64", "out = 64\nname = \"net.0\""))
+            .unwrap();
+    }
+
+    #[test]
+    fn rejects_bad_clamp() {
+        let text = MLP.replace("type = \"relu\"", "type = \"clamp\"\nmin = 1\nmax = 1");
+        let (layer, reason) = invalid_reason(&text);
+        assert_eq!(layer, Some(1));
+        assert!(reason.contains("min < max"), "{reason}");
+    }
+
+    #[test]
+    fn parse_errors_name_the_problem() {
+        for (text, needle) in [
+            (MLP.replace("\"relu\"", "\"rleu\""), "rleu"),
+            (MLP.replace("out = 64", "out = 64\nkernel = 3"), "kernel"),
+            (
+                MLP.replace("type = \"relu\"", "type = \"relu\"\nout = 2"),
+                "out",
+            ),
+            (MLP.replace("out = 64", "out = -1"), "-1"),
+            (MLP.replace("out = 64", "oot = 64"), "oot"),
+            (MLP.replace("out = 64\n", ""), "needs field `out`"),
+        ] {
+            match Architecture::from_toml_str(&text) {
+                Err(ModelError::Parse { message, .. }) => {
+                    assert!(message.contains(needle), "{needle}: {message}")
+                }
+                other => panic!("{needle}: expected a parse error, got {other:?}"),
+            }
+        }
+    }
+}
