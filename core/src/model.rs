@@ -467,15 +467,11 @@ pub struct Model<'b> {
     version: u16,
 }
 
-/// A section's location as found in a layer entry, for the overlap check.
+/// The byte range of a section already accepted, for the overlap check.
 #[derive(Debug, Clone, Copy)]
 struct Placed {
     start: usize,
     end: usize,
-    layer: u16,
-    kind: LayerKind,
-    section: Section,
-    field: usize,
 }
 
 /// Per-layer validation state: the entry, its location and the section bounds.
@@ -538,15 +534,12 @@ impl<'b> LayerCheck<'b, '_> {
             _ => None,
         }
         .ok_or_else(|| self.field(field, BlobErrorKind::SectionOutOfBounds { section }))?;
+        let end = start + bytes.len();
+        if self.placed.iter().any(|p| start < p.end && p.start < end) {
+            return Err(self.field(field, BlobErrorKind::SectionOverlap { section }));
+        }
         self.placed
-            .push(Placed {
-                start,
-                end: start + bytes.len(),
-                layer: self.index,
-                kind: self.kind,
-                section,
-                field: self.base + field,
-            })
+            .push(Placed { start, end })
             .map_err(|_| self.field(field, BlobErrorKind::SectionOverlap { section }))?;
         Ok(bytes)
     }
@@ -696,20 +689,6 @@ impl<'b> Model<'b> {
             layers
                 .push(plan)
                 .map_err(|_| g(h::LAYER_COUNT.start, K::BadLayerCount { found: count }))?;
-        }
-
-        placed.sort_unstable_by_key(|p| (p.start, p.end));
-        for pair in placed.windows(2) {
-            if let [a, b] = pair
-                && b.start < a.end
-            {
-                return Err(BlobError {
-                    layer: Some(b.layer),
-                    layer_kind: Some(b.kind),
-                    offset: clamp_offset(b.field),
-                    kind: K::SectionOverlap { section: b.section },
-                });
-            }
         }
 
         let (last_index, last) = match layers.last() {

@@ -168,7 +168,207 @@ pub fn reading(mut l: LayerSpec, input: usize) -> LayerSpec {
     l
 }
 
-/// Rounds half away from zero and clamps to int8, the rule of the core.
+/// Rounds half away from zero and clamps to int8.
 pub fn round_q(v: f64) -> i32 {
     v.round().clamp(-128.0, 127.0) as i32
+}
+
+/// Recomputes the CRC after a test patched the blob.
+pub fn fix_crc(blob: &mut [u8]) {
+    let crc = tickq_core::blob::compute_crc(blob);
+    blob[tickq_core::blob::header::CRC].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// A copy of `blob` changed by `f`, with a valid CRC.
+pub fn patched(blob: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut b = blob.to_vec();
+    f(&mut b);
+    fix_crc(&mut b);
+    b
+}
+
+/// The byte offset of layer `i`'s entry.
+pub fn entry(i: usize) -> usize {
+    tickq_core::blob::HEADER_LEN + tickq_core::blob::ENTRY_LEN * i
+}
+
+pub fn put_u16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+}
+
+pub fn put_u32(b: &mut [u8], at: usize, v: u32) {
+    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+}
+
+pub fn get_u32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn dense_spec(rng: &mut Rng, f: usize, o: usize, input: Qp, output: Qp) -> LayerSpec {
+    let w: Vec<f32> = (0..o * f).map(|_| rng.range(-1.0, 1.0)).collect();
+    let b: Vec<f32> = (0..o).map(|_| rng.range(-0.2, 0.2)).collect();
+    let d = quantize_dense(&w, &b, f, input, output);
+    LayerSpec::new(
+        OpSpec::Dense {
+            out_features: o,
+            in_features: f,
+            weights: d.weights,
+            bias: d.bias_eff,
+            requant: d.requant,
+        },
+        output.scale,
+        output.zp,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_spec(
+    rng: &mut Rng,
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    dilation: usize,
+    padding: tickq_core::Padding,
+    input: Qp,
+    output: Qp,
+) -> LayerSpec {
+    let w: Vec<f32> = (0..c_out * k * c_in)
+        .map(|_| rng.range(-1.0, 1.0))
+        .collect();
+    let b: Vec<f32> = (0..c_out).map(|_| rng.range(-0.2, 0.2)).collect();
+    let d = quantize_dense(&w, &b, k * c_in, input, output);
+    LayerSpec::new(
+        OpSpec::Conv1d {
+            out_channels: c_out,
+            in_channels: c_in,
+            kernel: k,
+            stride,
+            dilation,
+            padding,
+            weights: d.weights,
+            bias: d.bias_eff,
+            requant: d.requant,
+        },
+        output.scale,
+        output.zp,
+    )
+}
+
+/// A 12-layer model that uses every layer kind, with a causal conv and two residual adds:
+///
+/// ```text
+///  0 Quantize (8, 3)
+///  1 Conv1d causal k3 d2 (8, 4) ReLU
+///  2 Lut tanh (8, 4)
+///  3 Add(1, 2) (8, 4)
+///  4 MaxPool1d k2 s2 (4, 4)
+///  5 Conv1d valid k2 (3, 5)
+///  6 AvgPool1d k2 s1 (2, 5)
+///  7 Flatten (1, 10)
+///  8 GlobalAvgPool(5) (1, 5)
+///  9 Dense(7) 10 -> 5
+/// 10 Add(9, 8) (1, 5)
+/// 11 Dense 5 -> 3
+/// ```
+pub fn every_kind_spec() -> ModelSpec {
+    use tickq_core::Padding;
+    let mut rng = Rng(99);
+    let q0 = Qp::from_range(-3.0, 3.0);
+    let q1 = Qp::from_range(0.0, 3.0);
+    let q2 = Qp {
+        scale: 1.0 / 128.0,
+        zp: 0,
+    };
+    let q3 = Qp::from_range(-1.0, 4.0);
+    let q5 = Qp::from_range(-3.0, 3.0);
+    let q6 = Qp::from_range(-2.0, 2.0);
+    let q8 = Qp::from_range(-2.5, 2.5);
+    let q9 = Qp::from_range(-2.0, 2.0);
+    let q10 = Qp::from_range(-3.0, 3.0);
+    let q11 = Qp::from_range(-4.0, 4.0);
+    let mut table = [0i8; 256];
+    for (i, e) in table.iter_mut().enumerate() {
+        *e = q2.quantize(q1.dequantize((i as i32 - 128) as i8).tanh());
+    }
+    let add = |a: Qp, b: Qp, out: Qp, other: usize| {
+        let s_max = f64::from(a.scale.max(b.scale));
+        OpSpec::Add {
+            other,
+            wa: (f64::from(a.scale) / s_max * 65536.0).round() as i32,
+            wb: (f64::from(b.scale) / s_max * 65536.0).round() as i32,
+            requant: QuantMultiplier::from_ratio(s_max / (65536.0 * f64::from(out.scale))).unwrap(),
+        }
+    };
+    let ratio = |a: Qp, b: Qp, n: usize| {
+        QuantMultiplier::from_ratio(f64::from(a.scale) / (f64::from(b.scale) * n as f64)).unwrap()
+    };
+    let layers = vec![
+        quantize_layer(8, &[0.1, -0.2, 0.3], &[1.5, 0.5, 2.0], q0),
+        with_clamp(
+            conv_spec(&mut rng, 3, 4, 3, 1, 2, Padding::Causal, q0, q1),
+            q1.relu(),
+        ),
+        LayerSpec::new(OpSpec::Lut { table }, q2.scale, q2.zp),
+        reading(LayerSpec::new(add(q1, q2, q3, 2), q3.scale, q3.zp), 1),
+        LayerSpec::new(
+            OpSpec::MaxPool1d {
+                kernel: 2,
+                stride: 2,
+            },
+            q3.scale,
+            q3.zp,
+        ),
+        conv_spec(&mut rng, 4, 5, 2, 1, 1, Padding::Valid, q3, q5),
+        LayerSpec::new(
+            OpSpec::AvgPool1d {
+                kernel: 2,
+                stride: 1,
+                requant: ratio(q5, q6, 2),
+            },
+            q6.scale,
+            q6.zp,
+        ),
+        LayerSpec::new(OpSpec::Flatten, q6.scale, q6.zp),
+        reading(
+            LayerSpec::new(
+                OpSpec::GlobalAvgPool {
+                    requant: ratio(q5, q8, 3),
+                },
+                q8.scale,
+                q8.zp,
+            ),
+            5,
+        ),
+        reading(dense_spec(&mut rng, 10, 5, q6, q9), 7),
+        LayerSpec::new(add(q9, q8, q10, 8), q10.scale, q10.zp),
+        dense_spec(&mut rng, 5, 3, q10, q11),
+    ];
+    ModelSpec {
+        name: "every-kind".into(),
+        feature_names: vec!["ret_1".into(), "spread".into(), "imbalance".into()],
+        label_names: vec!["down".into(), "flat".into(), "up".into()],
+        data_hash: std::array::from_fn(|i| i as u8),
+        tickq_version: "0.1.0".into(),
+        layers,
+    }
+}
+
+/// The blob of [`every_kind_spec`].
+pub fn every_kind_blob() -> Vec<u8> {
+    tickq_core::encode::encode(&every_kind_spec()).unwrap()
+}
+
+/// A plain Quantize -> Dense -> Dense MLP blob.
+pub fn mlp_blob(f: usize, h: usize, c: usize) -> Vec<u8> {
+    let mut rng = Rng(5);
+    let q0 = Qp::from_range(-3.0, 3.0);
+    let q1 = Qp::from_range(0.0, 4.0);
+    let q2 = Qp::from_range(-4.0, 4.0);
+    let layers = vec![
+        identity_input(1, f, q0),
+        with_clamp(dense_spec(&mut rng, f, h, q0, q1), q1.relu()),
+        dense_spec(&mut rng, h, c, q1, q2),
+    ];
+    tickq_core::encode::encode(&spec(layers, f, c)).unwrap()
 }

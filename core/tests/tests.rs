@@ -3,7 +3,13 @@
 //! One test binary (`autotests = false`) with one module per concern; everything needs the encoder, so the
 //! binary is empty without the `alloc` feature.
 #![cfg(feature = "alloc")]
+#![allow(
+    clippy::needless_range_loop,
+    reason = "reference implementations index like the formulas they follow"
+)]
 
 mod support;
 
-mod mlp;
+mod blob;
+mod ops;
+mod robustness;
