@@ -1048,7 +1048,7 @@ mod tests {
     #[test]
     fn config_reads_from_toml_with_defaults() {
         let cfg: TrainConfig = toml::from_str(
-            "epochs = 5\nclass_weights = \"balanced\"\n[optimizer]\ntype = \"sgd\"\nlr = 0.1\nmomentum = 0.9\nnesterov = true\nweight_decay = 0.0\n",
+            "epochs = 5\nclass_weights = \"balanced\"\n[optimizer]\ntype = \"sgd\"\nlr = 0.1\nmomentum = 0.9\nnesterov = true\n",
         )
         .unwrap();
         assert_eq!(cfg.epochs, 5);
@@ -1056,7 +1056,19 @@ mod tests {
         assert_eq!(cfg.class_weights, ClassWeights::Balanced);
         assert!(matches!(
             cfg.optimizer,
-            OptimizerConfig::Sgd { nesterov: true, .. }
+            OptimizerConfig::Sgd {
+                nesterov: true,
+                weight_decay: 0.0,
+                ..
+            }
         ));
+        let cfg: TrainConfig = serde_json::from_str(
+            r#"{"optimizer": {"type": "adam", "lr": 0.01}, "class_weights": {"manual": [1, 2, 0.5]}}"#,
+        )
+        .unwrap();
+        assert_eq!(cfg.optimizer, OptimizerConfig::adam(0.01));
+        assert_eq!(cfg.class_weights, ClassWeights::Manual(vec![1.0, 2.0, 0.5]));
+        let bad: Result<TrainConfig, _> = toml::from_str("[optimizer]\ntype = \"adam\"\n");
+        assert!(bad.unwrap_err().to_string().contains("lr"));
     }
 }

@@ -17,26 +17,45 @@ pub enum OptimizerConfig {
     Adam {
         /// Learning rate.
         lr: f32,
-        /// Decay of the first-moment average.
+        /// Decay of the first-moment average (default 0.9).
+        #[serde(default = "default_beta1")]
         beta1: f32,
-        /// Decay of the second-moment average.
+        /// Decay of the second-moment average (default 0.999).
+        #[serde(default = "default_beta2")]
         beta2: f32,
-        /// Added to the denominator for stability.
+        /// Added to the denominator for stability (default 1e-8).
+        #[serde(default = "default_eps")]
         eps: f32,
-        /// L2 penalty coefficient.
+        /// L2 penalty coefficient (default 0).
+        #[serde(default)]
         weight_decay: f32,
     },
     /// Stochastic gradient descent with optional momentum (heavy-ball or Nesterov), as `torch.optim.SGD` with dampening 0.
     Sgd {
         /// Learning rate.
         lr: f32,
-        /// Momentum factor (0 disables momentum).
+        /// Momentum factor (default 0, which disables momentum).
+        #[serde(default)]
         momentum: f32,
-        /// Use Nesterov momentum (needs `momentum > 0`).
+        /// Use Nesterov momentum (needs `momentum > 0`; default false).
+        #[serde(default)]
         nesterov: bool,
-        /// L2 penalty coefficient.
+        /// L2 penalty coefficient (default 0).
+        #[serde(default)]
         weight_decay: f32,
     },
+}
+
+fn default_beta1() -> f32 {
+    0.9
+}
+
+fn default_beta2() -> f32 {
+    0.999
+}
+
+fn default_eps() -> f32 {
+    1e-8
 }
 
 impl Default for OptimizerConfig {
@@ -51,9 +70,9 @@ impl OptimizerConfig {
     pub fn adam(lr: f32) -> Self {
         OptimizerConfig::Adam {
             lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
+            beta1: default_beta1(),
+            beta2: default_beta2(),
+            eps: default_eps(),
             weight_decay: 0.0,
         }
     }
