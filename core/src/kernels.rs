@@ -42,7 +42,7 @@ pub(crate) fn dot(w: &[u8], x: &[u8]) -> i32 {
 /// The multiplier of channel `o`, read from validated bytes.
 #[inline(always)]
 fn channel_multiplier(m: &[u8], s: u8) -> QuantMultiplier {
-    QuantMultiplier::new_checked(le_i32(m), s).unwrap_or(QuantMultiplier::ONE)
+    QuantMultiplier::from_validated(le_i32(m), s)
 }
 
 /// Dense: `out[o] = requant(b_eff[o] + sum_k w[o][k] * x[k])`.

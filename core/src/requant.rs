@@ -47,6 +47,30 @@ impl QuantMultiplier {
         }
     }
 
+    /// Builds a multiplier from fields the loader already validated, without a branch.
+    ///
+    /// Out-of-range fields are clamped into range instead of rejected, so the result is always valid and
+    /// [`requantize`] cannot misbehave even if a caller passes unvalidated bytes.
+    #[inline(always)]
+    pub(crate) const fn from_validated(multiplier: i32, right_shift: u8) -> Self {
+        let multiplier = if multiplier < MULTIPLIER_MIN {
+            MULTIPLIER_MIN
+        } else {
+            multiplier
+        };
+        let right_shift = if right_shift < RIGHT_SHIFT_MIN {
+            RIGHT_SHIFT_MIN
+        } else if right_shift > RIGHT_SHIFT_MAX {
+            RIGHT_SHIFT_MAX
+        } else {
+            right_shift
+        };
+        QuantMultiplier {
+            multiplier,
+            right_shift,
+        }
+    }
+
     /// Finds the multiplier nearest to a positive ratio.
     ///
     /// With `r = m * 2^e` and `m` in `[0.5, 1)`, the multiplier is `round(m * 2^31)` and the shift `31 - e`;
