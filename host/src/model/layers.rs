@@ -45,6 +45,15 @@ impl Tensor {
         }
     }
 
+    /// All values as one slice in row-major order, when the array is in standard layout
+    /// (always true for tensors produced by the layers).
+    pub fn as_slice(&self) -> Option<&[f32]> {
+        match self {
+            Tensor::Seq(a) => a.as_slice(),
+            Tensor::Flat(a) => a.as_slice(),
+        }
+    }
+
     /// The batch as a matrix with one row per sample, flattened channel-major (`c * T + t`) for sequences.
     pub fn to_rows(&self) -> Array2<f32> {
         match self {

@@ -584,6 +584,7 @@ out = 2
             (0, 2)
         );
         let trace = m.forward_trace(x.view());
+        assert!(trace.iter().all(|t| t.as_slice().is_some()));
         let shapes: Vec<Shape> = trace.iter().map(Tensor::shape).collect();
         assert_eq!(shapes, m.arch.shapes().unwrap());
     }
