@@ -23,7 +23,7 @@
 //! 6. `kernels` (internal): plain scalar kernels over byte slices, shaped so the compiler can vectorize them.
 //! 7. [`session`]: [`Session::run`] quantizes the features and runs the kernels over the arena; it cannot
 //!    fail, panic or allocate.
-//! 8. `encode` (feature `alloc`): the host side, which turns an owned [`encode::ModelSpec`] into blob bytes.
+//! 8. `encode` (feature `alloc`): the host side, which turns an owned `encode::ModelSpec` into blob bytes.
 //!
 //! The blob layout is specified in `docs/BLOB.md` and the integer semantics in `docs/ARITHMETIC.md`.
 //!

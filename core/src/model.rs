@@ -2,7 +2,7 @@
 //!
 //! [`Model::load`] follows the "check once, then trust" contract: it validates the header, the CRC, every layer
 //! entry and section, the shape chain, the accumulator overflow bounds and the metadata, and plans the arena.
-//! After it returns `Ok`, running the model has no error path: the cached [`LayerPlan`]s hold the byte slices
+//! After it returns `Ok`, running the model has no error path: the cached per-layer plans hold the byte slices
 //! and arena offsets the kernels need, so nothing is recomputed or re-checked per inference.
 
 use heapless::Vec;
