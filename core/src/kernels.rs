@@ -175,7 +175,7 @@ fn round_clamped(v: f32) -> i32 {
 /// `features` is time-major; missing values count as NaN.
 pub(crate) fn quantize(l: &LayerPlan<'_>, features: &[f32], out: &mut [u8]) {
     let f = l.out_c.max(1);
-    let (a, b) = l.aux.split_at(l.aux.len().min(4 * f));
+    let (a, b) = l.aux.split_at_checked(4 * f).unwrap_or((l.aux, &[]));
     let nan_value = l.out_zp.clamp(l.act_min, l.act_max) as u8;
     let (lo, hi) = (i32::from(l.act_min), i32::from(l.act_max));
     for (t, out_row) in out.chunks_exact_mut(f).enumerate() {

@@ -551,7 +551,9 @@ impl<'b> LayerCheck<'b, '_> {
         channels: usize,
         offset: usize,
     ) -> Result<(&'b [u8], &'b [u8]), BlobError> {
-        let (mults, shifts) = section.split_at(channels * 4);
+        let (mults, shifts) = section
+            .split_at_checked(channels * 4)
+            .unwrap_or((section, &[]));
         for (i, (m, s)) in mults.chunks_exact(4).zip(shifts).enumerate() {
             if QuantMultiplier::new_checked(le_i32(m), *s).is_none() {
                 return Err(self.err(offset + 4 * i, BlobErrorKind::BadMultiplier));
@@ -575,7 +577,7 @@ impl<'b> LayerCheck<'b, '_> {
             .zip(bias.chunks_exact(4))
             .enumerate()
         {
-            let (used, pad) = row.split_at(len);
+            let (used, pad) = row.split_at_checked(len).unwrap_or((row, &[]));
             if let Some(p) = pad.iter().position(|&v| v != 0) {
                 return Err(self.err(
                     w_offset + o * stride + len + p,
@@ -1125,7 +1127,7 @@ fn check_layer<'b>(
         }
         LayerKind::Lut => plan.aux = aux,
         LayerKind::AvgPool1d | LayerKind::GlobalAvgPool | LayerKind::Add => {
-            let (m, s) = requant.split_at(4);
+            let (m, s) = requant.split_at_checked(4).unwrap_or((requant, &[]));
             plan.requant = s
                 .first()
                 .and_then(|&s| QuantMultiplier::new_checked(le_i32(m), s))
@@ -1133,7 +1135,7 @@ fn check_layer<'b>(
             // Pools sum at most 65535 values of magnitude at most 255, which is below 2^31, so only Add needs a
             // bound on its weights.
             if kind == LayerKind::Add {
-                let (wa, wb) = aux.split_at(4);
+                let (wa, wb) = aux.split_at_checked(4).unwrap_or((aux, &[]));
                 let (wa, wb) = (le_i32(wa), le_i32(wb));
                 if 255 * (u64::from(wa.unsigned_abs()) + u64::from(wb.unsigned_abs())) >= 1 << 31 {
                     return Err(c.err(a_offset, K::OverflowPossible));
@@ -1170,7 +1172,7 @@ fn plan_arena(layers: &mut [LayerPlan<'_>]) -> Option<usize> {
             }
         }
         if l.kind == LayerKind::Conv1d && l.padding == Padding::Causal {
-            let pad = l.dilation.checked_mul(l.kernel - 1)?.checked_mul(l.in_c)?;
+            let pad = causal_pad(l)?;
             if let Some(r) = reqs.get_mut(usize::from(l.input_a)) {
                 r.prefix = r.prefix.max(pad);
             }
@@ -1193,11 +1195,11 @@ fn plan_arena(layers: &mut [LayerPlan<'_>]) -> Option<usize> {
         let me = layers.get_mut(i)?;
         if let Some(a) = a {
             me.pad_len = if l.kind == LayerKind::Conv1d && l.padding == Padding::Causal {
-                l.dilation * (l.kernel - 1) * l.in_c
+                causal_pad(&l)?
             } else {
                 0
             };
-            me.in_start = a.out_start - me.pad_len;
+            me.in_start = a.out_start.checked_sub(me.pad_len)?;
             me.in_len = a.out_len + me.pad_len;
         }
         if let Some(b) = b {
@@ -1206,4 +1208,11 @@ fn plan_arena(layers: &mut [LayerPlan<'_>]) -> Option<usize> {
         }
     }
     Some(total)
+}
+
+/// The pad bytes a causal convolution needs in front of its input: `dilation * (kernel - 1) * C_in`.
+fn causal_pad(l: &LayerPlan<'_>) -> Option<usize> {
+    l.dilation
+        .checked_mul(l.kernel.checked_sub(1)?)?
+        .checked_mul(l.in_c)
 }
