@@ -1,1 +1,9 @@
+//! Workspace-level tests: the whole pipeline on real bundled ticks, and the
+//! robustness of the core's loader against corrupted real blobs.
+//!
+//! One test binary (`autotests = false`) so the workspace links once.
 
+mod support;
+
+mod blob_robustness;
+mod end_to_end;

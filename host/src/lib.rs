@@ -10,7 +10,10 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod eval;
 pub mod fsutil;
 pub mod model;
+pub mod pipeline;
 pub mod quant;
+pub mod report;
 pub mod train;

@@ -1,1 +1,594 @@
-fn main() {}
+//! The `tickq` command: train, quantize, evaluate, import, inspect and benchmark
+//! tick-signal models. Run `tickq --help` or `tickq <command> --help`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tickq_host::data::{self, DatasetConfig};
+use tickq_host::fsutil::write_atomic;
+use tickq_host::model::{Architecture, OptimizerConfig};
+use tickq_host::pipeline::{self, PipelineError};
+use tickq_host::quant::QuantConfig;
+use tickq_host::report::RangeRow;
+use tickq_host::train::{ClassWeights, TrainConfig};
+
+/// tickq: small market-signal networks from a workstation to the metal.
+///
+/// Train on trade ticks, calibrate and quantize to int8, export a checked blob,
+/// and run it in the no_std integer core.
+#[derive(Parser, Debug)]
+#[command(name = "tickq", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the whole pipeline on the bundled ES ticks: train, checkpoint,
+    /// quantize, export, evaluate; writes checkpoint/, model.blob and report.{md,json} into --out.
+    Demo(DemoArgs),
+    /// Train an f32 model described by an architecture file; writes a checkpoint directory.
+    Train(TrainArgs),
+    /// Calibrate a checkpoint on its training split and export an int8 blob.
+    Quantize(QuantizeArgs),
+    /// Evaluate a checkpoint and its blob on the test split; writes report.md and report.json.
+    Eval(EvalArgs),
+    /// Import PyTorch-style safetensors weights plus an architecture file as a tickq checkpoint.
+    Import(ImportArgs),
+    /// Show a blob's layers, shapes, sizes, arena, CRC and metadata.
+    Inspect(InspectArgs),
+    /// Measure single-sample tick-to-signal latency of a blob through tickq-core.
+    Bench(BenchArgs),
+}
+
+/// Data and dataset options shared by the commands that build samples.
+#[derive(Args, Debug, Clone)]
+struct DataArgs {
+    /// Trade CSV (timestamp, price, size[, side]); defaults to the bundled ES ticks.
+    #[arg(long, value_name = "CSV")]
+    data: Option<PathBuf>,
+}
+
+impl DataArgs {
+    fn path(&self) -> PathBuf {
+        self.data.clone().unwrap_or_else(data::default_data_path)
+    }
+}
+
+/// Labelling and windowing options for `train` and `demo`.
+#[derive(Args, Debug, Clone)]
+struct DatasetArgs {
+    /// Label horizon: the price move over the next H trades is classified.
+    #[arg(long, value_name = "TRADES")]
+    horizon: Option<usize>,
+    /// Dead band in price units: moves within +-band are labelled flat.
+    #[arg(long, value_name = "PRICE")]
+    dead_band: Option<f64>,
+    /// Window length: how many past ticks form one sample (1 = current tick only).
+    #[arg(long, value_name = "T")]
+    time_steps: Option<usize>,
+}
+
+impl DatasetArgs {
+    fn config(&self) -> DatasetConfig {
+        let mut cfg = DatasetConfig::default();
+        if let Some(h) = self.horizon {
+            cfg.labels.horizon = h;
+        }
+        if let Some(b) = self.dead_band {
+            cfg.labels.dead_band = b;
+        }
+        if let Some(t) = self.time_steps {
+            cfg.time_steps = t;
+        }
+        cfg
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum OptimizerArg {
+    Adam,
+    Sgd,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum ClassWeightArg {
+    None,
+    Balanced,
+}
+
+/// Training options.
+#[derive(Args, Debug, Clone)]
+struct TrainOpts {
+    /// Maximum number of epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Mini-batch size.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Optimizer.
+    #[arg(long, value_enum)]
+    optimizer: Option<OptimizerArg>,
+    /// Learning rate (default 1e-3 for Adam, 1e-2 for SGD).
+    #[arg(long)]
+    lr: Option<f32>,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f32,
+    /// Early stopping: epochs without a better validation loss before stopping.
+    #[arg(long)]
+    patience: Option<usize>,
+    /// Seed for initialization and shuffling; the same seed gives identical weights.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Class weights in the cross-entropy loss.
+    #[arg(long, value_enum)]
+    class_weights: Option<ClassWeightArg>,
+}
+
+impl TrainOpts {
+    fn config(&self, base: TrainConfig) -> TrainConfig {
+        let mut cfg = base;
+        if let Some(e) = self.epochs {
+            cfg.epochs = e;
+        }
+        if let Some(b) = self.batch_size {
+            cfg.batch_size = b;
+        }
+        if let Some(p) = self.patience {
+            cfg.patience = p;
+        }
+        if let Some(s) = self.seed {
+            cfg.seed = s;
+        }
+        match self.optimizer {
+            Some(OptimizerArg::Sgd) => {
+                cfg.optimizer = OptimizerConfig::sgd(self.lr.unwrap_or(1e-2), self.momentum);
+            }
+            Some(OptimizerArg::Adam) => {
+                cfg.optimizer = OptimizerConfig::adam(self.lr.unwrap_or(1e-3))
+            }
+            None => {
+                if let Some(new_lr) = self.lr {
+                    match &mut cfg.optimizer {
+                        OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Sgd { lr, .. } => {
+                            *lr = new_lr
+                        }
+                    }
+                }
+            }
+        }
+        match self.class_weights {
+            Some(ClassWeightArg::None) => cfg.class_weights = ClassWeights::None,
+            Some(ClassWeightArg::Balanced) => cfg.class_weights = ClassWeights::Balanced,
+            None => {}
+        }
+        cfg
+    }
+}
+
+/// Quantization options (override the config file).
+#[derive(Args, Debug, Clone)]
+struct QuantOpts {
+    /// Quantization config file (TOML: backend, dtype, observer, percentile, calibration_samples).
+    #[arg(long, value_name = "TOML")]
+    quant_config: Option<PathBuf>,
+    /// Backend: x86 (alias fbgemm) or arm (alias qnnpack).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Activation dtype; only qint8 is supported.
+    #[arg(long)]
+    dtype: Option<String>,
+    /// Activation observer: minmax or percentile.
+    #[arg(long)]
+    observer: Option<String>,
+    /// Percentile for the percentile observer (50..=100).
+    #[arg(long)]
+    percentile: Option<f64>,
+    /// Training samples used for calibration.
+    #[arg(long)]
+    calibration_samples: Option<usize>,
+}
+
+impl QuantOpts {
+    fn config(&self) -> Result<QuantConfig, PipelineError> {
+        let base = match &self.quant_config {
+            Some(p) => QuantConfig::load(p)?,
+            None => QuantConfig::default(),
+        };
+        let observer = self.observer.clone().or_else(|| match base.observer {
+            tickq_host::quant::observer::ObserverKind::MinMax => Some("minmax".into()),
+            _ => None,
+        });
+        let percentile = self.percentile.or(match base.observer {
+            tickq_host::quant::observer::ObserverKind::Percentile { percentile } => {
+                Some(percentile)
+            }
+            _ => None,
+        });
+        Ok(QuantConfig::from_parts(
+            Some(self.backend.as_deref().unwrap_or(&base.backend.to_string())),
+            Some(self.dtype.as_deref().unwrap_or(&base.dtype.to_string())),
+            observer.as_deref(),
+            percentile,
+            Some(self.calibration_samples.unwrap_or(base.calibration_samples)),
+        )?)
+    }
+}
+
+#[derive(Args, Debug)]
+struct DemoArgs {
+    /// Output directory for the checkpoint, blob and report.
+    #[arg(long, default_value = "tickq-demo")]
+    out: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    dataset: DatasetArgs,
+    #[command(flatten)]
+    train: TrainOpts,
+    #[command(flatten)]
+    quant: QuantOpts,
+    /// Single-sample calls timed for the latency percentiles.
+    #[arg(long, default_value_t = 200_000)]
+    latency_calls: usize,
+}
+
+#[derive(Args, Debug)]
+struct TrainArgs {
+    /// Architecture file (TOML or JSON); see docs/MODELS.md.
+    #[arg(long, value_name = "FILE")]
+    arch: PathBuf,
+    /// Checkpoint directory to write (model.safetensors, arch.toml, preprocess.json).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Resume an interrupted run from the training state kept in OUT/train-state.
+    #[arg(long)]
+    resume: bool,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    dataset: DatasetArgs,
+    #[command(flatten)]
+    train: TrainOpts,
+}
+
+#[derive(Args, Debug)]
+struct QuantizeArgs {
+    /// Checkpoint directory.
+    checkpoint: PathBuf,
+    /// Blob file to write.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    quant: QuantOpts,
+}
+
+#[derive(Args, Debug)]
+struct EvalArgs {
+    /// Checkpoint directory.
+    checkpoint: PathBuf,
+    /// Blob exported from that checkpoint.
+    #[arg(long, value_name = "FILE")]
+    blob: PathBuf,
+    /// Directory for report.md and report.json.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Single-sample calls timed for the latency percentiles.
+    #[arg(long, default_value_t = 200_000)]
+    latency_calls: usize,
+}
+
+#[derive(Args, Debug)]
+struct ImportArgs {
+    /// safetensors file with PyTorch state_dict names (fc1.weight as [out, in], conv1.weight as [out, in, k]).
+    #[arg(long, value_name = "FILE")]
+    weights: PathBuf,
+    /// Architecture file describing the same network.
+    #[arg(long, value_name = "FILE")]
+    arch: PathBuf,
+    /// Checkpoint directory to write.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// preprocess.json describing the standardization the model was trained with;
+    /// without it, the default dataset settings are fitted on --data's training split.
+    #[arg(long, value_name = "FILE")]
+    preprocess: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args, Debug)]
+struct InspectArgs {
+    /// Blob file.
+    blob: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+struct BenchArgs {
+    /// Blob file.
+    blob: PathBuf,
+    /// Number of timed single-sample calls.
+    #[arg(long, default_value_t = 200_000)]
+    calls: usize,
+    /// Trade CSV whose features feed the benchmark (defaults to the bundled ES ticks);
+    /// when its feature count does not match the blob, seeded random inputs are used.
+    #[arg(long, value_name = "CSV")]
+    data: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Writes a line to stdout; a closed pipe (`tickq inspect x | head`) is not an error.
+fn out(line: &str) -> Result<(), PipelineError> {
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{line}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other.map_err(PipelineError::Io),
+    }
+}
+
+fn progress(line: &str) {
+    eprintln!("{line}");
+}
+
+fn run(cli: Cli) -> Result<(), PipelineError> {
+    match cli.command {
+        Command::Demo(a) => demo(a),
+        Command::Train(a) => train(a),
+        Command::Quantize(a) => quantize(a),
+        Command::Eval(a) => eval(a),
+        Command::Import(a) => import(a),
+        Command::Inspect(a) => inspect(a),
+        Command::Bench(a) => bench(a),
+    }
+}
+
+fn demo(a: DemoArgs) -> Result<(), PipelineError> {
+    let cfg = pipeline::DemoConfig {
+        data: a.data.path(),
+        out: a.out.clone(),
+        train: a.train.config(pipeline::demo_train_config()),
+        quant: a.quant.config()?,
+        dataset: a.dataset.config(),
+        split: None,
+        latency_calls: a.latency_calls,
+    };
+    let outputs = pipeline::run_demo(&cfg, &mut |l| progress(l))?;
+    out(&format!("wrote {}", outputs.checkpoint.display()))?;
+    out(&format!("wrote {}", outputs.blob.display()))?;
+    out(&format!("wrote {}", a.out.join("report.md").display()))?;
+    out(&format!("wrote {}", a.out.join("report.json").display()))
+}
+
+fn train(a: TrainArgs) -> Result<(), PipelineError> {
+    let arch = Architecture::load(&a.arch)?;
+    let path = a.data.path();
+    progress(&format!("reading {}", path.display()));
+    let data = pipeline::prepare_data(&path, &a.dataset.config(), None)?;
+    let mut cfg = a.train.config(TrainConfig::default());
+    let state_dir = a.out.join("train-state");
+    if a.resume {
+        cfg.checkpoint_dir = Some(state_dir.clone());
+    } else {
+        if state_dir.exists() {
+            std::fs::remove_dir_all(&state_dir)?;
+        }
+        cfg.checkpoint_dir = Some(state_dir);
+    }
+    progress(&format!(
+        "training `{}` on {} samples ({} validation)",
+        arch.name,
+        data.splits.train.y.len(),
+        data.splits.validation.y.len()
+    ));
+    let (model, history) = pipeline::train_model(arch, &data, &cfg, &mut |e| {
+        progress(&pipeline::format_epoch(e))
+    })?;
+    pipeline::save_checkpoint(&a.out, &model, &data.preprocess())?;
+    progress(&format!(
+        "best epoch {} of {}",
+        history.best_epoch,
+        history.epochs.len()
+    ));
+    out(&format!("wrote checkpoint {}", a.out.display()))
+}
+
+fn load_with_data(
+    checkpoint: &Path,
+    data: &DataArgs,
+) -> Result<(tickq_host::model::Sequential, pipeline::PreparedData), PipelineError> {
+    let (model, pre) = pipeline::load_checkpoint(checkpoint)?;
+    let path = data.path();
+    progress(&format!("reading {}", path.display()));
+    let (prepared, same) = pipeline::prepare_data_for(&pre, &path)?;
+    if !same {
+        progress(&format!(
+            "warning: {} is not the file the checkpoint was trained on (sha256 differs)",
+            path.display()
+        ));
+    }
+    pipeline::check_arch_fits(&model.arch, &prepared)?;
+    Ok((model, prepared))
+}
+
+fn quantize(a: QuantizeArgs) -> Result<(), PipelineError> {
+    let cfg = a.quant.config()?;
+    let (model, data) = load_with_data(&a.checkpoint, &a.data)?;
+    progress(&format!(
+        "calibrating on {} training samples ({})",
+        cfg.calibration_samples.min(data.splits.train.y.len()),
+        cfg.observer
+    ));
+    let q = pipeline::quantize_model(&model, &data, &cfg)?;
+    write_atomic(&a.out, &q.blob)?;
+    let sidecar = pipeline::QuantSidecar {
+        quantization: pipeline::quant_summary(
+            &cfg,
+            cfg.calibration_samples.min(data.splits.train.y.len()),
+        ),
+        ranges: q.ranges.iter().map(RangeRow::from).collect(),
+    };
+    sidecar.write(&a.out)?;
+    out(&format!(
+        "wrote {} ({} bytes) and {}",
+        a.out.display(),
+        q.blob.len(),
+        pipeline::QuantSidecar::path_for(&a.out).display()
+    ))
+}
+
+fn eval(a: EvalArgs) -> Result<(), PipelineError> {
+    let (model, data) = load_with_data(&a.checkpoint, &a.data)?;
+    let blob = std::fs::read(&a.blob).map_err(|e| {
+        PipelineError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", a.blob.display()),
+        ))
+    })?;
+    let sidecar = pipeline::QuantSidecar::read(&a.blob)?;
+    let (summary, ranges) = match sidecar {
+        Some(s) => (s.quantization, s.ranges),
+        None => {
+            progress(&format!(
+                "note: {} not found; the report will not list quantization settings",
+                pipeline::QuantSidecar::path_for(&a.blob).display()
+            ));
+            (pipeline::unknown_quant_summary(), Vec::new())
+        }
+    };
+    progress(&format!(
+        "evaluating on {} test samples and timing {} calls",
+        data.splits.test.y.len(),
+        a.latency_calls
+    ));
+    let report = pipeline::evaluate(&model, &blob, &data, summary, ranges, a.latency_calls)
+        .map_err(|e| match e {
+            PipelineError::Blob { error, .. } => PipelineError::Blob {
+                path: a.blob.display().to_string(),
+                error,
+            },
+            other => other,
+        })?;
+    report.write(&a.out)?;
+    out(&format!(
+        "f32 accuracy {:.2} %, int8 accuracy {:.2} %, agreement {:.2} %, p50 {:.0} ns; wrote {}",
+        100.0 * report.float.accuracy,
+        100.0 * report.int8.accuracy,
+        100.0 * report.int8.agreement,
+        report.latency_ns.p50,
+        a.out.join("report.md").display()
+    ))
+}
+
+fn import(a: ImportArgs) -> Result<(), PipelineError> {
+    let model = tickq_host::checkpoint::import_safetensors(&a.weights, &a.arch)?;
+    let pre = match &a.preprocess {
+        Some(p) => {
+            let text = std::fs::read(p).map_err(|e| {
+                PipelineError::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", p.display()),
+                ))
+            })?;
+            serde_json::from_slice::<pipeline::Preprocess>(&text)
+                .map_err(|e| PipelineError::Mismatch(format!("{}: {e}", p.display())))?
+        }
+        None => {
+            let dataset = DatasetConfig {
+                time_steps: model.arch.input.time_steps,
+                ..DatasetConfig::default()
+            };
+            let path = a.data.path();
+            progress(&format!(
+                "no --preprocess given: fitting standardization on the training split of {}",
+                path.display()
+            ));
+            let data = pipeline::prepare_data(&path, &dataset, None)?;
+            pipeline::check_arch_fits(&model.arch, &data)?;
+            data.preprocess()
+        }
+    };
+    pipeline::save_checkpoint(&a.out, &model, &pre)?;
+    out(&format!(
+        "imported {} parameters into {}",
+        model.num_parameters(),
+        a.out.display()
+    ))
+}
+
+fn read_blob(path: &Path) -> Result<Vec<u8>, PipelineError> {
+    std::fs::read(path).map_err(|e| {
+        PipelineError::Io(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        ))
+    })
+}
+
+fn inspect(a: InspectArgs) -> Result<(), PipelineError> {
+    let bytes = read_blob(&a.blob)?;
+    let model = tickq_core::Model::load(&bytes).map_err(|error| PipelineError::Blob {
+        path: a.blob.display().to_string(),
+        error,
+    })?;
+    let info = pipeline::inspect_blob(&model);
+    if a.json {
+        out(&serde_json::to_string_pretty(&info)
+            .map_err(|e| PipelineError::Mismatch(e.to_string()))?)
+    } else {
+        out(&info.to_text())
+    }
+}
+
+fn bench(a: BenchArgs) -> Result<(), PipelineError> {
+    let bytes = read_blob(&a.blob)?;
+    let model = tickq_core::Model::load(&bytes).map_err(|error| PipelineError::Blob {
+        path: a.blob.display().to_string(),
+        error,
+    })?;
+    let path = a.data.clone().unwrap_or_else(data::default_data_path);
+    let (inputs, source) = pipeline::bench_inputs(&model, &path)?;
+    progress(&format!(
+        "timing {} single-sample calls on {source}",
+        a.calls
+    ));
+    let stats = tickq_host::eval::measure_latency(&model, inputs.view(), a.calls);
+    if a.json {
+        out(&serde_json::to_string_pretty(&stats)
+            .map_err(|e| PipelineError::Mismatch(e.to_string()))?)
+    } else {
+        out(&format!(
+            "{}: {} calls, latency p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns, mean {:.1} ns (timer overhead {:.0} ns subtracted)",
+            a.blob.display(),
+            stats.calls,
+            stats.p50,
+            stats.p99,
+            stats.p999,
+            stats.mean,
+            stats.timer_overhead
+        ))
+    }
+}

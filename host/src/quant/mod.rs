@@ -1,1 +1,629 @@
-//! (under construction)
+//! Calibration and static int8 quantization: an f32 [`Sequential`] plus a
+//! calibration set becomes a [`tickq_core::encode::ModelSpec`] and a blob.
+//!
+//! The arithmetic the blob encodes is fixed by `docs/ARITHMETIC.md`:
+//! per-output-channel symmetric int8 weights, per-tensor affine int8
+//! activations, int32 effective biases (input zero point folded in) and one
+//! Q31 requantization multiplier per output channel.
+//! Activation functions that follow a Dense or Conv1d layer are fused into its
+//! requantization clamp; other element-wise functions become 256-entry tables.
+
+pub mod config;
+pub mod observer;
+
+use ndarray::{ArrayView2, Axis};
+use tickq_core::encode::{self, LayerSpec, ModelSpec, OpSpec};
+use tickq_core::requant::QuantMultiplier;
+
+use crate::model::{Layer, Sequential, Tensor};
+pub use config::{Backend, QuantConfig, QuantDtype};
+use observer::{Observer, Range};
+
+/// What went wrong while quantizing.
+#[derive(Debug, thiserror::Error)]
+pub enum QuantError {
+    /// The quantization config is invalid or asks for something unsupported.
+    #[error("quantization config: {0}")]
+    Config(String),
+    /// The calibration data cannot be used.
+    #[error("calibration data: {0}")]
+    Calibration(String),
+    /// A layer cannot be represented in tickq-core's int8 arithmetic.
+    #[error("layer {index} ({name}): {reason}")]
+    Layer {
+        /// Index of the layer in the f32 model.
+        index: usize,
+        /// Its name or kind.
+        name: String,
+        /// What is wrong and what to change.
+        reason: String,
+    },
+    /// The blob encoder rejected the quantized model.
+    #[error("blob encoding: {0}")]
+    Encode(String),
+    /// The encoded blob did not pass tickq-core's validation (a bug in tickq).
+    #[error("the exported blob does not load in tickq-core: {0}")]
+    Load(String),
+}
+
+/// What the blob records about the model's input and provenance.
+#[derive(Debug, Clone)]
+pub struct ExportInfo {
+    /// Model name stored in the blob metadata.
+    pub name: String,
+    /// One name per input feature.
+    pub feature_names: Vec<String>,
+    /// One name per output class.
+    pub label_names: Vec<String>,
+    /// Per-feature mean used for standardization (folded into the input quantizer).
+    pub mean: Vec<f32>,
+    /// Per-feature standard deviation used for standardization.
+    pub std: Vec<f32>,
+    /// SHA-256 of the training data file.
+    pub data_hash: [u8; 32],
+}
+
+/// The calibrated range of one quantized tensor, for the range report.
+#[derive(Debug, Clone)]
+pub struct TensorRange {
+    /// Which tensor: "input" or the f32 layer's name and kind.
+    pub tensor: String,
+    /// Smallest and largest value observed during calibration.
+    pub observed: (f32, f32),
+    /// The range the int8 encoding covers.
+    pub calibrated: Range,
+    /// Quantization scale.
+    pub scale: f32,
+    /// Zero point.
+    pub zero_point: i8,
+}
+
+/// A statically quantized model.
+#[derive(Debug, Clone)]
+pub struct QuantizedModel {
+    /// The layer-by-layer int8 description the blob was encoded from.
+    pub spec: ModelSpec,
+    /// The encoded blob (validated by `tickq_core::Model::load`).
+    pub blob: Vec<u8>,
+    /// Calibrated ranges, input first.
+    pub ranges: Vec<TensorRange>,
+}
+
+/// Affine int8 parameters of one activation tensor.
+#[derive(Debug, Clone, Copy)]
+struct QParams {
+    scale: f32,
+    zero_point: i8,
+}
+
+impl QParams {
+    fn from_range(r: Range) -> Self {
+        let (scale, zero_point) = r.affine_int8();
+        Self { scale, zero_point }
+    }
+
+    /// The int8 value of real `x`, saturated.
+    fn quantize(&self, x: f32) -> i8 {
+        let q = (f64::from(x) / f64::from(self.scale)).round() + f64::from(self.zero_point);
+        q.clamp(-128.0, 127.0) as i8
+    }
+}
+
+/// Flattens a traced tensor into its values (layout does not matter to observers).
+fn tensor_values(t: &Tensor) -> impl Iterator<Item = f32> + '_ {
+    let (a, b) = match t {
+        Tensor::Seq(a) => (Some(a.iter()), None),
+        Tensor::Flat(a) => (None, Some(a.iter())),
+    };
+    a.into_iter()
+        .flatten()
+        .chain(b.into_iter().flatten())
+        .copied()
+}
+
+/// Shape of the current tensor while walking the model.
+#[derive(Debug, Clone, Copy)]
+enum Walk {
+    /// A sequence of `time` steps with `channels` each, stored time-major in the core.
+    Seq { channels: usize, time: usize },
+    /// A vector; `from_seq` remembers the (channels, time) of a flattened
+    /// sequence so the next Dense layer's columns can be permuted from
+    /// PyTorch's channel-major order to the core's time-major order.
+    Flat {
+        len: usize,
+        from_seq: Option<(usize, usize)>,
+    },
+}
+
+/// Statically quantizes `model`.
+///
+/// `calibration` holds standardized samples (`[N, T*F]`, the same layout the
+/// f32 model takes); the first `config.calibration_samples` rows are used.
+///
+/// # Errors
+///
+/// [`QuantError`] naming the layer or the setting when something cannot be
+/// represented, and [`QuantError::Calibration`] for empty or non-finite data.
+pub fn static_quantize(
+    model: &Sequential,
+    calibration: ArrayView2<'_, f32>,
+    info: &ExportInfo,
+    config: &QuantConfig,
+) -> Result<QuantizedModel, QuantError> {
+    let n = calibration.nrows().min(config.calibration_samples);
+    if n == 0 {
+        return Err(QuantError::Calibration("no calibration samples".into()));
+    }
+    let calibration = calibration.slice_axis(Axis(0), (0..n).into());
+    if let Some(pos) = calibration.iter().position(|v| !v.is_finite()) {
+        let width = calibration.ncols().max(1);
+        return Err(QuantError::Calibration(format!(
+            "non-finite value in sample {} column {}",
+            pos / width,
+            pos % width
+        )));
+    }
+    let time_steps = model.arch.input.time_steps;
+    let features = model.arch.input.features;
+    if calibration.ncols() != time_steps * features {
+        return Err(QuantError::Calibration(format!(
+            "samples have {} values, the model takes {} ({} time steps x {} features)",
+            calibration.ncols(),
+            time_steps * features,
+            time_steps,
+            features
+        )));
+    }
+    if info.mean.len() != features || info.std.len() != features {
+        return Err(QuantError::Calibration(format!(
+            "normalizer has {} means and {} standard deviations for {} features",
+            info.mean.len(),
+            info.std.len(),
+            features
+        )));
+    }
+
+    let trace = model.forward_trace(calibration);
+    let mut ranges = Vec::new();
+    // Layer 0: the input quantizer with standardization folded in.
+    let input_qp = observe(
+        &mut ranges,
+        config,
+        "input".into(),
+        calibration.iter().copied(),
+    );
+    let mut a = Vec::with_capacity(features);
+    let mut b = Vec::with_capacity(features);
+    for (&mean, &std) in info.mean.iter().zip(&info.std) {
+        let denom = f64::from(std) * f64::from(input_qp.scale);
+        a.push((1.0 / denom) as f32);
+        b.push((f64::from(input_qp.zero_point) - f64::from(mean) / denom) as f32);
+    }
+    let mut layers = vec![LayerSpec {
+        op: OpSpec::Quantize {
+            time_steps,
+            features,
+            a,
+            b,
+        },
+        input: None,
+        out_scale: input_qp.scale,
+        out_zero_point: input_qp.zero_point,
+        act_min: -128,
+        act_max: 127,
+    }];
+    let mut current = input_qp;
+    let mut walk = if time_steps == 1 {
+        Walk::Flat {
+            len: features,
+            from_seq: None,
+        }
+    } else {
+        Walk::Seq {
+            channels: features,
+            time: time_steps,
+        }
+    };
+
+    let mut i = 0;
+    while i < model.layers.len() {
+        let layer = &model.layers[i];
+        let label = layer_label(model, i);
+        let err = |reason: String| QuantError::Layer {
+            index: i,
+            name: label.clone(),
+            reason,
+        };
+        match layer {
+            Layer::Dense(_) | Layer::Conv1d(_) => {
+                // Fuse a following ReLU / ReLU6 / Clamp into the requantization clamp.
+                let fused = match model.layers.get(i + 1) {
+                    Some(Layer::ReLU) => Some((0.0f32, f32::INFINITY)),
+                    Some(Layer::ReLU6) => Some((0.0, 6.0)),
+                    Some(Layer::Clamp { min, max }) => Some((*min, *max)),
+                    _ => None,
+                };
+                let out_index = if fused.is_some() { i + 1 } else { i };
+                let out_label = layer_label(model, out_index);
+                let out_qp = observe(
+                    &mut ranges,
+                    config,
+                    out_label,
+                    tensor_values(&trace[out_index]),
+                );
+                let (act_min, act_max) = match fused {
+                    Some((lo, hi)) => (out_qp.quantize(lo), out_qp.quantize(hi)),
+                    None => (-128, 127),
+                };
+                let op = match layer {
+                    Layer::Dense(d) => {
+                        let (out_f, in_f) = d.weight.dim();
+                        let permute = match walk {
+                            Walk::Flat { len, from_seq } if len == in_f => from_seq,
+                            Walk::Flat { len, .. } => {
+                                return Err(err(format!(
+                                    "expects {in_f} inputs but receives {len}"
+                                )));
+                            }
+                            Walk::Seq { .. } => {
+                                return Err(err(
+                                    "a Dense layer needs a vector input: add a flatten or global_avg_pool layer before it".into(),
+                                ));
+                            }
+                        };
+                        // Core column j (time-major t*C + c) takes host column c*T + t.
+                        let column = |j: usize| match permute {
+                            Some((channels, time)) => (j % channels) * time + j / channels,
+                            None => j,
+                        };
+                        let rows: Vec<Vec<f32>> = (0..out_f)
+                            .map(|o| (0..in_f).map(|j| d.weight[[o, column(j)]]).collect())
+                            .collect();
+                        let q = quantize_channels(&rows, &d.bias, current, out_qp).map_err(&err)?;
+                        walk = Walk::Flat {
+                            len: out_f,
+                            from_seq: None,
+                        };
+                        OpSpec::Dense {
+                            out_features: out_f,
+                            in_features: in_f,
+                            weights: q.weights,
+                            bias: q.bias,
+                            requant: q.requant,
+                        }
+                    }
+                    Layer::Conv1d(c) => {
+                        let (out_c, in_c, k) = c.weight.dim();
+                        let Walk::Seq { channels, time } = walk else {
+                            return Err(err(
+                                "a Conv1d layer needs a sequence input (time_steps > 1)".into(),
+                            ));
+                        };
+                        if channels != in_c {
+                            return Err(err(format!(
+                                "expects {in_c} channels but receives {channels}"
+                            )));
+                        }
+                        // Host [out, in, k] -> core [out][k][in] (tap-major rows).
+                        let rows: Vec<Vec<f32>> = (0..out_c)
+                            .map(|o| {
+                                (0..k)
+                                    .flat_map(|t| (0..in_c).map(move |ci| (t, ci)))
+                                    .map(|(t, ci)| c.weight[[o, ci, t]])
+                                    .collect()
+                            })
+                            .collect();
+                        let q = quantize_channels(&rows, &c.bias, current, out_qp).map_err(&err)?;
+                        let padding = match c.padding {
+                            crate::model::Padding::Valid => encode::Padding::Valid,
+                            crate::model::Padding::Causal => encode::Padding::Causal,
+                        };
+                        let span = c.dilation * (k - 1) + 1;
+                        let out_time = match padding {
+                            encode::Padding::Valid => {
+                                if time < span {
+                                    return Err(err(format!(
+                                        "window of {time} steps is shorter than the kernel span {span}"
+                                    )));
+                                }
+                                (time - span) / c.stride + 1
+                            }
+                            encode::Padding::Causal => (time - 1) / c.stride + 1,
+                        };
+                        walk = Walk::Seq {
+                            channels: out_c,
+                            time: out_time,
+                        };
+                        OpSpec::Conv1d {
+                            out_channels: out_c,
+                            in_channels: in_c,
+                            kernel: k,
+                            stride: c.stride,
+                            dilation: c.dilation,
+                            padding,
+                            weights: q.weights,
+                            bias: q.bias,
+                            requant: q.requant,
+                        }
+                    }
+                    _ => unreachable!("matched above"),
+                };
+                layers.push(LayerSpec {
+                    op,
+                    input: None,
+                    out_scale: out_qp.scale,
+                    out_zero_point: out_qp.zero_point,
+                    act_min,
+                    act_max,
+                });
+                current = out_qp;
+                i = out_index + 1;
+                continue;
+            }
+            Layer::ReLU | Layer::ReLU6 | Layer::Clamp { .. } | Layer::Tanh | Layer::Sigmoid => {
+                // An element-wise function that could not be fused: a lookup table.
+                let out_qp = match layer {
+                    Layer::Tanh => QParams {
+                        scale: 1.0 / 128.0,
+                        zero_point: 0,
+                    },
+                    Layer::Sigmoid => QParams {
+                        scale: 1.0 / 256.0,
+                        zero_point: -128,
+                    },
+                    _ => current,
+                };
+                if matches!(layer, Layer::Tanh | Layer::Sigmoid) {
+                    ranges.push(TensorRange {
+                        tensor: label.clone(),
+                        observed: observed_extremes(&trace[i]),
+                        calibrated: Range::new(
+                            out_qp.scale * (-128 - i32::from(out_qp.zero_point)) as f32,
+                            out_qp.scale * (127 - i32::from(out_qp.zero_point)) as f32,
+                        ),
+                        scale: out_qp.scale,
+                        zero_point: out_qp.zero_point,
+                    });
+                }
+                let f = |x: f32| -> f32 {
+                    match layer {
+                        Layer::ReLU => x.max(0.0),
+                        Layer::ReLU6 => x.clamp(0.0, 6.0),
+                        Layer::Clamp { min, max } => x.clamp(*min, *max),
+                        Layer::Tanh => x.tanh(),
+                        _ => 1.0 / (1.0 + (-x).exp()),
+                    }
+                };
+                let mut table = [0i8; 256];
+                for (idx, slot) in table.iter_mut().enumerate() {
+                    let q_in = idx as i32 - 128;
+                    let real = current.scale * (q_in - i32::from(current.zero_point)) as f32;
+                    *slot = out_qp.quantize(f(real));
+                }
+                layers.push(LayerSpec {
+                    op: OpSpec::Lut { table },
+                    input: None,
+                    out_scale: out_qp.scale,
+                    out_zero_point: out_qp.zero_point,
+                    act_min: -128,
+                    act_max: 127,
+                });
+                current = out_qp;
+            }
+            Layer::MaxPool1d { kernel, stride } => {
+                let Walk::Seq { channels, time } = walk else {
+                    return Err(err("max pooling needs a sequence input".into()));
+                };
+                if time < *kernel {
+                    return Err(err(format!(
+                        "window of {time} steps is shorter than the pool kernel {kernel}"
+                    )));
+                }
+                walk = Walk::Seq {
+                    channels,
+                    time: (time - kernel) / stride + 1,
+                };
+                layers.push(LayerSpec {
+                    op: OpSpec::MaxPool1d {
+                        kernel: *kernel,
+                        stride: *stride,
+                    },
+                    input: None,
+                    out_scale: current.scale,
+                    out_zero_point: current.zero_point,
+                    act_min: -128,
+                    act_max: 127,
+                });
+            }
+            Layer::AvgPool1d { .. } | Layer::GlobalAvgPool => {
+                let Walk::Seq { channels, time } = walk else {
+                    return Err(err("average pooling needs a sequence input".into()));
+                };
+                let out_qp = observe(&mut ranges, config, label.clone(), tensor_values(&trace[i]));
+                let (window, op_for) = match layer {
+                    Layer::AvgPool1d { kernel, stride } => (*kernel, Some((*kernel, *stride))),
+                    _ => (time, None),
+                };
+                if time < window {
+                    return Err(err(format!(
+                        "window of {time} steps is shorter than the pool kernel {window}"
+                    )));
+                }
+                let ratio = f64::from(current.scale) / (f64::from(out_qp.scale) * window as f64);
+                let requant = multiplier(ratio).map_err(&err)?;
+                let op = match op_for {
+                    Some((kernel, stride)) => {
+                        walk = Walk::Seq {
+                            channels,
+                            time: (time - kernel) / stride + 1,
+                        };
+                        OpSpec::AvgPool1d {
+                            kernel,
+                            stride,
+                            requant,
+                        }
+                    }
+                    None => {
+                        walk = Walk::Flat {
+                            len: channels,
+                            from_seq: None,
+                        };
+                        OpSpec::GlobalAvgPool { requant }
+                    }
+                };
+                layers.push(LayerSpec {
+                    op,
+                    input: None,
+                    out_scale: out_qp.scale,
+                    out_zero_point: out_qp.zero_point,
+                    act_min: -128,
+                    act_max: 127,
+                });
+                current = out_qp;
+            }
+            Layer::Flatten => {
+                if let Walk::Seq { channels, time } = walk {
+                    walk = Walk::Flat {
+                        len: channels * time,
+                        from_seq: Some((channels, time)),
+                    };
+                    layers.push(LayerSpec {
+                        op: OpSpec::Flatten,
+                        input: None,
+                        out_scale: current.scale,
+                        out_zero_point: current.zero_point,
+                        act_min: -128,
+                        act_max: 127,
+                    });
+                }
+            }
+        }
+        i += 1;
+    }
+
+    if !matches!(walk, Walk::Flat { .. }) {
+        return Err(QuantError::Layer {
+            index: model.layers.len().saturating_sub(1),
+            name: layer_label(model, model.layers.len().saturating_sub(1)),
+            reason: "the model must end in a vector of class logits".into(),
+        });
+    }
+
+    let spec = ModelSpec {
+        name: info.name.clone(),
+        feature_names: info.feature_names.clone(),
+        label_names: info.label_names.clone(),
+        data_hash: info.data_hash,
+        tickq_version: env!("CARGO_PKG_VERSION").to_string(),
+        layers,
+    };
+    let blob = encode::encode(&spec).map_err(|e| QuantError::Encode(e.to_string()))?;
+    tickq_core::Model::load(&blob).map_err(|e| QuantError::Load(e.to_string()))?;
+    Ok(QuantizedModel { spec, blob, ranges })
+}
+
+/// Calibrates one tensor with the configured observer, records its range and
+/// returns its int8 parameters.
+fn observe(
+    ranges: &mut Vec<TensorRange>,
+    config: &QuantConfig,
+    tensor: String,
+    values: impl Iterator<Item = f32>,
+) -> QParams {
+    let mut obs = Observer::new(config.observer);
+    obs.observe(values);
+    let calibrated = obs.range();
+    let qp = QParams::from_range(calibrated);
+    ranges.push(TensorRange {
+        tensor,
+        observed: obs.extremes().unwrap_or((0.0, 0.0)),
+        calibrated,
+        scale: qp.scale,
+        zero_point: qp.zero_point,
+    });
+    qp
+}
+
+fn observed_extremes(t: &Tensor) -> (f32, f32) {
+    let mut obs = Observer::new(observer::ObserverKind::MinMax);
+    obs.observe(tensor_values(t));
+    obs.extremes().unwrap_or((0.0, 0.0))
+}
+
+/// `name (kind)` of layer `i`, for messages and reports.
+fn layer_label(model: &Sequential, i: usize) -> String {
+    match model.layers.get(i) {
+        Some(Layer::Dense(d)) => format!("{} dense", d.name),
+        Some(Layer::Conv1d(c)) => format!("{} conv1d", c.name),
+        Some(other) => format!("#{i} {}", other.kind()),
+        None => format!("#{i}"),
+    }
+}
+
+/// The multiplier for `ratio`, or a message saying why it cannot be encoded.
+fn multiplier(ratio: f64) -> Result<QuantMultiplier, String> {
+    QuantMultiplier::from_ratio(ratio).ok_or_else(|| {
+        format!(
+            "requantization ratio {ratio:e} is outside what a Q31 multiplier can encode (0, 2^30): check for exploding or all-zero activations"
+        )
+    })
+}
+
+/// int8 weights, effective int32 biases and multipliers of one weighted layer.
+struct QuantizedChannels {
+    weights: Vec<i8>,
+    bias: Vec<i32>,
+    requant: Vec<QuantMultiplier>,
+}
+
+/// Quantizes `rows` (one f32 row per output channel, already in the core's
+/// column order) per channel, with the input zero point folded into the bias.
+fn quantize_channels(
+    rows: &[Vec<f32>],
+    bias: &ndarray::Array1<f32>,
+    input: QParams,
+    output: QParams,
+) -> Result<QuantizedChannels, String> {
+    let mut weights = Vec::with_capacity(rows.iter().map(Vec::len).sum());
+    let mut biases = Vec::with_capacity(rows.len());
+    let mut requant = Vec::with_capacity(rows.len());
+    for (o, row) in rows.iter().enumerate() {
+        let max_abs = row.iter().fold(0.0f32, |m, w| m.max(w.abs()));
+        if !max_abs.is_finite() {
+            return Err(format!("output channel {o} has a non-finite weight"));
+        }
+        let w_scale = if max_abs > 0.0 {
+            f64::from(max_abs) / 127.0
+        } else {
+            1.0
+        };
+        let mut sum_q: i64 = 0;
+        for &w in row {
+            let q = (f64::from(w) / w_scale).round().clamp(-127.0, 127.0) as i8;
+            sum_q += i64::from(q);
+            weights.push(q);
+        }
+        let acc_scale = f64::from(input.scale) * w_scale;
+        let b = f64::from(bias[o]);
+        if !b.is_finite() {
+            return Err(format!("output channel {o} has a non-finite bias"));
+        }
+        let b_q = (b / acc_scale).round();
+        let b_eff = b_q - f64::from(input.zero_point) * sum_q as f64;
+        if b_eff.abs() >= f64::from(1u32 << 30) {
+            return Err(format!(
+                "output channel {o}: bias {b} is too large for an int32 accumulator at scale {acc_scale:e}"
+            ));
+        }
+        biases.push(b_eff as i32);
+        requant.push(
+            multiplier(acc_scale / f64::from(output.scale))
+                .map_err(|m| format!("output channel {o}: {m}"))?,
+        );
+    }
+    Ok(QuantizedChannels {
+        weights,
+        bias: biases,
+        requant,
+    })
+}

@@ -1,0 +1,850 @@
+//! The end-to-end pipeline the `tickq` command drives: prepare data, train,
+//! checkpoint, calibrate and quantize, export, evaluate and report.
+//!
+//! Each step is a plain function so tests and other tools can call them in
+//! any order; [`run_demo`] chains them with the bundled defaults.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use ndarray::{Array2, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint;
+use crate::data::{self, DatasetConfig, Normalizer, SplitConfig, Splits};
+use crate::eval::{self, Metrics};
+use crate::fsutil::write_atomic;
+use crate::model::{Architecture, Sequential};
+use crate::quant::{self, ExportInfo, QuantConfig, QuantizedModel};
+use crate::report::{
+    Baseline, DataSummary, FloatSection, Int8Section, QuantSummary, RangeRow, Report,
+};
+use crate::train::{self, EpochReport, TrainConfig, TrainHistory};
+
+/// Everything that can stop the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Reading or preparing the trade data failed.
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    /// The model, its architecture file or its training failed.
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] train::TrainError),
+    /// A checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// Quantization failed.
+    #[error(transparent)]
+    Quant(#[from] quant::QuantError),
+    /// A blob did not load.
+    #[error("{path}: {error}")]
+    Blob {
+        /// The blob file.
+        path: String,
+        /// What tickq-core reported.
+        error: tickq_core::BlobError,
+    },
+    /// A file could not be read or written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// Inputs that do not fit together (a model and data with different features, say).
+    #[error("{0}")]
+    Mismatch(String),
+}
+
+/// How the data was turned into samples; stored in every checkpoint as
+/// `preprocess.json` so later commands rebuild exactly the same inputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Preprocess {
+    /// Feature names, in input order.
+    pub feature_names: Vec<String>,
+    /// Class names, by index.
+    pub label_names: Vec<String>,
+    /// Standardization fitted on the training split.
+    pub normalizer: Normalizer,
+    /// SHA-256 (hex) of the trade file the model was trained on.
+    pub data_sha256: String,
+    /// Dataset settings (features, labels, window).
+    pub dataset: DatasetConfig,
+    /// Split settings.
+    pub split: SplitConfig,
+}
+
+/// Trade data turned into normalized, split samples.
+#[derive(Debug, Clone)]
+pub struct PreparedData {
+    /// Where the trades came from, for reports.
+    pub source: String,
+    /// SHA-256 of the trade file.
+    pub sha256: [u8; 32],
+    /// Trades read.
+    pub trades: usize,
+    /// Raw (unstandardized) splits.
+    pub splits: Splits,
+    /// Standardization fitted on the training split.
+    pub normalizer: Normalizer,
+    /// Dataset settings used.
+    pub dataset: DatasetConfig,
+    /// Split settings used.
+    pub split: SplitConfig,
+}
+
+impl PreparedData {
+    /// The standardized copy of `x` (what the f32 model takes).
+    pub fn normalized(&self, x: ArrayView2<'_, f32>) -> Array2<f32> {
+        self.normalizer.transform(x)
+    }
+
+    /// The preprocessing record for a checkpoint.
+    pub fn preprocess(&self) -> Preprocess {
+        Preprocess {
+            feature_names: self.splits.train.feature_names.clone(),
+            label_names: self.splits.train.label_names.clone(),
+            normalizer: self.normalizer.clone(),
+            data_sha256: hex(&self.sha256),
+            dataset: self.dataset.clone(),
+            split: self.split,
+        }
+    }
+
+    /// Number of features per time step.
+    pub fn features(&self) -> usize {
+        self.splits.train.features
+    }
+}
+
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads `path`, builds features and labels, splits chronologically and fits
+/// the standardization on the training split.
+///
+/// Without an explicit `split`, the default 70 / 15 / 15 split is used with the
+/// smallest leak-free gap for the dataset's horizon and window
+/// ([`SplitConfig::for_dataset`]).
+///
+/// # Errors
+///
+/// [`PipelineError::Data`] naming the file, line and field of bad input.
+pub fn prepare_data(
+    path: &Path,
+    dataset: &DatasetConfig,
+    split: Option<&SplitConfig>,
+) -> Result<PreparedData, PipelineError> {
+    let trades = data::load_trades(path)?;
+    let sha256 = data::file_sha256(path)?;
+    prepare_from_trades(&trades, display_source(path), sha256, dataset, split)
+}
+
+/// Like [`prepare_data`], for trades already in memory (a slice of a file, say).
+///
+/// # Errors
+///
+/// [`PipelineError::Data`] when there are too few trades for the settings.
+pub fn prepare_from_trades(
+    trades: &[data::Trade],
+    source: String,
+    sha256: [u8; 32],
+    dataset: &DatasetConfig,
+    split: Option<&SplitConfig>,
+) -> Result<PreparedData, PipelineError> {
+    let ds = data::build_dataset(trades, dataset)?;
+    let split = split
+        .copied()
+        .unwrap_or_else(|| SplitConfig::for_dataset(&ds));
+    let splits = data::chronological_split(&ds, &split)?;
+    let normalizer = Normalizer::fit(&splits.train);
+    Ok(PreparedData {
+        source,
+        sha256,
+        trades: trades.len(),
+        splits,
+        normalizer,
+        dataset: dataset.clone(),
+        split,
+    })
+}
+
+/// The data path as shown in reports: relative to the workspace for the
+/// bundled default, as given otherwise.
+fn display_source(path: &Path) -> String {
+    if path == data::default_data_path() {
+        "data/es-ticks-2013/ticks.csv (bundled)".to_string()
+    } else {
+        path.display().to_string()
+    }
+}
+
+/// Checks that `arch` takes the inputs `data` produces.
+///
+/// # Errors
+///
+/// [`PipelineError::Mismatch`] saying what differs.
+pub fn check_arch_fits(arch: &Architecture, data: &PreparedData) -> Result<(), PipelineError> {
+    let ds = &data.splits.train;
+    if arch.input.features != ds.features || arch.input.time_steps != ds.time_steps {
+        return Err(PipelineError::Mismatch(format!(
+            "architecture `{}` takes {} features x {} time steps, the data gives {} x {}",
+            arch.name, arch.input.features, arch.input.time_steps, ds.features, ds.time_steps
+        )));
+    }
+    if arch.classes != ds.label_names.len() {
+        return Err(PipelineError::Mismatch(format!(
+            "architecture `{}` has {} classes, the labels have {}",
+            arch.name,
+            arch.classes,
+            ds.label_names.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Trains a fresh model of architecture `arch` on `data`.
+///
+/// # Errors
+///
+/// Architecture, data-shape or training errors.
+pub fn train_model(
+    arch: Architecture,
+    data: &PreparedData,
+    config: &TrainConfig,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(Sequential, TrainHistory), PipelineError> {
+    check_arch_fits(&arch, data)?;
+    let mut model = Sequential::new(arch, config.seed)?;
+    let train_x = data.normalized(data.splits.train.x.view());
+    let val_x = data.normalized(data.splits.validation.x.view());
+    let history = train::train(
+        &mut model,
+        train_x.view(),
+        &data.splits.train.y,
+        val_x.view(),
+        &data.splits.validation.y,
+        config,
+        on_epoch,
+    )?;
+    Ok((model, history))
+}
+
+/// Saves `model` with the preprocessing record of `data` into `dir`.
+///
+/// # Errors
+///
+/// Checkpoint I/O errors.
+pub fn save_checkpoint(
+    dir: &Path,
+    model: &Sequential,
+    pre: &Preprocess,
+) -> Result<(), PipelineError> {
+    let value = serde_json::to_value(pre).map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+    checkpoint::save_checkpoint(dir, model, Some(&value))?;
+    Ok(())
+}
+
+/// Loads a checkpoint and its preprocessing record.
+///
+/// # Errors
+///
+/// Checkpoint errors, or [`PipelineError::Mismatch`] when the checkpoint has no
+/// (or an unreadable) `preprocess.json`.
+pub fn load_checkpoint(dir: &Path) -> Result<(Sequential, Preprocess), PipelineError> {
+    let (model, value) = checkpoint::load_checkpoint(dir)?;
+    let value = value.ok_or_else(|| {
+        PipelineError::Mismatch(format!(
+            "{}: the checkpoint has no preprocess.json (import it with `tickq import --data` to record one)",
+            dir.display()
+        ))
+    })?;
+    let pre: Preprocess = serde_json::from_value(value)
+        .map_err(|e| PipelineError::Mismatch(format!("{}/preprocess.json: {e}", dir.display())))?;
+    Ok((model, pre))
+}
+
+/// Rebuilds the data a checkpoint was trained with, from `path`, and warns
+/// (through the returned flag) when the file's hash differs.
+///
+/// # Errors
+///
+/// Data errors.
+pub fn prepare_data_for(
+    pre: &Preprocess,
+    path: &Path,
+) -> Result<(PreparedData, bool), PipelineError> {
+    let mut data = prepare_data(path, &pre.dataset, Some(&pre.split))?;
+    // The model was standardized with the training data's statistics: keep them.
+    data.normalizer = pre.normalizer.clone();
+    let same = hex(&data.sha256) == pre.data_sha256;
+    Ok((data, same))
+}
+
+/// Calibrates on the training split and quantizes `model` to a blob.
+///
+/// # Errors
+///
+/// Quantization errors naming the layer or setting.
+pub fn quantize_model(
+    model: &Sequential,
+    data: &PreparedData,
+    config: &QuantConfig,
+) -> Result<QuantizedModel, PipelineError> {
+    let calibration = data.normalized(data.splits.train.x.view());
+    let info = ExportInfo {
+        name: model.arch.name.clone(),
+        feature_names: data.splits.train.feature_names.clone(),
+        label_names: data.splits.train.label_names.clone(),
+        mean: data.normalizer.mean.clone(),
+        std: data.normalizer.std.clone(),
+        data_hash: data.sha256,
+    };
+    // Calibrate on evenly spaced training samples, so the whole training span is seen.
+    let n = calibration.nrows();
+    let take = config.calibration_samples.min(n).max(1);
+    let rows: Vec<usize> = (0..take).map(|i| i * n / take).collect();
+    let sample = calibration.select(ndarray::Axis(0), &rows);
+    Ok(quant::static_quantize(model, sample.view(), &info, config)?)
+}
+
+/// Evaluates the f32 model and the blob (through tickq-core) on the test split.
+///
+/// # Errors
+///
+/// [`PipelineError::Blob`] when the blob does not load, or a mismatch between
+/// the blob and the data.
+pub fn evaluate(
+    model: &Sequential,
+    blob: &[u8],
+    data: &PreparedData,
+    quant: QuantSummary,
+    ranges: Vec<RangeRow>,
+    latency_calls: usize,
+) -> Result<Report, PipelineError> {
+    let core_model = tickq_core::Model::load(blob).map_err(|error| PipelineError::Blob {
+        path: "blob".into(),
+        error,
+    })?;
+    let test = &data.splits.test;
+    if core_model.input_len() != test.x.ncols() {
+        return Err(PipelineError::Mismatch(format!(
+            "the blob takes {} inputs, the data gives {}",
+            core_model.input_len(),
+            test.x.ncols()
+        )));
+    }
+    let labels = &test.label_names;
+    let float_pred = model.predict(data.normalized(test.x.view()).view());
+    let (int8_pred, _) = eval::int8_predict(&core_model, test.x.view());
+    let float_metrics = Metrics::compute(&float_pred, &test.y, labels);
+    let int8_metrics = Metrics::compute(&int8_pred, &test.y, labels);
+    let (majority_class, majority_accuracy) =
+        eval::majority_baseline(&data.splits.train.y, &test.y, labels.len());
+    let latency = eval::measure_latency(&core_model, test.x.view(), latency_calls);
+    let size_bytes = model.num_parameters() * 4;
+    let mut test_class_counts = vec![0usize; labels.len()];
+    for &y in &test.y {
+        if let Some(c) = test_class_counts.get_mut(usize::from(y)) {
+            *c += 1;
+        }
+    }
+    Ok(Report {
+        model: model.arch.name.clone(),
+        tickq_version: env!("CARGO_PKG_VERSION").to_string(),
+        data: DataSummary {
+            source: data.source.clone(),
+            sha256: hex(&data.sha256),
+            trades: data.trades,
+            features: test.features,
+            time_steps: test.time_steps,
+            samples: [
+                data.splits.train.y.len(),
+                data.splits.validation.y.len(),
+                test.y.len(),
+            ],
+            labels: labels.clone(),
+            test_class_counts,
+        },
+        float: FloatSection {
+            accuracy: float_metrics.accuracy,
+            macro_f1: float_metrics.macro_f1,
+            size_bytes,
+            parameters: model.num_parameters(),
+            metrics: float_metrics,
+        },
+        int8: Int8Section {
+            accuracy: int8_metrics.accuracy,
+            macro_f1: int8_metrics.macro_f1,
+            blob_bytes: blob.len(),
+            blob_fraction_of_float: blob.len() as f64 / size_bytes.max(1) as f64,
+            agreement: eval::agreement(&float_pred, &int8_pred),
+            arena_bytes: core_model.arena_bytes(),
+            crc32: format!("{:08x}", core_model.crc32()),
+            metrics: int8_metrics,
+        },
+        compression_ratio: size_bytes as f64 / blob.len().max(1) as f64,
+        baseline: Baseline {
+            majority_class,
+            majority_accuracy,
+        },
+        latency_ns: latency,
+        peak_rss_bytes: eval::peak_rss_bytes(),
+        quantization: quant,
+        ranges,
+    })
+}
+
+/// The quantization summary for a report.
+pub fn quant_summary(config: &QuantConfig, calibration_samples: usize) -> QuantSummary {
+    QuantSummary {
+        backend: config.backend.to_string(),
+        dtype: config.dtype.to_string(),
+        observer: config.observer.to_string(),
+        calibration_samples,
+    }
+}
+
+/// The architecture `tickq demo` trains, embedded so the demo runs anywhere.
+pub const DEMO_ARCH: &str = include_str!("../models/demo-mlp.toml");
+
+/// Settings of [`run_demo`].
+#[derive(Debug, Clone)]
+pub struct DemoConfig {
+    /// Trade file.
+    pub data: PathBuf,
+    /// Output directory.
+    pub out: PathBuf,
+    /// Training settings.
+    pub train: TrainConfig,
+    /// Quantization settings.
+    pub quant: QuantConfig,
+    /// Dataset settings.
+    pub dataset: DatasetConfig,
+    /// Split settings; `None` derives the leak-free gap from the dataset.
+    pub split: Option<SplitConfig>,
+    /// Single-sample calls timed for the latency percentiles.
+    pub latency_calls: usize,
+}
+
+impl Default for DemoConfig {
+    fn default() -> Self {
+        Self {
+            data: data::default_data_path(),
+            out: PathBuf::from("tickq-demo"),
+            train: TrainConfig::default(),
+            quant: QuantConfig::default(),
+            dataset: DatasetConfig::default(),
+            split: None,
+            latency_calls: 200_000,
+        }
+    }
+}
+
+/// What [`run_demo`] wrote.
+#[derive(Debug, Clone)]
+pub struct DemoOutputs {
+    /// The checkpoint directory (safetensors + arch + preprocess).
+    pub checkpoint: PathBuf,
+    /// The exported blob.
+    pub blob: PathBuf,
+    /// The report (also written as report.md / report.json in the output directory).
+    pub report: Report,
+    /// Training history.
+    pub history: TrainHistory,
+}
+
+/// Runs the whole pipeline: data → train → checkpoint → calibrate → quantize →
+/// blob → evaluate (f32 and int8 through tickq-core) → report.
+///
+/// `log` receives one human-readable line per step or epoch.
+///
+/// # Errors
+///
+/// The first failing step's error.
+pub fn run_demo(cfg: &DemoConfig, log: &mut dyn FnMut(&str)) -> Result<DemoOutputs, PipelineError> {
+    let started = Instant::now();
+    log(&format!("reading {}", cfg.data.display()));
+    let data = prepare_data(&cfg.data, &cfg.dataset, cfg.split.as_ref())?;
+    log(&format!(
+        "{} trades -> {} features x {} steps; samples train/val/test = {}/{}/{}",
+        data.trades,
+        data.features(),
+        data.splits.train.time_steps,
+        data.splits.train.y.len(),
+        data.splits.validation.y.len(),
+        data.splits.test.y.len()
+    ));
+    let arch = Architecture::from_toml_str(DEMO_ARCH)?;
+    log(&format!(
+        "training `{}` ({} parameters)",
+        arch.name,
+        Sequential::new(arch.clone(), 0)?.num_parameters()
+    ));
+    let (model, history) = train_model(arch, &data, &cfg.train, &mut |e| log(&format_epoch(e)))?;
+    let checkpoint_dir = cfg.out.join("checkpoint");
+    save_checkpoint(&checkpoint_dir, &model, &data.preprocess())?;
+    log(&format!(
+        "checkpoint written to {}",
+        checkpoint_dir.display()
+    ));
+    let q = quantize_model(&model, &data, &cfg.quant)?;
+    let blob_path = cfg.out.join("model.blob");
+    write_atomic(&blob_path, &q.blob)?;
+    let summary = quant_summary(
+        &cfg.quant,
+        cfg.quant.calibration_samples.min(data.splits.train.y.len()),
+    );
+    let ranges: Vec<RangeRow> = q.ranges.iter().map(RangeRow::from).collect();
+    QuantSidecar {
+        quantization: summary.clone(),
+        ranges: ranges.clone(),
+    }
+    .write(&blob_path)?;
+    log(&format!(
+        "blob written to {} ({} bytes)",
+        blob_path.display(),
+        q.blob.len()
+    ));
+    log(&format!(
+        "evaluating on {} test samples and timing {} calls",
+        data.splits.test.y.len(),
+        cfg.latency_calls
+    ));
+    let report = evaluate(&model, &q.blob, &data, summary, ranges, cfg.latency_calls)?;
+    report.write(&cfg.out)?;
+    log(&format!(
+        "f32 accuracy {:.2} %, int8 accuracy {:.2} %, agreement {:.2} %, baseline {:.2} %, blob {} B ({:.1} % of f32), p50 {:.0} ns; {:.1} s in all",
+        100.0 * report.float.accuracy,
+        100.0 * report.int8.accuracy,
+        100.0 * report.int8.agreement,
+        100.0 * report.baseline.majority_accuracy,
+        report.int8.blob_bytes,
+        100.0 * report.int8.blob_fraction_of_float,
+        report.latency_ns.p50,
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(DemoOutputs {
+        checkpoint: checkpoint_dir,
+        blob: blob_path,
+        report,
+        history,
+    })
+}
+
+/// One line per epoch for progress output.
+pub fn format_epoch(e: &EpochReport) -> String {
+    format!(
+        "epoch {:>3}: train loss {:.4} acc {:.2} % | val loss {:.4} acc {:.2} % | {:.1} s{}",
+        e.epoch,
+        e.train_loss,
+        100.0 * e.train_accuracy,
+        e.val_loss,
+        100.0 * e.val_accuracy,
+        e.seconds,
+        if e.improved { " *" } else { "" }
+    )
+}
+
+/// Training settings of `tickq demo`: sized to finish in about a minute on two cores.
+pub fn demo_train_config() -> TrainConfig {
+    TrainConfig {
+        epochs: 15,
+        patience: 4,
+        ..TrainConfig::default()
+    }
+}
+
+/// The quantization settings and calibrated ranges saved beside a blob
+/// (`model.quant.json` for `model.blob`), so `tickq eval` can report them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct QuantSidecar {
+    /// Settings used.
+    pub quantization: QuantSummary,
+    /// Calibrated ranges.
+    pub ranges: Vec<RangeRow>,
+}
+
+impl QuantSidecar {
+    /// Where the sidecar of `blob` lives.
+    pub fn path_for(blob: &Path) -> PathBuf {
+        blob.with_extension("quant.json")
+    }
+
+    /// Writes the sidecar of `blob` atomically.
+    ///
+    /// # Errors
+    ///
+    /// The I/O error.
+    pub fn write(&self, blob: &Path) -> Result<(), PipelineError> {
+        let json = serde_json::to_string_pretty(self)
+            .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+        write_atomic(&Self::path_for(blob), json.as_bytes())?;
+        Ok(())
+    }
+
+    /// Reads the sidecar of `blob`, or `None` when there is none (a blob from
+    /// elsewhere); a sidecar that exists but does not parse is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`PipelineError::Mismatch`] naming the file.
+    pub fn read(blob: &Path) -> Result<Option<Self>, PipelineError> {
+        let path = Self::path_for(blob);
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| PipelineError::Mismatch(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(PipelineError::Io(std::io::Error::new(
+                e.kind(),
+                format!("{}: {e}", path.display()),
+            ))),
+        }
+    }
+}
+
+/// Inputs for `tickq bench`: the test split of `path` when its features fit
+/// the blob, otherwise seeded pseudo-random standard-normal-like features.
+/// Returns the inputs and a description of where they came from.
+///
+/// # Errors
+///
+/// Data errors other than a feature-count mismatch.
+pub fn bench_inputs(
+    model: &tickq_core::Model<'_>,
+    path: &Path,
+) -> Result<(Array2<f32>, String), PipelineError> {
+    let (time_steps, features) = model.input_shape();
+    let dataset = DatasetConfig {
+        time_steps,
+        ..DatasetConfig::default()
+    };
+    let names: Vec<&str> = model.metadata().feature_names().collect();
+    let data = prepare_data(path, &dataset, None)?;
+    let test = data.splits.test;
+    if test.features == features && test.feature_names.iter().map(String::as_str).eq(names) {
+        let source = format!("{} test-split samples of {}", test.y.len(), data.source);
+        return Ok((test.x, source));
+    }
+    use rand::{RngExt, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let inputs = Array2::from_shape_fn((1024, time_steps * features), |_| {
+        // A sum of four uniforms: a cheap, seeded bell shape around zero.
+        (0..4).map(|_| rng.random::<f32>() - 0.5).sum::<f32>() * 1.7
+    });
+    Ok((
+        inputs,
+        "1024 seeded random inputs (the data's features do not match the blob's)".into(),
+    ))
+}
+
+/// The quantization summary of a blob whose settings were not recorded.
+pub fn unknown_quant_summary() -> QuantSummary {
+    QuantSummary {
+        backend: "unknown".into(),
+        dtype: "qint8".into(),
+        observer: "unknown".into(),
+        calibration_samples: 0,
+    }
+}
+
+/// One layer of a blob, as `tickq inspect` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerRow {
+    /// Index in the layer table.
+    pub index: usize,
+    /// Operation name.
+    pub kind: String,
+    /// Producing layer of the first input (`None`: the model input).
+    pub input: Option<usize>,
+    /// Producing layer of the second input (Add).
+    pub input_b: Option<usize>,
+    /// Input shape (time steps, channels).
+    pub in_shape: [usize; 2],
+    /// Output shape (time steps, channels).
+    pub out_shape: [usize; 2],
+    /// Kernel, stride and dilation (0 where unused).
+    pub kernel_stride_dilation: [usize; 3],
+    /// Conv padding.
+    pub padding: String,
+    /// Output scale and zero point.
+    pub out_scale: f32,
+    /// Output zero point.
+    pub out_zero_point: i8,
+    /// Fused clamp `[act_min, act_max]`.
+    pub clamp: [i8; 2],
+    /// Stored parameters.
+    pub params: usize,
+    /// Blob bytes of this layer's sections.
+    pub bytes: usize,
+    /// Multiply-accumulates per inference.
+    pub macs: u64,
+    /// Output offset and length in the arena.
+    pub arena: [usize; 2],
+}
+
+/// Everything `tickq inspect` reports about a blob.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlobInspection {
+    /// Blob format version.
+    pub format_version: u16,
+    /// Blob size.
+    pub blob_bytes: usize,
+    /// CRC-32 (hex).
+    pub crc32: String,
+    /// Exact arena bytes.
+    pub arena_bytes: usize,
+    /// Input shape (time steps, features).
+    pub input_shape: [usize; 2],
+    /// Input quantization (scale, zero point).
+    pub input_quant: (f32, i8),
+    /// Output quantization (scale, zero point).
+    pub output_quant: (f32, i8),
+    /// Number of classes.
+    pub classes: usize,
+    /// Total multiply-accumulates per inference.
+    pub macs: u64,
+    /// Model name.
+    pub name: String,
+    /// Feature names.
+    pub feature_names: Vec<String>,
+    /// Label names.
+    pub label_names: Vec<String>,
+    /// SHA-256 of the training data (hex).
+    pub data_sha256: String,
+    /// tickq version that exported the blob.
+    pub tickq_version: String,
+    /// The layers.
+    pub layers: Vec<LayerRow>,
+}
+
+/// Summarizes a loaded blob.
+pub fn inspect_blob(model: &tickq_core::Model<'_>) -> BlobInspection {
+    let meta = model.metadata();
+    let layers: Vec<LayerRow> = model
+        .layers()
+        .map(|l| LayerRow {
+            index: l.index,
+            kind: l.kind.name().to_string(),
+            input: l.input,
+            input_b: l.input_b,
+            in_shape: [l.in_shape.0, l.in_shape.1],
+            out_shape: [l.out_shape.0, l.out_shape.1],
+            kernel_stride_dilation: [l.kernel, l.stride, l.dilation],
+            padding: format!("{:?}", l.padding).to_lowercase(),
+            out_scale: l.out_scale,
+            out_zero_point: l.out_zero_point,
+            clamp: [l.act_min, l.act_max],
+            params: l.params,
+            bytes: l.bytes,
+            macs: l.macs,
+            arena: [l.arena_offset, l.arena_len],
+        })
+        .collect();
+    let (t, f) = model.input_shape();
+    BlobInspection {
+        format_version: model.version(),
+        blob_bytes: model.blob_len(),
+        crc32: format!("{:08x}", model.crc32()),
+        arena_bytes: model.arena_bytes(),
+        input_shape: [t, f],
+        input_quant: model.input_quant(),
+        output_quant: model.output_quant(),
+        classes: model.classes(),
+        macs: layers.iter().map(|l| l.macs).sum(),
+        name: meta.name().to_string(),
+        feature_names: meta.feature_names().map(str::to_string).collect(),
+        label_names: meta.label_names().map(str::to_string).collect(),
+        data_sha256: hex(meta.data_hash()),
+        tickq_version: meta.tickq_version().to_string(),
+        layers,
+    }
+}
+
+impl BlobInspection {
+    /// Human-readable text, as `tickq inspect` prints it.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "model        {}", self.name);
+        let _ = writeln!(
+            s,
+            "format       v{}, {} bytes, CRC-32 {}",
+            self.format_version, self.blob_bytes, self.crc32
+        );
+        let _ = writeln!(
+            s,
+            "input        {} time steps x {} features, int8 scale {:.6} zero point {}",
+            self.input_shape[0], self.input_shape[1], self.input_quant.0, self.input_quant.1
+        );
+        let _ = writeln!(
+            s,
+            "output       {} classes ({}), scale {:.6} zero point {}",
+            self.classes,
+            self.label_names.join(", "),
+            self.output_quant.0,
+            self.output_quant.1
+        );
+        let _ = writeln!(s, "arena        {} bytes", self.arena_bytes);
+        let _ = writeln!(s, "work         {} MACs per inference", self.macs);
+        let _ = writeln!(s, "data sha256  {}", self.data_sha256);
+        let _ = writeln!(s, "exported by  tickq {}", self.tickq_version);
+        let _ = writeln!(s, "features     {}", self.feature_names.join(", "));
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "{:>3}  {:<13} {:>5} {:>11} {:>11} {:>9} {:>11} {:>9} {:>8} {:>8}  clamp",
+            "#",
+            "kind",
+            "input",
+            "in (TxC)",
+            "out (TxC)",
+            "k/s/d",
+            "scale",
+            "zp",
+            "params",
+            "bytes"
+        );
+        for l in &self.layers {
+            let input = match (l.input, l.input_b) {
+                (None, _) => "x".to_string(),
+                (Some(a), None) => a.to_string(),
+                (Some(a), Some(b)) => format!("{a}+{b}"),
+            };
+            let ksd = if l.kernel_stride_dilation == [0, 0, 0] {
+                "-".to_string()
+            } else {
+                format!(
+                    "{}/{}/{}",
+                    l.kernel_stride_dilation[0],
+                    l.kernel_stride_dilation[1],
+                    l.kernel_stride_dilation[2]
+                )
+            };
+            let kind = if l.kind == "Conv1d" {
+                format!("Conv1d {}", l.padding)
+            } else {
+                l.kind.clone()
+            };
+            let _ = writeln!(
+                s,
+                "{:>3}  {:<13} {:>5} {:>11} {:>11} {:>9} {:>11.6} {:>9} {:>8} {:>8}  [{}, {}]",
+                l.index,
+                kind,
+                input,
+                format!("{}x{}", l.in_shape[0], l.in_shape[1]),
+                format!("{}x{}", l.out_shape[0], l.out_shape[1]),
+                ksd,
+                l.out_scale,
+                l.out_zero_point,
+                l.params,
+                l.bytes,
+                l.clamp[0],
+                l.clamp[1]
+            );
+        }
+        s
+    }
+}

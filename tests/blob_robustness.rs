@@ -1,0 +1,82 @@
+//! Every corruption of a real exported blob is caught at load time, or (if a
+//! flip survives the CRC check by chance) the model still runs to completion.
+
+use tickq_core::{Model, Session};
+
+use crate::support::fixture;
+
+/// Rewrites the header's CRC-32 (bytes 12..16) over bytes `[0, 12) ++ [16, len)`,
+/// as docs/BLOB.md specifies.
+fn reseal(blob: &mut [u8]) {
+    let crc = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+    let mut digest = crc.digest();
+    digest.update(&blob[..12]);
+    digest.update(&blob[16..]);
+    blob[12..16].copy_from_slice(&digest.finalize().to_le_bytes());
+}
+
+fn load_and_run_if_valid(bytes: &[u8], input: &[f32]) {
+    if let Ok(model) = Model::load(bytes) {
+        let mut arena = vec![0u8; model.arena_bytes()];
+        let mut session = Session::new(&model, &mut arena).expect("exact arena accepted");
+        let p = session.run(input);
+        assert!(p.signal() < model.classes());
+    }
+}
+
+#[test]
+fn every_byte_flip_is_rejected_or_harmless() {
+    let f = fixture();
+    let blob = &f.quantized.blob;
+    let input = f.data.splits.test.x.row(0).to_vec();
+    let mut copy = blob.clone();
+    let mut rejected = 0usize;
+    for i in 0..copy.len() {
+        for mask in [0xFFu8, 0x01, 0x80] {
+            copy[i] ^= mask;
+            if Model::load(&copy).is_err() {
+                rejected += 1;
+            }
+            load_and_run_if_valid(&copy, &input);
+            copy[i] ^= mask;
+        }
+    }
+    assert_eq!(&copy, blob);
+    // A CRC-32 catches every flip of one byte.
+    assert_eq!(
+        rejected,
+        3 * blob.len(),
+        "a single-byte flip slipped through the CRC"
+    );
+}
+
+#[test]
+fn every_truncation_is_rejected() {
+    let f = fixture();
+    let blob = &f.quantized.blob;
+    for len in 0..blob.len() {
+        let err = Model::load(&blob[..len]);
+        assert!(err.is_err(), "truncated blob of {len} bytes loaded");
+    }
+}
+
+#[test]
+fn flips_that_bypass_the_crc_are_still_validated() {
+    // Re-seal each corrupted copy with a correct CRC so the structural checks,
+    // not the checksum, must catch (or tolerate) it.
+    let f = fixture();
+    let blob = &f.quantized.blob;
+    let input = f.data.splits.test.x.row(0).to_vec();
+    let mut copy = blob.clone();
+    for i in 0..copy.len() {
+        if (12..16).contains(&i) {
+            continue; // the CRC field itself
+        }
+        for mask in [0xFFu8, 0x01, 0x80] {
+            copy[i] ^= mask;
+            reseal(&mut copy);
+            load_and_run_if_valid(&copy, &input);
+            copy[i] ^= mask;
+        }
+    }
+}
