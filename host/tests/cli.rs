@@ -1,0 +1,347 @@
+//! The `tickq` command end to end, on a small slice of the bundled ticks:
+//! every subcommand, the files it writes, and its errors.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+const TINY_ARCH: &str = r#"
+name = "tiny"
+classes = 3
+[input]
+time_steps = 1
+features = 29
+[[layers]]
+type = "dense"
+name = "fc1"
+out = 16
+[[layers]]
+type = "relu"
+[[layers]]
+type = "dense"
+name = "fc2"
+out = 3
+"#;
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tickq-cli-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The first 15,000 trades of the bundled file, and the tiny architecture, written once.
+fn fixtures() -> &'static (PathBuf, PathBuf) {
+    static FIX: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FIX.get_or_init(|| {
+        let dir = scratch("fixtures");
+        let text = std::fs::read_to_string(tickq_host::data::default_data_path()).unwrap();
+        let slice: String = text
+            .lines()
+            .take(15_001)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let csv = dir.join("slice.csv");
+        std::fs::write(&csv, slice).unwrap();
+        let arch = dir.join("tiny.toml");
+        std::fs::write(&arch, TINY_ARCH).unwrap();
+        (csv, arch)
+    })
+}
+
+fn tickq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tickq"))
+        .args(args)
+        .output()
+        .expect("tickq runs")
+}
+
+fn ok(args: &[&str]) -> String {
+    let out = tickq(args);
+    assert!(
+        out.status.success(),
+        "tickq {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn fails(args: &[&str]) -> String {
+    let out = tickq(args);
+    assert!(!out.status.success(), "tickq {args:?} should fail");
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        !stderr.contains("panicked"),
+        "tickq {args:?} panicked:\n{stderr}"
+    );
+    stderr
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+#[test]
+fn train_quantize_eval_inspect_bench() {
+    let (csv, arch) = fixtures();
+    let dir = scratch("flow");
+    let ckpt = dir.join("ckpt");
+    let blob = dir.join("model.blob");
+    let report = dir.join("report");
+    let log = tickq(&[
+        "train",
+        "--arch",
+        s(arch),
+        "--data",
+        s(csv),
+        "--out",
+        s(&ckpt),
+        "--epochs",
+        "3",
+    ]);
+    assert!(
+        log.status.success(),
+        "{}",
+        String::from_utf8_lossy(&log.stderr)
+    );
+    let progress = String::from_utf8_lossy(&log.stderr);
+    assert!(
+        progress.contains("epoch   1:") && progress.contains("val loss"),
+        "{progress}"
+    );
+    for f in ["model.safetensors", "arch.toml", "preprocess.json"] {
+        assert!(ckpt.join(f).is_file(), "{f} missing");
+    }
+    ok(&[
+        "quantize",
+        s(&ckpt),
+        "--data",
+        s(csv),
+        "--out",
+        s(&blob),
+        "--observer",
+        "minmax",
+    ]);
+    assert!(blob.is_file() && dir.join("model.quant.json").is_file());
+    ok(&[
+        "eval",
+        s(&ckpt),
+        "--blob",
+        s(&blob),
+        "--data",
+        s(csv),
+        "--out",
+        s(&report),
+        "--latency-calls",
+        "100000",
+    ]);
+    let r = json(&report.join("report.json"));
+    for key in [
+        "/float/accuracy",
+        "/float/size_bytes",
+        "/int8/accuracy",
+        "/int8/blob_bytes",
+        "/int8/agreement",
+        "/compression_ratio",
+        "/baseline/majority_accuracy",
+        "/int8/arena_bytes",
+        "/latency_ns/p50",
+        "/latency_ns/p99",
+        "/latency_ns/p999",
+    ] {
+        assert!(
+            r.pointer(key).is_some_and(serde_json::Value::is_number),
+            "report.json lacks {key}"
+        );
+    }
+    assert_eq!(r["latency_ns"]["calls"], 100_000);
+    assert_eq!(
+        r["int8"]["blob_bytes"].as_u64().unwrap(),
+        std::fs::metadata(&blob).unwrap().len()
+    );
+    assert_eq!(r["quantization"]["observer"], "min-max");
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(md.contains("Confusion matrix") && md.contains("majority-class baseline"));
+
+    let text = ok(&["inspect", s(&blob)]);
+    assert!(text.contains("Dense") && text.contains("arena"), "{text}");
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&["inspect", s(&blob), "--json"])).unwrap();
+    assert_eq!(info["classes"], 3);
+    assert_eq!(info["arena_bytes"], r["int8"]["arena_bytes"]);
+    assert_eq!(info["feature_names"].as_array().unwrap().len(), 29);
+    assert_eq!(
+        info["layers"].as_array().unwrap().len(),
+        3,
+        "quantize + 2 dense (relu fused)"
+    );
+
+    let bench = ok(&[
+        "bench",
+        s(&blob),
+        "--calls",
+        "20000",
+        "--data",
+        s(csv),
+        "--json",
+    ]);
+    let b: serde_json::Value = serde_json::from_str(&bench).unwrap();
+    assert_eq!(b["calls"], 20_000);
+    assert!(b["p50"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn resumed_training_equals_an_uninterrupted_run() {
+    let (csv, arch) = fixtures();
+    let dir = scratch("resume");
+    let straight = dir.join("straight");
+    let resumed = dir.join("resumed");
+    let common = ["--arch", s(arch), "--data", s(csv), "--patience", "100"];
+    let mut a = vec!["train", "--out", s(&straight), "--epochs", "4"];
+    a.extend(common);
+    ok(&a);
+    let mut b = vec!["train", "--out", s(&resumed), "--epochs", "2"];
+    b.extend(common);
+    ok(&b);
+    let mut c = vec!["train", "--out", s(&resumed), "--epochs", "4", "--resume"];
+    c.extend(common);
+    ok(&c);
+    assert_eq!(
+        std::fs::read(straight.join("model.safetensors")).unwrap(),
+        std::fs::read(resumed.join("model.safetensors")).unwrap()
+    );
+}
+
+#[test]
+fn imported_weights_export_the_same_blob() {
+    let (csv, arch) = fixtures();
+    let dir = scratch("import");
+    let ckpt = dir.join("ckpt");
+    ok(&[
+        "train",
+        "--arch",
+        s(arch),
+        "--data",
+        s(csv),
+        "--out",
+        s(&ckpt),
+        "--epochs",
+        "1",
+    ]);
+    let imported = dir.join("imported");
+    ok(&[
+        "import",
+        "--weights",
+        s(&ckpt.join("model.safetensors")),
+        "--arch",
+        s(arch),
+        "--preprocess",
+        s(&ckpt.join("preprocess.json")),
+        "--out",
+        s(&imported),
+    ]);
+    let a = dir.join("a.blob");
+    let b = dir.join("b.blob");
+    ok(&["quantize", s(&ckpt), "--data", s(csv), "--out", s(&a)]);
+    ok(&["quantize", s(&imported), "--data", s(csv), "--out", s(&b)]);
+    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
+}
+
+#[test]
+fn bad_inputs_give_clear_errors() {
+    let (csv, arch) = fixtures();
+    let dir = scratch("errors");
+    let bad = dir.join("bad.csv");
+    std::fs::write(
+        &bad,
+        "DateTime,Price,Volume\n2013-09-01 17:00:00.083,1640.25,8\n2013-09-01 17:00:00.084,abc,1\n",
+    )
+    .unwrap();
+    let err = fails(&[
+        "train",
+        "--arch",
+        s(arch),
+        "--data",
+        s(&bad),
+        "--out",
+        s(&dir.join("x")),
+    ]);
+    assert!(
+        err.contains("bad.csv") && err.contains("line 3") && err.contains("Price"),
+        "{err}"
+    );
+
+    let ckpt = dir.join("ckpt");
+    ok(&[
+        "train",
+        "--arch",
+        s(arch),
+        "--data",
+        s(csv),
+        "--out",
+        s(&ckpt),
+        "--epochs",
+        "1",
+    ]);
+    let err = fails(&[
+        "quantize",
+        s(&ckpt),
+        "--data",
+        s(csv),
+        "--out",
+        s(&dir.join("m.blob")),
+        "--dtype",
+        "quint8",
+    ]);
+    assert!(err.contains("quint8") && err.contains("qint8"), "{err}");
+    let err = fails(&[
+        "quantize",
+        s(&ckpt),
+        "--data",
+        s(csv),
+        "--out",
+        s(&dir.join("m.blob")),
+        "--backend",
+        "tpu",
+    ]);
+    assert!(err.contains("tpu"), "{err}");
+
+    let blob = dir.join("m.blob");
+    ok(&["quantize", s(&ckpt), "--data", s(csv), "--out", s(&blob)]);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[200] ^= 0x40;
+    let corrupt = dir.join("corrupt.blob");
+    std::fs::write(&corrupt, &bytes).unwrap();
+    let err = fails(&["inspect", s(&corrupt)]);
+    assert!(err.contains("corrupt.blob") && err.contains("CRC"), "{err}");
+    let err = fails(&["bench", s(&dir.join("missing.blob"))]);
+    assert!(err.contains("missing.blob"), "{err}");
+
+    let wrong = dir.join("wrong.toml");
+    std::fs::write(&wrong, TINY_ARCH.replace("features = 29", "features = 7")).unwrap();
+    let err = fails(&[
+        "train",
+        "--arch",
+        s(&wrong),
+        "--data",
+        s(csv),
+        "--out",
+        s(&dir.join("y")),
+    ]);
+    assert!(err.contains("7 features") && err.contains("29"), "{err}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [
+        "demo", "train", "quantize", "eval", "import", "inspect", "bench",
+    ] {
+        let out = ok(&[cmd, "--help"]);
+        assert!(out.contains("Usage"), "{cmd} --help: {out}");
+    }
+}
