@@ -4,7 +4,7 @@
 //! ```toml
 //! backend = "x86"        # or "arm"; PyTorch's "fbgemm" and "qnnpack" are accepted as aliases
 //! dtype = "qint8"
-//! observer = "percentile"   # or "minmax"
+//! observer = "minmax"       # or "percentile"
 //! percentile = 99.99
 //! calibration_samples = 4096
 //! ```
@@ -109,7 +109,8 @@ impl QuantConfig {
             )));
         }
         cfg.observer = match observer.map(str::to_ascii_lowercase).as_deref() {
-            None => ObserverKind::Percentile { percentile: pct },
+            None if percentile.is_some() => ObserverKind::Percentile { percentile: pct },
+            None => ObserverKind::MinMax,
             Some("minmax" | "min-max" | "min_max") => ObserverKind::MinMax,
             Some("percentile") => ObserverKind::Percentile { percentile: pct },
             Some(other) => {
