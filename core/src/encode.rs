@@ -1,7 +1,7 @@
 //! The blob encoder (feature `alloc`): an owned model description becomes blob bytes.
 //!
 //! The host quantizes a trained model into a [`ModelSpec`] and calls [`encode`], which computes the shape chain,
-//! pads weight rows, aligns sections, writes the metadata and the CRC, and finally checks the result with
+//! lays weights out in blocks, aligns sections, writes the metadata and the CRC, and finally checks the result with
 //! [`Model::load`] so that it never returns a blob the loader would reject.
 //!
 //! ```
@@ -53,7 +53,9 @@ use crate::blob::{
 };
 use crate::error::BlobError;
 pub use crate::model::Padding;
-use crate::model::{Geometry, LayerKind, Model, ShapeError, output_shape, row_stride};
+use crate::model::{
+    BLOCK, Geometry, LayerKind, Model, ShapeError, block_len, blocked_index, output_shape,
+};
 use crate::requant::QuantMultiplier;
 
 /// An owned description of a quantized model: what the host produces and [`encode`] writes.
@@ -613,7 +615,7 @@ fn write_layer(
     Ok(s)
 }
 
-/// Writes padded weight rows, biases and per-channel multipliers.
+/// Writes blocked weights (see `docs/BLOB.md`), biases and per-channel multipliers.
 fn write_rows(
     s: &mut Sections,
     row_len: usize,
@@ -633,11 +635,13 @@ fn write_rows(
             });
         }
     }
-    let stride = row_stride(row_len);
+    // The caller checked `weights.len() == channels * row_len`; padding channels and inputs stay zero.
+    s.weights = alloc::vec![0u8; channels.div_ceil(BLOCK) * block_len(row_len)];
     if row_len > 0 {
-        for row in weights.chunks_exact(row_len) {
-            s.weights.extend(row.iter().map(|&w| w as u8));
-            s.weights.resize(s.weights.len() + stride - row_len, 0);
+        for (o, row) in weights.chunks_exact(row_len).enumerate() {
+            for (k, &w) in row.iter().enumerate() {
+                s.weights[blocked_index(o, k, row_len)] = w as u8;
+            }
         }
     }
     for b in bias {

@@ -160,7 +160,7 @@ pub enum BlobErrorKind {
         /// The length found in the entry.
         found: u32,
     },
-    /// The zero padding at the end of a weight row is not zero.
+    /// A padding byte of a weight block (a channel past `C_out`, or the input past an odd row length) is not zero.
     RowPaddingNotZero,
     /// A requantization multiplier or right shift is outside its valid range.
     BadMultiplier,

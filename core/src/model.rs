@@ -110,10 +110,23 @@ impl Padding {
     }
 }
 
-/// Rounds `n` up to a multiple of 8: the length of a padded weight row.
+/// The number of output channels in one block of Dense and Conv1d weights.
+pub(crate) const BLOCK: usize = 16;
+
+/// The bytes of one step of a weight block: two inputs for each of its [`BLOCK`] channels.
+pub(crate) const STEP: usize = 2 * BLOCK;
+
+/// The bytes of one weight block for rows of `row_len` weights: `BLOCK * round_up(row_len, 2)`.
 #[inline]
-pub(crate) const fn row_stride(n: usize) -> usize {
-    n.div_ceil(8) * 8
+pub(crate) const fn block_len(row_len: usize) -> usize {
+    row_len.div_ceil(2) * STEP
+}
+
+/// Where weight `k` of output channel `o` lives in the blocked layout (see `docs/BLOB.md`).
+#[cfg(any(test, feature = "alloc"))]
+#[inline]
+pub(crate) const fn blocked_index(o: usize, k: usize, row_len: usize) -> usize {
+    (o / BLOCK) * block_len(row_len) + (k / 2) * STEP + (o % BLOCK) * 2 + k % 2
 }
 
 /// The geometry parameters of a layer that determine its output shape.
@@ -215,9 +228,10 @@ pub(crate) struct LayerPlan<'b> {
     pub in_zp: i8,
     /// The zero point of the second input (Add).
     pub in_b_zp: i8,
-    /// Weight rows, `row_stride` bytes each, of which the first `row_len` are used.
+    /// Weight blocks of [`BLOCK`] output channels, `block_len` bytes each (see `docs/BLOB.md`).
     pub weights: &'b [u8],
-    pub row_stride: usize,
+    pub block_len: usize,
+    /// The weights per output channel: `C_in` (Dense) or `kernel * C_in` (Conv1d).
     pub row_len: usize,
     /// Effective bias, i32 little-endian per output channel.
     pub bias: &'b [u8],
@@ -280,7 +294,7 @@ pub struct LayerInfo {
     pub act_min: i8,
     /// The upper output clamp.
     pub act_max: i8,
-    /// The number of stored parameters: weights (without row padding), biases, multipliers, table entries.
+    /// The number of stored parameters: weights (without padding), biases, multipliers, table entries.
     pub params: usize,
     /// The number of blob bytes in this layer's sections.
     pub bytes: usize,
@@ -562,36 +576,49 @@ impl<'b> LayerCheck<'b, '_> {
         Ok((mults, shifts))
     }
 
-    /// Validates weight rows and biases: zero row padding and no possible i32 overflow.
+    /// Validates weight blocks and biases: zero padding and no possible i32 overflow.
+    ///
+    /// In block `b`, step `p`, byte `2 * j + e` is weight `k = 2 * p + e` of channel `o = BLOCK * b + j`; bytes with
+    /// `o >= channels` or `k >= row_len` are padding.
     fn rows(
         &self,
         weights: &[u8],
         w_offset: usize,
         bias: &[u8],
         b_offset: usize,
-        stride: usize,
-        len: usize,
+        channels: usize,
+        row_len: usize,
     ) -> Result<(), BlobError> {
-        for (o, (row, b)) in weights
-            .chunks_exact(stride)
-            .zip(bias.chunks_exact(4))
-            .enumerate()
-        {
-            let (used, pad) = row.split_at_checked(len).unwrap_or((row, &[]));
-            if let Some(p) = pad.iter().position(|&v| v != 0) {
-                return Err(self.err(
-                    w_offset + o * stride + len + p,
-                    BlobErrorKind::RowPaddingNotZero,
-                ));
+        let block_len = block_len(row_len);
+        if block_len == 0 {
+            return Ok(());
+        }
+        for (b, block) in weights.chunks_exact(block_len).enumerate() {
+            // Per channel of the block: 128 * sum |w|, which every activation sum is bounded by.
+            let mut bounds = [0u64; BLOCK];
+            for (p, step) in block.chunks_exact(STEP).enumerate() {
+                for (i, &w) in step.iter().enumerate() {
+                    let (o, k) = (BLOCK * b + i / 2, 2 * p + i % 2);
+                    if o >= channels || k >= row_len {
+                        if w != 0 {
+                            return Err(self.err(
+                                w_offset + b * block_len + p * STEP + i,
+                                BlobErrorKind::RowPaddingNotZero,
+                            ));
+                        }
+                    } else if let Some(bound) = bounds.get_mut(i / 2) {
+                        *bound += u64::from((w as i8).unsigned_abs()) * 128;
+                    }
+                }
             }
-            // Every activation is in [-128, 127], so each product is at most 128 * |w| in magnitude.
-            let bound = used
-                .iter()
-                .map(|&w| u64::from((w as i8).unsigned_abs()) * 128)
-                .sum::<u64>()
-                + u64::from(le_i32(b).unsigned_abs());
-            if bound >= 1 << 31 {
-                return Err(self.err(b_offset + 4 * o, BlobErrorKind::OverflowPossible));
+            let block_bias = bias.chunks_exact(4).skip(BLOCK * b).take(BLOCK);
+            for (j, (bound, bv)) in bounds.iter().zip(block_bias).enumerate() {
+                if bound + u64::from(le_i32(bv).unsigned_abs()) >= 1 << 31 {
+                    return Err(self.err(
+                        b_offset + 4 * (BLOCK * b + j),
+                        BlobErrorKind::OverflowPossible,
+                    ));
+                }
             }
         }
         Ok(())
@@ -1045,7 +1072,7 @@ fn check_layer<'b>(
         in_zp,
         in_b_zp: producer_b.map_or(0, |b| b.out_zp),
         weights: &[],
-        row_stride: 0,
+        block_len: 0,
         row_len: 0,
         bias: &[],
         multipliers: &[],
@@ -1075,9 +1102,9 @@ fn check_layer<'b>(
             } else {
                 kernel * in_c
             };
-            plan.row_stride = row_stride(plan.row_len);
+            plan.block_len = block_len(plan.row_len);
             (
-                out_c as u64 * plan.row_stride as u64,
+                out_c.div_ceil(BLOCK) as u64 * plan.block_len as u64,
                 4 * out_c as u64,
                 5 * out_c as u64,
                 0,
@@ -1111,14 +1138,7 @@ fn check_layer<'b>(
             plan.aux = aux;
         }
         LayerKind::Dense | LayerKind::Conv1d => {
-            c.rows(
-                weights,
-                w_offset,
-                bias,
-                b_offset,
-                plan.row_stride,
-                plan.row_len,
-            )?;
+            c.rows(weights, w_offset, bias, b_offset, out_c, plan.row_len)?;
             let (mults, shifts) = c.requant_channels(requant, out_c, r_offset)?;
             plan.weights = weights;
             plan.bias = bias;

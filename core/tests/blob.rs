@@ -89,7 +89,8 @@ fn round_trip_keeps_every_field() {
     );
     assert_eq!(conv.in_shape, (8, 3));
     assert_eq!(conv.params, 4 * 9 + 4 * 2);
-    assert_eq!(conv.bytes, 4 * 16 + 16 + 20);
+    // One block of 16 channels by 10 inputs (9 rounded up to even), then biases and multipliers.
+    assert_eq!(conv.bytes, 16 * 10 + 16 + 20);
     assert_eq!(conv.macs, 8 * 4 * 9);
     assert_eq!(conv.act_min, conv.out_zero_point);
     assert_eq!(
@@ -488,7 +489,7 @@ fn section_errors() {
             }
         },
     );
-    // Layer 11's rows (5 -> 3: 3 rows of 8) fit inside layer 9's (10 -> 5: 5 rows of 16).
+    // Layer 11's weights (5 -> 3: one block of 16 x 6) fit inside layer 9's (10 -> 5: one block of 16 x 10).
     let err = expect(
         &patched(&blob, |b| {
             put_u32(b, entry(11) + e::WEIGHTS_OFFSET.start, w9)
