@@ -1,6 +1,8 @@
 //! Tick-to-signal latency through tickq-core: raw f32 features in, argmax
-//! signal out, one sample per call, for the demo model and three reference
-//! shapes (see README "Measured results").
+//! signal out, one sample per call, for the demo model, the three reference
+//! shapes and the windowed conv model (`tickq_host::shapes`), with seeded
+//! random weights: latency depends on the shape, not on the weight values.
+//! See README "Measured results".
 //!
 //! Run with `cargo bench --bench tick_to_signal` (add `-- --quick` for a short run).
 
@@ -13,85 +15,6 @@ use rand_chacha::ChaCha8Rng;
 use tickq_core::{Model, Session};
 use tickq_host::model::{Architecture, Sequential};
 use tickq_host::quant::{ExportInfo, QuantConfig, static_quantize};
-
-/// Reference shapes named in the foundation issue, as architecture files.
-const SHAPES: &[(&str, &str)] = &[
-    (
-        "mlp_32x64x32x3",
-        r#"
-name = "mlp"
-classes = 3
-[input]
-time_steps = 1
-features = 32
-[[layers]]
-type = "dense"
-out = 64
-[[layers]]
-type = "relu"
-[[layers]]
-type = "dense"
-out = 32
-[[layers]]
-type = "relu"
-[[layers]]
-type = "dense"
-out = 3
-"#,
-    ),
-    (
-        "conv_64x8",
-        r#"
-name = "conv"
-classes = 3
-[input]
-time_steps = 64
-features = 8
-[[layers]]
-type = "conv1d"
-out = 16
-kernel = 5
-[[layers]]
-type = "relu"
-[[layers]]
-type = "conv1d"
-out = 16
-kernel = 5
-stride = 2
-[[layers]]
-type = "relu"
-[[layers]]
-type = "global_avg_pool"
-[[layers]]
-type = "dense"
-out = 3
-"#,
-    ),
-    (
-        "wide_128x256x256x3",
-        r#"
-name = "wide"
-classes = 3
-[input]
-time_steps = 1
-features = 128
-[[layers]]
-type = "dense"
-out = 256
-[[layers]]
-type = "relu"
-[[layers]]
-type = "dense"
-out = 256
-[[layers]]
-type = "relu"
-[[layers]]
-type = "dense"
-out = 3
-"#,
-    ),
-    ("demo", tickq_host::pipeline::DEMO_ARCH),
-];
 
 /// Seeded standard-normal-ish inputs (sum of uniforms), `[n, width]`.
 fn random_inputs(n: usize, width: usize, seed: u64) -> Array2<f32> {
@@ -124,7 +47,7 @@ fn build_blob(arch_text: &str) -> (Vec<u8>, Array2<f32>) {
 fn tick_to_signal(c: &mut Criterion) {
     let mut group = c.benchmark_group("tick_to_signal");
     group.throughput(Throughput::Elements(1));
-    for (name, arch) in SHAPES {
+    for (name, arch) in tickq_host::shapes::ALL {
         let (blob, inputs) = build_blob(arch);
         let model = Model::load(&blob).expect("blob loads");
         let mut arena = vec![0u8; model.arena_bytes()];

@@ -407,7 +407,7 @@ pub fn quant_summary(config: &QuantConfig, calibration_samples: usize) -> QuantS
 }
 
 /// The architecture `tickq demo` trains, embedded so the demo runs anywhere.
-pub const DEMO_ARCH: &str = include_str!("../models/demo-mlp.toml");
+pub const DEMO_ARCH: &str = crate::shapes::DEMO_MLP;
 
 /// Settings of [`run_demo`].
 #[derive(Debug, Clone)]
