@@ -16,4 +16,5 @@ pub mod model;
 pub mod pipeline;
 pub mod quant;
 pub mod report;
+pub mod shapes;
 pub mod train;
