@@ -11,6 +11,7 @@ use tickq_host::fsutil::write_atomic;
 use tickq_host::model::{Architecture, OptimizerConfig};
 use tickq_host::pipeline::{self, PipelineError};
 use tickq_host::quant::QuantConfig;
+use tickq_host::quant::config::RawQuantConfig;
 use tickq_host::report::RangeRow;
 use tickq_host::train::{ClassWeights, TrainConfig};
 
@@ -173,21 +174,28 @@ impl TrainOpts {
 /// Quantization options (override the config file).
 #[derive(Args, Debug, Clone)]
 struct QuantOpts {
-    /// Quantization config file (TOML: backend, dtype, observer, percentile, calibration_samples).
+    /// Quantization config file (TOML: backend, dtype, reduce_range, observer, percentile,
+    /// averaging_constant, calibration_samples).
     #[arg(long, value_name = "TOML")]
     quant_config: Option<PathBuf>,
-    /// Backend: x86 (alias fbgemm) or arm (alias qnnpack).
+    /// Backend: x86 (alias fbgemm), arm (alias qnnpack) or fpga (power-of-two scales).
     #[arg(long)]
     backend: Option<String>,
-    /// Activation dtype; only qint8 is supported.
+    /// Activation dtype: qint8 or quint8 (the same 256-level grid).
     #[arg(long)]
     dtype: Option<String>,
-    /// Activation observer: minmax or percentile.
+    /// 7-bit activations (-64..=63), as fbgemm's reduce_range.
+    #[arg(long)]
+    reduce_range: bool,
+    /// Activation observer: minmax, moving_average_minmax, percentile, mse or kl.
     #[arg(long)]
     observer: Option<String>,
     /// Percentile for the percentile observer (50..=100).
     #[arg(long)]
     percentile: Option<f64>,
+    /// Averaging constant of the moving-average observer (0..=1).
+    #[arg(long)]
+    averaging_constant: Option<f64>,
     /// Training samples used for calibration.
     #[arg(long)]
     calibration_samples: Option<usize>,
@@ -195,27 +203,20 @@ struct QuantOpts {
 
 impl QuantOpts {
     fn config(&self) -> Result<QuantConfig, PipelineError> {
-        let base = match &self.quant_config {
-            Some(p) => QuantConfig::load(p)?,
-            None => QuantConfig::default(),
+        let file = match &self.quant_config {
+            Some(p) => RawQuantConfig::load(p)?,
+            None => RawQuantConfig::default(),
         };
-        let observer = self.observer.clone().or_else(|| match base.observer {
-            tickq_host::quant::observer::ObserverKind::MinMax => Some("minmax".into()),
-            _ => None,
-        });
-        let percentile = self.percentile.or(match base.observer {
-            tickq_host::quant::observer::ObserverKind::Percentile { percentile } => {
-                Some(percentile)
-            }
-            _ => None,
-        });
-        Ok(QuantConfig::from_parts(
-            Some(self.backend.as_deref().unwrap_or(&base.backend.to_string())),
-            Some(self.dtype.as_deref().unwrap_or(&base.dtype.to_string())),
-            observer.as_deref(),
-            percentile,
-            Some(self.calibration_samples.unwrap_or(base.calibration_samples)),
-        )?)
+        let cli = RawQuantConfig {
+            backend: self.backend.clone(),
+            dtype: self.dtype.clone(),
+            reduce_range: self.reduce_range.then_some(true),
+            observer: self.observer.clone(),
+            percentile: self.percentile,
+            averaging_constant: self.averaging_constant,
+            calibration_samples: self.calibration_samples,
+        };
+        Ok(file.overridden_by(cli).resolve()?)
     }
 }
 
@@ -443,6 +444,9 @@ fn quantize(a: QuantizeArgs) -> Result<(), PipelineError> {
         cfg.observer
     ));
     let q = pipeline::quantize_model(&model, &data, &cfg)?;
+    for w in &q.warnings {
+        progress(&format!("warning: {w}"));
+    }
     write_atomic(&a.out, &q.blob)?;
     let sidecar = pipeline::QuantSidecar {
         quantization: pipeline::quant_summary(

@@ -15,6 +15,7 @@ use crate::data::{self, DatasetConfig, Normalizer, SplitConfig, Splits};
 use crate::eval::{self, Metrics};
 use crate::fsutil::write_atomic;
 use crate::model::{Architecture, Sequential};
+use crate::quant::observer::Range;
 use crate::quant::{self, ExportInfo, QuantConfig, QuantizedModel};
 use crate::report::{
     Baseline, DataSummary, FloatSection, Int8Section, QuantSummary, RangeRow, Report,
@@ -343,6 +344,18 @@ pub fn evaluate(
     let (majority_class, majority_accuracy) =
         eval::majority_baseline(&data.splits.train.y, &test.y, labels.len());
     let latency = eval::measure_latency(&core_model, test.x.view(), latency_calls);
+    let mut ranges = ranges;
+    let probes: Vec<_> = ranges
+        .iter()
+        .map(|r| (r.layer, Range::new(r.calibrated[0], r.calibrated[1]), r.scale))
+        .collect();
+    let test_norm = data.normalized(test.x.view());
+    for (row, clipped) in ranges
+        .iter_mut()
+        .zip(quant::clipped_fractions(model, test_norm.view(), &probes))
+    {
+        row.clipped_test = Some(clipped);
+    }
     let size_bytes = model.num_parameters() * 4;
     let mut test_class_counts = vec![0usize; labels.len()];
     for &y in &test.y {
@@ -490,6 +503,9 @@ pub fn run_demo(cfg: &DemoConfig, log: &mut dyn FnMut(&str)) -> Result<DemoOutpu
         checkpoint_dir.display()
     ));
     let q = quantize_model(&model, &data, &cfg.quant)?;
+    for w in &q.warnings {
+        log(&format!("warning: {w}"));
+    }
     let blob_path = cfg.out.join("model.blob");
     write_atomic(&blob_path, &q.blob)?;
     let summary = quant_summary(

@@ -99,6 +99,9 @@ pub struct QuantSummary {
 pub struct RangeRow {
     /// Tensor name.
     pub tensor: String,
+    /// The f32 layer whose output this is (`None`: the model input).
+    #[serde(default)]
+    pub layer: Option<usize>,
     /// Observed minimum and maximum.
     pub observed: [f32; 2],
     /// Encoded range.
@@ -107,16 +110,24 @@ pub struct RangeRow {
     pub scale: f32,
     /// Zero point.
     pub zero_point: i8,
+    /// Fraction of the calibration values the encoding clips.
+    pub clipped_calibration: f64,
+    /// Fraction of the test-split values the encoding clips (filled in by evaluation).
+    #[serde(default)]
+    pub clipped_test: Option<f64>,
 }
 
 impl From<&TensorRange> for RangeRow {
     fn from(r: &TensorRange) -> Self {
         Self {
             tensor: r.tensor.clone(),
+            layer: r.layer,
             observed: [r.observed.0, r.observed.1],
             calibrated: [r.calibrated.min, r.calibrated.max],
             scale: r.scale,
             zero_point: r.zero_point,
+            clipped_calibration: r.clipped_fraction,
+            clipped_test: None,
         }
     }
 }

@@ -7,6 +7,11 @@
 //! Q31 requantization multiplier per output channel.
 //! Activation functions that follow a Dense or Conv1d layer are fused into its
 //! requantization clamp; other element-wise functions become 256-entry tables.
+//!
+//! Backends ([`Backend`]) change only the parameters, never the core's
+//! arithmetic: `reduce_range` narrows activations to -64..=63, and `fpga` rounds
+//! every scale up to a power of two so that each requantization multiplier is
+//! exactly 2^30 (a pure rounding shift).
 
 pub mod config;
 pub mod observer;
@@ -18,6 +23,16 @@ use tickq_core::requant::QuantMultiplier;
 use crate::model::{Layer, Sequential, Tensor};
 pub use config::{Backend, QuantConfig, QuantDtype};
 use observer::{Observer, Range};
+
+/// Calibration batches are traced this many samples at a time (the
+/// moving-average observer sees one update per batch).
+pub const CALIBRATION_BATCH: usize = 256;
+
+/// Fewer calibration samples than this is an error.
+pub const MIN_CALIBRATION_SAMPLES: usize = 8;
+
+/// Fewer calibration samples than this gives a warning.
+pub const FEW_CALIBRATION_SAMPLES: usize = 256;
 
 /// What went wrong while quantizing.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +83,8 @@ pub struct ExportInfo {
 pub struct TensorRange {
     /// Which tensor: "input" or the f32 layer's name and kind.
     pub tensor: String,
+    /// Index of the f32 layer whose output this is (`None` for the input).
+    pub layer: Option<usize>,
     /// Smallest and largest value observed during calibration.
     pub observed: (f32, f32),
     /// The range the int8 encoding covers.
@@ -76,6 +93,8 @@ pub struct TensorRange {
     pub scale: f32,
     /// Zero point.
     pub zero_point: i8,
+    /// Fraction of the calibration values outside the encoded range.
+    pub clipped_fraction: f64,
 }
 
 /// A statically quantized model.
@@ -87,6 +106,9 @@ pub struct QuantizedModel {
     pub blob: Vec<u8>,
     /// Calibrated ranges, input first.
     pub ranges: Vec<TensorRange>,
+    /// Things a person should look at: too few calibration samples, or
+    /// calibration data that does not look like the training data.
+    pub warnings: Vec<String>,
 }
 
 /// Affine int8 parameters of one activation tensor.
@@ -97,8 +119,16 @@ struct QParams {
 }
 
 impl QParams {
-    fn from_range(r: Range) -> Self {
-        let (scale, zero_point) = r.affine_int8();
+    /// The parameters for `range` under `config` (limits, power-of-two scales).
+    fn for_range(r: Range, config: &QuantConfig) -> Self {
+        let (qmin, qmax) = config.activation_limits();
+        let (mut scale, mut zero_point) = r.affine(qmin, qmax);
+        if config.backend == Backend::Fpga {
+            scale = pow2_ceil(f64::from(scale)) as f32;
+            zero_point = (f64::from(qmin) - f64::from(r.min) / f64::from(scale))
+                .round()
+                .clamp(f64::from(qmin), f64::from(qmax)) as i8;
+        }
         Self { scale, zero_point }
     }
 
@@ -106,6 +136,23 @@ impl QParams {
     fn quantize(&self, x: f32) -> i8 {
         let q = (f64::from(x) / f64::from(self.scale)).round() + f64::from(self.zero_point);
         q.clamp(-128.0, 127.0) as i8
+    }
+
+    /// The real range this encoding covers within `limits`.
+    fn covered(&self, (qmin, qmax): (i8, i8)) -> Range {
+        Range::new(
+            self.scale * (i32::from(qmin) - i32::from(self.zero_point)) as f32,
+            self.scale * (i32::from(qmax) - i32::from(self.zero_point)) as f32,
+        )
+    }
+}
+
+/// The smallest power of two at or above `x` (> 0).
+fn pow2_ceil(x: f64) -> f64 {
+    if x > 0.0 && x.is_finite() {
+        2f64.powi(x.log2().ceil() as i32)
+    } else {
+        1.0
     }
 }
 
@@ -115,10 +162,7 @@ fn tensor_values(t: &Tensor) -> impl Iterator<Item = f32> + '_ {
         Tensor::Seq(a) => (Some(a.iter()), None),
         Tensor::Flat(a) => (None, Some(a.iter())),
     };
-    a.into_iter()
-        .flatten()
-        .chain(b.into_iter().flatten())
-        .copied()
+    a.into_iter().flatten().chain(b.into_iter().flatten()).copied()
 }
 
 /// Shape of the current tensor while walking the model.
@@ -129,32 +173,21 @@ enum Walk {
     /// A vector; `from_seq` remembers the (channels, time) of a flattened
     /// sequence so the next Dense layer's columns can be permuted from
     /// PyTorch's channel-major order to the core's time-major order.
-    Flat {
-        len: usize,
-        from_seq: Option<(usize, usize)>,
-    },
+    Flat { len: usize, from_seq: Option<(usize, usize)> },
 }
 
-/// Statically quantizes `model`.
-///
-/// `calibration` holds standardized samples (`[N, T*F]`, the same layout the
-/// f32 model takes); the first `config.calibration_samples` rows are used.
-///
-/// # Errors
-///
-/// [`QuantError`] naming the layer or the setting when something cannot be
-/// represented, and [`QuantError::Calibration`] for empty or non-finite data.
-pub fn static_quantize(
-    model: &Sequential,
+/// Checks calibration data and returns warnings about it.
+fn check_calibration(
     calibration: ArrayView2<'_, f32>,
+    features: usize,
     info: &ExportInfo,
-    config: &QuantConfig,
-) -> Result<QuantizedModel, QuantError> {
-    let n = calibration.nrows().min(config.calibration_samples);
-    if n == 0 {
-        return Err(QuantError::Calibration("no calibration samples".into()));
+) -> Result<Vec<String>, QuantError> {
+    let n = calibration.nrows();
+    if n < MIN_CALIBRATION_SAMPLES {
+        return Err(QuantError::Calibration(format!(
+            "{n} samples: at least {MIN_CALIBRATION_SAMPLES} are needed (a few thousand are better)"
+        )));
     }
-    let calibration = calibration.slice_axis(Axis(0), (0..n).into());
     if let Some(pos) = calibration.iter().position(|v| !v.is_finite()) {
         let width = calibration.ncols().max(1);
         return Err(QuantError::Calibration(format!(
@@ -163,6 +196,51 @@ pub fn static_quantize(
             pos % width
         )));
     }
+    let mut warnings = Vec::new();
+    if n < FEW_CALIBRATION_SAMPLES {
+        warnings.push(format!(
+            "only {n} calibration samples: ranges may be unreliable (use at least {FEW_CALIBRATION_SAMPLES})"
+        ));
+    }
+    // The samples are standardized with the training statistics, so each
+    // feature should have a mean near 0 and a standard deviation near 1.
+    for f in 0..features {
+        let column: Vec<f64> = calibration
+            .iter()
+            .skip(f)
+            .step_by(features.max(1))
+            .map(|&v| f64::from(v))
+            .collect();
+        let count = column.len().max(1) as f64;
+        let mean = column.iter().sum::<f64>() / count;
+        let std = (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count).sqrt();
+        if mean.abs() > 1.5 || std > 3.0 || (std < 0.2 && info.std.get(f).is_some_and(|s| *s != 1.0)) {
+            let name = info.feature_names.get(f).map_or("?", String::as_str);
+            warnings.push(format!(
+                "feature {f} `{name}`: calibration mean {mean:.2} and standard deviation {std:.2} in training-standardized units (training: 0 and 1); is this the data the model was trained on?"
+            ));
+        }
+    }
+    Ok(warnings)
+}
+
+/// Statically quantizes `model`.
+///
+/// `calibration` holds standardized samples (`[N, T*F]`, the same layout the
+/// f32 model takes); the first `config.calibration_samples` rows are used,
+/// traced [`CALIBRATION_BATCH`] at a time.
+///
+/// # Errors
+///
+/// [`QuantError`] naming the layer or the setting when something cannot be
+/// represented, and [`QuantError::Calibration`] for too few or non-finite
+/// samples, or samples of the wrong width.
+pub fn static_quantize(
+    model: &Sequential,
+    calibration: ArrayView2<'_, f32>,
+    info: &ExportInfo,
+    config: &QuantConfig,
+) -> Result<QuantizedModel, QuantError> {
     let time_steps = model.arch.input.time_steps;
     let features = model.arch.input.features;
     if calibration.ncols() != time_steps * features {
@@ -182,16 +260,45 @@ pub fn static_quantize(
             features
         )));
     }
+    let n = calibration.nrows().min(config.calibration_samples);
+    let calibration = calibration.slice_axis(Axis(0), (0..n).into());
+    let warnings = check_calibration(calibration, features, info)?;
 
-    let trace = model.forward_trace(calibration);
+    // Observe the input and every layer's output, one batch at a time.
+    let mut observers: Vec<Observer> = (0..=model.layers.len())
+        .map(|_| Observer::new(config.observer))
+        .collect();
+    let mut start = 0;
+    while start < n {
+        let end = (start + CALIBRATION_BATCH).min(n);
+        let batch = calibration.slice_axis(Axis(0), (start..end).into());
+        observers[0].observe(batch.iter().copied());
+        for (obs, t) in observers[1..].iter_mut().zip(model.forward_trace(batch)) {
+            obs.observe(tensor_values(&t));
+        }
+        start = end;
+    }
+    let limits = config.activation_limits();
     let mut ranges = Vec::new();
+    // Calibrated parameters of observer `k` (0 = input, i + 1 = layer i's output).
+    let calibrate = |ranges: &mut Vec<TensorRange>, k: usize, tensor: String| -> QParams {
+        let obs = &observers[k];
+        let qp = QParams::for_range(obs.range(), config);
+        let covered = qp.covered(limits);
+        ranges.push(TensorRange {
+            tensor,
+            layer: k.checked_sub(1),
+            observed: obs.extremes().unwrap_or((0.0, 0.0)),
+            calibrated: covered,
+            scale: qp.scale,
+            zero_point: qp.zero_point,
+            clipped_fraction: obs.fraction_outside(covered, qp.scale),
+        });
+        qp
+    };
+
     // Layer 0: the input quantizer with standardization folded in.
-    let input_qp = observe(
-        &mut ranges,
-        config,
-        "input".into(),
-        calibration.iter().copied(),
-    );
+    let input_qp = calibrate(&mut ranges, 0, "input".into());
     let mut a = Vec::with_capacity(features);
     let mut b = Vec::with_capacity(features);
     for (&mean, &std) in info.mean.iter().zip(&info.std) {
@@ -199,6 +306,7 @@ pub fn static_quantize(
         a.push((1.0 / denom) as f32);
         b.push((f64::from(input_qp.zero_point) - f64::from(mean) / denom) as f32);
     }
+    let (qmin, qmax) = limits;
     let mut layers = vec![LayerSpec {
         op: OpSpec::Quantize {
             time_steps,
@@ -209,8 +317,8 @@ pub fn static_quantize(
         input: None,
         out_scale: input_qp.scale,
         out_zero_point: input_qp.zero_point,
-        act_min: -128,
-        act_max: 127,
+        act_min: qmin,
+        act_max: qmax,
     }];
     let mut current = input_qp;
     let mut walk = if time_steps == 1 {
@@ -244,16 +352,13 @@ pub fn static_quantize(
                     _ => None,
                 };
                 let out_index = if fused.is_some() { i + 1 } else { i };
-                let out_label = layer_label(model, out_index);
-                let out_qp = observe(
-                    &mut ranges,
-                    config,
-                    out_label,
-                    tensor_values(&trace[out_index]),
-                );
+                let out_qp = calibrate(&mut ranges, out_index + 1, layer_label(model, out_index));
                 let (act_min, act_max) = match fused {
-                    Some((lo, hi)) => (out_qp.quantize(lo), out_qp.quantize(hi)),
-                    None => (-128, 127),
+                    Some((lo, hi)) => (
+                        out_qp.quantize(lo).clamp(qmin, qmax),
+                        out_qp.quantize(hi).clamp(qmin, qmax),
+                    ),
+                    None => (qmin, qmax),
                 };
                 let op = match layer {
                     Layer::Dense(d) => {
@@ -279,7 +384,8 @@ pub fn static_quantize(
                         let rows: Vec<Vec<f32>> = (0..out_f)
                             .map(|o| (0..in_f).map(|j| d.weight[[o, column(j)]]).collect())
                             .collect();
-                        let q = quantize_channels(&rows, &d.bias, current, out_qp).map_err(&err)?;
+                        let q = quantize_channels(&rows, &d.bias, current, out_qp, config)
+                            .map_err(&err)?;
                         walk = Walk::Flat {
                             len: out_f,
                             from_seq: None,
@@ -313,7 +419,8 @@ pub fn static_quantize(
                                     .collect()
                             })
                             .collect();
-                        let q = quantize_channels(&rows, &c.bias, current, out_qp).map_err(&err)?;
+                        let q = quantize_channels(&rows, &c.bias, current, out_qp, config)
+                            .map_err(&err)?;
                         let padding = match c.padding {
                             crate::model::Padding::Valid => encode::Padding::Valid,
                             crate::model::Padding::Causal => encode::Padding::Causal,
@@ -362,27 +469,29 @@ pub fn static_quantize(
             }
             Layer::ReLU | Layer::ReLU6 | Layer::Clamp { .. } | Layer::Tanh | Layer::Sigmoid => {
                 // An element-wise function that could not be fused: a lookup table.
+                // Tanh and Sigmoid have fixed output ranges ([-1, 1] and [0, 1]).
+                let half = if config.reduce_range { 64.0 } else { 128.0 };
                 let out_qp = match layer {
                     Layer::Tanh => QParams {
-                        scale: 1.0 / 128.0,
+                        scale: 1.0 / half,
                         zero_point: 0,
                     },
                     Layer::Sigmoid => QParams {
-                        scale: 1.0 / 256.0,
-                        zero_point: -128,
+                        scale: 1.0 / (2.0 * half),
+                        zero_point: qmin,
                     },
                     _ => current,
                 };
                 if matches!(layer, Layer::Tanh | Layer::Sigmoid) {
+                    let covered = out_qp.covered(limits);
                     ranges.push(TensorRange {
                         tensor: label.clone(),
-                        observed: observed_extremes(&trace[i]),
-                        calibrated: Range::new(
-                            out_qp.scale * (-128 - i32::from(out_qp.zero_point)) as f32,
-                            out_qp.scale * (127 - i32::from(out_qp.zero_point)) as f32,
-                        ),
+                        layer: Some(i),
+                        observed: observers[i + 1].extremes().unwrap_or((0.0, 0.0)),
+                        calibrated: covered,
                         scale: out_qp.scale,
                         zero_point: out_qp.zero_point,
+                        clipped_fraction: observers[i + 1].fraction_outside(covered, out_qp.scale),
                     });
                 }
                 let f = |x: f32| -> f32 {
@@ -398,15 +507,15 @@ pub fn static_quantize(
                 for (idx, slot) in table.iter_mut().enumerate() {
                     let q_in = idx as i32 - 128;
                     let real = current.scale * (q_in - i32::from(current.zero_point)) as f32;
-                    *slot = out_qp.quantize(f(real));
+                    *slot = out_qp.quantize(f(real)).clamp(qmin, qmax);
                 }
                 layers.push(LayerSpec {
                     op: OpSpec::Lut { table },
                     input: None,
                     out_scale: out_qp.scale,
                     out_zero_point: out_qp.zero_point,
-                    act_min: -128,
-                    act_max: 127,
+                    act_min: qmin,
+                    act_max: qmax,
                 });
                 current = out_qp;
             }
@@ -439,7 +548,7 @@ pub fn static_quantize(
                 let Walk::Seq { channels, time } = walk else {
                     return Err(err("average pooling needs a sequence input".into()));
                 };
-                let out_qp = observe(&mut ranges, config, label.clone(), tensor_values(&trace[i]));
+                let out_qp = calibrate(&mut ranges, i + 1, label.clone());
                 let (window, op_for) = match layer {
                     Layer::AvgPool1d { kernel, stride } => (*kernel, Some((*kernel, *stride))),
                     _ => (time, None),
@@ -447,6 +556,11 @@ pub fn static_quantize(
                 if time < window {
                     return Err(err(format!(
                         "window of {time} steps is shorter than the pool kernel {window}"
+                    )));
+                }
+                if config.backend == Backend::Fpga && !window.is_power_of_two() {
+                    return Err(err(format!(
+                        "backend fpga makes every requantization a shift, but averaging {window} steps divides by {window}: use a power-of-two pool window (or sequence length for global pooling)"
                     )));
                 }
                 let ratio = f64::from(current.scale) / (f64::from(out_qp.scale) * window as f64);
@@ -476,8 +590,8 @@ pub fn static_quantize(
                     input: None,
                     out_scale: out_qp.scale,
                     out_zero_point: out_qp.zero_point,
-                    act_min: -128,
-                    act_max: 127,
+                    act_min: qmin,
+                    act_max: qmax,
                 });
                 current = out_qp;
             }
@@ -519,35 +633,61 @@ pub fn static_quantize(
     };
     let blob = encode::encode(&spec).map_err(|e| QuantError::Encode(e.to_string()))?;
     tickq_core::Model::load(&blob).map_err(|e| QuantError::Load(e.to_string()))?;
-    Ok(QuantizedModel { spec, blob, ranges })
+    Ok(QuantizedModel {
+        spec,
+        blob,
+        ranges,
+        warnings,
+    })
 }
 
-/// Calibrates one tensor with the configured observer, records its range and
-/// returns its int8 parameters.
-fn observe(
-    ranges: &mut Vec<TensorRange>,
-    config: &QuantConfig,
-    tensor: String,
-    values: impl Iterator<Item = f32>,
-) -> QParams {
-    let mut obs = Observer::new(config.observer);
-    obs.observe(values);
-    let calibrated = obs.range();
-    let qp = QParams::from_range(calibrated);
-    ranges.push(TensorRange {
-        tensor,
-        observed: obs.extremes().unwrap_or((0.0, 0.0)),
-        calibrated,
-        scale: qp.scale,
-        zero_point: qp.zero_point,
-    });
-    qp
-}
-
-fn observed_extremes(t: &Tensor) -> (f32, f32) {
-    let mut obs = Observer::new(observer::ObserverKind::MinMax);
-    obs.observe(tensor_values(t));
-    obs.extremes().unwrap_or((0.0, 0.0))
+/// For each probe `(layer, range, scale)` — the model input when `layer` is
+/// `None`, else the output of f32 layer `layer` — the fraction of the values
+/// on `x` (standardized samples, `[N, T*F]`) that an int8 encoding of `range`
+/// with step `scale` clips: those more than half a step outside it.
+///
+/// Compared with [`TensorRange::clipped_fraction`] (the calibration set), a
+/// much larger fraction here means the calibration set did not cover what the
+/// model sees in use.
+pub fn clipped_fractions(
+    model: &Sequential,
+    x: ArrayView2<'_, f32>,
+    probes: &[(Option<usize>, Range, f32)],
+) -> Vec<f64> {
+    let ranges = probes;
+    let mut outside = vec![0usize; ranges.len()];
+    let mut total = vec![0usize; ranges.len()];
+    let mut count = |k: usize, (_, range, scale): &(Option<usize>, Range, f32), values: &mut dyn Iterator<Item = f32>| {
+        let (lo, hi) = (range.min - 0.5 * scale, range.max + 0.5 * scale);
+        for v in values {
+            total[k] += 1;
+            if v < lo || v > hi {
+                outside[k] += 1;
+            }
+        }
+    };
+    let mut start = 0;
+    while start < x.nrows() {
+        let end = (start + CALIBRATION_BATCH).min(x.nrows());
+        let batch = x.slice_axis(Axis(0), (start..end).into());
+        let trace = model.forward_trace(batch);
+        for (k, r) in ranges.iter().enumerate() {
+            match r.0 {
+                None => count(k, r, &mut batch.iter().copied()),
+                Some(i) => {
+                    if let Some(t) = trace.get(i) {
+                        count(k, r, &mut tensor_values(t));
+                    }
+                }
+            }
+        }
+        start = end;
+    }
+    outside
+        .iter()
+        .zip(&total)
+        .map(|(&o, &t)| if t > 0 { o as f64 / t as f64 } else { 0.0 })
+        .collect()
 }
 
 /// `name (kind)` of layer `i`, for messages and reports.
@@ -583,6 +723,7 @@ fn quantize_channels(
     bias: &ndarray::Array1<f32>,
     input: QParams,
     output: QParams,
+    config: &QuantConfig,
 ) -> Result<QuantizedChannels, String> {
     let mut weights = Vec::with_capacity(rows.iter().map(Vec::len).sum());
     let mut biases = Vec::with_capacity(rows.len());
@@ -592,11 +733,14 @@ fn quantize_channels(
         if !max_abs.is_finite() {
             return Err(format!("output channel {o} has a non-finite weight"));
         }
-        let w_scale = if max_abs > 0.0 {
+        let mut w_scale = if max_abs > 0.0 {
             f64::from(max_abs) / 127.0
         } else {
             1.0
         };
+        if config.backend == Backend::Fpga {
+            w_scale = pow2_ceil(w_scale);
+        }
         let mut sum_q: i64 = 0;
         for &w in row {
             let q = (f64::from(w) / w_scale).round().clamp(-127.0, 127.0) as i8;
@@ -887,5 +1031,121 @@ out = 3
             err.contains("layer 2") && err.contains("channel 4"),
             "{err}"
         );
+    }
+
+    fn all_multipliers(spec: &ModelSpec) -> Vec<QuantMultiplier> {
+        spec.layers
+            .iter()
+            .flat_map(|l| match &l.op {
+                OpSpec::Dense { requant, .. } | OpSpec::Conv1d { requant, .. } => requant.clone(),
+                OpSpec::AvgPool1d { requant, .. } | OpSpec::GlobalAvgPool { requant } => {
+                    vec![*requant]
+                }
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fpga_backend_makes_every_requantization_a_shift() {
+        let fpga = QuantConfig {
+            backend: Backend::Fpga,
+            ..QuantConfig::default()
+        };
+        for (arch, seed) in [(MLP, 3), (CONV_FLATTEN, 5)] {
+            let (agree, _, rms) = compare_with(arch, seed, &fpga);
+            assert!(agree >= 0.9, "fpga agreement {agree}");
+            assert!(rms < 0.15, "fpga rms {rms}");
+            let model = Sequential::new(Architecture::from_toml_str(arch).unwrap(), seed).unwrap();
+            let width = model.arch.input.time_steps * model.arch.input.features;
+            let q = static_quantize(&model, inputs(512, width, 1).view(), &info(model.arch.input.features), &fpga)
+                .unwrap();
+            let ms = all_multipliers(&q.spec);
+            assert!(!ms.is_empty());
+            for m in ms {
+                assert_eq!(m.multiplier(), 1 << 30, "{m:?} is not a pure shift");
+            }
+            for l in &q.spec.layers {
+                assert_eq!(l.out_scale.log2().fract(), 0.0, "scale {} is not a power of two", l.out_scale);
+            }
+        }
+        // A pool window that is not a power of two cannot be a shift.
+        let err = compare_with_result(CONV_POOL, 9, &fpga).unwrap_err().to_string();
+        assert!(err.contains("power-of-two"), "{err}");
+    }
+
+    fn compare_with_result(arch: &str, seed: u64, config: &QuantConfig) -> Result<QuantizedModel, QuantError> {
+        let model = Sequential::new(Architecture::from_toml_str(arch).unwrap(), seed).unwrap();
+        let width = model.arch.input.time_steps * model.arch.input.features;
+        static_quantize(&model, inputs(512, width, 1).view(), &info(model.arch.input.features), config)
+    }
+
+    #[test]
+    fn reduce_range_keeps_activations_in_seven_bits() {
+        let reduced = QuantConfig {
+            reduce_range: true,
+            ..QuantConfig::default()
+        };
+        let (agree, _, _) = compare_with(CONV_FLATTEN, 5, &reduced);
+        assert!(agree >= 0.95, "reduced-range agreement {agree}");
+        let q = compare_with_result(MLP, 3, &reduced).unwrap();
+        for l in &q.spec.layers {
+            if !matches!(l.op, OpSpec::MaxPool1d { .. } | OpSpec::Flatten) {
+                assert!(l.act_min >= -64 && l.act_max <= 63, "{:?}", (l.act_min, l.act_max));
+            }
+            if let OpSpec::Lut { table } = &l.op {
+                assert!(table.iter().all(|v| (-64..=63).contains(v)));
+            }
+        }
+    }
+
+    #[test]
+    fn quint8_uses_the_same_grid_as_qint8() {
+        let a = compare_with_result(MLP, 3, &QuantConfig::default()).unwrap();
+        let b = compare_with_result(
+            MLP,
+            3,
+            &QuantConfig {
+                dtype: QuantDtype::QUInt8,
+                ..QuantConfig::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(a.blob, b.blob);
+    }
+
+    #[test]
+    fn every_observer_quantizes_a_model() {
+        for observer in [
+            observer::ObserverKind::MinMax,
+            observer::ObserverKind::MovingAverageMinMax { averaging_constant: 0.1 },
+            observer::ObserverKind::Percentile { percentile: 99.9 },
+            observer::ObserverKind::Mse,
+            observer::ObserverKind::KlEntropy,
+        ] {
+            let cfg = QuantConfig {
+                observer,
+                ..QuantConfig::default()
+            };
+            let (agree, _, _) = compare_with(CONV_FLATTEN, 5, &cfg);
+            assert!(agree >= 0.9, "{observer}: agreement {agree}");
+        }
+    }
+
+    #[test]
+    fn suspicious_calibration_data_gives_warnings() {
+        let model = Sequential::new(Architecture::from_toml_str(MLP).unwrap(), 1).unwrap();
+        let few = static_quantize(&model, inputs(40, 12, 4).view(), &info(12), &QuantConfig::default()).unwrap();
+        assert!(few.warnings.iter().any(|w| w.contains("only 40 calibration samples")), "{:?}", few.warnings);
+        let mut shifted = inputs(1000, 12, 4);
+        shifted.column_mut(2).mapv_inplace(|v| v + 5.0);
+        let q = static_quantize(&model, shifted.view(), &info(12), &QuantConfig::default()).unwrap();
+        assert!(q.warnings.iter().any(|w| w.contains("feature 2 `f2`")), "{:?}", q.warnings);
+        let fine = static_quantize(&model, inputs(1000, 12, 4).view(), &info(12), &QuantConfig::default()).unwrap();
+        assert!(fine.warnings.is_empty(), "{:?}", fine.warnings);
+        let err = static_quantize(&model, inputs(5, 12, 4).view(), &info(12), &QuantConfig::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("5 samples"), "{err}");
     }
 }

@@ -117,7 +117,8 @@ pub struct Observer {
     /// Moving averages of the batch minimum and maximum.
     average: Option<(f64, f64)>,
     count: usize,
-    /// All finite values seen, kept only for the observers that need them.
+    /// All finite values seen (calibration sets are small: a few thousand
+    /// samples), for percentile, MSE and KL ranges and for clip fractions.
     values: Vec<f32>,
 }
 
@@ -137,19 +138,13 @@ impl Observer {
     /// Records one batch of values; non-finite values are skipped (the
     /// calibration data is validated before it gets here).
     pub fn observe(&mut self, values: impl IntoIterator<Item = f32>) {
-        let keep = matches!(
-            self.kind,
-            ObserverKind::Percentile { .. } | ObserverKind::Mse | ObserverKind::KlEntropy
-        );
         let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
         let before = self.count;
         for v in values.into_iter().filter(|v| v.is_finite()) {
             lo = lo.min(v);
             hi = hi.max(v);
             self.count += 1;
-            if keep {
-                self.values.push(v);
-            }
+            self.values.push(v);
         }
         if self.count == before {
             return;
@@ -176,6 +171,17 @@ impl Observer {
     /// The observed extremes (before any clipping); `None` before any value.
     pub fn extremes(&self) -> Option<(f32, f32)> {
         (self.count > 0).then_some((self.min, self.max))
+    }
+
+    /// The fraction of observed values that an int8 encoding of `range` with
+    /// step `scale` clips: those more than half a step outside it.
+    pub fn fraction_outside(&self, range: Range, scale: f32) -> f64 {
+        if self.values.is_empty() {
+            return 0.0;
+        }
+        let (lo, hi) = (range.min - 0.5 * scale, range.max + 0.5 * scale);
+        let clipped = self.values.iter().filter(|&&v| v < lo || v > hi).count();
+        clipped as f64 / self.values.len() as f64
     }
 
     /// The calibrated range (always containing zero).
