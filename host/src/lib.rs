@@ -11,6 +11,7 @@
 pub mod checkpoint;
 pub mod data;
 pub mod eval;
+pub mod export;
 pub mod fsutil;
 pub mod model;
 pub mod pipeline;

@@ -43,6 +43,8 @@ enum Command {
     Inspect(InspectArgs),
     /// Measure single-sample tick-to-signal latency of a blob through tickq-core.
     Bench(BenchArgs),
+    /// Export a blob for a device: raw bytes, a C header or a Rust source, with optional test vectors.
+    Export(ExportArgs),
 }
 
 /// Data and dataset options shared by the commands that build samples.
@@ -331,6 +333,44 @@ struct BenchArgs {
     json: bool,
 }
 
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum ExportFormat {
+    Blob,
+    CHeader,
+    Rust,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum VectorInputArg {
+    Int8,
+    F32,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// Blob file.
+    blob: PathBuf,
+    /// Output format: the raw blob, a C header (aligned array plus length and arena macros), or a Rust
+    /// source file that embeds the blob (written beside it as .blob) with include_bytes!.
+    #[arg(long, value_enum)]
+    format: ExportFormat,
+    /// Output file [default: model.blob, model.h or model.rs].
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// C symbol prefix for the header [default: the model name, sanitized].
+    #[arg(long)]
+    symbol: Option<String>,
+    /// Also write N test vectors from the data's test split (with the int8 logits tickq-core computes)
+    /// to OUT with the extension .tqv.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    vectors: usize,
+    /// Test vector inputs: int8 (the blob's own input quantizer applied, for Session::run_quantized) or f32.
+    #[arg(long, value_enum, default_value = "int8")]
+    vector_input: VectorInputArg,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -364,6 +404,7 @@ fn run(cli: Cli) -> Result<(), PipelineError> {
         Command::Import(a) => import(a),
         Command::Inspect(a) => inspect(a),
         Command::Bench(a) => bench(a),
+        Command::Export(a) => export(a),
     }
 }
 
@@ -595,4 +636,30 @@ fn bench(a: BenchArgs) -> Result<(), PipelineError> {
             stats.timer_overhead
         ))
     }
+}
+
+fn export(a: ExportArgs) -> Result<(), PipelineError> {
+    use tickq_host::export::{self, Format, VectorInput};
+    let (format, default_out) = match a.format {
+        ExportFormat::Blob => (Format::Blob, "model.blob"),
+        ExportFormat::CHeader => (Format::CHeader, "model.h"),
+        ExportFormat::Rust => (Format::Rust, "model.rs"),
+    };
+    let opts = export::ExportOptions {
+        blob: a.blob.clone(),
+        format,
+        out: a.out.clone().unwrap_or_else(|| default_out.into()),
+        symbol: a.symbol.clone(),
+        vectors: a.vectors,
+        vector_input: match a.vector_input {
+            VectorInputArg::Int8 => VectorInput::Int8,
+            VectorInputArg::F32 => VectorInput::F32,
+        },
+        data: a.data.path(),
+    };
+    let written = export::run_export(&opts).map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+    for file in &written.files {
+        out(&format!("wrote {}", file.display()))?;
+    }
+    Ok(())
 }

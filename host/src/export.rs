@@ -1,0 +1,589 @@
+//! Device-ready exports of a blob: the raw bytes, a C header, a Rust source file, and test vectors.
+//!
+//! - [`c_header`]: a `const uint8_t` array aligned to 16 bytes, with its length and the arena size as macros.
+//! - [`rust_source`]: a Rust file that embeds the blob with `include_bytes!` in a 16-byte aligned wrapper and
+//!   exports `BLOB`, `ARENA_BYTES`, `BLOB_CRC32`, `INPUT_LEN` and `CLASSES`; the blob file sits beside it.
+//! - [`test_vectors`]: inputs and the int8 logits tickq-core computes for them on the host, in the binary
+//!   format below, which the firmware examples embed and check themselves against.
+//!
+//! # Test vector format (`TQV1`)
+//!
+//! All integers are little-endian.
+//!
+//! | bytes | field |
+//! | --- | --- |
+//! | 0..4 | magic `TQV1` |
+//! | 4..8 | u32 vector count `n` |
+//! | 8..10 | u16 input length `L` (values per vector: `T * F`) |
+//! | 10 | u8 input kind: 0 = int8 (already quantized, for `Session::run_quantized`), 1 = f32 (for `Session::run`) |
+//! | 11 | u8 classes `C` |
+//! | 12..16 | u32 CRC-32 of the blob the logits belong to |
+//! | 16.. | `n` records: `L` inputs (1 or 4 bytes each), then `C` int8 expected logits, zero-padded to 4 bytes |
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use ndarray::ArrayView2;
+use thiserror::Error;
+use tickq_core::{Model, Session};
+
+use crate::fsutil::write_atomic;
+
+/// The alignment of the exported arrays, in bytes (the arena planner's alignment, and enough for any MCU).
+pub const EXPORT_ALIGN: usize = 16;
+
+/// The magic bytes that open a test vector file.
+pub const VECTORS_MAGIC: &[u8; 4] = b"TQV1";
+
+/// The length of a test vector file's header.
+pub const VECTORS_HEADER_LEN: usize = 16;
+
+/// What can go wrong while exporting.
+#[derive(Debug, Error)]
+pub enum ExportError {
+    /// The blob did not load in tickq-core.
+    #[error("{path}: {error}")]
+    Blob {
+        /// The blob file.
+        path: String,
+        /// What tickq-core reported.
+        error: tickq_core::BlobError,
+    },
+    /// The `--symbol` (or the model name it defaults to) gives no C identifier.
+    #[error("symbol `{0}` has no letters or digits to build a C identifier from")]
+    BadSymbol(String),
+    /// The inputs do not fit the model.
+    #[error("{0}")]
+    Mismatch(String),
+    /// Reading or writing a file failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// The output formats of `tickq export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// The raw blob bytes.
+    Blob,
+    /// A C header with an aligned array.
+    CHeader,
+    /// A Rust source file plus the blob beside it.
+    Rust,
+}
+
+/// How test vector inputs are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorInput {
+    /// int8 inputs produced by the blob's own input quantizer (in tickq-core), for `Session::run_quantized`.
+    Int8,
+    /// Raw f32 features, for `Session::run` (the device runs the f32 input quantizer itself).
+    F32,
+}
+
+impl VectorInput {
+    fn code(self) -> u8 {
+        match self {
+            VectorInput::Int8 => 0,
+            VectorInput::F32 => 1,
+        }
+    }
+}
+
+/// Turns `name` into an upper-case C identifier: runs of other characters become one `_`, and a leading digit
+/// gets a `_` in front.
+///
+/// # Errors
+///
+/// [`ExportError::BadSymbol`] if `name` has no ASCII letter or digit.
+pub fn c_symbol(name: &str) -> Result<String, ExportError> {
+    let mut s = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            s.push(c.to_ascii_uppercase());
+        } else if !s.ends_with('_') && !s.is_empty() {
+            s.push('_');
+        }
+    }
+    let s = s.trim_end_matches('_').to_owned();
+    if s.is_empty() {
+        return Err(ExportError::BadSymbol(name.to_owned()));
+    }
+    Ok(if s.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("_{s}")
+    } else {
+        s
+    })
+}
+
+/// Loads `blob` in tickq-core, naming `path` in the error.
+///
+/// # Errors
+///
+/// [`ExportError::Blob`] when the blob does not validate.
+pub fn load<'b>(blob: &'b [u8], path: &str) -> Result<Model<'b>, ExportError> {
+    Model::load(blob).map_err(|error| ExportError::Blob {
+        path: path.to_owned(),
+        error,
+    })
+}
+
+fn hex_rows(out: &mut String, bytes: &[u8], indent: &str) {
+    for row in bytes.chunks(16) {
+        out.push_str(indent);
+        for b in row {
+            let _ = write!(out, "0x{b:02x}, ");
+        }
+        out.truncate(out.trim_end().len());
+        out.push('\n');
+    }
+}
+
+/// A C header holding the blob: `SYMBOL_BLOB[]` (aligned to 16 bytes), and the macros `SYMBOL_BLOB_LEN`,
+/// `SYMBOL_ARENA_BYTES`, `SYMBOL_INPUT_LEN`, `SYMBOL_CLASSES` and `SYMBOL_BLOB_CRC32`.
+///
+/// `symbol` is a C identifier, as [`c_symbol`] makes.
+pub fn c_header(model: &Model<'_>, symbol: &str) -> String {
+    let blob = model.blob();
+    let guard = format!("TICKQ_{symbol}_H");
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "/* tickq model `{}`: generated by `tickq export --format c-header`; do not edit. */",
+        model.metadata().name().replace("*/", "* /")
+    );
+    let _ = writeln!(s, "#ifndef {guard}\n#define {guard}\n");
+    let _ = writeln!(s, "#include <stdint.h>\n");
+    let _ = writeln!(s, "#define {symbol}_BLOB_LEN {}u", blob.len());
+    let _ = writeln!(
+        s,
+        "/* Scratch bytes a tickq-core Session needs (no alignment required). */"
+    );
+    let _ = writeln!(s, "#define {symbol}_ARENA_BYTES {}u", model.arena_bytes());
+    let _ = writeln!(s, "#define {symbol}_INPUT_LEN {}u", model.input_len());
+    let _ = writeln!(s, "#define {symbol}_CLASSES {}u", model.classes());
+    let _ = writeln!(s, "#define {symbol}_BLOB_CRC32 0x{:08x}u\n", model.crc32());
+    let _ = writeln!(
+        s,
+        "static const uint8_t {symbol}_BLOB[{symbol}_BLOB_LEN] __attribute__((aligned({EXPORT_ALIGN}))) = {{"
+    );
+    hex_rows(&mut s, blob, "    ");
+    let _ = writeln!(s, "}};\n\n#endif /* {guard} */");
+    s
+}
+
+/// A Rust source file that embeds `blob_file` (a path relative to the source file) with `include_bytes!`.
+///
+/// It defines `Aligned`, `BLOB: &[u8]` (16-byte aligned), and the constants `ARENA_BYTES`, `BLOB_LEN`,
+/// `BLOB_CRC32`, `INPUT_LEN` and `CLASSES`; use it with `mod model { include!("model.rs"); }` or as a module.
+pub fn rust_source(model: &Model<'_>, blob_file: &str) -> String {
+    let name = model.metadata().name().replace('\n', " ");
+    let blob_file = blob_file.escape_default();
+    format!(
+        "// tickq model `{name}`: generated by `tickq export --format rust`; do not edit.
+// The blob is embedded from the file beside this one.
+
+/// A 16-byte aligned wrapper, so the embedded blob starts on an aligned address.
+#[repr(C, align({EXPORT_ALIGN}))]
+pub struct Aligned<T: ?Sized>(pub T);
+
+static ALIGNED: &Aligned<[u8]> = &Aligned(*include_bytes!(\"{blob_file}\"));
+
+/// The blob bytes, 16-byte aligned.
+pub static BLOB: &[u8] = &ALIGNED.0;
+
+/// The blob length in bytes.
+pub const BLOB_LEN: usize = {len};
+
+/// The scratch bytes a `tickq_core::Session` needs (`Model::arena_bytes`).
+pub const ARENA_BYTES: usize = {arena};
+
+/// The CRC-32 stored in the blob.
+pub const BLOB_CRC32: u32 = 0x{crc:08x};
+
+/// Input values per sample (`T * F`).
+pub const INPUT_LEN: usize = {input};
+
+/// Output classes (logits).
+pub const CLASSES: usize = {classes};
+",
+        len = model.blob_len(),
+        arena = model.arena_bytes(),
+        crc = model.crc32(),
+        input = model.input_len(),
+        classes = model.classes(),
+    )
+}
+
+/// A model made of `model`'s input quantizer alone (plus a Flatten when `T > 1`), whose int8 "logits" are
+/// the quantized input: tickq-core's own quantizer, run on the host.
+///
+/// Returns `None` when the quantized input has more than [`tickq_core::MAX_CLASSES`] values.
+fn input_quantizer_blob(model: &Model<'_>) -> Result<Option<Vec<u8>>, ExportError> {
+    use tickq_core::blob::{HEADER_LEN, entry};
+    use tickq_core::encode::{LayerSpec, ModelSpec, OpSpec, encode};
+    let (time_steps, features) = model.input_shape();
+    if time_steps * features > tickq_core::MAX_CLASSES {
+        return Ok(None);
+    }
+    let first = model
+        .layers()
+        .next()
+        .ok_or_else(|| ExportError::Mismatch("the blob has no layers".into()))?;
+    let blob = model.blob();
+    let u32_at = |r: std::ops::Range<usize>| {
+        blob.get(HEADER_LEN + r.start..HEADER_LEN + r.end)
+            .and_then(|b| b.try_into().ok())
+            .map_or(0, u32::from_le_bytes) as usize
+    };
+    let (aux_offset, aux_len) = (u32_at(entry::AUX_OFFSET), u32_at(entry::AUX_LEN));
+    let coefficients: Vec<f32> = blob
+        .get(aux_offset..aux_offset + aux_len)
+        .unwrap_or(&[])
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if coefficients.len() != 2 * features {
+        return Err(ExportError::Mismatch(
+            "the input quantizer's coefficients do not match its feature count".into(),
+        ));
+    }
+    let (a, b) = coefficients.split_at(features);
+    let quantize = LayerSpec {
+        act_min: first.act_min,
+        act_max: first.act_max,
+        ..LayerSpec::new(
+            OpSpec::Quantize {
+                time_steps,
+                features,
+                a: a.to_vec(),
+                b: b.to_vec(),
+            },
+            first.out_scale,
+            first.out_zero_point,
+        )
+    };
+    let mut layers = vec![quantize];
+    if time_steps > 1 {
+        layers.push(LayerSpec::new(
+            OpSpec::Flatten,
+            first.out_scale,
+            first.out_zero_point,
+        ));
+    }
+    let spec = ModelSpec {
+        name: "input-quantizer".into(),
+        feature_names: model
+            .metadata()
+            .feature_names()
+            .map(str::to_owned)
+            .collect(),
+        label_names: (0..time_steps * features)
+            .map(|i| format!("q{i}"))
+            .collect(),
+        data_hash: *model.metadata().data_hash(),
+        tickq_version: model.metadata().tickq_version().to_owned(),
+        layers,
+    };
+    encode(&spec).map(Some).map_err(|e| {
+        ExportError::Mismatch(format!("the input quantizer alone does not encode: {e}"))
+    })
+}
+
+/// Test vectors for `model`: `count` rows of `inputs` (evenly spaced; all rows if there are fewer), each
+/// with the int8 logits tickq-core computes on this host, in the `TQV1` format (see the module doc).
+///
+/// With [`VectorInput::Int8`], each input is the int8 tensor the blob's own input quantizer produces from the
+/// row, computed by tickq-core on a model made of that quantizer alone; the function checks that
+/// `run_quantized` on it gives the same logits as `run` on the row.
+///
+/// # Errors
+///
+/// [`ExportError::Mismatch`] if the rows are not `T * F` wide, there are more than `u32::MAX` of them, or int8
+/// inputs are asked for and `T * F` is above [`tickq_core::MAX_CLASSES`] (use [`VectorInput::F32`]).
+pub fn test_vectors(
+    model: &Model<'_>,
+    inputs: ArrayView2<'_, f32>,
+    count: usize,
+    kind: VectorInput,
+) -> Result<Vec<u8>, ExportError> {
+    let len = model.input_len();
+    if inputs.ncols() != len {
+        return Err(ExportError::Mismatch(format!(
+            "the inputs have {} values per row, the model takes {len}",
+            inputs.ncols()
+        )));
+    }
+    let (classes, input_len) = match (u8::try_from(model.classes()), u16::try_from(len)) {
+        (Ok(c), Ok(l)) => (c, l),
+        _ => {
+            return Err(ExportError::Mismatch(format!(
+                "a model with {} classes and {len} inputs does not fit the vector format (at most 255 and 65535)",
+                model.classes()
+            )));
+        }
+    };
+    let quantizer_blob = match kind {
+        VectorInput::Int8 => Some(input_quantizer_blob(model)?.ok_or_else(|| {
+            ExportError::Mismatch(format!(
+                "{len} input values are more than the {} an int8 vector can hold here: export f32 vectors",
+                tickq_core::MAX_CLASSES
+            ))
+        })?),
+        VectorInput::F32 => None,
+    };
+    let quantizer = match &quantizer_blob {
+        Some(b) => Some(load(b, "input quantizer")?),
+        None => None,
+    };
+    let mut q_arena = vec![0u8; quantizer.as_ref().map_or(0, Model::arena_bytes)];
+    let n = inputs.nrows();
+    let take = count.min(n);
+    let count32 = u32::try_from(take)
+        .map_err(|_| ExportError::Mismatch(format!("{take} vectors are too many")))?;
+
+    let mut out = Vec::new();
+    out.extend_from_slice(VECTORS_MAGIC);
+    out.extend_from_slice(&count32.to_le_bytes());
+    out.extend_from_slice(&input_len.to_le_bytes());
+    out.push(kind.code());
+    out.push(classes);
+    out.extend_from_slice(&model.crc32().to_le_bytes());
+
+    let mut arena = vec![0u8; model.arena_bytes()];
+    for i in 0..take {
+        let row: Vec<f32> = inputs.row(i * n / take).to_vec();
+        let logits = {
+            let mut session = Session::new(model, &mut arena)
+                .map_err(|e| ExportError::Mismatch(e.to_string()))?;
+            session.run(&row).logits().to_vec()
+        };
+        match &quantizer {
+            None => row
+                .iter()
+                .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
+            Some(quantizer) => {
+                let q = Session::new(quantizer, &mut q_arena)
+                    .map_err(|e| ExportError::Mismatch(e.to_string()))?
+                    .run(&row)
+                    .logits()
+                    .to_vec();
+                let mut session = Session::new(model, &mut arena)
+                    .map_err(|e| ExportError::Mismatch(e.to_string()))?;
+                if session.run_quantized(&q).logits() != logits.as_slice() {
+                    return Err(ExportError::Mismatch(format!(
+                        "vector {i}: run_quantized on the quantized input disagrees with run"
+                    )));
+                }
+                out.extend(q.iter().map(|&v| v as u8));
+            }
+        }
+        out.extend(logits.iter().map(|&v| v as u8));
+        while out.len() % 4 != 0 {
+            out.push(0);
+        }
+    }
+    Ok(out)
+}
+
+/// One parsed test vector (for tests and tools).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestVector {
+    /// int8 inputs ([`VectorInput::Int8`]); empty for f32 vectors.
+    pub input_i8: Vec<i8>,
+    /// f32 inputs ([`VectorInput::F32`]); empty for int8 vectors.
+    pub input_f32: Vec<f32>,
+    /// The expected int8 logits.
+    pub logits: Vec<i8>,
+}
+
+/// Parses a `TQV1` file back into vectors; returns the blob CRC-32 they belong to and the vectors.
+///
+/// # Errors
+///
+/// [`ExportError::Mismatch`] naming what is wrong with the bytes.
+pub fn parse_test_vectors(bytes: &[u8]) -> Result<(u32, Vec<TestVector>), ExportError> {
+    let bad = |what: &str| ExportError::Mismatch(format!("test vectors: {what}"));
+    let header = bytes
+        .get(..VECTORS_HEADER_LEN)
+        .ok_or_else(|| bad("truncated header"))?;
+    if &header[..4] != VECTORS_MAGIC {
+        return Err(bad("bad magic"));
+    }
+    let u32_at =
+        |o: usize| u32::from_le_bytes([header[o], header[o + 1], header[o + 2], header[o + 3]]);
+    let count = u32_at(4) as usize;
+    let len = usize::from(u16::from_le_bytes([header[8], header[9]]));
+    let kind = match header[10] {
+        0 => VectorInput::Int8,
+        1 => VectorInput::F32,
+        _ => return Err(bad("unknown input kind")),
+    };
+    let classes = usize::from(header[11]);
+    let width = if kind == VectorInput::Int8 { 1 } else { 4 };
+    let record = (len * width + classes).next_multiple_of(4);
+    let body = &bytes[VECTORS_HEADER_LEN..];
+    if body.len() != count * record {
+        return Err(bad("length does not match the header"));
+    }
+    let vectors = body
+        .chunks_exact(record.max(1))
+        .take(count)
+        .map(|r| {
+            let (input, rest) = r.split_at(len * width);
+            let mut v = TestVector {
+                input_i8: Vec::new(),
+                input_f32: Vec::new(),
+                logits: rest[..classes].iter().map(|&b| b as i8).collect(),
+            };
+            match kind {
+                VectorInput::Int8 => v.input_i8 = input.iter().map(|&b| b as i8).collect(),
+                VectorInput::F32 => {
+                    v.input_f32 = input
+                        .chunks_exact(4)
+                        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                        .collect();
+                }
+            }
+            v
+        })
+        .collect();
+    Ok((u32_at(12), vectors))
+}
+
+/// The files one export writes, for messages.
+#[derive(Debug, Clone, Default)]
+pub struct Written {
+    /// Every file written, in order.
+    pub files: Vec<PathBuf>,
+}
+
+/// Writes `model`'s blob to `out` in `format`: for [`Format::Rust`], `out` is the `.rs` file and the blob goes
+/// beside it with the extension `.blob`. With `vectors`, also writes them to `out` with the extension `.tqv`.
+/// Every file is written atomically.
+///
+/// # Errors
+///
+/// [`ExportError::BadSymbol`] for a symbol that gives no identifier, [`ExportError::Io`] for write failures.
+pub fn write_export(
+    model: &Model<'_>,
+    format: Format,
+    out: &Path,
+    symbol: Option<&str>,
+    vectors: Option<&[u8]>,
+) -> Result<Written, ExportError> {
+    let mut written = Written::default();
+    let mut put = |path: PathBuf, bytes: &[u8]| -> Result<(), ExportError> {
+        write_atomic(&path, bytes)?;
+        written.files.push(path);
+        Ok(())
+    };
+    match format {
+        Format::Blob => put(out.to_path_buf(), model.blob())?,
+        Format::CHeader => {
+            let symbol = c_symbol(symbol.unwrap_or(model.metadata().name()))?;
+            put(out.to_path_buf(), c_header(model, &symbol).as_bytes())?;
+        }
+        Format::Rust => {
+            let blob_path = out.with_extension("blob");
+            let blob_name = blob_path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model.blob".into());
+            put(blob_path, model.blob())?;
+            put(out.to_path_buf(), rust_source(model, &blob_name).as_bytes())?;
+        }
+    }
+    if let Some(v) = vectors {
+        put(out.with_extension("tqv"), v)?;
+    }
+    Ok(written)
+}
+
+/// Everything `tickq export` does, as one call.
+#[derive(Debug, Clone)]
+pub struct ExportOptions {
+    /// The blob file to export.
+    pub blob: PathBuf,
+    /// The output format.
+    pub format: Format,
+    /// The output file.
+    pub out: PathBuf,
+    /// The C symbol prefix ([`Format::CHeader`]); defaults to the model name.
+    pub symbol: Option<String>,
+    /// Test vectors to write beside the export (0 = none).
+    pub vectors: usize,
+    /// How the test vector inputs are stored.
+    pub vector_input: VectorInput,
+    /// The trade CSV whose test split gives the vectors.
+    pub data: PathBuf,
+}
+
+/// The raw f32 feature rows of `path`'s test split, windowed for `model` (`T` time steps).
+///
+/// # Errors
+///
+/// Data errors, or [`ExportError::Mismatch`] when the data's features are not the blob's.
+pub fn test_split_inputs(
+    model: &Model<'_>,
+    path: &Path,
+) -> Result<ndarray::Array2<f32>, Box<dyn std::error::Error + Send + Sync>> {
+    let (time_steps, features) = model.input_shape();
+    let dataset = crate::data::DatasetConfig {
+        time_steps,
+        ..Default::default()
+    };
+    let data = crate::pipeline::prepare_data(path, &dataset, None)?;
+    let test = data.splits.test;
+    let names: Vec<&str> = model.metadata().feature_names().collect();
+    if test.features != features || !test.feature_names.iter().map(String::as_str).eq(names) {
+        return Err(Box::new(ExportError::Mismatch(format!(
+            "{}: its features are not the blob's ({features} named in the blob)",
+            path.display()
+        ))));
+    }
+    Ok(test.x)
+}
+
+/// Reads the blob, exports it, and writes test vectors from the data's test split if asked.
+///
+/// # Errors
+///
+/// Any read, validation, data or write error, with the file named.
+pub fn run_export(
+    opts: &ExportOptions,
+) -> Result<Written, Box<dyn std::error::Error + Send + Sync>> {
+    let bytes = std::fs::read(&opts.blob)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", opts.blob.display())))?;
+    let model = load(&bytes, &opts.blob.display().to_string())?;
+    let vectors = if opts.vectors > 0 {
+        let inputs = test_split_inputs(&model, &opts.data)?;
+        Some(test_vectors(
+            &model,
+            inputs.view(),
+            opts.vectors,
+            opts.vector_input,
+        )?)
+    } else {
+        None
+    };
+    Ok(write_export(
+        &model,
+        opts.format,
+        &opts.out,
+        opts.symbol.as_deref(),
+        vectors.as_deref(),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_are_c_identifiers() {
+        assert_eq!(c_symbol("demo-mlp").unwrap(), "DEMO_MLP");
+        assert_eq!(c_symbol("  my model v2 ").unwrap(), "MY_MODEL_V2");
+        assert_eq!(c_symbol("3layer").unwrap(), "_3LAYER");
+        assert!(c_symbol("---").is_err());
+    }
+}
