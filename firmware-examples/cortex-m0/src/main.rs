@@ -1,0 +1,112 @@
+//! tickq on a Cortex-M0 (QEMU `microbit`: 256 KB of flash, 16 KB of RAM): loads the embedded blob, runs every embedded test vector,
+//! prints the signal and int8 logits of each over semihosting, and exits with success only if all match.
+//!
+//! The demo model fits: the blob and vectors go to flash, and the stack holds the `Model` (borrowed inside
+//! the `Result` of `Model::load`, never moved, so there is one copy), the arena and the session. The summary
+//! line prints the measured stack peaks against the stack available. QEMU's microbit has no meaningful cycle
+//! counter, so this example does not time inferences (see the Cortex-M4 example).
+#![no_std]
+#![no_main]
+
+use cortex_m_rt::entry;
+use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
+use cortex_m_semihosting::hio;
+use panic_semihosting as _;
+use tickq_core::{Model, Session};
+use tickq_fw_common::{NoTimer, Vectors};
+
+/// The model: `BLOB` (16-byte aligned) and `ARENA_BYTES`, from `tickq export --format rust`.
+#[allow(
+    dead_code,
+    reason = "the export defines every constant; this example uses a few"
+)]
+mod model {
+    include!(concat!(env!("OUT_DIR"), "/model.rs"));
+}
+
+/// The test vectors, from `tickq export --vectors N`.
+static VECTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vectors.tqv"));
+
+/// Writes to the semihosting console, one host call per string.
+struct Console(hio::HostStream);
+
+impl core::fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.write_all(s.as_bytes()).map_err(|_| core::fmt::Error)
+    }
+}
+
+unsafe extern "C" {
+    /// The end of `.bss` and `.uninit`: the lowest address the stack may reach (cortex-m-rt's linker script).
+    static __sheap: u32;
+    /// The initial stack pointer (the top of RAM).
+    static _stack_start: u32;
+}
+
+#[entry]
+fn main() -> ! {
+    let ok = run().unwrap_or(false);
+    debug::exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+fn run() -> Result<bool, core::fmt::Error> {
+    use core::fmt::Write;
+    let bottom = core::ptr::addr_of!(__sheap) as usize;
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    // SAFETY: `[__sheap, SP)` is unused stack (no heap in this program), word aligned by the linker script.
+    unsafe { tickq_fw_common::paint_stack(bottom) };
+
+    let mut out = Console(hio::hstdout().map_err(|_| core::fmt::Error)?);
+    let vectors = match Vectors::parse(VECTORS) {
+        Ok(v) => v,
+        Err(e) => {
+            writeln!(out, "error {e}")?;
+            return Ok(false);
+        }
+    };
+    // The model stays inside the `Result` and is borrowed from there: moving it out would put a second
+    // copy of `Model` (several KB) on the stack, which a 16 KB part cannot afford.
+    let loaded = Model::load(model::BLOB);
+    let model = match &loaded {
+        Ok(m) => m,
+        Err(e) => {
+            writeln!(out, "error blob: {e}")?;
+            return Ok(false);
+        }
+    };
+    // SAFETY: as for `paint_stack`.
+    let stack_load = unsafe { tickq_fw_common::stack_peak(bottom, top) };
+    // SAFETY: as above; the painted region is below this frame.
+    unsafe { tickq_fw_common::paint_stack(bottom) };
+    tickq_fw_common::header(&mut out, "cortex-m0", model, &vectors)?;
+    if vectors.blob_crc != model.crc32() {
+        writeln!(
+            out,
+            "error the vectors belong to blob {:08x}",
+            vectors.blob_crc
+        )?;
+        return Ok(false);
+    }
+    let mut arena = [0u8; model::ARENA_BYTES];
+    let Ok(mut session) = Session::new(model, &mut arena) else {
+        writeln!(out, "error arena too small")?;
+        return Ok(false);
+    };
+    let summary = tickq_fw_common::run_all(&mut session, &vectors, &mut out, None::<&mut NoTimer>)?;
+    // SAFETY: as for `paint_stack`.
+    let stack_run = unsafe { tickq_fw_common::stack_peak(bottom, top) };
+    writeln!(
+        out,
+        "summary vectors={} mismatches={} ticks_min={} ticks_max={} ticks_total={} stack_load={stack_load} stack_run={stack_run} stack_available={}",
+        summary.vectors,
+        summary.mismatches,
+        summary.ticks_min,
+        summary.ticks_max,
+        summary.ticks_total,
+        top - bottom
+    )?;
+    Ok(summary.mismatches == 0 && summary.vectors == vectors.count)
+}

@@ -1,0 +1,144 @@
+//! tickq on a Cortex-M4F (QEMU `mps2-an386`): loads the embedded blob, runs every embedded test vector,
+//! prints the signal and int8 logits of each over semihosting, and exits with success only if all match.
+//!
+//! SysTick counts core clock ticks around each inference; under `qemu -icount shift=6` (the runner in
+//! `.cargo/config.toml`) the count is repeatable and instructions = ticks * 40 / 64 (25 MHz SysTick, one
+//! instruction per 2^6 ns); the `calib` line checks that ratio on a loop of known length.
+#![no_std]
+#![no_main]
+
+use cortex_m::peripheral::SYST;
+use cortex_m::peripheral::syst::SystClkSource;
+use cortex_m_rt::entry;
+use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
+use cortex_m_semihosting::hio;
+use panic_semihosting as _;
+use tickq_core::{Model, Session};
+use tickq_fw_common::{Timer, Vectors};
+
+/// The model: `BLOB` (16-byte aligned) and `ARENA_BYTES`, from `tickq export --format rust`.
+#[allow(
+    dead_code,
+    reason = "the export defines every constant; this example uses a few"
+)]
+mod model {
+    include!(concat!(env!("OUT_DIR"), "/model.rs"));
+}
+
+/// The test vectors, from `tickq export --vectors N`.
+static VECTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vectors.tqv"));
+
+/// SysTick on the core clock, counting down from 2^24 - 1.
+struct SysTick(SYST);
+
+impl Timer for SysTick {
+    fn now(&mut self) -> u32 {
+        SYST::get_current()
+    }
+    fn elapsed(&self, start: u32, end: u32) -> u32 {
+        start.wrapping_sub(end) & 0x00FF_FFFF
+    }
+}
+
+/// Writes to the semihosting console, one host call per string.
+struct Console(hio::HostStream);
+
+impl core::fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        self.0.write_all(s.as_bytes()).map_err(|_| core::fmt::Error)
+    }
+}
+
+unsafe extern "C" {
+    /// The end of `.bss` and `.uninit`: the lowest address the stack may reach (cortex-m-rt's linker script).
+    static __sheap: u32;
+    /// The initial stack pointer (the top of RAM).
+    static _stack_start: u32;
+}
+
+#[entry]
+fn main() -> ! {
+    let ok = run().unwrap_or(false);
+    debug::exit(if ok { EXIT_SUCCESS } else { EXIT_FAILURE });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+fn run() -> Result<bool, core::fmt::Error> {
+    use core::fmt::Write;
+    let bottom = core::ptr::addr_of!(__sheap) as usize;
+    let top = core::ptr::addr_of!(_stack_start) as usize;
+    // SAFETY: `[__sheap, SP)` is unused stack (no heap in this program), word aligned by the linker script.
+    unsafe { tickq_fw_common::paint_stack(bottom) };
+
+    let mut out = Console(hio::hstdout().map_err(|_| core::fmt::Error)?);
+    let Some(mut p) = cortex_m::Peripherals::take() else {
+        return Ok(false);
+    };
+    p.SYST.set_clock_source(SystClkSource::Core);
+    p.SYST.set_reload(0x00FF_FFFF);
+    p.SYST.clear_current();
+    p.SYST.enable_counter();
+    let mut timer = SysTick(p.SYST);
+
+    // Calibration: `asm::delay(2 * n)` runs n + 1 iterations of `subs; bne`, about 2 * n instructions.
+    let start = timer.now();
+    cortex_m::asm::delay(20_000);
+    let end = timer.now();
+    writeln!(
+        out,
+        "calib delay_instructions=20002 ticks={}",
+        timer.elapsed(start, end)
+    )?;
+
+    let vectors = match Vectors::parse(VECTORS) {
+        Ok(v) => v,
+        Err(e) => {
+            writeln!(out, "error {e}")?;
+            return Ok(false);
+        }
+    };
+    // The model stays inside the `Result` and is borrowed from there: moving it out would put a second
+    // copy of `Model` (several KB) on the stack, which a 16 KB part cannot afford.
+    let loaded = Model::load(model::BLOB);
+    let model = match &loaded {
+        Ok(m) => m,
+        Err(e) => {
+            writeln!(out, "error blob: {e}")?;
+            return Ok(false);
+        }
+    };
+    // SAFETY: as for `paint_stack`.
+    let stack_load = unsafe { tickq_fw_common::stack_peak(bottom, top) };
+    // SAFETY: as above; the painted region is below this frame.
+    unsafe { tickq_fw_common::paint_stack(bottom) };
+    tickq_fw_common::header(&mut out, "cortex-m4", model, &vectors)?;
+    if vectors.blob_crc != model.crc32() {
+        writeln!(
+            out,
+            "error the vectors belong to blob {:08x}",
+            vectors.blob_crc
+        )?;
+        return Ok(false);
+    }
+    let mut arena = [0u8; model::ARENA_BYTES];
+    let Ok(mut session) = Session::new(model, &mut arena) else {
+        writeln!(out, "error arena too small")?;
+        return Ok(false);
+    };
+    let summary = tickq_fw_common::run_all(&mut session, &vectors, &mut out, Some(&mut timer))?;
+    // SAFETY: as for `paint_stack`.
+    let stack_run = unsafe { tickq_fw_common::stack_peak(bottom, top) };
+    writeln!(
+        out,
+        "summary vectors={} mismatches={} ticks_min={} ticks_max={} ticks_total={} stack_load={stack_load} stack_run={stack_run} stack_available={}",
+        summary.vectors,
+        summary.mismatches,
+        summary.ticks_min,
+        summary.ticks_max,
+        summary.ticks_total,
+        top - bottom
+    )?;
+    Ok(summary.mismatches == 0 && summary.vectors == vectors.count)
+}
