@@ -5,6 +5,8 @@
 //!
 //! - `model.safetensors`: F32 little-endian tensors named and shaped exactly like PyTorch's `state_dict()`
 //!   (`fc1.weight [out, in]`, `fc1.bias [out]`, `conv1.weight [out, in, kernel]`, `conv1.bias [out]`).
+//!   A pruned layer is stored as `torch.nn.utils.prune` leaves it: `fc1.weight_orig`, `fc1.weight_mask` and
+//!   `fc1.bias` (see [`Sequential::pruned_state_dict`]); `fc1.weight` plus `fc1.weight_mask` also loads.
 //! - `arch.toml`: the [`Architecture`].
 //! - `preprocess.json` (optional): any JSON the caller wants to keep next to the model
 //!   (normalizer, feature and label names, data hash); this module does not interpret it.
@@ -222,7 +224,7 @@ pub fn save_checkpoint(
     let mut meta = HashMap::new();
     // PyTorch's `safetensors.torch.save_file` tags its files this way; other tools look for it.
     meta.insert("format".to_string(), "pt".to_string());
-    let bytes = encode_safetensors(&model.state_dict(), Some(meta), &weights_path)?;
+    let bytes = encode_safetensors(&model.pruned_state_dict(), Some(meta), &weights_path)?;
     write_atomic(&weights_path, &bytes).map_err(io_err(&weights_path))?;
     let arch_path = dir.join(ARCH_FILE);
     let text = model.arch.to_toml_string().map_err(CheckpointError::Arch)?;
@@ -275,6 +277,7 @@ pub fn load_checkpoint(dir: &Path) -> Result<(Sequential, Option<serde_json::Val
 /// Builds a model from an architecture file and a safetensors file with PyTorch `state_dict()` names and layouts.
 ///
 /// The tensor set must match exactly; F16, BF16 and F64 tensors are converted to f32.
+/// Pruned layers may come as `{name}.weight_orig` plus `{name}.weight_mask`, as `torch.nn.utils.prune` saves them.
 ///
 /// # Errors
 ///
@@ -295,7 +298,7 @@ pub(crate) fn model_from_state(
 ) -> Result<Sequential> {
     let mut model = Sequential::new(arch, 0).map_err(CheckpointError::Arch)?;
     model
-        .load_state_dict(state)
+        .load_pruned_state_dict(state)
         .map_err(|source| CheckpointError::Weights {
             path: origin.to_path_buf(),
             source,

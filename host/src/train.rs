@@ -433,6 +433,7 @@ fn save_state(
     let mut tensors: StateDict = prefixed("model", model.state_dict()).collect();
     tensors.extend(prefixed("best", best.clone()));
     tensors.extend(prefixed("optim", run.optimizer.state().tensors));
+    tensors.extend(prefixed("mask", model.mask_dict()));
     let path = dir.join(TRAIN_STATE_FILE);
     let meta = HashMap::from([(STATE_KEY.to_string(), json)]);
     let bytes = encode_safetensors(&tensors, Some(meta), &path)?;
@@ -447,7 +448,7 @@ fn save_state(
     let weights_path = dir.join(WEIGHTS_FILE);
     let mut meta = HashMap::new();
     meta.insert("format".to_string(), "pt".to_string());
-    let bytes = encode_safetensors(&best, Some(meta), &weights_path)?;
+    let bytes = encode_safetensors(&best_model.pruned_state_dict(), Some(meta), &weights_path)?;
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| CheckpointError::Io { path, source }
@@ -512,12 +513,21 @@ fn load_state(
             "model" => "model",
             "best" => "best",
             "optim" => "optim",
+            "mask" => "mask",
             _ => return Err(resume_err(format!("unexpected tensor {name}"))),
         };
         parts
             .entry(prefix)
             .or_default()
             .push((rest.to_string(), shape, data));
+    }
+    // Masks never change during training, so different masks mean a different run.
+    let mut stored_masks = parts.remove("mask").unwrap_or_default();
+    let mut model_masks = model.mask_dict();
+    stored_masks.sort_by(|a, b| a.0.cmp(&b.0));
+    model_masks.sort_by(|a, b| a.0.cmp(&b.0));
+    if stored_masks != model_masks {
+        return Err(resume_err("the pruning masks differ".to_string()));
     }
     let current = parts.remove("model").unwrap_or_default();
     let best = parts.remove("best").unwrap_or_default();
@@ -549,6 +559,8 @@ fn load_state(
 ///
 /// Inputs are rows of `time_steps * features` values (time-major), labels are class indices.
 /// On success the model holds the weights of the epoch with the lowest validation loss.
+/// A pruned model keeps its masks: the gradients of pruned weights are masked and the mask is re-applied after
+/// every optimizer step, so pruned weights stay exactly zero (see [`crate::prune`]).
 /// When `cfg.checkpoint_dir` holds a training state from an earlier call, training continues from it
 /// (the model's current weights are replaced by the stored ones); `cfg.epochs` and `cfg.patience` may
 /// differ from the earlier call, everything else must match.

@@ -76,6 +76,14 @@ pub enum ModelError {
         /// The bad value.
         value: f32,
     },
+    /// A pruning mask does not fit its weight or holds something other than 0 and 1.
+    #[error("pruning mask {name}: {reason}")]
+    Mask {
+        /// The tensor name, such as `fc1.weight_mask`.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The input matrix does not have `time_steps * features` columns.
     #[error("model input needs {expected} columns (time_steps x features), got {got}")]
     InputWidth {

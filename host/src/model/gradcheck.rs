@@ -147,6 +147,7 @@ fn dense(rng: &mut ChaCha8Rng, i: usize, o: usize) -> Layer {
         name: "fc1".into(),
         weight: Array2::from_shape_vec((o, i), rand_vec(rng, o * i, -1.0, 1.0)).unwrap(),
         bias: Array1::from(rand_vec(rng, o, -1.0, 1.0)),
+        weight_mask: None,
     })
 }
 
@@ -164,6 +165,7 @@ fn conv(
         weight: Array3::from_shape_vec((o, c_in, k), rand_vec(rng, o * c_in * k, -1.0, 1.0))
             .unwrap(),
         bias: Array1::from(rand_vec(rng, o, -1.0, 1.0)),
+        weight_mask: None,
         stride,
         dilation,
         padding,
@@ -385,6 +387,7 @@ fn known_answers_for_causal_conv_pools_and_layouts() {
         name: "conv1".into(),
         weight: array![[[1.0f32, 10.0]]],
         bias: array![0.5f32],
+        weight_mask: None,
         stride: 1,
         dilation: 1,
         padding: Padding::Causal,

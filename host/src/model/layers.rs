@@ -113,6 +113,11 @@ pub struct Dense {
     pub weight: Array2<f32>,
     /// `[out]`.
     pub bias: Array1<f32>,
+    /// The pruning mask of the weight, `[out, in]` of 0s and 1s, or `None` when the layer is not pruned.
+    ///
+    /// While a mask is present, `weight` is kept equal to `weight * mask`: the weight gradient is masked and
+    /// the optimizer re-applies the mask after every step (see [`crate::prune`]).
+    pub weight_mask: Option<Array2<f32>>,
 }
 
 /// A 1-D convolution over time.
@@ -124,6 +129,9 @@ pub struct Conv1d {
     pub weight: Array3<f32>,
     /// `[out]`.
     pub bias: Array1<f32>,
+    /// The pruning mask of the weight, `[out, in, kernel]` of 0s and 1s, or `None` when the layer is not pruned;
+    /// as for [`Dense::weight_mask`], `weight` is kept equal to `weight * mask`.
+    pub weight_mask: Option<Array3<f32>>,
     /// Step between output positions.
     pub stride: usize,
     /// Spacing between kernel taps.
@@ -266,6 +274,13 @@ pub struct ParamGrads {
     pub bias: Vec<f32>,
 }
 
+/// `w * m` for a 0/1 mask value, giving `+0.0` rather than `-0.0` for a pruned negative weight.
+fn zero_where_masked(w: &mut f32, &m: &f32) {
+    if m == 0.0 {
+        *w = 0.0;
+    }
+}
+
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + (-x).exp())
 }
@@ -294,6 +309,47 @@ impl Layer {
             Layer::Dense(d) => d.weight.len() + d.bias.len(),
             Layer::Conv1d(c) => c.weight.len() + c.bias.len(),
             _ => 0,
+        }
+    }
+
+    /// Whether the layer holds a pruning mask.
+    pub fn is_masked(&self) -> bool {
+        match self {
+            Layer::Dense(d) => d.weight_mask.is_some(),
+            Layer::Conv1d(c) => c.weight_mask.is_some(),
+            _ => false,
+        }
+    }
+
+    /// Multiplies the weight by its pruning mask, if the layer has one, so pruned weights are exactly `+0.0`.
+    pub fn apply_mask(&mut self) {
+        match self {
+            Layer::Dense(Dense {
+                weight,
+                weight_mask: Some(mask),
+                ..
+            }) => weight.zip_mut_with(mask, zero_where_masked),
+            Layer::Conv1d(Conv1d {
+                weight,
+                weight_mask: Some(mask),
+                ..
+            }) => weight.zip_mut_with(mask, zero_where_masked),
+            _ => {}
+        }
+    }
+
+    /// The pruning mask as row-major values in the weight's layout, if the layer has one.
+    pub fn mask_values(&self) -> Option<Vec<f32>> {
+        match self {
+            Layer::Dense(Dense {
+                weight_mask: Some(m),
+                ..
+            }) => Some(m.iter().copied().collect()),
+            Layer::Conv1d(Conv1d {
+                weight_mask: Some(m),
+                ..
+            }) => Some(m.iter().copied().collect()),
+            _ => None,
         }
     }
 

@@ -230,6 +230,8 @@ impl Optimizer {
 
     /// Applies one update to `model` from `grads` (aligned with the model's state dict).
     ///
+    /// Pruning masks are re-applied after the update, so pruned weights stay exactly zero.
+    ///
     /// # Errors
     ///
     /// [`ModelError::TensorLength`] if the gradients do not match the parameters.
@@ -317,6 +319,9 @@ impl Optimizer {
                 }
             }
         }
+        drop(params);
+        // Momentum (or weight decay on a stale optimizer state) must not revive pruned weights.
+        model.apply_masks();
         Ok(())
     }
 

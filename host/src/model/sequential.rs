@@ -63,7 +63,12 @@ impl Sequential {
                     let weight =
                         Array2::from_shape_simple_fn((out, fan_in), || uniform(&mut rng, bound));
                     let bias = Array1::from_shape_simple_fn(out, || uniform(&mut rng, bound));
-                    Layer::Dense(Dense { name, weight, bias })
+                    Layer::Dense(Dense {
+                        name,
+                        weight,
+                        bias,
+                        weight_mask: None,
+                    })
                 }
                 LayerSpec::Conv1d {
                     out,
@@ -86,6 +91,7 @@ impl Sequential {
                         name,
                         weight,
                         bias,
+                        weight_mask: None,
                         stride,
                         dilation,
                         padding,
@@ -257,7 +263,11 @@ impl Sequential {
         let mut grad = Some(Tensor::Flat(grad_logits));
         for (i, (layer, cache)) in self.layers.iter().zip(caches).enumerate().rev() {
             let Some(g) = grad.take() else { break };
-            let (dx, pg) = layer.backward(cache, g, i > 0);
+            let (dx, mut pg) = layer.backward(cache, g, i > 0);
+            // A pruned weight is `weight_orig * mask` in PyTorch's terms, so its gradient is masked too.
+            if let (Some(pg), Some(mask)) = (pg.as_mut(), layer.mask_values()) {
+                pg.weight.iter_mut().zip(&mask).for_each(|(g, m)| *g *= m);
+            }
             per_layer[i] = pg;
             grad = dx;
         }
@@ -319,6 +329,9 @@ impl Sequential {
     }
 
     /// Replaces every parameter from `state` (in any order), which must hold exactly the model's tensors.
+    ///
+    /// Pruning masks the model holds stay in place and are applied to the loaded weights, so pruned weights stay
+    /// exactly zero; use [`Sequential::load_pruned_state_dict`] to load masks as well.
     ///
     /// # Errors
     ///
@@ -400,7 +413,182 @@ impl Sequential {
                 }
                 _ => {}
             }
+            layer.apply_mask();
         }
+        Ok(())
+    }
+
+    /// Whether any layer holds a pruning mask.
+    pub fn has_masks(&self) -> bool {
+        self.layers.iter().any(Layer::is_masked)
+    }
+
+    /// Multiplies every masked weight by its mask.
+    ///
+    /// The model keeps pruned weights at zero by itself; this is for code that edits weights directly.
+    pub fn apply_masks(&mut self) {
+        self.layers.iter_mut().for_each(Layer::apply_mask);
+    }
+
+    /// Makes pruning permanent: applies every mask to its weight and drops the masks
+    /// (PyTorch's `torch.nn.utils.prune.remove`).
+    pub fn remove_masks(&mut self) {
+        for layer in &mut self.layers {
+            layer.apply_mask();
+            match layer {
+                Layer::Dense(d) => d.weight_mask = None,
+                Layer::Conv1d(c) => c.weight_mask = None,
+                _ => {}
+            }
+        }
+    }
+
+    /// The pruning masks as named tensors, `{name}.weight_mask`, shaped like their weights, in layer order.
+    pub fn mask_dict(&self) -> StateDict {
+        self.layers
+            .iter()
+            .filter_map(|layer| {
+                let (name, shape) = match layer {
+                    Layer::Dense(d) => (&d.name, d.weight.shape().to_vec()),
+                    Layer::Conv1d(c) => (&c.name, c.weight.shape().to_vec()),
+                    _ => return None,
+                };
+                Some((format!("{name}.weight_mask"), shape, layer.mask_values()?))
+            })
+            .collect()
+    }
+
+    /// The parameters and masks with the names `torch.nn.utils.prune` leaves in a `state_dict()`.
+    ///
+    /// A masked layer gives `{name}.weight_orig`, `{name}.weight_mask` and `{name}.bias`; other layers give
+    /// `{name}.weight` and `{name}.bias` as in [`Sequential::state_dict`].
+    /// Pruned weights are zero in `weight_orig`, so `weight_orig * weight_mask` equals `weight_orig`.
+    pub fn pruned_state_dict(&self) -> StateDict {
+        let masks = self.mask_dict();
+        let mut out = Vec::new();
+        for (name, shape, values) in self.state_dict() {
+            let Some(base) = name.strip_suffix(".weight") else {
+                out.push((name, shape, values));
+                continue;
+            };
+            let mask_name = format!("{base}.weight_mask");
+            match masks.iter().find(|m| m.0 == mask_name) {
+                Some(mask) => {
+                    out.push((format!("{base}.weight_orig"), shape, values));
+                    out.push(mask.clone());
+                }
+                None => out.push((name, shape, values)),
+            }
+        }
+        out
+    }
+
+    /// Replaces every parameter and every pruning mask from `state`.
+    ///
+    /// Accepts [`Sequential::state_dict`] tensors, PyTorch's pruned form (`{name}.weight_orig` plus
+    /// `{name}.weight_mask`, as [`Sequential::pruned_state_dict`] writes), and `{name}.weight` plus
+    /// `{name}.weight_mask`.
+    /// A layer without a mask in `state` ends up unmasked; a masked layer's weight becomes `weight * mask`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sequential::load_state_dict`], plus [`ModelError::Mask`] for a mask with values other than 0 and 1,
+    /// a `weight_orig` without a mask, or a `weight_orig` next to a `weight`; the model is unchanged on error.
+    pub fn load_pruned_state_dict(
+        &mut self,
+        state: &[(String, Vec<usize>, Vec<f32>)],
+    ) -> Result<()> {
+        let mut params: StateDict = Vec::with_capacity(state.len());
+        let mut masks: StateDict = Vec::new();
+        for (name, shape, values) in state {
+            if let Some(base) = name.strip_suffix(".weight_mask") {
+                masks.push((base.to_string(), shape.clone(), values.clone()));
+            } else if let Some(base) = name.strip_suffix(".weight_orig") {
+                let plain = format!("{base}.weight");
+                if state.iter().any(|t| t.0 == plain) {
+                    return Err(ModelError::Mask {
+                        name: format!("{base}.weight_mask"),
+                        reason: format!(
+                            "{name} and {plain} are both present; a pruned layer stores only weight_orig"
+                        ),
+                    });
+                }
+                if !state.iter().any(|t| t.0 == format!("{base}.weight_mask")) {
+                    return Err(ModelError::Mask {
+                        name: format!("{base}.weight_mask"),
+                        reason: format!("missing, but {name} is present"),
+                    });
+                }
+                params.push((plain, shape.clone(), values.clone()));
+            } else {
+                params.push((name.clone(), shape.clone(), values.clone()));
+            }
+        }
+        let mut model = self.clone();
+        for layer in &mut model.layers {
+            match layer {
+                Layer::Dense(d) => d.weight_mask = None,
+                Layer::Conv1d(c) => c.weight_mask = None,
+                _ => {}
+            }
+        }
+        model.load_state_dict(&params)?;
+        let mut unexpected = Vec::new();
+        for (base, shape, values) in masks {
+            let name = format!("{base}.weight_mask");
+            let Some(layer) = model.layers.iter_mut().find(|l| match l {
+                Layer::Dense(d) => d.name == base,
+                Layer::Conv1d(c) => c.name == base,
+                _ => false,
+            }) else {
+                unexpected.push(name);
+                continue;
+            };
+            if let Some((index, &value)) = values
+                .iter()
+                .enumerate()
+                .find(|(_, v)| **v != 0.0 && **v != 1.0)
+            {
+                return Err(ModelError::Mask {
+                    name,
+                    reason: format!(
+                        "value at flat index {index} is {value}; masks hold only 0 and 1"
+                    ),
+                });
+            }
+            let bad_shape = |expected: &[usize]| ModelError::TensorShape {
+                name: name.clone(),
+                expected: expected.to_vec(),
+                got: shape.clone(),
+            };
+            match layer {
+                Layer::Dense(d) => {
+                    d.weight_mask = Some(
+                        Array2::from_shape_vec(d.weight.raw_dim(), values)
+                            .ok()
+                            .filter(|_| shape == d.weight.shape())
+                            .ok_or_else(|| bad_shape(d.weight.shape()))?,
+                    );
+                }
+                Layer::Conv1d(c) => {
+                    c.weight_mask = Some(
+                        Array3::from_shape_vec(c.weight.raw_dim(), values)
+                            .ok()
+                            .filter(|_| shape == c.weight.shape())
+                            .ok_or_else(|| bad_shape(c.weight.shape()))?,
+                    );
+                }
+                _ => {}
+            }
+            layer.apply_mask();
+        }
+        if !unexpected.is_empty() {
+            return Err(ModelError::TensorNames {
+                missing: Vec::new(),
+                unexpected,
+            });
+        }
+        *self = model;
         Ok(())
     }
 
