@@ -5,6 +5,7 @@
 //! [`data`] (trade CSV, causal features, labels, chronological split, standardization) →
 //! [`model`] (f32 `Sequential` models described by an architecture file) →
 //! [`train`] (backprop, Adam / SGD, early stopping) and [`checkpoint`] (safetensors with PyTorch names) →
+//! [`prune`] (optional: unstructured, structured and N:M pruning with fine-tuning) →
 //! [`quant`] (calibration observers and static int8 quantization into a blob).
 #![deny(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod export;
 pub mod fsutil;
 pub mod model;
 pub mod pipeline;
+pub mod prune;
 pub mod quant;
 pub mod report;
 pub mod shapes;

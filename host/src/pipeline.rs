@@ -15,6 +15,7 @@ use crate::data::{self, DatasetConfig, Normalizer, SplitConfig, Splits};
 use crate::eval::{self, Metrics};
 use crate::fsutil::write_atomic;
 use crate::model::{Architecture, Sequential};
+use crate::prune::{self, FineTuneData, PruningPlan, StepReport};
 use crate::quant::observer::Range;
 use crate::quant::{self, ExportInfo, QuantConfig, QuantizedModel};
 use crate::report::{
@@ -40,6 +41,9 @@ pub enum PipelineError {
     /// Quantization failed.
     #[error(transparent)]
     Quant(#[from] quant::QuantError),
+    /// Pruning failed.
+    #[error(transparent)]
+    Prune(#[from] prune::PruneError),
     /// A blob did not load.
     #[error("{path}: {error}")]
     Blob {
@@ -285,6 +289,10 @@ pub fn prepare_data_for(
 
 /// Calibrates on the training split and quantizes `model` to a blob.
 ///
+/// A pruned model exports its effective weights (`weight * mask`); an exactly zero f32 weight quantizes to an
+/// exactly zero int8 weight, so the blob keeps the sparsity pattern (and may add zeros of its own where a weight
+/// rounds to 0).
+///
 /// # Errors
 ///
 /// Quantization errors naming the layer or setting.
@@ -293,6 +301,16 @@ pub fn quantize_model(
     data: &PreparedData,
     config: &QuantConfig,
 ) -> Result<QuantizedModel, PipelineError> {
+    // The model keeps masked weights at zero itself; applying the masks here also covers weights edited by hand.
+    let masked;
+    let model = if model.has_masks() {
+        let mut m = model.clone();
+        m.apply_masks();
+        masked = m;
+        &masked
+    } else {
+        model
+    };
     let calibration = data.normalized(data.splits.train.x.view());
     let info = ExportInfo {
         name: model.arch.name.clone(),
@@ -308,6 +326,55 @@ pub fn quantize_model(
     let rows: Vec<usize> = (0..take).map(|i| i * n / take).collect();
     let sample = calibration.select(ndarray::Axis(0), &rows);
     Ok(quant::static_quantize(model, sample.view(), &info, config)?)
+}
+
+/// Prunes `model` by `plan`, fine-tuning on `data`'s training split between steps and reporting validation and
+/// test accuracy after each step; see [`prune::prune_and_fine_tune`].
+///
+/// # Errors
+///
+/// [`PipelineError::Mismatch`] when the model does not fit the data, and [`PipelineError::Prune`].
+pub fn prune_model(
+    model: &mut Sequential,
+    data: &PreparedData,
+    plan: &PruningPlan,
+    on_step: &mut dyn FnMut(&StepReport),
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<Vec<StepReport>, PipelineError> {
+    check_arch_fits(&model.arch, data)?;
+    let train_x = data.normalized(data.splits.train.x.view());
+    let val_x = data.normalized(data.splits.validation.x.view());
+    let test_x = data.normalized(data.splits.test.x.view());
+    let fine_tune = FineTuneData {
+        train_x: train_x.view(),
+        train_y: &data.splits.train.y,
+        val_x: val_x.view(),
+        val_y: &data.splits.validation.y,
+        test: Some((test_x.view(), &data.splits.test.y)),
+    };
+    Ok(prune::prune_and_fine_tune(
+        model, plan, &fine_tune, on_step, on_epoch,
+    )?)
+}
+
+/// One line per pruning step for progress output.
+pub fn format_step(r: &StepReport) -> String {
+    let step = match r.target_sparsity {
+        None => "before pruning".to_string(),
+        Some(t) => format!("step {}/{} (target {t:.2} %)", r.step, r.steps),
+    };
+    let test = r
+        .test_accuracy
+        .map(|a| format!(", test acc {:.2} %", 100.0 * a))
+        .unwrap_or_default();
+    format!(
+        "{step}: sparsity {:.2} %, {} parameters, {} MACs, {} fine-tune epochs, val acc {:.2} %{test}",
+        r.sparsity,
+        r.parameters,
+        r.macs,
+        r.fine_tune_epochs,
+        100.0 * r.val_accuracy
+    )
 }
 
 /// Evaluates the f32 model and the blob (through tickq-core) on the test split.
@@ -347,12 +414,19 @@ pub fn evaluate(
     let mut ranges = ranges;
     let probes: Vec<_> = ranges
         .iter()
-        .map(|r| (r.layer, Range::new(r.calibrated[0], r.calibrated[1]), r.scale))
+        .map(|r| {
+            (
+                r.layer,
+                Range::new(r.calibrated[0], r.calibrated[1]),
+                r.scale,
+            )
+        })
         .collect();
     let test_norm = data.normalized(test.x.view());
-    for (row, clipped) in ranges
-        .iter_mut()
-        .zip(quant::clipped_fractions(model, test_norm.view(), &probes))
+    for (row, clipped) in
+        ranges
+            .iter_mut()
+            .zip(quant::clipped_fractions(model, test_norm.view(), &probes))
     {
         row.clipped_test = Some(clipped);
     }
