@@ -10,6 +10,9 @@ use tickq_host::data::{self, DatasetConfig};
 use tickq_host::fsutil::write_atomic;
 use tickq_host::model::{Architecture, OptimizerConfig};
 use tickq_host::pipeline::{self, PipelineError};
+use tickq_host::prune::{
+    ModelPruner, Norm, PolynomialSchedule, PruneMethod, PruningPlan, PruningStatistics,
+};
 use tickq_host::quant::QuantConfig;
 use tickq_host::quant::config::RawQuantConfig;
 use tickq_host::report::RangeRow;
@@ -45,7 +48,26 @@ enum Command {
     Bench(BenchArgs),
     /// Export a blob for a device: raw bytes, a C header or a Rust source, with optional test vectors.
     Export(ExportArgs),
+    /// Prune a checkpoint (unstructured, global, structured or N:M), optionally gradually with fine-tuning;
+    /// prints the accuracy after every step and the sparsity statistics, and writes a new checkpoint.
+    #[command(after_long_help = PRUNE_EXAMPLES)]
+    Prune(PruneArgs),
+    /// Print pruning statistics (zero weights, globally and per layer) of a checkpoint directory or a blob file.
+    Stats(StatsArgs),
 }
+
+const PRUNE_EXAMPLES: &str = "\
+Examples:
+  tickq prune ckpt --method unstructured --amount 0.5 --layers fc1,fc2 --out ckpt-50
+  tickq prune ckpt --method global --amount 0.9 --schedule gradual --steps 4 --fine-tune-epochs 2 --out ckpt-90
+  tickq prune ckpt --method structured --amount 0.25 --dim 0 --norm 2 --fine-tune-epochs 2 --out ckpt-s25
+  tickq prune ckpt --method nm --n 2 --m 4 --layers fc2,fc3 --remove --out ckpt-24
+
+Masks: unstructured, global and nm pruning keep a 0/1 mask per pruned weight; the checkpoint stores them
+as fc1.weight_orig + fc1.weight_mask (the names torch.nn.utils.prune uses), and later fine-tuning keeps
+the pruned weights at exactly zero. --remove bakes the masks in and drops them. Structured pruning needs
+no masks: it removes the channels, so the checkpoint's layers really are smaller.
+See docs/PRUNING.md.";
 
 /// Data and dataset options shared by the commands that build samples.
 #[derive(Args, Debug, Clone)]
@@ -371,6 +393,94 @@ struct ExportArgs {
     data: DataArgs,
 }
 
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum PruneMethodArg {
+    /// L1 magnitude, ranked per layer.
+    Unstructured,
+    /// L1 magnitude with one threshold across all dense and conv1d layers.
+    Global,
+    /// Remove whole channels or neurons ranked by --norm; the model shrinks.
+    Structured,
+    /// N:M: keep the --n largest of every --m consecutive input weights.
+    Nm,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum ScheduleArg {
+    /// Prune to --amount in one step.
+    OneShot,
+    /// Polynomial decay from --initial to --amount over --steps steps, fine-tuning after each.
+    Gradual,
+}
+
+#[derive(Args, Debug)]
+struct PruneArgs {
+    /// Checkpoint directory to prune (with the preprocess.json that `tickq train` writes).
+    checkpoint: PathBuf,
+    /// Pruning method.
+    #[arg(long, value_enum)]
+    method: PruneMethodArg,
+    /// Target in [0, 1): the fraction of weights that are zero afterwards, counting earlier pruning
+    /// (unstructured per layer, global over all layers), or the fraction of each layer's channels removed
+    /// (structured); the final sparsity with --schedule gradual. Not used by nm.
+    #[arg(long, required_if_eq_any([("method", "unstructured"), ("method", "global"), ("method", "structured")]))]
+    amount: Option<f32>,
+    /// Comma-separated layer names, such as fc1,fc2. Default: every dense and conv1d layer (structured: every
+    /// layer that can lose channels along --dim). Global pruning always ranks all layers together.
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    layers: Option<Vec<String>>,
+    /// Structured: 0 removes output channels (neurons) of the named layers and the next layer's matching inputs;
+    /// 1 removes their input channels and the previous layer's matching outputs.
+    #[arg(long, default_value_t = 0)]
+    dim: usize,
+    /// Structured: the norm that ranks channels: 1, 2 or inf.
+    #[arg(long, default_value = "1")]
+    norm: Norm,
+    /// N:M: weights kept in each group.
+    #[arg(long, default_value_t = 2)]
+    n: usize,
+    /// N:M: group size, in consecutive inputs of a row (conv1d rows are tap-major [k][in]).
+    #[arg(long, default_value_t = 4)]
+    m: usize,
+    /// one-shot, or gradual: Zhu & Gupta's s_t = s_f + (s_i - s_f)(1 - t/N)^3 from --initial (s_i) to --amount (s_f).
+    #[arg(long, value_enum, default_value = "one-shot")]
+    schedule: ScheduleArg,
+    /// Gradual: the initial sparsity s_i.
+    #[arg(long, default_value_t = 0.0)]
+    initial: f32,
+    /// Gradual: the number of pruning steps N.
+    #[arg(long, default_value_t = 4)]
+    steps: usize,
+    /// Fine-tuning epochs after each pruning step (default: 2 with --schedule gradual, 0 otherwise).
+    #[arg(long, value_name = "E")]
+    fine_tune_epochs: Option<usize>,
+    /// Fine-tuning learning rate (Adam).
+    #[arg(long, default_value_t = 1e-3)]
+    lr: f32,
+    /// Fine-tuning mini-batch size.
+    #[arg(long, default_value_t = 256)]
+    batch_size: usize,
+    /// Bake the masks into the weights and drop them before saving (PyTorch's prune.remove). Without it the
+    /// checkpoint keeps its masks; structured pruning removes channels and needs none.
+    #[arg(long)]
+    remove: bool,
+    /// Checkpoint directory to write.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+}
+
+#[derive(Args, Debug)]
+struct StatsArgs {
+    /// A checkpoint directory (counts the zeros of weight x mask) or a blob file (counts the zero int8
+    /// weights the blob stores, after tickq-core validates it).
+    model: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -405,6 +515,8 @@ fn run(cli: Cli) -> Result<(), PipelineError> {
         Command::Inspect(a) => inspect(a),
         Command::Bench(a) => bench(a),
         Command::Export(a) => export(a),
+        Command::Prune(a) => prune(a),
+        Command::Stats(a) => stats(a),
     }
 }
 
@@ -458,10 +570,13 @@ fn train(a: TrainArgs) -> Result<(), PipelineError> {
     out(&format!("wrote checkpoint {}", a.out.display()))
 }
 
-fn load_with_data(
-    checkpoint: &Path,
-    data: &DataArgs,
-) -> Result<(tickq_host::model::Sequential, pipeline::PreparedData), PipelineError> {
+type Loaded = (
+    tickq_host::model::Sequential,
+    pipeline::PreparedData,
+    pipeline::Preprocess,
+);
+
+fn load_with_data(checkpoint: &Path, data: &DataArgs) -> Result<Loaded, PipelineError> {
     let (model, pre) = pipeline::load_checkpoint(checkpoint)?;
     let path = data.path();
     progress(&format!("reading {}", path.display()));
@@ -473,12 +588,12 @@ fn load_with_data(
         ));
     }
     pipeline::check_arch_fits(&model.arch, &prepared)?;
-    Ok((model, prepared))
+    Ok((model, prepared, pre))
 }
 
 fn quantize(a: QuantizeArgs) -> Result<(), PipelineError> {
     let cfg = a.quant.config()?;
-    let (model, data) = load_with_data(&a.checkpoint, &a.data)?;
+    let (model, data, _) = load_with_data(&a.checkpoint, &a.data)?;
     progress(&format!(
         "calibrating on {} training samples ({})",
         cfg.calibration_samples.min(data.splits.train.y.len()),
@@ -506,7 +621,7 @@ fn quantize(a: QuantizeArgs) -> Result<(), PipelineError> {
 }
 
 fn eval(a: EvalArgs) -> Result<(), PipelineError> {
-    let (model, data) = load_with_data(&a.checkpoint, &a.data)?;
+    let (model, data, _) = load_with_data(&a.checkpoint, &a.data)?;
     let blob = std::fs::read(&a.blob).map_err(|e| {
         PipelineError::Io(std::io::Error::new(
             e.kind(),
@@ -662,4 +777,98 @@ fn export(a: ExportArgs) -> Result<(), PipelineError> {
         out(&format!("wrote {}", file.display()))?;
     }
     Ok(())
+}
+
+fn prune(a: PruneArgs) -> Result<(), PipelineError> {
+    let method = match a.method {
+        PruneMethodArg::Unstructured => PruneMethod::Unstructured {
+            layers: a.layers.clone(),
+        },
+        PruneMethodArg::Global => PruneMethod::Global,
+        PruneMethodArg::Structured => PruneMethod::Structured {
+            layers: a.layers.clone(),
+            dim: a.dim,
+            norm: a.norm,
+        },
+        PruneMethodArg::Nm => PruneMethod::NM {
+            n: a.n,
+            m: a.m,
+            layers: a.layers.clone(),
+        },
+    };
+    let amount = a.amount.unwrap_or(0.0);
+    let schedule = match a.schedule {
+        ScheduleArg::OneShot => PolynomialSchedule::one_shot(amount)?,
+        ScheduleArg::Gradual => PolynomialSchedule::new(a.initial, amount, a.steps)?,
+    };
+    let epochs = a.fine_tune_epochs.unwrap_or(match a.schedule {
+        ScheduleArg::Gradual => 2,
+        ScheduleArg::OneShot => 0,
+    });
+    let plan = PruningPlan {
+        method,
+        schedule,
+        fine_tune: TrainConfig {
+            epochs,
+            batch_size: a.batch_size,
+            optimizer: OptimizerConfig::adam(a.lr),
+            patience: 0,
+            ..TrainConfig::default()
+        },
+    };
+    let (mut model, data, pre) = load_with_data(&a.checkpoint, &a.data)?;
+    progress(&format!(
+        "pruning `{}` ({}, {} fine-tune epochs per step)",
+        model.arch.name,
+        plan.method.name(),
+        epochs
+    ));
+    let steps = pipeline::prune_model(
+        &mut model,
+        &data,
+        &plan,
+        &mut |r| progress(&pipeline::format_step(r)),
+        &mut |e| progress(&format!("  {}", pipeline::format_epoch(e))),
+    )?;
+    if a.remove {
+        ModelPruner::new(&mut model).remove();
+    }
+    pipeline::save_checkpoint(&a.out, &model, &pre)?;
+    for r in &steps {
+        out(&pipeline::format_step(r))?;
+    }
+    out("")?;
+    out(&PruningStatistics::of_model(&model).to_text())?;
+    out(&format!(
+        "wrote checkpoint {}{}",
+        a.out.display(),
+        if model.has_masks() {
+            " (with masks)"
+        } else {
+            ""
+        }
+    ))
+}
+
+fn stats(a: StatsArgs) -> Result<(), PipelineError> {
+    let stats = if a.model.is_dir() {
+        let (model, _) = tickq_host::checkpoint::load_checkpoint(&a.model)?;
+        PruningStatistics::of_model(&model)
+    } else {
+        let bytes = read_blob(&a.model)?;
+        PruningStatistics::of_blob(&bytes)
+            .map_err(|e| PipelineError::Mismatch(format!("{}: {e}", a.model.display())))?
+    };
+    if a.json {
+        out(&serde_json::to_string_pretty(&stats)
+            .map_err(|e| PipelineError::Mismatch(e.to_string()))?)
+    } else {
+        let source = if a.model.is_dir() {
+            "checkpoint (f32 weight x mask)"
+        } else {
+            "blob (int8 weights)"
+        };
+        out(&format!("model        {} {source}", a.model.display()))?;
+        out(&stats.to_text())
+    }
 }

@@ -339,9 +339,199 @@ fn bad_inputs_give_clear_errors() {
 #[test]
 fn every_command_has_help() {
     for cmd in [
-        "demo", "train", "quantize", "eval", "import", "inspect", "bench",
+        "demo", "train", "quantize", "eval", "import", "inspect", "bench", "prune", "stats",
     ] {
         let out = ok(&[cmd, "--help"]);
         assert!(out.contains("Usage"), "{cmd} --help: {out}");
     }
+}
+
+/// Runs `tickq stats PATH --json`.
+fn stats(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(&["stats", s(path), "--json"])).unwrap()
+}
+
+#[test]
+fn prune_with_every_method_then_stats() {
+    let (csv, arch) = fixtures();
+    let dir = scratch("prune");
+    let ckpt = dir.join("ckpt");
+    ok(&[
+        "train",
+        "--arch",
+        s(arch),
+        "--data",
+        s(csv),
+        "--out",
+        s(&ckpt),
+        "--epochs",
+        "2",
+    ]);
+    let prune = |out: &Path, extra: &[&str]| {
+        let mut args = vec!["prune", s(&ckpt), "--data", s(csv), "--out", s(out)];
+        args.extend(extra);
+        ok(&args)
+    };
+
+    // Unstructured on named layers: masks are kept, and stats count them.
+    let p = dir.join("unstructured");
+    let text = prune(
+        &p,
+        &[
+            "--method",
+            "unstructured",
+            "--amount",
+            "0.5",
+            "--layers",
+            "fc1,fc2",
+        ],
+    );
+    assert!(
+        text.contains("before pruning") && text.contains("step 1/1") && text.contains("test acc"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sparsity") && text.contains("(with masks)"),
+        "{text}"
+    );
+    let st = stats(&p);
+    assert_eq!(st["layers"][0]["sparsity"], 50.0);
+    assert_eq!(st["layers"][0]["masked"], true);
+    assert_eq!(st["layers"][1]["zero_parameters"], 24);
+    assert_eq!(st["total_parameters"], 29 * 16 + 16 * 3);
+    assert_eq!(st["zero_parameters"], 29 * 8 + 24);
+    let (tensors, _) =
+        tickq_host::checkpoint::read_safetensors(&p.join("model.safetensors")).unwrap();
+    let names: Vec<&str> = tensors.iter().map(|t| t.0.as_str()).collect();
+    for name in [
+        "fc1.weight_orig",
+        "fc1.weight_mask",
+        "fc2.weight_orig",
+        "fc2.weight_mask",
+    ] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    assert!(p.join("preprocess.json").is_file());
+
+    // A pruned checkpoint quantizes, and the blob keeps the zeros; the sparsity is light so that an exporter
+    // that picks weight encodings by size keeps both layers dense.
+    let light = dir.join("light");
+    prune(&light, &["--method", "global", "--amount", "0.1"]);
+    let lst = stats(&light);
+    let blob = dir.join("pruned.blob");
+    ok(&["quantize", s(&light), "--data", s(csv), "--out", s(&blob)]);
+    let bs = stats(&blob);
+    assert_eq!(bs["layers"].as_array().unwrap().len(), 2);
+    assert!(
+        bs["zero_parameters"].as_u64().unwrap() >= lst["zero_parameters"].as_u64().unwrap(),
+        "{bs}"
+    );
+    assert_eq!(bs["total_parameters"], st["total_parameters"]);
+    let text = ok(&["stats", s(&blob)]);
+    assert!(text.contains("layer1") && text.contains("int8"), "{text}");
+
+    // Global, gradually, with fine-tuning between the steps.
+    let p = dir.join("global");
+    let text = prune(
+        &p,
+        &[
+            "--method",
+            "global",
+            "--amount",
+            "0.8",
+            "--schedule",
+            "gradual",
+            "--steps",
+            "2",
+            "--fine-tune-epochs",
+            "1",
+        ],
+    );
+    assert!(text.contains("step 2/2"), "{text}");
+    let st = stats(&p);
+    assert_eq!(
+        st["zero_parameters"],
+        (0.8f64 * (29 * 16 + 16 * 3) as f64).round() as u64
+    );
+
+    // Structured: fc1 loses a quarter of its neurons, and fc2 the matching inputs.
+    let p = dir.join("structured");
+    prune(
+        &p,
+        &["--method", "structured", "--amount", "0.25", "--norm", "2"],
+    );
+    let st = stats(&p);
+    assert_eq!(st["layers"][0]["shape"], serde_json::json!([12, 29]));
+    assert_eq!(st["layers"][1]["shape"], serde_json::json!([3, 12]));
+    assert_eq!(st["parameters"], 12 * 29 + 12 + 3 * 12 + 3);
+    assert_eq!(st["layers"][0]["masked"], false);
+    let arch_toml = std::fs::read_to_string(p.join("arch.toml")).unwrap();
+    assert!(arch_toml.contains("out = 12"), "{arch_toml}");
+    ok(&[
+        "quantize",
+        s(&p),
+        "--data",
+        s(csv),
+        "--out",
+        s(&dir.join("s.blob")),
+    ]);
+
+    // N:M on fc2 (16 inputs), masks baked in.
+    let p = dir.join("nm");
+    prune(
+        &p,
+        &[
+            "--method", "nm", "--n", "1", "--m", "4", "--layers", "fc2", "--remove",
+        ],
+    );
+    let st = stats(&p);
+    assert_eq!(st["layers"][1]["sparsity"], 75.0);
+    assert_eq!(st["layers"][1]["masked"], false);
+    assert_eq!(st["layers"][0]["zero_parameters"], 0);
+
+    // Bad arguments are errors that name the problem, not panics.
+    let bad = |extra: &[&str]| {
+        let mut args = vec![
+            "prune",
+            s(&ckpt),
+            "--data",
+            s(csv),
+            "--out",
+            "/nonexistent/x",
+        ];
+        args.extend(extra);
+        fails(&args)
+    };
+    let e = bad(&[
+        "--method",
+        "unstructured",
+        "--amount",
+        "0.5",
+        "--layers",
+        "fc9",
+    ]);
+    assert!(e.contains("fc9") && e.contains("fc1, fc2"), "{e}");
+    let e = bad(&["--method", "global", "--amount", "1.0"]);
+    assert!(e.contains("[0, 1)"), "{e}");
+    let e = bad(&["--method", "unstructured"]);
+    assert!(e.contains("--amount"), "{e}");
+    let e = bad(&["--method", "nm"]);
+    assert!(e.contains("fc1") && e.contains("29 inputs"), "{e}");
+    let e = bad(&["--method", "structured", "--amount", "0.5", "--dim", "2"]);
+    assert!(e.contains("dim 2"), "{e}");
+    let e = bad(&[
+        "--method",
+        "structured",
+        "--amount",
+        "0.5",
+        "--layers",
+        "fc2",
+    ]);
+    assert!(e.contains("classes"), "{e}");
+    let e = bad(&["--method", "nm", "--layers", "fc2", "--schedule", "gradual"]);
+    assert!(e.contains("one-shot"), "{e}");
+    let e = bad(&["--method", "structured", "--amount", "0.5", "--norm", "3"]);
+    assert!(e.contains("norm"), "{e}");
+    let e = fails(&["stats", s(&dir.join("missing.blob"))]);
+    assert!(e.contains("missing.blob"), "{e}");
 }
