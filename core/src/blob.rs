@@ -10,8 +10,10 @@ use crc::{CRC_32_ISO_HDLC, Crc};
 
 /// The eight magic bytes at the start of every blob.
 pub const MAGIC: [u8; 8] = *b"TICKQBLB";
-/// The only format version this crate reads and writes.
-pub const FORMAT_VERSION: u16 = 1;
+/// The format version this crate writes (version 2: per-layer weight formats).
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest format version this crate reads (version 1: dense blocked weights only).
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// The size of the header in bytes.
 pub const HEADER_LEN: usize = 64;
 /// The size of one layer table entry in bytes.
@@ -75,16 +77,19 @@ pub mod entry {
     pub const STRIDE: Range<usize> = 14..16;
     /// `u16` dilation.
     pub const DILATION: Range<usize> = 16..18;
-    /// `u16` reserved, zero.
-    pub const RESERVED_1: Range<usize> = 18..20;
+    /// `u8` N:M weights (version 2, weight format 2): `n`, the stored weights per group; otherwise zero.
+    pub const NM_N: usize = 18;
+    /// `u8` N:M weights (version 2, weight format 2): `m`, the group width; otherwise zero.
+    pub const NM_M: usize = 19;
     /// `i8` output zero point.
     pub const OUT_ZERO_POINT: usize = 20;
     /// `i8` lower clamp of the output.
     pub const ACT_MIN: usize = 21;
     /// `i8` upper clamp of the output.
     pub const ACT_MAX: usize = 22;
-    /// `u8` reserved, zero.
-    pub const RESERVED_2: usize = 23;
+    /// `u8` weight format (version 2): 0 dense blocked, 1 sparse, 2 N:M; zero in version 1 and for layers
+    /// without weights.
+    pub const WEIGHT_FORMAT: usize = 23;
     /// `f32` output scale (IEEE bits).
     pub const OUT_SCALE: Range<usize> = 24..28;
     /// `u32` weights section offset.
@@ -332,6 +337,18 @@ impl<'a> Entry<'a> {
         f32::from_bits(read_u32(self.0, entry::OUT_SCALE))
     }
 
+    /// The weight format code (version 2).
+    #[inline]
+    pub fn weight_format(&self) -> u8 {
+        read_u8(self.0, entry::WEIGHT_FORMAT)
+    }
+
+    /// The N:M parameters `(n, m)` (version 2, weight format 2).
+    #[inline]
+    pub fn nm(&self) -> (u8, u8) {
+        (read_u8(self.0, entry::NM_N), read_u8(self.0, entry::NM_M))
+    }
+
     /// The (offset, length) of a section.
     #[inline]
     pub fn section(&self, section: crate::error::Section) -> (u32, u32) {
@@ -346,10 +363,11 @@ impl<'a> Entry<'a> {
     }
 
     /// The offset, relative to the entry, of the first non-zero reserved byte, if any.
+    ///
+    /// The weight format and N:M bytes are not included: their rules depend on the version and the layer kind,
+    /// and the loader checks them.
     pub fn nonzero_reserved(&self) -> Option<usize> {
         first_nonzero(self.0, entry::RESERVED_0)
-            .or_else(|| first_nonzero(self.0, entry::RESERVED_1))
-            .or_else(|| first_nonzero(self.0, entry::RESERVED_2..entry::RESERVED_2 + 1))
             .or_else(|| first_nonzero(self.0, entry::RESERVED_3))
     }
 }

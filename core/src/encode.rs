@@ -54,7 +54,8 @@ use crate::blob::{
 use crate::error::BlobError;
 pub use crate::model::Padding;
 use crate::model::{
-    BLOCK, Geometry, LayerKind, Model, ShapeError, block_len, blocked_index, output_shape,
+    BLOCK, Geometry, LayerKind, Model, NM_M, SEGMENT, ShapeError, WeightLayout, block_len,
+    blocked_index, nm_index_bytes, output_shape, segment_width, sparse_segments,
 };
 use crate::requant::QuantMultiplier;
 
@@ -212,6 +213,72 @@ impl OpSpec {
     }
 }
 
+/// Which weight format Dense and Conv1d layers get (see `docs/BLOB.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WeightFormat {
+    /// Each layer gets the format the cost model estimates is fastest, among those smaller than dense.
+    #[default]
+    Auto,
+    /// Every layer stores every weight in the blocked layout.
+    Dense,
+    /// Every layer stores only its non-zero weights, with one-byte column indices.
+    Sparse,
+    /// Every layer stores N:M weights with `m = 4` and the smallest `n` (1 to 3) its zeros allow; a layer whose
+    /// row length is not a multiple of 4, or with a group of 4 non-zero weights, is an error.
+    NM,
+}
+
+impl WeightFormat {
+    /// The name used on command lines: `auto`, `dense`, `sparse` or `nm`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WeightFormat::Auto => "auto",
+            WeightFormat::Dense => "dense",
+            WeightFormat::Sparse => "sparse",
+            WeightFormat::NM => "nm",
+        }
+    }
+}
+
+impl fmt::Display for WeightFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A string that is not `auto`, `dense`, `sparse` or `nm` was parsed as a [`WeightFormat`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseWeightFormatError;
+
+impl fmt::Display for ParseWeightFormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown weight format: use auto, dense, sparse or nm")
+    }
+}
+
+impl core::error::Error for ParseWeightFormatError {}
+
+impl core::str::FromStr for WeightFormat {
+    type Err = ParseWeightFormatError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(WeightFormat::Auto),
+            "dense" => Ok(WeightFormat::Dense),
+            "sparse" => Ok(WeightFormat::Sparse),
+            "nm" | "n:m" => Ok(WeightFormat::NM),
+            _ => Err(ParseWeightFormatError),
+        }
+    }
+}
+
+/// Options of [`encode_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct EncodeOptions {
+    /// The weight format of Dense and Conv1d layers.
+    pub weight_format: WeightFormat,
+}
+
 /// Why a [`ModelSpec`] could not be encoded.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,6 +327,15 @@ pub enum EncodeError {
         /// The field name.
         field: &'static str,
     },
+    /// A forced weight format does not fit a layer's weights.
+    WeightFormat {
+        /// The layer index.
+        layer: usize,
+        /// The forced format.
+        format: WeightFormat,
+        /// What does not fit.
+        reason: &'static str,
+    },
     /// The encoded blob failed validation.
     Invalid(BlobError),
 }
@@ -290,6 +366,14 @@ impl fmt::Display for EncodeError {
                 write!(f, "{field} is too large for the format")
             }
             EncodeError::MetadataTooLong { field } => write!(f, "metadata {field} is too long"),
+            EncodeError::WeightFormat {
+                layer,
+                format,
+                reason,
+            } => write!(
+                f,
+                "layer {layer}: weight format {format} does not fit: {reason}"
+            ),
             EncodeError::Invalid(err) => write!(f, "the encoded blob is invalid: {err}"),
         }
     }
@@ -304,13 +388,23 @@ impl core::error::Error for EncodeError {
     }
 }
 
-/// Encodes `spec` and checks the result with [`Model::load`].
+/// Encodes `spec` with the default options ([`WeightFormat::Auto`]) and checks the result with [`Model::load`].
 ///
 /// # Errors
 ///
 /// Returns an [`EncodeError`] if the spec is inconsistent or the resulting blob does not validate.
 pub fn encode(spec: &ModelSpec) -> Result<Vec<u8>, EncodeError> {
-    let bytes = encode_unvalidated(spec)?;
+    encode_with(spec, &EncodeOptions::default())
+}
+
+/// Encodes `spec` with `options` and checks the result with [`Model::load`].
+///
+/// # Errors
+///
+/// Returns an [`EncodeError`] if the spec is inconsistent, a forced weight format does not fit a layer
+/// ([`EncodeError::WeightFormat`]), or the resulting blob does not validate.
+pub fn encode_with(spec: &ModelSpec, options: &EncodeOptions) -> Result<Vec<u8>, EncodeError> {
+    let bytes = encode_unvalidated_with(spec, options)?;
     Model::load(&bytes).map_err(EncodeError::Invalid)?;
     Ok(bytes)
 }
@@ -325,6 +419,18 @@ pub fn encode(spec: &ModelSpec) -> Result<Vec<u8>, EncodeError> {
 ///
 /// Returns an [`EncodeError`] if the spec's dimensions are inconsistent.
 pub fn encode_unvalidated(spec: &ModelSpec) -> Result<Vec<u8>, EncodeError> {
+    encode_unvalidated_with(spec, &EncodeOptions::default())
+}
+
+/// [`encode_unvalidated`] with `options`.
+///
+/// # Errors
+///
+/// Returns an [`EncodeError`] if the spec's dimensions are inconsistent or a forced weight format does not fit.
+pub fn encode_unvalidated_with(
+    spec: &ModelSpec,
+    options: &EncodeOptions,
+) -> Result<Vec<u8>, EncodeError> {
     let n = spec.layers.len();
     if n == 0 {
         return Err(EncodeError::NoLayers);
@@ -346,7 +452,7 @@ pub fn encode_unvalidated(spec: &ModelSpec) -> Result<Vec<u8>, EncodeError> {
             (_, Some(j)) => return Err(EncodeError::BadInput { layer: i, input: j }),
         };
         let in_shape = input.and_then(|j| shapes.get(j).copied()).unwrap_or((1, 1));
-        let sections = write_layer(i, layer, in_shape, &mut e)?;
+        let sections = write_layer(i, layer, in_shape, &mut e, options.weight_format)?;
         let geometry = Geometry {
             kind: layer.op.kind(),
             padding: Padding::from_code(e[blob::entry::PADDING]).unwrap_or_default(),
@@ -498,6 +604,7 @@ fn write_layer(
     layer: &LayerSpec,
     in_shape: (usize, usize),
     e: &mut [u8; ENTRY_LEN],
+    format: WeightFormat,
 ) -> Result<Sections, EncodeError> {
     let (in_t, in_c) = in_shape;
     let mut s = Sections {
@@ -558,7 +665,8 @@ fn write_layer(
             check("in_features", in_c, *in_features)?;
             check("weights", out_features * in_features, weights.len())?;
             s.channels = *out_features;
-            write_rows(&mut s, *in_features, weights, bias, requant, i)?;
+            let layout = write_rows(&mut s, *in_features, weights, bias, requant, i, format)?;
+            put_layout(e, layout);
         }
         OpSpec::Conv1d {
             out_channels,
@@ -582,7 +690,16 @@ fn write_layer(
             put_u16(e, blob::entry::STRIDE, field16("stride", *stride)?);
             put_u16(e, blob::entry::DILATION, field16("dilation", *dilation)?);
             s.channels = *out_channels;
-            write_rows(&mut s, kernel * in_channels, weights, bias, requant, i)?;
+            let layout = write_rows(
+                &mut s,
+                kernel * in_channels,
+                weights,
+                bias,
+                requant,
+                i,
+                format,
+            )?;
+            put_layout(e, layout);
         }
         OpSpec::Lut { table } => {
             s.aux.extend(table.iter().map(|&v| v as u8));
@@ -615,7 +732,104 @@ fn write_layer(
     Ok(s)
 }
 
-/// Writes blocked weights (see `docs/BLOB.md`), biases and per-channel multipliers.
+/// Writes the weight format and N:M bytes of an entry.
+fn put_layout(e: &mut [u8; ENTRY_LEN], layout: WeightLayout) {
+    e[blob::entry::WEIGHT_FORMAT] = layout.code();
+    if let WeightLayout::NM { n, m } = layout {
+        e[blob::entry::NM_N] = n;
+        e[blob::entry::NM_M] = m;
+    }
+}
+
+/// Cost-model weights, in tenths of a nanosecond per unit of work of each kernel.
+///
+/// They were fitted to the wide shape of `benches/sparse.rs` (dense, and sparse at 90 and 95 % zeros) on the
+/// x86-64 baseline (SSE2) build; only their ratios matter, and `docs/BLOB.md` explains them.
+mod cost {
+    /// One step of a dense block (2 inputs times 16 channels, vectorized), requantization included.
+    pub(super) const DENSE_STEP: u64 = 26;
+    /// One stored sparse weight: an index load, a gather, a multiply-add.
+    pub(super) const SPARSE_VALUE: u64 = 4;
+    /// One (channel, segment) of a sparse row: the count, the loop set-up and its mispredicted exit.
+    pub(super) const SPARSE_SEGMENT: u64 = 25;
+    /// One stored N:M weight on the 2:4 and 1:4 fast paths.
+    pub(super) const NM_VALUE: u64 = 4;
+    /// One stored N:M weight on the general path (3:4).
+    pub(super) const NM_VALUE_GENERAL: u64 = 12;
+}
+
+/// The estimated size and work of one weight format for one layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Estimate {
+    layout: WeightLayout,
+    bytes: u64,
+    work: u64,
+}
+
+/// The smallest `n` for which every group of 4 weights of every row has at most `n` non-zeros, if the rows split
+/// into groups of 4 and some `n < 4` fits.
+fn nm_fit(weights: &[i8], row_len: usize) -> Result<u8, &'static str> {
+    if row_len == 0 || !row_len.is_multiple_of(NM_M) {
+        return Err("the row length is not a multiple of 4");
+    }
+    let most = weights
+        .chunks_exact(NM_M)
+        .map(|g| g.iter().filter(|&&w| w != 0).count())
+        .max()
+        .unwrap_or(0);
+    if most >= NM_M {
+        return Err("a group of 4 weights has 4 non-zeros");
+    }
+    Ok(most.max(1) as u8)
+}
+
+/// The estimates of every format that fits the layer, dense first.
+fn estimates(weights: &[i8], channels: usize, row_len: usize) -> Vec<Estimate> {
+    let (c, k) = (channels as u64, row_len as u64);
+    let blocks = channels.div_ceil(BLOCK) as u64;
+    let mut out = alloc::vec![Estimate {
+        layout: WeightLayout::Dense,
+        bytes: blocks * block_len(row_len) as u64,
+        work: blocks * k.div_ceil(2) * cost::DENSE_STEP,
+    }];
+    let nnz = weights.iter().filter(|&&w| w != 0).count() as u64;
+    let segments = sparse_segments(row_len) as u64;
+    out.push(Estimate {
+        layout: WeightLayout::Sparse,
+        bytes: c * segments + 2 * nnz,
+        work: nnz * cost::SPARSE_VALUE + c * segments * cost::SPARSE_SEGMENT,
+    });
+    if let Ok(n) = nm_fit(weights, row_len) {
+        let entries = (row_len / NM_M) as u64 * u64::from(n);
+        let per_value = if n <= 2 {
+            cost::NM_VALUE
+        } else {
+            cost::NM_VALUE_GENERAL
+        };
+        out.push(Estimate {
+            layout: WeightLayout::NM { n, m: NM_M as u8 },
+            bytes: c * (entries + nm_index_bytes(entries as usize) as u64),
+            work: c * entries * per_value,
+        });
+    }
+    out
+}
+
+/// The cost model of [`WeightFormat::Auto`]: the format with the least estimated work among those that are both
+/// smaller and estimated faster than dense (ties go to fewer bytes); dense if there is none.
+fn choose(weights: &[i8], channels: usize, row_len: usize) -> WeightLayout {
+    let all = estimates(weights, channels, row_len);
+    let Some(&dense) = all.first() else {
+        return WeightLayout::Dense;
+    };
+    all.iter()
+        .filter(|e| e.bytes < dense.bytes && e.work < dense.work)
+        .min_by_key(|e| (e.work, e.bytes))
+        .map_or(WeightLayout::Dense, |e| e.layout)
+}
+
+/// Writes the weights (in the chosen format, see `docs/BLOB.md`), biases and per-channel multipliers, and
+/// returns the weight format written.
 fn write_rows(
     s: &mut Sections,
     row_len: usize,
@@ -623,7 +837,8 @@ fn write_rows(
     bias: &[i32],
     requant: &[QuantMultiplier],
     layer: usize,
-) -> Result<(), EncodeError> {
+    format: WeightFormat,
+) -> Result<WeightLayout, EncodeError> {
     let channels = s.channels;
     for (field, found) in [("bias", bias.len()), ("requant", requant.len())] {
         if found != channels {
@@ -635,20 +850,99 @@ fn write_rows(
             });
         }
     }
-    // The caller checked `weights.len() == channels * row_len`; padding channels and inputs stay zero.
-    s.weights = alloc::vec![0u8; channels.div_ceil(BLOCK) * block_len(row_len)];
-    if row_len > 0 {
-        for (o, row) in weights.chunks_exact(row_len).enumerate() {
-            for (k, &w) in row.iter().enumerate() {
-                s.weights[blocked_index(o, k, row_len)] = w as u8;
-            }
-        }
-    }
+    let layout = match format {
+        WeightFormat::Auto => choose(weights, channels, row_len),
+        WeightFormat::Dense => WeightLayout::Dense,
+        WeightFormat::Sparse => WeightLayout::Sparse,
+        WeightFormat::NM => WeightLayout::NM {
+            n: nm_fit(weights, row_len).map_err(|reason| EncodeError::WeightFormat {
+                layer,
+                format,
+                reason,
+            })?,
+            m: NM_M as u8,
+        },
+    };
+    s.weights = match layout {
+        WeightLayout::Dense => blocked_weights(weights, channels, row_len),
+        WeightLayout::Sparse => sparse_weights(weights, row_len),
+        WeightLayout::NM { n, .. } => nm_weights(weights, row_len, usize::from(n)),
+    };
     for b in bias {
         s.bias.extend_from_slice(&b.to_le_bytes());
     }
     put_requant(&mut s.requant, requant);
-    Ok(())
+    Ok(layout)
+}
+
+/// The blocked layout: padding channels and inputs stay zero.
+fn blocked_weights(weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
+    // The caller checked `weights.len() == channels * row_len`.
+    let mut out = alloc::vec![0u8; channels.div_ceil(BLOCK) * block_len(row_len)];
+    if row_len > 0 {
+        for (o, row) in weights.chunks_exact(row_len).enumerate() {
+            for (k, &w) in row.iter().enumerate() {
+                out[blocked_index(o, k, row_len)] = w as u8;
+            }
+        }
+    }
+    out
+}
+
+/// The sparse layout: per channel and segment a count, then all indices, then all values, in the same order.
+fn sparse_weights(weights: &[i8], row_len: usize) -> Vec<u8> {
+    let (mut counts, mut indices, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    if row_len > 0 {
+        for row in weights.chunks_exact(row_len) {
+            for (seg, part) in row.chunks(SEGMENT).enumerate() {
+                debug_assert_eq!(part.len(), segment_width(row_len, seg));
+                let before = indices.len();
+                for (i, &w) in part.iter().enumerate() {
+                    if w != 0 {
+                        indices.push(i as u8);
+                        values.push(w as u8);
+                    }
+                }
+                counts.push((indices.len() - before) as u8);
+            }
+        }
+    }
+    counts.extend(indices);
+    counts.extend(values);
+    counts
+}
+
+/// The N:M layout (`m = 4`): all channels' values, then all channels' 2-bit index streams.
+///
+/// A group with fewer than `n` non-zeros is filled with zero weights at its lowest unused positions, so every
+/// group stores exactly `n` entries with strictly increasing indices.
+fn nm_weights(weights: &[i8], row_len: usize, n: usize) -> Vec<u8> {
+    let (mut values, mut indices) = (Vec::new(), Vec::new());
+    if row_len > 0 {
+        for row in weights.chunks_exact(row_len) {
+            let mut stream = alloc::vec![0u8; nm_index_bytes(row_len / NM_M * n)];
+            let mut e = 0usize;
+            for group in row.chunks_exact(NM_M) {
+                let nonzero = group.iter().filter(|&&w| w != 0).count();
+                let mut fill = n.saturating_sub(nonzero);
+                for (k, &w) in group.iter().enumerate() {
+                    let keep = w != 0
+                        || (fill > 0 && {
+                            fill -= 1;
+                            true
+                        });
+                    if keep {
+                        values.push(w as u8);
+                        stream[e / 4] |= (k as u8) << (2 * (e % 4));
+                        e += 1;
+                    }
+                }
+            }
+            indices.extend(stream);
+        }
+    }
+    values.extend(indices);
+    values
 }
 
 fn put_requant(out: &mut Vec<u8>, requant: &[QuantMultiplier]) {

@@ -10,7 +10,7 @@ use crate::model::LayerKind;
 /// A section of a layer entry (see `docs/BLOB.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Section {
-    /// The int8 weight rows of a Dense or Conv1d layer.
+    /// The int8 weights of a Dense or Conv1d layer, in the layer's weight format.
     Weights,
     /// The i32 effective bias of a Dense or Conv1d layer.
     Bias,
@@ -162,6 +162,24 @@ pub enum BlobErrorKind {
     },
     /// A padding byte of a weight block (a channel past `C_out`, or the input past an odd row length) is not zero.
     RowPaddingNotZero,
+    /// The weight format byte is unknown, or not zero on a layer without weights (version 2).
+    BadWeightFormat {
+        /// The weight format byte found.
+        found: u8,
+    },
+    /// The N:M parameters are unsupported (`m` must be 4 and `1 <= n < m`), or the row length is not a multiple
+    /// of `m`; the offset names the `n` or `m` byte.
+    BadNmPattern,
+    /// A sparse per-segment count exceeds the segment's width.
+    SparseCountTooLarge,
+    /// A sparse column index is not below its segment's width.
+    SparseIndexOutOfRange,
+    /// Sparse column indices of one channel segment are not strictly increasing (out of order or repeated).
+    SparseIndexNotIncreasing,
+    /// A sparse weight value is zero (zeros are never stored).
+    SparseZeroValue,
+    /// The in-group indices of an N:M group are not strictly increasing (out of order or repeated).
+    NmIndexNotIncreasing,
     /// A requantization multiplier or right shift is outside its valid range.
     BadMultiplier,
     /// A quantizer coefficient is not finite.
@@ -217,6 +235,13 @@ impl BlobErrorKind {
             BlobErrorKind::SectionOverlap { .. } => "sections overlap",
             BlobErrorKind::SectionLength { .. } => "section has wrong length",
             BlobErrorKind::RowPaddingNotZero => "row padding not zero",
+            BlobErrorKind::BadWeightFormat { .. } => "bad weight format",
+            BlobErrorKind::BadNmPattern => "bad N:M pattern",
+            BlobErrorKind::SparseCountTooLarge => "sparse count exceeds its segment",
+            BlobErrorKind::SparseIndexOutOfRange => "sparse index out of range",
+            BlobErrorKind::SparseIndexNotIncreasing => "sparse indices not strictly increasing",
+            BlobErrorKind::SparseZeroValue => "sparse value is zero",
+            BlobErrorKind::NmIndexNotIncreasing => "N:M indices not strictly increasing",
             BlobErrorKind::BadMultiplier => "bad requantization multiplier",
             BlobErrorKind::BadCoefficient => "quantizer coefficient not finite",
             BlobErrorKind::OverflowPossible => "i32 accumulator overflow possible",
@@ -250,6 +275,7 @@ impl fmt::Display for BlobErrorKind {
             }
             BlobErrorKind::UnknownKind { found } => write!(f, "unknown layer kind {found}"),
             BlobErrorKind::BadPadding { found } => write!(f, "bad padding {found}"),
+            BlobErrorKind::BadWeightFormat { found } => write!(f, "bad weight format {found}"),
             BlobErrorKind::BadInput { found } => write!(f, "bad input reference {found}"),
             BlobErrorKind::ShapeMismatch {
                 expected_time,

@@ -10,7 +10,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use crate::blob::{le_f32, le_i32};
-use crate::model::{BLOCK, LayerPlan, STEP};
+use crate::model::{BLOCK, LayerPlan, SEGMENT, STEP, WeightLayout};
 use crate::requant::{QuantMultiplier, requantize};
 
 /// The number of lanes the reference dot product processes per step.
@@ -126,6 +126,19 @@ fn requant_block(
     }
 }
 
+/// One channel's requantization, always inlined: for the channel-at-a-time sparse and N:M kernels, where there is
+/// no lane loop for LLVM to pessimize.
+#[inline(always)]
+fn requantize_inline(l: &LayerPlan<'_>, acc: i32, m: &[u8], s: u8) -> u8 {
+    requantize(
+        acc,
+        channel_multiplier(m, s),
+        l.out_zp,
+        l.act_min,
+        l.act_max,
+    ) as u8
+}
+
 /// One channel's requantization.
 ///
 /// With AVX2 LLVM vectorizes the channel loop of [`requant_block`] over i64 lanes, which pays off.
@@ -158,13 +171,214 @@ fn blocks<'l, 'o>(l: &LayerPlan<'l>, out: &'o mut [u8]) -> impl Iterator<Item = 
         .map(|((((o, w), b), m), s)| (o, w, b, m, s))
 }
 
-/// Dense: `out[o] = requant(b_eff[o] + sum_k w[o][k] * x[k])`, one block of 16 output channels at a time.
+/// Dense: `out[o] = requant(b_eff[o] + sum_k w[o][k] * x[k])`.
+///
+/// Dense weights go one block of 16 output channels at a time; sparse and N:M weights one channel at a time.
 pub(crate) fn dense(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
     let x = x.get(..l.row_len).unwrap_or(x);
-    for (o, w, b, m, s) in blocks(l, out) {
-        let mut acc = [0i32; STEP];
-        block_row(w, x, &mut acc);
-        requant_block(l, &acc, b, m, s, o);
+    match l.layout {
+        WeightLayout::Dense => {
+            for (o, w, b, m, s) in blocks(l, out) {
+                let mut acc = [0i32; STEP];
+                block_row(w, x, &mut acc);
+                requant_block(l, &acc, b, m, s, o);
+            }
+        }
+        WeightLayout::Sparse => sparse_rows(l, x, out),
+        WeightLayout::NM { .. } => nm_rows(l, &Row::Contiguous(x), out),
+    }
+}
+
+/// Where the `row_len` inputs of one output step come from.
+enum Row<'x> {
+    /// One contiguous slice (Dense, and Conv1d with dilation 1).
+    Contiguous(&'x [u8]),
+    /// A dilated Conv1d window: input `i` of the row is `window[i / c_in * tap_step + i % c_in]`.
+    Dilated {
+        window: &'x [u8],
+        c_in: usize,
+        tap_step: usize,
+    },
+}
+
+impl Row<'_> {
+    /// Input `i` of the row, sign-extended (0 past the end, which the loader rules out).
+    #[inline(always)]
+    fn at(&self, i: usize) -> i32 {
+        let v = match *self {
+            Row::Contiguous(x) => x.get(i).copied(),
+            Row::Dilated {
+                window,
+                c_in,
+                tap_step,
+            } => window.get(i / c_in * tap_step + i % c_in).copied(),
+        };
+        i32::from(v.unwrap_or(0) as i8)
+    }
+}
+
+/// The per-channel bias, multiplier and shift bytes of a layer, zipped with its outputs.
+#[inline(always)]
+fn channels<'l, 'o>(
+    l: &LayerPlan<'l>,
+    out: &'o mut [u8],
+) -> impl Iterator<Item = (&'o mut u8, &'l [u8], &'l [u8], u8)> {
+    out.iter_mut()
+        .zip(l.bias.chunks_exact(4))
+        .zip(l.multipliers.chunks_exact(4))
+        .zip(l.shifts)
+        .map(|(((o, b), m), &s)| (o, b, m, s))
+}
+
+/// Sums `x[i] * v` over one segment's indices and values.
+///
+/// The segment is a fixed 128-byte array and each index is masked to 7 bits, so every read is provably in bounds
+/// and the loop has no bounds checks; the loader checked that indices are below the segment's width anyway.
+/// Four independent accumulators keep the multiply-adds from waiting on each other.
+#[inline(always)]
+fn segment_dot(x: &[u8; SEGMENT], indices: &[u8], values: &[u8]) -> i32 {
+    let mut acc = 0i32;
+    for (&i, &v) in indices.iter().zip(values) {
+        let xv = i32::from(x.get(usize::from(i) & (SEGMENT - 1)).copied().unwrap_or(0) as i8);
+        acc = acc.wrapping_add(xv * i32::from(v as i8));
+    }
+    acc
+}
+
+/// Sparse weights over a contiguous row `x` of `row_len` inputs.
+///
+/// The row is cut into 128-input segments; the last, partial one is copied into a zero-filled array so that all
+/// segments have the same fixed size.
+fn sparse_rows(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
+    let (full, tail) = x.as_chunks::<SEGMENT>();
+    let mut last = [0u8; SEGMENT];
+    for (d, &v) in last.iter_mut().zip(tail) {
+        *d = v;
+    }
+    let (mut indices, mut values) = (l.sp_indices, l.sp_values);
+    let rows = channels(l, out).zip(l.sp_counts.chunks_exact(l.segments.max(1)));
+    for ((o, b, m, s), counts) in rows {
+        let mut acc = le_i32(b);
+        for (seg, &count) in counts.iter().enumerate() {
+            let (ix, ix_rest) = indices
+                .split_at_checked(usize::from(count))
+                .unwrap_or((indices, &[]));
+            let (vs, vs_rest) = values
+                .split_at_checked(usize::from(count))
+                .unwrap_or((values, &[]));
+            (indices, values) = (ix_rest, vs_rest);
+            acc = acc.wrapping_add(segment_dot(full.get(seg).unwrap_or(&last), ix, vs));
+        }
+        *o = requantize_inline(l, acc, m, s);
+    }
+}
+
+/// Sparse weights over a dilated Conv1d window (rare, so it reads each input through [`Row::at`]).
+fn sparse_rows_gather(l: &LayerPlan<'_>, row: &Row<'_>, out: &mut [u8]) {
+    let (mut indices, mut values) = (l.sp_indices, l.sp_values);
+    let rows = channels(l, out).zip(l.sp_counts.chunks_exact(l.segments.max(1)));
+    for ((o, b, m, s), counts) in rows {
+        let mut acc = le_i32(b);
+        for (seg, &count) in counts.iter().enumerate() {
+            let (ix, ix_rest) = indices
+                .split_at_checked(usize::from(count))
+                .unwrap_or((indices, &[]));
+            let (vs, vs_rest) = values
+                .split_at_checked(usize::from(count))
+                .unwrap_or((values, &[]));
+            (indices, values) = (ix_rest, vs_rest);
+            for (&i, &v) in ix.iter().zip(vs) {
+                let x = row.at(seg * SEGMENT + usize::from(i));
+                acc = acc.wrapping_add(x * i32::from(v as i8));
+            }
+        }
+        *o = requantize_inline(l, acc, m, s);
+    }
+}
+
+/// The 2-bit in-group index of N:M entry `e` in a channel's index bytes.
+#[inline(always)]
+fn nm_index(idx: &[u8], e: usize) -> usize {
+    usize::from((idx.get(e / 4).copied().unwrap_or(0) >> (2 * (e % 4))) & 3)
+}
+
+/// The N:M sum of one channel from entry `from` on, reading inputs through [`Row::at`].
+///
+/// Entry `e` belongs to group `e / n` and reads input `4 * (e / n) + index`.
+fn nm_dot_gather(row: &Row<'_>, values: &[u8], idx: &[u8], n: usize, from: usize) -> i32 {
+    let n = n.max(1);
+    let mut acc = 0i32;
+    for (e, &v) in values.iter().enumerate().skip(from) {
+        let x = row.at(4 * (e / n) + nm_index(idx, e));
+        acc = acc.wrapping_add(x * i32::from(v as i8));
+    }
+    acc
+}
+
+/// 2:4 over a contiguous row: one index byte covers two groups (8 inputs, 4 values).
+///
+/// Each index is masked to 2 bits and offset within an 8-byte chunk, so every read is provably in bounds.
+#[inline(always)]
+fn nm_dot_2_4(x: &[u8], values: &[u8], idx: &[u8]) -> (i32, usize) {
+    let (x8, _) = x.as_chunks::<8>();
+    let (v4, _) = values.as_chunks::<4>();
+    let mut acc = [0i32; 4];
+    let mut done = 0;
+    for ((x, v), &b) in x8.iter().zip(v4).zip(idx) {
+        let b = usize::from(b);
+        let at = |i: usize| i32::from(x.get(i & 7).copied().unwrap_or(0) as i8);
+        acc[0] = acc[0].wrapping_add(at(b & 3) * i32::from(v[0] as i8));
+        acc[1] = acc[1].wrapping_add(at((b >> 2) & 3) * i32::from(v[1] as i8));
+        acc[2] = acc[2].wrapping_add(at(4 + ((b >> 4) & 3)) * i32::from(v[2] as i8));
+        acc[3] = acc[3].wrapping_add(at(4 + ((b >> 6) & 3)) * i32::from(v[3] as i8));
+        done += 4;
+    }
+    let sum = acc[0]
+        .wrapping_add(acc[1])
+        .wrapping_add(acc[2])
+        .wrapping_add(acc[3]);
+    (sum, done)
+}
+
+/// 1:4 over a contiguous row: one index byte covers four groups (16 inputs, 4 values).
+#[inline(always)]
+fn nm_dot_1_4(x: &[u8], values: &[u8], idx: &[u8]) -> (i32, usize) {
+    let (x16, _) = x.as_chunks::<16>();
+    let (v4, _) = values.as_chunks::<4>();
+    let mut acc = [0i32; 4];
+    let mut done = 0;
+    for ((x, v), &b) in x16.iter().zip(v4).zip(idx) {
+        let b = usize::from(b);
+        let at = |i: usize| i32::from(x.get(i & 15).copied().unwrap_or(0) as i8);
+        acc[0] = acc[0].wrapping_add(at(b & 3) * i32::from(v[0] as i8));
+        acc[1] = acc[1].wrapping_add(at(4 + ((b >> 2) & 3)) * i32::from(v[1] as i8));
+        acc[2] = acc[2].wrapping_add(at(8 + ((b >> 4) & 3)) * i32::from(v[2] as i8));
+        acc[3] = acc[3].wrapping_add(at(12 + ((b >> 6) & 3)) * i32::from(v[3] as i8));
+        done += 4;
+    }
+    let sum = acc[0]
+        .wrapping_add(acc[1])
+        .wrapping_add(acc[2])
+        .wrapping_add(acc[3]);
+    (sum, done)
+}
+
+/// N:M weights over one row: fast paths for contiguous 2:4 and 1:4 rows (whole index bytes), then the general
+/// path for whatever is left (a last partial byte, 3:4, or a dilated window).
+fn nm_rows(l: &LayerPlan<'_>, row: &Row<'_>, out: &mut [u8]) {
+    let entries = l.nm_entries.max(1);
+    let rows = channels(l, out)
+        .zip(l.sp_values.chunks_exact(entries))
+        .zip(l.sp_indices.chunks_exact(l.nm_index_len.max(1)));
+    for (((o, b, m, s), values), idx) in rows {
+        let (sum, done) = match (row, l.nm_n) {
+            (Row::Contiguous(x), 2) => nm_dot_2_4(x, values, idx),
+            (Row::Contiguous(x), 1) => nm_dot_1_4(x, values, idx),
+            _ => (0, 0),
+        };
+        let rest = nm_dot_gather(row, values, idx, l.nm_n, done);
+        let acc = le_i32(b).wrapping_add(sum).wrapping_add(rest);
+        *o = requantize_inline(l, acc, m, s);
     }
 }
 
@@ -178,6 +392,23 @@ pub(crate) fn conv1d(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
     let tap_step = l.dilation * c_in;
     for (t, out_row) in out.chunks_exact_mut(l.out_c.max(1)).enumerate() {
         let window = x.get(t * step..).unwrap_or(&[]);
+        if l.layout != WeightLayout::Dense {
+            let row = if l.dilation == 1 {
+                Row::Contiguous(window.get(..l.row_len).unwrap_or(window))
+            } else {
+                Row::Dilated {
+                    window,
+                    c_in,
+                    tap_step,
+                }
+            };
+            match (l.layout, &row) {
+                (WeightLayout::Sparse, Row::Contiguous(r)) => sparse_rows(l, r, out_row),
+                (WeightLayout::Sparse, _) => sparse_rows_gather(l, &row, out_row),
+                _ => nm_rows(l, &row, out_row),
+            }
+            continue;
+        }
         for (o, w, b, m, s) in blocks(l, out_row) {
             let mut acc = [0i32; STEP];
             if l.dilation == 1 {
@@ -412,6 +643,15 @@ mod tests {
                 weights,
                 block_len: block_len(self.row_len()),
                 row_len: self.row_len(),
+                layout: crate::model::WeightLayout::Dense,
+                sp_counts: &[],
+                sp_indices: &[],
+                sp_values: &[],
+                segments: 0,
+                nm_n: 0,
+                nm_entries: 0,
+                nm_index_len: 0,
+                nonzero: 0,
                 bias,
                 multipliers: &self.mults,
                 shifts: &self.shifts,

@@ -102,7 +102,7 @@ pub mod requant;
 pub mod session;
 
 pub use error::{ArenaTooSmall, BlobError, BlobErrorKind, Section};
-pub use model::{LayerInfo, LayerKind, Metadata, Model, Names, Padding};
+pub use model::{LayerInfo, LayerKind, Metadata, Model, Names, Padding, WeightLayout};
 pub use plan::TENSOR_ALIGN;
 pub use session::{Prediction, Session};
 

@@ -129,6 +129,84 @@ pub(crate) const fn blocked_index(o: usize, k: usize, row_len: usize) -> usize {
     (o / BLOCK) * block_len(row_len) + (k / 2) * STEP + (o % BLOCK) * 2 + k % 2
 }
 
+/// The inputs per segment of a sparse row: column indices are one byte, relative to their segment.
+pub(crate) const SEGMENT: usize = 128;
+
+/// The group width of N:M weights; the only one this version supports.
+pub(crate) const NM_M: usize = 4;
+
+/// The number of segments of a sparse row of `row_len` weights.
+#[inline]
+pub(crate) const fn sparse_segments(row_len: usize) -> usize {
+    row_len.div_ceil(SEGMENT)
+}
+
+/// The width of segment `s` of a sparse row of `row_len` weights (the last one may be narrower).
+#[inline]
+pub(crate) const fn segment_width(row_len: usize, s: usize) -> usize {
+    let start = s * SEGMENT;
+    if row_len - start < SEGMENT {
+        row_len - start
+    } else {
+        SEGMENT
+    }
+}
+
+/// The index bytes of one N:M channel with `entries` stored weights: 2 bits per entry, 4 per byte.
+#[inline]
+pub(crate) const fn nm_index_bytes(entries: usize) -> usize {
+    entries.div_ceil(4)
+}
+
+/// How a Dense or Conv1d layer stores its weights (the weight format byte of a version 2 layer entry).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WeightLayout {
+    /// Every weight, in blocks of 16 output channels with input pairs interleaved (code 0; the only one in
+    /// version 1).
+    #[default]
+    Dense,
+    /// Unstructured sparsity: per channel and 128-input segment, a count, then one-byte column indices and the
+    /// non-zero int8 values (code 1).
+    Sparse,
+    /// N:M semi-structured sparsity: `n` int8 values and 2-bit in-group indices per group of `m` inputs (code 2).
+    NM {
+        /// The stored weights per group.
+        n: u8,
+        /// The group width.
+        m: u8,
+    },
+}
+
+impl WeightLayout {
+    /// The code byte.
+    #[inline]
+    pub const fn code(self) -> u8 {
+        match self {
+            WeightLayout::Dense => 0,
+            WeightLayout::Sparse => 1,
+            WeightLayout::NM { .. } => 2,
+        }
+    }
+
+    /// A short name: `dense`, `sparse` or `n:m` (for example `2:4`) is written by `Display`; this is the family.
+    pub const fn name(self) -> &'static str {
+        match self {
+            WeightLayout::Dense => "dense",
+            WeightLayout::Sparse => "sparse",
+            WeightLayout::NM { .. } => "nm",
+        }
+    }
+}
+
+impl core::fmt::Display for WeightLayout {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            WeightLayout::NM { n, m } => write!(f, "{n}:{m}"),
+            other => f.write_str(other.name()),
+        }
+    }
+}
+
 /// The geometry parameters of a layer that determine its output shape.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Geometry {
@@ -233,6 +311,25 @@ pub(crate) struct LayerPlan<'b> {
     pub block_len: usize,
     /// The weights per output channel: `C_in` (Dense) or `kernel * C_in` (Conv1d).
     pub row_len: usize,
+    /// How the weights are stored; `weights` is the whole section in that layout.
+    pub layout: WeightLayout,
+    /// Sparse: the counts, `segments` bytes per channel. Empty otherwise.
+    pub sp_counts: &'b [u8],
+    /// Sparse: one-byte column indices (relative to their segment). N:M: the 2-bit index stream,
+    /// `nm_index_len` bytes per channel.
+    pub sp_indices: &'b [u8],
+    /// Sparse: the non-zero values. N:M: `nm_entries` values per channel.
+    pub sp_values: &'b [u8],
+    /// Sparse: the segments per row.
+    pub segments: usize,
+    /// N:M: `n`, the stored weights per group.
+    pub nm_n: usize,
+    /// N:M: the stored weights (and index entries) per channel: `row_len / m * n`.
+    pub nm_entries: usize,
+    /// N:M: the index bytes per channel.
+    pub nm_index_len: usize,
+    /// The non-zero weights the section stores.
+    pub nonzero: usize,
     /// Effective bias, i32 little-endian per output channel.
     pub bias: &'b [u8],
     /// Multipliers, i32 little-endian per output channel.
@@ -294,11 +391,19 @@ pub struct LayerInfo {
     pub act_min: i8,
     /// The upper output clamp.
     pub act_max: i8,
-    /// The number of stored parameters: weights (without padding), biases, multipliers, table entries.
+    /// The number of stored parameters: weights (without padding; for sparse and N:M layers the values the blob
+    /// stores), biases, multipliers, table entries.
     pub params: usize,
-    /// The number of blob bytes in this layer's sections.
+    /// The number of blob bytes in this layer's sections, as stored (sparse sections are smaller).
     pub bytes: usize,
-    /// Multiply-accumulates (or element operations) per inference.
+    /// How the weights are stored (Dense and Conv1d); `None` for layers without weights.
+    pub weight_format: Option<WeightLayout>,
+    /// The logical weight count: `out * in` (Dense) or `out * kernel * in` (Conv1d); 0 without weights.
+    pub weights_total: usize,
+    /// The non-zero weights, counted from what the blob stores; 0 without weights.
+    pub weights_nonzero: usize,
+    /// Multiply-accumulates (or element operations) per inference; for sparse and N:M layers, those over the
+    /// stored weights only.
     pub macs: u64,
     /// The byte offset of the output tensor in the arena.
     pub arena_offset: usize,
@@ -498,6 +603,7 @@ struct LayerCheck<'b, 'e> {
     sections_start: usize,
     sections_end: usize,
     placed: &'e mut Vec<Placed, { MAX_LAYERS * 4 }>,
+    version: u16,
 }
 
 impl<'b> LayerCheck<'b, '_> {
@@ -514,26 +620,48 @@ impl<'b> LayerCheck<'b, '_> {
         self.err(self.base + rel, kind)
     }
 
-    /// Checks one section against the length the layer needs and returns its bytes.
-    fn section(&mut self, section: Section, expected: u64) -> Result<&'b [u8], BlobError> {
-        let (offset, len) = self.entry.section(section);
-        let field = match section {
+    /// The entry field (relative offset) holding a section's offset; its length follows 4 bytes later.
+    fn section_field(section: Section) -> usize {
+        match section {
             Section::Weights => blob::entry::WEIGHTS_OFFSET.start,
             Section::Bias => blob::entry::BIAS_OFFSET.start,
             Section::Requant => blob::entry::REQUANT_OFFSET.start,
             Section::Aux => blob::entry::AUX_OFFSET.start,
-        };
+        }
+    }
+
+    /// The error for a section whose length is not `expected`.
+    fn length_error(&self, section: Section, expected: u64, found: u32) -> BlobError {
+        self.field(
+            Self::section_field(section) + 4,
+            BlobErrorKind::SectionLength {
+                section,
+                expected: u32::try_from(expected).unwrap_or(u32::MAX),
+                found,
+            },
+        )
+    }
+
+    /// Checks one section against the length the layer needs and returns its bytes.
+    fn section(&mut self, section: Section, expected: u64) -> Result<&'b [u8], BlobError> {
+        let (offset, len) = self.entry.section(section);
         if u64::from(len) != expected || (expected == 0 && offset != 0) {
-            return Err(self.field(
-                field + 4,
-                BlobErrorKind::SectionLength {
-                    section,
-                    expected: u32::try_from(expected).unwrap_or(u32::MAX),
-                    found: len,
-                },
-            ));
+            return Err(self.length_error(section, expected, len));
         }
         if expected == 0 {
+            return Ok(&[]);
+        }
+        self.place(section)
+    }
+
+    /// Checks a section's alignment, bounds and overlap, whatever its length, and returns its bytes.
+    ///
+    /// Sparse weights use this: their exact length depends on counts stored in the section itself, so the caller
+    /// checks it afterwards.
+    fn place(&mut self, section: Section) -> Result<&'b [u8], BlobError> {
+        let (offset, len) = self.entry.section(section);
+        let field = Self::section_field(section);
+        if len == 0 && offset == 0 {
             return Ok(&[]);
         }
         let start = offset as usize;
@@ -556,6 +684,143 @@ impl<'b> LayerCheck<'b, '_> {
             .push(Placed { start, end })
             .map_err(|_| self.field(field, BlobErrorKind::SectionOverlap { section }))?;
         Ok(bytes)
+    }
+
+    /// Checks the overflow bound of channel `o`: `|b_eff| + 128 * sum |w| < 2^31` (in u64).
+    fn channel_bound(
+        &self,
+        bias: &[u8],
+        b_offset: usize,
+        o: usize,
+        abs_sum: u64,
+    ) -> Result<(), BlobError> {
+        let b = bias
+            .get(4 * o..4 * o + 4)
+            .map_or(0, |v| le_i32(v).unsigned_abs());
+        if 128 * abs_sum + u64::from(b) >= 1 << 31 {
+            return Err(self.err(b_offset + 4 * o, BlobErrorKind::OverflowPossible));
+        }
+        Ok(())
+    }
+
+    /// Validates sparse weights (the section was placed but its length is unchecked) and splits them into
+    /// (counts, indices, values, non-zero count).
+    ///
+    /// Checks, in order: the counts fit the section, each count fits its segment, the section length is exact,
+    /// then per channel and segment: indices below the segment width and strictly increasing, values non-zero,
+    /// and the channel's overflow bound.
+    #[allow(clippy::type_complexity)]
+    fn sparse(
+        &self,
+        weights: &'b [u8],
+        w_offset: usize,
+        bias: &[u8],
+        b_offset: usize,
+        channels: usize,
+        row_len: usize,
+    ) -> Result<(&'b [u8], &'b [u8], &'b [u8], usize), BlobError> {
+        use BlobErrorKind as K;
+        let segments = sparse_segments(row_len);
+        let counts_len = channels as u64 * segments as u64;
+        let found = u32::try_from(weights.len()).unwrap_or(u32::MAX);
+        let (counts, rest) = usize::try_from(counts_len)
+            .ok()
+            .and_then(|n| weights.split_at_checked(n))
+            .ok_or_else(|| self.length_error(Section::Weights, counts_len, found))?;
+        let mut nnz = 0usize;
+        for (i, &count) in counts.iter().enumerate() {
+            if usize::from(count) > segment_width(row_len, i % segments.max(1)) {
+                return Err(self.err(w_offset + i, K::SparseCountTooLarge));
+            }
+            nnz += usize::from(count);
+        }
+        let expected = counts_len + 2 * nnz as u64;
+        if weights.len() as u64 != expected {
+            return Err(self.length_error(Section::Weights, expected, found));
+        }
+        let (indices, values) = rest.split_at_checked(nnz).unwrap_or((rest, &[]));
+        let idx_base = w_offset + counts.len();
+        let val_base = idx_base + nnz;
+        let mut at = 0usize;
+        for (o, row) in counts.chunks_exact(segments.max(1)).enumerate() {
+            let mut abs_sum = 0u64;
+            for (s, &count) in row.iter().enumerate() {
+                let width = segment_width(row_len, s);
+                let end = at + usize::from(count);
+                let (ix, vs) = (
+                    indices.get(at..end).unwrap_or(&[]),
+                    values.get(at..end).unwrap_or(&[]),
+                );
+                let mut previous: Option<u8> = None;
+                for (j, (&i, &v)) in ix.iter().zip(vs).enumerate() {
+                    if usize::from(i) >= width {
+                        return Err(self.err(idx_base + at + j, K::SparseIndexOutOfRange));
+                    }
+                    if previous.is_some_and(|p| i <= p) {
+                        return Err(self.err(idx_base + at + j, K::SparseIndexNotIncreasing));
+                    }
+                    if v == 0 {
+                        return Err(self.err(val_base + at + j, K::SparseZeroValue));
+                    }
+                    previous = Some(i);
+                    abs_sum += u64::from((v as i8).unsigned_abs());
+                }
+                at = end;
+            }
+            self.channel_bound(bias, b_offset, o, abs_sum)?;
+        }
+        Ok((counts, indices, values, nnz))
+    }
+
+    /// Validates N:M weights (the section has its exact length) and splits them into (values, indices, non-zero
+    /// count).
+    ///
+    /// Per channel: the in-group indices of every group strictly increase, the unused bits of the channel's last
+    /// index byte are zero, and the overflow bound holds.
+    #[allow(clippy::type_complexity)]
+    fn nm(
+        &self,
+        weights: &'b [u8],
+        w_offset: usize,
+        bias: &[u8],
+        b_offset: usize,
+        channels: usize,
+        (n, entries, index_len): (usize, usize, usize),
+    ) -> Result<(&'b [u8], &'b [u8], usize), BlobError> {
+        use BlobErrorKind as K;
+        let (values, indices) = weights
+            .split_at_checked(channels * entries)
+            .unwrap_or((weights, &[]));
+        let idx_base = w_offset + values.len();
+        let mut nnz = 0usize;
+        let rows = values
+            .chunks_exact(entries.max(1))
+            .zip(indices.chunks_exact(index_len.max(1)));
+        for (o, (vals, idx)) in rows.enumerate() {
+            let mut abs_sum = 0u64;
+            let mut previous = 0u8;
+            for (e, &v) in vals.iter().enumerate() {
+                let byte = idx.get(e / 4).copied().unwrap_or(0);
+                let k = (byte >> (2 * (e % 4))) & 3;
+                if e % n.max(1) != 0 && k <= previous {
+                    return Err(self.err(idx_base + o * index_len + e / 4, K::NmIndexNotIncreasing));
+                }
+                previous = k;
+                abs_sum += u64::from((v as i8).unsigned_abs());
+                nnz += usize::from(v != 0);
+            }
+            if entries % 4 != 0
+                && let Some(&last) = idx.last()
+                && last >> (2 * (entries % 4)) != 0
+            {
+                return Err(self.err(
+                    idx_base + o * index_len + index_len - 1,
+                    K::RowPaddingNotZero,
+                ));
+            }
+            self.channel_bound(bias, b_offset, o, abs_sum)?;
+        }
+        Ok((values, indices, nnz))
     }
 
     /// Validates per-channel multipliers and shifts; returns (multipliers, shifts).
@@ -588,11 +853,12 @@ impl<'b> LayerCheck<'b, '_> {
         b_offset: usize,
         channels: usize,
         row_len: usize,
-    ) -> Result<(), BlobError> {
+    ) -> Result<usize, BlobError> {
         let block_len = block_len(row_len);
         if block_len == 0 {
-            return Ok(());
+            return Ok(0);
         }
+        let mut nnz = 0usize;
         for (b, block) in weights.chunks_exact(block_len).enumerate() {
             // Per channel of the block: 128 * sum |w|, which every activation sum is bounded by.
             let mut bounds = [0u64; BLOCK];
@@ -608,6 +874,7 @@ impl<'b> LayerCheck<'b, '_> {
                         }
                     } else if let Some(bound) = bounds.get_mut(i / 2) {
                         *bound += u64::from((w as i8).unsigned_abs()) * 128;
+                        nnz += usize::from(w != 0);
                     }
                 }
             }
@@ -621,7 +888,7 @@ impl<'b> LayerCheck<'b, '_> {
                 }
             }
         }
-        Ok(())
+        Ok(nnz)
     }
 }
 
@@ -642,7 +909,7 @@ impl<'b> Model<'b> {
             return Err(g(h::MAGIC.start, K::BadMagic));
         }
         let version = header.version();
-        if version != blob::FORMAT_VERSION {
+        if !(blob::OLDEST_FORMAT_VERSION..=blob::FORMAT_VERSION).contains(&version) {
             return Err(g(
                 h::VERSION.start,
                 K::UnsupportedVersion { found: version },
@@ -712,6 +979,7 @@ impl<'b> Model<'b> {
                     sections_start: table_end,
                     sections_end: meta_offset,
                     placed: &mut placed,
+                    version,
                 },
                 &layers,
             )?;
@@ -861,15 +1129,27 @@ impl<'b> Model<'b> {
 fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
     let input = |v: u16| (v != NO_INPUT).then_some(usize::from(v));
     let out_elems = (l.out_t * l.out_c) as u64;
+    let stored_values = match l.layout {
+        WeightLayout::Dense => l.out_c * l.row_len,
+        WeightLayout::Sparse | WeightLayout::NM { .. } => l.sp_values.len(),
+    };
     let macs = match l.kind {
-        LayerKind::Dense | LayerKind::Conv1d => out_elems * l.row_len as u64,
+        // The multiply-adds the kernels really do: every stored weight once per output step.
+        LayerKind::Dense | LayerKind::Conv1d => l.out_t as u64 * stored_values as u64,
         LayerKind::MaxPool1d | LayerKind::AvgPool1d => out_elems * l.kernel as u64,
         LayerKind::GlobalAvgPool => (l.in_t * l.in_c) as u64,
         _ => out_elems,
     };
     let channels = l.bias.len() / 4;
+    let has_weights = matches!(l.kind, LayerKind::Dense | LayerKind::Conv1d);
+    let weights_total = if has_weights { channels * l.row_len } else { 0 };
+    let stored_weights = match l.layout {
+        WeightLayout::Dense => weights_total,
+        WeightLayout::Sparse => l.sp_values.len(),
+        WeightLayout::NM { .. } => l.sp_values.len(),
+    };
     let params = match l.kind {
-        LayerKind::Dense | LayerKind::Conv1d => channels * (l.row_len + 2),
+        LayerKind::Dense | LayerKind::Conv1d => stored_weights + 2 * channels,
         LayerKind::Quantize => l.aux.len() / 4,
         LayerKind::Lut => l.aux.len(),
         LayerKind::AvgPool1d | LayerKind::GlobalAvgPool => 2,
@@ -906,10 +1186,55 @@ fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
         act_max: l.act_max,
         params,
         bytes,
+        weight_format: has_weights.then_some(l.layout),
+        weights_total,
+        weights_nonzero: if has_weights { l.nonzero } else { 0 },
         macs,
         arena_offset: l.out_start,
         arena_len: l.out_len,
     }
+}
+
+/// Reads and checks the weight format byte and the N:M bytes of an entry.
+///
+/// In version 1 all three are reserved and must be zero.
+/// In version 2 only Dense and Conv1d may set a format; the N:M bytes are zero unless the format is N:M, which
+/// needs `m = 4` and `1 <= n < m`.
+fn weight_layout(c: &LayerCheck<'_, '_>, kind: LayerKind) -> Result<WeightLayout, BlobError> {
+    use BlobErrorKind as K;
+    use blob::entry as e;
+    let code = c.entry.weight_format();
+    let (n, m) = c.entry.nm();
+    if c.version < 2 {
+        for (at, v) in [(e::NM_N, n), (e::NM_M, m), (e::WEIGHT_FORMAT, code)] {
+            if v != 0 {
+                return Err(c.field(at, K::ReservedNotZero));
+            }
+        }
+        return Ok(WeightLayout::Dense);
+    }
+    let has_weights = matches!(kind, LayerKind::Dense | LayerKind::Conv1d);
+    let layout = match (code, has_weights) {
+        (0, _) => WeightLayout::Dense,
+        (1, true) => WeightLayout::Sparse,
+        (2, true) => WeightLayout::NM { n, m },
+        _ => return Err(c.field(e::WEIGHT_FORMAT, K::BadWeightFormat { found: code })),
+    };
+    if let WeightLayout::NM { n, m } = layout {
+        if usize::from(m) != NM_M {
+            return Err(c.field(e::NM_M, K::BadNmPattern));
+        }
+        if n == 0 || n >= m {
+            return Err(c.field(e::NM_N, K::BadNmPattern));
+        }
+    } else {
+        for (at, v) in [(e::NM_N, n), (e::NM_M, m)] {
+            if v != 0 {
+                return Err(c.field(at, K::ReservedNotZero));
+            }
+        }
+    }
+    Ok(layout)
 }
 
 /// Validates one layer entry against the layers before it.
@@ -945,6 +1270,7 @@ fn check_layer<'b>(
             ));
         }
     };
+    let layout = weight_layout(&c, kind)?;
     let (input_a, input_b) = (entry.input_a(), entry.input_b());
     let producer = if c.index == 0 {
         if input_a != NO_INPUT {
@@ -1074,6 +1400,15 @@ fn check_layer<'b>(
         weights: &[],
         block_len: 0,
         row_len: 0,
+        layout,
+        sp_counts: &[],
+        sp_indices: &[],
+        sp_values: &[],
+        segments: 0,
+        nm_n: 0,
+        nm_entries: 0,
+        nm_index_len: 0,
+        nonzero: 0,
         bias: &[],
         multipliers: &[],
         shifts: &[],
@@ -1103,19 +1438,33 @@ fn check_layer<'b>(
                 kernel * in_c
             };
             plan.block_len = block_len(plan.row_len);
-            (
-                out_c.div_ceil(BLOCK) as u64 * plan.block_len as u64,
-                4 * out_c as u64,
-                5 * out_c as u64,
-                0,
-            )
+            let weights_len = match layout {
+                WeightLayout::Dense => out_c.div_ceil(BLOCK) as u64 * plan.block_len as u64,
+                // Checked against the counts once the section's bytes are known.
+                WeightLayout::Sparse => 0,
+                WeightLayout::NM { n, m } => {
+                    let (n, m) = (usize::from(n), usize::from(m));
+                    if !plan.row_len.is_multiple_of(m) {
+                        return Err(c.field(e::NM_M, K::BadNmPattern));
+                    }
+                    plan.nm_n = n;
+                    plan.nm_entries = plan.row_len / m * n;
+                    plan.nm_index_len = nm_index_bytes(plan.nm_entries);
+                    out_c as u64 * (plan.nm_entries as u64 + plan.nm_index_len as u64)
+                }
+            };
+            (weights_len, 4 * out_c as u64, 5 * out_c as u64, 0)
         }
         LayerKind::Lut => (0, 0, 0, 256),
         LayerKind::MaxPool1d | LayerKind::Flatten => (0, 0, 0, 0),
         LayerKind::AvgPool1d | LayerKind::GlobalAvgPool => (0, 0, 5, 0),
         LayerKind::Add => (0, 0, 5, 8),
     };
-    let weights = c.section(Section::Weights, weights_len)?;
+    let weights = if layout == WeightLayout::Sparse {
+        c.place(Section::Weights)?
+    } else {
+        c.section(Section::Weights, weights_len)?
+    };
     let bias = c.section(Section::Bias, channel_len)?;
     let requant = c.section(Section::Requant, requant_len)?;
     let aux = c.section(Section::Aux, aux_len)?;
@@ -1138,7 +1487,26 @@ fn check_layer<'b>(
             plan.aux = aux;
         }
         LayerKind::Dense | LayerKind::Conv1d => {
-            c.rows(weights, w_offset, bias, b_offset, out_c, plan.row_len)?;
+            match layout {
+                WeightLayout::Dense => {
+                    plan.nonzero =
+                        c.rows(weights, w_offset, bias, b_offset, out_c, plan.row_len)?;
+                }
+                WeightLayout::Sparse => {
+                    let (counts, indices, values, nnz) =
+                        c.sparse(weights, w_offset, bias, b_offset, out_c, plan.row_len)?;
+                    plan.segments = sparse_segments(plan.row_len);
+                    (plan.sp_counts, plan.sp_indices, plan.sp_values) = (counts, indices, values);
+                    plan.nonzero = nnz;
+                }
+                WeightLayout::NM { .. } => {
+                    let shape = (plan.nm_n, plan.nm_entries, plan.nm_index_len);
+                    let (values, indices, nnz) =
+                        c.nm(weights, w_offset, bias, b_offset, out_c, shape)?;
+                    (plan.sp_values, plan.sp_indices) = (values, indices);
+                    plan.nonzero = nnz;
+                }
+            }
             let (mults, shifts) = c.requant_channels(requant, out_c, r_offset)?;
             plan.weights = weights;
             plan.bias = bias;

@@ -12,7 +12,7 @@ fn round_trip_keeps_every_field() {
     let spec = every_kind_spec();
     let blob = encode(&spec).unwrap();
     let model = Model::load(&blob).unwrap();
-    assert_eq!(model.version(), 1);
+    assert_eq!(model.version(), 2);
     assert_eq!(model.blob_len(), blob.len());
     assert_eq!(model.crc32(), get_u32(&blob, h::CRC.start));
     assert_eq!(model.crc32(), tickq_core::blob::compute_crc(&blob));
@@ -145,12 +145,14 @@ fn header_errors() {
     expect(&patched(&blob, |b| b[0] = b'X'), None, 0, |k| {
         *k == K::BadMagic
     });
-    expect(
-        &patched(&blob, |b| put_u16(b, h::VERSION.start, 2)),
-        None,
-        8,
-        |k| *k == K::UnsupportedVersion { found: 2 },
-    );
+    for version in [0, 3] {
+        expect(
+            &patched(&blob, |b| put_u16(b, h::VERSION.start, version)),
+            None,
+            8,
+            |k| *k == K::UnsupportedVersion { found: version },
+        );
+    }
     expect(
         &patched(&blob, |b| put_u16(b, h::FLAGS.start, 4)),
         None,

@@ -1,8 +1,10 @@
 //! Arena exactness, planner safety on random graphs, corruption robustness and determinism.
 
-use tickq_core::encode::{LayerSpec, OpSpec, Padding, encode};
+use tickq_core::encode::{
+    EncodeOptions, LayerSpec, OpSpec, Padding, WeightFormat, encode, encode_with,
+};
 use tickq_core::requant::QuantMultiplier;
-use tickq_core::{ArenaTooSmall, LayerInfo, LayerKind, Model, Session};
+use tickq_core::{ArenaTooSmall, LayerInfo, LayerKind, Model, Session, WeightLayout};
 
 use crate::support::*;
 
@@ -218,7 +220,36 @@ fn load_and_run(blob: &[u8], inputs: &[Vec<f32>]) -> bool {
 
 #[test]
 fn byte_flips_and_truncation_never_panic() {
-    let blob = every_kind_blob();
+    flips_and_truncations(&every_kind_blob());
+}
+
+/// The same over blobs whose Dense and Conv1d layers (dilated and causal ones included) are sparse, and N:M.
+#[test]
+fn byte_flips_and_truncation_never_panic_on_sparse_blobs() {
+    let spec = crate::sparse::sparse_kinds_spec();
+    for format in [WeightFormat::Sparse, WeightFormat::NM] {
+        let blob = encode_with(
+            &spec,
+            &EncodeOptions {
+                weight_format: format,
+            },
+        )
+        .unwrap();
+        let model = Model::load(&blob).unwrap();
+        assert!(
+            model
+                .layers()
+                .filter_map(|l| l.weight_format)
+                .all(|f| f != WeightLayout::Dense)
+        );
+        flips_and_truncations(&blob);
+    }
+}
+
+/// Flips every byte (with a stale and with a fixed CRC) and truncates at every length: loading errs or the
+/// model runs to completion; nothing panics. The blob takes 24 input values.
+fn flips_and_truncations(blob: &[u8]) {
+    let blob = blob.to_vec();
     let mut rng = Rng(17);
     let inputs: Vec<Vec<f32>> = vec![
         (0..24).map(|_| rng.range(-4.0, 4.0)).collect(),

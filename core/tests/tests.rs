@@ -13,3 +13,4 @@ mod support;
 mod blob;
 mod ops;
 mod robustness;
+mod sparse;

@@ -1,0 +1,651 @@
+//! Sparse and N:M weight formats: bit-exactness with dense execution, round trips, the encoder's choices and
+//! forced-format errors, and every sparse validation error, each reached with a crafted blob.
+
+use proptest::prelude::{ProptestConfig, any, prop, prop_assert, prop_assert_eq, proptest};
+use tickq_core::blob::{entry as e, header as h};
+use tickq_core::encode::{
+    EncodeError, EncodeOptions, LayerSpec, ModelSpec, OpSpec, Padding, WeightFormat, encode,
+    encode_with,
+};
+use tickq_core::requant::QuantMultiplier;
+use tickq_core::{BlobErrorKind as K, LayerKind, Model, Section, Session, WeightLayout};
+
+use crate::support::*;
+
+fn with(format: WeightFormat) -> EncodeOptions {
+    EncodeOptions {
+        weight_format: format,
+    }
+}
+
+/// The logits of `blob` on the int8 input `x`.
+fn run(blob: &[u8], x: &[i8]) -> Vec<i8> {
+    let model = Model::load(blob).unwrap();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut session = Session::new(&model, &mut arena).unwrap();
+    session.run_quantized(x).logits().to_vec()
+}
+
+/// Zeroes weights so that `pattern` holds: `Unstructured(p)` zeroes each weight with probability `p` (whole rows
+/// are zeroed or kept dense now and then), `NM(n)` keeps at most `n` weights per group of 4.
+#[derive(Debug, Clone, Copy)]
+enum Pattern {
+    Unstructured(f32),
+    NM(usize),
+}
+
+fn prune(w: &mut [i8], row_len: usize, pattern: Pattern, rng: &mut Rng) {
+    match pattern {
+        Pattern::Unstructured(p) => {
+            for row in w.chunks_exact_mut(row_len) {
+                match rng.below(8) {
+                    0 => row.fill(0),
+                    1 => {}
+                    _ => row.iter_mut().for_each(|v| {
+                        if rng.unit() < p {
+                            *v = 0;
+                        }
+                    }),
+                }
+            }
+        }
+        Pattern::NM(n) => {
+            for group in w.chunks_exact_mut(4) {
+                let keep = rng.below(n + 1);
+                let start = rng.below(4);
+                for (k, v) in group.iter_mut().enumerate() {
+                    if (k + 4 - start) % 4 >= keep {
+                        *v = 0;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A one-layer model (Dense, or Conv1d followed by Flatten) with pruned random weights; returns the spec and the
+/// input length.
+#[allow(clippy::too_many_arguments)]
+fn layer_model(
+    seed: u64,
+    in_c: usize,
+    out_c: usize,
+    kernel: usize,
+    dilation: usize,
+    t_extra: usize,
+    pattern: Pattern,
+) -> (ModelSpec, usize) {
+    let mut rng = Rng(seed);
+    let q = Qp { scale: 0.05, zp: 3 };
+    let taps = kernel.max(1);
+    let row_len = taps * in_c;
+    let mut weights: Vec<i8> = (0..out_c * row_len).map(|_| rng.i8()).collect();
+    prune(&mut weights, row_len, pattern, &mut rng);
+    let bias = (0..out_c)
+        .map(|_| rng.below(20_000) as i32 - 10_000)
+        .collect();
+    let ratio = 1.0 / (64.0 * (row_len as f64).sqrt());
+    let requant = (0..out_c)
+        .map(|_| QuantMultiplier::from_ratio(ratio * (0.5 + f64::from(rng.unit()))).unwrap())
+        .collect();
+    let (t, layers) = if kernel == 0 {
+        let dense = OpSpec::Dense {
+            out_features: out_c,
+            in_features: in_c,
+            weights,
+            bias,
+            requant,
+        };
+        (
+            1,
+            vec![identity_input(1, in_c, q), LayerSpec::new(dense, 0.1, -5)],
+        )
+    } else {
+        let t = dilation * (taps - 1) + 1 + t_extra;
+        let conv = OpSpec::Conv1d {
+            out_channels: out_c,
+            in_channels: in_c,
+            kernel,
+            stride: 1 + t_extra % 2,
+            dilation,
+            padding: if t_extra.is_multiple_of(3) {
+                Padding::Causal
+            } else {
+                Padding::Valid
+            },
+            weights,
+            bias,
+            requant,
+        };
+        (
+            t,
+            vec![
+                identity_input(t, in_c, q),
+                LayerSpec::new(conv, 0.1, -5),
+                LayerSpec::new(OpSpec::Flatten, 0.1, -5),
+            ],
+        )
+    };
+    let out = match kernel {
+        0 => out_c,
+        _ => {
+            let t_out = match t_extra % 3 {
+                0 => (t - 1) / (1 + t_extra % 2) + 1,
+                _ => (t - dilation * (taps - 1) - 1) / (1 + t_extra % 2) + 1,
+            };
+            t_out * out_c
+        }
+    };
+    (spec(layers, in_c, out), t * in_c)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    /// Sparse and N:M kernels give the same bytes as the dense kernel over the same pruned weights.
+    #[test]
+    fn sparse_and_nm_match_dense(
+        seed in any::<u64>(),
+        in_c in 1usize..300,
+        out_c in 1usize..24,
+        conv in 0usize..3,
+        dilation in 1usize..3,
+        t_extra in 0usize..4,
+        level in prop::sample::select(vec![0.0f32, 0.5, 0.75, 0.9, 0.97, 1.0]),
+        nm in 0usize..4,
+    ) {
+        // Conv1d rows are `kernel * in_c`; keep them short enough for a 256-logit Flatten.
+        let (in_c, kernel) = if conv == 0 { (in_c, 0) } else { (1 + in_c % 12, conv + 1) };
+        let out_c = if conv == 0 { out_c } else { 1 + out_c % 4 };
+        let pattern = match nm {
+            1 => Pattern::NM(1),
+            2 => Pattern::NM(2),
+            _ => Pattern::Unstructured(level),
+        };
+        let (spec, n) = layer_model(seed, in_c, out_c, kernel, dilation, t_extra, pattern);
+        let mut rng = Rng(seed ^ 0x5555);
+        let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+        let sparse = encode_with(&spec, &with(WeightFormat::Sparse)).unwrap();
+        let auto = encode_with(&spec, &with(WeightFormat::Auto)).unwrap();
+        let nm_blob = encode_with(&spec, &with(WeightFormat::NM));
+        let row_len = kernel.max(1) * in_c;
+        if let Pattern::NM(_) = pattern && row_len % 4 == 0 {
+            prop_assert!(nm_blob.is_ok(), "{nm_blob:?}");
+        }
+        for _ in 0..4 {
+            let x: Vec<i8> = (0..n).map(|_| rng.i8()).collect();
+            let want = run(&dense, &x);
+            prop_assert_eq!(&run(&sparse, &x), &want);
+            prop_assert_eq!(&run(&auto, &x), &want);
+            if let Ok(b) = &nm_blob {
+                prop_assert_eq!(&run(b, &x), &want);
+            }
+        }
+    }
+}
+
+/// A Dense layer over `in_c` inputs with every other weight zero in the first half of each row, and 2:4-pruned.
+fn two_four_spec(in_c: usize, out_c: usize) -> ModelSpec {
+    let (spec, _) = layer_model(9, in_c, out_c, 0, 1, 0, Pattern::NM(2));
+    spec
+}
+
+fn weights_of(spec: &ModelSpec, layer: usize) -> &[i8] {
+    match &spec.layers[layer].op {
+        OpSpec::Dense { weights, .. } | OpSpec::Conv1d { weights, .. } => weights,
+        _ => &[],
+    }
+}
+
+#[test]
+fn round_trip_per_format() {
+    let spec = two_four_spec(200, 20);
+    let w = weights_of(&spec, 1);
+    let nonzero = w.iter().filter(|&&v| v != 0).count();
+    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let x: Vec<i8> = (0..200).map(|i| (i * 37 % 251) as i8).collect();
+    let want = run(&dense, &x);
+    for (format, layout) in [
+        (WeightFormat::Dense, WeightLayout::Dense),
+        (WeightFormat::Sparse, WeightLayout::Sparse),
+        (WeightFormat::NM, WeightLayout::NM { n: 2, m: 4 }),
+    ] {
+        let blob = encode_with(&spec, &with(format)).unwrap();
+        let model = Model::load(&blob).unwrap();
+        assert_eq!(model.version(), 2);
+        let info = model.layers().nth(1).unwrap();
+        assert_eq!(info.weight_format, Some(layout), "{format}");
+        assert_eq!(info.weights_total, 20 * 200);
+        assert_eq!(info.weights_nonzero, nonzero, "{format}");
+        let (_, w_len) = (0, get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start) as usize);
+        assert_eq!(info.bytes, w_len + 20 * 4 + 20 * 5, "{format}");
+        let expected_w_len = match layout {
+            WeightLayout::Dense => 2 * 16 * 200,
+            // Two segments per channel (128 + 72 inputs), then an index and a value per non-zero.
+            WeightLayout::Sparse => 20 * 2 + 2 * nonzero,
+            // 50 groups x 2 values, then 100 2-bit indices (25 bytes), per channel.
+            WeightLayout::NM { .. } => 20 * (100 + 25),
+        };
+        assert_eq!(w_len, expected_w_len, "{format}");
+        let stored = match layout {
+            WeightLayout::Dense => 20 * 200,
+            WeightLayout::Sparse => nonzero,
+            WeightLayout::NM { .. } => 20 * 100,
+        };
+        assert_eq!(info.params, stored + 2 * 20);
+        assert_eq!(info.macs, stored as u64);
+        assert_eq!(run(&blob, &x), want, "{format}");
+        assert_eq!(model.layers().next().unwrap().weight_format, None);
+    }
+}
+
+#[test]
+fn version_1_blobs_still_load() {
+    let blob = encode_with(&two_four_spec(8, 3), &with(WeightFormat::Dense)).unwrap();
+    let v1 = patched(&blob, |b| put_u16(b, h::VERSION.start, 1));
+    let model = Model::load(&v1).unwrap();
+    assert_eq!(model.version(), 1);
+    let x = [1i8, -2, 3, -4, 5, -6, 7, -8];
+    assert_eq!(run(&v1, &x), run(&blob, &x));
+    // In version 1 the weight format and N:M bytes are reserved.
+    for at in [e::WEIGHT_FORMAT, e::NM_N, e::NM_M] {
+        let bad = patched(&v1, |b| b[entry(1) + at] = 1);
+        let err = Model::load(&bad).unwrap_err();
+        assert_eq!(
+            (err.layer, err.offset as usize, err.kind),
+            (Some(1), entry(1) + at, K::ReservedNotZero)
+        );
+    }
+}
+
+#[test]
+fn auto_follows_the_cost_model() {
+    // Unpruned: dense. 95 % zeros: sparse (smaller and fewer operations).
+    let (dense_spec, _) = layer_model(3, 128, 64, 0, 1, 0, Pattern::Unstructured(0.0));
+    let mut sparse_spec = dense_spec.clone();
+    if let OpSpec::Dense { weights, .. } = &mut sparse_spec.layers[1].op {
+        for (i, w) in weights.iter_mut().enumerate() {
+            if i % 20 != 7 {
+                *w = 0;
+            }
+        }
+    }
+    let format = |spec: &ModelSpec| {
+        let blob = encode(spec).unwrap();
+        Model::load(&blob)
+            .unwrap()
+            .layers()
+            .nth(1)
+            .unwrap()
+            .weight_format
+    };
+    assert_eq!(format(&dense_spec), Some(WeightLayout::Dense));
+    assert_eq!(format(&sparse_spec), Some(WeightLayout::Sparse));
+    // Auto never produces a bigger blob than forced dense.
+    for spec in [dense_spec, sparse_spec, two_four_spec(64, 16)] {
+        let auto = encode(&spec).unwrap().len();
+        let dense = encode_with(&spec, &with(WeightFormat::Dense))
+            .unwrap()
+            .len();
+        assert!(auto <= dense, "{auto} > {dense}");
+    }
+}
+
+#[test]
+fn forced_formats_that_do_not_fit_are_errors() {
+    let (odd, _) = layer_model(4, 6, 3, 0, 1, 0, Pattern::NM(2));
+    let err = encode_with(&odd, &with(WeightFormat::NM)).unwrap_err();
+    assert_eq!(
+        err,
+        EncodeError::WeightFormat {
+            layer: 1,
+            format: WeightFormat::NM,
+            reason: "the row length is not a multiple of 4"
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "layer 1: weight format nm does not fit: the row length is not a multiple of 4"
+    );
+    let (full, _) = layer_model(4, 8, 3, 0, 1, 0, Pattern::Unstructured(0.0));
+    let mut full = full;
+    if let OpSpec::Dense { weights, .. } = &mut full.layers[1].op {
+        weights.iter_mut().for_each(|w| *w = (*w).max(1));
+    }
+    let err = encode_with(&full, &with(WeightFormat::NM)).unwrap_err();
+    assert!(
+        matches!(err, EncodeError::WeightFormat { layer: 1, .. }),
+        "{err}"
+    );
+    // Sparse and dense fit any layer.
+    assert!(encode_with(&full, &with(WeightFormat::Sparse)).is_ok());
+    assert_eq!("NM".parse::<WeightFormat>(), Ok(WeightFormat::NM));
+    assert_eq!("sparse".parse::<WeightFormat>(), Ok(WeightFormat::Sparse));
+    assert!("csr".parse::<WeightFormat>().is_err());
+}
+
+/// Loads `blob` and expects `kind` at `layer` and `offset`.
+#[track_caller]
+fn expect(blob: &[u8], layer: u16, offset: usize, kind: K) {
+    let err = Model::load(blob).expect_err("blob must be rejected");
+    assert_eq!(
+        (err.layer, err.offset as usize, err.kind),
+        (Some(layer), offset, kind),
+        "{err}"
+    );
+    assert!(
+        err.to_string().starts_with(&format!(
+            "layer {layer} ({}) at byte {offset}: ",
+            LayerKind::Dense.name()
+        )),
+        "{err}"
+    );
+}
+
+/// A Dense 200 -> 3 layer whose rows are: 2:4 pruned (channel 0), empty (channel 1), 2:4 pruned (channel 2).
+fn crafted_spec() -> ModelSpec {
+    let mut spec = two_four_spec(200, 3);
+    if let OpSpec::Dense { weights, .. } = &mut spec.layers[1].op {
+        weights[200..400].fill(0);
+        // Make sure channel 0's first segment starts with two non-zeros at 0 and 1, and its tail segment has one.
+        weights[0] = 5;
+        weights[1] = -7;
+        weights[2] = 0;
+        weights[3] = 0;
+        weights[199] = 9;
+    }
+    spec
+}
+
+#[test]
+fn sparse_validation_errors() {
+    let blob = encode_with(&crafted_spec(), &with(WeightFormat::Sparse)).unwrap();
+    let w = get_u32(&blob, entry(1) + e::WEIGHTS_OFFSET.start) as usize;
+    let w_len = get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start) as usize;
+    let counts = [blob[w], blob[w + 1]];
+    let nnz = (w_len - 6) / 2;
+    let (idx, val) = (w + 6, w + 6 + nnz);
+    assert_eq!(blob[w + 2..w + 4], [0, 0], "channel 1 is empty");
+    assert_eq!((blob[idx], blob[idx + 1]), (0, 1));
+    assert!(Model::load(&blob).is_ok());
+
+    // Unknown format codes, and a format on a layer without weights.
+    expect(
+        &patched(&blob, |b| b[entry(1) + e::WEIGHT_FORMAT] = 3),
+        1,
+        entry(1) + e::WEIGHT_FORMAT,
+        K::BadWeightFormat { found: 3 },
+    );
+    let err = Model::load(&patched(&blob, |b| b[entry(0) + e::WEIGHT_FORMAT] = 1)).unwrap_err();
+    assert_eq!(
+        (err.layer, err.offset as usize, err.kind),
+        (
+            Some(0),
+            entry(0) + e::WEIGHT_FORMAT,
+            K::BadWeightFormat { found: 1 }
+        )
+    );
+    // The N:M bytes must be zero unless the format is N:M.
+    expect(
+        &patched(&blob, |b| b[entry(1) + e::NM_M] = 4),
+        1,
+        entry(1) + e::NM_M,
+        K::ReservedNotZero,
+    );
+    // A count larger than its segment: the tail segment holds 72 inputs.
+    expect(
+        &patched(&blob, |b| b[w + 1] = 73),
+        1,
+        w + 1,
+        K::SparseCountTooLarge,
+    );
+    // Counts that no longer match the section length.
+    expect(
+        &patched(&blob, |b| b[w + 2] = 1),
+        1,
+        entry(1) + e::WEIGHTS_LEN.start,
+        K::SectionLength {
+            section: Section::Weights,
+            expected: (w_len + 2) as u32,
+            found: w_len as u32,
+        },
+    );
+    // A section too short for the counts themselves.
+    expect(
+        &patched(&blob, |b| put_u32(b, entry(1) + e::WEIGHTS_LEN.start, 4)),
+        1,
+        entry(1) + e::WEIGHTS_LEN.start,
+        K::SectionLength {
+            section: Section::Weights,
+            expected: 6,
+            found: 4,
+        },
+    );
+    // Indices: out of order, repeated, and past the tail segment's width.
+    expect(
+        &patched(&blob, |b| b.swap(idx, idx + 1)),
+        1,
+        idx + 1,
+        K::SparseIndexNotIncreasing,
+    );
+    expect(
+        &patched(&blob, |b| b[idx + 1] = 0),
+        1,
+        idx + 1,
+        K::SparseIndexNotIncreasing,
+    );
+    let tail_idx = idx + usize::from(counts[0]) + usize::from(counts[1]) - 1;
+    assert_eq!(blob[tail_idx], 71);
+    expect(
+        &patched(&blob, |b| b[tail_idx] = 72),
+        1,
+        tail_idx,
+        K::SparseIndexOutOfRange,
+    );
+    expect(
+        &patched(&blob, |b| b[idx] = 200),
+        1,
+        idx,
+        K::SparseIndexOutOfRange,
+    );
+    // A stored zero.
+    expect(
+        &patched(&blob, |b| b[val + 3] = 0),
+        1,
+        val + 3,
+        K::SparseZeroValue,
+    );
+    // The overflow bound uses the stored values.
+    let b_off = get_u32(&blob, entry(1) + e::BIAS_OFFSET.start) as usize;
+    expect(
+        &patched(&blob, |b| put_u32(b, b_off, i32::MAX as u32)),
+        1,
+        b_off,
+        K::OverflowPossible,
+    );
+    // Channel 1 stores nothing, so any bias below the bound loads.
+    assert!(
+        Model::load(&patched(&blob, |b| put_u32(
+            b,
+            b_off + 4,
+            (i32::MAX) as u32
+        )))
+        .is_ok()
+    );
+}
+
+#[test]
+fn nm_validation_errors() {
+    let blob = encode_with(&crafted_spec(), &with(WeightFormat::NM)).unwrap();
+    let w = get_u32(&blob, entry(1) + e::WEIGHTS_OFFSET.start) as usize;
+    assert_eq!(blob[entry(1) + e::WEIGHT_FORMAT], 2);
+    assert_eq!((blob[entry(1) + e::NM_N], blob[entry(1) + e::NM_M]), (2, 4));
+    // 50 groups x 2 values per channel, then 25 index bytes per channel.
+    let idx = w + 3 * 100;
+    assert_eq!(
+        blob[idx] & 0x0F,
+        0b0100,
+        "group 0 of channel 0 stores inputs 0 and 1"
+    );
+    assert!(Model::load(&blob).is_ok());
+    for (n, m, at) in [(2, 8, e::NM_M), (0, 4, e::NM_N), (4, 4, e::NM_N)] {
+        expect(
+            &patched(&blob, |b| {
+                b[entry(1) + e::NM_N] = n;
+                b[entry(1) + e::NM_M] = m;
+            }),
+            1,
+            entry(1) + at,
+            K::BadNmPattern,
+        );
+    }
+    // Changing n changes the section length.
+    expect(
+        &patched(&blob, |b| b[entry(1) + e::NM_N] = 1),
+        1,
+        entry(1) + e::WEIGHTS_LEN.start,
+        K::SectionLength {
+            section: Section::Weights,
+            expected: 3 * (50 + 13),
+            found: 3 * 125,
+        },
+    );
+    // Indices of a group: repeated, then out of order.
+    expect(
+        &patched(&blob, |b| b[idx] = 0b0101),
+        1,
+        idx,
+        K::NmIndexNotIncreasing,
+    );
+    expect(
+        &patched(&blob, |b| b[idx] = (b[idx] & 0xF0) | 0b0010),
+        1,
+        idx,
+        K::NmIndexNotIncreasing,
+    );
+    // A row length that is not a multiple of m: a 6-input Dense declared 2:4 (dense-sized section).
+    let (odd, _) = layer_model(4, 6, 3, 0, 1, 0, Pattern::NM(2));
+    let odd = encode_with(&odd, &with(WeightFormat::Dense)).unwrap();
+    expect(
+        &patched(&odd, |b| {
+            b[entry(1) + e::WEIGHT_FORMAT] = 2;
+            b[entry(1) + e::NM_N] = 2;
+            b[entry(1) + e::NM_M] = 4;
+        }),
+        1,
+        entry(1) + e::NM_M,
+        K::BadNmPattern,
+    );
+    // The overflow bound uses the stored values.
+    let b_off = get_u32(&blob, entry(1) + e::BIAS_OFFSET.start) as usize;
+    expect(
+        &patched(&blob, |b| put_u32(b, b_off, i32::MAX as u32)),
+        1,
+        b_off,
+        K::OverflowPossible,
+    );
+}
+
+#[test]
+fn nm_index_padding_must_be_zero() {
+    // 12 inputs at 1:4: 3 entries per channel use 6 bits of the one index byte; the top 2 bits are padding.
+    let (spec, _) = layer_model(5, 12, 2, 0, 1, 0, Pattern::NM(1));
+    let blob = encode_with(&spec, &with(WeightFormat::NM)).unwrap();
+    assert_eq!(blob[entry(1) + e::NM_N], 1);
+    let w = get_u32(&blob, entry(1) + e::WEIGHTS_OFFSET.start) as usize;
+    let idx = w + 2 * 3;
+    expect(
+        &patched(&blob, |b| b[idx + 1] |= 0x40),
+        1,
+        idx + 1,
+        K::RowPaddingNotZero,
+    );
+}
+
+/// A model with a dilated causal Conv1d, a plain Conv1d, Flatten and two Dense layers, all with 2:4-pruned
+/// weights and rows that are multiples of 4, so that every layer can be sparse or N:M.
+pub fn sparse_kinds_spec() -> ModelSpec {
+    let mut rng = Rng(77);
+    let q = Qp { scale: 0.05, zp: 1 };
+    let m = |k: usize| vec![QuantMultiplier::from_ratio(0.004).unwrap(); k];
+    let mut w = |n: usize, row: usize| {
+        let mut v: Vec<i8> = (0..n).map(|_| rng.i8()).collect();
+        prune(&mut v, row, Pattern::NM(2), &mut rng);
+        v
+    };
+    let layers = vec![
+        identity_input(6, 4, q),
+        LayerSpec::new(
+            OpSpec::Conv1d {
+                out_channels: 4,
+                in_channels: 4,
+                kernel: 3,
+                stride: 1,
+                dilation: 2,
+                padding: Padding::Causal,
+                weights: w(4 * 12, 12),
+                bias: vec![100; 4],
+                requant: m(4),
+            },
+            q.scale,
+            q.zp,
+        ),
+        LayerSpec::new(
+            OpSpec::Conv1d {
+                out_channels: 4,
+                in_channels: 4,
+                kernel: 2,
+                stride: 2,
+                dilation: 1,
+                padding: Padding::Valid,
+                weights: w(4 * 8, 8),
+                bias: vec![-50; 4],
+                requant: m(4),
+            },
+            q.scale,
+            q.zp,
+        ),
+        LayerSpec::new(OpSpec::Flatten, q.scale, q.zp),
+        LayerSpec::new(
+            OpSpec::Dense {
+                out_features: 8,
+                in_features: 12,
+                weights: w(8 * 12, 12),
+                bias: vec![7; 8],
+                requant: m(8),
+            },
+            q.scale,
+            q.zp,
+        ),
+        LayerSpec::new(
+            OpSpec::Dense {
+                out_features: 3,
+                in_features: 8,
+                weights: w(3 * 8, 8),
+                bias: vec![0; 3],
+                requant: m(3),
+            },
+            q.scale,
+            q.zp,
+        ),
+    ];
+    spec(layers, 4, 3)
+}
+
+#[test]
+fn every_layer_of_a_mixed_model_matches_dense() {
+    let spec = sparse_kinds_spec();
+    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let mut rng = Rng(5);
+    for format in [WeightFormat::Sparse, WeightFormat::NM] {
+        let blob = encode_with(&spec, &with(format)).unwrap();
+        let model = Model::load(&blob).unwrap();
+        for l in model.layers().filter(|l| l.weight_format.is_some()) {
+            assert_ne!(l.weight_format, Some(WeightLayout::Dense), "{format}");
+        }
+        for _ in 0..50 {
+            let x: Vec<i8> = (0..24).map(|_| rng.i8()).collect();
+            assert_eq!(run(&blob, &x), run(&dense, &x), "{format}");
+        }
+    }
+}
