@@ -22,6 +22,7 @@ use crate::report::{
     Baseline, DataSummary, FloatSection, Int8Section, QuantSummary, RangeRow, Report,
 };
 use crate::train::{self, EpochReport, TrainConfig, TrainHistory};
+pub use tickq_core::encode::{EncodeOptions, WeightFormat};
 
 /// Everything that can stop the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -301,6 +302,21 @@ pub fn quantize_model(
     data: &PreparedData,
     config: &QuantConfig,
 ) -> Result<QuantizedModel, PipelineError> {
+    quantize_model_with(model, data, config, &EncodeOptions::default())
+}
+
+/// [`quantize_model`] with blob encoding options (`--weight-format`).
+///
+/// # Errors
+///
+/// Quantization errors naming the layer or setting, including a forced
+/// weight format that does not fit a layer.
+pub fn quantize_model_with(
+    model: &Sequential,
+    data: &PreparedData,
+    config: &QuantConfig,
+    options: &EncodeOptions,
+) -> Result<QuantizedModel, PipelineError> {
     // The model keeps masked weights at zero itself; applying the masks here also covers weights edited by hand.
     let masked;
     let model = if model.has_masks() {
@@ -325,7 +341,13 @@ pub fn quantize_model(
     let take = config.calibration_samples.min(n).max(1);
     let rows: Vec<usize> = (0..take).map(|i| i * n / take).collect();
     let sample = calibration.select(ndarray::Axis(0), &rows);
-    Ok(quant::static_quantize(model, sample.view(), &info, config)?)
+    Ok(quant::static_quantize_with(
+        model,
+        sample.view(),
+        &info,
+        config,
+        options,
+    )?)
 }
 
 /// Prunes `model` by `plan`, fine-tuning on `data`'s training split between steps and reporting validation and

@@ -241,6 +241,29 @@ pub fn static_quantize(
     info: &ExportInfo,
     config: &QuantConfig,
 ) -> Result<QuantizedModel, QuantError> {
+    static_quantize_with(
+        model,
+        calibration,
+        info,
+        config,
+        &encode::EncodeOptions::default(),
+    )
+}
+
+/// [`static_quantize`] with blob encoding options (the weight format of
+/// Dense and Conv1d layers: auto, dense, sparse or N:M).
+///
+/// # Errors
+///
+/// As [`static_quantize`]; a forced weight format that does not fit a layer
+/// is a [`QuantError::Encode`] naming the layer.
+pub fn static_quantize_with(
+    model: &Sequential,
+    calibration: ArrayView2<'_, f32>,
+    info: &ExportInfo,
+    config: &QuantConfig,
+    options: &encode::EncodeOptions,
+) -> Result<QuantizedModel, QuantError> {
     let time_steps = model.arch.input.time_steps;
     let features = model.arch.input.features;
     if calibration.ncols() != time_steps * features {
@@ -631,7 +654,8 @@ pub fn static_quantize(
         tickq_version: env!("CARGO_PKG_VERSION").to_string(),
         layers,
     };
-    let blob = encode::encode(&spec).map_err(|e| QuantError::Encode(e.to_string()))?;
+    let blob =
+        encode::encode_with(&spec, options).map_err(|e| QuantError::Encode(e.to_string()))?;
     tickq_core::Model::load(&blob).map_err(|e| QuantError::Load(e.to_string()))?;
     Ok(QuantizedModel {
         spec,
