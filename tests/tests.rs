@@ -7,3 +7,4 @@ mod support;
 
 mod blob_robustness;
 mod end_to_end;
+mod firmware;

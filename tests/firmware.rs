@@ -1,0 +1,543 @@
+//! Device exports and firmware bit-exactness.
+//!
+//! - The C header compiles with the system C compiler and holds exactly the blob's bytes.
+//! - The Rust export compiles with rustc, is 16-byte aligned and holds exactly the blob's bytes.
+//! - Each firmware example in `firmware-examples/` is built against a freshly exported blob and a few hundred
+//!   test vectors, run under QEMU, and every int8 logit it prints must equal tickq-core's on this host.
+//!
+//! Without QEMU, a C compiler or a bare-metal target these tests print why and pass, unless `CI` is set, in
+//! which case they fail (`.ci/run` installs everything).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tickq_core::{Model, Session};
+use tickq_host::export::{self, Format, VectorInput};
+
+use crate::support::fixture;
+
+/// Test vectors each firmware example runs.
+const VECTORS: usize = 300;
+
+/// How long one QEMU run may take.
+const QEMU_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Skips (returns false) or, in CI, fails when a tool is missing.
+fn require(ok: bool, what: &str) -> bool {
+    if !ok {
+        assert!(
+            !in_ci(),
+            "CI is set but {what} is missing: .ci/run installs it"
+        );
+        eprintln!("SKIPPED: {what} is missing (set CI=1 to make this a failure)");
+    }
+    ok
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+}
+
+fn has_target(target: &str) -> bool {
+    Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .is_some_and(|sysroot| {
+            Path::new(&sysroot)
+                .join("lib/rustlib")
+                .join(target)
+                .is_dir()
+        })
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+fn blob() -> &'static [u8] {
+    &fixture().quantized.blob
+}
+
+#[test]
+fn c_header_compiles_and_holds_the_blob() {
+    if !require(on_path("cc"), "the system C compiler `cc`") {
+        return;
+    }
+    let model = Model::load(blob()).expect("fixture blob loads");
+    let dir = scratch("export-c");
+    export::write_export(&model, Format::CHeader, &dir.join("model.h"), None, None)
+        .expect("header writes");
+    let symbol = export::c_symbol(model.metadata().name()).expect("symbol");
+    let program = format!(
+        "#include <stdio.h>\n#include <stdint.h>\n#include \"model.h\"\n\
+         _Static_assert(sizeof({symbol}_BLOB) == {symbol}_BLOB_LEN, \"length macro\");\n\
+         int main(void) {{\n\
+           if (((uintptr_t){symbol}_BLOB) % 16 != 0) return 2;\n\
+           printf(\"%u %u\\n\", (unsigned){symbol}_ARENA_BYTES, (unsigned){symbol}_BLOB_CRC32);\n\
+           fwrite({symbol}_BLOB, 1, {symbol}_BLOB_LEN, stdout);\n\
+           return 0;\n}}\n"
+    );
+    std::fs::write(dir.join("main.c"), program).expect("write main.c");
+    // `cc -c` alone first: the header must compile as a translation unit on its own.
+    let status = Command::new("cc")
+        .args(["-std=c11", "-c", "-x", "c"])
+        .arg(dir.join("model.h"))
+        .arg("-o")
+        .arg(dir.join("model.o"))
+        .status()
+        .expect("cc runs");
+    assert!(status.success(), "cc -c model.h failed");
+    let status = Command::new("cc")
+        .args(["-std=c11", "-Wall", "-Werror", "-o"])
+        .arg(dir.join("dump"))
+        .arg(dir.join("main.c"))
+        .status()
+        .expect("cc runs");
+    assert!(status.success(), "cc main.c failed");
+    let out = Command::new(dir.join("dump")).output().expect("dump runs");
+    assert!(out.status.success(), "the C array is not 16-byte aligned");
+    let newline = out
+        .stdout
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("header line");
+    let line = String::from_utf8_lossy(&out.stdout[..newline]).into_owned();
+    assert_eq!(line, format!("{} {}", model.arena_bytes(), model.crc32()));
+    assert!(
+        out.stdout[newline + 1..] == *blob(),
+        "the C array differs from the blob"
+    );
+}
+
+#[test]
+fn rust_export_round_trips() {
+    let model = Model::load(blob()).expect("fixture blob loads");
+    let dir = scratch("export-rust");
+    let written = export::write_export(&model, Format::Rust, &dir.join("model.rs"), None, None)
+        .expect("rust export writes");
+    assert_eq!(
+        written.files,
+        vec![dir.join("model.blob"), dir.join("model.rs")]
+    );
+    assert!(std::fs::read(dir.join("model.blob")).expect("blob") == blob());
+    let program = "mod model { include!(\"model.rs\"); }\n\
+        use std::io::Write;\n\
+        fn main() {\n\
+            assert_eq!(model::BLOB.as_ptr() as usize % 16, 0, \"aligned\");\n\
+            assert_eq!(model::BLOB.len(), model::BLOB_LEN);\n\
+            println!(\"{} {} {} {}\", model::ARENA_BYTES, model::BLOB_CRC32, model::INPUT_LEN, model::CLASSES);\n\
+            std::io::stdout().write_all(model::BLOB).unwrap();\n\
+        }\n";
+    std::fs::write(dir.join("main.rs"), program).expect("write main.rs");
+    let status = Command::new("rustc")
+        .args(["--edition", "2024", "-A", "dead_code", "-o"])
+        .arg(dir.join("dump"))
+        .arg(dir.join("main.rs"))
+        .status()
+        .expect("rustc runs");
+    assert!(status.success(), "the Rust export does not compile");
+    let out = Command::new(dir.join("dump")).output().expect("dump runs");
+    assert!(out.status.success());
+    let newline = out
+        .stdout
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("header line");
+    let line = String::from_utf8_lossy(&out.stdout[..newline]).into_owned();
+    assert_eq!(
+        line,
+        format!(
+            "{} {} {} {}",
+            model.arena_bytes(),
+            model.crc32(),
+            model.input_len(),
+            model.classes()
+        )
+    );
+    assert!(
+        out.stdout[newline + 1..] == *blob(),
+        "the Rust BLOB differs from the blob"
+    );
+}
+
+#[test]
+fn test_vectors_round_trip_and_match_the_core() {
+    let model = Model::load(blob()).expect("fixture blob loads");
+    let x = fixture().data.splits.test.x.view();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    for kind in [VectorInput::Int8, VectorInput::F32] {
+        let bytes = export::test_vectors(&model, x, 50, kind).expect("vectors");
+        let (crc, vectors) = export::parse_test_vectors(&bytes).expect("parses");
+        assert_eq!(crc, model.crc32());
+        assert_eq!(vectors.len(), 50);
+        let mut session = Session::new(&model, &mut arena).expect("arena");
+        for v in &vectors {
+            let logits = match kind {
+                VectorInput::Int8 => session.run_quantized(&v.input_i8).logits().to_vec(),
+                VectorInput::F32 => session.run(&v.input_f32).logits().to_vec(),
+            };
+            assert_eq!(logits, v.logits);
+        }
+    }
+}
+
+/// One firmware example: its folder, target, QEMU command line (before the ELF path) and binary name.
+struct Example {
+    dir: &'static str,
+    target: &'static str,
+    qemu: &'static [&'static str],
+    bin: &'static str,
+}
+
+const EXAMPLES: &[Example] = &[
+    Example {
+        dir: "cortex-m4",
+        target: "thumbv7em-none-eabihf",
+        qemu: &[
+            "qemu-system-arm",
+            "-cpu",
+            "cortex-m4",
+            "-machine",
+            "mps2-an386",
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-icount",
+            "shift=6",
+            "-kernel",
+        ],
+        bin: "tickq-fw-cortex-m4",
+    },
+    Example {
+        dir: "cortex-m0",
+        target: "thumbv6m-none-eabi",
+        qemu: &[
+            "qemu-system-arm",
+            "-cpu",
+            "cortex-m0",
+            "-machine",
+            "microbit",
+            "-nographic",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+        ],
+        bin: "tickq-fw-cortex-m0",
+    },
+    Example {
+        dir: "riscv32imc",
+        target: "riscv32imc-unknown-none-elf",
+        qemu: &[
+            "qemu-system-riscv32",
+            "-machine",
+            "virt",
+            "-cpu",
+            "rv32",
+            "-nographic",
+            "-bios",
+            "none",
+            "-semihosting-config",
+            "enable=on,target=native",
+            "-kernel",
+        ],
+        bin: "tickq-fw-riscv32imc",
+    },
+];
+
+/// Builds `example` against `model_rs` and `vectors` in its own target dir; returns the ELF path.
+fn build(example: &Example, model_rs: &Path, vectors: &Path, opt_level: Option<&str>) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let suffix = opt_level.map_or(String::new(), |o| format!("-o{o}"));
+    let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("firmware")
+        .join(format!("{}{suffix}", example.dir));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root.join("firmware-examples").join(example.dir))
+        .args(["build", "--release", "--quiet"])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("TICKQ_MODEL", model_rs)
+        .env("TICKQ_VECTORS", vectors);
+    // The outer cargo's settings would cross-compile or re-flag the nested build: drop them.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_BUILD_RUSTFLAGS",
+        "RUSTC_WRAPPER",
+        "CARGO_MAKEFLAGS",
+        "CARGO_PROFILE_RELEASE_OPT_LEVEL",
+    ] {
+        cmd.env_remove(var);
+    }
+    if let Some(o) = opt_level {
+        cmd.env("CARGO_PROFILE_RELEASE_OPT_LEVEL", o);
+    }
+    let status = cmd.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "{}: cargo build --release failed",
+        example.dir
+    );
+    target_dir
+        .join(example.target)
+        .join("release")
+        .join(example.bin)
+}
+
+/// Runs `elf` under QEMU with a timeout; returns (success, stdout).
+fn run_qemu(example: &Example, elf: &Path) -> (bool, String) {
+    let mut child = Command::new(example.qemu[0])
+        .args(&example.qemu[1..])
+        .arg(elf)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("qemu starts");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut s).map(|_| s)
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait on qemu") {
+            break status;
+        }
+        if start.elapsed() > QEMU_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{}: QEMU ran past {QEMU_TIMEOUT:?}", example.dir);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = reader.join().expect("reader").expect("utf-8 output");
+    (status.success(), out)
+}
+
+/// The `vec I signal S logits A,B,C ...` lines, as (index, signal, logits).
+fn parse_vec_lines(out: &str) -> Vec<(usize, usize, Vec<i8>)> {
+    out.lines()
+        .filter_map(|line| {
+            let mut w = line.split_whitespace();
+            (w.next()? == "vec").then_some(())?;
+            let i = w.next()?.parse().ok()?;
+            (w.next()? == "signal").then_some(())?;
+            let s = w.next()?.parse().ok()?;
+            (w.next()? == "logits").then_some(())?;
+            let logits = w
+                .next()?
+                .split(',')
+                .map(|v| v.parse().ok())
+                .collect::<Option<Vec<i8>>>()?;
+            Some((i, s, logits))
+        })
+        .collect()
+}
+
+/// `key=value` from the line starting with `prefix`.
+fn field(out: &str, prefix: &str, key: &str) -> Option<u64> {
+    let line = out.lines().find(|l| l.starts_with(prefix))?;
+    line.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(key)?.strip_prefix('='))?
+        .parse()
+        .ok()
+}
+
+fn tools_present() -> bool {
+    let mut ok = true;
+    for example in EXAMPLES {
+        ok &= require(on_path(example.qemu[0]), example.qemu[0]);
+        ok &= require(
+            has_target(example.target),
+            &format!("the Rust target {} (rustup target add)", example.target),
+        );
+    }
+    ok
+}
+
+/// Exports `blob` as a Rust source plus `n` int8 test vectors from `rows` into a scratch folder.
+fn export_for_firmware(
+    name: &str,
+    blob: &[u8],
+    rows: ndarray::ArrayView2<'_, f32>,
+    n: usize,
+) -> (PathBuf, PathBuf) {
+    let model = Model::load(blob).expect("blob loads");
+    let vectors = export::test_vectors(&model, rows, n, VectorInput::Int8).expect("vectors export");
+    let dir = scratch(name);
+    let model_rs = dir.join("model.rs");
+    export::write_export(&model, Format::Rust, &model_rs, None, Some(&vectors))
+        .expect("export writes");
+    (model_rs, dir.join("model.tqv"))
+}
+
+#[test]
+fn firmware_matches_the_host_bit_for_bit() {
+    if !tools_present() {
+        return;
+    }
+    let model = Model::load(blob()).expect("fixture blob loads");
+    let (model_rs, vectors_path) = export_for_firmware(
+        "firmware-vectors",
+        blob(),
+        fixture().data.splits.test.x.view(),
+        VECTORS,
+    );
+    let (_, vectors) =
+        export::parse_test_vectors(&std::fs::read(&vectors_path).expect("vectors read"))
+            .expect("vectors parse");
+    assert_eq!(vectors.len(), VECTORS);
+    // The host side: tickq-core on this machine, from the same int8 inputs.
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut session = Session::new(&model, &mut arena).expect("arena");
+    let host: Vec<(usize, Vec<i8>)> = vectors
+        .iter()
+        .map(|v| {
+            let p = session.run_quantized(&v.input_i8);
+            (p.signal(), p.logits().to_vec())
+        })
+        .collect();
+
+    for example in EXAMPLES {
+        let started = Instant::now();
+        let elf = build(example, &model_rs, &vectors_path, None);
+        let built = started.elapsed();
+        let (success, out) = run_qemu(example, &elf);
+        let lines = parse_vec_lines(&out);
+        assert_eq!(
+            lines.len(),
+            VECTORS,
+            "{}: expected {VECTORS} vec lines, output:\n{out}",
+            example.dir
+        );
+        let mut mismatches = 0;
+        for ((i, signal, logits), (k, (host_signal, host_logits))) in
+            lines.iter().zip(host.iter().enumerate())
+        {
+            assert_eq!(*i, k, "{}: vector order", example.dir);
+            mismatches += logits
+                .iter()
+                .zip(host_logits)
+                .filter(|(a, b)| a != b)
+                .count()
+                + logits.len().abs_diff(host_logits.len());
+            mismatches += usize::from(signal != host_signal);
+        }
+        assert_eq!(
+            mismatches, 0,
+            "{}: logits differ from the host",
+            example.dir
+        );
+        assert!(
+            success,
+            "{}: the firmware reported failure:\n{out}",
+            example.dir
+        );
+        eprintln!(
+            "{}: {VECTORS} vectors bit-exact (build {:.1} s, run {:.1} s); stack peak {} of {} bytes",
+            example.dir,
+            built.as_secs_f64(),
+            (started.elapsed() - built).as_secs_f64(),
+            field(&out, "summary", "stack_run").unwrap_or(0),
+            field(&out, "summary", "stack_available").unwrap_or(0),
+        );
+    }
+}
+
+/// A blob of `arch_text` with seeded random weights (latency depends on the shape, not the values), and
+/// seeded random inputs; as in `benches/tick_to_signal.rs`.
+fn random_blob(arch_text: &str) -> (Vec<u8>, ndarray::Array2<f32>) {
+    use rand::{RngExt, SeedableRng};
+    use tickq_host::model::{Architecture, Sequential};
+    use tickq_host::quant::{ExportInfo, QuantConfig, static_quantize};
+    let arch = Architecture::from_toml_str(arch_text).expect("architecture");
+    let features = arch.input.features;
+    let width = arch.input.time_steps * features;
+    let model = Sequential::new(arch, 11).expect("model builds");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(5);
+    let inputs = ndarray::Array2::from_shape_fn((256, width), |_| {
+        (0..4).map(|_| rng.random::<f32>() - 0.5).sum::<f32>() * 1.7
+    });
+    let info = ExportInfo {
+        name: model.arch.name.clone(),
+        feature_names: (0..features).map(|i| format!("f{i}")).collect(),
+        label_names: vec!["down".into(), "flat".into(), "up".into()],
+        mean: vec![0.0; features],
+        std: vec![1.0; features],
+        data_hash: [0; 32],
+    };
+    let q =
+        static_quantize(&model, inputs.view(), &info, &QuantConfig::default()).expect("quantizes");
+    (q.blob, inputs)
+}
+
+/// The numbers of docs/FIRMWARE.md: instructions per inference on the Cortex-M4 (QEMU `-icount shift=6`,
+/// SysTick, calibrated against a loop of known length) for the demo model and the mlp shape at opt-level
+/// "s" and 3, and the firmware section sizes. Run with
+/// `cargo test --release --test tests firmware::footprint_and_instruction_counts -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement for docs/FIRMWARE.md, not a check; needs QEMU"]
+fn footprint_and_instruction_counts() {
+    if !tools_present() {
+        return;
+    }
+    let m4 = &EXAMPLES[0];
+    let (mlp_blob, mlp_inputs) = random_blob(tickq_host::shapes::REF_MLP);
+    let cases = [
+        (
+            "demo",
+            blob().to_vec(),
+            fixture().data.splits.test.x.clone(),
+        ),
+        ("mlp", mlp_blob, mlp_inputs),
+    ];
+    println!("| model | opt-level | MACs | instructions / inference | instructions / MAC |");
+    println!("| --- | --- | --- | --- | --- |");
+    for (name, blob, rows) in &cases {
+        let model = Model::load(blob).expect("loads");
+        let macs: u64 = model.layers().map(|l| l.macs).sum();
+        let dense_macs: u64 = model
+            .layers()
+            .filter(|l| l.kind == tickq_core::LayerKind::Dense)
+            .map(|l| l.macs)
+            .sum();
+        let (model_rs, vectors) =
+            export_for_firmware(&format!("measure-{name}"), blob, rows.view(), 20);
+        for opt in ["s", "3"] {
+            let elf = build(m4, &model_rs, &vectors, Some(opt));
+            let (ok, out) = run_qemu(m4, &elf);
+            assert!(ok, "{out}");
+            let calib_ticks = field(&out, "calib", "ticks").expect("calib line") as f64;
+            let calib_instr = field(&out, "calib", "delay_instructions").expect("calib") as f64;
+            let ticks = field(&out, "summary", "ticks_min").expect("ticks") as f64;
+            let instructions = ticks * calib_instr / calib_ticks;
+            println!(
+                "| {name} | {opt} | {macs} (Dense {dense_macs}) | {instructions:.0} | {:.2} |",
+                instructions / macs as f64
+            );
+            if opt == "s" {
+                println!(
+                    "<!-- {name}: ticks/instruction {:.4}; stack_load {:?} stack_run {:?}; arena {} model {} -->",
+                    calib_ticks / calib_instr,
+                    field(&out, "summary", "stack_load"),
+                    field(&out, "summary", "stack_run"),
+                    model.arena_bytes(),
+                    blob.len()
+                );
+            }
+        }
+    }
+}
