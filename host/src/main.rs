@@ -439,7 +439,8 @@ struct PruneArgs {
     /// N:M: weights kept in each group.
     #[arg(long, default_value_t = 2)]
     n: usize,
-    /// N:M: group size, in consecutive inputs of a row (conv1d rows are tap-major [k][in]).
+    /// N:M: group size, in consecutive inputs of a row (conv1d rows are tap-major: the inputs of tap 0,
+    /// then those of tap 1, ...).
     #[arg(long, default_value_t = 4)]
     m: usize,
     /// one-shot, or gradual: Zhu & Gupta's s_t = s_f + (s_i - s_f)(1 - t/N)^3 from --initial (s_i) to --amount (s_f).
