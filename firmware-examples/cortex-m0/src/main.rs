@@ -69,6 +69,16 @@ fn run() -> Result<bool, core::fmt::Error> {
     };
     // The model stays inside the `Result` and is borrowed from there: moving it out would put a second
     // copy of `Model` (several KB) on the stack, which a 16 KB part cannot afford.
+    // If the stack cannot hold `Model::load`, the core locks up (QEMU: "Lockup: can't escalate 3 to
+    // HardFault") with no chance to print: this line says beforehand what has to fit.
+    writeln!(
+        out,
+        "loading stack_available={} model_struct={} arena={} blob_len={} (Model::load needs about 2.4 x model_struct of stack)",
+        top - bottom,
+        core::mem::size_of::<Model<'_>>(),
+        model::ARENA_BYTES,
+        model::BLOB_LEN
+    )?;
     let loaded = Model::load(model::BLOB);
     let model = match &loaded {
         Ok(m) => m,
