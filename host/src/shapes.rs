@@ -37,8 +37,7 @@ mod tests {
     #[test]
     fn every_bundled_architecture_parses_and_validates() {
         for (name, text) in ALL {
-            let arch = Architecture::from_toml_str(text)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let arch = Architecture::from_toml_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             arch.validate().unwrap_or_else(|e| panic!("{name}: {e}"));
         }
     }

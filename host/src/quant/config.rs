@@ -95,7 +95,11 @@ impl QuantConfig {
     /// The int8 values activations may take: -128..=127, or -64..=63 with
     /// `reduce_range`.
     pub fn activation_limits(&self) -> (i8, i8) {
-        if self.reduce_range { (-64, 63) } else { (-128, 127) }
+        if self.reduce_range {
+            (-64, 63)
+        } else {
+            (-128, 127)
+        }
     }
 }
 
@@ -170,7 +174,12 @@ impl RawQuantConfig {
                 "averaging_constant = {c}: must lie in (0, 1] (PyTorch's default is 0.01)"
             )));
         }
-        cfg.observer = match self.observer.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        cfg.observer = match self
+            .observer
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None if self.percentile.is_some() => ObserverKind::Percentile { percentile: pct },
             None | Some("minmax" | "min-max" | "min_max") => ObserverKind::MinMax,
             Some("moving_average_minmax" | "moving-average-minmax" | "moving_average") => {
@@ -250,19 +259,43 @@ mod tests {
 
     #[test]
     fn accepts_supported_settings_and_aliases() {
-        let c = QuantConfig::from_toml_str("backend = \"fbgemm\"\ndtype = \"qint8\"\nreduce_range = true").unwrap();
+        let c = QuantConfig::from_toml_str(
+            "backend = \"fbgemm\"\ndtype = \"qint8\"\nreduce_range = true",
+        )
+        .unwrap();
         assert_eq!(c.backend, Backend::X86);
         assert_eq!(c.dtype, QuantDtype::QInt8);
         assert_eq!(c.activation_limits(), (-64, 63));
-        let c = QuantConfig::from_toml_str("backend = \"qnnpack\"\ndtype = \"quint8\"\nobserver = \"kl\"").unwrap();
+        let c = QuantConfig::from_toml_str(
+            "backend = \"qnnpack\"\ndtype = \"quint8\"\nobserver = \"kl\"",
+        )
+        .unwrap();
         assert_eq!(c.backend, Backend::Arm);
         assert_eq!(c.dtype, QuantDtype::QUInt8);
         assert_eq!(c.observer, ObserverKind::KlEntropy);
-        let c = QuantConfig::from_toml_str("backend = \"fpga\"\nobserver = \"moving_average_minmax\"\naveraging_constant = 0.1").unwrap();
+        let c = QuantConfig::from_toml_str(
+            "backend = \"fpga\"\nobserver = \"moving_average_minmax\"\naveraging_constant = 0.1",
+        )
+        .unwrap();
         assert_eq!(c.backend, Backend::Fpga);
-        assert_eq!(c.observer, ObserverKind::MovingAverageMinMax { averaging_constant: 0.1 });
-        assert_eq!(QuantConfig::from_toml_str("percentile = 99.9").unwrap().observer, ObserverKind::Percentile { percentile: 99.9 });
-        assert_eq!(QuantConfig::from_toml_str("observer = \"mse\"").unwrap().observer, ObserverKind::Mse);
+        assert_eq!(
+            c.observer,
+            ObserverKind::MovingAverageMinMax {
+                averaging_constant: 0.1
+            }
+        );
+        assert_eq!(
+            QuantConfig::from_toml_str("percentile = 99.9")
+                .unwrap()
+                .observer,
+            ObserverKind::Percentile { percentile: 99.9 }
+        );
+        assert_eq!(
+            QuantConfig::from_toml_str("observer = \"mse\"")
+                .unwrap()
+                .observer,
+            ObserverKind::Mse
+        );
     }
 
     #[test]

@@ -162,7 +162,10 @@ fn tensor_values(t: &Tensor) -> impl Iterator<Item = f32> + '_ {
         Tensor::Seq(a) => (Some(a.iter()), None),
         Tensor::Flat(a) => (None, Some(a.iter())),
     };
-    a.into_iter().flatten().chain(b.into_iter().flatten()).copied()
+    a.into_iter()
+        .flatten()
+        .chain(b.into_iter().flatten())
+        .copied()
 }
 
 /// Shape of the current tensor while walking the model.
@@ -173,7 +176,10 @@ enum Walk {
     /// A vector; `from_seq` remembers the (channels, time) of a flattened
     /// sequence so the next Dense layer's columns can be permuted from
     /// PyTorch's channel-major order to the core's time-major order.
-    Flat { len: usize, from_seq: Option<(usize, usize)> },
+    Flat {
+        len: usize,
+        from_seq: Option<(usize, usize)>,
+    },
 }
 
 /// Checks calibration data and returns warnings about it.
@@ -214,7 +220,10 @@ fn check_calibration(
         let count = column.len().max(1) as f64;
         let mean = column.iter().sum::<f64>() / count;
         let std = (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count).sqrt();
-        if mean.abs() > 1.5 || std > 3.0 || (std < 0.2 && info.std.get(f).is_some_and(|s| *s != 1.0)) {
+        if mean.abs() > 1.5
+            || std > 3.0
+            || (std < 0.2 && info.std.get(f).is_some_and(|s| *s != 1.0))
+        {
             let name = info.feature_names.get(f).map_or("?", String::as_str);
             warnings.push(format!(
                 "feature {f} `{name}`: calibration mean {mean:.2} and standard deviation {std:.2} in training-standardized units (training: 0 and 1); is this the data the model was trained on?"
@@ -681,7 +690,9 @@ pub fn clipped_fractions(
     let ranges = probes;
     let mut outside = vec![0usize; ranges.len()];
     let mut total = vec![0usize; ranges.len()];
-    let mut count = |k: usize, (_, range, scale): &(Option<usize>, Range, f32), values: &mut dyn Iterator<Item = f32>| {
+    let mut count = |k: usize,
+                     (_, range, scale): &(Option<usize>, Range, f32),
+                     values: &mut dyn Iterator<Item = f32>| {
         let (lo, hi) = (range.min - 0.5 * scale, range.max + 0.5 * scale);
         for v in values {
             total[k] += 1;
@@ -1082,26 +1093,47 @@ out = 3
             assert!(rms < 0.15, "fpga rms {rms}");
             let model = Sequential::new(Architecture::from_toml_str(arch).unwrap(), seed).unwrap();
             let width = model.arch.input.time_steps * model.arch.input.features;
-            let q = static_quantize(&model, inputs(512, width, 1).view(), &info(model.arch.input.features), &fpga)
-                .unwrap();
+            let q = static_quantize(
+                &model,
+                inputs(512, width, 1).view(),
+                &info(model.arch.input.features),
+                &fpga,
+            )
+            .unwrap();
             let ms = all_multipliers(&q.spec);
             assert!(!ms.is_empty());
             for m in ms {
                 assert_eq!(m.multiplier(), 1 << 30, "{m:?} is not a pure shift");
             }
             for l in &q.spec.layers {
-                assert_eq!(l.out_scale.log2().fract(), 0.0, "scale {} is not a power of two", l.out_scale);
+                assert_eq!(
+                    l.out_scale.log2().fract(),
+                    0.0,
+                    "scale {} is not a power of two",
+                    l.out_scale
+                );
             }
         }
         // A pool window that is not a power of two cannot be a shift.
-        let err = compare_with_result(CONV_POOL, 9, &fpga).unwrap_err().to_string();
+        let err = compare_with_result(CONV_POOL, 9, &fpga)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("power-of-two"), "{err}");
     }
 
-    fn compare_with_result(arch: &str, seed: u64, config: &QuantConfig) -> Result<QuantizedModel, QuantError> {
+    fn compare_with_result(
+        arch: &str,
+        seed: u64,
+        config: &QuantConfig,
+    ) -> Result<QuantizedModel, QuantError> {
         let model = Sequential::new(Architecture::from_toml_str(arch).unwrap(), seed).unwrap();
         let width = model.arch.input.time_steps * model.arch.input.features;
-        static_quantize(&model, inputs(512, width, 1).view(), &info(model.arch.input.features), config)
+        static_quantize(
+            &model,
+            inputs(512, width, 1).view(),
+            &info(model.arch.input.features),
+            config,
+        )
     }
 
     #[test]
@@ -1115,7 +1147,11 @@ out = 3
         let q = compare_with_result(MLP, 3, &reduced).unwrap();
         for l in &q.spec.layers {
             if !matches!(l.op, OpSpec::MaxPool1d { .. } | OpSpec::Flatten) {
-                assert!(l.act_min >= -64 && l.act_max <= 63, "{:?}", (l.act_min, l.act_max));
+                assert!(
+                    l.act_min >= -64 && l.act_max <= 63,
+                    "{:?}",
+                    (l.act_min, l.act_max)
+                );
             }
             if let OpSpec::Lut { table } = &l.op {
                 assert!(table.iter().all(|v| (-64..=63).contains(v)));
@@ -1142,7 +1178,9 @@ out = 3
     fn every_observer_quantizes_a_model() {
         for observer in [
             observer::ObserverKind::MinMax,
-            observer::ObserverKind::MovingAverageMinMax { averaging_constant: 0.1 },
+            observer::ObserverKind::MovingAverageMinMax {
+                averaging_constant: 0.1,
+            },
             observer::ObserverKind::Percentile { percentile: 99.9 },
             observer::ObserverKind::Mse,
             observer::ObserverKind::KlEntropy,
@@ -1159,17 +1197,45 @@ out = 3
     #[test]
     fn suspicious_calibration_data_gives_warnings() {
         let model = Sequential::new(Architecture::from_toml_str(MLP).unwrap(), 1).unwrap();
-        let few = static_quantize(&model, inputs(40, 12, 4).view(), &info(12), &QuantConfig::default()).unwrap();
-        assert!(few.warnings.iter().any(|w| w.contains("only 40 calibration samples")), "{:?}", few.warnings);
+        let few = static_quantize(
+            &model,
+            inputs(40, 12, 4).view(),
+            &info(12),
+            &QuantConfig::default(),
+        )
+        .unwrap();
+        assert!(
+            few.warnings
+                .iter()
+                .any(|w| w.contains("only 40 calibration samples")),
+            "{:?}",
+            few.warnings
+        );
         let mut shifted = inputs(1000, 12, 4);
         shifted.column_mut(2).mapv_inplace(|v| v + 5.0);
-        let q = static_quantize(&model, shifted.view(), &info(12), &QuantConfig::default()).unwrap();
-        assert!(q.warnings.iter().any(|w| w.contains("feature 2 `f2`")), "{:?}", q.warnings);
-        let fine = static_quantize(&model, inputs(1000, 12, 4).view(), &info(12), &QuantConfig::default()).unwrap();
+        let q =
+            static_quantize(&model, shifted.view(), &info(12), &QuantConfig::default()).unwrap();
+        assert!(
+            q.warnings.iter().any(|w| w.contains("feature 2 `f2`")),
+            "{:?}",
+            q.warnings
+        );
+        let fine = static_quantize(
+            &model,
+            inputs(1000, 12, 4).view(),
+            &info(12),
+            &QuantConfig::default(),
+        )
+        .unwrap();
         assert!(fine.warnings.is_empty(), "{:?}", fine.warnings);
-        let err = static_quantize(&model, inputs(5, 12, 4).view(), &info(12), &QuantConfig::default())
-            .unwrap_err()
-            .to_string();
+        let err = static_quantize(
+            &model,
+            inputs(5, 12, 4).view(),
+            &info(12),
+            &QuantConfig::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("5 samples"), "{err}");
     }
 }
