@@ -382,7 +382,8 @@ pub fn prune_model(
 /// One line per pruning step for progress output.
 pub fn format_step(r: &StepReport) -> String {
     let step = match r.target_sparsity {
-        None => "before pruning".to_string(),
+        None if r.step == 0 => "before pruning".to_string(),
+        None => format!("step {}/{}", r.step, r.steps),
         Some(t) => format!("step {}/{} (target {t:.2} %)", r.step, r.steps),
     };
     let test = r

@@ -253,14 +253,6 @@ pub enum PruneError {
     /// A blob did not load in tickq-core.
     #[error("the blob does not load: {0}")]
     Blob(tickq_core::BlobError),
-    /// A blob layer stores its weights in a form this build cannot count.
-    #[error("blob layer {layer}: {reason}")]
-    BlobWeights {
-        /// The layer index in the blob.
-        layer: usize,
-        /// What is unexpected.
-        reason: String,
-    },
 }
 
 /// Shorthand for results in this module.

@@ -109,11 +109,11 @@ pub struct FineTuneData<'a> {
 /// The state of the model after one step of a [`PruningPlan`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepReport {
-    /// The schedule step `t`; the report before any pruning has `target_sparsity = None`.
+    /// The schedule step `t`; the report before any pruning is step 0 without a target.
     pub step: usize,
     /// The schedule's `N`.
     pub steps: usize,
-    /// The step's target `s_t`, in percent.
+    /// The step's target `s_t`, in percent; `None` before pruning and for N:M pruning, which has no amount.
     pub target_sparsity: Option<f64>,
     /// The weights that are zero after the step, in percent of all Dense and Conv1d weights.
     pub sparsity: f64,
@@ -215,14 +215,11 @@ pub fn prune_and_fine_tune(
         } else {
             0
         };
-        let r = report(
-            model,
-            plan.schedule.steps,
-            t,
-            Some(f64::from(target) * 100.0),
-            epochs,
-            data,
-        )?;
+        let target = match plan.method {
+            PruneMethod::NM { .. } => None,
+            _ => Some(f64::from(target) * 100.0),
+        };
+        let r = report(model, plan.schedule.steps, t, target, epochs, data)?;
         on_step(&r);
         history.push(r);
     }

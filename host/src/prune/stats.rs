@@ -1,15 +1,10 @@
 //! Pruning statistics: zero weights per layer and in all, counted on an f32 model or on a blob.
 
 use serde::{Deserialize, Serialize};
-use tickq_core::blob::{ENTRY_LEN, Entry, Header};
-use tickq_core::{LayerKind, Section};
+use tickq_core::LayerKind;
 
 use super::{PruneError, Result};
 use crate::model::{Layer, Sequential, Shape};
-
-/// The layer table entry byte that format version 1 reserves (it must be zero there); a later format may use it
-/// to mark a sparse weight encoding, which [`PruningStatistics::of_blob`] must not count as dense bytes.
-const ENCODING_BYTE: usize = 23;
 
 /// Zero weights of one Dense or Conv1d layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,7 +23,10 @@ pub struct LayerStatistics {
     pub total_parameters: usize,
     /// Whether the layer holds a pruning mask (always false for a blob).
     pub masked: bool,
-    /// Multiply-accumulates per inference of the dense layer, zeros included.
+    /// For a blob, how the layer stores its weights: `dense`, `sparse` or `n:m` such as `2:4`; `None` for a model.
+    pub encoding: Option<String>,
+    /// Multiply-accumulates per inference: for a model, of the dense layer with its zeros; for a blob, what
+    /// tickq-core executes (only the stored weights of sparse and N:M layers).
     pub macs: u64,
 }
 
@@ -43,7 +41,7 @@ pub struct PruningStatistics {
     pub total_parameters: usize,
     /// Weights plus biases: the model's parameter count, which structured pruning lowers.
     pub parameters: usize,
-    /// Multiply-accumulates per inference over all Dense and Conv1d layers, zeros included.
+    /// Multiply-accumulates per inference over all Dense and Conv1d layers (see [`LayerStatistics::macs`]).
     pub macs: u64,
     /// One entry per Dense and Conv1d layer, in model order.
     pub layers: Vec<LayerStatistics>,
@@ -103,6 +101,7 @@ impl PruningStatistics {
                 zero_parameters: zero,
                 total_parameters: total,
                 masked: layer.is_masked(),
+                encoding: None,
                 macs: (total * out_time) as u64,
                 shape,
             });
@@ -110,74 +109,31 @@ impl PruningStatistics {
         Self::from_layers(layers, model.num_parameters())
     }
 
-    /// Counts the zero int8 weights a blob stores, after validating it with `tickq_core::Model::load`.
+    /// Counts the zero int8 weights a blob stores, as tickq-core reports them after validating the blob
+    /// ([`tickq_core::LayerInfo::weights_total`] and [`tickq_core::LayerInfo::weights_nonzero`]), whatever the
+    /// layer's weight format (dense, sparse or N:M).
     ///
     /// Layers are named `layer{index}` after their index in the blob's layer table (index 0 is the input quantizer).
-    /// Only the real weights count: tickq-core's loader guarantees that padding bytes in a weights section are zero,
-    /// so the zeros of a layer are the zero bytes of its weights section minus its padding bytes, whatever the
-    /// arrangement of the weights inside the section.
     ///
     /// # Errors
     ///
-    /// [`PruneError::Blob`] when the blob does not load, and [`PruneError::BlobWeights`] for a layer whose weights
-    /// section is not `out x row` int8 values plus zero padding (a sparse encoding this build does not know).
+    /// [`PruneError::Blob`] when the blob does not load.
     pub fn of_blob(blob: &[u8]) -> Result<Self> {
         let model = tickq_core::Model::load(blob).map_err(PruneError::Blob)?;
-        let table = Header::new_checked(blob).map_or(0, |h| h.layer_table_offset() as usize);
         let mut layers = Vec::new();
         let mut parameters = 0;
         for info in model.layers() {
-            let bad = |reason: String| PruneError::BlobWeights {
-                layer: info.index,
-                reason,
-            };
-            let entry = Entry::new_checked(blob, table + info.index * ENTRY_LEN)
-                .ok_or_else(|| bad("the layer table entry is out of bounds".into()))?;
-            let (offset, len) = entry.section(Section::Weights);
-            let (offset, len) = (offset as usize, len as usize);
-            let (kind, shape, row_len) = match info.kind {
-                LayerKind::Dense => (
-                    "dense",
-                    vec![info.out_shape.1, info.in_shape.1],
-                    info.in_shape.1,
-                ),
+            let (kind, shape) = match info.kind {
+                LayerKind::Dense => ("dense", vec![info.out_shape.1, info.in_shape.1]),
                 LayerKind::Conv1d => (
                     "conv1d",
                     vec![info.out_shape.1, info.in_shape.1, info.kernel],
-                    info.kernel * info.in_shape.1,
                 ),
-                _ if len == 0 => continue,
-                other => {
-                    return Err(bad(format!(
-                        "{} stores {len} weight bytes this build cannot count",
-                        other.name()
-                    )));
-                }
+                _ => continue,
             };
-            if entry.bytes().get(ENCODING_BYTE).is_some_and(|&b| b != 0) {
-                return Err(bad(format!(
-                    "{} weights use encoding {} (entry byte {ENCODING_BYTE}); this build counts dense weights only",
-                    info.kind.name(),
-                    entry.bytes()[ENCODING_BYTE]
-                )));
-            }
-            let out = info.out_shape.1;
-            let total = out * row_len;
-            let section = blob
-                .get(offset..offset + len)
-                .ok_or_else(|| bad("the weights section is out of bounds".into()))?;
-            let zero_bytes = section.iter().filter(|&&b| b == 0).count();
-            let padding = len.checked_sub(total).ok_or_else(|| {
-                bad(format!(
-                    "the weights section holds {len} bytes, fewer than the {total} int8 weights of a dense encoding"
-                ))
-            })?;
-            let zero = zero_bytes.checked_sub(padding).ok_or_else(|| {
-                bad(format!(
-                    "{padding} padding bytes but only {zero_bytes} zero bytes"
-                ))
-            })?;
-            parameters += total + out;
+            let total = info.weights_total;
+            let zero = total.saturating_sub(info.weights_nonzero);
+            parameters += total + info.out_shape.1;
             layers.push(LayerStatistics {
                 name: format!("layer{}", info.index),
                 kind: kind.to_string(),
@@ -186,6 +142,7 @@ impl PruningStatistics {
                 zero_parameters: zero,
                 total_parameters: total,
                 masked: false,
+                encoding: info.weight_format.map(|f| f.to_string()),
                 macs: info.macs,
             });
         }
@@ -202,16 +159,12 @@ impl PruningStatistics {
             self.global_sparsity, self.zero_parameters, self.total_parameters
         );
         let _ = writeln!(s, "parameters   {} (weights and biases)", self.parameters);
-        let _ = writeln!(
-            s,
-            "work         {} MACs per inference (dense execution)",
-            self.macs
-        );
+        let _ = writeln!(s, "work         {} MACs per inference", self.macs);
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{:<12} {:<7} {:<14} {:>9} {:>9} {:>9}  {:<6} {:>10}",
-            "layer", "kind", "shape", "zeros", "total", "sparsity", "masked", "MACs"
+            "{:<12} {:<7} {:<14} {:>9} {:>9} {:>9}  {:<7} {:>10}",
+            "layer", "kind", "shape", "zeros", "total", "sparsity", "storage", "MACs"
         );
         for l in &self.layers {
             let shape = l
@@ -220,16 +173,22 @@ impl PruningStatistics {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join("x");
+            // A blob names its weight format; a model says whether the layer holds a mask.
+            let storage = match (&l.encoding, l.masked) {
+                (Some(e), _) => e.as_str(),
+                (None, true) => "masked",
+                (None, false) => "-",
+            };
             let _ = writeln!(
                 s,
-                "{:<12} {:<7} {:<14} {:>9} {:>9} {:>7.2} %  {:<6} {:>10}",
+                "{:<12} {:<7} {:<14} {:>9} {:>9} {:>7.2} %  {:<7} {:>10}",
                 l.name,
                 l.kind,
                 shape,
                 l.zero_parameters,
                 l.total_parameters,
                 l.sparsity,
-                if l.masked { "yes" } else { "no" },
+                storage,
                 l.macs
             );
         }

@@ -825,10 +825,9 @@ fn gradual_pruning_reports_every_step() {
 
 #[test]
 fn blob_statistics_count_the_int8_zeros() {
-    // Light sparsity, so that an exporter that picks weight encodings by size keeps every layer dense.
     let mut m = model(CONV, 17);
     ModelPruner::new(&mut m)
-        .global_unstructured_pruning(0.1)
+        .global_unstructured_pruning(0.6)
         .unwrap();
     let calib = inputs(&m, 64, 6);
     let info = crate::quant::ExportInfo {
@@ -873,6 +872,32 @@ fn blob_statistics_count_the_int8_zeros() {
         })
         .sum();
     assert_eq!(blob_stats.zero_parameters, spec_zeros);
+    // The count does not depend on how the blob stores the weights.
+    use tickq_core::encode::{EncodeOptions, WeightFormat};
+    for (format, name) in [
+        (WeightFormat::Dense, "dense"),
+        (WeightFormat::Sparse, "sparse"),
+    ] {
+        let q = crate::quant::static_quantize_with(
+            &m,
+            calib.view(),
+            &info,
+            &crate::quant::QuantConfig::default(),
+            &EncodeOptions {
+                weight_format: format,
+            },
+        )
+        .unwrap();
+        let stats = PruningStatistics::of_blob(&q.blob).unwrap();
+        assert_eq!(stats.zero_parameters, spec_zeros, "{name}");
+        assert!(
+            stats
+                .layers
+                .iter()
+                .all(|l| l.encoding.as_deref() == Some(name)),
+            "{name}: {stats:?}"
+        );
+    }
     let mut bad = q.blob.clone();
     bad[100] ^= 1;
     assert!(matches!(
