@@ -54,8 +54,8 @@ use crate::blob::{
 use crate::error::BlobError;
 pub use crate::model::Padding;
 use crate::model::{
-    BLOCK, Geometry, LayerKind, Model, NM_M, SEGMENT, ShapeError, WeightLayout, block_len,
-    blocked_index, nm_index_bytes, output_shape, segment_width, sparse_segments,
+    BLOCK, Geometry, LayerKind, Model, NM_M, SEGMENT, ShapeError, WeightLayout, blocked_index,
+    dense_weights_len, nm_index_bytes, output_shape, segment_width, sparse_segments,
 };
 use crate::requant::QuantMultiplier;
 
@@ -786,10 +786,12 @@ fn nm_fit(weights: &[i8], row_len: usize) -> Result<u8, &'static str> {
 /// The estimates of every format that fits the layer, dense first.
 fn estimates(weights: &[i8], channels: usize, row_len: usize) -> Vec<Estimate> {
     let (c, k) = (channels as u64, row_len as u64);
+    // The tail block stores only its channels, but its steps cost about as much as a full block's (the kernel's
+    // tail loop is not vectorized across a fixed width), so the work still counts whole blocks.
     let blocks = channels.div_ceil(BLOCK) as u64;
     let mut out = alloc::vec![Estimate {
         layout: WeightLayout::Dense,
-        bytes: blocks * block_len(row_len) as u64,
+        bytes: dense_weights_len(channels, row_len, channels % BLOCK),
         work: blocks * k.div_ceil(2) * cost::DENSE_STEP,
     }];
     let nnz = weights.iter().filter(|&&w| w != 0).count() as u64;
@@ -875,14 +877,16 @@ fn write_rows(
     Ok(layout)
 }
 
-/// The blocked layout: padding channels and inputs stay zero.
+/// The version 2 blocked layout: full blocks of 16 channels, then a tail block of the last `channels % 16`
+/// channels (if any) with `2 * (channels % 16)`-byte steps; the padding input of odd rows stays zero.
 fn blocked_weights(weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
     // The caller checked `weights.len() == channels * row_len`.
-    let mut out = alloc::vec![0u8; channels.div_ceil(BLOCK) * block_len(row_len)];
+    let len = dense_weights_len(channels, row_len, channels % BLOCK);
+    let mut out = alloc::vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
     if row_len > 0 {
         for (o, row) in weights.chunks_exact(row_len).enumerate() {
             for (k, &w) in row.iter().enumerate() {
-                out[blocked_index(o, k, row_len)] = w as u8;
+                out[blocked_index(o, k, row_len, channels)] = w as u8;
             }
         }
     }

@@ -87,16 +87,42 @@ fn block_dot(w: &[u8], xs: &[[u8; 2]], acc: &mut [i32; STEP]) {
     }
 }
 
+/// Accumulates the tail block (the last, partial block of a version 2 layer) against input pairs: the same sums
+/// as [`block_dot`], over steps of `step_len = 2 * r` bytes for the block's `r < BLOCK` channels.
+///
+/// The tail is at most 15 channels and one block per layer, so a plain variable-width loop is enough.
+#[inline(never)]
+fn tail_dot(w: &[u8], xs: &[[u8; 2]], step_len: usize, acc: &mut [i32; STEP]) {
+    for (step, x) in w.chunks_exact(step_len.max(1)).zip(xs) {
+        let (x0, x1) = (i32::from(x[0] as i8), i32::from(x[1] as i8));
+        for (lane, (a, &wv)) in acc.iter_mut().zip(step).enumerate() {
+            let xv = if lane % 2 == 0 { x0 } else { x1 };
+            *a = a.wrapping_add(i32::from(wv as i8) * xv);
+        }
+    }
+}
+
+/// Accumulates a block whose steps are `step_len` bytes: [`block_dot`] for full blocks, [`tail_dot`] otherwise.
+#[inline(always)]
+fn steps_dot(w: &[u8], xs: &[[u8; 2]], step_len: usize, acc: &mut [i32; STEP]) {
+    if step_len == STEP {
+        block_dot(w, xs, acc);
+    } else {
+        tail_dot(w, xs, step_len, acc);
+    }
+}
+
 /// Accumulates a block against a contiguous input row `x` of `row_len` values (an odd tail is paired with 0).
 #[inline(always)]
-fn block_row(block: &[u8], x: &[u8], acc: &mut [i32; STEP]) {
+fn block_row(block: &[u8], step_len: usize, x: &[u8], acc: &mut [i32; STEP]) {
     let (pairs, tail) = x.as_chunks::<2>();
-    block_dot(block, pairs, acc);
+    steps_dot(block, pairs, step_len, acc);
     if let Some(&last) = tail.first() {
         // The weight paired with the filler 0 is padding, which the loader checked is 0 too.
-        block_dot(
-            block.get(pairs.len() * STEP..).unwrap_or(&[]),
+        steps_dot(
+            block.get(pairs.len() * step_len..).unwrap_or(&[]),
             &[[last, 0]],
+            step_len,
             acc,
         );
     }
@@ -157,18 +183,50 @@ fn requantize_channel(l: &LayerPlan<'_>, acc: i32, m: &[u8], s: u8) -> u8 {
     ) as u8
 }
 
-/// One block's outputs, weights, biases, multipliers and shifts.
-type Block<'l, 'o> = (&'o mut [u8], &'l [u8], &'l [u8], &'l [u8], &'l [u8]);
+/// One weight block of a layer with its outputs and its per-channel bias and requant bytes.
+struct Block<'l, 'o> {
+    out: &'o mut [u8],
+    w: &'l [u8],
+    bias: &'l [u8],
+    mults: &'l [u8],
+    shifts: &'l [u8],
+    /// The bytes per step: [`STEP`] for a full block, `2 * r` for a tail block of `r` channels.
+    step_len: usize,
+}
 
-/// The weight blocks of a layer with, for each, its outputs and its per-channel bias and requant bytes.
+/// The weight blocks of a layer: the full blocks, then the tail block if the section has one.
+///
+/// A version 2 section ends with a tail block of `r = C_out % BLOCK` channels (shorter than a full block), which
+/// is what `chunks_exact` leaves over; a version 1 section pads its last block to a full one and leaves nothing.
 #[inline(always)]
 fn blocks<'l, 'o>(l: &LayerPlan<'l>, out: &'o mut [u8]) -> impl Iterator<Item = Block<'l, 'o>> {
+    let full = l.weights.chunks_exact(l.block_len.max(1));
+    let tail_w = full.remainder();
+    let head = (full.len() * BLOCK).min(out.len());
+    let (out, tail_out) = out.split_at_mut(head);
+    let after = |v: &'l [u8], n: usize| v.get(n * head..).unwrap_or(&[]);
+    let tail = (!tail_w.is_empty() && !tail_out.is_empty()).then(|| Block {
+        step_len: 2 * tail_out.len(),
+        out: tail_out,
+        w: tail_w,
+        bias: after(l.bias, 4),
+        mults: after(l.multipliers, 4),
+        shifts: after(l.shifts, 1),
+    });
     out.chunks_mut(BLOCK)
-        .zip(l.weights.chunks_exact(l.block_len.max(1)))
+        .zip(full)
         .zip(l.bias.chunks(4 * BLOCK))
         .zip(l.multipliers.chunks(4 * BLOCK))
         .zip(l.shifts.chunks(BLOCK))
-        .map(|((((o, w), b), m), s)| (o, w, b, m, s))
+        .map(|((((out, w), bias), mults), shifts)| Block {
+            out,
+            w,
+            bias,
+            mults,
+            shifts,
+            step_len: STEP,
+        })
+        .chain(tail)
 }
 
 /// Dense: `out[o] = requant(b_eff[o] + sum_k w[o][k] * x[k])`.
@@ -178,10 +236,10 @@ pub(crate) fn dense(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
     let x = x.get(..l.row_len).unwrap_or(x);
     match l.layout {
         WeightLayout::Dense => {
-            for (o, w, b, m, s) in blocks(l, out) {
+            for b in blocks(l, out) {
                 let mut acc = [0i32; STEP];
-                block_row(w, x, &mut acc);
-                requant_block(l, &acc, b, m, s, o);
+                block_row(b.w, b.step_len, x, &mut acc);
+                requant_block(l, &acc, b.bias, b.mults, b.shifts, b.out);
             }
         }
         WeightLayout::Sparse => sparse_rows(l, x, out),
@@ -409,16 +467,22 @@ pub(crate) fn conv1d(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
             }
             continue;
         }
-        for (o, w, b, m, s) in blocks(l, out_row) {
+        for b in blocks(l, out_row) {
             let mut acc = [0i32; STEP];
+            let (w, step_len) = (b.w, b.step_len);
             if l.dilation == 1 {
-                block_row(w, window.get(..l.row_len).unwrap_or(window), &mut acc);
+                block_row(
+                    w,
+                    step_len,
+                    window.get(..l.row_len).unwrap_or(window),
+                    &mut acc,
+                );
             } else if c_in.is_multiple_of(2) {
                 // Every tap is a whole number of input pairs, so each tap is a contiguous run of steps.
-                let tap_len = c_in / 2 * STEP;
-                for (k, tap_w) in w.chunks_exact(tap_len).enumerate() {
+                let tap_len = c_in / 2 * step_len;
+                for (k, tap_w) in w.chunks_exact(tap_len.max(1)).enumerate() {
                     let tap = window.get(k * tap_step..).unwrap_or(&[]);
-                    block_row(tap_w, tap.get(..c_in).unwrap_or(tap), &mut acc);
+                    block_row(tap_w, step_len, tap.get(..c_in).unwrap_or(tap), &mut acc);
                 }
             } else {
                 // Pairs straddle taps: gather each pair (rare, so it is kept simple).
@@ -432,11 +496,11 @@ pub(crate) fn conv1d(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
                         0
                     }
                 };
-                for (p, step_w) in w.chunks_exact(STEP).enumerate() {
-                    block_dot(step_w, &[[at(2 * p), at(2 * p + 1)]], &mut acc);
+                for (p, step_w) in w.chunks_exact(step_len.max(1)).enumerate() {
+                    steps_dot(step_w, &[[at(2 * p), at(2 * p + 1)]], step_len, &mut acc);
                 }
             }
-            requant_block(l, &acc, b, m, s, o);
+            requant_block(l, &acc, b.bias, b.mults, b.shifts, b.out);
         }
     }
 }
@@ -571,7 +635,7 @@ mod tests {
         assert_eq!(dot(&[0x80; 16], &[0x80; 16]), 16 * 128 * 128);
     }
 
-    use crate::model::{LayerKind, Padding, block_len, blocked_index};
+    use crate::model::{LayerKind, Padding, block_len, blocked_index, dense_weights_len};
     use proptest::prelude::*;
 
     /// A Dense (`kernel == 0`) or valid Conv1d layer with row-major weights, as the encoder receives them.
@@ -605,12 +669,20 @@ mod tests {
             (self.in_t - self.dilation * (self.taps() - 1) - 1) / self.stride + 1
         }
 
-        fn blocked(&self) -> std::vec::Vec<u8> {
+        /// The version 2 layout (a short tail block) or, with `padded`, the version 1 layout (the last block
+        /// padded to 16 channels).
+        fn blocked(&self, padded: bool) -> std::vec::Vec<u8> {
             let n = self.row_len();
-            let mut w = vec![0u8; self.out_c.div_ceil(BLOCK) * block_len(n)];
+            let tail = if padded { 0 } else { self.out_c % BLOCK };
+            let mut w = vec![0u8; dense_weights_len(self.out_c, n, tail) as usize];
             for o in 0..self.out_c {
                 for k in 0..n {
-                    w[blocked_index(o, k, n)] = self.weights[o * n + k] as u8;
+                    let at = if padded {
+                        (o / BLOCK) * block_len(n) + (k / 2) * STEP + (o % BLOCK) * 2 + k % 2
+                    } else {
+                        blocked_index(o, k, n, self.out_c)
+                    };
+                    w[at] = self.weights[o * n + k] as u8;
                 }
             }
             w
@@ -698,8 +770,8 @@ mod tests {
             out
         }
 
-        fn run(&self) -> std::vec::Vec<u8> {
-            let weights = self.blocked();
+        fn run(&self, padded: bool) -> std::vec::Vec<u8> {
+            let weights = self.blocked(padded);
             let bias: std::vec::Vec<u8> = self.bias.iter().flat_map(|b| b.to_le_bytes()).collect();
             let plan = self.plan(&weights, &bias);
             let mut out = vec![0xAA; self.out_t() * self.out_c];
@@ -777,8 +849,14 @@ mod tests {
 
         /// The blocked Dense and Conv1d kernels equal the row-major reference, bit for bit.
         #[test]
+        ///
+        /// `out_c` ranges over 1 to 39, so it covers one partial block, full blocks, and full blocks followed by a
+        /// tail block; both the version 2 layout (short tail) and the version 1 layout (padded tail) are run.
+        #[test]
         fn blocked_kernels_match_reference(c in case()) {
-            prop_assert_eq!(c.run(), c.reference());
+            let want = c.reference();
+            prop_assert_eq!(c.run(false), want.clone());
+            prop_assert_eq!(c.run(true), want);
         }
     }
 

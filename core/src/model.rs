@@ -116,17 +116,45 @@ pub(crate) const BLOCK: usize = 16;
 /// The bytes of one step of a weight block: two inputs for each of its [`BLOCK`] channels.
 pub(crate) const STEP: usize = 2 * BLOCK;
 
-/// The bytes of one weight block for rows of `row_len` weights: `BLOCK * round_up(row_len, 2)`.
+/// The bytes of one full weight block for rows of `row_len` weights: `BLOCK * round_up(row_len, 2)`.
 #[inline]
 pub(crate) const fn block_len(row_len: usize) -> usize {
     row_len.div_ceil(2) * STEP
 }
 
-/// Where weight `k` of output channel `o` lives in the blocked layout (see `docs/BLOB.md`).
+/// The channels stored in the last weight block of a dense layer with `channels` outputs, if that block is a
+/// partial (tail) block: `channels % BLOCK`, or 0 when every block is full.
+///
+/// Version 2 stores only these channels (`2 * tail` bytes per step); version 1 padded the last block to
+/// [`BLOCK`] channels, so there every block is full and this is 0.
+#[inline]
+pub(crate) const fn tail_channels(channels: usize, version: u16) -> usize {
+    if version < 2 { 0 } else { channels % BLOCK }
+}
+
+/// The length of a dense weights section, in u64 so that no product can wrap on 32-bit targets: `channels /
+/// BLOCK` full blocks and a tail block of `tail` channels (`tail_channels`), or `ceil(channels / BLOCK)` full
+/// blocks when `tail` is 0.
+pub(crate) const fn dense_weights_len(channels: usize, row_len: usize, tail: usize) -> u64 {
+    let pairs = (row_len as u64).div_ceil(2);
+    if tail == 0 {
+        (channels.div_ceil(BLOCK) as u64) * pairs * STEP as u64
+    } else {
+        (channels / BLOCK) as u64 * pairs * STEP as u64 + pairs * 2 * tail as u64
+    }
+}
+
+/// Where weight `k` of output channel `o` lives in the version 2 blocked layout of a layer with `channels`
+/// outputs (see `docs/BLOB.md`): steps of the last block are `2 * (channels % BLOCK)` bytes if it is partial.
 #[cfg(any(test, feature = "alloc"))]
 #[inline]
-pub(crate) const fn blocked_index(o: usize, k: usize, row_len: usize) -> usize {
-    (o / BLOCK) * block_len(row_len) + (k / 2) * STEP + (o % BLOCK) * 2 + k % 2
+pub(crate) const fn blocked_index(o: usize, k: usize, row_len: usize, channels: usize) -> usize {
+    let width = if o / BLOCK == channels / BLOCK {
+        channels % BLOCK
+    } else {
+        BLOCK
+    };
+    (o / BLOCK) * block_len(row_len) + (k / 2) * 2 * width + (o % BLOCK) * 2 + k % 2
 }
 
 /// The inputs per segment of a sparse row: column indices are one byte, relative to their segment.
@@ -306,8 +334,10 @@ pub(crate) struct LayerPlan<'b> {
     pub in_zp: i8,
     /// The zero point of the second input (Add).
     pub in_b_zp: i8,
-    /// Weight blocks of [`BLOCK`] output channels, `block_len` bytes each (see `docs/BLOB.md`).
+    /// Weight blocks of [`BLOCK`] output channels, `block_len` bytes each, then (version 2, `C_out % BLOCK !=
+    /// 0`) a tail block of the remaining channels with shorter steps (see `docs/BLOB.md`).
     pub weights: &'b [u8],
+    /// The length of a full block.
     pub block_len: usize,
     /// The weights per output channel: `C_in` (Dense) or `kernel * C_in` (Conv1d).
     pub row_len: usize,
@@ -843,8 +873,10 @@ impl<'b> LayerCheck<'b, '_> {
 
     /// Validates weight blocks and biases: zero padding and no possible i32 overflow.
     ///
-    /// In block `b`, step `p`, byte `2 * j + e` is weight `k = 2 * p + e` of channel `o = BLOCK * b + j`; bytes with
-    /// `o >= channels` or `k >= row_len` are padding.
+    /// Block `b` holds `width` channels: [`BLOCK`], or `tail` for the last block when `tail != 0` (version 2).
+    /// In step `p` of block `b`, byte `2 * j + e` is weight `k = 2 * p + e` of channel `o = BLOCK * b + j`; bytes
+    /// with `o >= channels` (the padded last block of version 1) or `k >= row_len` are padding.
+    #[allow(clippy::too_many_arguments)]
     fn rows(
         &self,
         weights: &[u8],
@@ -853,22 +885,29 @@ impl<'b> LayerCheck<'b, '_> {
         b_offset: usize,
         channels: usize,
         row_len: usize,
+        tail: usize,
     ) -> Result<usize, BlobError> {
         let block_len = block_len(row_len);
         if block_len == 0 {
             return Ok(0);
         }
+        let full = weights.chunks_exact(block_len);
+        let tail_block = full.remainder();
+        let blocks = full
+            .map(|block| (block, BLOCK))
+            .chain((tail != 0 && !tail_block.is_empty()).then_some((tail_block, tail)));
         let mut nnz = 0usize;
-        for (b, block) in weights.chunks_exact(block_len).enumerate() {
+        for (b, (block, width)) in blocks.enumerate() {
             // Per channel of the block: 128 * sum |w|, which every activation sum is bounded by.
             let mut bounds = [0u64; BLOCK];
-            for (p, step) in block.chunks_exact(STEP).enumerate() {
+            let step_len = 2 * width;
+            for (p, step) in block.chunks_exact(step_len).enumerate() {
                 for (i, &w) in step.iter().enumerate() {
                     let (o, k) = (BLOCK * b + i / 2, 2 * p + i % 2);
                     if o >= channels || k >= row_len {
                         if w != 0 {
                             return Err(self.err(
-                                w_offset + b * block_len + p * STEP + i,
+                                w_offset + b * block_len + p * step_len + i,
                                 BlobErrorKind::RowPaddingNotZero,
                             ));
                         }
@@ -878,7 +917,7 @@ impl<'b> LayerCheck<'b, '_> {
                     }
                 }
             }
-            let block_bias = bias.chunks_exact(4).skip(BLOCK * b).take(BLOCK);
+            let block_bias = bias.chunks_exact(4).skip(BLOCK * b).take(width);
             for (j, (bound, bv)) in bounds.iter().zip(block_bias).enumerate() {
                 if bound + u64::from(le_i32(bv).unsigned_abs()) >= 1 << 31 {
                     return Err(self.err(
@@ -1439,7 +1478,9 @@ fn check_layer<'b>(
             };
             plan.block_len = block_len(plan.row_len);
             let weights_len = match layout {
-                WeightLayout::Dense => out_c.div_ceil(BLOCK) as u64 * plan.block_len as u64,
+                WeightLayout::Dense => {
+                    dense_weights_len(out_c, plan.row_len, tail_channels(out_c, c.version))
+                }
                 // Checked against the counts once the section's bytes are known.
                 WeightLayout::Sparse => 0,
                 WeightLayout::NM { n, m } => {
@@ -1489,8 +1530,9 @@ fn check_layer<'b>(
         LayerKind::Dense | LayerKind::Conv1d => {
             match layout {
                 WeightLayout::Dense => {
+                    let tail = tail_channels(out_c, c.version);
                     plan.nonzero =
-                        c.rows(weights, w_offset, bias, b_offset, out_c, plan.row_len)?;
+                        c.rows(weights, w_offset, bias, b_offset, out_c, plan.row_len, tail)?;
                 }
                 WeightLayout::Sparse => {
                     let (counts, indices, values, nnz) =

@@ -89,8 +89,8 @@ fn round_trip_keeps_every_field() {
     );
     assert_eq!(conv.in_shape, (8, 3));
     assert_eq!(conv.params, 4 * 9 + 4 * 2);
-    // One block of 16 channels by 10 inputs (9 rounded up to even), then biases and multipliers.
-    assert_eq!(conv.bytes, 16 * 10 + 16 + 20);
+    // One tail block of 4 channels by 10 inputs (9 rounded up to even), then biases and multipliers.
+    assert_eq!(conv.bytes, 4 * 10 + 16 + 20);
     assert_eq!(conv.macs, 8 * 4 * 9);
     assert_eq!(conv.act_min, conv.out_zero_point);
     assert_eq!(
@@ -547,10 +547,13 @@ fn section_errors() {
         },
     );
     // Contents: row padding, multipliers, shifts, quantizer coefficients, Add weights.
+    // Layer 11 is a Dense 5 -> 3: one tail block of 3 steps of 6 bytes; input 5 (byte 1 of a channel's last
+    // step) is padding.
+    let w11 = get_u32(&blob, entry(11) + e::WEIGHTS_OFFSET.start) as usize;
     expect(
-        &patched(&blob, |b| b[w9 as usize + 12] = 1),
-        l(9),
-        w9 as usize + 12,
+        &patched(&blob, |b| b[w11 + 2 * 6 + 1] = 1),
+        l(11),
+        w11 + 2 * 6 + 1,
         |k| *k == K::RowPaddingNotZero,
     );
     let r9 = get_u32(&blob, entry(9) + e::REQUANT_OFFSET.start) as usize;

@@ -147,7 +147,7 @@ proptest! {
     fn sparse_and_nm_match_dense(
         seed in any::<u64>(),
         in_c in 1usize..300,
-        out_c in 1usize..24,
+        out_c in 1usize..40,
         conv in 0usize..3,
         dilation in 1usize..3,
         t_extra in 0usize..4,
@@ -156,7 +156,10 @@ proptest! {
     ) {
         // Conv1d rows are `kernel * in_c`; keep them short enough for a 256-logit Flatten.
         let (in_c, kernel) = if conv == 0 { (in_c, 0) } else { (1 + in_c % 12, conv + 1) };
-        let out_c = if conv == 0 { out_c } else { 1 + out_c % 4 };
+        // Channel counts around the 16-channel blocks: one partial block, full blocks, full blocks and a tail.
+        let out_c = if conv == 0 { out_c } else { [1, 3, 4, 15, 16, 17, 33][out_c % 7] };
+        // 33 channels fit the 256-logit Flatten only with few output steps (at most 5 without extra steps).
+        let t_extra = if conv != 0 && out_c == 33 { 0 } else { t_extra };
         let pattern = match nm {
             1 => Pattern::NM(1),
             2 => Pattern::NM(2),
@@ -220,7 +223,8 @@ fn round_trip_per_format() {
         let (_, w_len) = (0, get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start) as usize);
         assert_eq!(info.bytes, w_len + 20 * 4 + 20 * 5, "{format}");
         let expected_w_len = match layout {
-            WeightLayout::Dense => 2 * 16 * 200,
+            // One full block of 16 channels, then a tail block of 4.
+            WeightLayout::Dense => 16 * 200 + 4 * 200,
             // Two segments per channel (128 + 72 inputs), then an index and a value per non-zero.
             WeightLayout::Sparse => 20 * 2 + 2 * nonzero,
             // 50 groups x 2 values, then 100 2-bit indices (25 bytes), per channel.
@@ -239,12 +243,57 @@ fn round_trip_per_format() {
     }
 }
 
+/// Rewrites a version 2 blob as version 1: the version field, and every dense weights section whose last block
+/// is a tail block padded back to 16 channels (moved to a new section in front of the metadata).
+fn to_version_1(blob: &[u8]) -> Vec<u8> {
+    let mut b = blob.to_vec();
+    put_u16(&mut b, h::VERSION.start, 1);
+    let meta_at = get_u32(blob, h::METADATA_OFFSET.start) as usize;
+    let meta = blob[meta_at..].to_vec();
+    b.truncate(meta_at);
+    let layers = u16::from_le_bytes([blob[h::LAYER_COUNT.start], blob[h::LAYER_COUNT.start + 1]]);
+    for i in 0..usize::from(layers) {
+        let at = entry(i);
+        let out_c = usize::from(u16::from_le_bytes([blob[at + 10], blob[at + 11]]));
+        if !matches!(blob[at], 2 | 3) || blob[at + e::WEIGHT_FORMAT] != 0 || out_c % 16 == 0 {
+            continue;
+        }
+        let w_at = get_u32(blob, at + e::WEIGHTS_OFFSET.start) as usize;
+        let w_len = get_u32(blob, at + e::WEIGHTS_LEN.start) as usize;
+        // Every channel has `pairs` steps of two bytes.
+        let (pairs, r) = (w_len / (2 * out_c), out_c % 16);
+        let full = (out_c / 16) * 32 * pairs;
+        let mut w = blob[w_at..w_at + full].to_vec();
+        for step in blob[w_at + full..w_at + w_len].chunks_exact(2 * r) {
+            w.extend_from_slice(step);
+            w.extend(std::iter::repeat_n(0u8, 32 - 2 * r));
+        }
+        b.resize(b.len().next_multiple_of(16), 0);
+        let w_new = b.len() as u32;
+        put_u32(&mut b, at + e::WEIGHTS_OFFSET.start, w_new);
+        put_u32(&mut b, at + e::WEIGHTS_LEN.start, w.len() as u32);
+        b.extend_from_slice(&w);
+    }
+    b.resize(b.len().next_multiple_of(16), 0);
+    let meta_new = b.len() as u32;
+    put_u32(&mut b, h::METADATA_OFFSET.start, meta_new);
+    b.extend_from_slice(&meta);
+    let total = b.len() as u32;
+    put_u32(&mut b, h::TOTAL_LEN.start, total);
+    fix_crc(&mut b);
+    b
+}
+
 #[test]
 fn version_1_blobs_still_load() {
     let blob = encode_with(&two_four_spec(8, 3), &with(WeightFormat::Dense)).unwrap();
-    let v1 = patched(&blob, |b| put_u16(b, h::VERSION.start, 1));
+    let v1 = to_version_1(&blob);
     let model = Model::load(&v1).unwrap();
     assert_eq!(model.version(), 1);
+    // Version 1 pads the last block to 16 channels: 16 x 8 weight bytes for 3 channels.
+    let w1 = model.layers().nth(1).unwrap();
+    assert_eq!(w1.bytes, 16 * 8 + 3 * 4 + 3 * 5);
+    assert_eq!(w1.params, 3 * 8 + 2 * 3);
     let x = [1i8, -2, 3, -4, 5, -6, 7, -8];
     assert_eq!(run(&v1, &x), run(&blob, &x));
     // In version 1 the weight format and N:M bytes are reserved.
@@ -256,6 +305,58 @@ fn version_1_blobs_still_load() {
             (Some(1), entry(1) + at, K::ReservedNotZero)
         );
     }
+    // The padding channels of a version 1 tail block must be zero: step 0, channel 3, input 1.
+    let w_at = get_u32(&v1, entry(1) + e::WEIGHTS_OFFSET.start) as usize;
+    expect(
+        &patched(&v1, |b| b[w_at + 7] = 1),
+        1,
+        w_at + 7,
+        K::RowPaddingNotZero,
+    );
+    // Each version has its own length rule: the short tail block is only valid in version 2.
+    let short = patched(&blob, |b| put_u16(b, h::VERSION.start, 1));
+    expect(
+        &short,
+        1,
+        entry(1) + e::WEIGHTS_LEN.start,
+        K::SectionLength {
+            section: Section::Weights,
+            expected: 16 * 8,
+            found: 3 * 8,
+        },
+    );
+    // A layer with whole blocks only is laid out the same in both versions.
+    let whole = encode_with(&two_four_spec(8, 16), &with(WeightFormat::Dense)).unwrap();
+    let whole_v1 = patched(&whole, |b| put_u16(b, h::VERSION.start, 1));
+    assert_eq!(run(&whole_v1, &x), run(&whole, &x));
+}
+
+#[test]
+fn tail_block_stores_only_its_channels() {
+    // The demo's last layer: Dense 128 -> 3 stores 3 x 128 weight bytes, not a padded block of 16 x 128.
+    let (spec, _) = layer_model(11, 128, 3, 0, 1, 0, Pattern::Unstructured(0.0));
+    let blob = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let model = Model::load(&blob).unwrap();
+    let info = model.layers().nth(1).unwrap();
+    assert_eq!(info.weight_format, Some(WeightLayout::Dense));
+    assert_eq!(get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start), 3 * 128);
+    assert_eq!(info.bytes, 3 * 128 + 3 * 4 + 3 * 5);
+    // 33 channels with an odd row: two full blocks of 16 x 6 bytes, then one channel of 6 bytes.
+    let (spec, _) = layer_model(12, 5, 33, 0, 1, 0, Pattern::Unstructured(0.0));
+    let blob = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    assert_eq!(
+        get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start),
+        2 * 16 * 6 + 6
+    );
+    // The tail block's padding input (input 5 of the single channel, in its last step) must be zero.
+    let w_at = get_u32(&blob, entry(1) + e::WEIGHTS_OFFSET.start) as usize;
+    let pad = w_at + 2 * 16 * 6 + 5;
+    expect(
+        &patched(&blob, |b| b[pad] = 1),
+        1,
+        pad,
+        K::RowPaddingNotZero,
+    );
 }
 
 #[test]
