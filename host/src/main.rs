@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tickq_host::data::{self, DatasetConfig};
 use tickq_host::fsutil::write_atomic;
 use tickq_host::model::{Architecture, OptimizerConfig};
-use tickq_host::pipeline::{self, PipelineError};
+use tickq_host::pipeline::{self, EncodeOptions, PipelineError, WeightFormat};
 use tickq_host::prune::{
     ModelPruner, Norm, PolynomialSchedule, PruneMethod, PruningPlan, PruningStatistics,
 };
@@ -223,6 +223,10 @@ struct QuantOpts {
     /// Training samples used for calibration.
     #[arg(long)]
     calibration_samples: Option<usize>,
+    /// Weight encoding in the blob: auto (chosen per layer by size and estimated work),
+    /// dense, sparse (unstructured: indices + values) or nm (N:4 semi-structured).
+    #[arg(long, default_value = "auto", value_name = "auto|dense|sparse|nm")]
+    weight_format: WeightFormat,
 }
 
 impl QuantOpts {
@@ -241,6 +245,12 @@ impl QuantOpts {
             calibration_samples: self.calibration_samples,
         };
         Ok(file.overridden_by(cli).resolve()?)
+    }
+
+    fn encode_options(&self) -> EncodeOptions {
+        EncodeOptions {
+            weight_format: self.weight_format,
+        }
     }
 }
 
@@ -530,6 +540,7 @@ fn demo(a: DemoArgs) -> Result<(), PipelineError> {
         dataset: a.dataset.config(),
         split: None,
         latency_calls: a.latency_calls,
+        encode: a.quant.encode_options(),
     };
     let outputs = pipeline::run_demo(&cfg, &mut |l| progress(l))?;
     out(&format!("wrote {}", outputs.checkpoint.display()))?;
@@ -600,7 +611,7 @@ fn quantize(a: QuantizeArgs) -> Result<(), PipelineError> {
         cfg.calibration_samples.min(data.splits.train.y.len()),
         cfg.observer
     ));
-    let q = pipeline::quantize_model(&model, &data, &cfg)?;
+    let q = pipeline::quantize_model_with(&model, &data, &cfg, &a.quant.encode_options())?;
     for w in &q.warnings {
         progress(&format!("warning: {w}"));
     }

@@ -536,6 +536,8 @@ pub struct DemoConfig {
     pub split: Option<SplitConfig>,
     /// Single-sample calls timed for the latency percentiles.
     pub latency_calls: usize,
+    /// How the blob encodes weights.
+    pub encode: EncodeOptions,
 }
 
 impl Default for DemoConfig {
@@ -548,6 +550,7 @@ impl Default for DemoConfig {
             dataset: DatasetConfig::default(),
             split: None,
             latency_calls: 200_000,
+            encode: EncodeOptions::default(),
         }
     }
 }
@@ -599,7 +602,7 @@ pub fn run_demo(cfg: &DemoConfig, log: &mut dyn FnMut(&str)) -> Result<DemoOutpu
         "checkpoint written to {}",
         checkpoint_dir.display()
     ));
-    let q = quantize_model(&model, &data, &cfg.quant)?;
+    let q = quantize_model_with(&model, &data, &cfg.quant, &cfg.encode)?;
     for w in &q.warnings {
         log(&format!("warning: {w}"));
     }

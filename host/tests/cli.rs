@@ -296,9 +296,9 @@ fn bad_inputs_give_clear_errors() {
         "--out",
         s(&dir.join("m.blob")),
         "--dtype",
-        "quint8",
+        "float16",
     ]);
-    assert!(err.contains("quint8") && err.contains("qint8"), "{err}");
+    assert!(err.contains("float16") && err.contains("qint8"), "{err}");
     let err = fails(&[
         "quantize",
         s(&ckpt),
@@ -538,4 +538,81 @@ fn prune_with_every_method_then_stats() {
     assert!(e.contains("norm"), "{e}");
     let e = fails(&["stats", s(&dir.join("missing.blob"))]);
     assert!(e.contains("missing.blob"), "{e}");
+}
+
+#[test]
+fn weight_format_flag_picks_the_blob_encoding() {
+    let (csv, arch) = fixtures();
+    let dir = scratch("weight-format");
+    let ckpt = dir.join("ckpt");
+    let pruned = dir.join("pruned");
+    ok(&[
+        "train",
+        "--arch",
+        s(arch),
+        "--data",
+        s(csv),
+        "--out",
+        s(&ckpt),
+        "--epochs",
+        "1",
+    ]);
+    ok(&[
+        "prune",
+        s(&ckpt),
+        "--method",
+        "global",
+        "--amount",
+        "0.9",
+        "--data",
+        s(csv),
+        "--out",
+        s(&pruned),
+    ]);
+    let mut sizes = Vec::new();
+    for format in ["dense", "sparse", "auto"] {
+        let blob = dir.join(format!("{format}.blob"));
+        ok(&[
+            "quantize",
+            s(&pruned),
+            "--data",
+            s(csv),
+            "--out",
+            s(&blob),
+            "--weight-format",
+            format,
+        ]);
+        let st = stats(&blob);
+        let encodings: Vec<&str> = st["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["encoding"].as_str().unwrap())
+            .collect();
+        match format {
+            "dense" => assert!(encodings.iter().all(|e| *e == "dense"), "{encodings:?}"),
+            "sparse" => assert!(encodings.iter().all(|e| *e == "sparse"), "{encodings:?}"),
+            _ => {}
+        }
+        sizes.push(std::fs::metadata(&blob).unwrap().len());
+    }
+    assert!(
+        sizes[1] < sizes[0],
+        "a 90 % sparse blob must be smaller than dense: {sizes:?}"
+    );
+    assert!(
+        sizes[2] <= sizes[0],
+        "auto never picks a larger encoding: {sizes:?}"
+    );
+    let err = fails(&[
+        "quantize",
+        s(&pruned),
+        "--data",
+        s(csv),
+        "--out",
+        s(&dir.join("x.blob")),
+        "--weight-format",
+        "nm",
+    ]);
+    assert!(err.contains("multiple of 4"), "{err}");
 }
