@@ -454,6 +454,17 @@ pub struct Metadata<'b> {
 }
 
 impl<'b> Metadata<'b> {
+    /// A placeholder while the loader fills a [`Model`] in place.
+    const EMPTY: Metadata<'static> = Metadata {
+        name: "",
+        feature_count: 0,
+        features: &[],
+        label_count: 0,
+        labels: &[],
+        data_hash: &[0; 32],
+        tickq_version: "",
+    };
+
     /// The model name.
     #[inline]
     pub fn name(&self) -> &'b str {
@@ -938,8 +949,55 @@ impl<'b> Model<'b> {
     ///
     /// Returns a [`BlobError`] naming the layer and byte offset of the first problem found; see `docs/BLOB.md`
     /// for the list of checks.
+    ///
+    /// The model is built in a local and moved into the result, so this needs about twice
+    /// `size_of::<Model>()` of stack (the layer table holds [`MAX_LAYERS`] plans); where that matters, use
+    /// [`Model::load_into`].
     pub fn load(blob: &'b [u8]) -> Result<Self, BlobError> {
+        let mut model = Model::empty(blob);
+        model.fill()?;
+        Ok(model)
+    }
+
+    /// Like [`Model::load`], but builds the model in place, in `slot`, and returns a reference to it: the
+    /// loader's stack then holds no copy of the `Model`, which a 16 KB microcontroller needs
+    /// (docs/FIRMWARE.md).
+    ///
+    /// On success `slot` holds the model; on error it is `None`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Model::load`].
+    pub fn load_into<'s>(
+        slot: &'s mut Option<Self>,
+        blob: &'b [u8],
+    ) -> Result<&'s Self, BlobError> {
+        if let Err(e) = slot.insert(Model::empty(blob)).fill() {
+            *slot = None;
+            return Err(e);
+        }
+        // `slot` was just filled, so the error is never returned.
+        slot.as_ref()
+            .ok_or(BlobError::global(0, BlobErrorKind::Truncated))
+    }
+
+    /// A model with no layers, which only [`Model::fill`] may see.
+    #[inline]
+    fn empty(blob: &'b [u8]) -> Self {
+        Model {
+            blob,
+            layers: Vec::new(),
+            arena_bytes: 0,
+            metadata: Metadata::EMPTY,
+            crc: 0,
+            version: 0,
+        }
+    }
+
+    /// Validates `self.blob` and fills every other field; `self.layers` must be empty.
+    fn fill(&mut self) -> Result<(), BlobError> {
         use BlobErrorKind as K;
+        let blob = self.blob;
         use blob::header as h;
         let g = BlobError::global;
 
@@ -1003,7 +1061,9 @@ impl<'b> Model<'b> {
             return Err(g(h::METADATA_OFFSET.start, K::MetadataMisaligned));
         }
 
-        let mut layers: Vec<LayerPlan<'b>, MAX_LAYERS> = Vec::new();
+        self.crc = header.crc();
+        self.version = version;
+        let layers = &mut self.layers;
         let mut placed: Vec<Placed, { MAX_LAYERS * 4 }> = Vec::new();
         for index in 0..count {
             let base = HEADER_LEN + ENTRY_LEN * usize::from(index);
@@ -1020,7 +1080,7 @@ impl<'b> Model<'b> {
                     placed: &mut placed,
                     version,
                 },
-                &layers,
+                layers,
             )?;
             layers
                 .push(plan)
@@ -1067,16 +1127,10 @@ impl<'b> Model<'b> {
             ));
         }
 
-        let arena_bytes =
-            plan_arena(&mut layers).ok_or(g(h::LAYER_COUNT.start, K::ArenaTooLarge))?;
-        Ok(Model {
-            blob,
-            layers,
-            arena_bytes,
-            metadata,
-            crc: header.crc(),
-            version,
-        })
+        self.arena_bytes =
+            plan_arena(&mut self.layers).ok_or(g(h::LAYER_COUNT.start, K::ArenaTooLarge))?;
+        self.metadata = metadata;
+        Ok(())
     }
 
     /// The exact number of scratch bytes a [`Session`](crate::Session) needs.

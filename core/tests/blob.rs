@@ -12,6 +12,9 @@ fn round_trip_keeps_every_field() {
     let spec = every_kind_spec();
     let blob = encode(&spec).unwrap();
     let model = Model::load(&blob).unwrap();
+    let mut slot = None;
+    let in_place = Model::load_into(&mut slot, &blob).unwrap();
+    assert_eq!(format!("{in_place:?}"), format!("{model:?}"));
     assert_eq!(model.version(), 2);
     assert_eq!(model.blob_len(), blob.len());
     assert_eq!(model.crc32(), get_u32(&blob, h::CRC.start));
@@ -120,6 +123,10 @@ fn round_trip_keeps_every_field() {
 #[track_caller]
 fn expect(blob: &[u8], layer: Option<u16>, offset: usize, kind: impl Fn(&K) -> bool) -> BlobError {
     let err = Model::load(blob).expect_err("blob must be rejected");
+    // The in-place loader reports the same error and leaves its slot empty.
+    let mut slot = None;
+    assert_eq!(Model::load_into(&mut slot, blob).err(), Some(err));
+    assert!(slot.is_none());
     assert!(kind(&err.kind), "unexpected kind: {err:?}");
     assert_eq!(err.layer, layer, "{err:?}");
     assert_eq!(err.offset as usize, offset, "{err:?}");

@@ -1,8 +1,8 @@
 //! tickq on a Cortex-M0 (QEMU `microbit`: 256 KB of flash, 16 KB of RAM): loads the embedded blob, runs every embedded test vector,
 //! prints the signal and int8 logits of each over semihosting, and exits with success only if all match.
 //!
-//! The demo model fits: the blob and vectors go to flash, and the stack holds the `Model` (borrowed inside
-//! the `Result` of `Model::load`, never moved, so there is one copy), the arena and the session. The summary
+//! The demo model fits: the blob and vectors go to flash, and the stack holds the `Model` (built in place by
+//! `Model::load_into`, so there is one copy), the arena and the session. The summary
 //! line prints the measured stack peaks against the stack available. QEMU's microbit has no meaningful cycle
 //! counter, so this example does not time inferences (see the Cortex-M4 example).
 #![no_std]
@@ -67,20 +67,20 @@ fn run() -> Result<bool, core::fmt::Error> {
             return Ok(false);
         }
     };
-    // The model stays inside the `Result` and is borrowed from there: moving it out would put a second
-    // copy of `Model` (several KB) on the stack, which a 16 KB part cannot afford.
     // If the stack cannot hold `Model::load`, the core locks up (QEMU: "Lockup: can't escalate 3 to
     // HardFault") with no chance to print: this line says beforehand what has to fit.
     writeln!(
         out,
-        "loading stack_available={} model_struct={} arena={} blob_len={} (Model::load needs about 2.4 x model_struct of stack)",
+        "loading stack_available={} model_struct={} arena={} blob_len={} (Model::load_into needs about 1.5 x model_struct of stack)",
         top - bottom,
         core::mem::size_of::<Model<'_>>(),
         model::ARENA_BYTES,
         model::BLOB_LEN
     )?;
-    let loaded = Model::load(model::BLOB);
-    let model = match &loaded {
+    // `load_into` builds the model in place in `slot`, so only one copy of `Model` (several KB) is ever on the
+    // stack, which a 16 KB part needs.
+    let mut slot = None;
+    let model = match Model::load_into(&mut slot, model::BLOB) {
         Ok(m) => m,
         Err(e) => {
             writeln!(out, "error blob: {e}")?;

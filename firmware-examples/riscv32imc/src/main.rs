@@ -66,9 +66,10 @@ fn run() -> Result<bool, core::fmt::Error> {
             return Ok(false);
         }
     };
-    // The model stays inside the `Result` and is borrowed from there, so only one copy is on the stack.
-    let loaded = Model::load(model::BLOB);
-    let model = match &loaded {
+    // `load_into` builds the model in place in `slot`, so only one copy of `Model` (several KB) is ever on the
+    // stack, which a 16 KB part needs.
+    let mut slot = None;
+    let model = match Model::load_into(&mut slot, model::BLOB) {
         Ok(m) => m,
         Err(e) => {
             writeln!(out, "error blob: {e}")?;
