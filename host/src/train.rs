@@ -186,7 +186,8 @@ pub fn evaluate(
     Ok(evaluate_checked(model, x, y, class_weights)?)
 }
 
-fn evaluate_checked(
+/// [`evaluate`] without the data checks, for callers that checked the data once already.
+pub(crate) fn evaluate_checked(
     model: &Sequential,
     x: ArrayView2<f32>,
     y: &[u8],
@@ -213,7 +214,13 @@ fn evaluate_checked(
     Ok((loss, correct as f32 / y.len().max(1) as f32))
 }
 
-fn check_data(model: &Sequential, x: ArrayView2<f32>, y: &[u8], what: &str) -> Result<()> {
+/// Checks that `x` and `y` fit `model`: width, lengths, non-empty, labels in range, finite values.
+pub(crate) fn check_data(
+    model: &Sequential,
+    x: ArrayView2<f32>,
+    y: &[u8],
+    what: &str,
+) -> Result<()> {
     let bad = |m: String| Err(TrainError::Data(m));
     if x.ncols() != model.input_len() {
         return bad(format!(
@@ -246,6 +253,26 @@ fn check_data(model: &Sequential, x: ArrayView2<f32>, y: &[u8], what: &str) -> R
         return bad(format!("{what} row {r} column {c} is {v}"));
     }
     Ok(())
+}
+
+/// The per-class loss weights that `class_weights` asks for, given the training labels.
+///
+/// # Errors
+///
+/// [`TrainError::Config`] for manual weights of the wrong length, negative, not finite or all zero.
+pub(crate) fn resolve_class_weights(
+    class_weights: &ClassWeights,
+    train_y: &[u8],
+    classes: usize,
+) -> Result<Option<Vec<f32>>> {
+    Ok(match class_weights {
+        ClassWeights::None => None,
+        ClassWeights::Balanced => Some(class_weights_balanced(train_y, classes)),
+        ClassWeights::Manual(w) => {
+            check_class_weights(w, classes).map_err(|e| TrainError::Config(e.to_string()))?;
+            Some(w.clone())
+        }
+    })
 }
 
 /// The configuration fields that must match for a run to resume (everything but `epochs`, `patience` and
@@ -378,7 +405,7 @@ fn data_fingerprint(
 }
 
 /// Fisher-Yates shuffle driven by 64-bit draws, independent of `rand`'s slice helpers.
-fn shuffle(order: &mut [usize], rng: &mut ChaCha8Rng) {
+pub(crate) fn shuffle(order: &mut [usize], rng: &mut ChaCha8Rng) {
     for i in (1..order.len()).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         order.swap(i, j);
@@ -588,15 +615,7 @@ pub fn train(
     cfg.optimizer.validate().map_err(TrainError::Config)?;
     check_data(model, train_x, train_y, "training set")?;
     check_data(model, val_x, val_y, "validation set")?;
-    let weights = match &cfg.class_weights {
-        ClassWeights::None => None,
-        ClassWeights::Balanced => Some(class_weights_balanced(train_y, model.classes())),
-        ClassWeights::Manual(w) => {
-            check_class_weights(w, model.classes())
-                .map_err(|e| TrainError::Config(e.to_string()))?;
-            Some(w.clone())
-        }
-    };
+    let weights = resolve_class_weights(&cfg.class_weights, train_y, model.classes())?;
     let weights = weights.as_deref();
     let key = ResumeKey {
         batch_size: cfg.batch_size,
