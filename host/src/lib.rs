@@ -21,4 +21,5 @@ pub mod prune;
 pub mod quant;
 pub mod report;
 pub mod shapes;
+pub mod stages;
 pub mod train;

@@ -655,7 +655,7 @@ fn distill(a: DistillArgs) -> Result<(), PipelineError> {
         };
         out(&format!(
             "{:<18} {:>10} {:>10} {:>9}",
-            "model", "parameters", "test acc", "macro-F1"
+            "model", "non-zero", "test acc", "macro-F1"
         ))?;
         for (label, r) in [
             ("teacher", &cmp.teacher),

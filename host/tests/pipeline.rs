@@ -1,0 +1,541 @@
+//! Staged pipelines (`tickq pipeline`, `tickq demo`) on a small slice of the bundled ticks: what a run writes,
+//! which stages a rerun skips, and the errors a bad config gives.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+use std::time::Instant;
+
+use tickq_host::stages::{self, PipelineConfig, RunOptions, StageStatus};
+
+const TINY_ARCH: &str = r#"
+name = "tiny"
+classes = 3
+[input]
+time_steps = 1
+features = 29
+[[layers]]
+type = "dense"
+name = "fc1"
+out = 16
+[[layers]]
+type = "relu"
+[[layers]]
+type = "dense"
+name = "fc2"
+out = 3
+"#;
+
+/// A fresh scratch directory for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("tickq-pipeline-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The first 15,000 trades of the bundled file, written once.
+fn slice_csv() -> &'static PathBuf {
+    static CSV: OnceLock<PathBuf> = OnceLock::new();
+    CSV.get_or_init(|| {
+        let dir = scratch("fixtures");
+        let text = std::fs::read_to_string(tickq_host::data::default_data_path()).unwrap();
+        let slice: String = text
+            .lines()
+            .take(15_001)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let csv = dir.join("slice.csv");
+        std::fs::write(&csv, slice).unwrap();
+        csv
+    })
+}
+
+/// A five-stage config over the slice: train → quantize, train → prune → quantize → export.
+fn config_text(prune_amount: f32) -> String {
+    format!(
+        r#"
+[data]
+csv = "{csv}"
+
+[[stages]]
+name = "train"
+kind = "train"
+arch = "tiny.toml"
+epochs = 2
+
+[[stages]]
+name = "int8"
+kind = "quantize"
+from = "train"
+latency_calls = 2000
+
+[[stages]]
+name = "pruned"
+kind = "prune"
+from = "train"
+method = "global"
+amount = {prune_amount}
+schedule = "gradual"
+steps = 2
+fine_tune_epochs = 1
+
+[[stages]]
+name = "pruned-int8"
+kind = "quantize"
+from = "pruned"
+latency_calls = 2000
+
+[[stages]]
+name = "header"
+kind = "export"
+from = "pruned-int8"
+format = "c-header"
+vectors = 5
+"#,
+        csv = slice_csv().display()
+    )
+}
+
+/// Writes the config and the architecture file into `dir` and parses the config.
+fn write_config(dir: &Path, text: &str) -> PipelineConfig {
+    std::fs::write(dir.join("tiny.toml"), TINY_ARCH).unwrap();
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, text).unwrap();
+    PipelineConfig::load(&path).unwrap()
+}
+
+/// Runs `cfg` into `out` and returns each stage's status, in order.
+fn run(cfg: &PipelineConfig, out: &Path, force: bool) -> Vec<(String, StageStatus)> {
+    let opts = RunOptions {
+        out: out.to_path_buf(),
+        force,
+        progress: false,
+    };
+    let run = stages::run_pipeline(cfg, &opts, &mut |_| {}).unwrap();
+    run.stages.into_iter().map(|s| (s.name, s.status)).collect()
+}
+
+fn statuses(list: &[(String, StageStatus)]) -> Vec<(&str, StageStatus)> {
+    list.iter().map(|(n, s)| (n.as_str(), *s)).collect()
+}
+
+use StageStatus::{Ran, Skipped};
+
+#[test]
+fn a_rerun_skips_unchanged_stages_and_recomputes_changed_ones_and_their_successors() {
+    let dir = scratch("resume");
+    let out = dir.join("out");
+    let cfg = write_config(&dir, &config_text(0.5));
+
+    let first = run(&cfg, &out, false);
+    assert_eq!(
+        statuses(&first),
+        [
+            ("train", Ran),
+            ("int8", Ran),
+            ("pruned", Ran),
+            ("pruned-int8", Ran),
+            ("header", Ran)
+        ]
+    );
+    for f in [
+        "train/checkpoint/model.safetensors",
+        "train/metrics.json",
+        "train/stage.json",
+        "int8/model.blob",
+        "int8/report.json",
+        "pruned/steps.json",
+        "pruned-int8/model.blob",
+        "header/model.h",
+        "header/model.tqv",
+        "comparison.md",
+        "comparison.json",
+        "accuracy_vs_sparsity.svg",
+        "accuracy_vs_size.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+
+    // Unchanged: everything is skipped, and quickly (no training, no latency runs).
+    let started = Instant::now();
+    let second = run(&cfg, &out, false);
+    assert!(second.iter().all(|(_, s)| *s == Skipped), "{second:?}");
+    assert!(
+        started.elapsed().as_secs_f64() < 10.0,
+        "a rerun that skips every stage took {:?}",
+        started.elapsed()
+    );
+
+    // A changed prune amount reruns the prune stage and everything after it; the others are skipped.
+    let changed = write_config(&dir, &config_text(0.6));
+    assert_eq!(
+        statuses(&run(&changed, &out, false)),
+        [
+            ("train", Skipped),
+            ("int8", Skipped),
+            ("pruned", Ran),
+            ("pruned-int8", Ran),
+            ("header", Ran)
+        ]
+    );
+
+    // A deleted output reruns that stage only (its successors read it, but its fingerprint is the same).
+    std::fs::remove_file(out.join("int8/model.blob")).unwrap();
+    assert_eq!(
+        statuses(&run(&changed, &out, false)),
+        [
+            ("train", Skipped),
+            ("int8", Ran),
+            ("pruned", Skipped),
+            ("pruned-int8", Skipped),
+            ("header", Skipped)
+        ]
+    );
+    // A deleted checkpoint of the first stage reruns it and everything downstream.
+    std::fs::remove_dir_all(out.join("train/checkpoint")).unwrap();
+    let after = run(&changed, &out, false);
+    assert!(after.iter().all(|(_, s)| *s == Ran), "{after:?}");
+
+    // --force reruns everything.
+    let forced = run(&changed, &out, true);
+    assert!(forced.iter().all(|(_, s)| *s == Ran), "{forced:?}");
+
+    // The comparison has one row per stage with the metrics, and the charts are labelled SVG.
+    let comparison: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("comparison.json")).unwrap()).unwrap();
+    let rows = comparison["stages"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    for row in rows {
+        for key in [
+            "accuracy",
+            "macro_f1",
+            "parameters",
+            "nonzero_parameters",
+            "size_bytes",
+            "compression_ratio",
+            "wall_seconds",
+        ] {
+            assert!(row[key].is_number(), "{key} missing in {row}");
+        }
+    }
+    let pruned_int8 = &rows[3];
+    assert!(pruned_int8["latency_p50_ns"].as_f64().unwrap() > 0.0);
+    assert!(pruned_int8["blob_bytes"].as_u64().unwrap() > 0);
+    assert!(pruned_int8["nonzero_fraction"].as_f64().unwrap() < 0.45);
+    assert!(rows[0]["latency_p50_ns"].is_null());
+    let md = std::fs::read_to_string(out.join("comparison.md")).unwrap();
+    assert!(md.contains("| pruned-int8 | quantize | pruned |"), "{md}");
+    assert!(md.contains("(accuracy_vs_sparsity.svg)") && md.contains("(accuracy_vs_size.svg)"));
+    let svg = std::fs::read_to_string(out.join("accuracy_vs_sparsity.svg")).unwrap();
+    assert!(
+        svg.contains("<svg") && svg.contains("pruned-int8") && svg.contains("test accuracy (%)")
+    );
+    let stage: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("pruned/stage.json")).unwrap()).unwrap();
+    assert_eq!(stage["fingerprint"].as_str().unwrap().len(), 64);
+    assert_eq!(stage["inputs"][0]["stage"], "train");
+}
+
+#[test]
+fn a_changed_architecture_file_reruns_the_train_stage() {
+    let dir = scratch("arch");
+    let out = dir.join("out");
+    let text = r#"
+[data]
+csv = "CSV"
+[[stages]]
+name = "train"
+kind = "train"
+arch = "tiny.toml"
+epochs = 1
+"#
+    .replace("CSV", &slice_csv().display().to_string());
+    let cfg = write_config(&dir, &text);
+    assert_eq!(statuses(&run(&cfg, &out, false)), [("train", Ran)]);
+    assert_eq!(statuses(&run(&cfg, &out, false)), [("train", Skipped)]);
+    std::fs::write(
+        dir.join("tiny.toml"),
+        TINY_ARCH.replace("out = 16", "out = 8"),
+    )
+    .unwrap();
+    let cfg = PipelineConfig::load(&dir.join("pipeline.toml")).unwrap();
+    assert_eq!(statuses(&run(&cfg, &out, false)), [("train", Ran)]);
+}
+
+#[test]
+fn a_distill_stage_trains_a_student_from_a_teacher() {
+    let dir = scratch("distill");
+    let out = dir.join("out");
+    let text = r#"
+[data]
+csv = "CSV"
+[[stages]]
+name = "teacher"
+kind = "train"
+arch = "demo-mlp"
+epochs = 2
+[[stages]]
+name = "student"
+kind = "distill"
+teacher = "teacher"
+student = "tiny.toml"
+temperature = 2.0
+alpha = 0.5
+epochs = 2
+[[stages]]
+name = "student-int8"
+kind = "quantize"
+from = "student"
+latency_calls = 1000
+"#
+    .replace("CSV", &slice_csv().display().to_string());
+    let cfg = write_config(&dir, &text);
+    let opts = RunOptions {
+        out: out.clone(),
+        force: false,
+        progress: false,
+    };
+    let run = stages::run_pipeline(&cfg, &opts, &mut |_| {}).unwrap();
+    let student = &run.stages[1].metrics;
+    assert_eq!(student.kind, "distill");
+    assert_eq!(student.parameters, 29 * 16 + 16 + 16 * 3 + 3);
+    assert!(student.compression_ratio > 10.0, "{student:?}");
+    assert!(out.join("student/checkpoint/model.safetensors").is_file());
+}
+
+/// Parses `text` (with the tiny architecture beside it) and returns the error message.
+fn config_error(text: &str) -> String {
+    let dir = scratch("errors");
+    std::fs::write(dir.join("tiny.toml"), TINY_ARCH).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    match PipelineConfig::load(&path) {
+        Ok(_) => panic!("the config should not parse:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn bad_configs_name_the_stage_and_the_field() {
+    let train = "[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"tiny.toml\"\n";
+    let cases: &[(String, &[&str])] = &[
+        (
+            format!("{train}[[stages]]\nname = \"x\"\nkind = \"squash\"\n"),
+            &["stage `x`", "`kind`", "unknown kind `squash`"],
+        ),
+        (
+            format!("{train}[[stages]]\nname = \"q\"\nkind = \"quantize\"\n"),
+            &["stage `q` (quantize)", "missing field `from`"],
+        ),
+        (
+            format!(
+                "[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\n{train}"
+            ),
+            &["stage `q` (quantize)", "field `from`", "`t` comes later"],
+        ),
+        (
+            format!("{train}[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"nope\"\n"),
+            &["stage `q` (quantize)", "field `from`", "no stage named `nope`"],
+        ),
+        (
+            format!("{train}[[stages]]\nname = \"e\"\nkind = \"export\"\nfrom = \"t\"\n"),
+            &["stage `e` (export)", "field `from`", "`t` is a train stage", "quantize"],
+        ),
+        (
+            format!(
+                "{train}[[stages]]\nname = \"p\"\nkind = \"prune\"\nfrom = \"t\"\nmethod = \"global\"\namount = 1.5\n"
+            ),
+            &["stage `p` (prune)", "field `amount`"],
+        ),
+        (
+            format!(
+                "{train}[[stages]]\nname = \"p\"\nkind = \"prune\"\nfrom = \"t\"\nmethod = \"snip\"\namount = 0.5\n"
+            ),
+            &["stage `p` (prune)", "field `method`", "snip"],
+        ),
+        (
+            format!("{train}[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\nobserver = \"magic\"\n"),
+            &["stage `q` (quantize)", "observer", "magic"],
+        ),
+        (
+            format!("{train}[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\nweight_format = \"zip\"\n"),
+            &["stage `q` (quantize)", "field `weight_format`"],
+        ),
+        (
+            "[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"tiny.toml\"\nepoch = 3\n".into(),
+            &["stage `t` (train)", "unknown field `epoch`"],
+        ),
+        (
+            "[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"tiny.toml\"\nepochs = \"many\"\n".into(),
+            &["stage `t` (train)", "epochs"],
+        ),
+        (
+            "[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"missing.toml\"\n".into(),
+            &["stage `t` (train)", "field `arch`", "missing.toml"],
+        ),
+        (
+            format!("{train}{train}"),
+            &["stage `t` (train)", "field `name`", "unique"],
+        ),
+        (
+            "[[stages]]\nkind = \"train\"\narch = \"tiny.toml\"\n".into(),
+            &["stage 1", "missing field `name`"],
+        ),
+        (
+            format!(
+                "{train}[[stages]]\nname = \"d\"\nkind = \"distill\"\nteacher = \"t\"\nstudent = \"tiny.toml\"\nalpha = 2.0\n"
+            ),
+            &["stage `d` (distill)", "alpha"],
+        ),
+        (
+            "[data]\ntime_steps = 0\n[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"tiny.toml\"\n"
+                .into(),
+            &["[data]", "time_steps"],
+        ),
+        ("[data]\n".into(), &["no [[stages]]"]),
+    ];
+    for (text, wanted) in cases {
+        let message = config_error(text);
+        for w in *wanted {
+            assert!(
+                message.contains(w),
+                "`{w}` not in the error for\n{text}\n-> {message}"
+            );
+        }
+    }
+}
+
+fn tickq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tickq"))
+        .args(args)
+        .output()
+        .expect("tickq runs")
+}
+
+#[test]
+fn the_pipeline_command_prints_a_line_per_stage_and_fails_clearly() {
+    let dir = scratch("cli");
+    let out = dir.join("out");
+    write_config(&dir, &config_text(0.5));
+    let config = dir.join("pipeline.toml");
+    let args = [
+        "pipeline",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let first = tickq(&args);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let stdout = String::from_utf8(first.stdout).unwrap();
+    assert!(stdout.contains("train (train): done in"), "{stdout}");
+    assert!(stdout.contains("header (export): done in"), "{stdout}");
+    assert!(
+        stdout.contains("wrote") && stdout.contains("comparison.md"),
+        "{stdout}"
+    );
+    // Progress bars stay off when stderr is not a terminal.
+    let stderr = String::from_utf8(first.stderr).unwrap();
+    assert!(!stderr.contains('['), "{stderr}");
+    let second = String::from_utf8(tickq(&args).stdout).unwrap();
+    assert_eq!(second.matches("skipped (unchanged)").count(), 5, "{second}");
+    let forced = tickq(&[&args[..], &["--force"]].concat());
+    let forced = String::from_utf8(forced.stdout).unwrap();
+    assert!(!forced.contains("skipped"), "{forced}");
+
+    std::fs::write(
+        &config,
+        "[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\n",
+    )
+    .unwrap();
+    let bad = tickq(&args);
+    assert!(!bad.status.success());
+    let stderr = String::from_utf8(bad.stderr).unwrap();
+    assert!(
+        stderr.contains("pipeline.toml") && stderr.contains("stage `q` (quantize): field `from`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn demo_runs_the_bundled_pipeline_and_keeps_its_report() {
+    let dir = scratch("demo");
+    let out = dir.join("demo");
+    let run = tickq(&[
+        "demo",
+        "--out",
+        out.to_str().unwrap(),
+        "--data",
+        slice_csv().to_str().unwrap(),
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    for stage in [
+        "train (train)",
+        "int8 (quantize)",
+        "pruned (prune)",
+        "pruned-int8 (quantize)",
+    ] {
+        assert!(stdout.contains(stage), "{stage} missing:\n{stdout}");
+    }
+    for f in [
+        "checkpoint/model.safetensors",
+        "checkpoint/arch.toml",
+        "checkpoint/preprocess.json",
+        "model.blob",
+        "model.quant.json",
+        "report.md",
+        "report.json",
+        "comparison.md",
+        "accuracy_vs_size.svg",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    for key in [
+        "/float/accuracy",
+        "/float/size_bytes",
+        "/int8/accuracy",
+        "/int8/blob_bytes",
+        "/int8/agreement",
+        "/compression_ratio",
+        "/baseline/majority_accuracy",
+        "/int8/arena_bytes",
+        "/latency_ns/p50",
+        "/latency_ns/p99",
+        "/latency_ns/p999",
+    ] {
+        assert!(report.pointer(key).is_some(), "{key} missing");
+    }
+    // The report is the unpruned pair's: its blob is the one in model.blob and int8/.
+    let blob = std::fs::read(out.join("model.blob")).unwrap();
+    assert_eq!(
+        report["int8"]["blob_bytes"].as_u64().unwrap() as usize,
+        blob.len()
+    );
+    assert_eq!(blob, std::fs::read(out.join("int8/model.blob")).unwrap());
+    let comparison: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("comparison.json")).unwrap()).unwrap();
+    let pruned = &comparison["stages"][2];
+    assert!(
+        (pruned["nonzero_fraction"].as_f64().unwrap() - 0.2).abs() < 0.01,
+        "{pruned}"
+    );
+}
+
+#[test]
+fn the_bundled_demo_config_parses() {
+    let cfg = PipelineConfig::parse(stages::DEMO_CONFIG, "demo.toml", Path::new(".")).unwrap();
+    let names: Vec<&str> = cfg.stages.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["train", "int8", "pruned", "pruned-int8"]);
+}
