@@ -52,11 +52,12 @@ enum Command {
     /// prints the accuracy after every step and the sparsity statistics, and writes a new checkpoint.
     #[command(after_long_help = PRUNE_EXAMPLES)]
     Prune(PruneArgs),
-    /// Distill a trained teacher checkpoint into a small student (an architecture file, or a checkpoint that
-    /// may be pruned); writes the student checkpoint, and with --compare compares it with the student trained alone.
-    Distill(DistillArgs),
     /// Print pruning statistics (zero weights, globally and per layer) of a checkpoint directory or a blob file.
     Stats(StatsArgs),
+    /// Per-layer sensitivity: quantize (or prune) one layer at a time, the rest f32, and list the accuracy
+    /// change worst first, with the calibrated ranges and the fraction of values each range clips.
+    #[command(after_long_help = SENSITIVITY_EXAMPLES)]
+    Sensitivity(SensitivityArgs),
 }
 
 const PRUNE_EXAMPLES: &str = "\
@@ -495,190 +496,6 @@ struct StatsArgs {
     json: bool,
 }
 
-#[derive(Args, Debug)]
-struct DistillArgs {
-    /// Teacher checkpoint directory (with the preprocess.json that `tickq train` writes); its data settings and
-    /// standardization rebuild the training, validation and test splits.
-    #[arg(long, value_name = "CKPT")]
-    teacher: PathBuf,
-    /// Student: an architecture file (a fresh student initialized with --seed) or a checkpoint directory, such as
-    /// a pruned model whose masks stay in place.
-    #[arg(long, value_name = "ARCH_OR_CKPT")]
-    student: PathBuf,
-    /// Checkpoint directory to write (with the teacher's preprocess.json).
-    #[arg(long, value_name = "DIR")]
-    out: PathBuf,
-    /// Softmax temperature T of the soft term (finite, > 0).
-    #[arg(long, default_value_t = 4.0)]
-    temperature: f32,
-    /// Weight alpha of the soft term T^2 * KL, in [0, 1]; the cross-entropy on the labels gets 1 - alpha.
-    #[arg(long, default_value_t = 0.7)]
-    alpha: f32,
-    /// Also train the same student alone (same initial weights, seed, epochs and optimizer), print test accuracy
-    /// and macro-F1 of teacher, student alone and student distilled, and write OUT/distill-comparison.json.
-    #[arg(long)]
-    compare: bool,
-    #[command(flatten)]
-    data: DataArgs,
-    #[command(flatten)]
-    train: TrainOpts,
-}
-
-/// One row of `tickq distill --compare`.
-#[derive(serde::Serialize)]
-struct DistillRow {
-    model: String,
-    parameters: usize,
-    nonzero_parameters: usize,
-    accuracy: f64,
-    macro_f1: f64,
-    best_epoch: Option<usize>,
-    epochs_run: Option<usize>,
-}
-
-/// `OUT/distill-comparison.json`.
-#[derive(serde::Serialize)]
-struct DistillComparison {
-    test_samples: usize,
-    temperature: f32,
-    alpha: f32,
-    train: TrainConfig,
-    teacher: DistillRow,
-    student_alone: DistillRow,
-    student_distilled: DistillRow,
-}
-
-fn distill(a: DistillArgs) -> Result<(), PipelineError> {
-    use tickq_host::distill::{DistillConfig, DistillError};
-    use tickq_host::model::Sequential;
-    let kd_err = |e: DistillError| match e {
-        DistillError::Train(e) => PipelineError::Train(e),
-        DistillError::Model(e) => PipelineError::Model(e),
-        other => PipelineError::Mismatch(other.to_string()),
-    };
-    let kd = DistillConfig {
-        temperature: a.temperature,
-        alpha: a.alpha,
-    };
-    kd.validate().map_err(kd_err)?;
-    let cfg = a.train.config(TrainConfig::default());
-    let (teacher, data, pre) = load_with_data(&a.teacher, &a.data)?;
-    let student = if a.student.is_dir() {
-        let (model, student_pre) = tickq_host::checkpoint::load_checkpoint(&a.student)?;
-        if student_pre.is_some_and(|p| Some(p) != serde_json::to_value(&pre).ok()) {
-            progress(&format!(
-                "warning: {} was prepared differently from the teacher; the student trains on the teacher's data",
-                a.student.display()
-            ));
-        }
-        model
-    } else {
-        Sequential::new(Architecture::load(&a.student)?, cfg.seed)?
-    };
-    tickq_host::distill::check_pair(&teacher, &student).map_err(kd_err)?;
-    let train_x = data.normalized(data.splits.train.x.view());
-    let val_x = data.normalized(data.splits.validation.x.view());
-    let (train_y, val_y) = (&data.splits.train.y, &data.splits.validation.y);
-    progress(&format!(
-        "distilling `{}` ({} parameters) into `{}` ({} parameters{}) on {} samples, T {} alpha {}",
-        teacher.arch.name,
-        teacher.num_parameters(),
-        student.arch.name,
-        student.num_parameters(),
-        if student.has_masks() { ", masked" } else { "" },
-        train_y.len(),
-        kd.temperature,
-        kd.alpha
-    ));
-    let mut distilled = student.clone();
-    let history = tickq_host::distill::distill_train(
-        &teacher,
-        &mut distilled,
-        train_x.view(),
-        train_y,
-        val_x.view(),
-        val_y,
-        &kd,
-        &cfg,
-        &mut |e| progress(&pipeline::format_epoch(e)),
-    )
-    .map_err(kd_err)?;
-    pipeline::save_checkpoint(&a.out, &distilled, &pre)?;
-    progress(&format!(
-        "best epoch {} of {}",
-        history.best_epoch,
-        history.epochs.len()
-    ));
-    if a.compare {
-        progress("training the student alone for comparison");
-        let mut alone = student;
-        let alone_history = tickq_host::train::train(
-            &mut alone,
-            train_x.view(),
-            train_y,
-            val_x.view(),
-            val_y,
-            &cfg,
-            &mut |e| progress(&pipeline::format_epoch(e)),
-        )?;
-        let test = &data.splits.test;
-        let test_x = data.normalized(test.x.view());
-        let row = |name: &str, m: &Sequential, h: Option<&tickq_host::train::TrainHistory>| {
-            let metrics = tickq_host::eval::Metrics::compute(
-                &m.predict(test_x.view()),
-                &test.y,
-                &test.label_names,
-            );
-            DistillRow {
-                model: name.to_string(),
-                parameters: m.num_parameters(),
-                nonzero_parameters: m
-                    .state_dict()
-                    .iter()
-                    .flat_map(|t| &t.2)
-                    .filter(|v| **v != 0.0)
-                    .count(),
-                accuracy: metrics.accuracy,
-                macro_f1: metrics.macro_f1,
-                best_epoch: h.map(|h| h.best_epoch),
-                epochs_run: h.map(|h| h.epochs.len()),
-            }
-        };
-        let cmp = DistillComparison {
-            test_samples: test.y.len(),
-            temperature: kd.temperature,
-            alpha: kd.alpha,
-            train: cfg.clone(),
-            teacher: row(&teacher.arch.name, &teacher, None),
-            student_alone: row(&alone.arch.name, &alone, Some(&alone_history)),
-            student_distilled: row(&distilled.arch.name, &distilled, Some(&history)),
-        };
-        out(&format!(
-            "{:<18} {:>10} {:>10} {:>9}",
-            "model", "non-zero", "test acc", "macro-F1"
-        ))?;
-        for (label, r) in [
-            ("teacher", &cmp.teacher),
-            ("student alone", &cmp.student_alone),
-            ("student distilled", &cmp.student_distilled),
-        ] {
-            out(&format!(
-                "{label:<18} {:>10} {:>9.2} % {:>9.4}",
-                r.nonzero_parameters,
-                100.0 * r.accuracy,
-                r.macro_f1
-            ))?;
-        }
-        let path = a.out.join("distill-comparison.json");
-        let mut text = serde_json::to_string_pretty(&cmp)
-            .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
-        text.push('\n');
-        write_atomic(&path, text.as_bytes())?;
-        out(&format!("wrote {}", path.display()))?;
-    }
-    out(&format!("wrote checkpoint {}", a.out.display()))
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -715,7 +532,7 @@ fn run(cli: Cli) -> Result<(), PipelineError> {
         Command::Export(a) => export(a),
         Command::Prune(a) => prune(a),
         Command::Stats(a) => stats(a),
-        Command::Distill(a) => distill(a),
+        Command::Sensitivity(a) => sensitivity(a),
     }
 }
 
@@ -1071,4 +888,130 @@ fn stats(a: StatsArgs) -> Result<(), PipelineError> {
         out(&format!("model        {} {source}", a.model.display()))?;
         out(&stats.to_text())
     }
+}
+
+const SENSITIVITY_EXAMPLES: &str = "\
+Examples:
+  tickq sensitivity ckpt
+  tickq sensitivity ckpt --mode both --amount 0.5 --split test
+  tickq sensitivity ckpt --backend fpga --observer percentile --json --out sensitivity.json
+
+Quantize mode fake-quantizes one tensor at a time in f32 (the input quantizer; each dense/conv1d layer's
+per-channel int8 weights and its int8 output, with a following relu/relu6/clamp fused; each pool or table
+output) with exactly the parameters `tickq quantize` would export, after checking that the whole model
+quantizes. Prune mode zeroes --amount of one layer's weights at a time (L1 unstructured, no fine-tuning).
+Rows are scored on --split and sorted worst first. See docs/TROUBLESHOOTING.md.";
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum SensitivityMode {
+    /// Quantize one tensor at a time (and print the range report).
+    Quantize,
+    /// Prune one layer at a time.
+    Prune,
+    /// Both.
+    Both,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum SplitArg {
+    Validation,
+    Test,
+}
+
+#[derive(Args, Debug)]
+struct SensitivityArgs {
+    /// Checkpoint directory.
+    checkpoint: PathBuf,
+    /// What to apply one layer at a time.
+    #[arg(long, value_enum, default_value = "quantize")]
+    mode: SensitivityMode,
+    /// Prune mode: the fraction of each layer's weights that is zero in its row, in [0, 1).
+    #[arg(long, default_value_t = 0.5)]
+    amount: f32,
+    /// The split the rows are scored on (the range report's held-out clipping always uses the test split).
+    #[arg(long, value_enum, default_value = "validation")]
+    split: SplitArg,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+    /// Also write the report (JSON with --json, text otherwise) to FILE.
+    #[arg(long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    quant: QuantOpts,
+}
+
+fn sensitivity(a: SensitivityArgs) -> Result<(), PipelineError> {
+    use tickq_host::quant::sensitivity::{self as sens, EvalSet};
+    let config = a.quant.config()?;
+    let (model, data, _) = load_with_data(&a.checkpoint, &a.data)?;
+    let (split_name, split) = match a.split {
+        SplitArg::Validation => ("validation", &data.splits.validation),
+        SplitArg::Test => ("test", &data.splits.test),
+    };
+    let x = data.normalized(split.x.view());
+    let eval = EvalSet {
+        x: x.view(),
+        y: &split.y,
+        labels: &split.label_names,
+    };
+    let mut report = sens::SensitivityReport {
+        model: model.arch.name.clone(),
+        split: split_name.to_string(),
+        samples: split.y.len(),
+        float: sens::Score {
+            accuracy: 0.0,
+            macro_f1: 0.0,
+        },
+        quantization: None,
+        pruning: None,
+    };
+    if a.mode != SensitivityMode::Prune {
+        let calibration = pipeline::calibration_set(&data, &config);
+        progress(&format!(
+            "quantizing one tensor at a time ({} calibration samples, {}), scoring on {} {split_name} samples",
+            calibration.nrows(),
+            config.observer,
+            split.y.len()
+        ));
+        let q = sens::quantization_sensitivity(
+            &model,
+            calibration.view(),
+            &pipeline::export_info(&model, &data),
+            &config,
+            &a.quant.encode_options(),
+            &eval,
+        )?;
+        let test_x = data.normalized(data.splits.test.x.view());
+        report.float = q.float;
+        report.quantization = Some(sens::QuantSection {
+            settings: pipeline::quant_summary(&config, calibration.nrows()),
+            ranges: sens::range_rows(&model, &q.quantized, test_x.view()),
+            warnings: q.quantized.warnings.clone(),
+            layers: q.layers,
+        });
+    }
+    if a.mode != SensitivityMode::Quantize {
+        progress(&format!(
+            "pruning one layer at a time to {} % zeros",
+            100.0 * a.amount
+        ));
+        let p = sens::pruning_sensitivity(&model, a.amount, &eval)?;
+        report.float = p.float;
+        report.pruning = Some(sens::PruneSection {
+            amount: p.amount,
+            layers: p.layers,
+        });
+    }
+    let text = if a.json {
+        serde_json::to_string_pretty(&report).map_err(|e| PipelineError::Mismatch(e.to_string()))?
+    } else {
+        report.to_text()
+    };
+    if let Some(path) = &a.out {
+        write_atomic(path, text.as_bytes())?;
+    }
+    out(text.trim_end())
 }

@@ -327,20 +327,8 @@ pub fn quantize_model_with(
     } else {
         model
     };
-    let calibration = data.normalized(data.splits.train.x.view());
-    let info = ExportInfo {
-        name: model.arch.name.clone(),
-        feature_names: data.splits.train.feature_names.clone(),
-        label_names: data.splits.train.label_names.clone(),
-        mean: data.normalizer.mean.clone(),
-        std: data.normalizer.std.clone(),
-        data_hash: data.sha256,
-    };
-    // Calibrate on evenly spaced training samples, so the whole training span is seen.
-    let n = calibration.nrows();
-    let take = config.calibration_samples.min(n).max(1);
-    let rows: Vec<usize> = (0..take).map(|i| i * n / take).collect();
-    let sample = calibration.select(ndarray::Axis(0), &rows);
+    let info = export_info(model, data);
+    let sample = calibration_set(data, config);
     Ok(quant::static_quantize_with(
         model,
         sample.view(),
@@ -348,6 +336,28 @@ pub fn quantize_model_with(
         config,
         options,
     )?)
+}
+
+/// What the blob records about `model` trained on `data`: names, standardization and the data hash.
+pub fn export_info(model: &Sequential, data: &PreparedData) -> ExportInfo {
+    ExportInfo {
+        name: model.arch.name.clone(),
+        feature_names: data.splits.train.feature_names.clone(),
+        label_names: data.splits.train.label_names.clone(),
+        mean: data.normalizer.mean.clone(),
+        std: data.normalizer.std.clone(),
+        data_hash: data.sha256,
+    }
+}
+
+/// The calibration set [`quantize_model`] uses: `config.calibration_samples` evenly spaced samples of the
+/// standardized training split, so the whole training span is seen.
+pub fn calibration_set(data: &PreparedData, config: &QuantConfig) -> Array2<f32> {
+    let calibration = data.normalized(data.splits.train.x.view());
+    let n = calibration.nrows();
+    let take = config.calibration_samples.min(n).max(1);
+    let rows: Vec<usize> = (0..take).map(|i| i * n / take).collect();
+    calibration.select(ndarray::Axis(0), &rows)
 }
 
 /// Prunes `model` by `plan`, fine-tuning on `data`'s training split between steps and reporting validation and

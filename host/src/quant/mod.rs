@@ -15,6 +15,7 @@
 
 pub mod config;
 pub mod observer;
+pub mod sensitivity;
 
 use ndarray::{ArrayView2, Axis};
 use tickq_core::encode::{self, LayerSpec, ModelSpec, OpSpec};
@@ -113,9 +114,9 @@ pub struct QuantizedModel {
 
 /// Affine int8 parameters of one activation tensor.
 #[derive(Debug, Clone, Copy)]
-struct QParams {
-    scale: f32,
-    zero_point: i8,
+pub(crate) struct QParams {
+    pub(crate) scale: f32,
+    pub(crate) zero_point: i8,
 }
 
 impl QParams {
@@ -133,9 +134,16 @@ impl QParams {
     }
 
     /// The int8 value of real `x`, saturated.
-    fn quantize(&self, x: f32) -> i8 {
+    pub(crate) fn quantize(&self, x: f32) -> i8 {
         let q = (f64::from(x) / f64::from(self.scale)).round() + f64::from(self.zero_point);
         q.clamp(-128.0, 127.0) as i8
+    }
+
+    /// Real `x` quantized to int8, clamped to `qmin..=qmax` as the core clamps
+    /// every activation, and mapped back to a real value (fake quantization).
+    pub(crate) fn fake_quantize(&self, x: f32, (qmin, qmax): (i8, i8)) -> f32 {
+        let q = self.quantize(x).clamp(qmin, qmax);
+        self.scale * (i32::from(q) - i32::from(self.zero_point)) as f32
     }
 
     /// The real range this encoding covers within `limits`.
@@ -145,6 +153,47 @@ impl QParams {
             self.scale * (i32::from(qmax) - i32::from(self.zero_point)) as f32,
         )
     }
+}
+
+/// The element-wise function after layer `i` that the quantizer fuses into
+/// layer `i`'s requantization clamp, as the real interval it clamps to.
+///
+/// Only a Dense or Conv1d layer `i` fuses; `None` when the next layer is not a
+/// ReLU, ReLU6 or Clamp.
+pub(crate) fn fused_activation(model: &Sequential, i: usize) -> Option<(f32, f32)> {
+    if !matches!(
+        model.layers.get(i),
+        Some(Layer::Dense(_) | Layer::Conv1d(_))
+    ) {
+        return None;
+    }
+    match model.layers.get(i + 1) {
+        Some(Layer::ReLU) => Some((0.0f32, f32::INFINITY)),
+        Some(Layer::ReLU6) => Some((0.0, 6.0)),
+        Some(Layer::Clamp { min, max }) => Some((*min, *max)),
+        _ => None,
+    }
+}
+
+/// The symmetric scale of one output channel whose largest weight magnitude
+/// is `max_abs` (finite): `max_abs / 127`, rounded up to a power of two for
+/// the fpga backend; 1 for an all-zero channel.
+pub(crate) fn channel_weight_scale(max_abs: f32, config: &QuantConfig) -> f64 {
+    let w_scale = if max_abs > 0.0 {
+        f64::from(max_abs) / 127.0
+    } else {
+        1.0
+    };
+    if config.backend == Backend::Fpga {
+        pow2_ceil(w_scale)
+    } else {
+        w_scale
+    }
+}
+
+/// The int8 weight of real `w` at per-channel scale `w_scale` (-127..=127).
+pub(crate) fn quantize_weight(w: f32, w_scale: f64) -> i8 {
+    (f64::from(w) / w_scale).round().clamp(-127.0, 127.0) as i8
 }
 
 /// The smallest power of two at or above `x` (> 0).
@@ -180,6 +229,138 @@ enum Walk {
         len: usize,
         from_seq: Option<(usize, usize)>,
     },
+}
+
+const DENSE_NEEDS_VECTOR: &str =
+    "a Dense layer needs a vector input: add a flatten or global_avg_pool layer before it";
+const CONV_NEEDS_SEQUENCE: &str = "a Conv1d layer needs a sequence input (time_steps > 1)";
+const POOL_NEEDS_SEQUENCE: &str = "pooling needs a sequence input: move it before the flatten or global_avg_pool layer, or use time_steps > 1";
+const MUST_END_IN_VECTOR: &str = "the model must end in a vector of class logits: end it with a flatten or global_avg_pool layer and a dense layer";
+
+/// The fpga refusal of an average over `window` steps.
+fn fpga_window(window: usize) -> String {
+    format!(
+        "backend fpga makes every requantization a shift, but averaging {window} steps divides by {window}: use a power-of-two pool window (or sequence length for global pooling)"
+    )
+}
+
+/// Walks the layer shapes before calibration runs the f32 model, so that a
+/// model whose layers do not fit together, or a layer the chosen backend
+/// cannot represent, is refused naming the layer and what to change instead
+/// of panicking in the f32 forward pass (a model built from a valid
+/// architecture file always fits; one edited in code may not).
+fn check_structure(model: &Sequential, config: &QuantConfig) -> Result<(), QuantError> {
+    let (time_steps, features) = (model.arch.input.time_steps, model.arch.input.features);
+    let mut walk = if time_steps == 1 {
+        Walk::Flat {
+            len: features,
+            from_seq: None,
+        }
+    } else {
+        Walk::Seq {
+            channels: features,
+            time: time_steps,
+        }
+    };
+    for (i, layer) in model.layers.iter().enumerate() {
+        let err = |reason: String| QuantError::Layer {
+            index: i,
+            name: layer_label(model, i),
+            reason,
+        };
+        let pooled = |time: usize, kernel: usize, stride: usize| {
+            if time < kernel {
+                Err(err(format!(
+                    "window of {time} steps is shorter than the pool kernel {kernel}"
+                )))
+            } else {
+                Ok((time - kernel) / stride.max(1) + 1)
+            }
+        };
+        walk = match (layer, walk) {
+            (Layer::Dense(d), Walk::Flat { len, .. }) => {
+                let (out_f, in_f) = d.weight.dim();
+                if len != in_f {
+                    return Err(err(format!("expects {in_f} inputs but receives {len}")));
+                }
+                if d.bias.len() != out_f {
+                    return Err(err(format!(
+                        "has {out_f} outputs but {} biases",
+                        d.bias.len()
+                    )));
+                }
+                Walk::Flat {
+                    len: out_f,
+                    from_seq: None,
+                }
+            }
+            (Layer::Dense(_), Walk::Seq { .. }) => return Err(err(DENSE_NEEDS_VECTOR.into())),
+            (Layer::Conv1d(c), Walk::Seq { channels, time }) => {
+                let (out_c, in_c, k) = c.weight.dim();
+                if channels != in_c {
+                    return Err(err(format!(
+                        "expects {in_c} channels but receives {channels}"
+                    )));
+                }
+                if c.bias.len() != out_c {
+                    return Err(err(format!(
+                        "has {out_c} outputs but {} biases",
+                        c.bias.len()
+                    )));
+                }
+                let out_time = c.out_len(time);
+                if k == 0 || c.stride == 0 || c.dilation == 0 || out_time == 0 {
+                    return Err(err(format!(
+                        "window of {time} steps is shorter than the kernel span {}",
+                        c.dilation * k.saturating_sub(1) + 1
+                    )));
+                }
+                Walk::Seq {
+                    channels: out_c,
+                    time: out_time,
+                }
+            }
+            (Layer::Conv1d(_), Walk::Flat { .. }) => return Err(err(CONV_NEEDS_SEQUENCE.into())),
+            (Layer::MaxPool1d { kernel, stride }, Walk::Seq { channels, time }) => Walk::Seq {
+                channels,
+                time: pooled(time, *kernel, *stride)?,
+            },
+            (Layer::AvgPool1d { kernel, stride }, Walk::Seq { channels, time }) => {
+                let time = pooled(time, *kernel, *stride)?;
+                if config.backend == Backend::Fpga && !kernel.is_power_of_two() {
+                    return Err(err(fpga_window(*kernel)));
+                }
+                Walk::Seq { channels, time }
+            }
+            (Layer::GlobalAvgPool, Walk::Seq { channels, time }) => {
+                if config.backend == Backend::Fpga && !time.is_power_of_two() {
+                    return Err(err(fpga_window(time)));
+                }
+                Walk::Flat {
+                    len: channels,
+                    from_seq: None,
+                }
+            }
+            (
+                Layer::MaxPool1d { .. } | Layer::AvgPool1d { .. } | Layer::GlobalAvgPool,
+                Walk::Flat { .. },
+            ) => return Err(err(format!("{} {POOL_NEEDS_SEQUENCE}", layer.kind()))),
+            (Layer::Flatten, Walk::Seq { channels, time }) => Walk::Flat {
+                len: channels * time,
+                from_seq: Some((channels, time)),
+            },
+            (_, w) => w,
+        };
+    }
+    if !matches!(walk, Walk::Flat { .. }) {
+        let last = model.layers.len().saturating_sub(1);
+        return Err(QuantError::Layer {
+            index: last,
+            name: layer_label(model, last),
+            reason: MUST_END_IN_VECTOR.into(),
+        });
+    }
+    Ok(())
 }
 
 /// Checks calibration data and returns warnings about it.
@@ -292,6 +473,7 @@ pub fn static_quantize_with(
             features
         )));
     }
+    check_structure(model, config)?;
     let n = calibration.nrows().min(config.calibration_samples);
     let calibration = calibration.slice_axis(Axis(0), (0..n).into());
     let warnings = check_calibration(calibration, features, info)?;
@@ -377,12 +559,7 @@ pub fn static_quantize_with(
         match layer {
             Layer::Dense(_) | Layer::Conv1d(_) => {
                 // Fuse a following ReLU / ReLU6 / Clamp into the requantization clamp.
-                let fused = match model.layers.get(i + 1) {
-                    Some(Layer::ReLU) => Some((0.0f32, f32::INFINITY)),
-                    Some(Layer::ReLU6) => Some((0.0, 6.0)),
-                    Some(Layer::Clamp { min, max }) => Some((*min, *max)),
-                    _ => None,
-                };
+                let fused = fused_activation(model, i);
                 let out_index = if fused.is_some() { i + 1 } else { i };
                 let out_qp = calibrate(&mut ranges, out_index + 1, layer_label(model, out_index));
                 let (act_min, act_max) = match fused {
@@ -403,9 +580,7 @@ pub fn static_quantize_with(
                                 )));
                             }
                             Walk::Seq { .. } => {
-                                return Err(err(
-                                    "a Dense layer needs a vector input: add a flatten or global_avg_pool layer before it".into(),
-                                ));
+                                return Err(err(DENSE_NEEDS_VECTOR.into()));
                             }
                         };
                         // Core column j (time-major t*C + c) takes host column c*T + t.
@@ -433,9 +608,7 @@ pub fn static_quantize_with(
                     Layer::Conv1d(c) => {
                         let (out_c, in_c, k) = c.weight.dim();
                         let Walk::Seq { channels, time } = walk else {
-                            return Err(err(
-                                "a Conv1d layer needs a sequence input (time_steps > 1)".into(),
-                            ));
+                            return Err(err(CONV_NEEDS_SEQUENCE.into()));
                         };
                         if channels != in_c {
                             return Err(err(format!(
@@ -553,7 +726,7 @@ pub fn static_quantize_with(
             }
             Layer::MaxPool1d { kernel, stride } => {
                 let Walk::Seq { channels, time } = walk else {
-                    return Err(err("max pooling needs a sequence input".into()));
+                    return Err(err(POOL_NEEDS_SEQUENCE.into()));
                 };
                 if time < *kernel {
                     return Err(err(format!(
@@ -578,7 +751,7 @@ pub fn static_quantize_with(
             }
             Layer::AvgPool1d { .. } | Layer::GlobalAvgPool => {
                 let Walk::Seq { channels, time } = walk else {
-                    return Err(err("average pooling needs a sequence input".into()));
+                    return Err(err(POOL_NEEDS_SEQUENCE.into()));
                 };
                 let out_qp = calibrate(&mut ranges, i + 1, label.clone());
                 let (window, op_for) = match layer {
@@ -591,9 +764,7 @@ pub fn static_quantize_with(
                     )));
                 }
                 if config.backend == Backend::Fpga && !window.is_power_of_two() {
-                    return Err(err(format!(
-                        "backend fpga makes every requantization a shift, but averaging {window} steps divides by {window}: use a power-of-two pool window (or sequence length for global pooling)"
-                    )));
+                    return Err(err(fpga_window(window)));
                 }
                 let ratio = f64::from(current.scale) / (f64::from(out_qp.scale) * window as f64);
                 let requant = multiplier(ratio).map_err(&err)?;
@@ -651,7 +822,7 @@ pub fn static_quantize_with(
         return Err(QuantError::Layer {
             index: model.layers.len().saturating_sub(1),
             name: layer_label(model, model.layers.len().saturating_sub(1)),
-            reason: "the model must end in a vector of class logits".into(),
+            reason: MUST_END_IN_VECTOR.into(),
         });
     }
 
@@ -726,7 +897,7 @@ pub fn clipped_fractions(
 }
 
 /// `name (kind)` of layer `i`, for messages and reports.
-fn layer_label(model: &Sequential, i: usize) -> String {
+pub(crate) fn layer_label(model: &Sequential, i: usize) -> String {
     match model.layers.get(i) {
         Some(Layer::Dense(d)) => format!("{} dense", d.name),
         Some(Layer::Conv1d(c)) => format!("{} conv1d", c.name),
@@ -768,17 +939,10 @@ fn quantize_channels(
         if !max_abs.is_finite() {
             return Err(format!("output channel {o} has a non-finite weight"));
         }
-        let mut w_scale = if max_abs > 0.0 {
-            f64::from(max_abs) / 127.0
-        } else {
-            1.0
-        };
-        if config.backend == Backend::Fpga {
-            w_scale = pow2_ceil(w_scale);
-        }
+        let w_scale = channel_weight_scale(max_abs, config);
         let mut sum_q: i64 = 0;
         for &w in row {
-            let q = (f64::from(w) / w_scale).round().clamp(-127.0, 127.0) as i8;
+            let q = quantize_weight(w, w_scale);
             sum_q += i64::from(q);
             weights.push(q);
         }
