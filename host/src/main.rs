@@ -16,7 +16,6 @@ use tickq_host::prune::{
 use tickq_host::quant::QuantConfig;
 use tickq_host::quant::config::RawQuantConfig;
 use tickq_host::report::RangeRow;
-use tickq_host::stages;
 use tickq_host::train::{ClassWeights, TrainConfig};
 
 /// tickq: small market-signal networks from a workstation to the metal.
@@ -32,8 +31,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the bundled demo pipeline (host/pipelines/demo.toml): train, quantize, gradual 80 % pruning,
-    /// quantize again; writes the stages, a comparison, checkpoint/, model.blob and report.{md,json} into --out.
+    /// Run the whole pipeline on the bundled ES ticks: train, checkpoint,
+    /// quantize, export, evaluate; writes checkpoint/, model.blob and report.{md,json} into --out.
     Demo(DemoArgs),
     /// Train an f32 model described by an architecture file; writes a checkpoint directory.
     Train(TrainArgs),
@@ -53,15 +52,15 @@ enum Command {
     /// prints the accuracy after every step and the sparsity statistics, and writes a new checkpoint.
     #[command(after_long_help = PRUNE_EXAMPLES)]
     Prune(PruneArgs),
+    /// Distill a trained teacher checkpoint into a small student (an architecture file, or a checkpoint that
+    /// may be pruned); writes the student checkpoint, and with --compare compares it with the student trained alone.
+    Distill(DistillArgs),
     /// Print pruning statistics (zero weights, globally and per layer) of a checkpoint directory or a blob file.
     Stats(StatsArgs),
     /// Per-layer sensitivity: quantize (or prune) one layer at a time, the rest f32, and list the accuracy
     /// change worst first, with the calibrated ranges and the fraction of values each range clips.
     #[command(after_long_help = SENSITIVITY_EXAMPLES)]
     Sensitivity(SensitivityArgs),
-    /// Run the stages of a pipeline config (train, prune, distill, quantize, export), skipping unchanged ones,
-    /// and compare them in comparison.md / comparison.json with charts. See docs/PIPELINE.md.
-    Pipeline(PipelineArgs),
 }
 
 const PRUNE_EXAMPLES: &str = "\
@@ -264,15 +263,20 @@ impl QuantOpts {
 
 #[derive(Args, Debug)]
 struct DemoArgs {
-    /// Output directory: the pipeline's stage directories and comparison, plus checkpoint/, model.blob and
-    /// report.{md,json} of the trained model and its default int8 blob.
+    /// Output directory for the checkpoint, blob and report.
     #[arg(long, default_value = "tickq-demo")]
     out: PathBuf,
     #[command(flatten)]
     data: DataArgs,
-    /// Recompute every stage, even those a previous run left unchanged.
-    #[arg(long)]
-    force: bool,
+    #[command(flatten)]
+    dataset: DatasetArgs,
+    #[command(flatten)]
+    train: TrainOpts,
+    #[command(flatten)]
+    quant: QuantOpts,
+    /// Single-sample calls timed for the latency percentiles.
+    #[arg(long, default_value_t = 200_000)]
+    latency_calls: usize,
 }
 
 #[derive(Args, Debug)]
@@ -495,6 +499,190 @@ struct StatsArgs {
     json: bool,
 }
 
+#[derive(Args, Debug)]
+struct DistillArgs {
+    /// Teacher checkpoint directory (with the preprocess.json that `tickq train` writes); its data settings and
+    /// standardization rebuild the training, validation and test splits.
+    #[arg(long, value_name = "CKPT")]
+    teacher: PathBuf,
+    /// Student: an architecture file (a fresh student initialized with --seed) or a checkpoint directory, such as
+    /// a pruned model whose masks stay in place.
+    #[arg(long, value_name = "ARCH_OR_CKPT")]
+    student: PathBuf,
+    /// Checkpoint directory to write (with the teacher's preprocess.json).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Softmax temperature T of the soft term (finite, > 0).
+    #[arg(long, default_value_t = 4.0)]
+    temperature: f32,
+    /// Weight alpha of the soft term T^2 * KL, in [0, 1]; the cross-entropy on the labels gets 1 - alpha.
+    #[arg(long, default_value_t = 0.7)]
+    alpha: f32,
+    /// Also train the same student alone (same initial weights, seed, epochs and optimizer), print test accuracy
+    /// and macro-F1 of teacher, student alone and student distilled, and write OUT/distill-comparison.json.
+    #[arg(long)]
+    compare: bool,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    train: TrainOpts,
+}
+
+/// One row of `tickq distill --compare`.
+#[derive(serde::Serialize)]
+struct DistillRow {
+    model: String,
+    parameters: usize,
+    nonzero_parameters: usize,
+    accuracy: f64,
+    macro_f1: f64,
+    best_epoch: Option<usize>,
+    epochs_run: Option<usize>,
+}
+
+/// `OUT/distill-comparison.json`.
+#[derive(serde::Serialize)]
+struct DistillComparison {
+    test_samples: usize,
+    temperature: f32,
+    alpha: f32,
+    train: TrainConfig,
+    teacher: DistillRow,
+    student_alone: DistillRow,
+    student_distilled: DistillRow,
+}
+
+fn distill(a: DistillArgs) -> Result<(), PipelineError> {
+    use tickq_host::distill::{DistillConfig, DistillError};
+    use tickq_host::model::Sequential;
+    let kd_err = |e: DistillError| match e {
+        DistillError::Train(e) => PipelineError::Train(e),
+        DistillError::Model(e) => PipelineError::Model(e),
+        other => PipelineError::Mismatch(other.to_string()),
+    };
+    let kd = DistillConfig {
+        temperature: a.temperature,
+        alpha: a.alpha,
+    };
+    kd.validate().map_err(kd_err)?;
+    let cfg = a.train.config(TrainConfig::default());
+    let (teacher, data, pre) = load_with_data(&a.teacher, &a.data)?;
+    let student = if a.student.is_dir() {
+        let (model, student_pre) = tickq_host::checkpoint::load_checkpoint(&a.student)?;
+        if student_pre.is_some_and(|p| Some(p) != serde_json::to_value(&pre).ok()) {
+            progress(&format!(
+                "warning: {} was prepared differently from the teacher; the student trains on the teacher's data",
+                a.student.display()
+            ));
+        }
+        model
+    } else {
+        Sequential::new(Architecture::load(&a.student)?, cfg.seed)?
+    };
+    tickq_host::distill::check_pair(&teacher, &student).map_err(kd_err)?;
+    let train_x = data.normalized(data.splits.train.x.view());
+    let val_x = data.normalized(data.splits.validation.x.view());
+    let (train_y, val_y) = (&data.splits.train.y, &data.splits.validation.y);
+    progress(&format!(
+        "distilling `{}` ({} parameters) into `{}` ({} parameters{}) on {} samples, T {} alpha {}",
+        teacher.arch.name,
+        teacher.num_parameters(),
+        student.arch.name,
+        student.num_parameters(),
+        if student.has_masks() { ", masked" } else { "" },
+        train_y.len(),
+        kd.temperature,
+        kd.alpha
+    ));
+    let mut distilled = student.clone();
+    let history = tickq_host::distill::distill_train(
+        &teacher,
+        &mut distilled,
+        train_x.view(),
+        train_y,
+        val_x.view(),
+        val_y,
+        &kd,
+        &cfg,
+        &mut |e| progress(&pipeline::format_epoch(e)),
+    )
+    .map_err(kd_err)?;
+    pipeline::save_checkpoint(&a.out, &distilled, &pre)?;
+    progress(&format!(
+        "best epoch {} of {}",
+        history.best_epoch,
+        history.epochs.len()
+    ));
+    if a.compare {
+        progress("training the student alone for comparison");
+        let mut alone = student;
+        let alone_history = tickq_host::train::train(
+            &mut alone,
+            train_x.view(),
+            train_y,
+            val_x.view(),
+            val_y,
+            &cfg,
+            &mut |e| progress(&pipeline::format_epoch(e)),
+        )?;
+        let test = &data.splits.test;
+        let test_x = data.normalized(test.x.view());
+        let row = |name: &str, m: &Sequential, h: Option<&tickq_host::train::TrainHistory>| {
+            let metrics = tickq_host::eval::Metrics::compute(
+                &m.predict(test_x.view()),
+                &test.y,
+                &test.label_names,
+            );
+            DistillRow {
+                model: name.to_string(),
+                parameters: m.num_parameters(),
+                nonzero_parameters: m
+                    .state_dict()
+                    .iter()
+                    .flat_map(|t| &t.2)
+                    .filter(|v| **v != 0.0)
+                    .count(),
+                accuracy: metrics.accuracy,
+                macro_f1: metrics.macro_f1,
+                best_epoch: h.map(|h| h.best_epoch),
+                epochs_run: h.map(|h| h.epochs.len()),
+            }
+        };
+        let cmp = DistillComparison {
+            test_samples: test.y.len(),
+            temperature: kd.temperature,
+            alpha: kd.alpha,
+            train: cfg.clone(),
+            teacher: row(&teacher.arch.name, &teacher, None),
+            student_alone: row(&alone.arch.name, &alone, Some(&alone_history)),
+            student_distilled: row(&distilled.arch.name, &distilled, Some(&history)),
+        };
+        out(&format!(
+            "{:<18} {:>10} {:>10} {:>9}",
+            "model", "non-zero", "test acc", "macro-F1"
+        ))?;
+        for (label, r) in [
+            ("teacher", &cmp.teacher),
+            ("student alone", &cmp.student_alone),
+            ("student distilled", &cmp.student_distilled),
+        ] {
+            out(&format!(
+                "{label:<18} {:>10} {:>9.2} % {:>9.4}",
+                r.nonzero_parameters,
+                100.0 * r.accuracy,
+                r.macro_f1
+            ))?;
+        }
+        let path = a.out.join("distill-comparison.json");
+        let mut text = serde_json::to_string_pretty(&cmp)
+            .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+        text.push('\n');
+        write_atomic(&path, text.as_bytes())?;
+        out(&format!("wrote {}", path.display()))?;
+    }
+    out(&format!("wrote checkpoint {}", a.out.display()))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -532,27 +720,26 @@ fn run(cli: Cli) -> Result<(), PipelineError> {
         Command::Prune(a) => prune(a),
         Command::Stats(a) => stats(a),
         Command::Sensitivity(a) => sensitivity(a),
-        Command::Pipeline(a) => run_pipeline(a),
+        Command::Distill(a) => distill(a),
     }
 }
 
 fn demo(a: DemoArgs) -> Result<(), PipelineError> {
-    let opts = stages::RunOptions {
+    let cfg = pipeline::DemoConfig {
+        data: a.data.path(),
         out: a.out.clone(),
-        force: a.force,
-        progress: true,
+        train: a.train.config(pipeline::demo_train_config()),
+        quant: a.quant.config()?,
+        dataset: a.dataset.config(),
+        split: None,
+        latency_calls: a.latency_calls,
+        encode: a.quant.encode_options(),
     };
-    let outputs = stages::run_demo(a.data.data.as_deref(), &opts, &mut |l| {
-        let _ = out(l);
-    })
-    .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
-    let mut written = outputs.run.files.clone();
-    written.extend([outputs.checkpoint, outputs.blob]);
-    written.extend(outputs.report);
-    for path in &written {
-        out(&format!("wrote {}", path.display()))?;
-    }
-    Ok(())
+    let outputs = pipeline::run_demo(&cfg, &mut |l| progress(l))?;
+    out(&format!("wrote {}", outputs.checkpoint.display()))?;
+    out(&format!("wrote {}", outputs.blob.display()))?;
+    out(&format!("wrote {}", a.out.join("report.md").display()))?;
+    out(&format!("wrote {}", a.out.join("report.json").display()))
 }
 
 fn train(a: TrainArgs) -> Result<(), PipelineError> {
@@ -1015,34 +1202,4 @@ fn sensitivity(a: SensitivityArgs) -> Result<(), PipelineError> {
         write_atomic(path, text.as_bytes())?;
     }
     out(text.trim_end())
-}
-
-#[derive(Args, Debug)]
-struct PipelineArgs {
-    /// Pipeline config (TOML): a [data] table and [[stages]]; see docs/PIPELINE.md.
-    config: PathBuf,
-    /// Output directory: one directory per stage, comparison.{md,json} and the charts.
-    #[arg(long, default_value = "tickq-pipeline")]
-    out: PathBuf,
-    /// Recompute every stage, even those a previous run left unchanged.
-    #[arg(long)]
-    force: bool,
-}
-
-fn run_pipeline(a: PipelineArgs) -> Result<(), PipelineError> {
-    let failed = |e: stages::StagesError| PipelineError::Mismatch(e.to_string());
-    let cfg = stages::PipelineConfig::load(&a.config).map_err(failed)?;
-    let opts = stages::RunOptions {
-        out: a.out,
-        force: a.force,
-        progress: true,
-    };
-    let run = stages::run_pipeline(&cfg, &opts, &mut |l| {
-        let _ = out(l);
-    })
-    .map_err(failed)?;
-    for path in &run.files {
-        out(&format!("wrote {}", path.display()))?;
-    }
-    Ok(())
 }

@@ -618,6 +618,169 @@ fn weight_format_flag_picks_the_blob_encoding() {
 }
 
 #[test]
+fn distill_compare_writes_a_comparison_and_keeps_masks() {
+    let (csv, arch) = fixtures();
+    let dir = scratch("distill");
+    let teacher = dir.join("teacher");
+    ok(&[
+        "train",
+        "--arch",
+        s(arch),
+        "--data",
+        s(csv),
+        "--out",
+        s(&teacher),
+        "--epochs",
+        "3",
+    ]);
+    let student_arch = dir.join("student.toml");
+    std::fs::write(
+        &student_arch,
+        TINY_ARCH
+            .replace("out = 16", "out = 4")
+            .replace("\"tiny\"", "\"tiny-student\""),
+    )
+    .unwrap();
+    let kd = dir.join("kd");
+    let distill = |student: &Path, out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "distill",
+            "--teacher",
+            s(&teacher),
+            "--student",
+            s(student),
+            "--out",
+            s(out),
+            "--data",
+            s(csv),
+        ];
+        args.extend(extra);
+        args.iter().map(|a| a.to_string()).collect::<Vec<_>>()
+    };
+    let args = distill(
+        &student_arch,
+        &kd,
+        &[
+            "--epochs",
+            "2",
+            "--seed",
+            "3",
+            "--temperature",
+            "2",
+            "--alpha",
+            "0.5",
+            "--compare",
+        ],
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let log = tickq(&args);
+    let stderr = String::from_utf8_lossy(&log.stderr);
+    assert!(log.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("distilling `tiny`") && stderr.contains("epoch   1:"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&log.stdout);
+    for row in ["teacher", "student alone", "student distilled", "macro-F1"] {
+        assert!(stdout.contains(row), "{stdout}");
+    }
+    for f in ["model.safetensors", "arch.toml", "preprocess.json"] {
+        assert!(kd.join(f).is_file(), "{f} missing");
+    }
+    assert_eq!(
+        json(&kd.join("preprocess.json")),
+        json(&teacher.join("preprocess.json"))
+    );
+    let cmp = json(&kd.join("distill-comparison.json"));
+    assert_eq!(cmp["temperature"], 2.0);
+    assert_eq!(cmp["alpha"], 0.5);
+    assert_eq!(cmp["train"]["seed"], 3);
+    assert_eq!(cmp["teacher"]["parameters"], 29 * 16 + 16 + 16 * 3 + 3);
+    for key in ["student_alone", "student_distilled"] {
+        assert_eq!(cmp[key]["model"], "tiny-student");
+        assert_eq!(cmp[key]["parameters"], 29 * 4 + 4 + 4 * 3 + 3);
+        let runs = cmp[key]["epochs_run"].as_u64().unwrap();
+        assert!((1..=2).contains(&runs), "{cmp}");
+    }
+    for key in ["teacher", "student_alone", "student_distilled"] {
+        for metric in ["accuracy", "macro_f1"] {
+            let v = cmp[key][metric].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{key} {metric} {v}");
+        }
+    }
+    assert!(cmp["test_samples"].as_u64().unwrap() > 100);
+
+    // The same command gives the same student, bit for bit.
+    let again = dir.join("kd-again");
+    let args2 = distill(
+        &student_arch,
+        &again,
+        &[
+            "--epochs",
+            "2",
+            "--seed",
+            "3",
+            "--temperature",
+            "2",
+            "--alpha",
+            "0.5",
+        ],
+    );
+    ok(&args2.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(
+        std::fs::read(kd.join("model.safetensors")).unwrap(),
+        std::fs::read(again.join("model.safetensors")).unwrap()
+    );
+
+    // A pruned checkpoint as the student keeps its masks and zeros through distillation.
+    let pruned = dir.join("pruned");
+    ok(&[
+        "prune",
+        s(&kd),
+        "--data",
+        s(csv),
+        "--method",
+        "unstructured",
+        "--amount",
+        "0.5",
+        "--out",
+        s(&pruned),
+    ]);
+    let pruned_kd = dir.join("pruned-kd");
+    let args3 = distill(&pruned, &pruned_kd, &["--epochs", "1"]);
+    let text = ok(&args3.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(text.contains("wrote checkpoint"), "{text}");
+    let st = stats(&pruned_kd);
+    assert_eq!(st["layers"][0]["masked"], true);
+    assert_eq!(st["layers"][0]["sparsity"], 50.0);
+    assert_eq!(st["zero_parameters"], stats(&pruned)["zero_parameters"]);
+
+    // Bad settings and students that do not fit the teacher.
+    let run_fail = |args: Vec<String>| fails(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    let bad = dir.join("bad");
+    let err = run_fail(distill(&student_arch, &bad, &["--alpha", "1.5"]));
+    assert!(err.contains("alpha must be in [0, 1], got 1.5"), "{err}");
+    let err = run_fail(distill(&student_arch, &bad, &["--temperature", "0"]));
+    assert!(err.contains("temperature must be finite and > 0"), "{err}");
+    let narrow = dir.join("narrow.toml");
+    std::fs::write(&narrow, TINY_ARCH.replace("features = 29", "features = 7")).unwrap();
+    let err = run_fail(distill(&narrow, &bad, &[]));
+    assert!(err.contains("(1, 29)") && err.contains("(1, 7)"), "{err}");
+    let two = dir.join("two.toml");
+    std::fs::write(
+        &two,
+        TINY_ARCH
+            .replace("classes = 3", "classes = 2")
+            .replace("out = 3", "out = 2"),
+    )
+    .unwrap();
+    let err = run_fail(distill(&two, &bad, &[]));
+    assert!(err.contains("3 classes") && err.contains("has 2"), "{err}");
+    assert!(!bad.exists());
+    assert!(ok(&["distill", "--help"]).contains("--temperature"));
+}
+
+#[test]
 fn sensitivity_lists_layers_worst_first_with_ranges() {
     let (csv, arch) = fixtures();
     let dir = scratch("sensitivity");
