@@ -16,6 +16,7 @@ use tickq_host::prune::{
 use tickq_host::quant::QuantConfig;
 use tickq_host::quant::config::RawQuantConfig;
 use tickq_host::report::RangeRow;
+use tickq_host::stages;
 use tickq_host::train::{ClassWeights, TrainConfig};
 
 /// tickq: small market-signal networks from a workstation to the metal.
@@ -31,8 +32,8 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the whole pipeline on the bundled ES ticks: train, checkpoint,
-    /// quantize, export, evaluate; writes checkpoint/, model.blob and report.{md,json} into --out.
+    /// Run the bundled demo pipeline (host/pipelines/demo.toml): train, quantize, gradual 80 % pruning,
+    /// quantize again; writes the stages, a comparison, checkpoint/, model.blob and report.{md,json} into --out.
     Demo(DemoArgs),
     /// Train an f32 model described by an architecture file; writes a checkpoint directory.
     Train(TrainArgs),
@@ -61,6 +62,9 @@ enum Command {
     /// change worst first, with the calibrated ranges and the fraction of values each range clips.
     #[command(after_long_help = SENSITIVITY_EXAMPLES)]
     Sensitivity(SensitivityArgs),
+    /// Run the stages of a pipeline config (train, prune, distill, quantize, export), skipping unchanged ones,
+    /// and compare them in comparison.md / comparison.json with charts. See docs/PIPELINE.md.
+    Pipeline(PipelineArgs),
 }
 
 const PRUNE_EXAMPLES: &str = "\
@@ -263,20 +267,15 @@ impl QuantOpts {
 
 #[derive(Args, Debug)]
 struct DemoArgs {
-    /// Output directory for the checkpoint, blob and report.
+    /// Output directory: the pipeline's stage directories and comparison, plus checkpoint/, model.blob and
+    /// report.{md,json} of the trained model and its default int8 blob.
     #[arg(long, default_value = "tickq-demo")]
     out: PathBuf,
     #[command(flatten)]
     data: DataArgs,
-    #[command(flatten)]
-    dataset: DatasetArgs,
-    #[command(flatten)]
-    train: TrainOpts,
-    #[command(flatten)]
-    quant: QuantOpts,
-    /// Single-sample calls timed for the latency percentiles.
-    #[arg(long, default_value_t = 200_000)]
-    latency_calls: usize,
+    /// Recompute every stage, even those a previous run left unchanged.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -721,25 +720,27 @@ fn run(cli: Cli) -> Result<(), PipelineError> {
         Command::Stats(a) => stats(a),
         Command::Sensitivity(a) => sensitivity(a),
         Command::Distill(a) => distill(a),
+        Command::Pipeline(a) => run_pipeline(a),
     }
 }
 
 fn demo(a: DemoArgs) -> Result<(), PipelineError> {
-    let cfg = pipeline::DemoConfig {
-        data: a.data.path(),
+    let opts = stages::RunOptions {
         out: a.out.clone(),
-        train: a.train.config(pipeline::demo_train_config()),
-        quant: a.quant.config()?,
-        dataset: a.dataset.config(),
-        split: None,
-        latency_calls: a.latency_calls,
-        encode: a.quant.encode_options(),
+        force: a.force,
+        progress: true,
     };
-    let outputs = pipeline::run_demo(&cfg, &mut |l| progress(l))?;
-    out(&format!("wrote {}", outputs.checkpoint.display()))?;
-    out(&format!("wrote {}", outputs.blob.display()))?;
-    out(&format!("wrote {}", a.out.join("report.md").display()))?;
-    out(&format!("wrote {}", a.out.join("report.json").display()))
+    let outputs = stages::run_demo(a.data.data.as_deref(), &opts, &mut |l| {
+        let _ = out(l);
+    })
+    .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+    let mut written = outputs.run.files.clone();
+    written.extend([outputs.checkpoint, outputs.blob]);
+    written.extend(outputs.report);
+    for path in &written {
+        out(&format!("wrote {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn train(a: TrainArgs) -> Result<(), PipelineError> {
@@ -1202,4 +1203,34 @@ fn sensitivity(a: SensitivityArgs) -> Result<(), PipelineError> {
         write_atomic(path, text.as_bytes())?;
     }
     out(text.trim_end())
+}
+
+#[derive(Args, Debug)]
+struct PipelineArgs {
+    /// Pipeline config (TOML): a [data] table and [[stages]]; see docs/PIPELINE.md.
+    config: PathBuf,
+    /// Output directory: one directory per stage, comparison.{md,json} and the charts.
+    #[arg(long, default_value = "tickq-pipeline")]
+    out: PathBuf,
+    /// Recompute every stage, even those a previous run left unchanged.
+    #[arg(long)]
+    force: bool,
+}
+
+fn run_pipeline(a: PipelineArgs) -> Result<(), PipelineError> {
+    let failed = |e: stages::StagesError| PipelineError::Mismatch(e.to_string());
+    let cfg = stages::PipelineConfig::load(&a.config).map_err(failed)?;
+    let opts = stages::RunOptions {
+        out: a.out,
+        force: a.force,
+        progress: true,
+    };
+    let run = stages::run_pipeline(&cfg, &opts, &mut |l| {
+        let _ = out(l);
+    })
+    .map_err(failed)?;
+    for path in &run.files {
+        out(&format!("wrote {}", path.display()))?;
+    }
+    Ok(())
 }
