@@ -896,6 +896,29 @@ out = 3
             "{err}"
         );
 
+        // A bias vector of the wrong length.
+        let mut m = model(MLP, 1);
+        if let Layer::Dense(d) = &mut m.layers[2] {
+            d.bias = ndarray::Array1::zeros(15);
+        }
+        let err = refusal(&m, &QuantConfig::default());
+        assert!(
+            err.contains("layer 2 (fc2 dense)") && err.contains("16 outputs but 15 biases"),
+            "{err}"
+        );
+
+        // A window shorter than a valid convolution's kernel span.
+        let mut m = model(CONV, 1);
+        if let Layer::Conv1d(c) = &mut m.layers[0] {
+            c.weight = ndarray::Array3::zeros((8, 4, 20));
+            c.padding = crate::model::Padding::Valid;
+        }
+        let err = refusal(&m, &QuantConfig::default());
+        assert!(
+            err.contains("layer 0") && err.contains("shorter than the kernel span 20"),
+            "{err}"
+        );
+
         // A non-finite bias.
         let mut m = model(MLP, 1);
         if let Layer::Dense(d) = &mut m.layers[4] {
