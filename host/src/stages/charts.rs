@@ -14,7 +14,11 @@ pub struct Point {
 }
 
 /// A range around `values` with some room on both sides, so labels and points stay inside the plot.
-fn padded(values: impl Iterator<Item = f64>, floor: Option<f64>) -> (f64, f64) {
+fn padded(
+    values: impl Iterator<Item = f64>,
+    floor: Option<f64>,
+    ceiling: Option<f64>,
+) -> (f64, f64) {
     let (mut lo, mut hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
     });
@@ -27,10 +31,14 @@ fn padded(values: impl Iterator<Item = f64>, floor: Option<f64>) -> (f64, f64) {
     if let Some(f) = floor {
         lo = lo.max(f);
     }
+    if let Some(c) = ceiling {
+        hi = hi.min(c.max(lo + span));
+    }
     (lo, hi)
 }
 
-/// Renders a scatter chart of `points` as an SVG document.
+/// Renders a scatter chart of `points` as an SVG document; `x_max` caps the horizontal axis (105 for a
+/// percentage, say).
 ///
 /// # Errors
 ///
@@ -40,13 +48,14 @@ pub fn scatter_svg(
     x_desc: &str,
     y_desc: &str,
     points: &[Point],
+    x_max: Option<f64>,
 ) -> Result<String, String> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| e.to_string())?;
-        let (x0, x1) = padded(points.iter().map(|p| p.x), Some(0.0));
-        let (y0, y1) = padded(points.iter().map(|p| p.y), Some(0.0));
+        let (x0, x1) = padded(points.iter().map(|p| p.x), Some(0.0), x_max);
+        let (y0, y1) = padded(points.iter().map(|p| p.y), Some(0.0), None);
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 24))
             .margin(20)
@@ -93,7 +102,14 @@ mod tests {
                 y: 50.5,
             },
         ];
-        let svg = scatter_svg("Accuracy", "non-zero weights (%)", "accuracy (%)", &points).unwrap();
+        let svg = scatter_svg(
+            "Accuracy",
+            "non-zero weights (%)",
+            "accuracy (%)",
+            &points,
+            None,
+        )
+        .unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..50.min(svg.len())]);
         for text in [
             "Accuracy",

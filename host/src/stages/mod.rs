@@ -716,7 +716,11 @@ fn write_comparison(out: &Path, comparison: &Comparison) -> Result<Vec<PathBuf>,
         .map(|r| &r.metrics)
         .filter(|m| m.kind != "export")
         .collect();
-    let chart = |name: &str, title: &str, x_desc: &str, x: &dyn Fn(&StageMetrics) -> f64| {
+    let chart = |name: &str,
+                 title: &str,
+                 x_desc: &str,
+                 x_max: Option<f64>,
+                 x: &dyn Fn(&StageMetrics) -> f64| {
         let points: Vec<Point> = rows
             .iter()
             .map(|m| Point {
@@ -725,12 +729,13 @@ fn write_comparison(out: &Path, comparison: &Comparison) -> Result<Vec<PathBuf>,
                 y: 100.0 * m.accuracy,
             })
             .collect();
-        let svg = scatter_svg(title, x_desc, "test accuracy (%)", &points).map_err(|message| {
-            StagesError::Output {
-                path: out.join(name).display().to_string(),
-                message,
-            }
-        })?;
+        let svg =
+            scatter_svg(title, x_desc, "test accuracy (%)", &points, x_max).map_err(|message| {
+                StagesError::Output {
+                    path: out.join(name).display().to_string(),
+                    message,
+                }
+            })?;
         put(name, svg.as_bytes())
     };
     Ok(vec![
@@ -740,12 +745,14 @@ fn write_comparison(out: &Path, comparison: &Comparison) -> Result<Vec<PathBuf>,
             "accuracy_vs_sparsity.svg",
             "Test accuracy against non-zero weights, one point per stage",
             "non-zero weights (% of Dense and Conv1d weights)",
+            Some(105.0),
             &|m| 100.0 * m.nonzero_fraction,
         )?,
         chart(
             "accuracy_vs_size.svg",
             "Test accuracy against model size, one point per stage",
             "model size (KiB: blob bytes for int8 stages, 4 bytes per parameter for f32 stages)",
+            None,
             &|m| m.size_bytes as f64 / 1024.0,
         )?,
     ])
