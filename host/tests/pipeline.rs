@@ -539,3 +539,25 @@ fn the_bundled_demo_config_parses() {
     let names: Vec<&str> = cfg.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["train", "int8", "pruned", "pruned-int8"]);
 }
+
+#[test]
+fn the_example_in_docs_pipeline_md_parses() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/PIPELINE.md"))
+            .unwrap();
+    let start = doc.find("```toml\n").expect("a toml example") + "```toml\n".len();
+    let example = &doc[start..start + doc[start..].find("```").unwrap()];
+    let dir = scratch("doc-example");
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    std::fs::write(dir.join("models/small.toml"), TINY_ARCH).unwrap();
+    std::fs::copy(slice_csv(), dir.join("ticks.csv")).unwrap();
+    std::fs::write(dir.join("pipeline.toml"), example).unwrap();
+    let cfg = PipelineConfig::load(&dir.join("pipeline.toml")).unwrap();
+    let kinds: Vec<&str> = cfg.stages.iter().map(|s| s.spec.kind()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "train", "quantize", "prune", "distill", "quantize", "export"
+        ]
+    );
+}
