@@ -65,8 +65,10 @@ pub mod entry {
     pub const INPUT_A: Range<usize> = 2..4;
     /// `u16` index of the layer producing the second input (Add only).
     pub const INPUT_B: Range<usize> = 4..6;
-    /// `u16` reserved, zero.
-    pub const RESERVED_0: Range<usize> = 6..8;
+    /// `u8` layer flags: bit 0 marks a dynamically quantized layer (`docs/ARITHMETIC.md`); other bits zero.
+    pub const FLAGS: usize = 6;
+    /// `i8` bias exponent of a dynamic Dense layer; zero everywhere else.
+    pub const BIAS_EXPONENT: usize = 7;
     /// `u16` declared output time steps.
     pub const OUT_TIME: Range<usize> = 8..10;
     /// `u16` declared output channels.
@@ -364,11 +366,23 @@ impl<'a> Entry<'a> {
 
     /// The offset, relative to the entry, of the first non-zero reserved byte, if any.
     ///
+    /// The layer flags and bias exponent bytes are not included either (the loader checks them by kind).
     /// The weight format and N:M bytes are not included: their rules depend on the version and the layer kind,
     /// and the loader checks them.
     pub fn nonzero_reserved(&self) -> Option<usize> {
-        first_nonzero(self.0, entry::RESERVED_0)
-            .or_else(|| first_nonzero(self.0, entry::RESERVED_3))
+        first_nonzero(self.0, entry::RESERVED_3)
+    }
+
+    /// The layer flags byte (bit 0: dynamic quantization).
+    #[inline]
+    pub fn layer_flags(&self) -> u8 {
+        read_u8(self.0, entry::FLAGS)
+    }
+
+    /// The bias exponent byte of a dynamic Dense layer.
+    #[inline]
+    pub fn bias_exponent(&self) -> i8 {
+        read_u8(self.0, entry::BIAS_EXPONENT) as i8
     }
 }
 

@@ -91,6 +91,9 @@ pub struct LayerSpec {
     pub act_min: i8,
     /// The upper output clamp (127 for none).
     pub act_max: i8,
+    /// `Some(bias_exponent)` marks a dynamically quantized layer (layer flag bit 0; the bias exponent is written
+    /// for Dense and must be 0 elsewhere); `None` for a static one. See `docs/ARITHMETIC.md`.
+    pub dynamic: Option<i8>,
 }
 
 impl LayerSpec {
@@ -103,6 +106,7 @@ impl LayerSpec {
             out_zero_point,
             act_min: i8::MIN,
             act_max: i8::MAX,
+            dynamic: None,
         }
     }
 }
@@ -513,6 +517,10 @@ pub fn encode_unvalidated_with(
         e[blob::entry::OUT_ZERO_POINT] = layer.out_zero_point as u8;
         e[blob::entry::ACT_MIN] = layer.act_min as u8;
         e[blob::entry::ACT_MAX] = layer.act_max as u8;
+        if let Some(bias_exponent) = layer.dynamic {
+            e[blob::entry::FLAGS] = 1;
+            e[blob::entry::BIAS_EXPONENT] = bias_exponent as u8;
+        }
         e[blob::entry::OUT_SCALE].copy_from_slice(&layer.out_scale.to_bits().to_le_bytes());
         for (data, off, len) in [
             (

@@ -134,6 +134,10 @@ pub enum BlobErrorKind {
     BadScale,
     /// `act_min > act_max`.
     BadActivationRange,
+    /// The dynamic flag or a dynamic field is set where it is not allowed: on a layer other than Quantize or
+    /// Dense, on some layers but not all, on a non-dense weight format, with a non-zero zero point, an
+    /// unsupported clamp, or a multiplier of 1 or more (see `docs/ARITHMETIC.md`, "Dynamic quantization").
+    BadDynamic,
     /// A layer that must keep its input's quantization parameters declares different ones.
     QuantParamsMismatch,
     /// A section lies outside the space between the layer table and the metadata.
@@ -229,6 +233,7 @@ impl BlobErrorKind {
             BlobErrorKind::WindowTooLarge => "window longer than input",
             BlobErrorKind::BadScale => "bad output scale",
             BlobErrorKind::BadActivationRange => "act_min > act_max",
+            BlobErrorKind::BadDynamic => "dynamic quantization not allowed here",
             BlobErrorKind::QuantParamsMismatch => "quantization parameters differ from the input's",
             BlobErrorKind::SectionOutOfBounds { .. } => "section out of bounds",
             BlobErrorKind::SectionMisaligned { .. } => "section misaligned",

@@ -11,7 +11,7 @@
 
 use crate::blob::{le_f32, le_i32};
 use crate::model::{BLOCK, LayerPlan, SEGMENT, STEP, WeightLayout};
-use crate::requant::{QuantMultiplier, requantize};
+use crate::requant::{QuantMultiplier, requantize, round_shift, scale_round, shift_saturating};
 
 /// The number of lanes the reference dot product processes per step.
 #[cfg(test)]
@@ -608,6 +608,95 @@ pub(crate) fn quantize(l: &LayerPlan<'_>, features: &[f32], out: &mut [u8]) {
     }
 }
 
+/// The smallest and largest input exponents of the dynamic input quantizer.
+pub(crate) const DYN_EXP_MIN: i32 = -100;
+/// See [`DYN_EXP_MIN`].
+pub(crate) const DYN_EXP_MAX: i32 = 121;
+
+/// The dynamic input quantizer: `z = x * a[f] + b[f]` as in [`quantize`], `m = max |z|` (NaN skipped), the
+/// exponent `e = clamp(E(m) - 133, -100, 121)` where `E(m)` is the biased f32 exponent field of `m` (at most
+/// 254), then `q = clamp(round(z * 2^-e), -127, 127)`, NaN to 0. Returns `e`.
+///
+/// `m < 2^(E - 126) = 2^(e + 7)`, so `|z * 2^-e| < 128` and only a value that rounds to 128 is clamped.
+/// `2^-e` is an exact normal f32 for `e` in `[-100, 121]`, and each step is one correctly rounded IEEE operation.
+pub(crate) fn quantize_dynamic(l: &LayerPlan<'_>, features: &[f32], out: &mut [u8]) -> i32 {
+    let f = l.out_c.max(1);
+    let (a, b) = l.aux.split_at_checked(4 * f).unwrap_or((l.aux, &[]));
+    let z = |i: usize| {
+        let x = features.get(i).copied().unwrap_or(f32::NAN);
+        let ac = a.get(4 * (i % f)..4 * (i % f) + 4).unwrap_or(&[]);
+        let bc = b.get(4 * (i % f)..4 * (i % f) + 4).unwrap_or(&[]);
+        x * le_f32(ac) + le_f32(bc)
+    };
+    let mut m = 0.0f32;
+    for i in 0..out.len() {
+        let v = z(i).abs();
+        // NaN compares false and is skipped.
+        if v > m {
+            m = v;
+        }
+    }
+    let biased = ((m.to_bits() >> 23) & 0xFF).min(254) as i32;
+    let e = (biased - 133).clamp(DYN_EXP_MIN, DYN_EXP_MAX);
+    let scale = f32::from_bits(((127 - e) as u32) << 23);
+    for (i, o) in out.iter_mut().enumerate() {
+        let v = z(i) * scale;
+        let q = round_clamped(v.clamp(-129.0, 128.0)).clamp(-127, 127) as u8;
+        *o = if v.is_nan() { 0 } else { q };
+    }
+    e
+}
+
+/// Dynamic Dense (`docs/ARITHMETIC.md`, "Dynamic quantization"): for an input of exponent `e_in`, per channel
+/// `acc = sum w * x + sat(b * 2^(bias_exp - e_in))` (the shifted bias saturated to `[-2^30, 2^30]`),
+/// `y = scale_round(acc, M[o])`, the fused ReLU / cap, then `k` = the smallest shift that brings `max |y|` into
+/// `[-127, 127]`, and `out = round(y / 2^k)`. Returns `k`.
+///
+/// `out` is the layer's whole allocation: `C_out` int8 outputs, then `C_out` i32 values `y`.
+pub(crate) fn dense_dynamic(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8], e_in: i32) -> i32 {
+    let x = x.get(..l.row_len).unwrap_or(x);
+    let (q, ys) = out.split_at_mut(l.out_c.min(out.len()));
+    let cap = if l.act_max == i8::MAX {
+        i64::MAX
+    } else {
+        shift_saturating(1, e_in - i32::from(l.act_max))
+    };
+    let floor = if l.act_min == 0 { 0 } else { i64::MIN };
+    let bias_shift = e_in - i32::from(l.bias_exp);
+    let mut max_abs = 0i64;
+    let mut y_chunks = ys.chunks_exact_mut(4);
+    for b in blocks(l, q) {
+        let mut acc = [0i32; STEP];
+        block_row(b.w, b.step_len, x, &mut acc);
+        let (lanes, _) = acc.as_chunks::<2>();
+        let channels = lanes
+            .iter()
+            .zip(b.bias.chunks_exact(4))
+            .zip(b.mults.chunks_exact(4))
+            .zip(b.shifts)
+            .take(b.out.len());
+        for (((lane, bb), m), &s) in channels {
+            let bias = shift_saturating(le_i32(bb), bias_shift).clamp(-(1 << 30), 1 << 30) as i32;
+            let acc = lane[0].wrapping_add(lane[1]).wrapping_add(bias);
+            let y = scale_round(acc, channel_multiplier(m, s))
+                .max(floor)
+                .min(cap);
+            max_abs = max_abs.max(y.abs());
+            if let Some(slot) = y_chunks.next() {
+                slot.copy_from_slice(&(y as i32).to_le_bytes());
+            }
+        }
+    }
+    let mut k = 0u32;
+    while k < 40 && round_shift(max_abs, k) > 127 {
+        k += 1;
+    }
+    for (o, y) in q.iter_mut().zip(ys.chunks_exact(4)) {
+        *o = round_shift(i64::from(le_i32(y)), k).clamp(-127, 127) as u8;
+    }
+    k as i32
+}
+
 /// Copies an int8 input into the quantizer's output, padding missing values with the zero point.
 pub(crate) fn copy_input(l: &LayerPlan<'_>, input: &[i8], out: &mut [u8]) {
     let mut input = input.iter();
@@ -741,6 +830,9 @@ mod tests {
                 alloc_start: 0,
                 alloc_len: 0,
                 entry_offset: 0,
+                dynamic: false,
+                bias_exp: 0,
+                scratch_len: 0,
             }
         }
 

@@ -388,6 +388,13 @@ pub(crate) struct LayerPlan<'b> {
     pub alloc_len: usize,
     /// The byte offset of this layer's entry in the blob.
     pub entry_offset: usize,
+    /// Dynamic quantization (layer flag bit 0): the output is int8 mantissas with a per-inference exponent.
+    pub dynamic: bool,
+    /// The bias exponent of a dynamic Dense layer.
+    pub bias_exp: i8,
+    /// The arena bytes the layer writes: `out_len`, or for a dynamic Dense `5 * C_out` (the int8 output, then
+    /// the i32 values it is rounded from).
+    pub scratch_len: usize,
 }
 
 /// A public summary of one layer, for inspection tools.
@@ -897,6 +904,7 @@ impl<'b> LayerCheck<'b, '_> {
         channels: usize,
         row_len: usize,
         tail: usize,
+        dynamic: bool,
     ) -> Result<usize, BlobError> {
         let block_len = block_len(row_len);
         if block_len == 0 {
@@ -930,7 +938,13 @@ impl<'b> LayerCheck<'b, '_> {
             }
             let block_bias = bias.chunks_exact(4).skip(BLOCK * b).take(width);
             for (j, (bound, bv)) in bounds.iter().zip(block_bias).enumerate() {
-                if bound + u64::from(le_i32(bv).unsigned_abs()) >= 1 << 31 {
+                // A dynamic layer's bias is shifted at run time and saturates at 2^30, so the bound uses that.
+                let bias_abs = if dynamic {
+                    1 << 30
+                } else {
+                    u64::from(le_i32(bv).unsigned_abs())
+                };
+                if bound + bias_abs >= 1 << 31 {
                     return Err(self.err(
                         b_offset + 4 * (BLOCK * b + j),
                         BlobErrorKind::OverflowPossible,
@@ -1196,7 +1210,17 @@ impl<'b> Model<'b> {
         self.blob
     }
 
+    /// Whether the model is dynamically quantized (every layer carries the dynamic flag): activations are int8
+    /// mantissas with a per-inference power-of-two exponent (`docs/ARITHMETIC.md`).
+    #[inline]
+    pub fn is_dynamic(&self) -> bool {
+        self.layers.first().is_some_and(|l| l.dynamic)
+    }
+
     /// The quantization of the logits: `(scale, zero_point)`.
+    ///
+    /// For a dynamic model the scale is the reference scale; each prediction adds its exponent
+    /// ([`Prediction::exponent`](crate::Prediction::exponent)).
     #[inline]
     pub fn output_quant(&self) -> (f32, i8) {
         self.layers
@@ -1330,6 +1354,58 @@ fn weight_layout(c: &LayerCheck<'_, '_>, kind: LayerKind) -> Result<WeightLayout
     Ok(layout)
 }
 
+/// Checks the layer flags and the bias exponent byte; returns whether the layer is dynamic.
+///
+/// Either every layer is dynamic or none is; a dynamic layer is Quantize or Dense (dense weight format), with
+/// zero point 0; Quantize has no clamp, Dense clamps with `act_min` -128 (none) or 0 (ReLU) and `act_max` 127
+/// (none) or, with ReLU, a cap exponent in `[0, 126]`.
+/// Only a dynamic Dense may set the bias exponent.
+fn check_dynamic(
+    c: &LayerCheck<'_, '_>,
+    kind: LayerKind,
+    layout: WeightLayout,
+    earlier: &[LayerPlan<'_>],
+) -> Result<bool, BlobError> {
+    use BlobErrorKind as K;
+    use blob::entry as e;
+    let flags = c.entry.layer_flags();
+    if flags & !1 != 0 {
+        return Err(c.field(e::FLAGS, K::ReservedNotZero));
+    }
+    let dynamic = flags & 1 != 0;
+    if let Some(first) = earlier.first()
+        && first.dynamic != dynamic
+    {
+        return Err(c.field(e::FLAGS, K::BadDynamic));
+    }
+    if !(dynamic && kind == LayerKind::Dense) && c.entry.bias_exponent() != 0 {
+        return Err(c.field(e::BIAS_EXPONENT, K::ReservedNotZero));
+    }
+    if !dynamic {
+        return Ok(false);
+    }
+    let (zp, lo, hi) = (
+        c.entry.out_zero_point(),
+        c.entry.act_min(),
+        c.entry.act_max(),
+    );
+    let clamp_ok = match kind {
+        LayerKind::Quantize => lo == i8::MIN && hi == i8::MAX,
+        LayerKind::Dense => (lo == i8::MIN && hi == i8::MAX) || (lo == 0 && hi >= 0),
+        _ => return Err(c.field(e::FLAGS, K::BadDynamic)),
+    };
+    if layout != WeightLayout::Dense {
+        return Err(c.field(e::WEIGHT_FORMAT, K::BadDynamic));
+    }
+    if zp != 0 {
+        return Err(c.field(e::OUT_ZERO_POINT, K::BadDynamic));
+    }
+    if !clamp_ok {
+        return Err(c.field(e::ACT_MIN, K::BadDynamic));
+    }
+    Ok(true)
+}
+
 /// Validates one layer entry against the layers before it.
 fn check_layer<'b>(
     mut c: LayerCheck<'b, '_>,
@@ -1430,6 +1506,7 @@ fn check_layer<'b>(
     if act_min > act_max {
         return Err(c.field(e::ACT_MIN, K::BadActivationRange));
     }
+    let dynamic = check_dynamic(&c, kind, layout, earlier)?;
 
     let (in_t, in_c, in_zp, in_scale) = producer.map_or((out_t, out_c, 0, 1.0), |p| {
         (p.out_t, p.out_c, p.out_zp, p.out_scale)
@@ -1519,6 +1596,9 @@ fn check_layer<'b>(
         alloc_start: 0,
         alloc_len: 0,
         entry_offset: c.base,
+        dynamic,
+        bias_exp: entry.bias_exponent(),
+        scratch_len: 0,
     };
 
     // Section lengths in u64 so that no product can wrap on 32-bit targets.
@@ -1585,8 +1665,16 @@ fn check_layer<'b>(
             match layout {
                 WeightLayout::Dense => {
                     let tail = tail_channels(out_c, c.version);
-                    plan.nonzero =
-                        c.rows(weights, w_offset, bias, b_offset, out_c, plan.row_len, tail)?;
+                    plan.nonzero = c.rows(
+                        weights,
+                        w_offset,
+                        bias,
+                        b_offset,
+                        out_c,
+                        plan.row_len,
+                        tail,
+                        dynamic,
+                    )?;
                 }
                 WeightLayout::Sparse => {
                     let (counts, indices, values, nnz) =
@@ -1604,6 +1692,10 @@ fn check_layer<'b>(
                 }
             }
             let (mults, shifts) = c.requant_channels(requant, out_c, r_offset)?;
+            // A dynamic layer's multipliers are below 1 (shift 31 or more), so its i32 values stay in range.
+            if dynamic && let Some(i) = shifts.iter().position(|&s| s < 31) {
+                return Err(c.err(r_offset + 4 * out_c + i, K::BadDynamic));
+            }
             plan.weights = weights;
             plan.bias = bias;
             plan.multipliers = mults;
@@ -1644,7 +1736,13 @@ fn plan_arena(layers: &mut [LayerPlan<'_>]) -> Option<usize> {
         reqs.push(TensorReq {
             first_use: i,
             last_use: i,
-            size: l.out_t.checked_mul(l.out_c)?,
+            size: l.out_t.checked_mul(l.out_c)?.checked_mul(
+                if l.dynamic && l.kind == LayerKind::Dense {
+                    5
+                } else {
+                    1
+                },
+            )?,
             prefix: 0,
         })
         .ok()?;
@@ -1669,7 +1767,8 @@ fn plan_arena(layers: &mut [LayerPlan<'_>]) -> Option<usize> {
         l.alloc_start = *starts.get(i)?;
         l.alloc_len = r.prefix.checked_add(r.size)?;
         l.out_start = l.alloc_start + r.prefix;
-        l.out_len = r.size;
+        l.scratch_len = r.size;
+        l.out_len = l.out_t.checked_mul(l.out_c)?;
     }
     // A second pass resolves the input ranges now that every tensor is placed.
     for i in 0..layers.len() {

@@ -136,13 +136,61 @@ impl QuantMultiplier {
 /// If `act_min > act_max` the result is `act_max`; the loader never lets that happen.
 #[inline(always)]
 pub fn requantize(acc: i32, m: QuantMultiplier, out_zp: i8, act_min: i8, act_max: i8) -> i8 {
-    let p = i64::from(acc) * i64::from(m.multiplier);
-    let shift = u32::from(m.right_shift);
-    let y = (p + (1i64 << (shift - 1)) + (p >> 63)) >> shift;
+    let y = scale_round(acc, m);
     let out = (y + i64::from(out_zp))
         .max(i64::from(act_min))
         .min(i64::from(act_max));
     out as i8
+}
+
+/// `acc * m.multiplier / 2^m.right_shift`, rounded once, half away from zero, without clamping.
+///
+/// This is the rounding core of [`requantize`]; the dynamic Dense kernel uses it directly to keep the result in
+/// i32 range (its multipliers are below 1, so `|result| <= |acc|`).
+#[inline(always)]
+pub fn scale_round(acc: i32, m: QuantMultiplier) -> i64 {
+    let p = i64::from(acc) * i64::from(m.multiplier);
+    round_shift(p, u32::from(m.right_shift))
+}
+
+/// `v / 2^shift` rounded half away from zero, for `|v| < 2^62` and `shift` in `[1, 62]`:
+/// `(v + 2^(shift - 1) + (v >> 63)) >> shift` with arithmetic shifts.
+///
+/// A `shift` of 0 returns `v`; shifts above 62 are treated as 62.
+#[inline(always)]
+pub fn round_shift(v: i64, shift: u32) -> i64 {
+    if shift == 0 {
+        return v;
+    }
+    let shift = shift.min(62);
+    (v + (1i64 << (shift - 1)) + (v >> 63)) >> shift
+}
+
+/// `v * 2^-s` for any exponent `s`, rounded half away from zero and saturated to `[-2^31, 2^31]`.
+///
+/// Right shifts (`s > 0`) use [`round_shift`]; shifts of 63 or more give 0 (`|v| < 2^31` is below half of
+/// `2^63`).
+/// Left shifts (`s < 0`) are exact and saturate; `-s >= 32` saturates any non-zero `v`.
+#[inline]
+pub fn shift_saturating(v: i32, s: i32) -> i64 {
+    const SAT: i64 = 1 << 31;
+    let v = i64::from(v);
+    if s > 0 {
+        if s >= 63 {
+            0
+        } else {
+            round_shift(v, s.unsigned_abs())
+        }
+    } else {
+        let l = s.unsigned_abs();
+        if v == 0 {
+            0
+        } else if l >= 32 {
+            if v > 0 { SAT } else { -SAT }
+        } else {
+            (v << l).clamp(-SAT, SAT)
+        }
+    }
 }
 
 #[cfg(test)]

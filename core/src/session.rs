@@ -8,10 +8,10 @@
 
 use core::ops::Range;
 
-use crate::MAX_CLASSES;
 use crate::error::ArenaTooSmall;
 use crate::kernels;
 use crate::model::{LayerKind, LayerPlan, Model};
+use crate::{MAX_CLASSES, MAX_LAYERS};
 
 /// A model bound to an arena, ready to run.
 #[derive(Debug)]
@@ -19,6 +19,8 @@ pub struct Session<'m, 'b, 'a> {
     model: &'m Model<'b>,
     arena: &'a mut [u8],
     logits: [i8; MAX_CLASSES],
+    /// The exponent of each layer's output in a dynamic model (0 in a static one).
+    exponents: [i32; MAX_LAYERS],
 }
 
 impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
@@ -40,6 +42,7 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
             model,
             arena,
             logits: [0; MAX_CLASSES],
+            exponents: [0; MAX_LAYERS],
         })
     }
 
@@ -59,7 +62,11 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
                 .arena
                 .get_mut(first.out_start..first.out_start + first.out_len)
         {
-            kernels::quantize(first, features, out);
+            if first.dynamic {
+                self.exponents[0] = kernels::quantize_dynamic(first, features, out);
+            } else {
+                kernels::quantize(first, features, out);
+            }
         }
         self.run_layers()
     }
@@ -67,7 +74,9 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
     /// Runs the model on an already quantized int8 input of `T * F` values, skipping the input quantizer.
     ///
     /// Missing values are the input zero point (see [`Model::input_quant`]); extra values are ignored.
+    /// In a dynamic model the input is taken as mantissas with exponent 0.
     pub fn run_quantized(&mut self, input: &[i8]) -> Prediction<'_> {
+        self.exponents[0] = 0;
         if let Some(first) = self.model.plans().first()
             && let Some(out) = self
                 .arena
@@ -80,10 +89,30 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
 
     fn run_layers(&mut self) -> Prediction<'_> {
         let plans = self.model.plans();
-        for layer in plans.iter().skip(1) {
-            step(layer, self.arena);
+        for (i, layer) in plans.iter().enumerate().skip(1) {
+            if layer.dynamic {
+                let e_in = self
+                    .exponents
+                    .get(usize::from(layer.input_a))
+                    .copied()
+                    .unwrap_or(0);
+                let k = step_dynamic(layer, self.arena, e_in);
+                if let Some(slot) = self.exponents.get_mut(i) {
+                    *slot = e_in.saturating_add(k);
+                }
+            } else {
+                step(layer, self.arena);
+            }
         }
         let (scale, zero_point) = self.model.output_quant();
+        let exponent = if self.model.is_dynamic() {
+            self.exponents
+                .get(plans.len().saturating_sub(1))
+                .copied()
+                .unwrap_or(0)
+        } else {
+            0
+        };
         let classes = self.model.classes();
         if let Some(last) = plans.last() {
             let out = self
@@ -96,8 +125,13 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
         }
         Prediction {
             logits: self.logits.get(..classes).unwrap_or(&[]),
-            scale,
+            scale: if exponent == 0 {
+                scale
+            } else {
+                libm::ldexpf(scale, exponent)
+            },
             zero_point,
+            exponent,
         }
     }
 }
@@ -143,6 +177,23 @@ fn input<'y>(
     }
 }
 
+/// Runs one dynamic Dense layer over its whole allocation (output and i32 scratch); returns its shift `k`.
+fn step_dynamic(l: &LayerPlan<'_>, arena: &mut [u8], e_in: i32) -> i32 {
+    let Split {
+        before,
+        out,
+        after,
+        after_start,
+    } = Split::new(arena, l.out_start..l.out_start + l.scratch_len);
+    let x = input(before, after, after_start, l.in_start, l.in_len);
+    if l.kind == LayerKind::Dense {
+        kernels::dense_dynamic(l, x, out, e_in)
+    } else {
+        // The loader only lets Quantize and Dense be dynamic.
+        0
+    }
+}
+
 /// Runs one layer (never layer 0, which the session handles).
 fn step(l: &LayerPlan<'_>, arena: &mut [u8]) {
     if l.pad_len > 0
@@ -184,6 +235,7 @@ pub struct Prediction<'s> {
     logits: &'s [i8],
     scale: f32,
     zero_point: i8,
+    exponent: i32,
 }
 
 impl<'s> Prediction<'s> {
@@ -207,7 +259,15 @@ impl<'s> Prediction<'s> {
         best
     }
 
-    /// The dequantized logit of `class`: `scale * (q - zero_point)`; NaN if `class` is out of range.
+    /// The power-of-two exponent of the logits of a dynamic model (0 for a static one): the logits are mantissas
+    /// and a score is `q * scale * 2^exponent`, where `scale` is [`Model::output_quant`]'s.
+    #[inline]
+    pub fn exponent(&self) -> i32 {
+        self.exponent
+    }
+
+    /// The dequantized logit of `class`: `scale * (q - zero_point)` (times `2^exponent` for a dynamic model); NaN
+    /// if `class` is out of range.
     #[inline]
     pub fn score(&self, class: usize) -> f32 {
         self.logits

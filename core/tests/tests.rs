@@ -11,6 +11,7 @@
 mod support;
 
 mod blob;
+mod dynamic;
 mod ops;
 mod robustness;
 mod sparse;

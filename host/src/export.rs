@@ -251,6 +251,7 @@ fn input_quantizer_blob(model: &Model<'_>) -> Result<Option<Vec<u8>>, ExportErro
     let quantize = LayerSpec {
         act_min: first.act_min,
         act_max: first.act_max,
+        dynamic: None,
         ..LayerSpec::new(
             OpSpec::Quantize {
                 time_steps,

@@ -308,6 +308,19 @@ struct QuantizeArgs {
     data: DataArgs,
     #[command(flatten)]
     quant: QuantOpts,
+    /// static: calibrated activation scales (the quantization options apply); dynamic: no calibration, activation
+    /// exponents chosen per inference (MLPs of Dense + ReLU/ReLU6 only; see docs/ARITHMETIC.md).
+    #[arg(long, value_enum, default_value = "static")]
+    mode: QuantMode,
+}
+
+/// How `tickq quantize` quantizes activations.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum QuantMode {
+    /// Calibrated per-tensor scales.
+    Static,
+    /// Power-of-two exponents chosen at run time.
+    Dynamic,
 }
 
 #[derive(Args, Debug)]
@@ -800,6 +813,16 @@ fn load_with_data(checkpoint: &Path, data: &DataArgs) -> Result<Loaded, Pipeline
 fn quantize(a: QuantizeArgs) -> Result<(), PipelineError> {
     let cfg = a.quant.config()?;
     let (model, data, _) = load_with_data(&a.checkpoint, &a.data)?;
+    if a.mode == QuantMode::Dynamic {
+        progress("dynamic quantization: no calibration");
+        let q = pipeline::quantize_model_dynamic(&model, &data)?;
+        write_atomic(&a.out, &q.blob)?;
+        return out(&format!(
+            "wrote {} ({} bytes, dynamic)",
+            a.out.display(),
+            q.blob.len()
+        ));
+    }
     progress(&format!(
         "calibrating on {} training samples ({})",
         cfg.calibration_samples.min(data.splits.train.y.len()),

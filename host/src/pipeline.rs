@@ -338,6 +338,19 @@ pub fn quantize_model_with(
     )?)
 }
 
+/// Dynamically quantizes `model` (no calibration data): [`quant::ModelQuantizer::dynamic_quantize`].
+///
+/// # Errors
+///
+/// Quantization errors naming the first layer dynamic quantization does not support.
+pub fn quantize_model_dynamic(
+    model: &Sequential,
+    data: &PreparedData,
+) -> Result<QuantizedModel, PipelineError> {
+    let info = export_info(model, data);
+    Ok(quant::ModelQuantizer::new(model, &info).dynamic_quantize()?)
+}
+
 /// What the blob records about `model` trained on `data`: names, standardization and the data hash.
 pub fn export_info(model: &Sequential, data: &PreparedData) -> ExportInfo {
     ExportInfo {

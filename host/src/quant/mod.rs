@@ -14,6 +14,7 @@
 //! exactly 2^30 (a pure rounding shift).
 
 pub mod config;
+pub mod dynamic;
 pub mod observer;
 pub mod sensitivity;
 
@@ -23,6 +24,7 @@ use tickq_core::requant::QuantMultiplier;
 
 use crate::model::{Layer, Sequential, Tensor};
 pub use config::{Backend, QuantConfig, QuantDtype};
+pub use dynamic::ModelQuantizer;
 use observer::{Observer, Range};
 
 /// Calibration batches are traced this many samples at a time (the
@@ -533,6 +535,7 @@ pub fn static_quantize_with(
         out_zero_point: input_qp.zero_point,
         act_min: qmin,
         act_max: qmax,
+        dynamic: None,
     }];
     let mut current = input_qp;
     let mut walk = if time_steps == 1 {
@@ -667,6 +670,7 @@ pub fn static_quantize_with(
                     out_zero_point: out_qp.zero_point,
                     act_min,
                     act_max,
+                    dynamic: None,
                 });
                 current = out_qp;
                 i = out_index + 1;
@@ -721,6 +725,7 @@ pub fn static_quantize_with(
                     out_zero_point: out_qp.zero_point,
                     act_min: qmin,
                     act_max: qmax,
+                    dynamic: None,
                 });
                 current = out_qp;
             }
@@ -747,6 +752,7 @@ pub fn static_quantize_with(
                     out_zero_point: current.zero_point,
                     act_min: -128,
                     act_max: 127,
+                    dynamic: None,
                 });
             }
             Layer::AvgPool1d { .. } | Layer::GlobalAvgPool => {
@@ -795,6 +801,7 @@ pub fn static_quantize_with(
                     out_zero_point: out_qp.zero_point,
                     act_min: qmin,
                     act_max: qmax,
+                    dynamic: None,
                 });
                 current = out_qp;
             }
@@ -811,6 +818,7 @@ pub fn static_quantize_with(
                         out_zero_point: current.zero_point,
                         act_min: -128,
                         act_max: 127,
+                        dynamic: None,
                     });
                 }
             }

@@ -184,6 +184,9 @@ pub struct QuantizeStage {
     pub weight_format: Option<String>,
     /// Single-sample calls timed for the latency percentiles (default 200 000).
     pub latency_calls: Option<usize>,
+    /// `true`: dynamic quantization (no calibration; MLPs of Dense + ReLU/ReLU6 only, see docs/ARITHMETIC.md); the
+    /// calibration settings are then unused.
+    pub dynamic: Option<bool>,
 }
 
 /// An `export` stage as written: a quantize stage's blob as a device file.

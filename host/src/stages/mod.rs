@@ -524,17 +524,21 @@ fn run_stage(
             )
         }
         StageSpec::Quantize {
+            raw,
             config,
             weight_format,
             latency_calls,
-            ..
         } => {
             let model = input_model(input)?;
             let reference = input.map_or(0, |d| d.metrics.reference_f32_bytes);
             let options = EncodeOptions {
                 weight_format: *weight_format,
             };
-            let q = pipeline::quantize_model_with(model, data, config, &options)?;
+            let q = if raw.dynamic == Some(true) {
+                pipeline::quantize_model_dynamic(model, data)?
+            } else {
+                pipeline::quantize_model_with(model, data, config, &options)?
+            };
             for w in &q.warnings {
                 log(&format!("{}: warning: {w}", stage.name));
             }
