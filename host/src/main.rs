@@ -817,6 +817,11 @@ fn quantize(a: QuantizeArgs) -> Result<(), PipelineError> {
         progress("dynamic quantization: no calibration");
         let q = pipeline::quantize_model_dynamic(&model, &data)?;
         write_atomic(&a.out, &q.blob)?;
+        // A dynamic blob has no calibration settings; a sidecar left by an earlier static run would misreport them.
+        let sidecar = pipeline::QuantSidecar::path_for(&a.out);
+        if sidecar.exists() {
+            std::fs::remove_file(&sidecar)?;
+        }
         return out(&format!(
             "wrote {} ({} bytes, dynamic)",
             a.out.display(),
