@@ -544,10 +544,18 @@ fn run_stage(
             }
             let blob_path = dir.join("model.blob");
             write_atomic(&blob_path, &q.blob)?;
-            let summary = pipeline::quant_summary(
-                config,
-                config.calibration_samples.min(data.splits.train.y.len()),
-            );
+            let summary = if raw.dynamic == Some(true) {
+                // No calibration: the settings below would not describe this blob.
+                crate::report::QuantSummary {
+                    observer: "dynamic".into(),
+                    ..pipeline::unknown_quant_summary()
+                }
+            } else {
+                pipeline::quant_summary(
+                    config,
+                    config.calibration_samples.min(data.splits.train.y.len()),
+                )
+            };
             let ranges: Vec<RangeRow> = q.ranges.iter().map(RangeRow::from).collect();
             QuantSidecar {
                 quantization: summary.clone(),
