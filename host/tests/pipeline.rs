@@ -526,18 +526,38 @@ fn demo_runs_the_bundled_pipeline_and_keeps_its_report() {
     assert_eq!(blob, std::fs::read(out.join("int8/model.blob")).unwrap());
     let comparison: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("comparison.json")).unwrap()).unwrap();
-    let pruned = &comparison["stages"][2];
+    let stage = |name: &str| {
+        comparison["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stage"] == name)
+            .unwrap_or_else(|| panic!("no stage {name}"))
+            .clone()
+    };
+    let pruned = stage("pruned");
     assert!(
         (pruned["nonzero_fraction"].as_f64().unwrap() - 0.2).abs() < 0.01,
         "{pruned}"
     );
+    // Dynamic and static quantization of the same model, side by side.
+    let dynamic = stage("int8-dynamic");
+    let fixed = stage("int8");
+    assert_eq!(dynamic["blob_bytes"], fixed["blob_bytes"]);
+    for s in [&dynamic, &fixed] {
+        assert!(s["agreement"].as_f64().unwrap() > 0.9, "{s}");
+        assert!(s["latency_p50_ns"].as_f64().unwrap() > 0.0, "{s}");
+    }
 }
 
 #[test]
 fn the_bundled_demo_config_parses() {
     let cfg = PipelineConfig::parse(stages::DEMO_CONFIG, "demo.toml", Path::new(".")).unwrap();
     let names: Vec<&str> = cfg.stages.iter().map(|s| s.name.as_str()).collect();
-    assert_eq!(names, ["train", "int8", "pruned", "pruned-int8"]);
+    assert_eq!(
+        names,
+        ["train", "int8", "int8-dynamic", "pruned", "pruned-int8"]
+    );
 }
 
 #[test]

@@ -90,22 +90,23 @@ impl Comparison {
         );
         let _ = writeln!(
             s,
-            "| stage | kind | from | accuracy | macro-F1 | parameters | non-zero | non-zero % | bytes | compression | p50 (ns) | p99 (ns) | wall (s) | peak RSS (MiB) | this run |"
+            "| stage | kind | from | accuracy | macro-F1 | agreement with f32 | parameters | non-zero | non-zero % | bytes | compression | p50 (ns) | p99 (ns) | wall (s) | peak RSS (MiB) | this run |"
         );
         let _ = writeln!(
             s,
-            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
+            "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"
         );
         for r in &self.stages {
             let m = &r.metrics;
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {:.2} % | {:.4} | {} | {} | {:.1} % | {}{} | {:.2}x | {} | {} | {:.2} | {} | {} |",
+                "| {} | {} | {} | {:.2} % | {:.4} | {} | {} | {} | {:.1} % | {}{} | {:.2}x | {} | {} | {:.2} | {} | {} |",
                 m.stage,
                 m.kind,
                 m.from.as_deref().unwrap_or("-"),
                 100.0 * m.accuracy,
                 m.macro_f1,
+                opt(m.agreement, |v| format!("{:.2} %", 100.0 * v)),
                 m.parameters,
                 m.nonzero_parameters,
                 100.0 * m.nonzero_fraction,
