@@ -32,7 +32,7 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the bundled demo pipeline (host/pipelines/demo.toml): train, quantize, gradual 80 % pruning,
+    /// Run the bundled demo pipeline (host/pipelines/demo.toml): train, quantize (static and dynamic), gradual 80 % pruning,
     /// quantize again; writes the stages, a comparison, checkpoint/, model.blob and report.{md,json} into --out.
     Demo(DemoArgs),
     /// Train an f32 model described by an architecture file; writes a checkpoint directory.
