@@ -2,53 +2,17 @@
 //! which stages a rerun skips, and the errors a bad config gives.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::sync::OnceLock;
 use std::time::Instant;
 
 use tickq_host::stages::{self, PipelineConfig, RunOptions, StageStatus};
 
-const TINY_ARCH: &str = r#"
-name = "tiny"
-classes = 3
-[input]
-time_steps = 1
-features = 29
-[[layers]]
-type = "dense"
-name = "fc1"
-out = 16
-[[layers]]
-type = "relu"
-[[layers]]
-type = "dense"
-name = "fc2"
-out = 3
-"#;
+mod common;
 
-/// A fresh scratch directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("tickq-pipeline-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use common::{TINY_ARCH, scratch, tickq};
 
-/// The first 15,000 trades of the bundled file, written once.
+/// The first 15,000 trades of the bundled file.
 fn slice_csv() -> &'static PathBuf {
-    static CSV: OnceLock<PathBuf> = OnceLock::new();
-    CSV.get_or_init(|| {
-        let dir = scratch("fixtures");
-        let text = std::fs::read_to_string(tickq_host::data::default_data_path()).unwrap();
-        let slice: String = text
-            .lines()
-            .take(15_001)
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let csv = dir.join("slice.csv");
-        std::fs::write(&csv, slice).unwrap();
-        csv
-    })
+    &common::fixtures().0
 }
 
 /// A five-stage config over the slice: train → quantize, train → prune → quantize → export.
@@ -404,13 +368,6 @@ fn bad_configs_name_the_stage_and_the_field() {
             );
         }
     }
-}
-
-fn tickq(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tickq"))
-        .args(args)
-        .output()
-        .expect("tickq runs")
 }
 
 #[test]
