@@ -251,7 +251,10 @@ fn fpga_window(window: usize) -> String {
 /// cannot represent, is refused naming the layer and what to change instead
 /// of panicking in the f32 forward pass (a model built from a valid
 /// architecture file always fits; one edited in code may not).
-fn check_structure(model: &Sequential, config: &QuantConfig) -> Result<(), QuantError> {
+///
+/// Returns the shape entering each layer, which the quantizer's walk then uses
+/// as it is: every shape check lives here.
+fn check_structure(model: &Sequential, config: &QuantConfig) -> Result<Vec<Walk>, QuantError> {
     let (time_steps, features) = (model.arch.input.time_steps, model.arch.input.features);
     let mut walk = if time_steps == 1 {
         Walk::Flat {
@@ -264,7 +267,9 @@ fn check_structure(model: &Sequential, config: &QuantConfig) -> Result<(), Quant
             time: time_steps,
         }
     };
+    let mut shapes = Vec::with_capacity(model.layers.len());
     for (i, layer) in model.layers.iter().enumerate() {
+        shapes.push(walk);
         let err = |reason: String| QuantError::Layer {
             index: i,
             name: layer_label(model, i),
@@ -362,7 +367,7 @@ fn check_structure(model: &Sequential, config: &QuantConfig) -> Result<(), Quant
             reason: MUST_END_IN_VECTOR.into(),
         });
     }
-    Ok(())
+    Ok(shapes)
 }
 
 /// Checks calibration data and returns warnings about it.
@@ -475,7 +480,7 @@ pub fn static_quantize_with(
             features
         )));
     }
-    check_structure(model, config)?;
+    let shapes = check_structure(model, config)?;
     let n = calibration.nrows().min(config.calibration_samples);
     let calibration = calibration.slice_axis(Axis(0), (0..n).into());
     let warnings = check_calibration(calibration, features, info)?;
@@ -538,21 +543,11 @@ pub fn static_quantize_with(
         dynamic: None,
     }];
     let mut current = input_qp;
-    let mut walk = if time_steps == 1 {
-        Walk::Flat {
-            len: features,
-            from_seq: None,
-        }
-    } else {
-        Walk::Seq {
-            channels: features,
-            time: time_steps,
-        }
-    };
 
     let mut i = 0;
     while i < model.layers.len() {
         let layer = &model.layers[i];
+        let walk = shapes[i];
         let label = layer_label(model, i);
         let err = |reason: String| QuantError::Layer {
             index: i,
@@ -575,16 +570,11 @@ pub fn static_quantize_with(
                 let op = match layer {
                     Layer::Dense(d) => {
                         let (out_f, in_f) = d.weight.dim();
-                        let permute = match walk {
-                            Walk::Flat { len, from_seq } if len == in_f => from_seq,
-                            Walk::Flat { len, .. } => {
-                                return Err(err(format!(
-                                    "expects {in_f} inputs but receives {len}"
-                                )));
-                            }
-                            Walk::Seq { .. } => {
-                                return Err(err(DENSE_NEEDS_VECTOR.into()));
-                            }
+                        let Walk::Flat {
+                            from_seq: permute, ..
+                        } = walk
+                        else {
+                            return Err(err(DENSE_NEEDS_VECTOR.into()));
                         };
                         // Core column j (time-major t*C + c) takes host column c*T + t.
                         let column = |j: usize| match permute {
@@ -596,10 +586,6 @@ pub fn static_quantize_with(
                             .collect();
                         let q = quantize_channels(&rows, &d.bias, current, out_qp, config)
                             .map_err(&err)?;
-                        walk = Walk::Flat {
-                            len: out_f,
-                            from_seq: None,
-                        };
                         OpSpec::Dense {
                             out_features: out_f,
                             in_features: in_f,
@@ -610,13 +596,8 @@ pub fn static_quantize_with(
                     }
                     Layer::Conv1d(c) => {
                         let (out_c, in_c, k) = c.weight.dim();
-                        let Walk::Seq { channels, time } = walk else {
+                        if !matches!(walk, Walk::Seq { .. }) {
                             return Err(err(CONV_NEEDS_SEQUENCE.into()));
-                        };
-                        if channels != in_c {
-                            return Err(err(format!(
-                                "expects {in_c} channels but receives {channels}"
-                            )));
                         }
                         // Host [out, in, k] -> core [out][k][in] (tap-major rows).
                         let rows: Vec<Vec<f32>> = (0..out_c)
@@ -632,22 +613,6 @@ pub fn static_quantize_with(
                         let padding = match c.padding {
                             crate::model::Padding::Valid => encode::Padding::Valid,
                             crate::model::Padding::Causal => encode::Padding::Causal,
-                        };
-                        let span = c.dilation * (k - 1) + 1;
-                        let out_time = match padding {
-                            encode::Padding::Valid => {
-                                if time < span {
-                                    return Err(err(format!(
-                                        "window of {time} steps is shorter than the kernel span {span}"
-                                    )));
-                                }
-                                (time - span) / c.stride + 1
-                            }
-                            encode::Padding::Causal => (time - 1) / c.stride + 1,
-                        };
-                        walk = Walk::Seq {
-                            channels: out_c,
-                            time: out_time,
                         };
                         OpSpec::Conv1d {
                             out_channels: out_c,
@@ -730,18 +695,6 @@ pub fn static_quantize_with(
                 current = out_qp;
             }
             Layer::MaxPool1d { kernel, stride } => {
-                let Walk::Seq { channels, time } = walk else {
-                    return Err(err(POOL_NEEDS_SEQUENCE.into()));
-                };
-                if time < *kernel {
-                    return Err(err(format!(
-                        "window of {time} steps is shorter than the pool kernel {kernel}"
-                    )));
-                }
-                walk = Walk::Seq {
-                    channels,
-                    time: (time - kernel) / stride + 1,
-                };
                 layers.push(LayerSpec {
                     op: OpSpec::MaxPool1d {
                         kernel: *kernel,
@@ -756,7 +709,7 @@ pub fn static_quantize_with(
                 });
             }
             Layer::AvgPool1d { .. } | Layer::GlobalAvgPool => {
-                let Walk::Seq { channels, time } = walk else {
+                let Walk::Seq { time, .. } = walk else {
                     return Err(err(POOL_NEEDS_SEQUENCE.into()));
                 };
                 let out_qp = calibrate(&mut ranges, i + 1, label.clone());
@@ -764,35 +717,15 @@ pub fn static_quantize_with(
                     Layer::AvgPool1d { kernel, stride } => (*kernel, Some((*kernel, *stride))),
                     _ => (time, None),
                 };
-                if time < window {
-                    return Err(err(format!(
-                        "window of {time} steps is shorter than the pool kernel {window}"
-                    )));
-                }
-                if config.backend == Backend::Fpga && !window.is_power_of_two() {
-                    return Err(err(fpga_window(window)));
-                }
                 let ratio = f64::from(current.scale) / (f64::from(out_qp.scale) * window as f64);
                 let requant = multiplier(ratio).map_err(&err)?;
                 let op = match op_for {
-                    Some((kernel, stride)) => {
-                        walk = Walk::Seq {
-                            channels,
-                            time: (time - kernel) / stride + 1,
-                        };
-                        OpSpec::AvgPool1d {
-                            kernel,
-                            stride,
-                            requant,
-                        }
-                    }
-                    None => {
-                        walk = Walk::Flat {
-                            len: channels,
-                            from_seq: None,
-                        };
-                        OpSpec::GlobalAvgPool { requant }
-                    }
+                    Some((kernel, stride)) => OpSpec::AvgPool1d {
+                        kernel,
+                        stride,
+                        requant,
+                    },
+                    None => OpSpec::GlobalAvgPool { requant },
                 };
                 layers.push(LayerSpec {
                     op,
@@ -806,11 +739,7 @@ pub fn static_quantize_with(
                 current = out_qp;
             }
             Layer::Flatten => {
-                if let Walk::Seq { channels, time } = walk {
-                    walk = Walk::Flat {
-                        len: channels * time,
-                        from_seq: Some((channels, time)),
-                    };
+                if let Walk::Seq { .. } = walk {
                     layers.push(LayerSpec {
                         op: OpSpec::Flatten,
                         input: None,
@@ -824,14 +753,6 @@ pub fn static_quantize_with(
             }
         }
         i += 1;
-    }
-
-    if !matches!(walk, Walk::Flat { .. }) {
-        return Err(QuantError::Layer {
-            index: model.layers.len().saturating_sub(1),
-            name: layer_label(model, model.layers.len().saturating_sub(1)),
-            reason: MUST_END_IN_VECTOR.into(),
-        });
     }
 
     let spec = ModelSpec {
