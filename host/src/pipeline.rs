@@ -56,6 +56,12 @@ pub enum PipelineError {
     /// A file could not be read or written.
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// The requested compute device is not available.
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
+    /// Work on the GPU failed.
+    #[error("GPU: {0}")]
+    Gpu(#[from] tickq_gpu::GpuError),
     /// Inputs that do not fit together (a model and data with different features, say).
     #[error("{0}")]
     Mismatch(String),
