@@ -21,8 +21,10 @@
 pub mod buffers;
 pub mod context;
 pub mod error;
+pub mod int8;
 pub mod testing;
 
 pub use buffers::{Binding, BufferPool, Kernel};
 pub use context::GpuContext;
 pub use error::GpuError;
+pub use int8::Int8Evaluator;
