@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tickq_host::data::{self, DatasetConfig};
+use tickq_host::device::DeviceChoice;
 use tickq_host::fsutil::write_atomic;
 use tickq_host::model::{Architecture, OptimizerConfig};
 use tickq_host::pipeline::{self, EncodeOptions, PipelineError, WeightFormat};
@@ -276,6 +277,9 @@ struct DemoArgs {
     /// Recompute every stage, even those a previous run left unchanged.
     #[arg(long)]
     force: bool,
+    /// Where the stages' whole-split int8 evaluation runs: auto takes the GPU when an adapter exists.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
 }
 
 #[derive(Args, Debug)]
@@ -338,6 +342,10 @@ struct EvalArgs {
     /// Single-sample calls timed for the latency percentiles.
     #[arg(long, default_value_t = 200_000)]
     latency_calls: usize,
+    /// Where the int8 logits of the test split are computed (bit-exact on either):
+    /// auto takes the GPU when an adapter exists.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
 }
 
 #[derive(Args, Debug)]
@@ -742,6 +750,7 @@ fn demo(a: DemoArgs) -> Result<(), PipelineError> {
         out: a.out.clone(),
         force: a.force,
         progress: true,
+        device: a.device.resolve()?,
     };
     let outputs = stages::run_demo(a.data.data.as_deref(), &opts, &mut |l| {
         let _ = out(l);
@@ -878,14 +887,23 @@ fn eval(a: EvalArgs) -> Result<(), PipelineError> {
         data.splits.test.y.len(),
         a.latency_calls
     ));
-    let report = pipeline::evaluate(&model, &blob, &data, summary, ranges, a.latency_calls)
-        .map_err(|e| match e {
-            PipelineError::Blob { error, .. } => PipelineError::Blob {
-                path: a.blob.display().to_string(),
-                error,
-            },
-            other => other,
-        })?;
+    let device = a.device.resolve()?;
+    let report = pipeline::evaluate_on(
+        &device,
+        &model,
+        &blob,
+        &data,
+        summary,
+        ranges,
+        a.latency_calls,
+    )
+    .map_err(|e| match e {
+        PipelineError::Blob { error, .. } => PipelineError::Blob {
+            path: a.blob.display().to_string(),
+            error,
+        },
+        other => other,
+    })?;
     report.write(&a.out)?;
     out(&format!(
         "f32 accuracy {:.2} %, int8 accuracy {:.2} %, agreement {:.2} %, p50 {:.0} ns; wrote {}",
@@ -1243,6 +1261,9 @@ struct PipelineArgs {
     /// Recompute every stage, even those a previous run left unchanged.
     #[arg(long)]
     force: bool,
+    /// Where the stages' whole-split int8 evaluation runs: auto takes the GPU when an adapter exists.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
 }
 
 fn run_pipeline(a: PipelineArgs) -> Result<(), PipelineError> {
@@ -1252,6 +1273,7 @@ fn run_pipeline(a: PipelineArgs) -> Result<(), PipelineError> {
         out: a.out,
         force: a.force,
         progress: true,
+        device: a.device.resolve()?,
     };
     let run = stages::run_pipeline(&cfg, &opts, &mut |l| {
         let _ = out(l);
