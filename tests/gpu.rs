@@ -143,6 +143,40 @@ fn pruned_sparse_and_two_four_demo_models_match_core_on_the_bundled_test_set() {
     assert_eq!(mismatches(&ctx, "demo MLP, 2:4", &nm, test.x.view()), 0);
 }
 
+#[test]
+fn dynamic_demo_model_matches_core_logits_and_exponents_on_the_bundled_test_set() {
+    let Some(ctx) = context_or_skip("dynamic_demo_model_matches_core") else {
+        return;
+    };
+    let f = fixture();
+    let q = pipeline::quantize_model_dynamic(&f.model, &f.data).expect("quantizes dynamically");
+    let model = Model::load(&q.blob).unwrap();
+    assert!(model.is_dynamic());
+    let x = full_data().splits.test.x.view();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut session = tickq_core::Session::new(&model, &mut arena).unwrap();
+    let (mut want, mut want_e) = (Vec::new(), Vec::new());
+    for row in x.rows() {
+        let p = session.run(&row.to_vec());
+        want.extend_from_slice(p.logits());
+        want_e.push(p.exponent());
+    }
+    let features: Vec<f32> = x.iter().copied().collect();
+    let mut gpu = Int8Evaluator::new(&ctx, &q.blob).unwrap();
+    let (got, got_e) = gpu.evaluate_with_exponents(&features, x.nrows()).unwrap();
+    let bad = (0..x.nrows())
+        .filter(|&i| got[3 * i..3 * i + 3] != want[3 * i..3 * i + 3] || got_e[i] != want_e[i])
+        .count();
+    let exps: std::collections::BTreeSet<i32> = want_e.iter().copied().collect();
+    eprintln!(
+        "dynamic demo MLP: {} samples on {}: {bad} mismatches ({} distinct exponents)",
+        x.nrows(),
+        ctx.adapter_name(),
+        exps.len()
+    );
+    assert_eq!(bad, 0);
+}
+
 /// An untrained (seeded) model of `arch`, quantized with calibration on a windowed slice of the bundled ticks,
 /// and that slice's data.
 fn windowed_blob(arch: &str, time_steps: usize) -> (Vec<u8>, PreparedData) {

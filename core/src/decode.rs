@@ -240,22 +240,37 @@ impl Model<'_> {
     /// values per sample, exactly what [`Session::run`](crate::Session::run) feeds the first integer layer.
     ///
     /// A trailing partial sample is padded with NaN (the zero point), as `Session::run` pads a short slice.
-    /// For a dynamic model this is the static rule over the stored coefficients, which is not what the session
-    /// does; check [`Model::is_dynamic`] first.
+    /// For a dynamic model ([`Model::is_dynamic`]) the values are mantissas; [`Model::quantize_inputs_dynamic`]
+    /// also returns their exponents.
     pub fn quantize_inputs(&self, features: &[f32]) -> Vec<i8> {
+        self.quantize_inputs_dynamic(features).0
+    }
+
+    /// [`Model::quantize_inputs`] plus one exponent per sample: for a dynamic model the power of two each sample's
+    /// mantissas are scaled by (`docs/ARITHMETIC.md`, "Dynamic quantization"), for a static one 0.
+    pub fn quantize_inputs_dynamic(&self, features: &[f32]) -> (Vec<i8>, Vec<i32>) {
         let len = self.input_len();
         let Some(first) = self.plans().first() else {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         };
         if len == 0 {
-            return Vec::new();
+            return (Vec::new(), Vec::new());
         }
         let samples = features.len().div_ceil(len);
         let mut out = vec![0u8; samples * len];
-        for (sample, dst) in features.chunks(len).zip(out.chunks_exact_mut(len)) {
-            kernels::quantize(first, sample, dst);
+        let mut exponents = vec![0i32; samples];
+        for ((sample, dst), e) in features
+            .chunks(len)
+            .zip(out.chunks_exact_mut(len))
+            .zip(exponents.iter_mut())
+        {
+            if first.dynamic {
+                *e = kernels::quantize_dynamic(first, sample, dst);
+            } else {
+                kernels::quantize(first, sample, dst);
+            }
         }
-        out.into_iter().map(|b| b as i8).collect()
+        (out.into_iter().map(|b| b as i8).collect(), exponents)
     }
 }
 
@@ -491,6 +506,52 @@ mod tests {
             }
         }
         round_trip(&s, WeightFormat::Dense);
+    }
+
+    #[test]
+    fn dynamic_inputs_carry_their_exponents() {
+        let mut s = spec(vec![
+            quantize_layer(1, 6),
+            dense(8, 6, 1, 0, false),
+            dense(3, 8, 2, 0, false),
+        ]);
+        for l in &mut s.layers {
+            l.dynamic = Some(0);
+            l.out_zero_point = 0;
+            l.act_min = -128;
+        }
+        if let OpSpec::Quantize { b, .. } = &mut s.layers[0].op {
+            b.iter_mut().for_each(|v| *v = 0.0);
+        }
+        // Zero biases and no ReLU6 cap: then the layers after the quantizer do not depend on the input's
+        // exponent, and `run_quantized` (exponent 0) must give the same mantissas with the exponent moved.
+        for l in &mut s.layers[1..] {
+            if let OpSpec::Dense { requant, bias, .. } = &mut l.op {
+                requant.iter_mut().for_each(|m| *m = q(0.3));
+                bias.iter_mut().for_each(|b| *b = 0);
+            }
+        }
+        let blob = encode_with(&s, &EncodeOptions::default()).unwrap();
+        let model = Model::load(&blob).unwrap();
+        let xs: Vec<f32> = (0..60)
+            .map(|i| (i as f32 - 25.0) * 1.7e3_f32.powi(i % 5 - 2))
+            .collect();
+        let (q, e) = model.quantize_inputs_dynamic(&xs);
+        assert_eq!(q, model.quantize_inputs(&xs));
+        let mut arena = vec![0u8; model.arena_bytes()];
+        let mut session = Session::new(&model, &mut arena).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for ((x, q), &e) in xs.chunks(6).zip(q.chunks(6)).zip(&e) {
+            let (logits, exponent) = {
+                let p = session.run(x);
+                (p.logits().to_vec(), p.exponent())
+            };
+            let p = session.run_quantized(q);
+            assert_eq!(p.logits(), &logits[..]);
+            assert_eq!(p.exponent() + e, exponent);
+            seen.insert(e);
+        }
+        assert!(seen.len() > 2, "{seen:?}");
     }
 
     proptest! {

@@ -74,9 +74,6 @@ pub enum GpuError {
         /// Why.
         reason: String,
     },
-    /// The model as a whole is not supported (dynamic quantization, say).
-    #[error("model not supported on the GPU: {0}; use --device cpu")]
-    UnsupportedModel(String),
     /// Inputs whose sizes do not fit the model or each other.
     #[error("shape mismatch: {0}")]
     Shape(String),

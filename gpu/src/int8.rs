@@ -12,6 +12,10 @@
 //! core's i64 product exactly with 32-bit limbs (`shaders/int8.wgsl`). So the logits equal
 //! [`Session::run`](tickq_core::Session::run)'s for every sample.
 //! Buffers live in [`BufferPool`]s, so a run allocates during its first batch and then reuses them.
+//!
+//! Dynamically quantized blobs run too: the CPU quantizer also yields each sample's exponent, every buffer
+//! carries the batch's exponents after its mantissas, and a dynamic Dense is two dispatches (the per-channel
+//! values, then per sample the shift that brings them into int8 and the new exponent).
 
 use bytemuck::{Pod, Zeroable};
 use tickq_core::encode::OpSpec;
@@ -64,6 +68,8 @@ struct Params {
     wa: i32,
     wb: i32,
     total: u32,
+    bias_exp: i32,
+    pad: [u32; 3],
 }
 
 /// Which entry point a layer runs.
@@ -76,6 +82,8 @@ enum Op {
     MaxPool,
     AvgPool,
     Add,
+    /// A dynamically quantized Dense: `dense_dyn` into a scratch buffer, then `dense_dyn_round` per sample.
+    DenseDyn,
     /// No kernel: the output is the input buffer (same time-major order).
     Alias,
 }
@@ -105,6 +113,8 @@ struct Kernels {
     max_pool: Kernel,
     avg_pool: Kernel,
     add: Kernel,
+    dense_dyn: Kernel,
+    dense_dyn_round: Kernel,
 }
 
 impl Kernels {
@@ -118,6 +128,8 @@ impl Kernels {
             max_pool: k("max_pool")?,
             avg_pool: k("avg_pool")?,
             add: k("add")?,
+            dense_dyn: k("dense_dyn")?,
+            dense_dyn_round: k("dense_dyn_round")?,
         })
     }
 
@@ -130,6 +142,7 @@ impl Kernels {
             Op::MaxPool => &self.max_pool,
             Op::AvgPool => &self.avg_pool,
             Op::Add => &self.add,
+            Op::DenseDyn => &self.dense_dyn,
             Op::Alias => return None,
         })
     }
@@ -162,6 +175,8 @@ pub struct Int8Evaluator {
     /// The largest per-sample activation of any layer, in elements.
     max_elems: usize,
     batch: usize,
+    /// A dynamically quantized blob: every buffer carries one exponent per sample after its values.
+    dynamic: bool,
 }
 
 impl Int8Evaluator {
@@ -169,15 +184,10 @@ impl Int8Evaluator {
     ///
     /// # Errors
     ///
-    /// [`GpuError::Blob`] when the blob does not load, [`GpuError::UnsupportedModel`] for a dynamically quantized
-    /// blob, [`GpuError::Unsupported`] naming a layer the GPU path cannot run, and wgpu failures.
+    /// [`GpuError::Blob`] when the blob does not load, [`GpuError::Unsupported`] naming a layer the GPU path
+    /// cannot run, and wgpu failures.
     pub fn new(ctx: &GpuContext, blob: &[u8]) -> Result<Self, GpuError> {
         let model = Model::load(blob)?;
-        if model.is_dynamic() {
-            return Err(GpuError::UnsupportedModel(
-                "dynamic quantization (per-inference exponents) runs on the CPU only".into(),
-            ));
-        }
         let spec = tickq_core::decode::decode(&model);
         let infos: Vec<_> = model.layers().collect();
         let mut constants = BufferPool::new(ctx);
@@ -254,7 +264,8 @@ impl Int8Evaluator {
                         }
                     }
                     let row_len = w.len() / out_c.max(1);
-                    let sparse = info.weight_format.is_some_and(|f| f != WeightLayout::Dense);
+                    let sparse = info.weight_format.is_some_and(|f| f != WeightLayout::Dense)
+                        && layer.dynamic.is_none();
                     let mut chan = Vec::with_capacity(8 * out_c);
                     let label = format!("layer{i}");
                     let mut first = 0usize;
@@ -305,7 +316,14 @@ impl Int8Evaluator {
                             }
                         }
                         weights = Some(constants.upload(&format!("{label}.weights"), &packed)?);
-                        if info.kind == LayerKind::Dense {
+                        if let Some(bias_exp) = layer.dynamic {
+                            // The loader allows the flag on dense-format Dense layers only.
+                            if info.kind != LayerKind::Dense {
+                                return Err(unsupported("dynamic quantization of a convolution"));
+                            }
+                            params.bias_exp = i32::from(bias_exp);
+                            Op::DenseDyn
+                        } else if info.kind == LayerKind::Dense {
                             Op::Dense4
                         } else {
                             Op::Conv
@@ -368,7 +386,7 @@ impl Int8Evaluator {
                 channels,
             });
         }
-        let batch = Self::batch_limit(ctx, max_elems).min(DEFAULT_BATCH);
+        let batch = Self::batch_limit(ctx, max_elems + 1).min(DEFAULT_BATCH);
         Ok(Self {
             ctx: ctx.clone(),
             blob: blob.to_vec(),
@@ -378,8 +396,9 @@ impl Int8Evaluator {
             kernels: Kernels::new(ctx)?,
             constants,
             batch_pool: BufferPool::new(ctx),
-            max_elems: max_elems.max(model.input_len()),
+            max_elems: max_elems.max(model.input_len()) + 1,
             batch,
+            dynamic: model.is_dynamic(),
         })
     }
 
@@ -431,6 +450,21 @@ impl Int8Evaluator {
     ///
     /// [`GpuError::Shape`] when `features` does not hold exactly `samples` samples, and wgpu failures.
     pub fn evaluate(&mut self, features: &[f32], samples: usize) -> Result<Vec<i8>, GpuError> {
+        Ok(self.evaluate_with_exponents(features, samples)?.0)
+    }
+
+    /// [`Int8Evaluator::evaluate`] plus each sample's logit exponent, as
+    /// [`Prediction::exponent`](tickq_core::Prediction::exponent) gives it: for a dynamically quantized blob a
+    /// score is `q * out_scale * 2^exponent`; for a static one the exponent is 0.
+    ///
+    /// # Errors
+    ///
+    /// As [`Int8Evaluator::evaluate`].
+    pub fn evaluate_with_exponents(
+        &mut self,
+        features: &[f32],
+        samples: usize,
+    ) -> Result<(Vec<i8>, Vec<i32>), GpuError> {
         if features.len() != samples * self.input_len {
             return Err(GpuError::Shape(format!(
                 "{} features for {samples} samples of {} values",
@@ -438,12 +472,13 @@ impl Int8Evaluator {
                 self.input_len
             )));
         }
-        let inputs = Model::load(&self.blob)?.quantize_inputs(features);
-        self.evaluate_quantized(&inputs, samples)
+        let (inputs, exponents) = Model::load(&self.blob)?.quantize_inputs_dynamic(features);
+        self.run(&inputs, &exponents, samples)
     }
 
     /// Like [`Int8Evaluator::evaluate`] from int8 inputs, the way
-    /// [`Session::run_quantized`](tickq_core::Session::run_quantized) takes them.
+    /// [`Session::run_quantized`](tickq_core::Session::run_quantized) takes them (for a dynamic blob: mantissas
+    /// with exponent 0).
     ///
     /// # Errors
     ///
@@ -460,17 +495,41 @@ impl Int8Evaluator {
                 self.input_len
             )));
         }
-        let mut logits = Vec::with_capacity(samples * self.classes);
-        let per = self.input_len.max(1);
-        for chunk in inputs.chunks(self.batch * per) {
-            let n = chunk.len() / per;
-            self.run_batch(chunk, n, &mut logits)?;
-        }
-        Ok(logits)
+        Ok(self.run(inputs, &vec![0; samples], samples)?.0)
     }
 
-    fn run_batch(&mut self, inputs: &[i8], n: usize, logits: &mut Vec<i8>) -> Result<(), GpuError> {
-        let widened: Vec<i32> = inputs.iter().map(|&v| i32::from(v)).collect();
+    fn run(
+        &mut self,
+        inputs: &[i8],
+        exponents: &[i32],
+        samples: usize,
+    ) -> Result<(Vec<i8>, Vec<i32>), GpuError> {
+        let mut logits = Vec::with_capacity(samples * self.classes);
+        let mut out_exponents = Vec::with_capacity(samples);
+        let per = self.input_len.max(1);
+        for (chunk, exps) in inputs
+            .chunks(self.batch * per)
+            .zip(exponents.chunks(self.batch))
+        {
+            let n = chunk.len() / per;
+            self.run_batch(chunk, exps, n, &mut logits, &mut out_exponents)?;
+        }
+        Ok((logits, out_exponents))
+    }
+
+    fn run_batch(
+        &mut self,
+        inputs: &[i8],
+        exponents: &[i32],
+        n: usize,
+        logits: &mut Vec<i8>,
+        out_exponents: &mut Vec<i32>,
+    ) -> Result<(), GpuError> {
+        // A dynamic model's buffers hold the batch's mantissas and then one exponent per sample.
+        let mut widened: Vec<i32> = inputs.iter().map(|&v| i32::from(v)).collect();
+        if self.dynamic {
+            widened.extend_from_slice(exponents);
+        }
         let mut slots: Vec<Option<wgpu::Buffer>> = vec![None; self.layers.len() + 1];
         slots[0] = Some(self.batch_pool.upload("act0", &widened)?);
         let dummy = self.batch_pool.storage("dummy", 256)?;
@@ -481,6 +540,12 @@ impl Int8Evaluator {
                     label: Some("int8.batch"),
                 });
         let mut last = 0usize;
+        let slot = |slots: &[Option<wgpu::Buffer>], i: usize| {
+            slots
+                .get(i)
+                .and_then(Clone::clone)
+                .ok_or_else(|| GpuError::Shape(format!("layer input slot {i} not computed")))
+        };
         for (li, layer) in self.layers.iter().enumerate() {
             last = layer.output;
             let Some(kernel) = self.kernels.get(layer.op) else {
@@ -493,44 +558,60 @@ impl Int8Evaluator {
                 ..layer.params
             };
             let uniform = self.batch_pool.uniform(&format!("params{li}"), &params)?;
+            let extra = if self.dynamic { n as u64 } else { 0 };
             let out = self
                 .batch_pool
-                .storage(&format!("act{}", layer.output), 4 * total)?;
-            let input = slots
-                .get(layer.input)
-                .and_then(Clone::clone)
-                .ok_or_else(|| {
-                    GpuError::Shape(format!("layer input slot {} not computed", layer.input))
-                })?;
-            let input_b = if layer.op == Op::Add {
-                slots
-                    .get(layer.input_b)
-                    .and_then(Clone::clone)
-                    .ok_or_else(|| {
-                        GpuError::Shape(format!("layer input slot {} not computed", layer.input_b))
-                    })?
-            } else {
-                dummy.clone()
-            };
+                .storage(&format!("act{}", layer.output), 4 * (total + extra))?;
+            let input = slot(&slots, layer.input)?;
             let w = layer.weights.as_ref().unwrap_or(&dummy);
             let c = layer.channels.as_ref().unwrap_or(&dummy);
-            kernel.dispatch(
-                &self.ctx,
-                &mut encoder,
-                &[&uniform, &input, &input_b, w, c, &out],
-                grid(&self.ctx, total, WORKGROUP),
-            )?;
+            if layer.op == Op::DenseDyn {
+                let scratch = self
+                    .batch_pool
+                    .storage(&format!("scratch{li}"), 4 * total)?;
+                kernel.dispatch(
+                    &self.ctx,
+                    &mut encoder,
+                    &[&uniform, &input, &input, w, c, &scratch],
+                    grid(&self.ctx, total, WORKGROUP),
+                )?;
+                self.kernels.dense_dyn_round.dispatch(
+                    &self.ctx,
+                    &mut encoder,
+                    &[&uniform, &scratch, &input, &dummy, &dummy, &out],
+                    grid(&self.ctx, n as u64, WORKGROUP),
+                )?;
+            } else {
+                let input_b = if layer.op == Op::Add {
+                    slot(&slots, layer.input_b)?
+                } else {
+                    dummy.clone()
+                };
+                kernel.dispatch(
+                    &self.ctx,
+                    &mut encoder,
+                    &[&uniform, &input, &input_b, w, c, &out],
+                    grid(&self.ctx, total, WORKGROUP),
+                )?;
+            }
             if let Some(s) = slots.get_mut(layer.output) {
                 *s = Some(out);
             }
         }
         self.ctx.queue().submit([encoder.finish()]);
-        let out = slots
-            .get(last)
-            .and_then(Clone::clone)
-            .ok_or_else(|| GpuError::Shape("the model has no output layer".into()))?;
-        let values: Vec<i32> = self.batch_pool.read_back(&out, n * self.classes)?;
-        logits.extend(values.into_iter().map(|v| v as i8));
+        let out = slot(&slots, last)?;
+        let classes = n * self.classes;
+        if self.dynamic {
+            // The logits and, after the batch's logits, their exponents.
+            let values: Vec<i32> = self.batch_pool.read_back(&out, classes + n)?;
+            let (q, e) = values.split_at(classes.min(values.len()));
+            logits.extend(q.iter().map(|&v| v as i8));
+            out_exponents.extend_from_slice(e);
+        } else {
+            let values: Vec<i32> = self.batch_pool.read_back(&out, classes)?;
+            logits.extend(values.into_iter().map(|v| v as i8));
+            out_exponents.extend(std::iter::repeat_n(0, n));
+        }
         Ok(())
     }
 }

@@ -62,7 +62,7 @@ fn gpu_requant(ctx: &GpuContext, cases: &[[i32; 6]]) -> Vec<i32> {
     let x = pool.upload("x", &flat).unwrap();
     let dummy = pool.storage("dummy", 256).unwrap();
     let y = pool.storage("y", 4 * cases.len() as u64).unwrap();
-    let mut params = [0u32; 20];
+    let mut params = [0u32; 24];
     params[19] = cases.len() as u32;
     let p = pool.uniform("p", &params).unwrap();
     let mut enc = ctx.device().create_command_encoder(&Default::default());
@@ -575,52 +575,108 @@ fn f32_features_go_through_the_blob_quantizer() {
     assert!(matches!(err, GpuError::Shape(_)), "{err}");
 }
 
-#[test]
-fn dynamic_blobs_are_refused_with_a_hint() {
-    let Some(ctx) = context_or_skip("dynamic_blobs_are_refused_with_a_hint") else {
-        return;
-    };
-    let q = QuantMultiplier::from_ratio(0.3).unwrap();
-    let mut spec = ModelSpec {
+/// A random dynamically quantized MLP in the ranges the loader accepts (multipliers below 1, bias exponents,
+/// fused ReLU and ReLU6 caps).
+fn random_dynamic_mlp(rng: &mut Rng) -> ModelSpec {
+    let f = rng.range(1, 24);
+    let mut layers = vec![LayerSpec {
+        dynamic: Some(0),
+        ..LayerSpec::new(
+            OpSpec::Quantize {
+                time_steps: 1,
+                features: f,
+                a: (0..f).map(|_| 0.2 + 2.8 * rng.unit() as f32).collect(),
+                b: (0..f).map(|_| 4.0 * rng.unit() as f32 - 2.0).collect(),
+            },
+            1.0,
+            0,
+        )
+    }];
+    let mut inp = f;
+    for _ in 0..rng.range(1, 3) {
+        let out = rng.range(2, 40);
+        let bias_mag = 1i64 << rng.below(30);
+        let (act_min, act_max) = match rng.below(3) {
+            0 => (i8::MIN, i8::MAX),
+            1 => (0, i8::MAX),
+            _ => (0, rng.below(40) as i8),
+        };
+        layers.push(LayerSpec {
+            act_min,
+            act_max,
+            dynamic: Some(rng.below(41) as i8 - 20),
+            ..LayerSpec::new(
+                OpSpec::Dense {
+                    out_features: out,
+                    in_features: inp,
+                    weights: weights(rng, out, inp, 0.1, false),
+                    bias: (0..out)
+                        .map(|_| (rng.next() as i64 % bias_mag) as i32)
+                        .collect(),
+                    requant: (0..out)
+                        .map(|_| {
+                            let m = (1 << 30) + (rng.next() % (1 << 30)) as i32;
+                            QuantMultiplier::new_checked(m, 31 + rng.below(12) as u8).unwrap()
+                        })
+                        .collect(),
+                },
+                0.01 + rng.unit() as f32,
+                0,
+            )
+        });
+        inp = out;
+    }
+    ModelSpec {
         name: "dyn".into(),
-        feature_names: vec!["a".into(), "b".into()],
-        label_names: vec!["x".into(), "y".into()],
+        feature_names: (0..f).map(|i| format!("f{i}")).collect(),
+        label_names: (0..inp).map(|i| format!("c{i}")).collect(),
         data_hash: [0; 32],
         tickq_version: "test".into(),
-        layers: vec![
-            LayerSpec::new(
-                OpSpec::Quantize {
-                    time_steps: 1,
-                    features: 2,
-                    a: vec![1.0; 2],
-                    b: vec![0.0; 2],
-                },
-                1.0,
-                0,
-            ),
-            LayerSpec::new(
-                OpSpec::Dense {
-                    out_features: 2,
-                    in_features: 2,
-                    weights: vec![1, 2, 3, 4],
-                    bias: vec![0, 0],
-                    requant: vec![q, q],
-                },
-                1.0,
-                0,
-            ),
-        ],
-    };
-    for l in &mut spec.layers {
-        l.dynamic = Some(0);
+        layers,
     }
-    let blob = encode_with(&spec, &EncodeOptions::default()).unwrap();
-    let err = Int8Evaluator::new(&ctx, &blob).unwrap_err();
-    let msg = err.to_string();
-    assert!(
-        msg.contains("dynamic") && msg.contains("--device cpu"),
-        "{msg}"
-    );
+}
+
+#[test]
+fn dynamic_models_match_core_logits_and_exponents() {
+    let Some(ctx) = context_or_skip("dynamic_models_match_core_logits_and_exponents") else {
+        return;
+    };
+    let mut rng = Rng(0xD1A);
+    for case in 0..40 {
+        let spec = random_dynamic_mlp(&mut rng);
+        let blob = encode_with(&spec, &EncodeOptions::default()).unwrap();
+        let model = Model::load(&blob).unwrap();
+        assert!(model.is_dynamic());
+        let n = 60;
+        // Inputs from 1e-30 to 1e6, with NaNs, so the exponents vary widely.
+        let features: Vec<f32> = (0..n)
+            .flat_map(|_| {
+                let scale = [1e-30f32, 1e-3, 1.0, 50.0, 1e6][rng.below(5)];
+                (0..model.input_len())
+                    .map(|_| {
+                        if rng.below(20) == 0 {
+                            f32::NAN
+                        } else {
+                            (2.0 * rng.unit() as f32 - 1.0) * scale
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut arena = vec![0u8; model.arena_bytes()];
+        let mut session = Session::new(&model, &mut arena).unwrap();
+        let (mut want, mut want_e) = (Vec::new(), Vec::new());
+        for x in features.chunks(model.input_len()) {
+            let p = session.run(x);
+            want.extend_from_slice(p.logits());
+            want_e.push(p.exponent());
+        }
+        let mut eval = Int8Evaluator::new(&ctx, &blob).unwrap();
+        eval.set_batch_size(25);
+        let (got, got_e) = eval.evaluate_with_exponents(&features, n).unwrap();
+        assert_eq!(got, want, "case {case}: logits");
+        assert_eq!(got_e, want_e, "case {case}: exponents");
+    }
 }
 
 #[test]

@@ -117,9 +117,6 @@ pub fn agreement(a: &[usize], b: &[usize]) -> f64 {
 /// [`tickq_gpu::Int8Evaluator`], which gives the same logits bit for bit (the
 /// blob's own input quantizer runs on the CPU, every integer layer on the GPU).
 ///
-/// A dynamically quantized blob, which the GPU kernels do not run, is evaluated
-/// on the CPU, with a note on stderr.
-///
 /// # Errors
 ///
 /// A [`tickq_gpu::GpuError`] when wgpu fails; the CPU path cannot fail.
@@ -131,12 +128,6 @@ pub fn int8_predict_on(
     let Some(ctx) = device.gpu() else {
         return Ok(int8_predict(model, raw_x));
     };
-    if model.is_dynamic() {
-        // The GPU kernels run statically quantized blobs; a dynamic one (per-sample exponents) stays on the CPU,
-        // which gives the same logits the GPU would have to.
-        eprintln!("note: dynamically quantized blob: its int8 evaluation runs on the CPU");
-        return Ok(int8_predict(model, raw_x));
-    }
     let mut evaluator = tickq_gpu::Int8Evaluator::new(ctx, model.blob())?;
     let features: Vec<f32> = raw_x.iter().copied().collect();
     let logits = evaluator.evaluate(&features, raw_x.nrows())?;

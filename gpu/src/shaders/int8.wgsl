@@ -5,6 +5,9 @@
 // Each output element is computed by exactly one invocation, with integer arithmetic only,
 // so the results do not depend on scheduling.
 //
+// Dynamically quantized blobs (int8 mantissas with a per-sample exponent) run through dense_dyn and
+// dense_dyn_round at the end of this file.
+//
 // Every entry point shares one binding layout:
 //   0: P (uniform)          the layer's shapes and quantization
 //   1: xa (storage, read)   the first input
@@ -34,6 +37,10 @@ struct P {
     wa: i32,
     wb: i32,
     total: u32,     // output elements in the batch
+    bias_exp: i32,  // the bias exponent of a dynamic Dense
+    pad0: u32,
+    pad1: u32,
+    pad2: u32,
 };
 
 @group(0) @binding(0) var<uniform> p: P;
@@ -258,4 +265,127 @@ fn requant_test(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) 
     let b = 6u * i;
     let v = scale_round(xa[b], xa[b + 1u], u32(xa[b + 2u]));
     y[i] = clamp(v + xa[b + 3u], xa[b + 4u], xa[b + 5u]);
+}
+
+// ---- Dynamic quantization (docs/ARITHMETIC.md, "Dynamic quantization") ----
+//
+// A dynamic layer's buffer holds the batch's n * C int8 mantissas and then one i32 exponent per sample.
+
+// The exact |acc| * mult / 2^shift rounded half up, as (lo, hi) of the 64-bit result; `shift` in [1, 62].
+fn scale_round_mag(mag: u32, mult: i32, shift: u32) -> vec2<u32> {
+    let prod = mul_u32_wide(mag, u32(mult));
+    let r = shift - 1u;
+    var lo = prod.x;
+    var hi = prod.y;
+    if (r < 32u) {
+        let s = lo + (1u << r);
+        hi = hi + select(0u, 1u, s < lo);
+        lo = s;
+    } else {
+        hi = hi + (1u << (r - 32u));
+    }
+    if (shift < 32u) {
+        return vec2<u32>((lo >> shift) | (hi << (32u - shift)), hi >> shift);
+    }
+    return vec2<u32>(hi >> (shift - 32u), 0u);
+}
+
+// requant::scale_round for a multiplier below 1 (shift >= 31), where |result| <= |acc| fits i32.
+fn scale_round_small(acc: i32, mult: i32, shift: u32) -> i32 {
+    let neg = acc < 0;
+    let mag = select(bitcast<u32>(acc), 0u - bitcast<u32>(acc), neg);
+    let m = i32(scale_round_mag(mag, mult, shift).x);
+    return select(m, -m, neg);
+}
+
+// clamp(requant::shift_saturating(b, s), -2^30, 2^30): b * 2^-s rounded half away from zero.
+fn bias_shift(b: i32, s: i32) -> i32 {
+    let neg = b < 0;
+    let mag = select(bitcast<u32>(b), 0u - bitcast<u32>(b), neg);
+    var m = 0u;
+    if (s > 0) {
+        if (s == 32) {
+            m = select(0u, 1u, mag >= 0x80000000u);
+        } else if (s < 32) {
+            m = (mag + (1u << u32(s - 1))) >> u32(s);
+        }
+    } else {
+        let l = u32(-s);
+        if (mag != 0u) {
+            if (l >= 31u || mag > (0x40000000u >> l)) {
+                m = 0x40000000u;
+            } else {
+                m = mag << l;
+            }
+        }
+    }
+    m = min(m, 0x40000000u);
+    return select(i32(m), -i32(m), neg);
+}
+
+// round(v / 2^k) half away from zero, for |v| < 2^31.
+fn round_shift_i32(v: i32, k: u32) -> i32 {
+    if (k == 0u) { return v; }
+    let neg = v < 0;
+    let mag = select(bitcast<u32>(v), 0u - bitcast<u32>(v), neg);
+    var m = 0u;
+    if (k < 32u) {
+        m = (mag + (1u << (k - 1u))) >> k;
+    }
+    return select(i32(m), -i32(m), neg);
+}
+
+// Dynamic Dense, step 1: y[n][o] = scale_round(sum w * x + shifted bias, M[o]), the fused ReLU floor and the
+// ReLU6 cap; written to the scratch buffer `y`. The input's exponents follow its mantissas in `xb`.
+@compute @workgroup_size(64)
+fn dense_dyn(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+             @builtin(local_invocation_index) lid: u32) {
+    let i = linear(wid, nwg, lid);
+    if (i >= p.total) { return; }
+    let o = i % p.out_c;
+    let n = i / p.out_c;
+    let e_in = xb[p.n * p.in_t * p.in_c + n];
+    var acc = 0;
+    let wrow = o * p.row_words;
+    let base = n * p.in_c;
+    for (var c = 0u; c < p.in_c; c = c + 1u) {
+        let word = w[wrow + (c >> 2u)];
+        acc = acc + lane_i8(word, c & 3u) * xa[base + c];
+    }
+    acc = acc + bias_shift(ch[o * 8u], e_in - p.bias_exp);
+    var v = scale_round_small(acc, ch[o * 8u + 1u], u32(ch[o * 8u + 2u]));
+    if (p.act_min == 0) { v = max(v, 0); }
+    if (p.act_max != 127) {
+        // shift_saturating(1, e_in - act_max): 2^l for a left shift, round(2^-s) for a right one.
+        let s = e_in - p.act_max;
+        if (s <= 0) {
+            let l = u32(-s);
+            if (l < 31u) { v = min(v, 1 << l); }
+        } else {
+            v = min(v, select(0, 1, s == 1));
+        }
+    }
+    y[i] = v;
+}
+
+// Dynamic Dense, step 2, one invocation per sample: k = the smallest shift that brings max |y| into
+// [-127, 127], the mantissas round(y / 2^k), and the exponent e_in + k after them.
+@compute @workgroup_size(64)
+fn dense_dyn_round(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                   @builtin(local_invocation_index) lid: u32) {
+    let n = linear(wid, nwg, lid);
+    if (n >= p.n) { return; }
+    let base = n * p.out_c;
+    var max_abs = 0;
+    for (var o = 0u; o < p.out_c; o = o + 1u) {
+        max_abs = max(max_abs, abs(xa[base + o]));
+    }
+    var k = 0u;
+    while (k < 40u && round_shift_i32(max_abs, k) > 127) {
+        k = k + 1u;
+    }
+    for (var o = 0u; o < p.out_c; o = o + 1u) {
+        y[base + o] = clamp(round_shift_i32(xa[base + o], k), -127, 127);
+    }
+    y[p.n * p.out_c + n] = xb[p.n * p.in_t * p.in_c + n] + i32(k);
 }
