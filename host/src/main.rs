@@ -277,7 +277,8 @@ struct DemoArgs {
     /// Recompute every stage, even those a previous run left unchanged.
     #[arg(long)]
     force: bool,
-    /// Where the stages' whole-split int8 evaluation runs: auto takes the GPU when an adapter exists.
+    /// Where the stages' whole-split int8 evaluation runs: auto takes a hardware GPU when there is one;
+    /// gpu takes any adapter, software Vulkan too.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceChoice,
 }
@@ -342,8 +343,8 @@ struct EvalArgs {
     /// Single-sample calls timed for the latency percentiles.
     #[arg(long, default_value_t = 200_000)]
     latency_calls: usize,
-    /// Where the int8 logits of the test split are computed (bit-exact on either):
-    /// auto takes the GPU when an adapter exists.
+    /// Where the int8 logits of the test split are computed (bit-exact on either): auto takes a hardware GPU
+    /// when there is one; gpu takes any adapter, software Vulkan too.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceChoice,
 }
@@ -1261,7 +1262,8 @@ struct PipelineArgs {
     /// Recompute every stage, even those a previous run left unchanged.
     #[arg(long)]
     force: bool,
-    /// Where the stages' whole-split int8 evaluation runs: auto takes the GPU when an adapter exists.
+    /// Where the stages' whole-split int8 evaluation runs: auto takes a hardware GPU when there is one;
+    /// gpu takes any adapter, software Vulkan too.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceChoice,
 }
