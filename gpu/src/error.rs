@@ -37,6 +37,9 @@ pub enum GpuError {
         /// What wgpu reported.
         message: String,
     },
+    /// wgpu reported an error outside an error scope (out of memory, a lost device, a failed validation).
+    #[error("the GPU reported: {0}")]
+    Device(String),
     /// Waiting for the GPU failed (device lost, timeout).
     #[error("waiting for the GPU failed: {0}")]
     Poll(String),
