@@ -905,6 +905,12 @@ fn eval(a: EvalArgs) -> Result<(), PipelineError> {
         },
         other => other,
     })?;
+    if let Some(ctx) = device.gpu() {
+        progress(&format!(
+            "GPU memory: {} KiB held by tickq buffers at peak",
+            ctx.peak_bytes_on_gpu().div_ceil(1024)
+        ));
+    }
     report.write(&a.out)?;
     out(&format!(
         "f32 accuracy {:.2} %, int8 accuracy {:.2} %, agreement {:.2} %, p50 {:.0} ns; wrote {}",

@@ -81,6 +81,10 @@ fn eval_devices_agree(csv: &Path, ckpt: &Path, blob: &Path, dir: &Path) {
     }
     assert!(gpu.status.success(), "{stderr}");
     assert!(stderr.contains("device: GPU "), "{stderr}");
+    assert!(
+        stderr.contains("GPU memory: ") && stderr.contains("KiB held"),
+        "{stderr}"
+    );
     let (c, g) = (
         json(&cpu_dir.join("report.json")),
         json(&gpu_dir.join("report.json")),
