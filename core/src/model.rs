@@ -160,6 +160,25 @@ pub(crate) const fn blocked_index(o: usize, k: usize, row_len: usize, channels: 
 /// The inputs per segment of a sparse row: column indices are one byte, relative to their segment.
 pub(crate) const SEGMENT: usize = 128;
 
+/// The output channels per row segment of column-sparse weights: row indices are one byte, relative to their
+/// segment.
+pub(crate) const ROW_SEGMENT: usize = 256;
+
+/// The number of row segments of a column-sparse layer with `channels` outputs.
+#[inline]
+pub(crate) const fn row_segments(channels: usize) -> usize {
+    channels.div_ceil(ROW_SEGMENT)
+}
+
+/// The largest `|x - zp|` of an int8 input `x` with zero point `zp`: what one column-sparse product's input can
+/// reach.
+#[inline]
+pub(crate) const fn max_input_deviation(zp: i8) -> u64 {
+    let zp = zp as i64;
+    let (low, high) = (zp + 128, 127 - zp);
+    (if low > high { low } else { high }) as u64
+}
+
 /// The group width of N:M weights; the only one this version supports.
 pub(crate) const NM_M: usize = 4;
 
@@ -203,6 +222,10 @@ pub enum WeightLayout {
         /// The group width.
         m: u8,
     },
+    /// Unstructured sparsity stored by input column (Dense only, version 3): per 256-channel row segment and
+    /// input, a count, then `(row, value)` byte pairs; the bias holds the input zero point unfolded, so inputs
+    /// equal to the zero point are skipped at run time (code 3).
+    Columns,
 }
 
 impl WeightLayout {
@@ -213,15 +236,18 @@ impl WeightLayout {
             WeightLayout::Dense => 0,
             WeightLayout::Sparse => 1,
             WeightLayout::NM { .. } => 2,
+            WeightLayout::Columns => 3,
         }
     }
 
-    /// A short name: `dense`, `sparse` or `n:m` (for example `2:4`) is written by `Display`; this is the family.
+    /// A short name: `dense`, `sparse`, `columns` or `n:m` (for example `2:4`) is written by `Display`; this is
+    /// the family.
     pub const fn name(self) -> &'static str {
         match self {
             WeightLayout::Dense => "dense",
             WeightLayout::Sparse => "sparse",
             WeightLayout::NM { .. } => "nm",
+            WeightLayout::Columns => "columns",
         }
     }
 }
@@ -343,12 +369,13 @@ pub(crate) struct LayerPlan<'b> {
     pub row_len: usize,
     /// How the weights are stored; `weights` is the whole section in that layout.
     pub layout: WeightLayout,
-    /// Sparse: the counts, `segments` bytes per channel. Empty otherwise.
+    /// Sparse: the counts, `segments` bytes per channel. Columns: the counts, `in_c` bytes per row segment.
+    /// Empty otherwise.
     pub sp_counts: &'b [u8],
     /// Sparse: one-byte column indices (relative to their segment). N:M: the 2-bit index stream,
     /// `nm_index_len` bytes per channel.
     pub sp_indices: &'b [u8],
-    /// Sparse: the non-zero values. N:M: `nm_entries` values per channel.
+    /// Sparse: the non-zero values. N:M: `nm_entries` values per channel. Columns: the `(row, value)` pairs.
     pub sp_values: &'b [u8],
     /// Sparse: the segments per row.
     pub segments: usize,
@@ -742,10 +769,22 @@ impl<'b> LayerCheck<'b, '_> {
         o: usize,
         abs_sum: u64,
     ) -> Result<(), BlobError> {
+        self.channel_bound_with(bias, b_offset, o, abs_sum, 128)
+    }
+
+    /// Checks `|b| + deviation * sum |w| < 2^31` for channel `o`, where `deviation` bounds every input.
+    fn channel_bound_with(
+        &self,
+        bias: &[u8],
+        b_offset: usize,
+        o: usize,
+        abs_sum: u64,
+        deviation: u64,
+    ) -> Result<(), BlobError> {
         let b = bias
             .get(4 * o..4 * o + 4)
             .map_or(0, |v| le_i32(v).unsigned_abs());
-        if 128 * abs_sum + u64::from(b) >= 1 << 31 {
+        if deviation * abs_sum + u64::from(b) >= 1 << 31 {
             return Err(self.err(b_offset + 4 * o, BlobErrorKind::OverflowPossible));
         }
         Ok(())
@@ -818,6 +857,80 @@ impl<'b> LayerCheck<'b, '_> {
             self.channel_bound(bias, b_offset, o, abs_sum)?;
         }
         Ok((counts, indices, values, nnz))
+    }
+
+    /// Validates column-sparse weights (the section was placed but its length is unchecked) and splits them into
+    /// (counts, pairs, non-zero count).
+    ///
+    /// Checks, in order: the counts fit the section, each count fits its row segment, the section length is
+    /// exact, then per row segment and input: rows below the segment's height and strictly increasing, values
+    /// non-zero; and per channel the overflow bound with the unfolded bias, `|b| + max|x - zp| * sum |w|`.
+    #[allow(clippy::too_many_arguments)]
+    fn columns(
+        &self,
+        weights: &'b [u8],
+        w_offset: usize,
+        bias: &[u8],
+        b_offset: usize,
+        channels: usize,
+        inputs: usize,
+        in_zp: i8,
+    ) -> Result<(&'b [u8], &'b [u8], usize), BlobError> {
+        use BlobErrorKind as K;
+        let counts_len = row_segments(channels) as u64 * inputs as u64;
+        let found = u32::try_from(weights.len()).unwrap_or(u32::MAX);
+        let (counts, pairs) = usize::try_from(counts_len)
+            .ok()
+            .and_then(|n| weights.split_at_checked(n))
+            .ok_or_else(|| self.length_error(Section::Weights, counts_len, found))?;
+        let height = |r: usize| channels.saturating_sub(r * ROW_SEGMENT).min(ROW_SEGMENT);
+        let mut nnz = 0usize;
+        for (i, &count) in counts.iter().enumerate() {
+            if usize::from(count) > height(i / inputs.max(1)) {
+                return Err(self.err(w_offset + i, K::SparseCountTooLarge));
+            }
+            nnz += usize::from(count);
+        }
+        let expected = counts_len + 2 * nnz as u64;
+        if weights.len() as u64 != expected {
+            return Err(self.length_error(Section::Weights, expected, found));
+        }
+        let pairs_base = w_offset + counts.len();
+        let deviation = max_input_deviation(in_zp);
+        let (mut rest, mut at) = (pairs, 0usize);
+        for (r, segment_counts) in counts.chunks_exact(inputs.max(1)).enumerate() {
+            let rows = height(r);
+            // Per channel of the segment: sum |w| (at most 127 * 65535, so u32 is enough).
+            let mut abs_sums = [0u32; ROW_SEGMENT];
+            for &count in segment_counts {
+                let n = 2 * usize::from(count);
+                let (column, tail) = rest.split_at_checked(n).unwrap_or((rest, &[]));
+                rest = tail;
+                let mut previous: Option<u8> = None;
+                for (j, &[row, v]) in column.as_chunks::<2>().0.iter().enumerate() {
+                    let offset = pairs_base + at + 2 * j;
+                    if usize::from(row) >= rows {
+                        return Err(self.err(offset, K::SparseIndexOutOfRange));
+                    }
+                    if previous.is_some_and(|p| row <= p) {
+                        return Err(self.err(offset, K::SparseIndexNotIncreasing));
+                    }
+                    if v == 0 {
+                        return Err(self.err(offset + 1, K::SparseZeroValue));
+                    }
+                    previous = Some(row);
+                    if let Some(sum) = abs_sums.get_mut(usize::from(row)) {
+                        *sum += u32::from((v as i8).unsigned_abs());
+                    }
+                }
+                at += n;
+            }
+            for (o, &sum) in abs_sums.iter().enumerate().take(rows) {
+                let channel = r * ROW_SEGMENT + o;
+                self.channel_bound_with(bias, b_offset, channel, u64::from(sum), deviation)?;
+            }
+        }
+        Ok((counts, pairs, nnz))
     }
 
     /// Validates N:M weights (the section has its exact length) and splits them into (values, indices, non-zero
@@ -1249,6 +1362,7 @@ fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
     let stored_values = match l.layout {
         WeightLayout::Dense => l.out_c * l.row_len,
         WeightLayout::Sparse | WeightLayout::NM { .. } => l.sp_values.len(),
+        WeightLayout::Columns => l.nonzero,
     };
     let macs = match l.kind {
         // The multiply-adds the kernels really do: every stored weight once per output step.
@@ -1264,6 +1378,7 @@ fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
         WeightLayout::Dense => weights_total,
         WeightLayout::Sparse => l.sp_values.len(),
         WeightLayout::NM { .. } => l.sp_values.len(),
+        WeightLayout::Columns => l.nonzero,
     };
     let params = match l.kind {
         LayerKind::Dense | LayerKind::Conv1d => stored_weights + 2 * channels,
@@ -1335,6 +1450,7 @@ fn weight_layout(c: &LayerCheck<'_, '_>, kind: LayerKind) -> Result<WeightLayout
         (0, _) => WeightLayout::Dense,
         (1, true) => WeightLayout::Sparse,
         (2, true) => WeightLayout::NM { n, m },
+        (3, true) if kind == LayerKind::Dense && c.version >= 3 => WeightLayout::Columns,
         _ => return Err(c.field(e::WEIGHT_FORMAT, K::BadWeightFormat { found: code })),
     };
     if let WeightLayout::NM { n, m } = layout {
@@ -1616,7 +1732,7 @@ fn check_layer<'b>(
                     dense_weights_len(out_c, plan.row_len, tail_channels(out_c, c.version))
                 }
                 // Checked against the counts once the section's bytes are known.
-                WeightLayout::Sparse => 0,
+                WeightLayout::Sparse | WeightLayout::Columns => 0,
                 WeightLayout::NM { n, m } => {
                     let (n, m) = (usize::from(n), usize::from(m));
                     if !plan.row_len.is_multiple_of(m) {
@@ -1635,7 +1751,7 @@ fn check_layer<'b>(
         LayerKind::AvgPool1d | LayerKind::GlobalAvgPool => (0, 0, 5, 0),
         LayerKind::Add => (0, 0, 5, 8),
     };
-    let weights = if layout == WeightLayout::Sparse {
+    let weights = if matches!(layout, WeightLayout::Sparse | WeightLayout::Columns) {
         c.place(Section::Weights)?
     } else {
         c.section(Section::Weights, weights_len)?
@@ -1681,6 +1797,13 @@ fn check_layer<'b>(
                         c.sparse(weights, w_offset, bias, b_offset, out_c, plan.row_len)?;
                     plan.segments = sparse_segments(plan.row_len);
                     (plan.sp_counts, plan.sp_indices, plan.sp_values) = (counts, indices, values);
+                    plan.nonzero = nnz;
+                }
+                WeightLayout::Columns => {
+                    let (counts, pairs, nnz) =
+                        c.columns(weights, w_offset, bias, b_offset, out_c, in_c, in_zp)?;
+                    plan.segments = row_segments(out_c);
+                    (plan.sp_counts, plan.sp_values) = (counts, pairs);
                     plan.nonzero = nnz;
                 }
                 WeightLayout::NM { .. } => {

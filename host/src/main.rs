@@ -235,8 +235,14 @@ struct QuantOpts {
     #[arg(long)]
     calibration_samples: Option<usize>,
     /// Weight encoding in the blob: auto (chosen per layer by size and estimated work),
-    /// dense, sparse (unstructured: indices + values) or nm (N:4 semi-structured).
-    #[arg(long, default_value = "auto", value_name = "auto|dense|sparse|nm")]
+    /// dense, sparse (unstructured, by output channel: input indices + values), columns
+    /// (unstructured, Dense layers only, by input: skips inputs at their zero point, e.g.
+    /// ReLU zeros) or nm (N:4 semi-structured).
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|dense|sparse|columns|nm"
+    )]
     weight_format: WeightFormat,
 }
 
