@@ -54,9 +54,9 @@ use crate::blob::{
 use crate::error::BlobError;
 pub use crate::model::Padding;
 use crate::model::{
-    BLOCK, Geometry, LayerKind, Model, NM_M, ROW_SEGMENT, SEGMENT, ShapeError, WeightLayout,
-    blocked_index, dense_weights_len, max_input_deviation, nm_index_bytes, output_shape,
-    row_segments, segment_width, sparse_segments,
+    BLOCK, Geometry, LayerKind, Model, NM_M, PACKED_PAD, ROW_SEGMENT, SEGMENT, ShapeError,
+    WeightLayout, blocked_index, dense_weights_len, max_input_deviation, nm_index_bytes,
+    output_shape, row_segments, segment_width, sparse_segments,
 };
 use crate::requant::QuantMultiplier;
 
@@ -232,19 +232,27 @@ pub enum WeightFormat {
     /// inputs at their zero point are skipped; a Conv1d layer, a column segment with 256 non-zeros or an
     /// overflow bound that does not hold with the unfolded bias is an error.
     Columns,
+    /// Like [`WeightFormat::Columns`], with bit-packed entries (row gaps and codebook indices in the fewest bits),
+    /// for the smallest blobs; the same layers are errors.
+    Packed,
+    /// Each layer gets the format with the fewest bytes (ties go to the least estimated work): for flash-bound
+    /// devices.
+    Smallest,
     /// Every layer stores N:M weights with `m = 4` and the smallest `n` (1 to 3) its zeros allow; a layer whose
     /// row length is not a multiple of 4, or with a group of 4 non-zero weights, is an error.
     NM,
 }
 
 impl WeightFormat {
-    /// The name used on command lines: `auto`, `dense`, `sparse`, `columns` or `nm`.
+    /// The name used on command lines: `auto`, `dense`, `sparse`, `columns`, `packed`, `smallest` or `nm`.
     pub const fn name(self) -> &'static str {
         match self {
             WeightFormat::Auto => "auto",
             WeightFormat::Dense => "dense",
             WeightFormat::Sparse => "sparse",
             WeightFormat::Columns => "columns",
+            WeightFormat::Packed => "packed",
+            WeightFormat::Smallest => "smallest",
             WeightFormat::NM => "nm",
         }
     }
@@ -256,13 +264,16 @@ impl fmt::Display for WeightFormat {
     }
 }
 
-/// A string that is not `auto`, `dense`, `sparse`, `columns` or `nm` was parsed as a [`WeightFormat`].
+/// A string that is not `auto`, `dense`, `sparse`, `columns`, `packed`, `smallest` or `nm` was parsed as a
+/// [`WeightFormat`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseWeightFormatError;
 
 impl fmt::Display for ParseWeightFormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("unknown weight format: use auto, dense, sparse, columns or nm")
+        f.write_str(
+            "unknown weight format: use auto, dense, sparse, columns, packed, smallest or nm",
+        )
     }
 }
 
@@ -277,6 +288,8 @@ impl core::str::FromStr for WeightFormat {
             "dense" => Ok(WeightFormat::Dense),
             "sparse" => Ok(WeightFormat::Sparse),
             "columns" => Ok(WeightFormat::Columns),
+            "packed" => Ok(WeightFormat::Packed),
+            "smallest" => Ok(WeightFormat::Smallest),
             "nm" | "n:m" => Ok(WeightFormat::NM),
             _ => Err(ParseWeightFormatError),
         }
@@ -787,6 +800,8 @@ mod cost {
     pub(super) const COLUMN: u64 = 7;
     /// One output channel of a column-sparse layer: the bias load and the requantization.
     pub(super) const COLUMN_CHANNEL: u64 = 15;
+    /// One packed entry (fillers included): an unaligned 8-byte read, two masks and the scatter multiply-add.
+    pub(super) const PACKED_ENTRY: u64 = 6;
 }
 
 /// The estimated size and work of one weight format for one layer.
@@ -886,10 +901,17 @@ fn estimates(rows: &Rows<'_>, channels: usize) -> Vec<Estimate> {
     });
     if column_bias(rows).is_ok() {
         let columns = row_segments(channels) as u64 * k;
+        let fixed = columns * cost::COLUMN + c * cost::COLUMN_CHANNEL;
         out.push(Estimate {
             layout: WeightLayout::Columns,
             bytes: columns + 2 * nnz,
-            work: nnz * cost::COLUMN_VALUE + columns * cost::COLUMN + c * cost::COLUMN_CHANNEL,
+            work: nnz * cost::COLUMN_VALUE + fixed,
+        });
+        let plan = PackedPlan::best(weights, channels, row_len);
+        out.push(Estimate {
+            layout: WeightLayout::Packed,
+            bytes: plan.bytes(columns),
+            work: plan.entries * cost::PACKED_ENTRY + fixed,
         });
     }
     if let Ok(n) = nm_fit(weights, row_len) {
@@ -921,6 +943,158 @@ fn choose(rows: &Rows<'_>, channels: usize) -> WeightLayout {
         .map_or(WeightLayout::Dense, |e| e.layout)
 }
 
+/// The format of [`WeightFormat::Smallest`]: the fewest bytes, then the least estimated work.
+fn choose_smallest(rows: &Rows<'_>, channels: usize) -> WeightLayout {
+    estimates(rows, channels)
+        .iter()
+        .min_by_key(|e| (e.bytes, e.work))
+        .map_or(WeightLayout::Dense, |e| e.layout)
+}
+
+/// The widths of a packed weights section and what they cost: a row gap of `gap_bits`, a codebook index of
+/// `code_bits`, `entries` entries (non-zeros plus fillers) and a codebook of `book` values.
+#[derive(Debug, Clone)]
+struct PackedPlan {
+    gap_bits: u32,
+    code_bits: u32,
+    entries: u64,
+    book: Vec<i8>,
+}
+
+impl PackedPlan {
+    /// The bytes of the section with `columns` counts: header, codebook, counts, stream and padding.
+    fn bytes(&self, columns: u64) -> u64 {
+        let width = u64::from(self.gap_bits + self.code_bits);
+        4 + self.book.len() as u64
+            + columns
+            + (self.entries * width).div_ceil(8)
+            + PACKED_PAD as u64
+    }
+
+    /// The gaps between successive non-zeros of every (row segment, column), each as `row - previous - 1`.
+    fn gaps(weights: &[i8], channels: usize, row_len: usize) -> Vec<usize> {
+        let mut gaps = Vec::new();
+        for segment in weights.chunks(ROW_SEGMENT * row_len) {
+            for j in 0..row_len {
+                let mut next = 0usize;
+                for (row, w) in segment.chunks_exact(row_len).enumerate() {
+                    if w[j] != 0 {
+                        gaps.push(row - next);
+                        next = row + 1;
+                    }
+                }
+            }
+        }
+        debug_assert!(channels == 0 || !weights.is_empty() || gaps.is_empty());
+        gaps
+    }
+
+    /// The widths with the fewest bytes for these weights.
+    fn best(weights: &[i8], channels: usize, row_len: usize) -> PackedPlan {
+        let gaps = Self::gaps(weights, channels, row_len);
+        let mut values: Vec<i8> = weights.iter().copied().filter(|&w| w != 0).collect();
+        values.sort_unstable();
+        values.dedup();
+        (1..=8u32)
+            .map(|gap_bits| {
+                let fillers: u64 = gaps.iter().map(|&g| (g >> gap_bits) as u64).sum();
+                let mut book = values.clone();
+                if fillers > 0 {
+                    book.push(0);
+                    book.sort_unstable();
+                }
+                let code_bits = (usize::BITS - (book.len().max(2) - 1).leading_zeros()).max(1);
+                PackedPlan {
+                    gap_bits,
+                    code_bits,
+                    entries: gaps.len() as u64 + fillers,
+                    book,
+                }
+            })
+            .min_by_key(|p| (p.bytes(0), p.gap_bits))
+            .unwrap_or(PackedPlan {
+                gap_bits: 1,
+                code_bits: 1,
+                entries: 0,
+                book: Vec::new(),
+            })
+    }
+
+    /// The section: header, codebook, counts per (row segment, column), then the entries packed LSB first.
+    fn encode(&self, weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
+        let book: Vec<i8> = if self.book.is_empty() {
+            alloc::vec![0]
+        } else {
+            self.book.clone()
+        };
+        let mut out = alloc::vec![
+            self.gap_bits as u8,
+            self.code_bits as u8,
+            (book.len() - 1) as u8,
+            0
+        ];
+        out.extend(book.iter().map(|&v| v as u8));
+        let (mut counts, mut bits) = (Vec::new(), BitWriter::default());
+        let code = |v: i8| book.binary_search(&v).unwrap_or(0) as u64;
+        let max_gap = (1usize << self.gap_bits) - 1;
+        let width = self.gap_bits + self.code_bits;
+        if row_len > 0 {
+            for segment in weights.chunks(ROW_SEGMENT * row_len) {
+                for j in 0..row_len {
+                    let mut entries = 0u8;
+                    let mut next = 0usize;
+                    for (row, w) in segment.chunks_exact(row_len).enumerate() {
+                        if w[j] == 0 {
+                            continue;
+                        }
+                        while row - next > max_gap {
+                            bits.put(max_gap as u64 | code(0) << self.gap_bits, width);
+                            next += max_gap + 1;
+                            entries += 1;
+                        }
+                        bits.put((row - next) as u64 | code(w[j]) << self.gap_bits, width);
+                        next = row + 1;
+                        entries += 1;
+                    }
+                    counts.push(entries);
+                }
+            }
+        }
+        debug_assert_eq!(counts.len(), row_segments(channels) * row_len);
+        out.extend(counts);
+        out.extend(bits.finish());
+        out.extend([0u8; PACKED_PAD]);
+        out
+    }
+}
+
+/// Packs values of up to 16 bits, least significant bit first.
+#[derive(Default)]
+struct BitWriter {
+    bytes: Vec<u8>,
+    bits: u64,
+    len: u32,
+}
+
+impl BitWriter {
+    fn put(&mut self, value: u64, width: u32) {
+        self.bits |= value << self.len;
+        self.len += width;
+        while self.len >= 8 {
+            self.bytes.push(self.bits as u8);
+            self.bits >>= 8;
+            self.len -= 8;
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.len > 0 {
+            self.bytes.push(self.bits as u8);
+        }
+        self.bytes
+    }
+}
+
 /// Writes the weights (in the chosen format, see `docs/BLOB.md`), biases and per-channel multipliers, and
 /// returns the weight format written.
 fn write_rows(
@@ -943,6 +1117,8 @@ fn write_rows(
     }
     let layout = match format {
         WeightFormat::Auto => choose(rows, channels),
+        WeightFormat::Smallest => choose_smallest(rows, channels),
+        WeightFormat::Packed => WeightLayout::Packed,
         WeightFormat::Dense => WeightLayout::Dense,
         WeightFormat::Sparse => WeightLayout::Sparse,
         WeightFormat::Columns => WeightLayout::Columns,
@@ -960,11 +1136,18 @@ fn write_rows(
         WeightLayout::Sparse => sparse_weights(weights, row_len),
         WeightLayout::NM { n, .. } => nm_weights(weights, row_len, usize::from(n)),
         WeightLayout::Columns => column_weights(weights, channels, row_len),
+        WeightLayout::Packed => {
+            PackedPlan::best(weights, channels, row_len).encode(weights, channels, row_len)
+        }
     };
-    let stored_bias = if layout == WeightLayout::Columns {
+    let stored_bias = if matches!(layout, WeightLayout::Columns | WeightLayout::Packed) {
         column_bias(rows).map_err(|reason| EncodeError::WeightFormat {
             layer,
-            format: WeightFormat::Columns,
+            format: if layout == WeightLayout::Columns {
+                WeightFormat::Columns
+            } else {
+                WeightFormat::Packed
+            },
             reason,
         })?
     } else {

@@ -10,7 +10,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use crate::blob::{le_f32, le_i32};
-use crate::model::{BLOCK, LayerPlan, ROW_SEGMENT, SEGMENT, STEP, WeightLayout};
+use crate::model::{BLOCK, LayerPlan, ROW_SEGMENT, SEGMENT, STEP, WeightLayout, packed_entry};
 use crate::requant::{QuantMultiplier, requantize, round_shift, scale_round, shift_saturating};
 
 /// The number of lanes the reference dot product processes per step.
@@ -245,6 +245,64 @@ pub(crate) fn dense(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
         WeightLayout::Sparse => sparse_rows(l, x, out),
         WeightLayout::NM { .. } => nm_rows(l, &Row::Contiguous(x), out),
         WeightLayout::Columns => dense_columns(l, x, out),
+        WeightLayout::Packed => dense_packed(l, x, out),
+    }
+}
+
+/// Packed column-sparse Dense: the sum of [`dense_columns`], with each entry decoded from a bit stream.
+///
+/// An entry is a row gap (the rows skipped since the previous entry of the column) and an index into the
+/// layer's codebook; fillers carry the value 0 and only advance the row. A column whose input is at the zero
+/// point is skipped by moving the bit cursor past its entries.
+fn dense_packed(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
+    let zp = i32::from(l.in_zp);
+    let inputs = l.in_c.max(1);
+    let (gap_bits, code_bits) = (l.pk_gap_bits, l.pk_code_bits);
+    let width = (gap_bits + code_bits) as usize;
+    let mut book = [0i32; 256];
+    for (b, &v) in book.iter_mut().zip(l.pk_codebook) {
+        *b = i32::from(v as i8);
+    }
+    let mut counts = l.sp_counts.chunks_exact(inputs);
+    let mut bit = 0usize;
+    let segments = out
+        .chunks_mut(ROW_SEGMENT)
+        .zip(l.bias.chunks(4 * ROW_SEGMENT))
+        .zip(l.multipliers.chunks(4 * ROW_SEGMENT))
+        .zip(l.shifts.chunks(ROW_SEGMENT));
+    for (((out, bias), mults), shifts) in segments {
+        let mut acc = [0i32; ROW_SEGMENT];
+        for (a, b) in acc.iter_mut().zip(bias.chunks_exact(4)) {
+            *a = le_i32(b);
+        }
+        let column_counts = counts.next().unwrap_or(&[]);
+        for (&xb, &count) in x.iter().zip(column_counts) {
+            let d = i32::from(xb as i8) - zp;
+            if d == 0 {
+                bit += usize::from(count) * width;
+                continue;
+            }
+            let mut next = 0usize;
+            for _ in 0..count {
+                let (gap, code) = packed_entry(l.sp_values, bit, gap_bits, code_bits);
+                bit += width;
+                let row = next + gap;
+                next = row + 1;
+                // Rows below 256 and codes below 256 are what the loader allows; the masks make both accesses
+                // provably in bounds.
+                if let Some(a) = acc.get_mut(row & (ROW_SEGMENT - 1)) {
+                    *a = a.wrapping_add(d * book.get(code & 255).copied().unwrap_or(0));
+                }
+            }
+        }
+        let channels = out
+            .iter_mut()
+            .zip(&acc)
+            .zip(mults.chunks_exact(4))
+            .zip(shifts);
+        for (((o, &a), m), &s) in channels {
+            *o = requantize_inline(l, a, m, s);
+        }
     }
 }
 
@@ -515,7 +573,7 @@ pub(crate) fn conv1d(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
                 (WeightLayout::Sparse, _) => sparse_rows_gather(l, &row, out_row),
                 (WeightLayout::NM { .. }, _) => nm_rows(l, &row, out_row),
                 // The loader accepts the column format for Dense layers only.
-                (WeightLayout::Dense | WeightLayout::Columns, _) => {}
+                (WeightLayout::Dense | WeightLayout::Columns | WeightLayout::Packed, _) => {}
             }
             continue;
         }
@@ -860,6 +918,9 @@ mod tests {
                 sp_counts: &[],
                 sp_indices: &[],
                 sp_values: &[],
+                pk_codebook: &[],
+                pk_gap_bits: 0,
+                pk_code_bits: 0,
                 segments: 0,
                 nm_n: 0,
                 nm_entries: 0,

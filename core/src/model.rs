@@ -179,6 +179,39 @@ pub(crate) const fn max_input_deviation(zp: i8) -> u64 {
     (if low > high { low } else { high }) as u64
 }
 
+/// The zero bytes after a packed entry stream, so that reading 8 bytes at any entry never runs past the section.
+pub(crate) const PACKED_PAD: usize = 7;
+
+/// Entry `bit / width` of a packed stream: `(row gap, codebook index)`, read as 8 little-endian bytes from
+/// byte `bit / 8` (zero past the end, which the loader's padding rules out).
+#[inline(always)]
+pub(crate) fn packed_entry(
+    stream: &[u8],
+    bit: usize,
+    gap_bits: u32,
+    code_bits: u32,
+) -> (usize, usize) {
+    let at = bit / 8;
+    let word = match stream.get(at..at + 8) {
+        Some(&[a, b, c, d, e, f, g, h]) => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        _ => 0,
+    };
+    let entry = word >> (bit % 8);
+    let gap = entry & ((1 << gap_bits) - 1);
+    let code = (entry >> gap_bits) & ((1 << code_bits) - 1);
+    (gap as usize, code as usize)
+}
+
+/// The parts of a validated packed weights section.
+struct PackedWeights<'b> {
+    codebook: &'b [u8],
+    counts: &'b [u8],
+    stream: &'b [u8],
+    gap_bits: u32,
+    code_bits: u32,
+    nonzero: usize,
+}
+
 /// The group width of N:M weights; the only one this version supports.
 pub(crate) const NM_M: usize = 4;
 
@@ -226,6 +259,9 @@ pub enum WeightLayout {
     /// input, a count, then `(row, value)` byte pairs; the bias holds the input zero point unfolded, so inputs
     /// equal to the zero point are skipped at run time (code 3).
     Columns,
+    /// The column format with bit-packed entries (Dense only, version 3): per entry a row gap and a code into a
+    /// per-layer codebook of the distinct values, in fixed widths the encoder picks to minimize bytes (code 4).
+    Packed,
 }
 
 impl WeightLayout {
@@ -237,17 +273,19 @@ impl WeightLayout {
             WeightLayout::Sparse => 1,
             WeightLayout::NM { .. } => 2,
             WeightLayout::Columns => 3,
+            WeightLayout::Packed => 4,
         }
     }
 
-    /// A short name: `dense`, `sparse`, `columns` or `n:m` (for example `2:4`) is written by `Display`; this is
-    /// the family.
+    /// A short name: `dense`, `sparse`, `columns`, `packed` or `n:m` (for example `2:4`) is written by `Display`;
+    /// this is the family.
     pub const fn name(self) -> &'static str {
         match self {
             WeightLayout::Dense => "dense",
             WeightLayout::Sparse => "sparse",
             WeightLayout::NM { .. } => "nm",
             WeightLayout::Columns => "columns",
+            WeightLayout::Packed => "packed",
         }
     }
 }
@@ -376,7 +414,14 @@ pub(crate) struct LayerPlan<'b> {
     /// `nm_index_len` bytes per channel.
     pub sp_indices: &'b [u8],
     /// Sparse: the non-zero values. N:M: `nm_entries` values per channel. Columns: the `(row, value)` pairs.
+    /// Packed: the bit stream of entries, then 7 zero bytes.
     pub sp_values: &'b [u8],
+    /// Packed: the codebook (int8 values, increasing).
+    pub pk_codebook: &'b [u8],
+    /// Packed: the bits of an entry's row gap.
+    pub pk_gap_bits: u32,
+    /// Packed: the bits of an entry's codebook index.
+    pub pk_code_bits: u32,
     /// Sparse: the segments per row.
     pub segments: usize,
     /// N:M: `n`, the stored weights per group.
@@ -933,6 +978,128 @@ impl<'b> LayerCheck<'b, '_> {
         Ok((counts, pairs, nnz))
     }
 
+    /// Validates packed column weights (the section was placed but its length is unchecked) and splits them.
+    ///
+    /// Checks, in order: the 4-byte header (widths 1 to 8 bits, reserved byte zero), the codebook (strictly
+    /// increasing), the counts (each at most its segment's height), the exact section length, then every entry:
+    /// its code inside the codebook, its row below the segment's height, a zero value only as a filler (largest
+    /// gap, not last in its column), the unused bits and the 7 padding bytes zero, and per channel the overflow
+    /// bound with the unfolded bias.
+    #[allow(clippy::too_many_arguments)]
+    fn packed(
+        &self,
+        weights: &'b [u8],
+        w_offset: usize,
+        bias: &[u8],
+        b_offset: usize,
+        channels: usize,
+        inputs: usize,
+        in_zp: i8,
+    ) -> Result<PackedWeights<'b>, BlobError> {
+        use BlobErrorKind as K;
+        let found = u32::try_from(weights.len()).unwrap_or(u32::MAX);
+        let short = |expected: u64| self.length_error(Section::Weights, expected, found);
+        let (&[gap_bits, code_bits, book_last, reserved], rest) =
+            weights.split_first_chunk::<4>().ok_or_else(|| short(4))?;
+        if !(1..=8).contains(&gap_bits) {
+            return Err(self.err(w_offset, K::BadPackedHeader));
+        }
+        if !(1..=8).contains(&code_bits) || usize::from(book_last) >> code_bits != 0 {
+            return Err(self.err(w_offset + 1, K::BadPackedHeader));
+        }
+        if reserved != 0 {
+            return Err(self.err(w_offset + 3, K::ReservedNotZero));
+        }
+        let book_len = usize::from(book_last) + 1;
+        let counts_len = row_segments(channels) * inputs;
+        let (codebook, rest) = rest
+            .split_at_checked(book_len)
+            .ok_or_else(|| short((4 + book_len) as u64))?;
+        if let Some(i) = codebook.windows(2).position(|p| p[0] as i8 >= p[1] as i8) {
+            return Err(self.err(w_offset + 4 + i + 1, K::BadPackedHeader));
+        }
+        let counts_at = w_offset + 4 + book_len;
+        let (counts, stream) = rest
+            .split_at_checked(counts_len)
+            .ok_or_else(|| short((4 + book_len + counts_len) as u64))?;
+        let height = |r: usize| channels.saturating_sub(r * ROW_SEGMENT).min(ROW_SEGMENT);
+        let mut entries = 0u64;
+        for (i, &count) in counts.iter().enumerate() {
+            if usize::from(count) > height(i / inputs.max(1)) {
+                return Err(self.err(counts_at + i, K::SparseCountTooLarge));
+            }
+            entries += u64::from(count);
+        }
+        let width = u64::from(gap_bits) + u64::from(code_bits);
+        let stream_len = (entries * width).div_ceil(8) + PACKED_PAD as u64;
+        let expected = (4 + book_len + counts_len) as u64 + stream_len;
+        if weights.len() as u64 != expected {
+            return Err(short(expected));
+        }
+        let stream_at = counts_at + counts_len;
+        let (gap_bits, code_bits) = (u32::from(gap_bits), u32::from(code_bits));
+        let deviation = max_input_deviation(in_zp);
+        let (mut bit, mut nonzero) = (0usize, 0usize);
+        for (r, segment_counts) in counts.chunks_exact(inputs.max(1)).enumerate() {
+            let rows = height(r);
+            let mut abs_sums = [0u32; ROW_SEGMENT];
+            for &count in segment_counts {
+                let mut next = 0usize;
+                for e in 0..usize::from(count) {
+                    let at = stream_at + bit / 8;
+                    let (gap, code) = packed_entry(stream, bit, gap_bits, code_bits);
+                    bit += (gap_bits + code_bits) as usize;
+                    let value = codebook.get(code).map(|&v| v as i8);
+                    let Some(value) = value else {
+                        return Err(self.err(at, K::SparseIndexOutOfRange));
+                    };
+                    let row = next + gap;
+                    if row >= rows {
+                        return Err(self.err(at, K::SparseIndexOutOfRange));
+                    }
+                    next = row + 1;
+                    if value == 0 {
+                        let filler = gap + 1 == 1 << gap_bits && e + 1 < usize::from(count);
+                        if !filler {
+                            return Err(self.err(at, K::SparseZeroValue));
+                        }
+                    } else {
+                        nonzero += 1;
+                    }
+                    if let Some(sum) = abs_sums.get_mut(row) {
+                        *sum += u32::from(value.unsigned_abs());
+                    }
+                }
+            }
+            for (o, &sum) in abs_sums.iter().enumerate().take(rows) {
+                let channel = r * ROW_SEGMENT + o;
+                self.channel_bound_with(bias, b_offset, channel, u64::from(sum), deviation)?;
+            }
+        }
+        // The bits after the last entry and the padding bytes are zero.
+        let used = bit.div_ceil(8);
+        let last_partial = (bit % 8 != 0).then(|| stream.get(bit / 8)).flatten();
+        if let Some(&b) = last_partial
+            && b >> (bit % 8) != 0
+        {
+            return Err(self.err(stream_at + bit / 8, K::RowPaddingNotZero));
+        }
+        if let Some(i) = stream
+            .get(used..)
+            .and_then(|p| p.iter().position(|&b| b != 0))
+        {
+            return Err(self.err(stream_at + used + i, K::RowPaddingNotZero));
+        }
+        Ok(PackedWeights {
+            codebook,
+            counts,
+            stream,
+            gap_bits,
+            code_bits,
+            nonzero,
+        })
+    }
+
     /// Validates N:M weights (the section has its exact length) and splits them into (values, indices, non-zero
     /// count).
     ///
@@ -1362,7 +1529,7 @@ fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
     let stored_values = match l.layout {
         WeightLayout::Dense => l.out_c * l.row_len,
         WeightLayout::Sparse | WeightLayout::NM { .. } => l.sp_values.len(),
-        WeightLayout::Columns => l.nonzero,
+        WeightLayout::Columns | WeightLayout::Packed => l.nonzero,
     };
     let macs = match l.kind {
         // The multiply-adds the kernels really do: every stored weight once per output step.
@@ -1378,7 +1545,7 @@ fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
         WeightLayout::Dense => weights_total,
         WeightLayout::Sparse => l.sp_values.len(),
         WeightLayout::NM { .. } => l.sp_values.len(),
-        WeightLayout::Columns => l.nonzero,
+        WeightLayout::Columns | WeightLayout::Packed => l.nonzero,
     };
     let params = match l.kind {
         LayerKind::Dense | LayerKind::Conv1d => stored_weights + 2 * channels,
@@ -1451,6 +1618,7 @@ fn weight_layout(c: &LayerCheck<'_, '_>, kind: LayerKind) -> Result<WeightLayout
         (1, true) => WeightLayout::Sparse,
         (2, true) => WeightLayout::NM { n, m },
         (3, true) if kind == LayerKind::Dense && c.version >= 3 => WeightLayout::Columns,
+        (4, true) if kind == LayerKind::Dense && c.version >= 3 => WeightLayout::Packed,
         _ => return Err(c.field(e::WEIGHT_FORMAT, K::BadWeightFormat { found: code })),
     };
     if let WeightLayout::NM { n, m } = layout {
@@ -1690,6 +1858,9 @@ fn check_layer<'b>(
         sp_counts: &[],
         sp_indices: &[],
         sp_values: &[],
+        pk_codebook: &[],
+        pk_gap_bits: 0,
+        pk_code_bits: 0,
         segments: 0,
         nm_n: 0,
         nm_entries: 0,
@@ -1732,7 +1903,7 @@ fn check_layer<'b>(
                     dense_weights_len(out_c, plan.row_len, tail_channels(out_c, c.version))
                 }
                 // Checked against the counts once the section's bytes are known.
-                WeightLayout::Sparse | WeightLayout::Columns => 0,
+                WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed => 0,
                 WeightLayout::NM { n, m } => {
                     let (n, m) = (usize::from(n), usize::from(m));
                     if !plan.row_len.is_multiple_of(m) {
@@ -1751,7 +1922,10 @@ fn check_layer<'b>(
         LayerKind::AvgPool1d | LayerKind::GlobalAvgPool => (0, 0, 5, 0),
         LayerKind::Add => (0, 0, 5, 8),
     };
-    let weights = if matches!(layout, WeightLayout::Sparse | WeightLayout::Columns) {
+    let weights = if matches!(
+        layout,
+        WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed
+    ) {
         c.place(Section::Weights)?
     } else {
         c.section(Section::Weights, weights_len)?
@@ -1805,6 +1979,16 @@ fn check_layer<'b>(
                     plan.segments = row_segments(out_c);
                     (plan.sp_counts, plan.sp_values) = (counts, pairs);
                     plan.nonzero = nnz;
+                }
+                WeightLayout::Packed => {
+                    let packed = c.packed(weights, w_offset, bias, b_offset, out_c, in_c, in_zp)?;
+                    plan.segments = row_segments(out_c);
+                    plan.sp_counts = packed.counts;
+                    plan.sp_values = packed.stream;
+                    plan.pk_codebook = packed.codebook;
+                    plan.pk_gap_bits = packed.gap_bits;
+                    plan.pk_code_bits = packed.code_bits;
+                    plan.nonzero = packed.nonzero;
                 }
                 WeightLayout::NM { .. } => {
                     let shape = (plan.nm_n, plan.nm_entries, plan.nm_index_len);

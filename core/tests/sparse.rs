@@ -174,6 +174,10 @@ proptest! {
         let columns = encode_with(&spec, &with(WeightFormat::Columns));
         // The column format is for Dense layers; these never have a 256-weight column or a failing bound.
         prop_assert_eq!(columns.is_ok(), kernel == 0, "{:?}", columns);
+        let packed = encode_with(&spec, &with(WeightFormat::Packed));
+        prop_assert_eq!(packed.is_ok(), kernel == 0, "{:?}", packed);
+        let smallest = encode_with(&spec, &with(WeightFormat::Smallest)).unwrap();
+        prop_assert!(smallest.len() <= dense.len().min(sparse.len()));
         let row_len = kernel.max(1) * in_c;
         if let Pattern::NM(_) = pattern && row_len % 4 == 0 {
             prop_assert!(nm_blob.is_ok(), "{nm_blob:?}");
@@ -192,6 +196,10 @@ proptest! {
             if let Ok(b) = &columns {
                 prop_assert_eq!(&run(b, &x), &want);
             }
+            if let Ok(b) = &packed {
+                prop_assert_eq!(&run(b, &x), &want);
+            }
+            prop_assert_eq!(&run(&smallest, &x), &want);
         }
     }
 }
@@ -222,6 +230,7 @@ fn round_trip_per_format() {
         (WeightFormat::Sparse, WeightLayout::Sparse),
         (WeightFormat::NM, WeightLayout::NM { n: 2, m: 4 }),
         (WeightFormat::Columns, WeightLayout::Columns),
+        (WeightFormat::Packed, WeightLayout::Packed),
     ] {
         let blob = encode_with(&spec, &with(format)).unwrap();
         let model = Model::load(&blob).unwrap();
@@ -241,11 +250,13 @@ fn round_trip_per_format() {
             WeightLayout::NM { .. } => 20 * (100 + 25),
             // One row segment: a count per input, then a (row, value) pair per non-zero.
             WeightLayout::Columns => 200 + 2 * nonzero,
+            // Whatever the widths, the stream is what the header and counts say (checked by the loader).
+            WeightLayout::Packed => w_len,
         };
         assert_eq!(w_len, expected_w_len, "{format}");
         let stored = match layout {
             WeightLayout::Dense => 20 * 200,
-            WeightLayout::Sparse | WeightLayout::Columns => nonzero,
+            WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed => nonzero,
             WeightLayout::NM { .. } => 20 * 100,
         };
         assert_eq!(info.params, stored + 2 * 20);
@@ -503,10 +514,10 @@ fn sparse_validation_errors() {
 
     // Unknown format codes, and a format on a layer without weights.
     expect(
-        &patched(&blob, |b| b[entry(1) + e::WEIGHT_FORMAT] = 4),
+        &patched(&blob, |b| b[entry(1) + e::WEIGHT_FORMAT] = 5),
         1,
         entry(1) + e::WEIGHT_FORMAT,
-        K::BadWeightFormat { found: 4 },
+        K::BadWeightFormat { found: 5 },
     );
     let err = Model::load(&patched(&blob, |b| b[entry(0) + e::WEIGHT_FORMAT] = 1)).unwrap_err();
     assert_eq!(
@@ -928,4 +939,168 @@ fn columns_validation_errors() {
             K::BadWeightFormat { found: 3 }
         )
     );
+}
+
+#[test]
+fn packed_round_trips_and_is_smallest_at_high_sparsity() {
+    let spec = columns_spec();
+    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let packed = encode_with(&spec, &with(WeightFormat::Packed)).unwrap();
+    let columns = encode_with(&spec, &with(WeightFormat::Columns)).unwrap();
+    let smallest = encode_with(&spec, &with(WeightFormat::Smallest)).unwrap();
+    assert!(smallest.len() <= packed.len().min(columns.len()));
+    // On a layer of some size, packing beats two bytes per non-zero.
+    let (big, _) = layer_model(3, 128, 128, 0, 1, 0, Pattern::Unstructured(0.9));
+    let big_packed = encode_with(&big, &with(WeightFormat::Packed))
+        .unwrap()
+        .len();
+    let big_columns = encode_with(&big, &with(WeightFormat::Columns))
+        .unwrap()
+        .len();
+    assert!(big_packed < big_columns, "{big_packed} >= {big_columns}");
+    let model = Model::load(&packed).unwrap();
+    let layers: Vec<_> = model.layers().filter_map(|l| l.weight_format).collect();
+    assert_eq!(layers, [WeightLayout::Packed, WeightLayout::Packed]);
+    let mut rng = Rng(9);
+    for round in 0..200 {
+        let x: Vec<i8> = (0..24)
+            .map(|_| if rng.below(200) < round { -7 } else { rng.i8() })
+            .collect();
+        let want = run(&dense, &x);
+        assert_eq!(run(&packed, &x), want, "round {round}");
+        assert_eq!(run(&smallest, &x), want, "round {round}");
+    }
+    assert_eq!("packed".parse::<WeightFormat>(), Ok(WeightFormat::Packed));
+    assert_eq!(
+        "smallest".parse::<WeightFormat>(),
+        Ok(WeightFormat::Smallest)
+    );
+}
+
+/// Every field of a packed section is checked: header, codebook, counts, padding, entries.
+#[test]
+fn packed_validation_errors() {
+    let mut spec = crafted_spec();
+    if let OpSpec::Dense { weights, .. } = &mut spec.layers[1].op {
+        weights[400] = 3;
+    }
+    let blob = encode_with(&spec, &with(WeightFormat::Packed)).unwrap();
+    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let x: Vec<i8> = (0..200).map(|i| (i * 37 % 251) as i8).collect();
+    assert_eq!(run(&blob, &x), run(&dense, &x));
+    let w = get_u32(&blob, entry(1) + e::WEIGHTS_OFFSET.start) as usize;
+    let w_len = get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start) as usize;
+    let (gap_bits, code_bits, book_len) = (blob[w], blob[w + 1], usize::from(blob[w + 2]) + 1);
+    assert!((1..=8).contains(&gap_bits) && (1..=8).contains(&code_bits));
+    let counts = w + 4 + book_len;
+    let stream = counts + 200;
+    // Header: widths, codebook length, reserved byte.
+    expect(&patched(&blob, |b| b[w] = 0), 1, w, K::BadPackedHeader);
+    expect(&patched(&blob, |b| b[w] = 9), 1, w, K::BadPackedHeader);
+    expect(
+        &patched(&blob, |b| b[w + 1] = 0),
+        1,
+        w + 1,
+        K::BadPackedHeader,
+    );
+    expect(
+        &patched(&blob, |b| b[w + 3] = 1),
+        1,
+        w + 3,
+        K::ReservedNotZero,
+    );
+    // The codebook strictly increases.
+    if book_len >= 2 {
+        expect(
+            &patched(&blob, |b| b[w + 5] = b[w + 4]),
+            1,
+            w + 5,
+            K::BadPackedHeader,
+        );
+    }
+    // A count larger than the segment's 3 rows, and counts that no longer match the section length.
+    expect(
+        &patched(&blob, |b| b[counts] = 4),
+        1,
+        counts,
+        K::SparseCountTooLarge,
+    );
+    let err = Model::load(&patched(&blob, |b| b[counts + 1] += 1)).unwrap_err();
+    assert!(
+        matches!(
+            err.kind,
+            K::SectionLength {
+                section: Section::Weights,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The padding after the stream is zero.
+    expect(
+        &patched(&blob, |b| b[w + w_len - 1] = 1),
+        1,
+        w + w_len - 1,
+        K::RowPaddingNotZero,
+    );
+    // Column 0 holds rows 0 and 2: a first entry whose gap points past the 3 rows is out of range.
+    assert_eq!(blob[counts], 2);
+    let max_gap = (1u8 << gap_bits) - 1;
+    if max_gap >= 3 {
+        expect(
+            &patched(&blob, |b| b[stream] |= 3),
+            1,
+            stream,
+            K::SparseIndexOutOfRange,
+        );
+    }
+    // Flipping bits anywhere in the stream never loads silently different weights: it either fails to load or
+    // decodes to a valid model (checked by the byte-flip test); here every single-bit flip of the first two
+    // stream bytes is either rejected or changes nothing but a loadable value.
+    for bit in 0..16 {
+        let flipped = patched(&blob, |b| b[stream + bit / 8] ^= 1 << (bit % 8));
+        if let Ok(model) = Model::load(&flipped) {
+            let mut arena = vec![0u8; model.arena_bytes()];
+            let mut session = Session::new(&model, &mut arena).unwrap();
+            let _ = session.run_quantized(&x).logits();
+        }
+    }
+}
+
+#[test]
+fn packed_fillers_bridge_long_gaps() {
+    // One input, 256 outputs: rows 0 to 100 hold 5 (gaps of 0), row 255 holds -3 (a gap of 154). Short gap
+    // fields with fillers beat one wide field, so the encoder emits fillers (zero values with the largest gap).
+    let mut weights = vec![0i8; 256];
+    weights[..=100].fill(5);
+    weights[255] = -3;
+    let m = QuantMultiplier::from_ratio(0.01).unwrap();
+    let dense_layer = OpSpec::Dense {
+        out_features: 256,
+        in_features: 1,
+        weights,
+        bias: (0..256).map(|o| o - 128).collect(),
+        requant: vec![m; 256],
+    };
+    let q = Qp { scale: 0.05, zp: 0 };
+    let spec = spec(
+        vec![identity_input(1, 1, q), LayerSpec::new(dense_layer, 0.1, 0)],
+        1,
+        256,
+    );
+    let blob = encode_with(&spec, &with(WeightFormat::Packed)).unwrap();
+    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let w = get_u32(&blob, entry(1) + e::WEIGHTS_OFFSET.start) as usize;
+    let (gap_bits, book_len) = (blob[w], usize::from(blob[w + 2]) + 1);
+    let entries = blob[w + 4 + book_len];
+    assert!(gap_bits < 8, "gap bits {gap_bits}");
+    assert!(
+        entries > 102,
+        "{entries} entries for 102 non-zeros: no fillers"
+    );
+    let model = Model::load(&blob).unwrap();
+    assert_eq!(model.layers().nth(1).unwrap().weights_nonzero, 102);
+    for x in i8::MIN..=i8::MAX {
+        assert_eq!(run(&blob, &[x]), run(&dense, &[x]), "x = {x}");
+    }
 }

@@ -234,14 +234,16 @@ struct QuantOpts {
     /// Training samples used for calibration.
     #[arg(long)]
     calibration_samples: Option<usize>,
-    /// Weight encoding in the blob: auto (chosen per layer by size and estimated work),
-    /// dense, sparse (unstructured, by output channel: input indices + values), columns
-    /// (unstructured, Dense layers only, by input: skips inputs at their zero point, e.g.
-    /// ReLU zeros) or nm (N:4 semi-structured).
+    /// Weight encoding in the blob: auto (per layer, the fastest estimate among formats
+    /// smaller than dense), smallest (per layer, the fewest bytes), dense, sparse
+    /// (unstructured, by output channel: input indices + values), columns (unstructured,
+    /// Dense layers only, by input: skips inputs at their zero point, e.g. ReLU zeros),
+    /// packed (columns with bit-packed gaps and codebook values: smallest, slower) or nm
+    /// (N:4 semi-structured).
     #[arg(
         long,
         default_value = "auto",
-        value_name = "auto|dense|sparse|columns|nm"
+        value_name = "auto|smallest|dense|sparse|columns|packed|nm"
     )]
     weight_format: WeightFormat,
 }
