@@ -504,11 +504,17 @@ fn footprint_and_instruction_counts() {
         ),
         ("mlp", mlp_blob, mlp_inputs),
     ];
-    println!("| model | opt-level | MACs | instructions / inference | instructions / MAC |");
-    println!("| --- | --- | --- | --- | --- |");
+    println!(
+        "| model | opt-level | MACs (Dense) | instructions / inference | per MAC | Dense layers: instructions | per Dense MAC | engine `.text` |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
     for (name, blob, rows) in &cases {
         let model = Model::load(blob).expect("loads");
         let macs: u64 = model.layers().map(|l| l.macs).sum();
+        let dense: Vec<bool> = model
+            .layers()
+            .map(|l| l.kind == tickq_core::LayerKind::Dense)
+            .collect();
         let dense_macs: u64 = model
             .layers()
             .filter(|l| l.kind == tickq_core::LayerKind::Dense)
@@ -522,22 +528,65 @@ fn footprint_and_instruction_counts() {
             assert!(ok, "{out}");
             let calib_ticks = field(&out, "calib", "ticks").expect("calib line") as f64;
             let calib_instr = field(&out, "calib", "delay_instructions").expect("calib") as f64;
+            let per_tick = calib_instr / calib_ticks;
             let ticks = field(&out, "summary", "ticks_min").expect("ticks") as f64;
-            let instructions = ticks * calib_instr / calib_ticks;
+            let instructions = ticks * per_tick;
+            let layer_ticks = layer_ticks(&out);
+            assert_eq!(layer_ticks.len(), dense.len(), "one tick count per layer");
+            let dense_ticks: u64 = layer_ticks
+                .iter()
+                .zip(&dense)
+                .filter(|(_, d)| **d)
+                .map(|(t, _)| t)
+                .sum();
+            let dense_instructions = dense_ticks as f64 * per_tick;
             println!(
-                "| {name} | {opt} | {macs} (Dense {dense_macs}) | {instructions:.0} | {:.2} |",
-                instructions / macs as f64
+                "| {name} | {opt} | {macs} ({dense_macs}) | {instructions:.0} | {:.2} | {dense_instructions:.0} | {:.2} | {} |",
+                instructions / macs as f64,
+                dense_instructions / dense_macs as f64,
+                engine_text(&elf).map_or("?".to_owned(), |b| b.to_string()),
             );
-            if opt == "s" {
-                println!(
-                    "<!-- {name}: ticks/instruction {:.4}; stack_load {:?} stack_run {:?}; arena {} model {} -->",
-                    calib_ticks / calib_instr,
-                    field(&out, "summary", "stack_load"),
-                    field(&out, "summary", "stack_run"),
-                    model.arena_bytes(),
-                    blob.len()
-                );
-            }
+            println!(
+                "<!-- {name} opt {opt}: per layer instructions {:?}; ticks/instruction {:.4}; stack_load {:?} stack_run {:?}; arena {} model {} -->",
+                layer_ticks
+                    .iter()
+                    .map(|&t| (t as f64 * per_tick).round() as u64)
+                    .collect::<Vec<_>>(),
+                calib_ticks / calib_instr,
+                field(&out, "summary", "stack_load"),
+                field(&out, "summary", "stack_run"),
+                model.arena_bytes(),
+                blob.len()
+            );
         }
     }
+}
+
+/// The `layers ticks_min=a,b,...` line of the Cortex-M4 example: each layer's fewest ticks over the vectors.
+fn layer_ticks(out: &str) -> Vec<u64> {
+    out.lines()
+        .find_map(|l| l.strip_prefix("layers ticks_min="))
+        .expect("layers line")
+        .split(',')
+        .map(|t| t.trim().parse().expect("tick count"))
+        .collect()
+}
+
+/// The bytes of `.text` in symbols of tickq-core (`llvm-nm -S -C`), or `None` without `llvm-nm`.
+fn engine_text(elf: &Path) -> Option<u64> {
+    let out = Command::new("llvm-nm")
+        .args(["-S", "-C"])
+        .arg(elf)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut total = 0;
+    for line in text.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let (_, size, kind, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if kind.eq_ignore_ascii_case("t") && name.contains("tickq_core") {
+            total += u64::from_str_radix(size, 16).ok()?;
+        }
+    }
+    Some(total)
 }
