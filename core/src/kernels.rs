@@ -242,6 +242,7 @@ pub(crate) fn dense(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
                 requant_block(l, &acc, b.bias, b.mults, b.shifts, b.out);
             }
         }
+        WeightLayout::DenseDsp => crate::kernels_dsp::dense(l, x, out),
         WeightLayout::Sparse => sparse_rows(l, x, out),
         WeightLayout::NM { .. } => nm_rows(l, &Row::Contiguous(x), out),
     }

@@ -83,7 +83,7 @@
 //!
 //! The minimum supported Rust version is 1.95.
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -96,6 +96,7 @@ pub mod blob;
 pub mod encode;
 pub mod error;
 mod kernels;
+mod kernels_dsp;
 pub mod model;
 mod plan;
 pub mod requant;

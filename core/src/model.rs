@@ -11,6 +11,7 @@ use crate::blob::{
     self, ENTRY_LEN, Entry, HEADER_LEN, Header, NO_INPUT, SECTION_ALIGN, le_f32, le_i32,
 };
 use crate::error::{BlobError, BlobErrorKind, Section, clamp_offset};
+use crate::kernels_dsp;
 use crate::plan::{self, TensorReq};
 use crate::requant::QuantMultiplier;
 use crate::{MAX_CLASSES, MAX_LAYERS};
@@ -203,6 +204,9 @@ pub enum WeightLayout {
         /// The group width.
         m: u8,
     },
+    /// Every weight, in groups of 4 output channels and words of 4 inputs, for the Arm DSP extension's `SMLAD`
+    /// (code 3; Dense only, see `kernels_dsp`).
+    DenseDsp,
 }
 
 impl WeightLayout {
@@ -213,6 +217,7 @@ impl WeightLayout {
             WeightLayout::Dense => 0,
             WeightLayout::Sparse => 1,
             WeightLayout::NM { .. } => 2,
+            WeightLayout::DenseDsp => 3,
         }
     }
 
@@ -222,6 +227,7 @@ impl WeightLayout {
             WeightLayout::Dense => "dense",
             WeightLayout::Sparse => "sparse",
             WeightLayout::NM { .. } => "nm",
+            WeightLayout::DenseDsp => "dense-dsp",
         }
     }
 }
@@ -956,6 +962,42 @@ impl<'b> LayerCheck<'b, '_> {
     }
 }
 
+impl LayerCheck<'_, '_> {
+    /// Checks `dense-dsp` weights (see `kernels_dsp`): zero padding (inputs at or above `row_len`) and the
+    /// overflow bound of every channel; returns the number of non-zero weights.
+    fn dsp_rows(
+        &self,
+        weights: &[u8],
+        w_offset: usize,
+        bias: &[u8],
+        b_offset: usize,
+        channels: usize,
+        row_len: usize,
+    ) -> Result<usize, BlobError> {
+        // Per channel: 128 * sum |w| (which bounds every activation sum) plus |bias| must stay below 2^31.
+        let mut nnz = 0usize;
+        for (o, bv) in bias.chunks_exact(4).enumerate().take(channels) {
+            let mut bound = 0u64;
+            for k in 0..kernels_dsp::padded_row(row_len) {
+                let i = kernels_dsp::index(o, k, row_len, channels);
+                let w = weights.get(i).copied().unwrap_or(0);
+                if k >= row_len {
+                    if w != 0 {
+                        return Err(self.err(w_offset + i, BlobErrorKind::RowPaddingNotZero));
+                    }
+                } else {
+                    bound += u64::from((w as i8).unsigned_abs()) * 128;
+                    nnz += usize::from(w != 0);
+                }
+            }
+            if bound + u64::from(le_i32(bv).unsigned_abs()) >= 1 << 31 {
+                return Err(self.err(b_offset + 4 * o, BlobErrorKind::OverflowPossible));
+            }
+        }
+        Ok(nnz)
+    }
+}
+
 impl<'b> Model<'b> {
     /// Parses and validates a blob, and plans the arena.
     ///
@@ -1247,7 +1289,7 @@ fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
     let input = |v: u16| (v != NO_INPUT).then_some(usize::from(v));
     let out_elems = (l.out_t * l.out_c) as u64;
     let stored_values = match l.layout {
-        WeightLayout::Dense => l.out_c * l.row_len,
+        WeightLayout::Dense | WeightLayout::DenseDsp => l.out_c * l.row_len,
         WeightLayout::Sparse | WeightLayout::NM { .. } => l.sp_values.len(),
     };
     let macs = match l.kind {
@@ -1261,7 +1303,7 @@ fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
     let has_weights = matches!(l.kind, LayerKind::Dense | LayerKind::Conv1d);
     let weights_total = if has_weights { channels * l.row_len } else { 0 };
     let stored_weights = match l.layout {
-        WeightLayout::Dense => weights_total,
+        WeightLayout::Dense | WeightLayout::DenseDsp => weights_total,
         WeightLayout::Sparse => l.sp_values.len(),
         WeightLayout::NM { .. } => l.sp_values.len(),
     };
@@ -1335,6 +1377,7 @@ fn weight_layout(c: &LayerCheck<'_, '_>, kind: LayerKind) -> Result<WeightLayout
         (0, _) => WeightLayout::Dense,
         (1, true) => WeightLayout::Sparse,
         (2, true) => WeightLayout::NM { n, m },
+        (3, _) if kind == LayerKind::Dense => WeightLayout::DenseDsp,
         _ => return Err(c.field(e::WEIGHT_FORMAT, K::BadWeightFormat { found: code })),
     };
     if let WeightLayout::NM { n, m } = layout {
@@ -1615,6 +1658,7 @@ fn check_layer<'b>(
                 WeightLayout::Dense => {
                     dense_weights_len(out_c, plan.row_len, tail_channels(out_c, c.version))
                 }
+                WeightLayout::DenseDsp => kernels_dsp::weights_len(out_c, plan.row_len),
                 // Checked against the counts once the section's bytes are known.
                 WeightLayout::Sparse => 0,
                 WeightLayout::NM { n, m } => {
@@ -1675,6 +1719,10 @@ fn check_layer<'b>(
                         tail,
                         dynamic,
                     )?;
+                }
+                WeightLayout::DenseDsp => {
+                    plan.nonzero =
+                        c.dsp_rows(weights, w_offset, bias, b_offset, out_c, plan.row_len)?;
                 }
                 WeightLayout::Sparse => {
                     let (counts, indices, values, nnz) =

@@ -212,6 +212,7 @@ fn round_trip_per_format() {
         (WeightFormat::Dense, WeightLayout::Dense),
         (WeightFormat::Sparse, WeightLayout::Sparse),
         (WeightFormat::NM, WeightLayout::NM { n: 2, m: 4 }),
+        (WeightFormat::DenseDsp, WeightLayout::DenseDsp),
     ] {
         let blob = encode_with(&spec, &with(format)).unwrap();
         let model = Model::load(&blob).unwrap();
@@ -223,8 +224,8 @@ fn round_trip_per_format() {
         let (_, w_len) = (0, get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start) as usize);
         assert_eq!(info.bytes, w_len + 20 * 4 + 20 * 5, "{format}");
         let expected_w_len = match layout {
-            // One full block of 16 channels, then a tail block of 4.
-            WeightLayout::Dense => 16 * 200 + 4 * 200,
+            // One full block of 16 channels, then a tail block of 4; dense-dsp: 5 groups of 4 channels.
+            WeightLayout::Dense | WeightLayout::DenseDsp => 16 * 200 + 4 * 200,
             // Two segments per channel (128 + 72 inputs), then an index and a value per non-zero.
             WeightLayout::Sparse => 20 * 2 + 2 * nonzero,
             // 50 groups x 2 values, then 100 2-bit indices (25 bytes), per channel.
@@ -232,7 +233,7 @@ fn round_trip_per_format() {
         };
         assert_eq!(w_len, expected_w_len, "{format}");
         let stored = match layout {
-            WeightLayout::Dense => 20 * 200,
+            WeightLayout::Dense | WeightLayout::DenseDsp => 20 * 200,
             WeightLayout::Sparse => nonzero,
             WeightLayout::NM { .. } => 20 * 100,
         };
@@ -472,10 +473,10 @@ fn sparse_validation_errors() {
 
     // Unknown format codes, and a format on a layer without weights.
     expect(
-        &patched(&blob, |b| b[entry(1) + e::WEIGHT_FORMAT] = 3),
+        &patched(&blob, |b| b[entry(1) + e::WEIGHT_FORMAT] = 4),
         1,
         entry(1) + e::WEIGHT_FORMAT,
-        K::BadWeightFormat { found: 3 },
+        K::BadWeightFormat { found: 4 },
     );
     let err = Model::load(&patched(&blob, |b| b[entry(0) + e::WEIGHT_FORMAT] = 1)).unwrap_err();
     assert_eq!(

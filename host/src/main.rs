@@ -235,8 +235,13 @@ struct QuantOpts {
     #[arg(long)]
     calibration_samples: Option<usize>,
     /// Weight encoding in the blob: auto (chosen per layer by size and estimated work),
-    /// dense, sparse (unstructured: indices + values) or nm (N:4 semi-structured).
-    #[arg(long, default_value = "auto", value_name = "auto|dense|sparse|nm")]
+    /// dense, sparse (unstructured: indices + values), nm (N:4 semi-structured) or dense-dsp
+    /// (Dense layers laid out for the Cortex-M4's SMLAD kernel; Conv1d stays dense).
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|dense|sparse|nm|dense-dsp"
+    )]
     weight_format: WeightFormat,
 }
 
