@@ -24,16 +24,17 @@
 //! # Targets
 //!
 //! On `thumbv7em` targets (Cortex-M4 and M7, which always have the DSP extension) the build script sets
-//! `cfg(tickq_dsp)` and the word loop is the inline assembly in [`dsp`]; everywhere else, and on the
-//! Cortex-M4 when the weights are not word aligned (`LDRD` needs alignment; a blob in flash is aligned when its
-//! first byte is, as `tickq export` arranges), the portable loop computes the same sums.
+//! `cfg(tickq_dsp)` and the word loops are the inline assembly in `dsp`: a whole group at a time with `LDRD`
+//! when the weights are word aligned (a blob whose first byte is, as `tickq export` arranges, has every
+//! section aligned), one channel at a time with `LDR` otherwise and for the plain rows.
+//! Everywhere else the portable loop computes the same sums.
 //! Integer sums are exact (the loader bounds every channel below `2^31`), so both give the same bytes.
 
 #![deny(clippy::indexing_slicing)]
 
 use crate::blob::le_i32;
 use crate::model::LayerPlan;
-use crate::requant::{QuantMultiplier, requantize};
+use crate::requant::{MULTIPLIER_MIN, QuantMultiplier, requantize};
 
 /// The channels of one group.
 pub(crate) const GROUP: usize = 4;
@@ -98,109 +99,95 @@ fn dot_bytes(w: &[u8], x: &[u8]) -> i32 {
     acc
 }
 
-/// The portable word loop of one group: `acc[c] += sum_q sum_e w[q][c][e] * x[q][e]`, over the word steps both
-/// `w` and `xs` have.
-#[cfg_attr(
-    tickq_dsp,
-    allow(dead_code, reason = "the fallback for unaligned weights")
-)]
-#[inline(never)]
-pub(crate) fn group_words(w: &[u8], xs: &[[u8; WORD]], acc: &mut [i32; GROUP]) {
-    let (steps, _) = w.as_chunks::<GROUP_STEP>();
-    for (step, x) in steps.iter().zip(xs) {
-        let (words, _) = step.as_chunks::<WORD>();
-        for (a, word) in acc.iter_mut().zip(words) {
-            *a = a.wrapping_add(dot_bytes(word, x));
-        }
+/// [`requantize`], computed with 32-bit halves when the right shift is at least 33 (multipliers below 1/4,
+/// the usual case), which a 32-bit core does in a few instructions instead of 64-bit shifts by a variable amount.
+///
+/// With `v = acc * M` (an exact i64, `|v| < 2^62`) and `s >= 33`, `round_shift(v, s) = (v + 2^(s-1) + sgn(v)) >>
+/// s` (`sgn` being -1 for negative `v`, else 0) equals `((hi(v + sgn) + 2^(s-33)) >> (s - 32))`: adding a
+/// multiple of `2^32` commutes with taking the high word, and arithmetic shifts compose.
+/// The result is within `2^31` in magnitude, so adding the zero point and clamping in i32 is exact.
+/// Other shifts (and out-of-range multipliers, which the loader rejects) take [`requantize`] itself, with the
+/// multiplier and shift clamped as [`QuantMultiplier::from_validated`] does: the result equals
+/// `requantize(acc, QuantMultiplier::from_validated(m, s), ..)` for every input.
+#[inline(always)]
+pub(crate) fn requantize_split(acc: i32, m: i32, s: u8, out_zp: i8, lo: i8, hi: i8) -> i8 {
+    // The loader checked `m >= 2^30` and `1 <= s <= 62`; other values take the general path, which clamps them.
+    if !(33..=62).contains(&s) || m < MULTIPLIER_MIN {
+        return requantize(acc, QuantMultiplier::from_validated(m, s), out_zp, lo, hi);
     }
+    let s = u32::from(s);
+    let v = i64::from(acc) * i64::from(m);
+    let high = ((v + (v >> 63)) >> 32) as i32;
+    let y = (high + (1 << (s - 33))) >> (s - 32);
+    (y + i32::from(out_zp)).max(i32::from(lo)).min(i32::from(hi)) as i8
 }
 
-/// The portable word loop of one plain row: `sum_q sum_e w[q][e] * x[q][e]`.
-#[cfg_attr(
-    tickq_dsp,
-    allow(dead_code, reason = "the fallback for unaligned weights")
-)]
+/// The portable word loop of one channel: `sum_q sum_e w[q * stride + e] * x[q][e]`, over the word steps both
+/// have; `stride` is [`GROUP_STEP`] for a channel of a group and [`WORD`] for a plain row.
+#[cfg_attr(tickq_dsp, allow(dead_code, reason = "the DSP form replaces it"))]
 #[inline(never)]
-pub(crate) fn row_words(w: &[u8], xs: &[[u8; WORD]]) -> i32 {
-    let (words, _) = w.as_chunks::<WORD>();
+fn channel_words(w: &[u8], stride: usize, xs: &[[u8; WORD]]) -> i32 {
     let mut acc = 0i32;
-    for (word, x) in words.iter().zip(xs) {
-        acc = acc.wrapping_add(dot_bytes(word, x));
+    for (word, x) in w.chunks(stride.max(1)).zip(xs) {
+        acc = acc.wrapping_add(dot_bytes(word.get(..WORD).unwrap_or(&[]), x));
     }
     acc
 }
 
-/// One group's word loop: the DSP assembly where it applies, the portable loop otherwise.
+/// The word sums of one unit: a group of [`GROUP`] channels (`width = GROUP`) or one plain row (`width = 1`),
+/// into `acc[..width]`.
 #[inline(always)]
-fn group_sums(w: &[u8], xs: &[[u8; WORD]], acc: &mut [i32; GROUP]) {
+fn unit_words(w: &[u8], width: usize, xs: &[[u8; WORD]], acc: &mut [i32; GROUP]) {
     #[cfg(tickq_dsp)]
-    if dsp::group_words(w, xs, acc) {
+    if width == GROUP && dsp::group_words(w, xs, acc) {
         return;
     }
-    group_words(w, xs, acc);
-}
-
-/// One plain row's word loop: the DSP assembly where it applies, the portable loop otherwise.
-#[inline(always)]
-fn row_sums(w: &[u8], xs: &[[u8; WORD]]) -> i32 {
-    #[cfg(tickq_dsp)]
-    if let Some(sum) = dsp::row_words(w, xs) {
-        return sum;
+    let stride = width * WORD;
+    for (c, a) in acc.iter_mut().take(width).enumerate() {
+        let w = w.get(c * WORD..).unwrap_or(&[]);
+        #[cfg(tickq_dsp)]
+        {
+            *a = dsp::channel_words(w, stride, xs);
+        }
+        #[cfg(not(tickq_dsp))]
+        {
+            *a = channel_words(w, stride, xs);
+        }
     }
-    row_words(w, xs)
-}
-
-/// One channel's requantization with its bias, multiplier and shift bytes.
-#[inline(always)]
-fn requant(l: &LayerPlan<'_>, sum: i32, b: &[u8], m: &[u8], s: u8) -> u8 {
-    let acc = le_i32(b).wrapping_add(sum);
-    requantize(
-        acc,
-        QuantMultiplier::from_validated(le_i32(m), s),
-        l.out_zp,
-        l.act_min,
-        l.act_max,
-    ) as u8
 }
 
 /// Dense over `dense-dsp` weights: `out[o] = requant(b_eff[o] + sum_k w[o][k] * x[k])`.
 ///
 /// `x` holds the `row_len` inputs; its last `row_len % 4` values (not a whole word) are multiplied with the
 /// first bytes of each channel's last word, whose other bytes are padding.
+/// The groups and then the plain rows go through one loop (a unit of `width` 4 or 1 channels), so that the
+/// requantization is compiled once.
+#[inline(never)]
 pub(crate) fn dense(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
     let x = x.get(..l.row_len).unwrap_or(x);
     let (xs, x_tail) = x.as_chunks::<WORD>();
     let k4 = padded_row(l.row_len);
-    // The byte offset of the last, partial word in a group and in a row.
-    let (group_tail, row_tail) = (xs.len() * GROUP_STEP, xs.len() * WORD);
     let groups = l.weights.chunks_exact((GROUP * k4).max(1));
-    let rows_w = groups.remainder();
-    let mut params = l
-        .bias
-        .chunks_exact(4)
+    let rows = groups.remainder().chunks_exact(k4.max(1));
+    let units = groups.map(|w| (w, GROUP)).chain(rows.map(|w| (w, 1)));
+    let mut channels = out
+        .iter_mut()
+        .zip(l.bias.chunks_exact(4))
         .zip(l.multipliers.chunks_exact(4))
         .zip(l.shifts);
-    let (grouped_out, rows_out) = out.split_at_mut((groups.len() * GROUP).min(out.len()));
-    for (o, w) in grouped_out.chunks_exact_mut(GROUP).zip(groups) {
+    for (w, width) in units {
         let mut acc = [0i32; GROUP];
-        group_sums(w, xs, &mut acc);
+        unit_words(w, width, xs, &mut acc);
         if !x_tail.is_empty() {
-            let tail = w.get(group_tail..).unwrap_or(&[]);
-            for (a, word) in acc.iter_mut().zip(tail.chunks_exact(WORD)) {
+            // The partial last word: at `xs.len()` word steps of `width * 4` bytes.
+            let tail = w.get(xs.len() * width * WORD..).unwrap_or(&[]);
+            for (a, word) in acc.iter_mut().zip(tail.chunks(WORD)) {
                 *a = a.wrapping_add(dot_bytes(word, x_tail));
             }
         }
-        for (o, a) in o.iter_mut().zip(acc) {
-            if let Some(((b, m), &s)) = params.next() {
-                *o = requant(l, a, b, m, s);
-            }
-        }
-    }
-    for (o, w) in rows_out.iter_mut().zip(rows_w.chunks_exact(k4.max(1))) {
-        let mut sum = row_sums(w, xs);
-        sum = sum.wrapping_add(dot_bytes(w.get(row_tail..).unwrap_or(&[]), x_tail));
-        if let Some(((b, m), &s)) = params.next() {
-            *o = requant(l, sum, b, m, s);
+        for (&a, (((o, b), m), &s)) in acc.iter().zip(channels.by_ref().take(width)) {
+            let sum = le_i32(b).wrapping_add(a);
+            *o = requantize_split(sum, le_i32(m), s, l.out_zp, l.act_min, l.act_max) as u8;
         }
     }
 }
@@ -215,7 +202,8 @@ mod dsp {
     use super::{GROUP, GROUP_STEP, WORD};
     use core::arch::asm;
 
-    /// The DSP form of [`super::group_words`]; false (and nothing done) when the weights are not word aligned.
+    /// The word loop of a whole group (4 channels sharing each input word); false (and nothing done) when the
+    /// weights are not word aligned, as `LDRD` needs.
     #[inline(never)]
     pub(super) fn group_words(w: &[u8], xs: &[[u8; WORD]], acc: &mut [i32; GROUP]) -> bool {
         let n = xs.len().min(w.len() / GROUP_STEP);
@@ -277,24 +265,28 @@ mod dsp {
         true
     }
 
-    /// The DSP form of [`super::row_words`]; `None` when the row is not word aligned.
+    /// The DSP form of [`super::channel_words`]: one channel whose words are `stride` bytes apart (4 for a
+    /// plain row, 16 for a channel of a group whose weights are not word aligned); it only uses `LDR`, which
+    /// needs no alignment.
     #[inline(never)]
-    pub(super) fn row_words(w: &[u8], xs: &[[u8; WORD]]) -> Option<i32> {
-        let n = xs.len().min(w.len() / WORD);
-        if !w.as_ptr().addr().is_multiple_of(4) {
-            return None;
-        }
+    pub(super) fn channel_words(w: &[u8], stride: usize, xs: &[[u8; WORD]]) -> i32 {
+        let stride = stride.max(WORD);
+        // Word `q` is at `q * stride`, so `n` words need `(n - 1) * stride + 4` bytes.
+        let n = xs.len().min((w.len() + stride - WORD) / stride);
         let mut acc = 0i32;
         if n == 0 {
-            return Some(acc);
+            return acc;
         }
-        // SAFETY: as in `group_words`, with 4 bytes of `w` per step: it reads `w[..4 n]` and `xs[..n]`, which
-        // exist because `n <= w.len() / 4` and `n <= xs.len()`; `LDR` may be unaligned on ARMv7-M.
+        // SAFETY: the loop runs `n >= 1` times; step `q` reads the 4 bytes at `w[q * stride..]` and `xs[q]`, and
+        // `(n - 1) * stride + 4 <= w.len()` and `n <= xs.len()` hold by the choice of `n`.
+        // `LDR` may be unaligned on ARMv7-M (the reset value of `CCR.UNALIGN_TRP` is 0, and nothing here sets
+        // it); the block only reads memory, writes only its operands and the flags, and does not touch the stack.
         unsafe {
             asm!(
                 "2:",
                 "ldr {xl}, [{xp}], #4",
-                "ldr {w}, [{wp}], #4",
+                "ldr {w}, [{wp}]",
+                "add {wp}, {wp}, {stride}",
                 "sxtb16 {xh}, {xl}, ror #8",
                 "sxtb16 {xl}, {xl}",
                 "sxtb16 {t}, {w}",
@@ -306,6 +298,7 @@ mod dsp {
                 wp = inout(reg) w.as_ptr() => _,
                 xp = inout(reg) xs.as_ptr() => _,
                 n = inout(reg) n => _,
+                stride = in(reg) stride,
                 acc = inout(reg) acc,
                 xl = out(reg) _,
                 xh = out(reg) _,
@@ -314,7 +307,7 @@ mod dsp {
                 options(readonly, nostack),
             );
         }
-        Some(acc)
+        acc
     }
 }
 
@@ -322,6 +315,44 @@ mod dsp {
 #[allow(clippy::indexing_slicing, reason = "tests index like the formulas they check")]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The split requantization equals [`requantize`] for every accumulator, multiplier, shift and clamp.
+        #[test]
+        fn requantize_split_matches(
+            acc in proptest::prelude::any::<i32>(),
+            m in proptest::prelude::any::<i32>(),
+            s in proptest::prelude::any::<u8>(),
+            zp in proptest::prelude::any::<i8>(),
+            a in proptest::prelude::any::<i8>(),
+            b in proptest::prelude::any::<i8>(),
+        ) {
+            let q = QuantMultiplier::from_validated(m, s);
+            // Any pair, ordered or not: both clamp with max, then min.
+            let (lo, hi) = (a, b);
+            proptest::prop_assert_eq!(requantize_split(acc, m, s, zp, lo, hi), requantize(acc, q, zp, lo, hi));
+        }
+    }
+
+    #[test]
+    fn requantize_split_edges() {
+        for s in [0u8, 32, 33, 34, 40, 61, 62, 63, 255] {
+            for m in [i32::MIN, 0, (1 << 30) - 1, 1 << 30, (1 << 30) + 1, i32::MAX] {
+                let q = QuantMultiplier::from_validated(m, s);
+                for acc in [i32::MIN, i32::MIN + 1, -(1 << 20) - 1, -1, 0, 1, 1 << 20, i32::MAX] {
+                    for (lo, hi) in [(-128, 127), (0, 127), (-5, 5), (3, 3)] {
+                        for zp in [-128, -3, 0, 7, 127] {
+                            assert_eq!(
+                                requantize_split(acc, m, s, zp, lo, hi),
+                                requantize(acc, q, zp, lo, hi),
+                                "{acc} {m} {s} {zp} {lo} {hi}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
 
     /// `index` and `position` are inverse over every byte of a section, for group counts and row lengths
     /// around the word and group sizes.
