@@ -119,7 +119,9 @@ pub(crate) fn requantize_split(acc: i32, m: i32, s: u8, out_zp: i8, lo: i8, hi: 
     let v = i64::from(acc) * i64::from(m);
     let high = ((v + (v >> 63)) >> 32) as i32;
     let y = (high + (1 << (s - 33))) >> (s - 32);
-    (y + i32::from(out_zp)).max(i32::from(lo)).min(i32::from(hi)) as i8
+    (y + i32::from(out_zp))
+        .max(i32::from(lo))
+        .min(i32::from(hi)) as i8
 }
 
 /// The portable word loop of one channel: `sum_q sum_e w[q * stride + e] * x[q][e]`, over the word steps both
@@ -312,7 +314,10 @@ mod dsp {
 }
 
 #[cfg(test)]
-#[allow(clippy::indexing_slicing, reason = "tests index like the formulas they check")]
+#[allow(
+    clippy::indexing_slicing,
+    reason = "tests index like the formulas they check"
+)]
 mod tests {
     use super::*;
 
@@ -339,7 +344,16 @@ mod tests {
         for s in [0u8, 32, 33, 34, 40, 61, 62, 63, 255] {
             for m in [i32::MIN, 0, (1 << 30) - 1, 1 << 30, (1 << 30) + 1, i32::MAX] {
                 let q = QuantMultiplier::from_validated(m, s);
-                for acc in [i32::MIN, i32::MIN + 1, -(1 << 20) - 1, -1, 0, 1, 1 << 20, i32::MAX] {
+                for acc in [
+                    i32::MIN,
+                    i32::MIN + 1,
+                    -(1 << 20) - 1,
+                    -1,
+                    0,
+                    1,
+                    1 << 20,
+                    i32::MAX,
+                ] {
                     for (lo, hi) in [(-128, 127), (0, 127), (-5, 5), (3, 3)] {
                         for zp in [-128, -3, 0, 7, 127] {
                             assert_eq!(

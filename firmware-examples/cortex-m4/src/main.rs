@@ -170,5 +170,55 @@ fn run() -> Result<bool, core::fmt::Error> {
         summary.ticks_total,
         top - bottom
     )?;
-    Ok(summary.mismatches == 0 && summary.vectors == vectors.count)
+    let unaligned = run_unaligned(&vectors, &mut out)?;
+    Ok(summary.mismatches == 0 && summary.vectors == vectors.count && unaligned)
+}
+
+/// Runs every vector again on a copy of the blob that starts one byte past a word boundary, and prints one
+/// `unaligned` line: with the weights unaligned, the `dense-dsp` kernel cannot use `LDRD` and takes its
+/// one-channel `LDR` loop instead, which must give the same logits.
+/// Returns whether every vector matched (true for blobs without `dense-dsp` layers, which run as usual).
+#[inline(never)]
+fn run_unaligned(vectors: &Vectors<'_>, out: &mut Console) -> Result<bool, core::fmt::Error> {
+    use core::fmt::Write;
+    let mut copy = [0u8; model::BLOB_LEN + 4];
+    // The first index of `copy` at an address that is 1 more than a multiple of 4.
+    let start = (5 - (copy.as_ptr() as usize) % 4) % 4;
+    let Some(dst) = copy.get_mut(start..start + model::BLOB_LEN) else {
+        return Ok(false);
+    };
+    dst.copy_from_slice(model::BLOB);
+    let blob = &copy[start..start + model::BLOB_LEN];
+    let mut slot = None;
+    let Ok(model) = Model::load_into(&mut slot, blob) else {
+        writeln!(out, "unaligned error blob")?;
+        return Ok(false);
+    };
+    let mut arena = [0u8; model::ARENA_BYTES];
+    let Ok(mut session) = Session::new(model, &mut arena) else {
+        return Ok(false);
+    };
+    let mut mismatches = 0;
+    for i in 0..vectors.count {
+        let Some((input, expected)) = vectors.get(i) else {
+            return Ok(false);
+        };
+        let mut q = [0i8; tickq_fw_common::MAX_INPUT];
+        for (d, &s) in q.iter_mut().zip(input) {
+            *d = s as i8;
+        }
+        let logits = session
+            .run_quantized(q.get(..input.len()).unwrap_or(&[]))
+            .logits();
+        let ok = logits.len() == expected.len()
+            && logits.iter().zip(expected).all(|(&a, &b)| a == b as i8);
+        mismatches += usize::from(!ok);
+    }
+    writeln!(
+        out,
+        "unaligned blob_offset_mod4={} vectors={} mismatches={mismatches}",
+        blob.as_ptr() as usize % 4,
+        vectors.count
+    )?;
+    Ok(mismatches == 0 && !(blob.as_ptr() as usize).is_multiple_of(4))
 }
