@@ -1,5 +1,6 @@
 //! The `dense-dsp` weight format (code 3): bit-exact with the blocked dense layout on random layers, its byte
-//! layout, the encoder's fallbacks, and the loader's checks of its padding, overflow bound and kind.
+//! layout, the encoder's fallbacks, and the loader's checks of its padding, overflow bound and kind; and the per-layer
+//! callback of `Session::run_quantized_profiled`, which the Cortex-M4 example uses to count each layer's instructions.
 
 use proptest::prelude::{ProptestConfig, any, prop_assert_eq, proptest};
 use tickq_core::blob::entry as e;
@@ -211,4 +212,25 @@ fn loader_checks() {
     let bad = patched(&conv, |b| b[entry(i) + e::WEIGHT_FORMAT] = 3);
     let err = Model::load(&bad).unwrap_err();
     assert_eq!(err.kind, K::BadWeightFormat { found: 3 });
+}
+
+/// `Session::run_quantized_profiled` calls back once per layer, in order (layer 0 being the input copy), and
+/// gives the same logits as `run_quantized`.
+#[test]
+fn profiled_run_calls_back_per_layer() {
+    let blob = every_kind_blob();
+    let model = Model::load(&blob).unwrap();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut session = Session::new(&model, &mut arena).unwrap();
+    let x: Vec<i8> = (0..model.input_len())
+        .map(|i| (i * 13 % 256) as i8)
+        .collect();
+    let plain = session.run_quantized(&x).logits().to_vec();
+    let mut seen = Vec::new();
+    let profiled = session
+        .run_quantized_profiled(&x, &mut |layer| seen.push(layer))
+        .logits()
+        .to_vec();
+    assert_eq!(profiled, plain);
+    assert_eq!(seen, (0..model.layers().count()).collect::<Vec<_>>());
 }
