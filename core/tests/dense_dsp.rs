@@ -1,6 +1,7 @@
 //! The `dense-dsp` weight format (code 3): bit-exact with the blocked dense layout on random layers, its byte
-//! layout, the encoder's fallbacks, and the loader's checks of its padding, overflow bound and kind; and the per-layer
-//! callback of `Session::run_quantized_profiled`, which the Cortex-M4 example uses to count each layer's instructions.
+//! layout, the encoder's fallbacks, and the loader's checks of its padding, overflow bound and kind.
+//! Also the per-layer callback of `Session::run_quantized_profiled`, which the Cortex-M4 example uses to count
+//! each layer's instructions.
 
 use proptest::prelude::{ProptestConfig, any, prop_assert_eq, proptest};
 use tickq_core::blob::entry as e;
