@@ -241,10 +241,14 @@ pub enum WeightFormat {
     /// Every layer stores N:M weights with `m = 4` and the smallest `n` (1 to 3) its zeros allow; a layer whose
     /// row length is not a multiple of 4, or with a group of 4 non-zero weights, is an error.
     NM,
+    /// Every Dense layer stores every weight in the `dense-dsp` layout (groups of 4 channels, words of 4 inputs),
+    /// which the Cortex-M4 kernel multiplies with `SMLAD`; Conv1d and dynamic layers keep the blocked layout.
+    DenseDsp,
 }
 
 impl WeightFormat {
-    /// The name used on command lines: `auto`, `dense`, `sparse`, `columns`, `packed`, `smallest` or `nm`.
+    /// The name used on command lines: `auto`, `dense`, `sparse`, `columns`, `packed`, `smallest`, `nm` or
+    /// `dense-dsp`.
     pub const fn name(self) -> &'static str {
         match self {
             WeightFormat::Auto => "auto",
@@ -254,6 +258,7 @@ impl WeightFormat {
             WeightFormat::Packed => "packed",
             WeightFormat::Smallest => "smallest",
             WeightFormat::NM => "nm",
+            WeightFormat::DenseDsp => "dense-dsp",
         }
     }
 }
@@ -264,15 +269,15 @@ impl fmt::Display for WeightFormat {
     }
 }
 
-/// A string that is not `auto`, `dense`, `sparse`, `columns`, `packed`, `smallest` or `nm` was parsed as a
-/// [`WeightFormat`].
+/// A string that is not `auto`, `dense`, `sparse`, `columns`, `packed`, `smallest`, `nm` or `dense-dsp` was
+/// parsed as a [`WeightFormat`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseWeightFormatError;
 
 impl fmt::Display for ParseWeightFormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
-            "unknown weight format: use auto, dense, sparse, columns, packed, smallest or nm",
+            "unknown weight format: use auto, dense, sparse, columns, packed, smallest, nm or dense-dsp",
         )
     }
 }
@@ -291,6 +296,7 @@ impl core::str::FromStr for WeightFormat {
             "packed" => Ok(WeightFormat::Packed),
             "smallest" => Ok(WeightFormat::Smallest),
             "nm" | "n:m" => Ok(WeightFormat::NM),
+            "dense-dsp" => Ok(WeightFormat::DenseDsp),
             _ => Err(ParseWeightFormatError),
         }
     }
@@ -696,6 +702,11 @@ fn write_layer(
             check("in_features", in_c, *in_features)?;
             check("weights", out_features * in_features, weights.len())?;
             s.channels = *out_features;
+            // The dynamic Dense kernel reads the blocked layout only.
+            let format = match format {
+                WeightFormat::DenseDsp if layer.dynamic.is_some() => WeightFormat::Dense,
+                f => f,
+            };
             let rows = Rows {
                 row_len: *in_features,
                 weights,
@@ -728,6 +739,11 @@ fn write_layer(
             put_u16(e, blob::entry::STRIDE, field16("stride", *stride)?);
             put_u16(e, blob::entry::DILATION, field16("dilation", *dilation)?);
             s.channels = *out_channels;
+            // `dense-dsp` is a Dense-only layout.
+            let format = match format {
+                WeightFormat::DenseDsp => WeightFormat::Dense,
+                f => f,
+            };
             let rows = Rows {
                 row_len: kernel * in_channels,
                 weights,
@@ -1130,9 +1146,11 @@ fn write_rows(
             })?,
             m: NM_M as u8,
         },
+        WeightFormat::DenseDsp => WeightLayout::DenseDsp,
     };
     s.weights = match layout {
         WeightLayout::Dense => blocked_weights(weights, channels, row_len),
+        WeightLayout::DenseDsp => dsp_weights(weights, channels, row_len),
         WeightLayout::Sparse => sparse_weights(weights, row_len),
         WeightLayout::NM { n, .. } => nm_weights(weights, row_len, usize::from(n)),
         WeightLayout::Columns => column_weights(weights, channels, row_len),
@@ -1170,6 +1188,21 @@ fn blocked_weights(weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
         for (o, row) in weights.chunks_exact(row_len).enumerate() {
             for (k, &w) in row.iter().enumerate() {
                 out[blocked_index(o, k, row_len, channels)] = w as u8;
+            }
+        }
+    }
+    out
+}
+
+/// The `dense-dsp` layout (`kernels_dsp`): groups of 4 channels interleaved by words of 4 inputs, then the last
+/// `channels % 4` channels as plain rows; every row padded with zeros to a multiple of 4.
+fn dsp_weights(weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
+    let len = crate::kernels_dsp::weights_len(channels, row_len);
+    let mut out = alloc::vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+    if row_len > 0 {
+        for (o, row) in weights.chunks_exact(row_len).enumerate() {
+            for (k, &w) in row.iter().enumerate() {
+                out[crate::kernels_dsp::index(o, k, row_len, channels)] = w as u8;
             }
         }
     }

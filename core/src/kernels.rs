@@ -242,6 +242,7 @@ pub(crate) fn dense(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
                 requant_block(l, &acc, b.bias, b.mults, b.shifts, b.out);
             }
         }
+        WeightLayout::DenseDsp => crate::kernels_dsp::dense(l, x, out),
         WeightLayout::Sparse => sparse_rows(l, x, out),
         WeightLayout::NM { .. } => nm_rows(l, &Row::Contiguous(x), out),
         WeightLayout::Columns => dense_columns(l, x, out),
@@ -573,7 +574,13 @@ pub(crate) fn conv1d(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
                 (WeightLayout::Sparse, _) => sparse_rows_gather(l, &row, out_row),
                 (WeightLayout::NM { .. }, _) => nm_rows(l, &row, out_row),
                 // The loader accepts the column format for Dense layers only.
-                (WeightLayout::Dense | WeightLayout::Columns | WeightLayout::Packed, _) => {}
+                (
+                    WeightLayout::Dense
+                    | WeightLayout::Columns
+                    | WeightLayout::Packed
+                    | WeightLayout::DenseDsp,
+                    _,
+                ) => {}
             }
             continue;
         }

@@ -11,6 +11,7 @@ use crate::blob::{
     self, ENTRY_LEN, Entry, HEADER_LEN, Header, NO_INPUT, SECTION_ALIGN, le_f32, le_i32,
 };
 use crate::error::{BlobError, BlobErrorKind, Section, clamp_offset};
+use crate::kernels_dsp;
 use crate::plan::{self, TensorReq};
 use crate::requant::QuantMultiplier;
 use crate::{MAX_CLASSES, MAX_LAYERS};
@@ -262,6 +263,9 @@ pub enum WeightLayout {
     /// The column format with bit-packed entries (Dense only, version 3): per entry a row gap and a code into a
     /// per-layer codebook of the distinct values, in fixed widths the encoder picks to minimize bytes (code 4).
     Packed,
+    /// Every weight, in groups of 4 output channels and words of 4 inputs, for the Arm DSP extension's `SMLAD`
+    /// (code 5; Dense only, version 3, see `kernels_dsp`).
+    DenseDsp,
 }
 
 impl WeightLayout {
@@ -274,6 +278,7 @@ impl WeightLayout {
             WeightLayout::NM { .. } => 2,
             WeightLayout::Columns => 3,
             WeightLayout::Packed => 4,
+            WeightLayout::DenseDsp => 5,
         }
     }
 
@@ -286,6 +291,7 @@ impl WeightLayout {
             WeightLayout::NM { .. } => "nm",
             WeightLayout::Columns => "columns",
             WeightLayout::Packed => "packed",
+            WeightLayout::DenseDsp => "dense-dsp",
         }
     }
 }
@@ -1236,6 +1242,42 @@ impl<'b> LayerCheck<'b, '_> {
     }
 }
 
+impl LayerCheck<'_, '_> {
+    /// Checks `dense-dsp` weights (see `kernels_dsp`): zero padding (inputs at or above `row_len`) and the
+    /// overflow bound of every channel; returns the number of non-zero weights.
+    fn dsp_rows(
+        &self,
+        weights: &[u8],
+        w_offset: usize,
+        bias: &[u8],
+        b_offset: usize,
+        channels: usize,
+        row_len: usize,
+    ) -> Result<usize, BlobError> {
+        // Per channel: 128 * sum |w| (which bounds every activation sum) plus |bias| must stay below 2^31.
+        let mut nnz = 0usize;
+        for (o, bv) in bias.chunks_exact(4).enumerate().take(channels) {
+            let mut bound = 0u64;
+            for k in 0..kernels_dsp::padded_row(row_len) {
+                let i = kernels_dsp::index(o, k, row_len, channels);
+                let w = weights.get(i).copied().unwrap_or(0);
+                if k >= row_len {
+                    if w != 0 {
+                        return Err(self.err(w_offset + i, BlobErrorKind::RowPaddingNotZero));
+                    }
+                } else {
+                    bound += u64::from((w as i8).unsigned_abs()) * 128;
+                    nnz += usize::from(w != 0);
+                }
+            }
+            if bound + u64::from(le_i32(bv).unsigned_abs()) >= 1 << 31 {
+                return Err(self.err(b_offset + 4 * o, BlobErrorKind::OverflowPossible));
+            }
+        }
+        Ok(nnz)
+    }
+}
+
 impl<'b> Model<'b> {
     /// Parses and validates a blob, and plans the arena.
     ///
@@ -1527,7 +1569,7 @@ fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
     let input = |v: u16| (v != NO_INPUT).then_some(usize::from(v));
     let out_elems = (l.out_t * l.out_c) as u64;
     let stored_values = match l.layout {
-        WeightLayout::Dense => l.out_c * l.row_len,
+        WeightLayout::Dense | WeightLayout::DenseDsp => l.out_c * l.row_len,
         WeightLayout::Sparse | WeightLayout::NM { .. } => l.sp_values.len(),
         WeightLayout::Columns | WeightLayout::Packed => l.nonzero,
     };
@@ -1542,7 +1584,7 @@ fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
     let has_weights = matches!(l.kind, LayerKind::Dense | LayerKind::Conv1d);
     let weights_total = if has_weights { channels * l.row_len } else { 0 };
     let stored_weights = match l.layout {
-        WeightLayout::Dense => weights_total,
+        WeightLayout::Dense | WeightLayout::DenseDsp => weights_total,
         WeightLayout::Sparse => l.sp_values.len(),
         WeightLayout::NM { .. } => l.sp_values.len(),
         WeightLayout::Columns | WeightLayout::Packed => l.nonzero,
@@ -1619,6 +1661,7 @@ fn weight_layout(c: &LayerCheck<'_, '_>, kind: LayerKind) -> Result<WeightLayout
         (2, true) => WeightLayout::NM { n, m },
         (3, true) if kind == LayerKind::Dense && c.version >= 3 => WeightLayout::Columns,
         (4, true) if kind == LayerKind::Dense && c.version >= 3 => WeightLayout::Packed,
+        (5, true) if kind == LayerKind::Dense && c.version >= 3 => WeightLayout::DenseDsp,
         _ => return Err(c.field(e::WEIGHT_FORMAT, K::BadWeightFormat { found: code })),
     };
     if let WeightLayout::NM { n, m } = layout {
@@ -1902,6 +1945,7 @@ fn check_layer<'b>(
                 WeightLayout::Dense => {
                     dense_weights_len(out_c, plan.row_len, tail_channels(out_c, c.version))
                 }
+                WeightLayout::DenseDsp => kernels_dsp::weights_len(out_c, plan.row_len),
                 // Checked against the counts once the section's bytes are known.
                 WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed => 0,
                 WeightLayout::NM { n, m } => {
@@ -1965,6 +2009,10 @@ fn check_layer<'b>(
                         tail,
                         dynamic,
                     )?;
+                }
+                WeightLayout::DenseDsp => {
+                    plan.nonzero =
+                        c.dsp_rows(weights, w_offset, bias, b_offset, out_c, plan.row_len)?;
                 }
                 WeightLayout::Sparse => {
                     let (counts, indices, values, nnz) =

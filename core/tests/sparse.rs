@@ -231,6 +231,7 @@ fn round_trip_per_format() {
         (WeightFormat::NM, WeightLayout::NM { n: 2, m: 4 }),
         (WeightFormat::Columns, WeightLayout::Columns),
         (WeightFormat::Packed, WeightLayout::Packed),
+        (WeightFormat::DenseDsp, WeightLayout::DenseDsp),
     ] {
         let blob = encode_with(&spec, &with(format)).unwrap();
         let model = Model::load(&blob).unwrap();
@@ -242,8 +243,8 @@ fn round_trip_per_format() {
         let (_, w_len) = (0, get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start) as usize);
         assert_eq!(info.bytes, w_len + 20 * 4 + 20 * 5, "{format}");
         let expected_w_len = match layout {
-            // One full block of 16 channels, then a tail block of 4.
-            WeightLayout::Dense => 16 * 200 + 4 * 200,
+            // One full block of 16 channels, then a tail block of 4; dense-dsp: 5 groups of 4 channels.
+            WeightLayout::Dense | WeightLayout::DenseDsp => 16 * 200 + 4 * 200,
             // Two segments per channel (128 + 72 inputs), then an index and a value per non-zero.
             WeightLayout::Sparse => 20 * 2 + 2 * nonzero,
             // 50 groups x 2 values, then 100 2-bit indices (25 bytes), per channel.
@@ -255,7 +256,7 @@ fn round_trip_per_format() {
         };
         assert_eq!(w_len, expected_w_len, "{format}");
         let stored = match layout {
-            WeightLayout::Dense => 20 * 200,
+            WeightLayout::Dense | WeightLayout::DenseDsp => 20 * 200,
             WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed => nonzero,
             WeightLayout::NM { .. } => 20 * 100,
         };
@@ -514,10 +515,10 @@ fn sparse_validation_errors() {
 
     // Unknown format codes, and a format on a layer without weights.
     expect(
-        &patched(&blob, |b| b[entry(1) + e::WEIGHT_FORMAT] = 5),
+        &patched(&blob, |b| b[entry(1) + e::WEIGHT_FORMAT] = 6),
         1,
         entry(1) + e::WEIGHT_FORMAT,
-        K::BadWeightFormat { found: 5 },
+        K::BadWeightFormat { found: 6 },
     );
     let err = Model::load(&patched(&blob, |b| b[entry(0) + e::WEIGHT_FORMAT] = 1)).unwrap_err();
     assert_eq!(

@@ -238,12 +238,13 @@ struct QuantOpts {
     /// smaller than dense), smallest (per layer, the fewest bytes), dense, sparse
     /// (unstructured, by output channel: input indices + values), columns (unstructured,
     /// Dense layers only, by input: skips inputs at their zero point, e.g. ReLU zeros),
-    /// packed (columns with bit-packed gaps and codebook values: smallest, slower) or nm
-    /// (N:4 semi-structured).
+    /// packed (columns with bit-packed gaps and codebook values: smallest, slower), nm
+    /// (N:4 semi-structured) or dense-dsp (Dense layers laid out for the Cortex-M4's SMLAD
+    /// kernel; Conv1d stays dense).
     #[arg(
         long,
         default_value = "auto",
-        value_name = "auto|smallest|dense|sparse|columns|packed|nm"
+        value_name = "auto|smallest|dense|sparse|columns|packed|nm|dense-dsp"
     )]
     weight_format: WeightFormat,
 }
