@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tickq_host::data::{self, DatasetConfig};
+use tickq_host::device::DeviceChoice;
 use tickq_host::fsutil::write_atomic;
 use tickq_host::model::{Architecture, OptimizerConfig};
 use tickq_host::pipeline::{self, EncodeOptions, PipelineError, WeightFormat};
@@ -285,6 +286,10 @@ struct DemoArgs {
     /// Recompute every stage, even those a previous run left unchanged.
     #[arg(long)]
     force: bool,
+    /// Where the stages' whole-split int8 evaluation runs: auto takes a hardware GPU when there is one;
+    /// gpu takes any adapter, software Vulkan too.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
 }
 
 #[derive(Args, Debug)]
@@ -347,6 +352,10 @@ struct EvalArgs {
     /// Single-sample calls timed for the latency percentiles.
     #[arg(long, default_value_t = 200_000)]
     latency_calls: usize,
+    /// Where the int8 logits of the test split are computed (bit-exact on either): auto takes a hardware GPU
+    /// when there is one; gpu takes any adapter, software Vulkan too.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
 }
 
 #[derive(Args, Debug)]
@@ -751,6 +760,7 @@ fn demo(a: DemoArgs) -> Result<(), PipelineError> {
         out: a.out.clone(),
         force: a.force,
         progress: true,
+        device: a.device.resolve()?,
     };
     let outputs = stages::run_demo(a.data.data.as_deref(), &opts, &mut |l| {
         let _ = out(l);
@@ -887,14 +897,29 @@ fn eval(a: EvalArgs) -> Result<(), PipelineError> {
         data.splits.test.y.len(),
         a.latency_calls
     ));
-    let report = pipeline::evaluate(&model, &blob, &data, summary, ranges, a.latency_calls)
-        .map_err(|e| match e {
-            PipelineError::Blob { error, .. } => PipelineError::Blob {
-                path: a.blob.display().to_string(),
-                error,
-            },
-            other => other,
-        })?;
+    let device = a.device.resolve()?;
+    let report = pipeline::evaluate_on(
+        &device,
+        &model,
+        &blob,
+        &data,
+        summary,
+        ranges,
+        a.latency_calls,
+    )
+    .map_err(|e| match e {
+        PipelineError::Blob { error, .. } => PipelineError::Blob {
+            path: a.blob.display().to_string(),
+            error,
+        },
+        other => other,
+    })?;
+    if let Some(ctx) = device.gpu() {
+        progress(&format!(
+            "GPU memory: {} KiB held by tickq buffers at peak",
+            ctx.peak_bytes_on_gpu().div_ceil(1024)
+        ));
+    }
     report.write(&a.out)?;
     out(&format!(
         "f32 accuracy {:.2} %, int8 accuracy {:.2} %, agreement {:.2} %, p50 {:.0} ns; wrote {}",
@@ -1252,6 +1277,10 @@ struct PipelineArgs {
     /// Recompute every stage, even those a previous run left unchanged.
     #[arg(long)]
     force: bool,
+    /// Where the stages' whole-split int8 evaluation runs: auto takes a hardware GPU when there is one;
+    /// gpu takes any adapter, software Vulkan too.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
 }
 
 fn run_pipeline(a: PipelineArgs) -> Result<(), PipelineError> {
@@ -1261,6 +1290,7 @@ fn run_pipeline(a: PipelineArgs) -> Result<(), PipelineError> {
         out: a.out,
         force: a.force,
         progress: true,
+        device: a.device.resolve()?,
     };
     let run = stages::run_pipeline(&cfg, &opts, &mut |l| {
         let _ = out(l);

@@ -88,6 +88,8 @@ pub struct RunOptions {
     pub force: bool,
     /// Show progress bars on stderr (they stay hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// Where whole-split work runs (the int8 evaluation of each stage's blob).
+    pub device: crate::device::ComputeDevice,
 }
 
 /// Whether a stage ran in this run.
@@ -259,8 +261,16 @@ pub fn run_pipeline(
                     kind,
                     source: Box::new(source),
                 };
-                let (artifact, metrics) =
-                    run_stage(stage, &input_done, &data, &dir, &progress, log).map_err(wrap)?;
+                let (artifact, metrics) = run_stage(
+                    stage,
+                    &input_done,
+                    &data,
+                    &dir,
+                    &progress,
+                    &opts.device,
+                    log,
+                )
+                .map_err(wrap)?;
                 let record = StageRecord {
                     stage: stage.name.clone(),
                     kind: kind.to_string(),
@@ -408,6 +418,7 @@ fn run_stage(
     data: &PreparedData,
     dir: &Path,
     progress: &Progress,
+    device: &crate::device::ComputeDevice,
     log: &mut dyn FnMut(&str),
 ) -> Result<StageProduct, PipelineError> {
     let started = Instant::now();
@@ -566,7 +577,15 @@ fn run_stage(
                 "{}: evaluating and timing {latency_calls} calls",
                 stage.name
             ));
-            let report = pipeline::evaluate(model, &q.blob, data, summary, ranges, *latency_calls)?;
+            let report = pipeline::evaluate_on(
+                device,
+                model,
+                &q.blob,
+                data,
+                summary,
+                ranges,
+                *latency_calls,
+            )?;
             spinner.finish_and_clear();
             report.write(dir)?;
             let stats = PruningStatistics::of_blob(&q.blob)
