@@ -22,6 +22,7 @@ pub mod buffers;
 pub mod context;
 pub mod error;
 pub mod testing;
+pub mod train;
 
 pub use buffers::{Binding, BufferPool, Kernel};
 pub use context::GpuContext;
