@@ -489,3 +489,71 @@ fn bad_layers_are_named() {
     assert!(err.to_string().contains("layer 1 (dense)"), "{err}");
     assert!(err.to_string().contains("flatten"), "{err}");
 }
+
+/// Epochs on the bundled ticks: the GPU run ends within one accuracy point of the CPU run from the same seed,
+/// and two GPU runs give bit-identical weights.
+#[test]
+fn training_on_the_bundled_data_matches_the_cpu_run() {
+    let Some(ctx) = context_or_skip("training_on_the_bundled_data_matches_the_cpu_run") else {
+        return;
+    };
+    let path = crate::data::default_data_path();
+    let trades = crate::data::load_trades(&path).unwrap();
+    // A contiguous slice from the start keeps the test fast on software Vulkan with two cores.
+    let data = crate::pipeline::prepare_from_trades(
+        &trades[..40_000],
+        "bundled slice".into(),
+        [0; 32],
+        &crate::data::DatasetConfig::default(),
+        None,
+    )
+    .unwrap();
+    let arch = Architecture::from_toml_str(crate::pipeline::DEMO_ARCH).unwrap();
+    let cfg = crate::train::TrainConfig {
+        epochs: 4,
+        patience: 0,
+        ..crate::pipeline::demo_train_config()
+    };
+    let run = |device: &TrainDevice| {
+        crate::pipeline::train_model_on(device, arch.clone(), &data, &cfg, &mut |_| {}).unwrap()
+    };
+    let (cpu, cpu_history) = run(&TrainDevice::Cpu);
+    let (gpu, gpu_history) = run(&TrainDevice::Gpu(ctx.clone()));
+    let (gpu2, _) = run(&TrainDevice::Gpu(ctx));
+    assert_eq!(gpu_history.epochs.len(), cpu_history.epochs.len());
+    let test_x = data.normalized(data.splits.test.x.view());
+    let accuracy = |m: &Sequential| {
+        let p = m.predict(test_x.view());
+        let hits = p
+            .iter()
+            .zip(&data.splits.test.y)
+            .filter(|(p, y)| **p == usize::from(**y))
+            .count();
+        hits as f64 / p.len() as f64
+    };
+    let (a_cpu, a_gpu) = (accuracy(&cpu), accuracy(&gpu));
+    eprintln!(
+        "test accuracy after {} epochs: CPU {a_cpu:.4}, GPU {a_gpu:.4}; final validation loss CPU {}, GPU {}",
+        cfg.epochs,
+        cpu_history.epochs.last().unwrap().val_loss,
+        gpu_history.epochs.last().unwrap().val_loss
+    );
+    assert!((a_cpu - a_gpu).abs() <= 0.01, "CPU {a_cpu} vs GPU {a_gpu}");
+    for (c, g) in cpu_history.epochs.iter().zip(&gpu_history.epochs) {
+        assert!(
+            (c.train_accuracy - g.train_accuracy).abs() <= 0.01,
+            "{c:?} vs {g:?}"
+        );
+        assert!(
+            (c.val_accuracy - g.val_accuracy).abs() <= 0.01,
+            "{c:?} vs {g:?}"
+        );
+    }
+    let bits = |m: &Sequential| -> Vec<u32> {
+        m.state_dict()
+            .iter()
+            .flat_map(|t| t.2.iter().map(|v| v.to_bits()))
+            .collect()
+    };
+    assert_eq!(bits(&gpu), bits(&gpu2), "two GPU runs differ");
+}
