@@ -557,3 +557,46 @@ fn training_on_the_bundled_data_matches_the_cpu_run() {
     };
     assert_eq!(bits(&gpu), bits(&gpu2), "two GPU runs differ");
 }
+
+/// A data set too large to stay resident is streamed in chunks of batches: same kernels, same order, so the
+/// weights and statistics are bit-identical to the resident run.
+#[test]
+fn streamed_data_sets_train_like_resident_ones() {
+    let Some(ctx) = context_or_skip("streamed_data_sets_train_like_resident_ones") else {
+        return;
+    };
+    let m = model(
+        "[[layers]]\ntype = \"conv1d\"\nout = 4\nkernel = 3\n[[layers]]\ntype = \"relu\"\n\
+         [[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nout = 3\n",
+        6,
+        3,
+        2,
+    );
+    let (x, y) = random(203, 18, 5);
+    let (vx, vy) = random(45, 18, 6);
+    let (teacher, _) = random(203, 3, 7);
+    let mut order: Vec<usize> = (0..203).rev().collect();
+    order.swap(3, 100);
+    let run = |limit: Option<u64>| {
+        let loss = LossDesc::Distill {
+            alpha: 0.5,
+            temperature: 2.0,
+        };
+        let mut t = trainer(&ctx, &m, &OptimizerConfig::adam(1e-2), loss, 16);
+        if let Some(l) = limit {
+            t.set_resident_limit(l);
+        }
+        t.upload_train_set(x.as_slice().unwrap(), &y, Some(teacher.as_slice().unwrap()))
+            .unwrap();
+        t.upload_val_set(vx.as_slice().unwrap(), &vy).unwrap();
+        let mut stats = Vec::new();
+        for _ in 0..2 {
+            stats.push(t.run_epoch(&order).unwrap());
+        }
+        (stats, t.params().unwrap())
+    };
+    let resident = run(None);
+    // Two batches of 16 rows of 18 values per chunk: several chunks per epoch and per validation pass.
+    let streamed = run(Some(2 * 16 * 18 * 4));
+    assert_eq!(resident, streamed);
+}

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use tickq_host::data::{self, DatasetConfig};
+use tickq_host::device::DeviceChoice;
 use tickq_host::fsutil::write_atomic;
+use tickq_host::gpu_train::TrainDevice;
 use tickq_host::model::{Architecture, OptimizerConfig};
 use tickq_host::pipeline::{self, EncodeOptions, PipelineError, WeightFormat};
 use tickq_host::prune::{
@@ -276,6 +278,29 @@ struct DemoArgs {
     /// Recompute every stage, even those a previous run left unchanged.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    device: TrainDeviceArg,
+}
+
+/// `--device` of the commands that train.
+#[derive(Args, Debug)]
+struct TrainDeviceArg {
+    /// Where training runs: cpu (bit-reproducible on every machine), gpu (an error without a GPU adapter) or
+    /// auto (the GPU when wgpu finds an adapter that can run the model, else the CPU; one stderr line says
+    /// which). GPU training follows the same seeded order from the same initial weights and agrees with the
+    /// CPU within rounding, not bit for bit.
+    #[arg(long = "device", value_enum, default_value = "cpu")]
+    device: DeviceChoice,
+}
+
+impl TrainDeviceArg {
+    fn resolve(&self) -> Result<TrainDevice, PipelineError> {
+        match self.device {
+            // The default stays quiet: nothing to report.
+            DeviceChoice::Cpu => Ok(TrainDevice::Cpu),
+            choice => Ok(TrainDevice::resolve(choice)?),
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -295,6 +320,8 @@ struct TrainArgs {
     dataset: DatasetArgs,
     #[command(flatten)]
     train: TrainOpts,
+    #[command(flatten)]
+    device: TrainDeviceArg,
 }
 
 #[derive(Args, Debug)]
@@ -538,6 +565,8 @@ struct DistillArgs {
     data: DataArgs,
     #[command(flatten)]
     train: TrainOpts,
+    #[command(flatten)]
+    device: TrainDeviceArg,
 }
 
 /// One row of `tickq distill --compare`.
@@ -606,8 +635,10 @@ fn distill(a: DistillArgs) -> Result<(), PipelineError> {
         kd.temperature,
         kd.alpha
     ));
+    let device = a.device.resolve()?;
     let mut distilled = student.clone();
-    let history = tickq_host::distill::distill_train(
+    let history = tickq_host::distill::distill_train_on(
+        &device,
         &teacher,
         &mut distilled,
         train_x.view(),
@@ -628,7 +659,8 @@ fn distill(a: DistillArgs) -> Result<(), PipelineError> {
     if a.compare {
         progress("training the student alone for comparison");
         let mut alone = student;
-        let alone_history = tickq_host::train::train(
+        let alone_history = tickq_host::train::train_on(
+            &device,
             &mut alone,
             train_x.view(),
             train_y,
@@ -742,6 +774,7 @@ fn demo(a: DemoArgs) -> Result<(), PipelineError> {
         out: a.out.clone(),
         force: a.force,
         progress: true,
+        device: a.device.resolve()?,
     };
     let outputs = stages::run_demo(a.data.data.as_deref(), &opts, &mut |l| {
         let _ = out(l);
@@ -777,7 +810,8 @@ fn train(a: TrainArgs) -> Result<(), PipelineError> {
         data.splits.train.y.len(),
         data.splits.validation.y.len()
     ));
-    let (model, history) = pipeline::train_model(arch, &data, &cfg, &mut |e| {
+    let device = a.device.resolve()?;
+    let (model, history) = pipeline::train_model_on(&device, arch, &data, &cfg, &mut |e| {
         progress(&pipeline::format_epoch(e))
     })?;
     pipeline::save_checkpoint(&a.out, &model, &data.preprocess())?;
@@ -1243,6 +1277,8 @@ struct PipelineArgs {
     /// Recompute every stage, even those a previous run left unchanged.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    device: TrainDeviceArg,
 }
 
 fn run_pipeline(a: PipelineArgs) -> Result<(), PipelineError> {
@@ -1252,6 +1288,7 @@ fn run_pipeline(a: PipelineArgs) -> Result<(), PipelineError> {
         out: a.out,
         force: a.force,
         progress: true,
+        device: a.device.resolve()?,
     };
     let run = stages::run_pipeline(&cfg, &opts, &mut |l| {
         let _ = out(l);

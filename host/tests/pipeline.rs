@@ -75,6 +75,7 @@ fn run(cfg: &PipelineConfig, out: &Path, force: bool) -> Vec<(String, StageStatu
         out: out.to_path_buf(),
         force,
         progress: false,
+        device: Default::default(),
     };
     let run = stages::run_pipeline(cfg, &opts, &mut |_| {}).unwrap();
     run.stages.into_iter().map(|s| (s.name, s.status)).collect()
@@ -259,6 +260,7 @@ latency_calls = 1000
         out: out.clone(),
         force: false,
         progress: false,
+        device: Default::default(),
     };
     let run = stages::run_pipeline(&cfg, &opts, &mut |_| {}).unwrap();
     let student = &run.stages[1].metrics;

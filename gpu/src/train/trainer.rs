@@ -64,6 +64,18 @@ struct DataSet {
     y: wgpu::Buffer,
     teacher: Option<wgpu::Buffer>,
     order: wgpu::Buffer,
+    /// For a set too large for one GPU buffer: the host copy, streamed in chunks of whole batches.
+    stream: Option<Stream>,
+}
+
+/// A data set kept on the host and uploaded one chunk of batches at a time.
+#[derive(Debug)]
+struct Stream {
+    /// Steps (whole batches) per chunk.
+    chunk_steps: usize,
+    x: Vec<f32>,
+    y: Vec<u32>,
+    teacher: Option<Vec<f32>>,
 }
 
 /// Which data set a plan runs over.
@@ -170,6 +182,8 @@ pub struct GpuTrainer {
     table: Option<wgpu::Buffer>,
     /// The per-class loss weights.
     class_w: Option<wgpu::Buffer>,
+    /// Largest data set kept resident, in bytes ([`GpuTrainer::set_resident_limit`]).
+    resident_limit: Option<u64>,
 }
 
 fn words_f(values: &[f32]) -> Vec<u32> {
@@ -357,6 +371,7 @@ impl GpuTrainer {
             plans: HashMap::new(),
             table: None,
             class_w: None,
+            resident_limit: None,
         };
         for name in ["cursor.train", "cursor.eval"] {
             me.pool.storage(&format!("train.{name}"), 16)?;
@@ -373,6 +388,13 @@ impl GpuTrainer {
             .storage("train.batch.t", (batch * classes * 4) as u64)?;
         me.set_class_weights(None)?;
         Ok(me)
+    }
+
+    /// Sets the largest data set, in bytes of features, that stays resident on the GPU; larger sets are kept
+    /// on the host and uploaded in chunks of whole batches (one write per chunk, in the epoch's order).
+    /// The default is half the adapter's largest storage binding. Applies to sets uploaded afterwards.
+    pub fn set_resident_limit(&mut self, bytes: u64) {
+        self.resident_limit = Some(bytes);
     }
 
     /// The adapter this trainer runs on.
@@ -428,6 +450,7 @@ impl GpuTrainer {
         teacher: Option<&[f32]>,
     ) -> Result<DataSet> {
         let in_len = self.tensor_len[0];
+        let classes = self.model.classes;
         let rows = y.len();
         if rows == 0 || x.len() != rows * in_len {
             return Err(TrainGpuError::Input(format!(
@@ -438,34 +461,117 @@ impl GpuTrainer {
         if let Some((i, &l)) = y
             .iter()
             .enumerate()
-            .find(|(_, l)| usize::from(**l) >= self.model.classes)
+            .find(|(_, l)| usize::from(**l) >= classes)
         {
             return Err(TrainGpuError::Input(format!(
-                "{phase} set: label {i} is {l}, but the model has {} classes",
-                self.model.classes
+                "{phase} set: label {i} is {l}, but the model has {classes} classes"
             )));
         }
+        if let Some(t) = teacher
+            && t.len() != rows * classes
+        {
+            return Err(TrainGpuError::Input(format!(
+                "{phase} set: {} teacher logits for {rows} rows of {classes} classes",
+                t.len()
+            )));
+        }
+        u32_of(rows, "row count")?;
         let labels: Vec<u32> = y.iter().map(|&l| u32::from(l)).collect();
-        let teacher = match teacher {
-            Some(t) if t.len() != rows * self.model.classes => {
-                return Err(TrainGpuError::Input(format!(
-                    "{phase} set: {} teacher logits for {rows} rows of {} classes",
-                    t.len(),
-                    self.model.classes
-                )));
-            }
-            Some(t) => Some(self.pool.upload(&format!("train.{phase}.teacher"), t)?),
-            None => None,
-        };
-        let order: Vec<u32> = (0..u32_of(rows, "row count")?).collect();
         self.plans.clear();
+        // Sets that fit one storage binding (with room to spare) stay resident; larger ones are streamed.
+        let limit = self
+            .resident_limit
+            .unwrap_or(u64::from(self.ctx.limits().max_storage_buffer_binding_size) / 2);
+        let row_bytes = (in_len * 4) as u64;
+        let name = |what: &str| format!("train.{phase}.{what}");
+        if rows as u64 * row_bytes <= limit {
+            let order: Vec<u32> = (0..rows as u32).collect();
+            return Ok(DataSet {
+                rows,
+                x: self.pool.upload(&name("x"), x)?,
+                y: self.pool.upload(&name("y"), &labels)?,
+                teacher: match teacher {
+                    Some(t) => Some(self.pool.upload(&name("teacher"), t)?),
+                    None => None,
+                },
+                order: self.pool.upload(&name("order"), &order)?,
+                stream: None,
+            });
+        }
+        let batch_bytes = self.batch as u64 * row_bytes;
+        if batch_bytes > limit {
+            return Err(TrainGpuError::Input(format!(
+                "{phase} set: one batch of {} rows takes {batch_bytes} bytes, more than half of the adapter's {} \
+                 bytes per buffer; use a smaller batch",
+                self.batch,
+                self.ctx.limits().max_storage_buffer_binding_size
+            )));
+        }
+        let chunk_steps = ((limit / batch_bytes) as usize).clamp(1, STEPS_PER_SUBMIT);
+        let chunk_rows = chunk_steps * self.batch;
+        let local: Vec<u32> = (0..rows).map(|p| (p % chunk_rows) as u32).collect();
         Ok(DataSet {
             rows,
-            x: self.pool.upload(&format!("train.{phase}.x"), x)?,
-            y: self.pool.upload(&format!("train.{phase}.y"), &labels)?,
-            teacher,
-            order: self.pool.upload(&format!("train.{phase}.order"), &order)?,
+            x: self
+                .pool
+                .storage(&name("x"), chunk_rows as u64 * row_bytes)?,
+            y: self.pool.storage(&name("y"), (chunk_rows * 4) as u64)?,
+            teacher: match teacher {
+                Some(_) => Some(
+                    self.pool
+                        .storage(&name("teacher"), (chunk_rows * classes * 4) as u64)?,
+                ),
+                None => None,
+            },
+            order: self.pool.upload(&name("order"), &local)?,
+            stream: Some(Stream {
+                chunk_steps,
+                x: x.to_vec(),
+                y: labels,
+                teacher: teacher.map(<[f32]>::to_vec),
+            }),
         })
+    }
+
+    /// Writes the rows of steps `first..first + steps` (positions in `order`) into a streamed set's chunk.
+    fn write_chunk(&self, set: &DataSet, order: &[u32], first: usize, steps: usize) {
+        let Some(st) = &set.stream else { return };
+        let in_len = self.tensor_len[0];
+        let classes = self.model.classes;
+        let start = (first * self.batch).min(order.len());
+        let end = ((first + steps) * self.batch).min(order.len());
+        let idx = &order[start..end];
+        let mut x = Vec::with_capacity(idx.len() * in_len);
+        let mut y = Vec::with_capacity(idx.len());
+        let mut t = Vec::new();
+        for &i in idx {
+            let i = i as usize;
+            x.extend_from_slice(&st.x[i * in_len..(i + 1) * in_len]);
+            y.push(st.y[i]);
+            if let Some(tt) = &st.teacher {
+                t.extend_from_slice(&tt[i * classes..(i + 1) * classes]);
+            }
+        }
+        let q = self.ctx.queue();
+        q.write_buffer(&set.x, 0, bytemuck::cast_slice(&x));
+        q.write_buffer(&set.y, 0, bytemuck::cast_slice(&y));
+        if let Some(tb) = &set.teacher
+            && !t.is_empty()
+        {
+            q.write_buffer(tb, 0, bytemuck::cast_slice(&t));
+        }
+    }
+
+    /// The order the gather kernel reads: the rows themselves for a resident set, the position within the
+    /// chunk for a streamed one.
+    fn gather_order(&self, set: &DataSet, order: &[u32]) -> Vec<u32> {
+        match &set.stream {
+            None => order.to_vec(),
+            Some(st) => {
+                let chunk = (st.chunk_steps * self.batch) as u32;
+                (0..order.len() as u32).map(|p| p % chunk).collect()
+            }
+        }
     }
 
     /// Uploads the training set once: `x` holds `rows` rows of `time_steps * features` values (time-major),
@@ -983,7 +1089,12 @@ impl GpuTrainer {
             )));
         }
         let order_u32: Vec<u32> = order.iter().map(|&i| i as u32).collect();
-        let order_buf = self.pool.upload("train.train.order", &order_u32)?;
+        let gather = self.gather_order(train, &order_u32);
+        let chunk_steps = train
+            .stream
+            .as_ref()
+            .map_or(STEPS_PER_SUBMIT, |s| s.chunk_steps);
+        let order_buf = self.pool.upload("train.train.order", &gather)?;
         if let Some(t) = self.train.as_mut()
             && t.order != order_buf
         {
@@ -1007,34 +1118,30 @@ impl GpuTrainer {
         };
         let cursor = self.buf("train.cursor.train")?;
         let stats = self.buf("train.stats.train")?;
-        let device = self.ctx.device().clone();
-        let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-            label: Some("tickq.train.epoch"),
-        });
+        let mut encoder = self.encoder();
         encoder.clear_buffer(&cursor, 0, None);
         encoder.clear_buffer(&stats, 0, None);
         let full_steps = order.len() / self.batch;
-        let mut in_encoder = 0;
-        for s in 0..n_steps {
-            let ops = if s < full_steps {
-                &full
-            } else {
-                tail.as_ref().unwrap_or(&full)
-            };
-            self.kernels.record(&mut encoder, ops);
-            in_encoder += 1;
-            if in_encoder == STEPS_PER_SUBMIT {
-                self.ctx.queue().submit([encoder.finish()]);
-                encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("tickq.train.epoch"),
-                });
-                in_encoder = 0;
+        for first in (0..n_steps).step_by(chunk_steps) {
+            let steps = chunk_steps.min(n_steps - first);
+            if let Some(t) = self.train.as_ref() {
+                self.write_chunk(t, &order_u32, first, steps);
             }
+            for s in first..first + steps {
+                let ops = if s < full_steps {
+                    &full
+                } else {
+                    tail.as_ref().unwrap_or(&full)
+                };
+                self.kernels.record(&mut encoder, ops);
+            }
+            self.ctx.queue().submit([encoder.finish()]);
+            encoder = self.encoder();
         }
         self.steps += n_steps as u64;
         let has_val = self.val.is_some();
         if has_val {
-            self.record_eval(&mut encoder)?;
+            encoder = self.record_eval(encoder)?;
         }
         let eval_stats = self.buf("train.stats.eval")?;
         let both = self.buf("train.stats.out")?;
@@ -1048,8 +1155,21 @@ impl GpuTrainer {
         })
     }
 
-    fn record_eval(&mut self, encoder: &mut wgpu::CommandEncoder) -> Result<()> {
-        let rows = self.val.as_ref().map_or(0, |v| v.rows);
+    fn encoder(&self) -> wgpu::CommandEncoder {
+        self.ctx
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("tickq.train"),
+            })
+    }
+
+    /// Records the validation pass after whatever `encoder` holds; a streamed set submits chunk by chunk.
+    fn record_eval(&mut self, mut encoder: wgpu::CommandEncoder) -> Result<wgpu::CommandEncoder> {
+        let Some(val) = self.val.as_ref() else {
+            return Ok(encoder);
+        };
+        let rows = val.rows;
+        let chunk_steps = val.stream.as_ref().map(|s| s.chunk_steps);
         let full = self.plan(Phase::Eval, self.batch)?;
         let tail_rows = rows % self.batch;
         let tail = if tail_rows > 0 {
@@ -1061,13 +1181,33 @@ impl GpuTrainer {
         let stats = self.buf("train.stats.eval")?;
         encoder.clear_buffer(&cursor, 0, None);
         encoder.clear_buffer(&stats, 0, None);
-        for _ in 0..rows / self.batch {
-            self.kernels.record(encoder, &full);
+        let n_steps = rows.div_ceil(self.batch);
+        let full_steps = rows / self.batch;
+        let identity: Vec<u32> = match chunk_steps {
+            Some(_) => (0..rows as u32).collect(),
+            None => Vec::new(),
+        };
+        let chunk = chunk_steps.unwrap_or(n_steps);
+        for first in (0..n_steps).step_by(chunk) {
+            let steps = chunk.min(n_steps - first);
+            if chunk_steps.is_some() {
+                // Chunks overwrite the same buffers: everything recorded so far must run first.
+                self.ctx.queue().submit([encoder.finish()]);
+                encoder = self.encoder();
+                if let Some(v) = self.val.as_ref() {
+                    self.write_chunk(v, &identity, first, steps);
+                }
+            }
+            for s in first..first + steps {
+                let ops = if s < full_steps {
+                    &full
+                } else {
+                    tail.as_ref().unwrap_or(&full)
+                };
+                self.kernels.record(&mut encoder, ops);
+            }
         }
-        if let Some(t) = &tail {
-            self.kernels.record(encoder, t);
-        }
-        Ok(())
+        Ok(encoder)
     }
 
     /// Evaluates the validation set with the current parameters (cross-entropy with the class weights).
@@ -1079,13 +1219,13 @@ impl GpuTrainer {
         if self.val.is_none() {
             return Err(TrainGpuError::Input("no validation set uploaded".into()));
         }
-        let mut encoder =
-            self.ctx
-                .device()
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("tickq.train.eval"),
-                });
-        self.record_eval(&mut encoder)?;
+        let encoder = self
+            .ctx
+            .device()
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("tickq.train.eval"),
+            });
+        let encoder = self.record_eval(encoder)?;
         self.ctx.queue().submit([encoder.finish()]);
         let stats = self.buf("train.stats.eval")?;
         let words: Vec<u32> = self.pool.read_back(&stats, 4)?;

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use crate::eval::{self, Metrics};
 use crate::fsutil::write_atomic;
+use crate::gpu_train::TrainDevice;
 use crate::model::Sequential;
 use crate::pipeline::{self, EncodeOptions, PipelineError, PreparedData, QuantSidecar};
 use crate::prune::PruningStatistics;
@@ -88,6 +89,9 @@ pub struct RunOptions {
     pub force: bool,
     /// Show progress bars on stderr (they stay hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// Where train and distill stages run (pruning fine-tunes stay on the CPU).
+    /// The device is not part of a stage's fingerprint: outputs from either device are reused.
+    pub device: TrainDevice,
 }
 
 /// Whether a stage ran in this run.
@@ -259,8 +263,16 @@ pub fn run_pipeline(
                     kind,
                     source: Box::new(source),
                 };
-                let (artifact, metrics) =
-                    run_stage(stage, &input_done, &data, &dir, &progress, log).map_err(wrap)?;
+                let (artifact, metrics) = run_stage(
+                    stage,
+                    &input_done,
+                    &data,
+                    &dir,
+                    &progress,
+                    &opts.device,
+                    log,
+                )
+                .map_err(wrap)?;
                 let record = StageRecord {
                     stage: stage.name.clone(),
                     kind: kind.to_string(),
@@ -408,6 +420,7 @@ fn run_stage(
     data: &PreparedData,
     dir: &Path,
     progress: &Progress,
+    device: &TrainDevice,
     log: &mut dyn FnMut(&str),
 ) -> Result<StageProduct, PipelineError> {
     let started = Instant::now();
@@ -422,10 +435,11 @@ fn run_stage(
     let (artifact, outputs, mut metrics) = match &stage.spec {
         StageSpec::Train { arch, config, .. } => {
             let bar = progress.bar(config.epochs, &format!("{}: training", stage.name));
-            let (model, history) = pipeline::train_model(arch.clone(), data, config, &mut |e| {
-                bar.inc(1);
-                bar.set_message(format!("val acc {:.2} %", 100.0 * e.val_accuracy));
-            })?;
+            let (model, history) =
+                pipeline::train_model_on(device, arch.clone(), data, config, &mut |e| {
+                    bar.inc(1);
+                    bar.set_message(format!("val acc {:.2} %", 100.0 * e.val_accuracy));
+                })?;
             bar.finish_and_clear();
             pipeline::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
             write_json(
@@ -491,7 +505,8 @@ fn run_stage(
             let train_x = data.normalized(data.splits.train.x.view());
             let val_x = data.normalized(data.splits.validation.x.view());
             let bar = progress.bar(config.epochs, &format!("{}: distilling", stage.name));
-            let history = crate::distill::distill_train(
+            let history = crate::distill::distill_train_on(
+                device,
                 teacher,
                 &mut model,
                 train_x.view(),
