@@ -39,11 +39,14 @@ fn assert_close(what: &str, got: &[f32], want: &[f32], tol: Tolerance) {
     let mut worst = (0usize, 0.0f32);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let excess = (g - w).abs() - (tol.abs + tol.rel * w.abs());
-        if !(excess <= worst.1) || !g.is_finite() {
-            worst = (i, excess.max(f32::MIN_POSITIVE));
-            if !g.is_finite() {
-                break;
-            }
+        // A NaN or infinite value on either side is as bad as it gets.
+        let excess = if excess.is_finite() {
+            excess
+        } else {
+            f32::INFINITY
+        };
+        if excess > worst.1 {
+            worst = (i, excess);
         }
     }
     let (i, excess) = worst;
@@ -490,8 +493,9 @@ fn bad_layers_are_named() {
     assert!(err.to_string().contains("flatten"), "{err}");
 }
 
-/// Epochs on the bundled ticks: the GPU run ends within one accuracy point of the CPU run from the same seed,
-/// and two GPU runs give bit-identical weights.
+/// Epochs on the bundled ticks: the GPU run ends within one accuracy point of the CPU run from the same seed.
+/// (That two GPU runs are bit-identical is checked on a smaller run by
+/// `streamed_data_sets_train_like_resident_ones`.)
 #[test]
 fn training_on_the_bundled_data_matches_the_cpu_run() {
     let Some(ctx) = context_or_skip("training_on_the_bundled_data_matches_the_cpu_run") else {
@@ -518,8 +522,7 @@ fn training_on_the_bundled_data_matches_the_cpu_run() {
         crate::pipeline::train_model_on(device, arch.clone(), &data, &cfg, &mut |_| {}).unwrap()
     };
     let (cpu, cpu_history) = run(&TrainDevice::Cpu);
-    let (gpu, gpu_history) = run(&TrainDevice::Gpu(ctx.clone()));
-    let (gpu2, _) = run(&TrainDevice::Gpu(ctx));
+    let (gpu, gpu_history) = run(&TrainDevice::Gpu(ctx));
     assert_eq!(gpu_history.epochs.len(), cpu_history.epochs.len());
     let test_x = data.normalized(data.splits.test.x.view());
     let accuracy = |m: &Sequential| {
@@ -549,13 +552,6 @@ fn training_on_the_bundled_data_matches_the_cpu_run() {
             "{c:?} vs {g:?}"
         );
     }
-    let bits = |m: &Sequential| -> Vec<u32> {
-        m.state_dict()
-            .iter()
-            .flat_map(|t| t.2.iter().map(|v| v.to_bits()))
-            .collect()
-    };
-    assert_eq!(bits(&gpu), bits(&gpu2), "two GPU runs differ");
 }
 
 /// A data set too large to stay resident is streamed in chunks of batches: same kernels, same order, so the

@@ -28,4 +28,4 @@ mod trainer;
 pub use desc::{
     Activation, LayerDesc, LossDesc, ModelDesc, OptimizerDesc, ParamTensors, TrainGpuError,
 };
-pub use trainer::{EpochStats, GpuTrainer, PassStats, StepTrace};
+pub use trainer::{EpochStats, GpuTrainer, LayerParams, PassStats, StepTrace};

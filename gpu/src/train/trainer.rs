@@ -9,6 +9,9 @@ use crate::context::GpuContext;
 
 type Result<T> = std::result::Result<T, TrainGpuError>;
 
+/// The weight and the bias of one dense or conv1d layer, row-major.
+pub type LayerParams = (Vec<f32>, Vec<f32>);
+
 /// Steps recorded into one command buffer before it is submitted, so a long epoch does not become one
 /// huge submission (drivers may time out on those).
 const STEPS_PER_SUBMIT: usize = 64;
@@ -142,11 +145,11 @@ pub struct StepTrace {
     /// The loss gradient with respect to the logits.
     pub logits_grad: Vec<f32>,
     /// Weight and bias gradients of each dense or conv1d layer, in layer order (before masking).
-    pub param_grads: Vec<(Vec<f32>, Vec<f32>)>,
+    pub param_grads: Vec<LayerParams>,
     /// The batch's loss statistics.
     pub stats: PassStats,
     /// The parameters after the optimizer step.
-    pub params_after: Vec<(Vec<f32>, Vec<f32>)>,
+    pub params_after: Vec<LayerParams>,
 }
 
 /// Trains a [`ModelDesc`] on the GPU.
@@ -481,7 +484,7 @@ impl GpuTrainer {
         // Sets that fit one storage binding (with room to spare) stay resident; larger ones are streamed.
         let limit = self
             .resident_limit
-            .unwrap_or(u64::from(self.ctx.limits().max_storage_buffer_binding_size) / 2);
+            .unwrap_or(self.ctx.limits().max_storage_buffer_binding_size / 2);
         let row_bytes = (in_len * 4) as u64;
         let name = |what: &str| format!("train.{phase}.{what}");
         if rows as u64 * row_bytes <= limit {
@@ -1241,14 +1244,14 @@ impl GpuTrainer {
     /// # Errors
     ///
     /// [`TrainGpuError::Gpu`] when the read fails.
-    pub fn params(&mut self) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+    pub fn params(&mut self) -> Result<Vec<LayerParams>> {
         self.read_pairs(|p| &p.values)
     }
 
     fn read_pairs(
         &mut self,
         pick: impl Fn(&ParamBufs) -> &[wgpu::Buffer; 2],
-    ) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+    ) -> Result<Vec<LayerParams>> {
         let bufs: Vec<([wgpu::Buffer; 2], usize, usize)> = self
             .params
             .iter()
@@ -1287,7 +1290,7 @@ impl GpuTrainer {
     /// # Errors
     ///
     /// [`TrainGpuError::Gpu`] when the read fails.
-    pub fn best_params(&mut self) -> Result<Vec<(Vec<f32>, Vec<f32>)>> {
+    pub fn best_params(&mut self) -> Result<Vec<LayerParams>> {
         self.read_pairs(|p| &p.best)
     }
 
@@ -1296,7 +1299,7 @@ impl GpuTrainer {
     /// # Errors
     ///
     /// [`TrainGpuError::Gpu`] when the read fails.
-    pub fn optimizer_state(&mut self) -> Result<Vec<Vec<(Vec<f32>, Vec<f32>)>>> {
+    pub fn optimizer_state(&mut self) -> Result<Vec<Vec<LayerParams>>> {
         let mut out = Vec::new();
         for s in 0..self.optimizer.slots() {
             out.push(self.read_pairs(|p| &p.slots[s])?);
@@ -1309,11 +1312,7 @@ impl GpuTrainer {
     /// # Errors
     ///
     /// [`TrainGpuError::Input`] when the slot count or a tensor length differs.
-    pub fn set_optimizer_state(
-        &mut self,
-        steps: u64,
-        slots: &[Vec<(Vec<f32>, Vec<f32>)>],
-    ) -> Result<()> {
+    pub fn set_optimizer_state(&mut self, steps: u64, slots: &[Vec<LayerParams>]) -> Result<()> {
         if slots.len() != self.optimizer.slots() {
             return Err(TrainGpuError::Input(format!(
                 "{} optimizer slots, expected {}",
