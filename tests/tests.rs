@@ -8,3 +8,4 @@ mod support;
 mod blob_robustness;
 mod end_to_end;
 mod firmware;
+mod gpu;

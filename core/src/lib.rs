@@ -93,6 +93,8 @@ extern crate alloc;
 
 pub mod blob;
 #[cfg(feature = "alloc")]
+pub mod decode;
+#[cfg(feature = "alloc")]
 pub mod encode;
 pub mod error;
 mod kernels;

@@ -537,6 +537,36 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
 
     #[test]
+    fn uncaptured_wgpu_errors_become_gpu_errors_not_panics() {
+        if context_or_skip("uncaptured_wgpu_errors_become_gpu_errors_not_panics").is_none() {
+            return;
+        }
+        // A context of its own: the error must not reach tests sharing the common one.
+        let ctx = GpuContext::new().unwrap();
+        let kernel = Kernel::new(
+            &ctx,
+            "add_one",
+            ADD_ONE,
+            "main",
+            &[Binding::Read, Binding::ReadWrite, Binding::Uniform],
+        )
+        .unwrap();
+        let mut pool = BufferPool::new(&ctx);
+        let src = pool.upload("src", &[1i32, 2, 3]).unwrap();
+        let dst = pool.storage("dst", 12).unwrap();
+        let mut enc = ctx.device().create_command_encoder(&Default::default());
+        // A storage buffer where the kernel wants a uniform one: wgpu rejects the bind group.
+        kernel
+            .dispatch(&ctx, &mut enc, &[&src, &dst, &src], [1, 1, 1])
+            .unwrap();
+        ctx.queue().submit([enc.finish()]);
+        let err = ctx.wait().unwrap_err();
+        assert!(matches!(err, GpuError::Device(_)), "{err}");
+        // Reported once; the context stays usable.
+        ctx.wait().unwrap();
+    }
+
+    #[test]
     fn describe_names_adapter_and_backend() {
         let Some(ctx) = context_or_skip("describe_names_adapter_and_backend") else {
             return;

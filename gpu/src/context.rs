@@ -1,7 +1,7 @@
 //! Device setup: one adapter, one device, one queue, and what they can do.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::buffers::MemoryMeter;
 use crate::error::GpuError;
@@ -22,6 +22,8 @@ struct Inner {
     info: wgpu::AdapterInfo,
     limits: wgpu::Limits,
     meter: MemoryMeter,
+    /// Errors wgpu reported outside an error scope (out of memory, a lost device), oldest first.
+    errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl GpuContext {
@@ -70,6 +72,15 @@ impl GpuContext {
                 adapter: info.name.clone(),
                 message: e.to_string(),
             })?;
+        // wgpu's default handler panics on an uncaptured error; keep it instead, so that the next wait turns it
+        // into a GpuError.
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&errors);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut list) = sink.lock() {
+                list.push(e.to_string());
+            }
+        }));
         Ok(Self {
             inner: Arc::new(Inner {
                 device,
@@ -77,6 +88,7 @@ impl GpuContext {
                 info,
                 limits,
                 meter: MemoryMeter::default(),
+                errors,
             }),
         })
     }
@@ -164,12 +176,31 @@ impl GpuContext {
     ///
     /// # Errors
     ///
-    /// [`GpuError::Poll`] when the device is lost.
+    /// [`GpuError::Poll`] when the device is lost, and [`GpuError::Device`] when wgpu reported an error
+    /// meanwhile (see [`GpuContext::check_errors`]).
     pub fn wait(&self) -> Result<(), GpuError> {
         self.inner
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| GpuError::Poll(e.to_string()))
+            .map_err(|e| GpuError::Poll(e.to_string()))?;
+        self.check_errors()
+    }
+
+    /// Returns (and clears) the errors wgpu reported outside an error scope since the last check, such as an
+    /// allocation the device could not satisfy.
+    ///
+    /// # Errors
+    ///
+    /// [`GpuError::Device`] with every message, oldest first.
+    pub fn check_errors(&self) -> Result<(), GpuError> {
+        let list = match self.inner.errors.lock() {
+            Ok(mut list) => std::mem::take(&mut *list),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        if list.is_empty() {
+            Ok(())
+        } else {
+            Err(GpuError::Device(list.join("; ")))
+        }
     }
 }

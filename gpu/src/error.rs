@@ -37,6 +37,9 @@ pub enum GpuError {
         /// What wgpu reported.
         message: String,
     },
+    /// wgpu reported an error outside an error scope (out of memory, a lost device, a failed validation).
+    #[error("the GPU reported: {0}")]
+    Device(String),
     /// Waiting for the GPU failed (device lost, timeout).
     #[error("waiting for the GPU failed: {0}")]
     Poll(String),
@@ -74,9 +77,6 @@ pub enum GpuError {
         /// Why.
         reason: String,
     },
-    /// The model as a whole is not supported (dynamic quantization, say).
-    #[error("model not supported on the GPU: {0}; use --device cpu")]
-    UnsupportedModel(String),
     /// Inputs whose sizes do not fit the model or each other.
     #[error("shape mismatch: {0}")]
     Shape(String),

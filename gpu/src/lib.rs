@@ -21,9 +21,11 @@
 pub mod buffers;
 pub mod context;
 pub mod error;
+pub mod int8;
 pub mod testing;
 pub mod train;
 
 pub use buffers::{Binding, BufferPool, Kernel};
 pub use context::GpuContext;
 pub use error::GpuError;
+pub use int8::Int8Evaluator;

@@ -2,9 +2,11 @@
 //!
 //! [`DeviceChoice::resolve`] turns the flag into a [`ComputeDevice`] and says
 //! on stderr, in one line, which device the command uses.
-//! `auto` takes the GPU when wgpu finds an adapter (any Vulkan, Metal, DX12
-//! or GL driver, software Vulkan included) and the CPU otherwise;
-//! `gpu` without an adapter is an error, never a silent fallback.
+//! `auto` takes the GPU when wgpu finds a hardware adapter (any Vulkan, Metal,
+//! DX12 or GL driver) and the CPU otherwise, including when the only adapter
+//! renders in software (lavapipe, llvmpipe, WARP), which is slower than the
+//! CPU path; `gpu` takes any adapter, software ones included, and without one
+//! it is an error, never a silent fallback.
 
 use thiserror::Error;
 use tickq_gpu::{GpuContext, GpuError};
@@ -12,12 +14,12 @@ use tickq_gpu::{GpuContext, GpuError};
 /// The `--device` flag.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum DeviceChoice {
-    /// The GPU when an adapter exists, else the CPU.
+    /// A hardware GPU when one exists, else the CPU.
     #[default]
     Auto,
     /// The CPU, always.
     Cpu,
-    /// The GPU; an error when there is no adapter.
+    /// The GPU (a software adapter too); an error when there is no adapter.
     Gpu,
 }
 
@@ -80,6 +82,15 @@ impl DeviceChoice {
                 Ok((ComputeDevice::Gpu(ctx), line))
             }
             Self::Auto => match GpuContext::new() {
+                Ok(ctx) if ctx.is_software() => Ok((
+                    ComputeDevice::Cpu,
+                    format!(
+                        "device: CPU (--device auto: the only adapter, {} via {}, renders in software \
+                         and is slower than the CPU path; --device gpu uses it anyway)",
+                        ctx.adapter_name(),
+                        ctx.backend_name()
+                    ),
+                )),
                 Ok(ctx) => {
                     let line = gpu_line(&ctx, "--device auto");
                     Ok((ComputeDevice::Gpu(ctx), line))
@@ -132,16 +143,11 @@ mod tests {
         assert!(!line.contains('\n'));
         match device {
             ComputeDevice::Gpu(ctx) => {
+                assert!(!ctx.is_software(), "{line}");
                 assert!(line.contains(ctx.adapter_name()), "{line}");
                 assert!(line.contains(&ctx.backend_name()), "{line}");
             }
-            ComputeDevice::Cpu => {
-                assert!(
-                    !tickq_gpu::testing::in_ci(),
-                    "CI needs a GPU adapter: {line}"
-                );
-                assert!(line.starts_with("device: CPU"), "{line}");
-            }
+            ComputeDevice::Cpu => assert!(line.starts_with("device: CPU (--device auto"), "{line}"),
         }
     }
 
@@ -149,8 +155,14 @@ mod tests {
     fn gpu_choice_agrees_with_auto() {
         let auto = DeviceChoice::Auto.resolve_quiet().unwrap().0.is_gpu();
         match DeviceChoice::Gpu.resolve_quiet() {
-            Ok((device, _)) => assert!(device.is_gpu() && auto),
+            Ok((ComputeDevice::Gpu(ctx), line)) => {
+                // auto takes the adapter exactly when it is not a software one.
+                assert_eq!(auto, !ctx.is_software(), "{line}");
+                assert!(line.contains("--device gpu") && line.contains(ctx.adapter_name()));
+            }
+            Ok((ComputeDevice::Cpu, line)) => panic!("--device gpu resolved to the CPU: {line}"),
             Err(e) => {
+                assert!(!tickq_gpu::testing::in_ci(), "CI needs a GPU adapter: {e}");
                 assert!(!auto);
                 let msg = e.to_string();
                 assert!(

@@ -113,6 +113,42 @@ pub fn agreement(a: &[usize], b: &[usize]) -> f64 {
     ratio(same as f64, a.len().min(b.len()) as f64)
 }
 
+/// [`int8_predict`] on the chosen device: on a GPU through
+/// [`tickq_gpu::Int8Evaluator`], which gives the same logits bit for bit (the
+/// blob's own input quantizer runs on the CPU, every integer layer on the GPU).
+///
+/// # Errors
+///
+/// A [`tickq_gpu::GpuError`] when wgpu fails; the CPU path cannot fail.
+pub fn int8_predict_on(
+    device: &crate::device::ComputeDevice,
+    model: &Model<'_>,
+    raw_x: ArrayView2<'_, f32>,
+) -> Result<(Vec<usize>, Vec<i8>), tickq_gpu::GpuError> {
+    let Some(ctx) = device.gpu() else {
+        return Ok(int8_predict(model, raw_x));
+    };
+    let mut evaluator = tickq_gpu::Int8Evaluator::new(ctx, model.blob())?;
+    let features: Vec<f32> = raw_x.iter().copied().collect();
+    let logits = evaluator.evaluate(&features, raw_x.nrows())?;
+    let signals = logits
+        .chunks_exact(model.classes().max(1))
+        .map(argmax)
+        .collect();
+    Ok((signals, logits))
+}
+
+/// The first index of the largest logit, as [`tickq_core::Prediction::signal`] defines it.
+pub fn argmax(logits: &[i8]) -> usize {
+    let mut best = 0;
+    for (i, &v) in logits.iter().enumerate() {
+        if v > logits[best] {
+            best = i;
+        }
+    }
+    best
+}
+
 /// Runs every row of `raw_x` (unstandardized features, `[N, T*F]`) through
 /// tickq-core and returns the argmax signals and the int8 logits (row-major).
 ///

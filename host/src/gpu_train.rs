@@ -53,6 +53,16 @@ impl TrainDevice {
     }
 }
 
+impl From<&ComputeDevice> for TrainDevice {
+    /// A resolved `--device` of the pipeline: a GPU trains with a CPU fallback for models it cannot run.
+    fn from(device: &ComputeDevice) -> Self {
+        match device {
+            ComputeDevice::Cpu => TrainDevice::Cpu,
+            ComputeDevice::Gpu(ctx) => TrainDevice::Auto(ctx.clone()),
+        }
+    }
+}
+
 /// The GPU trainer's description of `model`.
 ///
 /// # Errors

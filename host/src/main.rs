@@ -278,28 +278,26 @@ struct DemoArgs {
     /// Recompute every stage, even those a previous run left unchanged.
     #[arg(long)]
     force: bool,
-    #[command(flatten)]
-    device: TrainDeviceArg,
+    /// Where the stages train and run their whole-split int8 evaluation: auto takes a hardware GPU when there
+    /// is one; gpu takes any adapter, software Vulkan too. GPU training agrees with the CPU within rounding.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
 }
 
 /// `--device` of the commands that train.
 #[derive(Args, Debug)]
 struct TrainDeviceArg {
-    /// Where training runs: cpu (bit-reproducible on every machine), gpu (an error without a GPU adapter) or
-    /// auto (the GPU when wgpu finds an adapter that can run the model, else the CPU; one stderr line says
-    /// which). GPU training follows the same seeded order from the same initial weights and agrees with the
-    /// CPU within rounding, not bit for bit.
-    #[arg(long = "device", value_enum, default_value = "cpu")]
+    /// Where training runs: auto (a hardware GPU when wgpu finds one and the GPU trainer can run the model,
+    /// else the CPU), cpu, or gpu (any adapter, software Vulkan too; an error without one). One stderr line says
+    /// which. GPU training follows the same seeded order from the same initial weights and agrees with the
+    /// CPU within rounding, not bit for bit; use cpu for runs that must be bit-identical on every machine.
+    #[arg(long = "device", value_enum, default_value = "auto")]
     device: DeviceChoice,
 }
 
 impl TrainDeviceArg {
     fn resolve(&self) -> Result<TrainDevice, PipelineError> {
-        match self.device {
-            // The default stays quiet: nothing to report.
-            DeviceChoice::Cpu => Ok(TrainDevice::Cpu),
-            choice => Ok(TrainDevice::resolve(choice)?),
-        }
+        Ok(TrainDevice::resolve(self.device)?)
     }
 }
 
@@ -365,6 +363,10 @@ struct EvalArgs {
     /// Single-sample calls timed for the latency percentiles.
     #[arg(long, default_value_t = 200_000)]
     latency_calls: usize,
+    /// Where the int8 logits of the test split are computed (bit-exact on either): auto takes a hardware GPU
+    /// when there is one; gpu takes any adapter, software Vulkan too.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
 }
 
 #[derive(Args, Debug)]
@@ -912,14 +914,29 @@ fn eval(a: EvalArgs) -> Result<(), PipelineError> {
         data.splits.test.y.len(),
         a.latency_calls
     ));
-    let report = pipeline::evaluate(&model, &blob, &data, summary, ranges, a.latency_calls)
-        .map_err(|e| match e {
-            PipelineError::Blob { error, .. } => PipelineError::Blob {
-                path: a.blob.display().to_string(),
-                error,
-            },
-            other => other,
-        })?;
+    let device = a.device.resolve()?;
+    let report = pipeline::evaluate_on(
+        &device,
+        &model,
+        &blob,
+        &data,
+        summary,
+        ranges,
+        a.latency_calls,
+    )
+    .map_err(|e| match e {
+        PipelineError::Blob { error, .. } => PipelineError::Blob {
+            path: a.blob.display().to_string(),
+            error,
+        },
+        other => other,
+    })?;
+    if let Some(ctx) = device.gpu() {
+        progress(&format!(
+            "GPU memory: {} KiB held by tickq buffers at peak",
+            ctx.peak_bytes_on_gpu().div_ceil(1024)
+        ));
+    }
     report.write(&a.out)?;
     out(&format!(
         "f32 accuracy {:.2} %, int8 accuracy {:.2} %, agreement {:.2} %, p50 {:.0} ns; wrote {}",
@@ -1277,8 +1294,10 @@ struct PipelineArgs {
     /// Recompute every stage, even those a previous run left unchanged.
     #[arg(long)]
     force: bool,
-    #[command(flatten)]
-    device: TrainDeviceArg,
+    /// Where the stages train and run their whole-split int8 evaluation: auto takes a hardware GPU when there
+    /// is one; gpu takes any adapter, software Vulkan too. GPU training agrees with the CPU within rounding.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceChoice,
 }
 
 fn run_pipeline(a: PipelineArgs) -> Result<(), PipelineError> {

@@ -460,6 +460,33 @@ pub fn evaluate(
     ranges: Vec<RangeRow>,
     latency_calls: usize,
 ) -> Result<Report, PipelineError> {
+    evaluate_on(
+        &crate::device::ComputeDevice::Cpu,
+        model,
+        blob,
+        data,
+        quant,
+        ranges,
+        latency_calls,
+    )
+}
+
+/// [`evaluate`] with the int8 predictions over the test split computed on
+/// `device` (bit-exact either way; the latency is always timed on the CPU, with
+/// tickq-core, since that is what a device runs).
+///
+/// # Errors
+///
+/// As [`evaluate`], and [`PipelineError::Gpu`] when the GPU cannot run the blob.
+pub fn evaluate_on(
+    device: &crate::device::ComputeDevice,
+    model: &Sequential,
+    blob: &[u8],
+    data: &PreparedData,
+    quant: QuantSummary,
+    ranges: Vec<RangeRow>,
+    latency_calls: usize,
+) -> Result<Report, PipelineError> {
     let core_model = tickq_core::Model::load(blob).map_err(|error| PipelineError::Blob {
         path: "blob".into(),
         error,
@@ -474,7 +501,7 @@ pub fn evaluate(
     }
     let labels = &test.label_names;
     let float_pred = model.predict(data.normalized(test.x.view()).view());
-    let (int8_pred, _) = eval::int8_predict(&core_model, test.x.view());
+    let (int8_pred, _) = eval::int8_predict_on(device, &core_model, test.x.view())?;
     let float_metrics = Metrics::compute(&float_pred, &test.y, labels);
     let int8_metrics = Metrics::compute(&int8_pred, &test.y, labels);
     let (majority_class, majority_accuracy) =

@@ -36,6 +36,73 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// `tickq eval --device cpu` and `--device gpu` give the same int8 results and each says, in one stderr line,
+/// where it ran; without an adapter `--device gpu` is a clear error (and CI, which needs one, fails).
+fn eval_devices_agree(csv: &Path, ckpt: &Path, blob: &Path, dir: &Path) {
+    let run = |device: &str| {
+        let out_dir = dir.join(format!("report-{device}"));
+        let args = [
+            "eval",
+            s(ckpt),
+            "--blob",
+            s(blob),
+            "--data",
+            s(csv),
+            "--out",
+            s(&out_dir),
+            "--latency-calls",
+            "1000",
+            "--device",
+            device,
+        ];
+        (tickq(&args), out_dir)
+    };
+    let (cpu, cpu_dir) = run("cpu");
+    assert!(
+        cpu.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cpu.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&cpu.stderr);
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("device: ")).count(),
+        1,
+        "{stderr}"
+    );
+    assert!(stderr.contains("device: CPU (--device cpu)"), "{stderr}");
+    let (gpu, gpu_dir) = run("gpu");
+    let stderr = String::from_utf8_lossy(&gpu.stderr);
+    if tickq_gpu::testing::context_or_skip("eval_devices_agree").is_none() {
+        assert!(
+            !gpu.status.success() && stderr.contains("--device gpu"),
+            "{stderr}"
+        );
+        return;
+    }
+    assert!(gpu.status.success(), "{stderr}");
+    assert!(stderr.contains("device: GPU "), "{stderr}");
+    assert!(
+        stderr.contains("GPU memory: ") && stderr.contains("KiB held"),
+        "{stderr}"
+    );
+    let (c, g) = (
+        json(&cpu_dir.join("report.json")),
+        json(&gpu_dir.join("report.json")),
+    );
+    for key in [
+        "/int8/accuracy",
+        "/int8/agreement",
+        "/int8/metrics",
+        "/int8/macro_f1",
+    ] {
+        assert_eq!(
+            c.pointer(key),
+            g.pointer(key),
+            "{key} differs between CPU and GPU"
+        );
+    }
+}
+
 #[test]
 fn train_quantize_eval_inspect_bench() {
     let (csv, arch) = fixtures();
@@ -117,6 +184,7 @@ fn train_quantize_eval_inspect_bench() {
     assert_eq!(r["quantization"]["observer"], "min-max");
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(md.contains("Confusion matrix") && md.contains("majority-class baseline"));
+    eval_devices_agree(csv, &ckpt, &blob, &dir);
 
     let text = ok(&["inspect", s(&blob)]);
     assert!(text.contains("Dense") && text.contains("arena"), "{text}");

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use tickq_host::device::ComputeDevice;
 use tickq_host::stages::{self, PipelineConfig, RunOptions, StageStatus};
 
 mod common;
@@ -75,7 +76,7 @@ fn run(cfg: &PipelineConfig, out: &Path, force: bool) -> Vec<(String, StageStatu
         out: out.to_path_buf(),
         force,
         progress: false,
-        device: Default::default(),
+        device: ComputeDevice::Cpu,
     };
     let run = stages::run_pipeline(cfg, &opts, &mut |_| {}).unwrap();
     run.stages.into_iter().map(|s| (s.name, s.status)).collect()
@@ -256,11 +257,16 @@ latency_calls = 1000
 "#
     .replace("CSV", &slice_csv().display().to_string());
     let cfg = write_config(&dir, &text);
+    // The GPU (software Vulkan in CI) when there is one, so a pipeline's int8 evaluation runs there too
+    // (bit-exact either way).
+    let device =
+        tickq_gpu::testing::context_or_skip("a_distill_stage_trains_a_student_from_a_teacher")
+            .map_or(ComputeDevice::Cpu, ComputeDevice::Gpu);
     let opts = RunOptions {
         out: out.clone(),
         force: false,
         progress: false,
-        device: Default::default(),
+        device,
     };
     let run = stages::run_pipeline(&cfg, &opts, &mut |_| {}).unwrap();
     let student = &run.stages[1].metrics;

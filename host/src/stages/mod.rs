@@ -89,9 +89,10 @@ pub struct RunOptions {
     pub force: bool,
     /// Show progress bars on stderr (they stay hidden anyway when stderr is not a terminal).
     pub progress: bool,
-    /// Where train and distill stages run (pruning fine-tunes stay on the CPU).
-    /// The device is not part of a stage's fingerprint: outputs from either device are reused.
-    pub device: TrainDevice,
+    /// Where whole-split work runs (the int8 evaluation of each stage's blob), and where train and distill
+    /// stages train (on a GPU with a CPU fallback for models the GPU trainer cannot run; pruning fine-tunes stay
+    /// on the CPU). The device is not part of a stage's fingerprint: outputs from either device are reused.
+    pub device: crate::device::ComputeDevice,
 }
 
 /// Whether a stage ran in this run.
@@ -420,9 +421,10 @@ fn run_stage(
     data: &PreparedData,
     dir: &Path,
     progress: &Progress,
-    device: &TrainDevice,
+    device: &crate::device::ComputeDevice,
     log: &mut dyn FnMut(&str),
 ) -> Result<StageProduct, PipelineError> {
+    let train_device = TrainDevice::from(device);
     let started = Instant::now();
     let input = inputs.first().copied();
     // A stage that runs loses its record first, so an interrupted run never looks finished.
@@ -436,7 +438,7 @@ fn run_stage(
         StageSpec::Train { arch, config, .. } => {
             let bar = progress.bar(config.epochs, &format!("{}: training", stage.name));
             let (model, history) =
-                pipeline::train_model_on(device, arch.clone(), data, config, &mut |e| {
+                pipeline::train_model_on(&train_device, arch.clone(), data, config, &mut |e| {
                     bar.inc(1);
                     bar.set_message(format!("val acc {:.2} %", 100.0 * e.val_accuracy));
                 })?;
@@ -506,7 +508,7 @@ fn run_stage(
             let val_x = data.normalized(data.splits.validation.x.view());
             let bar = progress.bar(config.epochs, &format!("{}: distilling", stage.name));
             let history = crate::distill::distill_train_on(
-                device,
+                &train_device,
                 teacher,
                 &mut model,
                 train_x.view(),
@@ -581,7 +583,15 @@ fn run_stage(
                 "{}: evaluating and timing {latency_calls} calls",
                 stage.name
             ));
-            let report = pipeline::evaluate(model, &q.blob, data, summary, ranges, *latency_calls)?;
+            let report = pipeline::evaluate_on(
+                device,
+                model,
+                &q.blob,
+                data,
+                summary,
+                ranges,
+                *latency_calls,
+            )?;
             spinner.finish_and_clear();
             report.write(dir)?;
             let stats = PruningStatistics::of_blob(&q.blob)

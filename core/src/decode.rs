@@ -1,0 +1,583 @@
+//! The blob decoder (feature `alloc`): a loaded [`Model`] back into an owned [`ModelSpec`], and batch input
+//! quantization.
+//!
+//! Other engines that run tickq blobs (the wgpu evaluator in `tickq-gpu`, tools that inspect weights) need the
+//! int8 parameters in their logical form, whatever weight format the blob stores them in.
+//! [`decode`] gives exactly that: row-major `[out][in]` (Dense) or `[out][k][in]` (Conv1d) int8 weights with the
+//! zeros of sparse and N:M layers filled back in, the effective biases, the multipliers, the tables and the
+//! geometry, such that `encode(&decode(&model))` describes the same model.
+//! [`Model::quantize_inputs`] runs the blob's own input quantizer (the only floating-point step) over a batch, so
+//! that an engine without bit-exact f32 (a GPU) can start from the same int8 inputs as [`Session`](crate::Session).
+//!
+//! All knowledge of how a weight section is stored lives in one function, `row_weights`; the rest goes through
+//! the layer summaries and the per-layer plan fields every format shares.
+//!
+//! ```
+//! use tickq_core::decode::decode;
+//! use tickq_core::encode::{encode, LayerSpec, ModelSpec, OpSpec};
+//! use tickq_core::requant::QuantMultiplier;
+//! use tickq_core::Model;
+//!
+//! let q = QuantMultiplier::from_ratio(0.5).ok_or("ratio")?;
+//! let spec = ModelSpec {
+//!     name: "tiny".into(),
+//!     feature_names: vec!["a".into(), "b".into()],
+//!     label_names: vec!["down".into(), "up".into()],
+//!     data_hash: [7; 32],
+//!     tickq_version: "0.1.0".into(),
+//!     layers: vec![
+//!         LayerSpec::new(OpSpec::Quantize { time_steps: 1, features: 2, a: vec![16.0; 2], b: vec![0.0; 2] }, 1.0 / 16.0, 0),
+//!         LayerSpec::new(
+//!             OpSpec::Dense { out_features: 2, in_features: 2, weights: vec![3, 0, -1, 2], bias: vec![5, -5], requant: vec![q, q] },
+//!             1.0 / 16.0,
+//!             0,
+//!         ),
+//!     ],
+//! };
+//! let blob = encode(&spec)?;
+//! let model = Model::load(&blob)?;
+//! assert_eq!(decode(&model), spec);
+//! let inputs = model.quantize_inputs(&[0.25, 1.0, f32::NAN, -9.0]);
+//! assert_eq!(inputs, vec![4, 16, 0, -128]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use alloc::string::ToString;
+use alloc::vec;
+use alloc::vec::Vec;
+
+use crate::blob::{NO_INPUT, le_f32, le_i32};
+use crate::encode::{LayerSpec, ModelSpec, OpSpec};
+use crate::kernels;
+use crate::model::{BLOCK, LayerKind, LayerPlan, Model, SEGMENT, WeightLayout, tail_channels};
+use crate::requant::QuantMultiplier;
+
+/// Turns a loaded model back into the owned description it was encoded from.
+///
+/// Weights come back in their logical layout whatever the stored format (dense blocks, sparse or N:M), so
+/// `decode(&Model::load(&encode(&spec)?)?) == spec` for every spec that names its inputs canonically: a layer
+/// that reads the previous layer has `input: None`, and layer 0 always has `input: None`.
+/// Dynamic layers keep their flag and bias exponent (`LayerSpec::dynamic`).
+pub fn decode(model: &Model<'_>) -> ModelSpec {
+    let meta = model.metadata();
+    let layers = model
+        .plans()
+        .iter()
+        .enumerate()
+        .map(|(i, l)| decode_layer(i, l, model.version()))
+        .collect();
+    ModelSpec {
+        name: meta.name().to_string(),
+        feature_names: meta.feature_names().map(ToString::to_string).collect(),
+        label_names: meta.label_names().map(ToString::to_string).collect(),
+        data_hash: *meta.data_hash(),
+        tickq_version: meta.tickq_version().to_string(),
+        layers,
+    }
+}
+
+fn decode_layer(i: usize, l: &LayerPlan<'_>, version: u16) -> LayerSpec {
+    let input = (l.input_a != NO_INPUT && i > 0 && usize::from(l.input_a) + 1 != i)
+        .then_some(usize::from(l.input_a));
+    let op = match l.kind {
+        LayerKind::Quantize => {
+            let f = l.out_c;
+            let floats: Vec<f32> = l.aux.chunks_exact(4).map(le_f32).collect();
+            let (a, b) = floats.split_at(f.min(floats.len()));
+            OpSpec::Quantize {
+                time_steps: l.out_t,
+                features: f,
+                a: a.to_vec(),
+                b: b.to_vec(),
+            }
+        }
+        LayerKind::Dense => OpSpec::Dense {
+            out_features: l.out_c,
+            in_features: l.row_len,
+            weights: weights(l, version),
+            bias: biases(l),
+            requant: multipliers(l),
+        },
+        LayerKind::Conv1d => OpSpec::Conv1d {
+            out_channels: l.out_c,
+            in_channels: l.in_c,
+            kernel: l.kernel,
+            stride: l.stride,
+            dilation: l.dilation,
+            padding: l.padding,
+            weights: weights(l, version),
+            bias: biases(l),
+            requant: multipliers(l),
+        },
+        LayerKind::Lut => {
+            let mut table = [0i8; 256];
+            for (t, &v) in table.iter_mut().zip(l.aux) {
+                *t = v as i8;
+            }
+            OpSpec::Lut { table }
+        }
+        LayerKind::MaxPool1d => OpSpec::MaxPool1d {
+            kernel: l.kernel,
+            stride: l.stride,
+        },
+        LayerKind::AvgPool1d => OpSpec::AvgPool1d {
+            kernel: l.kernel,
+            stride: l.stride,
+            requant: l.requant,
+        },
+        LayerKind::GlobalAvgPool => OpSpec::GlobalAvgPool { requant: l.requant },
+        LayerKind::Flatten => OpSpec::Flatten,
+        LayerKind::Add => OpSpec::Add {
+            other: usize::from(l.input_b),
+            wa: l.wa,
+            wb: l.wb,
+            requant: l.requant,
+        },
+    };
+    LayerSpec {
+        op,
+        input,
+        out_scale: l.out_scale,
+        out_zero_point: l.out_zp,
+        act_min: l.act_min,
+        act_max: l.act_max,
+        dynamic: l.dynamic.then_some(l.bias_exp),
+    }
+}
+
+fn biases(l: &LayerPlan<'_>) -> Vec<i32> {
+    l.bias.chunks_exact(4).map(le_i32).collect()
+}
+
+fn multipliers(l: &LayerPlan<'_>) -> Vec<QuantMultiplier> {
+    l.multipliers
+        .chunks_exact(4)
+        .zip(l.shifts)
+        .map(|(m, &s)| QuantMultiplier::from_validated(le_i32(m), s))
+        .collect()
+}
+
+/// The logical `[out][row_len]` weights of a Dense or Conv1d layer.
+fn weights(l: &LayerPlan<'_>, version: u16) -> Vec<i8> {
+    let mut w = vec![0i8; l.out_c * l.row_len];
+    for (o, row) in w.chunks_exact_mut(l.row_len.max(1)).enumerate() {
+        row_weights(l, version, o, row);
+    }
+    w
+}
+
+/// Writes the `row_len` logical weights of output channel `o` into `row` (zeros where nothing is stored).
+///
+/// This is the only function here that knows how each weight format lays out its section (`docs/BLOB.md`); a
+/// change of format needs a change here and nowhere else in this module.
+fn row_weights(l: &LayerPlan<'_>, version: u16, o: usize, row: &mut [i8]) {
+    row.fill(0);
+    match l.layout {
+        WeightLayout::Dense => {
+            // Blocks of BLOCK channels, input pairs interleaved per channel; the last block of a version 2 blob
+            // holds only `tail` channels and so has shorter steps.
+            let tail = tail_channels(l.out_c, version);
+            let width = if tail != 0 && o / BLOCK == l.out_c / BLOCK {
+                tail
+            } else {
+                BLOCK
+            };
+            let base = (o / BLOCK) * l.block_len + (o % BLOCK) * 2;
+            for (k, w) in row.iter_mut().enumerate() {
+                let at = base + (k / 2) * 2 * width + k % 2;
+                *w = l.weights.get(at).copied().unwrap_or(0) as i8;
+            }
+        }
+        WeightLayout::Sparse => {
+            // Per channel and 128-input segment: a count; then the indices and values of all channels in order.
+            let segments = l.segments.max(1);
+            let before: usize = l
+                .sp_counts
+                .get(..o * segments)
+                .unwrap_or(&[])
+                .iter()
+                .map(|&c| usize::from(c))
+                .sum();
+            let counts = l
+                .sp_counts
+                .get(o * segments..(o + 1) * segments)
+                .unwrap_or(&[]);
+            let mut at = before;
+            for (s, &count) in counts.iter().enumerate() {
+                for _ in 0..count {
+                    let col = s * SEGMENT + usize::from(l.sp_indices.get(at).copied().unwrap_or(0));
+                    if let Some(w) = row.get_mut(col) {
+                        *w = l.sp_values.get(at).copied().unwrap_or(0) as i8;
+                    }
+                    at += 1;
+                }
+            }
+        }
+        WeightLayout::NM { .. } => {
+            // Per channel: `nm_entries` values, entry `e` in group `e / n` at in-group index `idx[e]` (2 bits).
+            let n = l.nm_n.max(1);
+            let values = l
+                .sp_values
+                .get(o * l.nm_entries..(o + 1) * l.nm_entries)
+                .unwrap_or(&[]);
+            let idx = l
+                .sp_indices
+                .get(o * l.nm_index_len..(o + 1) * l.nm_index_len)
+                .unwrap_or(&[]);
+            for (e, &v) in values.iter().enumerate() {
+                let i = usize::from((idx.get(e / 4).copied().unwrap_or(0) >> (2 * (e % 4))) & 3);
+                if let Some(w) = row.get_mut(4 * (e / n) + i) {
+                    *w = v as i8;
+                }
+            }
+        }
+    }
+}
+
+impl Model<'_> {
+    /// Runs the blob's input quantizer over a batch of samples: `features` holds whole samples of
+    /// [`Model::input_len`] f32 values each, one after the other, and the result holds [`Model::input_len`] int8
+    /// values per sample, exactly what [`Session::run`](crate::Session::run) feeds the first integer layer.
+    ///
+    /// A trailing partial sample is padded with NaN (the zero point), as `Session::run` pads a short slice.
+    /// For a dynamic model ([`Model::is_dynamic`]) the values are mantissas; [`Model::quantize_inputs_dynamic`]
+    /// also returns their exponents.
+    pub fn quantize_inputs(&self, features: &[f32]) -> Vec<i8> {
+        self.quantize_inputs_dynamic(features).0
+    }
+
+    /// [`Model::quantize_inputs`] plus one exponent per sample: for a dynamic model the power of two each sample's
+    /// mantissas are scaled by (`docs/ARITHMETIC.md`, "Dynamic quantization"), for a static one 0.
+    pub fn quantize_inputs_dynamic(&self, features: &[f32]) -> (Vec<i8>, Vec<i32>) {
+        let len = self.input_len();
+        let Some(first) = self.plans().first() else {
+            return (Vec::new(), Vec::new());
+        };
+        if len == 0 {
+            return (Vec::new(), Vec::new());
+        }
+        let samples = features.len().div_ceil(len);
+        let mut out = vec![0u8; samples * len];
+        let mut exponents = vec![0i32; samples];
+        for ((sample, dst), e) in features
+            .chunks(len)
+            .zip(out.chunks_exact_mut(len))
+            .zip(exponents.iter_mut())
+        {
+            if first.dynamic {
+                *e = kernels::quantize_dynamic(first, sample, dst);
+            } else {
+                kernels::quantize(first, sample, dst);
+            }
+        }
+        (out.into_iter().map(|b| b as i8).collect(), exponents)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::{EncodeOptions, Padding, WeightFormat, encode_with};
+    use crate::{Model, Session};
+    use proptest::prelude::*;
+
+    fn q(r: f64) -> QuantMultiplier {
+        QuantMultiplier::from_ratio(r).unwrap()
+    }
+
+    fn quantize_layer(t: usize, f: usize) -> LayerSpec {
+        LayerSpec::new(
+            OpSpec::Quantize {
+                time_steps: t,
+                features: f,
+                a: (0..f).map(|i| 8.0 + i as f32).collect(),
+                b: (0..f).map(|i| i as f32 - 2.0).collect(),
+            },
+            0.125,
+            -3,
+        )
+    }
+
+    fn spec(layers: Vec<LayerSpec>) -> ModelSpec {
+        ModelSpec {
+            name: "decode-test".into(),
+            feature_names: (0..layers_features(&layers))
+                .map(|i| alloc::format!("f{i}"))
+                .collect(),
+            label_names: vec!["a".into(), "b".into(), "c".into()],
+            data_hash: [42; 32],
+            tickq_version: "test".into(),
+            layers,
+        }
+    }
+
+    fn layers_features(layers: &[LayerSpec]) -> usize {
+        match layers.first().map(|l| &l.op) {
+            Some(OpSpec::Quantize { features, .. }) => *features,
+            _ => 0,
+        }
+    }
+
+    /// Weights with about `zeros` percent zeros, and every group of 4 holding at least one zero when `nm`.
+    fn weights(seed: u64, n: usize, zeros: u64, nm: bool) -> Vec<i8> {
+        let mut s = seed;
+        (0..n)
+            .map(|i| {
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let r = s >> 33;
+                if (nm && i % 4 == 3) || r % 100 < zeros {
+                    0
+                } else {
+                    ((r >> 8) % 255) as i8 - 127 + 1
+                }
+            })
+            .collect()
+    }
+
+    fn dense(out: usize, inp: usize, seed: u64, zeros: u64, nm: bool) -> LayerSpec {
+        let mut l = LayerSpec::new(
+            OpSpec::Dense {
+                out_features: out,
+                in_features: inp,
+                weights: weights(seed, out * inp, zeros, nm),
+                bias: (0..out).map(|o| o as i32 * 37 - 500).collect(),
+                requant: (0..out).map(|o| q(0.001 + o as f64 * 1e-4)).collect(),
+            },
+            0.05,
+            -7,
+        );
+        l.act_min = -7;
+        l
+    }
+
+    fn mixed(out: usize, seed: u64, zeros: u64, nm: bool) -> ModelSpec {
+        let conv = LayerSpec {
+            act_max: 100,
+            ..LayerSpec::new(
+                OpSpec::Conv1d {
+                    out_channels: 12,
+                    in_channels: 4,
+                    kernel: 3,
+                    stride: 1,
+                    dilation: 2,
+                    padding: Padding::Causal,
+                    weights: weights(seed ^ 1, 12 * 3 * 4, zeros, nm),
+                    bias: (0..12).collect(),
+                    requant: (0..12).map(|o| q(0.002 + o as f64 * 1e-4)).collect(),
+                },
+                0.1,
+                2,
+            )
+        };
+        let mut lut = [0i8; 256];
+        for (i, v) in lut.iter_mut().enumerate() {
+            *v = (i as i32 / 2 - 64) as i8;
+        }
+        spec(vec![
+            quantize_layer(10, 4),
+            conv,
+            LayerSpec::new(OpSpec::Lut { table: lut }, 0.1, 0),
+            LayerSpec::new(
+                OpSpec::MaxPool1d {
+                    kernel: 2,
+                    stride: 1,
+                },
+                0.1,
+                0,
+            ),
+            LayerSpec::new(
+                OpSpec::AvgPool1d {
+                    kernel: 2,
+                    stride: 2,
+                    requant: q(0.5),
+                },
+                0.1,
+                1,
+            ),
+            LayerSpec {
+                input: Some(3),
+                ..LayerSpec::new(
+                    OpSpec::AvgPool1d {
+                        kernel: 3,
+                        stride: 2,
+                        requant: q(0.3),
+                    },
+                    0.1,
+                    1,
+                )
+            },
+            LayerSpec::new(
+                OpSpec::Add {
+                    other: 4,
+                    wa: 40000,
+                    wb: -65536,
+                    requant: q(1.0 / 65536.0),
+                },
+                0.2,
+                -1,
+            ),
+            LayerSpec::new(OpSpec::Flatten, 0.2, -1),
+            dense(out, 48, seed, zeros, nm),
+            LayerSpec {
+                input: Some(6),
+                ..LayerSpec::new(OpSpec::GlobalAvgPool { requant: q(0.25) }, 0.3, 0)
+            },
+            dense(3, 12, seed ^ 9, zeros, nm),
+        ])
+    }
+
+    fn round_trip(spec: &ModelSpec, format: WeightFormat) {
+        let blob = encode_with(
+            spec,
+            &EncodeOptions {
+                weight_format: format,
+            },
+        )
+        .unwrap();
+        let model = Model::load(&blob).unwrap();
+        if format != WeightFormat::Auto && format != WeightFormat::Dense {
+            assert!(
+                model
+                    .layers()
+                    .any(|l| l.weight_format.is_some_and(|f| f != WeightLayout::Dense)),
+                "{format}: no layer was stored in that format"
+            );
+        }
+        let decoded = decode(&model);
+        assert_eq!(&decoded, spec, "{format}");
+        // Re-encoding the decoded spec gives the same bytes.
+        let again = encode_with(
+            &decoded,
+            &EncodeOptions {
+                weight_format: format,
+            },
+        )
+        .unwrap();
+        assert_eq!(again, blob, "{format}");
+    }
+
+    #[test]
+    fn dense_sparse_and_nm_layers_round_trip() {
+        for out in [3, 16, 21, 40] {
+            round_trip(&mixed(out, 11, 0, false), WeightFormat::Dense);
+            round_trip(&mixed(out, 12, 80, false), WeightFormat::Sparse);
+            round_trip(&mixed(out, 13, 60, false), WeightFormat::Auto);
+            round_trip(&mixed(out, 14, 30, true), WeightFormat::NM);
+        }
+    }
+
+    #[test]
+    fn wide_rows_cross_sparse_segments() {
+        let s = spec(vec![
+            quantize_layer(1, 300),
+            dense(5, 300, 3, 90, false),
+            dense(3, 5, 4, 0, false),
+        ]);
+        round_trip(&s, WeightFormat::Sparse);
+        let s = spec(vec![
+            quantize_layer(1, 300),
+            dense(8, 300, 5, 70, true),
+            dense(3, 8, 4, 0, true),
+        ]);
+        round_trip(&s, WeightFormat::NM);
+    }
+
+    #[test]
+    fn dynamic_layers_keep_their_flag() {
+        let mut s = spec(vec![
+            quantize_layer(1, 6),
+            dense(8, 6, 1, 0, false),
+            dense(3, 8, 2, 0, false),
+        ]);
+        for l in &mut s.layers {
+            l.dynamic = Some(0);
+            l.out_zero_point = 0;
+            l.act_min = -128;
+        }
+        s.layers[1].dynamic = Some(-3);
+        if let OpSpec::Quantize { b, .. } = &mut s.layers[0].op {
+            b.iter_mut().for_each(|v| *v = 0.0);
+        }
+        for l in &mut s.layers[1..] {
+            if let OpSpec::Dense { requant, .. } = &mut l.op {
+                requant.iter_mut().for_each(|m| *m = q(0.3));
+            }
+        }
+        round_trip(&s, WeightFormat::Dense);
+    }
+
+    #[test]
+    fn dynamic_inputs_carry_their_exponents() {
+        let mut s = spec(vec![
+            quantize_layer(1, 6),
+            dense(8, 6, 1, 0, false),
+            dense(3, 8, 2, 0, false),
+        ]);
+        for l in &mut s.layers {
+            l.dynamic = Some(0);
+            l.out_zero_point = 0;
+            l.act_min = -128;
+        }
+        if let OpSpec::Quantize { b, .. } = &mut s.layers[0].op {
+            b.iter_mut().for_each(|v| *v = 0.0);
+        }
+        // Zero biases and no ReLU6 cap: then the layers after the quantizer do not depend on the input's
+        // exponent, and `run_quantized` (exponent 0) must give the same mantissas with the exponent moved.
+        for l in &mut s.layers[1..] {
+            if let OpSpec::Dense { requant, bias, .. } = &mut l.op {
+                requant.iter_mut().for_each(|m| *m = q(0.3));
+                bias.iter_mut().for_each(|b| *b = 0);
+            }
+        }
+        let blob = encode_with(&s, &EncodeOptions::default()).unwrap();
+        let model = Model::load(&blob).unwrap();
+        let xs: Vec<f32> = (0..60)
+            .map(|i| (i as f32 - 25.0) * 1.7e3_f32.powi(i % 5 - 2))
+            .collect();
+        let (q, e) = model.quantize_inputs_dynamic(&xs);
+        assert_eq!(q, model.quantize_inputs(&xs));
+        let mut arena = vec![0u8; model.arena_bytes()];
+        let mut session = Session::new(&model, &mut arena).unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for ((x, q), &e) in xs.chunks(6).zip(q.chunks(6)).zip(&e) {
+            let (logits, exponent) = {
+                let p = session.run(x);
+                (p.logits().to_vec(), p.exponent())
+            };
+            let p = session.run_quantized(q);
+            assert_eq!(p.logits(), &logits[..]);
+            assert_eq!(p.exponent() + e, exponent);
+            seen.insert(e);
+        }
+        assert!(seen.len() > 2, "{seen:?}");
+    }
+
+    proptest! {
+        #[test]
+        fn quantize_inputs_matches_the_session(
+            xs in proptest::collection::vec(prop_oneof![
+                -1e3f32..1e3,
+                Just(f32::NAN),
+                Just(f32::INFINITY),
+                Just(f32::NEG_INFINITY),
+                -20f32..20.0,
+            ], 0..200),
+        ) {
+            // T = 2 time steps of 3 features; the quantized input round-trips through run_quantized.
+            let mut s = spec(vec![quantize_layer(2, 3), LayerSpec::new(OpSpec::Flatten, 0.125, -3)]);
+            s.label_names = (0..6).map(|i| alloc::format!("c{i}")).collect();
+            let blob = encode_with(&s, &EncodeOptions::default()).unwrap();
+            let model = Model::load(&blob).unwrap();
+            let batch = model.quantize_inputs(&xs);
+            prop_assert_eq!(batch.len(), xs.len().div_ceil(6) * 6);
+            let mut arena = vec![0u8; model.arena_bytes()];
+            let mut session = Session::new(&model, &mut arena).unwrap();
+            for (sample, q) in xs.chunks(6).zip(batch.chunks(6)) {
+                let want = session.run(sample).logits().to_vec();
+                prop_assert_eq!(&want[..], q);
+            }
+        }
+    }
+}
