@@ -596,3 +596,46 @@ fn streamed_data_sets_train_like_resident_ones() {
     let streamed = run(Some(2 * 16 * 18 * 4));
     assert_eq!(resident, streamed);
 }
+
+/// When the GPU cannot run a model (here: batches too large for the adapter's buffers), `auto` trains on the
+/// CPU (the same weights as a CPU run) and `gpu` is an error naming the buffer.
+#[test]
+fn auto_falls_back_to_the_cpu_and_gpu_refuses() {
+    let Some(ctx) = context_or_skip("auto_falls_back_to_the_cpu_and_gpu_refuses") else {
+        return;
+    };
+    let m = model(
+        "[[layers]]\ntype = \"dense\"\nout = 64\n[[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"dense\"\nout = 3\n",
+        1,
+        4,
+        3,
+    );
+    let (x, y) = random(40, 4, 1);
+    // 4 M rows x 64 values x 4 bytes is beyond any adapter's storage binding.
+    let cfg = crate::train::TrainConfig {
+        epochs: 2,
+        batch_size: 4_000_000,
+        ..Default::default()
+    };
+    let run = |device: &TrainDevice| {
+        let mut m = m.clone();
+        crate::train::train_on(
+            device,
+            &mut m,
+            x.view(),
+            &y,
+            x.view(),
+            &y,
+            &cfg,
+            &mut |_| {},
+        )
+        .map(|_| m.state_dict())
+    };
+    let cpu = run(&TrainDevice::Cpu).unwrap();
+    assert_eq!(run(&TrainDevice::Auto(ctx.clone())).unwrap(), cpu);
+    let err = run(&TrainDevice::Gpu(ctx)).unwrap_err().to_string();
+    assert!(
+        err.contains("GPU training") && err.contains("train.act"),
+        "{err}"
+    );
+}

@@ -503,12 +503,13 @@ impl GpuTrainer {
         }
         let batch_bytes = self.batch as u64 * row_bytes;
         if batch_bytes > limit {
-            return Err(TrainGpuError::Input(format!(
-                "{phase} set: one batch of {} rows takes {batch_bytes} bytes, more than half of the adapter's {} \
-                 bytes per buffer; use a smaller batch",
-                self.batch,
-                self.ctx.limits().max_storage_buffer_binding_size
-            )));
+            // Not even one batch fits: a device limit, so `--device auto` falls back to the CPU.
+            return Err(crate::GpuError::BufferTooLarge {
+                buffer: format!("train.{phase}.x (one batch of {} rows)", self.batch),
+                bytes: batch_bytes,
+                limit,
+            }
+            .into());
         }
         let chunk_steps = ((limit / batch_bytes) as usize).clamp(1, STEPS_PER_SUBMIT);
         let chunk_rows = chunk_steps * self.batch;
