@@ -1,6 +1,6 @@
 //! Sparse weight formats through tickq-core: the wide shape 128→256→256→3 (fused ReLU) with its weights pruned
-//! by magnitude to 50, 75, 90 and 95 % unstructured sparsity and to 2:4, against the unpruned dense int8 model,
-//! all in the same run.
+//! by magnitude to 50, 75, 90 and 95 % unstructured sparsity (stored by output channel, `sparse_*`, and by input
+//! column, `columns_*`, and packed by column, `packed_*`) and to 2:4, against the unpruned dense int8 model, all in the same run.
 //!
 //! At start it prints a table of blob bytes and p50 latency per `Session::run` (batches of 16 runs, timed 400
 //! times each, the median batch divided by 16), then criterion measures the same models.
@@ -131,6 +131,41 @@ fn variants() -> Vec<(&'static str, Pruning, WeightFormat)> {
             "sparse_95",
             Pruning::Unstructured(0.95),
             WeightFormat::Sparse,
+        ),
+        (
+            "columns_50",
+            Pruning::Unstructured(0.50),
+            WeightFormat::Columns,
+        ),
+        (
+            "columns_75",
+            Pruning::Unstructured(0.75),
+            WeightFormat::Columns,
+        ),
+        (
+            "columns_90",
+            Pruning::Unstructured(0.90),
+            WeightFormat::Columns,
+        ),
+        (
+            "columns_95",
+            Pruning::Unstructured(0.95),
+            WeightFormat::Columns,
+        ),
+        (
+            "packed_90",
+            Pruning::Unstructured(0.90),
+            WeightFormat::Packed,
+        ),
+        (
+            "packed_95",
+            Pruning::Unstructured(0.95),
+            WeightFormat::Packed,
+        ),
+        (
+            "smallest_90",
+            Pruning::Unstructured(0.90),
+            WeightFormat::Smallest,
         ),
         ("nm_2_4", Pruning::TwoFour, WeightFormat::NM),
         ("auto_50", Pruning::Unstructured(0.50), WeightFormat::Auto),

@@ -384,18 +384,40 @@ fn export_for_firmware(
     (model_rs, dir.join("model.tqv"))
 }
 
+/// The fixture's model re-encoded with every Dense layer in the `dense-dsp` layout, which the Cortex-M4 runs
+/// with its `SMLAD` assembly and the other targets with the portable kernel.
+fn dsp_blob() -> Vec<u8> {
+    let options = tickq_core::encode::EncodeOptions {
+        weight_format: tickq_core::encode::WeightFormat::DenseDsp,
+    };
+    tickq_core::encode::encode_with(&fixture().quantized.spec, &options).expect("dense-dsp encodes")
+}
+
+/// Every example, bit-exact with the host on the fixture's blob as trained (blocked dense layout) and on the
+/// same model in the `dense-dsp` layout (the Cortex-M4's `SMLAD` assembly, the portable kernel elsewhere).
 #[test]
 fn firmware_matches_the_host_bit_for_bit() {
     if !tools_present() {
         return;
     }
-    let model = Model::load(blob()).expect("fixture blob loads");
-    let (model_rs, vectors_path) = export_for_firmware(
-        "firmware-vectors",
-        blob(),
-        fixture().data.splits.test.x.view(),
-        VECTORS,
+    check_bit_exact("firmware-vectors", blob());
+    let dsp = dsp_blob();
+    let model = Model::load(&dsp).expect("dense-dsp blob loads");
+    assert!(
+        model
+            .layers()
+            .filter(|l| l.kind == tickq_core::LayerKind::Dense)
+            .all(|l| l.weight_format == Some(tickq_core::WeightLayout::DenseDsp))
     );
+    check_bit_exact("firmware-vectors-dsp", &dsp);
+}
+
+/// Exports `blob` with 300 test vectors, runs every example on them under QEMU and compares every logit and
+/// signal with tickq-core on this host.
+fn check_bit_exact(name: &str, blob: &[u8]) {
+    let model = Model::load(blob).expect("blob loads");
+    let (model_rs, vectors_path) =
+        export_for_firmware(name, blob, fixture().data.splits.test.x.view(), VECTORS);
     let (_, vectors) =
         export::parse_test_vectors(&std::fs::read(&vectors_path).expect("vectors read"))
             .expect("vectors parse");
@@ -446,6 +468,15 @@ fn firmware_matches_the_host_bit_for_bit() {
             "{}: the firmware reported failure:\n{out}",
             example.dir
         );
+        if example.dir == "cortex-m4" {
+            // The same vectors on a copy of the blob one byte past a word boundary (the dense-dsp kernel's
+            // unaligned path).
+            assert_eq!(
+                field(&out, "unaligned", "mismatches"),
+                Some(0),
+                "cortex-m4: unaligned blob:\n{out}"
+            );
+        }
         eprintln!(
             "{}: {VECTORS} vectors bit-exact (build {:.1} s, run {:.1} s); stack peak {} of {} bytes",
             example.dir,
@@ -459,7 +490,7 @@ fn firmware_matches_the_host_bit_for_bit() {
 
 /// A blob of `arch_text` with seeded random weights (latency depends on the shape, not the values), and
 /// seeded random inputs; as in `benches/tick_to_signal.rs`.
-fn random_blob(arch_text: &str) -> (Vec<u8>, ndarray::Array2<f32>) {
+fn random_blob(arch_text: &str) -> (tickq_host::quant::QuantizedModel, ndarray::Array2<f32>) {
     use rand::{RngExt, SeedableRng};
     use tickq_host::model::{Architecture, Sequential};
     use tickq_host::quant::{ExportInfo, QuantConfig, static_quantize};
@@ -481,7 +512,7 @@ fn random_blob(arch_text: &str) -> (Vec<u8>, ndarray::Array2<f32>) {
     };
     let q =
         static_quantize(&model, inputs.view(), &info, &QuantConfig::default()).expect("quantizes");
-    (q.blob, inputs)
+    (q, inputs)
 }
 
 /// The numbers of docs/FIRMWARE.md: instructions per inference on the Cortex-M4 (QEMU `-icount shift=6`,
@@ -495,49 +526,103 @@ fn footprint_and_instruction_counts() {
         return;
     }
     let m4 = &EXAMPLES[0];
-    let (mlp_blob, mlp_inputs) = random_blob(tickq_host::shapes::REF_MLP);
+    let (mlp, mlp_inputs) = random_blob(tickq_host::shapes::REF_MLP);
+    let dsp = |spec: &tickq_core::encode::ModelSpec| {
+        let options = tickq_core::encode::EncodeOptions {
+            weight_format: tickq_core::encode::WeightFormat::DenseDsp,
+        };
+        tickq_core::encode::encode_with(spec, &options).expect("dense-dsp encodes")
+    };
+    let demo_rows = &fixture().data.splits.test.x;
     let cases = [
-        (
-            "demo",
-            blob().to_vec(),
-            fixture().data.splits.test.x.clone(),
-        ),
-        ("mlp", mlp_blob, mlp_inputs),
+        ("demo", "dense", blob().to_vec(), demo_rows),
+        ("demo", "dense-dsp", dsp_blob(), demo_rows),
+        ("mlp", "dense", mlp.blob.clone(), &mlp_inputs),
+        ("mlp", "dense-dsp", dsp(&mlp.spec), &mlp_inputs),
     ];
-    println!("| model | opt-level | MACs | instructions / inference | instructions / MAC |");
-    println!("| --- | --- | --- | --- | --- |");
-    for (name, blob, rows) in &cases {
-        let model = Model::load(blob).expect("loads");
+    println!(
+        "| model | weight format | opt-level | MACs (Dense) | instructions / inference | per MAC | Dense layers: instructions | per Dense MAC | engine `.text` |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (name, format, blob, rows) in cases {
+        let model = Model::load(&blob).expect("loads");
         let macs: u64 = model.layers().map(|l| l.macs).sum();
+        let dense: Vec<bool> = model
+            .layers()
+            .map(|l| l.kind == tickq_core::LayerKind::Dense)
+            .collect();
         let dense_macs: u64 = model
             .layers()
             .filter(|l| l.kind == tickq_core::LayerKind::Dense)
             .map(|l| l.macs)
             .sum();
         let (model_rs, vectors) =
-            export_for_firmware(&format!("measure-{name}"), blob, rows.view(), 20);
+            export_for_firmware(&format!("measure-{name}-{format}"), &blob, rows.view(), 20);
         for opt in ["s", "3"] {
             let elf = build(m4, &model_rs, &vectors, Some(opt));
             let (ok, out) = run_qemu(m4, &elf);
             assert!(ok, "{out}");
             let calib_ticks = field(&out, "calib", "ticks").expect("calib line") as f64;
             let calib_instr = field(&out, "calib", "delay_instructions").expect("calib") as f64;
+            let per_tick = calib_instr / calib_ticks;
             let ticks = field(&out, "summary", "ticks_min").expect("ticks") as f64;
-            let instructions = ticks * calib_instr / calib_ticks;
+            let instructions = ticks * per_tick;
+            let layer_ticks = layer_ticks(&out);
+            assert_eq!(layer_ticks.len(), dense.len(), "one tick count per layer");
+            let dense_ticks: u64 = layer_ticks
+                .iter()
+                .zip(&dense)
+                .filter(|(_, d)| **d)
+                .map(|(t, _)| t)
+                .sum();
+            let dense_instructions = dense_ticks as f64 * per_tick;
             println!(
-                "| {name} | {opt} | {macs} (Dense {dense_macs}) | {instructions:.0} | {:.2} |",
-                instructions / macs as f64
+                "| {name} | {format} | {opt} | {macs} ({dense_macs}) | {instructions:.0} | {:.2} | {dense_instructions:.0} | {:.2} | {} |",
+                instructions / macs as f64,
+                dense_instructions / dense_macs as f64,
+                engine_text(&elf).map_or("?".to_owned(), |b| b.to_string()),
             );
-            if opt == "s" {
-                println!(
-                    "<!-- {name}: ticks/instruction {:.4}; stack_load {:?} stack_run {:?}; arena {} model {} -->",
-                    calib_ticks / calib_instr,
-                    field(&out, "summary", "stack_load"),
-                    field(&out, "summary", "stack_run"),
-                    model.arena_bytes(),
-                    blob.len()
-                );
-            }
+            println!(
+                "<!-- {name} {format} opt {opt}: per layer instructions {:?}; ticks/instruction {:.4}; stack_load {:?} stack_run {:?}; arena {} model {} -->",
+                layer_ticks
+                    .iter()
+                    .map(|&t| (t as f64 * per_tick).round() as u64)
+                    .collect::<Vec<_>>(),
+                calib_ticks / calib_instr,
+                field(&out, "summary", "stack_load"),
+                field(&out, "summary", "stack_run"),
+                model.arena_bytes(),
+                blob.len()
+            );
         }
     }
+}
+
+/// The `layers ticks_min=a,b,...` line of the Cortex-M4 example: each layer's fewest ticks over the vectors.
+fn layer_ticks(out: &str) -> Vec<u64> {
+    out.lines()
+        .find_map(|l| l.strip_prefix("layers ticks_min="))
+        .expect("layers line")
+        .split(',')
+        .map(|t| t.trim().parse().expect("tick count"))
+        .collect()
+}
+
+/// The bytes of `.text` in symbols of tickq-core (`llvm-nm -S -C`), or `None` without `llvm-nm`.
+fn engine_text(elf: &Path) -> Option<u64> {
+    let out = Command::new("llvm-nm")
+        .args(["-S", "-C"])
+        .arg(elf)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut total = 0;
+    for line in text.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let (_, size, kind, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+        if kind.eq_ignore_ascii_case("t") && name.contains("tickq_core") {
+            total += u64::from_str_radix(size, 16).ok()?;
+        }
+    }
+    Some(total)
 }

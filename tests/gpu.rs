@@ -124,7 +124,7 @@ fn demo_model_gpu_logits_equal_core_on_the_whole_bundled_test_set() {
 }
 
 #[test]
-fn pruned_sparse_and_two_four_demo_models_match_core_on_the_bundled_test_set() {
+fn pruned_and_re_encoded_demo_models_match_core_on_the_bundled_test_set() {
     let Some(ctx) = context_or_skip("pruned_sparse_and_two_four_demo_models") else {
         return;
     };
@@ -141,6 +141,17 @@ fn pruned_sparse_and_two_four_demo_models_match_core_on_the_bundled_test_set() {
     let f = formats(&nm);
     assert!(f.contains(&WeightLayout::NM { n: 2, m: 4 }), "{f:?}");
     assert_eq!(mismatches(&ctx, "demo MLP, 2:4", &nm, test.x.view()), 0);
+    // The Dense-only formats: column-sparse, bit-packed column-sparse and the Cortex-M4 DSP layout.
+    for (zeros, format, layout) in [
+        (0.8, WeightFormat::Columns, WeightLayout::Columns),
+        (0.8, WeightFormat::Packed, WeightLayout::Packed),
+        (0.0, WeightFormat::DenseDsp, WeightLayout::DenseDsp),
+    ] {
+        let blob = pruned(blob, zeros, false, format);
+        assert!(formats(&blob).iter().all(|f| *f == layout), "{format}");
+        let what = format!("demo MLP, {format}");
+        assert_eq!(mismatches(&ctx, &what, &blob, test.x.view()), 0);
+    }
 }
 
 #[test]

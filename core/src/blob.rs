@@ -10,8 +10,9 @@ use crc::{CRC_32_ISO_HDLC, Crc};
 
 /// The eight magic bytes at the start of every blob.
 pub const MAGIC: [u8; 8] = *b"TICKQBLB";
-/// The format version this crate writes (version 2: per-layer weight formats).
-pub const FORMAT_VERSION: u16 = 2;
+/// The format version this crate writes (version 2: per-layer weight formats; version 3: the column-sparse
+/// weight format).
+pub const FORMAT_VERSION: u16 = 3;
 /// The oldest format version this crate reads (version 1: dense blocked weights only).
 pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// The size of the header in bytes.

@@ -9,7 +9,7 @@
 //! [`Model::quantize_inputs`] runs the blob's own input quantizer (the only floating-point step) over a batch, so
 //! that an engine without bit-exact f32 (a GPU) can start from the same int8 inputs as [`Session`](crate::Session).
 //!
-//! All knowledge of how a weight section is stored lives in one function, `row_weights`; the rest goes through
+//! All knowledge of how a weight section is stored lives in one function, `weights_and_biases`; the rest goes through
 //! the layer summaries and the per-layer plan fields every format shares.
 //!
 //! ```
@@ -49,7 +49,10 @@ use alloc::vec::Vec;
 use crate::blob::{NO_INPUT, le_f32, le_i32};
 use crate::encode::{LayerSpec, ModelSpec, OpSpec};
 use crate::kernels;
-use crate::model::{BLOCK, LayerKind, LayerPlan, Model, SEGMENT, WeightLayout, tail_channels};
+use crate::model::{
+    BLOCK, LayerKind, LayerPlan, Model, ROW_SEGMENT, SEGMENT, WeightLayout, packed_entry,
+    tail_channels,
+};
 use crate::requant::QuantMultiplier;
 
 /// Turns a loaded model back into the owned description it was encoded from.
@@ -91,24 +94,30 @@ fn decode_layer(i: usize, l: &LayerPlan<'_>, version: u16) -> LayerSpec {
                 b: b.to_vec(),
             }
         }
-        LayerKind::Dense => OpSpec::Dense {
-            out_features: l.out_c,
-            in_features: l.row_len,
-            weights: weights(l, version),
-            bias: biases(l),
-            requant: multipliers(l),
-        },
-        LayerKind::Conv1d => OpSpec::Conv1d {
-            out_channels: l.out_c,
-            in_channels: l.in_c,
-            kernel: l.kernel,
-            stride: l.stride,
-            dilation: l.dilation,
-            padding: l.padding,
-            weights: weights(l, version),
-            bias: biases(l),
-            requant: multipliers(l),
-        },
+        LayerKind::Dense => {
+            let (weights, bias) = weights_and_biases(l, version);
+            OpSpec::Dense {
+                out_features: l.out_c,
+                in_features: l.row_len,
+                weights,
+                bias,
+                requant: multipliers(l),
+            }
+        }
+        LayerKind::Conv1d => {
+            let (weights, bias) = weights_and_biases(l, version);
+            OpSpec::Conv1d {
+                out_channels: l.out_c,
+                in_channels: l.in_c,
+                kernel: l.kernel,
+                stride: l.stride,
+                dilation: l.dilation,
+                padding: l.padding,
+                weights,
+                bias,
+                requant: multipliers(l),
+            }
+        }
         LayerKind::Lut => {
             let mut table = [0i8; 256];
             for (t, &v) in table.iter_mut().zip(l.aux) {
@@ -145,10 +154,6 @@ fn decode_layer(i: usize, l: &LayerPlan<'_>, version: u16) -> LayerSpec {
     }
 }
 
-fn biases(l: &LayerPlan<'_>) -> Vec<i32> {
-    l.bias.chunks_exact(4).map(le_i32).collect()
-}
-
 fn multipliers(l: &LayerPlan<'_>) -> Vec<QuantMultiplier> {
     l.multipliers
         .chunks_exact(4)
@@ -157,81 +162,114 @@ fn multipliers(l: &LayerPlan<'_>) -> Vec<QuantMultiplier> {
         .collect()
 }
 
-/// The logical `[out][row_len]` weights of a Dense or Conv1d layer.
-fn weights(l: &LayerPlan<'_>, version: u16) -> Vec<i8> {
-    let mut w = vec![0i8; l.out_c * l.row_len];
-    for (o, row) in w.chunks_exact_mut(l.row_len.max(1)).enumerate() {
-        row_weights(l, version, o, row);
-    }
-    w
-}
-
-/// Writes the `row_len` logical weights of output channel `o` into `row` (zeros where nothing is stored).
+/// The logical `[out][row_len]` weights of a Dense or Conv1d layer (zeros where nothing is stored) and its
+/// effective biases (`b_eff`, the input zero point folded in, as [`OpSpec`] holds them).
 ///
 /// This is the only function here that knows how each weight format lays out its section (`docs/BLOB.md`); a
-/// change of format needs a change here and nowhere else in this module.
-fn row_weights(l: &LayerPlan<'_>, version: u16, o: usize, row: &mut [i8]) {
-    row.fill(0);
+/// new or changed format needs a change here and nowhere else in this module.
+fn weights_and_biases(l: &LayerPlan<'_>, version: u16) -> (Vec<i8>, Vec<i32>) {
+    let (rows, row_len) = (l.out_c, l.row_len);
+    let mut w = vec![0i8; rows * row_len];
+    let mut bias: Vec<i32> = l.bias.chunks_exact(4).map(le_i32).collect();
+    let mut put = |o: usize, k: usize, v: u8| {
+        if k < row_len
+            && let Some(slot) = w.get_mut(o * row_len + k)
+        {
+            *slot = v as i8;
+        }
+    };
     match l.layout {
         WeightLayout::Dense => {
             // Blocks of BLOCK channels, input pairs interleaved per channel; the last block of a version 2 blob
             // holds only `tail` channels and so has shorter steps.
-            let tail = tail_channels(l.out_c, version);
-            let width = if tail != 0 && o / BLOCK == l.out_c / BLOCK {
-                tail
-            } else {
-                BLOCK
-            };
-            let base = (o / BLOCK) * l.block_len + (o % BLOCK) * 2;
-            for (k, w) in row.iter_mut().enumerate() {
-                let at = base + (k / 2) * 2 * width + k % 2;
-                *w = l.weights.get(at).copied().unwrap_or(0) as i8;
+            let tail = tail_channels(rows, version);
+            for o in 0..rows {
+                let width = if tail != 0 && o / BLOCK == rows / BLOCK {
+                    tail
+                } else {
+                    BLOCK
+                };
+                let base = (o / BLOCK) * l.block_len + (o % BLOCK) * 2;
+                for k in 0..row_len {
+                    let at = base + (k / 2) * 2 * width + k % 2;
+                    put(o, k, l.weights.get(at).copied().unwrap_or(0));
+                }
+            }
+        }
+        WeightLayout::DenseDsp => {
+            for o in 0..rows {
+                for k in 0..row_len {
+                    let at = crate::kernels_dsp::index(o, k, row_len, rows);
+                    put(o, k, l.weights.get(at).copied().unwrap_or(0));
+                }
             }
         }
         WeightLayout::Sparse => {
-            // Per channel and 128-input segment: a count; then the indices and values of all channels in order.
-            let segments = l.segments.max(1);
-            let before: usize = l
-                .sp_counts
-                .get(..o * segments)
-                .unwrap_or(&[])
-                .iter()
-                .map(|&c| usize::from(c))
-                .sum();
-            let counts = l
-                .sp_counts
-                .get(o * segments..(o + 1) * segments)
-                .unwrap_or(&[]);
-            let mut at = before;
-            for (s, &count) in counts.iter().enumerate() {
-                for _ in 0..count {
-                    let col = s * SEGMENT + usize::from(l.sp_indices.get(at).copied().unwrap_or(0));
-                    if let Some(w) = row.get_mut(col) {
-                        *w = l.sp_values.get(at).copied().unwrap_or(0) as i8;
+            // Per channel and 128-input segment a count; the indices and values of all channels follow in order.
+            let mut at = 0usize;
+            for (o, counts) in l.sp_counts.chunks_exact(l.segments.max(1)).enumerate() {
+                for (seg, &count) in counts.iter().enumerate() {
+                    for _ in 0..count {
+                        let col =
+                            seg * SEGMENT + usize::from(l.sp_indices.get(at).copied().unwrap_or(0));
+                        put(o, col, l.sp_values.get(at).copied().unwrap_or(0));
+                        at += 1;
                     }
-                    at += 1;
                 }
             }
         }
         WeightLayout::NM { .. } => {
-            // Per channel: `nm_entries` values, entry `e` in group `e / n` at in-group index `idx[e]` (2 bits).
+            // Per channel `nm_entries` values; entry `e` is in group `e / n` at the 2-bit in-group index `e`.
             let n = l.nm_n.max(1);
-            let values = l
-                .sp_values
-                .get(o * l.nm_entries..(o + 1) * l.nm_entries)
-                .unwrap_or(&[]);
-            let idx = l
-                .sp_indices
-                .get(o * l.nm_index_len..(o + 1) * l.nm_index_len)
-                .unwrap_or(&[]);
-            for (e, &v) in values.iter().enumerate() {
-                let i = usize::from((idx.get(e / 4).copied().unwrap_or(0) >> (2 * (e % 4))) & 3);
-                if let Some(w) = row.get_mut(4 * (e / n) + i) {
-                    *w = v as i8;
+            let values = l.sp_values.chunks_exact(l.nm_entries.max(1));
+            let indices = l.sp_indices.chunks_exact(l.nm_index_len.max(1));
+            for (o, (values, idx)) in values.zip(indices).enumerate() {
+                for (e, &v) in values.iter().enumerate() {
+                    let i =
+                        usize::from((idx.get(e / 4).copied().unwrap_or(0) >> (2 * (e % 4))) & 3);
+                    put(o, 4 * (e / n) + i, v);
                 }
             }
         }
+        WeightLayout::Columns | WeightLayout::Packed => {
+            // Per 256-channel row segment and input column a count, then that column's entries in increasing
+            // rows: `(row, value)` byte pairs, or bit-packed `(row gap, codebook index)` entries.
+            let inputs = l.in_c.max(1);
+            let width = (l.pk_gap_bits + l.pk_code_bits) as usize;
+            let (mut pair, mut bit) = (0usize, 0usize);
+            for (seg, counts) in l.sp_counts.chunks_exact(inputs).enumerate() {
+                for (j, &count) in counts.iter().enumerate() {
+                    let mut next = 0usize;
+                    for _ in 0..count {
+                        let (row, v) = if l.layout == WeightLayout::Columns {
+                            let row = l.sp_values.get(2 * pair).copied().unwrap_or(0);
+                            let v = l.sp_values.get(2 * pair + 1).copied().unwrap_or(0);
+                            pair += 1;
+                            (usize::from(row), v)
+                        } else {
+                            let (gap, code) =
+                                packed_entry(l.sp_values, bit, l.pk_gap_bits, l.pk_code_bits);
+                            bit += width;
+                            let row = next + gap;
+                            next = row + 1;
+                            (row, l.pk_codebook.get(code).copied().unwrap_or(0))
+                        };
+                        // Fillers of the packed format carry the value 0 and only advance the row.
+                        if v != 0 {
+                            put(seg * ROW_SEGMENT + row, j, v);
+                        }
+                    }
+                }
+            }
+            // These formats store the bias with the input zero point unfolded: `b_eff + zp * sum_j w[o][j]`.
+            let zp = i32::from(l.in_zp);
+            for (b, row) in bias.iter_mut().zip(w.chunks_exact(row_len.max(1))) {
+                let sum: i32 = row.iter().map(|&v| i32::from(v)).sum();
+                *b = b.wrapping_sub(zp.wrapping_mul(sum));
+            }
+        }
     }
+    (w, bias)
 }
 
 impl Model<'_> {
@@ -466,6 +504,30 @@ mod tests {
             round_trip(&mixed(out, 13, 60, false), WeightFormat::Auto);
             round_trip(&mixed(out, 14, 30, true), WeightFormat::NM);
         }
+    }
+
+    #[test]
+    fn column_packed_and_dsp_formats_round_trip() {
+        // Dense-only formats: an MLP whose first layer crosses a 256-channel row segment, with a non-zero input
+        // zero point (the column formats unfold it into the bias).
+        for (zeros, format) in [
+            (70, WeightFormat::Columns),
+            (85, WeightFormat::Packed),
+            (0, WeightFormat::DenseDsp),
+            (10, WeightFormat::DenseDsp),
+            (90, WeightFormat::Smallest),
+        ] {
+            for (h, inputs) in [(300, 13), (7, 9), (40, 33)] {
+                let s = spec(vec![
+                    quantize_layer(1, inputs),
+                    dense(h, inputs, 21, zeros, false),
+                    dense(3, h, 22, zeros, false),
+                ]);
+                round_trip(&s, format);
+            }
+        }
+        // Smallest on the mixed model picks per layer, convolutions included.
+        round_trip(&mixed(21, 23, 85, false), WeightFormat::Smallest);
     }
 
     #[test]

@@ -54,8 +54,9 @@ use crate::blob::{
 use crate::error::BlobError;
 pub use crate::model::Padding;
 use crate::model::{
-    BLOCK, Geometry, LayerKind, Model, NM_M, SEGMENT, ShapeError, WeightLayout, blocked_index,
-    dense_weights_len, nm_index_bytes, output_shape, segment_width, sparse_segments,
+    BLOCK, Geometry, LayerKind, Model, NM_M, PACKED_PAD, ROW_SEGMENT, SEGMENT, ShapeError,
+    WeightLayout, blocked_index, dense_weights_len, max_input_deviation, nm_index_bytes,
+    output_shape, row_segments, segment_width, sparse_segments,
 };
 use crate::requant::QuantMultiplier;
 
@@ -225,21 +226,39 @@ pub enum WeightFormat {
     Auto,
     /// Every layer stores every weight in the blocked layout.
     Dense,
-    /// Every layer stores only its non-zero weights, with one-byte column indices.
+    /// Every layer stores only its non-zero weights, by output channel, with one-byte input indices.
     Sparse,
+    /// Every Dense layer stores only its non-zero weights, by input column, with one-byte row indices, so that
+    /// inputs at their zero point are skipped; a Conv1d layer, a column segment with 256 non-zeros or an
+    /// overflow bound that does not hold with the unfolded bias is an error.
+    Columns,
+    /// Like [`WeightFormat::Columns`], with bit-packed entries (row gaps and codebook indices in the fewest bits),
+    /// for the smallest blobs; the same layers are errors.
+    Packed,
+    /// Each layer gets the format with the fewest bytes (ties go to the least estimated work): for flash-bound
+    /// devices.
+    Smallest,
     /// Every layer stores N:M weights with `m = 4` and the smallest `n` (1 to 3) its zeros allow; a layer whose
     /// row length is not a multiple of 4, or with a group of 4 non-zero weights, is an error.
     NM,
+    /// Every Dense layer stores every weight in the `dense-dsp` layout (groups of 4 channels, words of 4 inputs),
+    /// which the Cortex-M4 kernel multiplies with `SMLAD`; Conv1d and dynamic layers keep the blocked layout.
+    DenseDsp,
 }
 
 impl WeightFormat {
-    /// The name used on command lines: `auto`, `dense`, `sparse` or `nm`.
+    /// The name used on command lines: `auto`, `dense`, `sparse`, `columns`, `packed`, `smallest`, `nm` or
+    /// `dense-dsp`.
     pub const fn name(self) -> &'static str {
         match self {
             WeightFormat::Auto => "auto",
             WeightFormat::Dense => "dense",
             WeightFormat::Sparse => "sparse",
+            WeightFormat::Columns => "columns",
+            WeightFormat::Packed => "packed",
+            WeightFormat::Smallest => "smallest",
             WeightFormat::NM => "nm",
+            WeightFormat::DenseDsp => "dense-dsp",
         }
     }
 }
@@ -250,13 +269,16 @@ impl fmt::Display for WeightFormat {
     }
 }
 
-/// A string that is not `auto`, `dense`, `sparse` or `nm` was parsed as a [`WeightFormat`].
+/// A string that is not `auto`, `dense`, `sparse`, `columns`, `packed`, `smallest`, `nm` or `dense-dsp` was
+/// parsed as a [`WeightFormat`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseWeightFormatError;
 
 impl fmt::Display for ParseWeightFormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("unknown weight format: use auto, dense, sparse or nm")
+        f.write_str(
+            "unknown weight format: use auto, dense, sparse, columns, packed, smallest, nm or dense-dsp",
+        )
     }
 }
 
@@ -270,7 +292,11 @@ impl core::str::FromStr for WeightFormat {
             "auto" => Ok(WeightFormat::Auto),
             "dense" => Ok(WeightFormat::Dense),
             "sparse" => Ok(WeightFormat::Sparse),
+            "columns" => Ok(WeightFormat::Columns),
+            "packed" => Ok(WeightFormat::Packed),
+            "smallest" => Ok(WeightFormat::Smallest),
             "nm" | "n:m" => Ok(WeightFormat::NM),
+            "dense-dsp" => Ok(WeightFormat::DenseDsp),
             _ => Err(ParseWeightFormatError),
         }
     }
@@ -456,7 +482,10 @@ pub fn encode_unvalidated_with(
             (_, Some(j)) => return Err(EncodeError::BadInput { layer: i, input: j }),
         };
         let in_shape = input.and_then(|j| shapes.get(j).copied()).unwrap_or((1, 1));
-        let sections = write_layer(i, layer, in_shape, &mut e, options.weight_format)?;
+        let in_zp = input
+            .and_then(|j| spec.layers.get(j))
+            .map_or(0, |l| l.out_zero_point);
+        let sections = write_layer(i, layer, (in_shape, in_zp), &mut e, options.weight_format)?;
         let geometry = Geometry {
             kind: layer.op.kind(),
             padding: Padding::from_code(e[blob::entry::PADDING]).unwrap_or_default(),
@@ -610,7 +639,7 @@ struct Sections {
 fn write_layer(
     i: usize,
     layer: &LayerSpec,
-    in_shape: (usize, usize),
+    (in_shape, in_zp): ((usize, usize), i8),
     e: &mut [u8; ENTRY_LEN],
     format: WeightFormat,
 ) -> Result<Sections, EncodeError> {
@@ -673,7 +702,19 @@ fn write_layer(
             check("in_features", in_c, *in_features)?;
             check("weights", out_features * in_features, weights.len())?;
             s.channels = *out_features;
-            let layout = write_rows(&mut s, *in_features, weights, bias, requant, i, format)?;
+            // The dynamic Dense kernel reads the blocked layout only.
+            let format = match format {
+                WeightFormat::DenseDsp if layer.dynamic.is_some() => WeightFormat::Dense,
+                f => f,
+            };
+            let rows = Rows {
+                row_len: *in_features,
+                weights,
+                bias,
+                requant,
+                dense_input_zp: Some(in_zp),
+            };
+            let layout = write_rows(&mut s, &rows, i, format)?;
             put_layout(e, layout);
         }
         OpSpec::Conv1d {
@@ -698,15 +739,19 @@ fn write_layer(
             put_u16(e, blob::entry::STRIDE, field16("stride", *stride)?);
             put_u16(e, blob::entry::DILATION, field16("dilation", *dilation)?);
             s.channels = *out_channels;
-            let layout = write_rows(
-                &mut s,
-                kernel * in_channels,
+            // `dense-dsp` is a Dense-only layout.
+            let format = match format {
+                WeightFormat::DenseDsp => WeightFormat::Dense,
+                f => f,
+            };
+            let rows = Rows {
+                row_len: kernel * in_channels,
                 weights,
                 bias,
                 requant,
-                i,
-                format,
-            )?;
+                dense_input_zp: None,
+            };
+            let layout = write_rows(&mut s, &rows, i, format)?;
             put_layout(e, layout);
         }
         OpSpec::Lut { table } => {
@@ -764,6 +809,15 @@ mod cost {
     pub(super) const NM_VALUE: u64 = 4;
     /// One stored N:M weight on the general path (3:4).
     pub(super) const NM_VALUE_GENERAL: u64 = 12;
+    /// One stored column-sparse weight: a pair load and a scatter multiply-add (measured 0.16 ns per stored
+    /// weight with about half of the hidden activations at zero, so a little more when none are).
+    pub(super) const COLUMN_VALUE: u64 = 2;
+    /// One (row segment, input) of a column-sparse layer: the count, the zero test and the loop set-up.
+    pub(super) const COLUMN: u64 = 7;
+    /// One output channel of a column-sparse layer: the bias load and the requantization.
+    pub(super) const COLUMN_CHANNEL: u64 = 15;
+    /// One packed entry (fillers included): an unaligned 8-byte read, two masks and the scatter multiply-add.
+    pub(super) const PACKED_ENTRY: u64 = 6;
 }
 
 /// The estimated size and work of one weight format for one layer.
@@ -791,8 +845,60 @@ fn nm_fit(weights: &[i8], row_len: usize) -> Result<u8, &'static str> {
     Ok(most.max(1) as u8)
 }
 
+/// A Dense or Conv1d layer's weight data, as the encoder receives it.
+struct Rows<'a> {
+    /// The weights per output channel.
+    row_len: usize,
+    /// Row-major int8 weights, `channels * row_len`.
+    weights: &'a [i8],
+    /// The effective biases (input zero point folded in).
+    bias: &'a [i32],
+    /// The per-channel multipliers.
+    requant: &'a [QuantMultiplier],
+    /// For a Dense layer, the zero point of its input (what the column format needs); `None` for Conv1d.
+    dense_input_zp: Option<i8>,
+}
+
+/// The column format's biases (`b_eff[o] + zp * sum_j w[o][j]`), or why the layer cannot use the format: it is
+/// not Dense, a column segment has 256 non-zeros, or a channel's overflow bound fails with the unfolded bias.
+fn column_bias(rows: &Rows<'_>) -> Result<Vec<i32>, &'static str> {
+    let zp = rows
+        .dense_input_zp
+        .ok_or("the column format is for Dense layers only")?;
+    let row_len = rows.row_len;
+    if row_len == 0 {
+        return Ok(rows.bias.to_vec());
+    }
+    for segment in rows.weights.chunks(ROW_SEGMENT * row_len) {
+        for j in 0..row_len {
+            let column = segment
+                .chunks_exact(row_len)
+                .filter(|row| row[j] != 0)
+                .count();
+            if column > usize::from(u8::MAX) {
+                return Err("a column of 256 channels has no zero weight");
+            }
+        }
+    }
+    let deviation = max_input_deviation(zp);
+    rows.weights
+        .chunks_exact(row_len)
+        .zip(rows.bias)
+        .map(|(row, &b)| {
+            let sum: i64 = row.iter().map(|&w| i64::from(w)).sum();
+            let abs: u64 = row.iter().map(|&w| u64::from(w.unsigned_abs())).sum();
+            let unfolded = i64::from(b) + i64::from(zp) * sum;
+            if deviation * abs + unfolded.unsigned_abs() >= 1 << 31 {
+                return Err("the overflow bound fails with the bias unfolded");
+            }
+            i32::try_from(unfolded).map_err(|_| "the unfolded bias does not fit i32")
+        })
+        .collect()
+}
+
 /// The estimates of every format that fits the layer, dense first.
-fn estimates(weights: &[i8], channels: usize, row_len: usize) -> Vec<Estimate> {
+fn estimates(rows: &Rows<'_>, channels: usize) -> Vec<Estimate> {
+    let (weights, row_len) = (rows.weights, rows.row_len);
     let (c, k) = (channels as u64, row_len as u64);
     // The tail block stores only its channels, but its steps cost about as much as a full block's (the kernel's
     // tail loop is not vectorized across a fixed width), so the work still counts whole blocks.
@@ -809,6 +915,21 @@ fn estimates(weights: &[i8], channels: usize, row_len: usize) -> Vec<Estimate> {
         bytes: c * segments + 2 * nnz,
         work: nnz * cost::SPARSE_VALUE + c * segments * cost::SPARSE_SEGMENT,
     });
+    if column_bias(rows).is_ok() {
+        let columns = row_segments(channels) as u64 * k;
+        let fixed = columns * cost::COLUMN + c * cost::COLUMN_CHANNEL;
+        out.push(Estimate {
+            layout: WeightLayout::Columns,
+            bytes: columns + 2 * nnz,
+            work: nnz * cost::COLUMN_VALUE + fixed,
+        });
+        let plan = PackedPlan::best(weights, channels, row_len);
+        out.push(Estimate {
+            layout: WeightLayout::Packed,
+            bytes: plan.bytes(columns),
+            work: plan.entries * cost::PACKED_ENTRY + fixed,
+        });
+    }
     if let Ok(n) = nm_fit(weights, row_len) {
         let entries = (row_len / NM_M) as u64 * u64::from(n);
         let per_value = if n <= 2 {
@@ -827,8 +948,8 @@ fn estimates(weights: &[i8], channels: usize, row_len: usize) -> Vec<Estimate> {
 
 /// The cost model of [`WeightFormat::Auto`]: the format with the least estimated work among those that are both
 /// smaller and estimated faster than dense (ties go to fewer bytes); dense if there is none.
-fn choose(weights: &[i8], channels: usize, row_len: usize) -> WeightLayout {
-    let all = estimates(weights, channels, row_len);
+fn choose(rows: &Rows<'_>, channels: usize) -> WeightLayout {
+    let all = estimates(rows, channels);
     let Some(&dense) = all.first() else {
         return WeightLayout::Dense;
     };
@@ -838,18 +959,168 @@ fn choose(weights: &[i8], channels: usize, row_len: usize) -> WeightLayout {
         .map_or(WeightLayout::Dense, |e| e.layout)
 }
 
+/// The format of [`WeightFormat::Smallest`]: the fewest bytes, then the least estimated work.
+fn choose_smallest(rows: &Rows<'_>, channels: usize) -> WeightLayout {
+    estimates(rows, channels)
+        .iter()
+        .min_by_key(|e| (e.bytes, e.work))
+        .map_or(WeightLayout::Dense, |e| e.layout)
+}
+
+/// The widths of a packed weights section and what they cost: a row gap of `gap_bits`, a codebook index of
+/// `code_bits`, `entries` entries (non-zeros plus fillers) and a codebook of `book` values.
+#[derive(Debug, Clone)]
+struct PackedPlan {
+    gap_bits: u32,
+    code_bits: u32,
+    entries: u64,
+    book: Vec<i8>,
+}
+
+impl PackedPlan {
+    /// The bytes of the section with `columns` counts: header, codebook, counts, stream and padding.
+    fn bytes(&self, columns: u64) -> u64 {
+        let width = u64::from(self.gap_bits + self.code_bits);
+        4 + self.book.len() as u64
+            + columns
+            + (self.entries * width).div_ceil(8)
+            + PACKED_PAD as u64
+    }
+
+    /// The gaps between successive non-zeros of every (row segment, column), each as `row - previous - 1`.
+    fn gaps(weights: &[i8], channels: usize, row_len: usize) -> Vec<usize> {
+        let mut gaps = Vec::new();
+        for segment in weights.chunks(ROW_SEGMENT * row_len) {
+            for j in 0..row_len {
+                let mut next = 0usize;
+                for (row, w) in segment.chunks_exact(row_len).enumerate() {
+                    if w[j] != 0 {
+                        gaps.push(row - next);
+                        next = row + 1;
+                    }
+                }
+            }
+        }
+        debug_assert!(channels == 0 || !weights.is_empty() || gaps.is_empty());
+        gaps
+    }
+
+    /// The widths with the fewest bytes for these weights.
+    fn best(weights: &[i8], channels: usize, row_len: usize) -> PackedPlan {
+        let gaps = Self::gaps(weights, channels, row_len);
+        let mut values: Vec<i8> = weights.iter().copied().filter(|&w| w != 0).collect();
+        values.sort_unstable();
+        values.dedup();
+        (1..=8u32)
+            .map(|gap_bits| {
+                let fillers: u64 = gaps.iter().map(|&g| (g >> gap_bits) as u64).sum();
+                let mut book = values.clone();
+                if fillers > 0 {
+                    book.push(0);
+                    book.sort_unstable();
+                }
+                let code_bits = (usize::BITS - (book.len().max(2) - 1).leading_zeros()).max(1);
+                PackedPlan {
+                    gap_bits,
+                    code_bits,
+                    entries: gaps.len() as u64 + fillers,
+                    book,
+                }
+            })
+            .min_by_key(|p| (p.bytes(0), p.gap_bits))
+            .unwrap_or(PackedPlan {
+                gap_bits: 1,
+                code_bits: 1,
+                entries: 0,
+                book: Vec::new(),
+            })
+    }
+
+    /// The section: header, codebook, counts per (row segment, column), then the entries packed LSB first.
+    fn encode(&self, weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
+        let book: Vec<i8> = if self.book.is_empty() {
+            alloc::vec![0]
+        } else {
+            self.book.clone()
+        };
+        let mut out = alloc::vec![
+            self.gap_bits as u8,
+            self.code_bits as u8,
+            (book.len() - 1) as u8,
+            0
+        ];
+        out.extend(book.iter().map(|&v| v as u8));
+        let (mut counts, mut bits) = (Vec::new(), BitWriter::default());
+        let code = |v: i8| book.binary_search(&v).unwrap_or(0) as u64;
+        let max_gap = (1usize << self.gap_bits) - 1;
+        let width = self.gap_bits + self.code_bits;
+        if row_len > 0 {
+            for segment in weights.chunks(ROW_SEGMENT * row_len) {
+                for j in 0..row_len {
+                    let mut entries = 0u8;
+                    let mut next = 0usize;
+                    for (row, w) in segment.chunks_exact(row_len).enumerate() {
+                        if w[j] == 0 {
+                            continue;
+                        }
+                        while row - next > max_gap {
+                            bits.put(max_gap as u64 | code(0) << self.gap_bits, width);
+                            next += max_gap + 1;
+                            entries += 1;
+                        }
+                        bits.put((row - next) as u64 | code(w[j]) << self.gap_bits, width);
+                        next = row + 1;
+                        entries += 1;
+                    }
+                    counts.push(entries);
+                }
+            }
+        }
+        debug_assert_eq!(counts.len(), row_segments(channels) * row_len);
+        out.extend(counts);
+        out.extend(bits.finish());
+        out.extend([0u8; PACKED_PAD]);
+        out
+    }
+}
+
+/// Packs values of up to 16 bits, least significant bit first.
+#[derive(Default)]
+struct BitWriter {
+    bytes: Vec<u8>,
+    bits: u64,
+    len: u32,
+}
+
+impl BitWriter {
+    fn put(&mut self, value: u64, width: u32) {
+        self.bits |= value << self.len;
+        self.len += width;
+        while self.len >= 8 {
+            self.bytes.push(self.bits as u8);
+            self.bits >>= 8;
+            self.len -= 8;
+        }
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.len > 0 {
+            self.bytes.push(self.bits as u8);
+        }
+        self.bytes
+    }
+}
+
 /// Writes the weights (in the chosen format, see `docs/BLOB.md`), biases and per-channel multipliers, and
 /// returns the weight format written.
 fn write_rows(
     s: &mut Sections,
-    row_len: usize,
-    weights: &[i8],
-    bias: &[i32],
-    requant: &[QuantMultiplier],
+    rows: &Rows<'_>,
     layer: usize,
     format: WeightFormat,
 ) -> Result<WeightLayout, EncodeError> {
     let channels = s.channels;
+    let (row_len, weights, bias, requant) = (rows.row_len, rows.weights, rows.bias, rows.requant);
     for (field, found) in [("bias", bias.len()), ("requant", requant.len())] {
         if found != channels {
             return Err(EncodeError::LengthMismatch {
@@ -861,9 +1132,12 @@ fn write_rows(
         }
     }
     let layout = match format {
-        WeightFormat::Auto => choose(weights, channels, row_len),
+        WeightFormat::Auto => choose(rows, channels),
+        WeightFormat::Smallest => choose_smallest(rows, channels),
+        WeightFormat::Packed => WeightLayout::Packed,
         WeightFormat::Dense => WeightLayout::Dense,
         WeightFormat::Sparse => WeightLayout::Sparse,
+        WeightFormat::Columns => WeightLayout::Columns,
         WeightFormat::NM => WeightLayout::NM {
             n: nm_fit(weights, row_len).map_err(|reason| EncodeError::WeightFormat {
                 layer,
@@ -872,13 +1146,32 @@ fn write_rows(
             })?,
             m: NM_M as u8,
         },
+        WeightFormat::DenseDsp => WeightLayout::DenseDsp,
     };
     s.weights = match layout {
         WeightLayout::Dense => blocked_weights(weights, channels, row_len),
+        WeightLayout::DenseDsp => dsp_weights(weights, channels, row_len),
         WeightLayout::Sparse => sparse_weights(weights, row_len),
         WeightLayout::NM { n, .. } => nm_weights(weights, row_len, usize::from(n)),
+        WeightLayout::Columns => column_weights(weights, channels, row_len),
+        WeightLayout::Packed => {
+            PackedPlan::best(weights, channels, row_len).encode(weights, channels, row_len)
+        }
     };
-    for b in bias {
+    let stored_bias = if matches!(layout, WeightLayout::Columns | WeightLayout::Packed) {
+        column_bias(rows).map_err(|reason| EncodeError::WeightFormat {
+            layer,
+            format: if layout == WeightLayout::Columns {
+                WeightFormat::Columns
+            } else {
+                WeightFormat::Packed
+            },
+            reason,
+        })?
+    } else {
+        bias.to_vec()
+    };
+    for b in stored_bias {
         s.bias.extend_from_slice(&b.to_le_bytes());
     }
     put_requant(&mut s.requant, requant);
@@ -895,6 +1188,21 @@ fn blocked_weights(weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
         for (o, row) in weights.chunks_exact(row_len).enumerate() {
             for (k, &w) in row.iter().enumerate() {
                 out[blocked_index(o, k, row_len, channels)] = w as u8;
+            }
+        }
+    }
+    out
+}
+
+/// The `dense-dsp` layout (`kernels_dsp`): groups of 4 channels interleaved by words of 4 inputs, then the last
+/// `channels % 4` channels as plain rows; every row padded with zeros to a multiple of 4.
+fn dsp_weights(weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
+    let len = crate::kernels_dsp::weights_len(channels, row_len);
+    let mut out = alloc::vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
+    if row_len > 0 {
+        for (o, row) in weights.chunks_exact(row_len).enumerate() {
+            for (k, &w) in row.iter().enumerate() {
+                out[crate::kernels_dsp::index(o, k, row_len, channels)] = w as u8;
             }
         }
     }
@@ -921,6 +1229,29 @@ fn sparse_weights(weights: &[i8], row_len: usize) -> Vec<u8> {
     }
     counts.extend(indices);
     counts.extend(values);
+    counts
+}
+
+/// The column layout: per 256-channel row segment and input column a count, then per segment and column the
+/// `(row in segment, value)` pairs of the non-zero weights, rows increasing.
+fn column_weights(weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
+    let (mut counts, mut pairs) = (Vec::new(), Vec::new());
+    if row_len > 0 {
+        for segment in weights.chunks(ROW_SEGMENT * row_len) {
+            for j in 0..row_len {
+                let before = pairs.len();
+                for (row, w) in segment.chunks_exact(row_len).enumerate() {
+                    if w[j] != 0 {
+                        pairs.push(row as u8);
+                        pairs.push(w[j] as u8);
+                    }
+                }
+                counts.push(((pairs.len() - before) / 2) as u8);
+            }
+        }
+    }
+    debug_assert_eq!(counts.len(), row_segments(channels) * row_len);
+    counts.extend(pairs);
     counts
 }
 

@@ -182,6 +182,9 @@ pub enum BlobErrorKind {
     SparseIndexNotIncreasing,
     /// A sparse weight value is zero (zeros are never stored).
     SparseZeroValue,
+    /// A packed weights header is invalid: a gap or code width outside 1 to 8 bits, a codebook longer than the
+    /// code width allows, or codebook values that do not strictly increase.
+    BadPackedHeader,
     /// The in-group indices of an N:M group are not strictly increasing (out of order or repeated).
     NmIndexNotIncreasing,
     /// A requantization multiplier or right shift is outside its valid range.
@@ -246,6 +249,7 @@ impl BlobErrorKind {
             BlobErrorKind::SparseIndexOutOfRange => "sparse index out of range",
             BlobErrorKind::SparseIndexNotIncreasing => "sparse indices not strictly increasing",
             BlobErrorKind::SparseZeroValue => "sparse value is zero",
+            BlobErrorKind::BadPackedHeader => "bad packed weights header",
             BlobErrorKind::NmIndexNotIncreasing => "N:M indices not strictly increasing",
             BlobErrorKind::BadMultiplier => "bad requantization multiplier",
             BlobErrorKind::BadCoefficient => "quantizer coefficient not finite",

@@ -10,7 +10,7 @@
 #![deny(clippy::indexing_slicing)]
 
 use crate::blob::{le_f32, le_i32};
-use crate::model::{BLOCK, LayerPlan, SEGMENT, STEP, WeightLayout};
+use crate::model::{BLOCK, LayerPlan, ROW_SEGMENT, SEGMENT, STEP, WeightLayout, packed_entry};
 use crate::requant::{QuantMultiplier, requantize, round_shift, scale_round, shift_saturating};
 
 /// The number of lanes the reference dot product processes per step.
@@ -242,8 +242,117 @@ pub(crate) fn dense(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
                 requant_block(l, &acc, b.bias, b.mults, b.shifts, b.out);
             }
         }
+        WeightLayout::DenseDsp => crate::kernels_dsp::dense(l, x, out),
         WeightLayout::Sparse => sparse_rows(l, x, out),
         WeightLayout::NM { .. } => nm_rows(l, &Row::Contiguous(x), out),
+        WeightLayout::Columns => dense_columns(l, x, out),
+        WeightLayout::Packed => dense_packed(l, x, out),
+    }
+}
+
+/// Packed column-sparse Dense: the sum of [`dense_columns`], with each entry decoded from a bit stream.
+///
+/// An entry is a row gap (the rows skipped since the previous entry of the column) and an index into the
+/// layer's codebook; fillers carry the value 0 and only advance the row. A column whose input is at the zero
+/// point is skipped by moving the bit cursor past its entries.
+fn dense_packed(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
+    let zp = i32::from(l.in_zp);
+    let inputs = l.in_c.max(1);
+    let (gap_bits, code_bits) = (l.pk_gap_bits, l.pk_code_bits);
+    let width = (gap_bits + code_bits) as usize;
+    let mut book = [0i32; 256];
+    for (b, &v) in book.iter_mut().zip(l.pk_codebook) {
+        *b = i32::from(v as i8);
+    }
+    let mut counts = l.sp_counts.chunks_exact(inputs);
+    let mut bit = 0usize;
+    let segments = out
+        .chunks_mut(ROW_SEGMENT)
+        .zip(l.bias.chunks(4 * ROW_SEGMENT))
+        .zip(l.multipliers.chunks(4 * ROW_SEGMENT))
+        .zip(l.shifts.chunks(ROW_SEGMENT));
+    for (((out, bias), mults), shifts) in segments {
+        let mut acc = [0i32; ROW_SEGMENT];
+        for (a, b) in acc.iter_mut().zip(bias.chunks_exact(4)) {
+            *a = le_i32(b);
+        }
+        let column_counts = counts.next().unwrap_or(&[]);
+        for (&xb, &count) in x.iter().zip(column_counts) {
+            let d = i32::from(xb as i8) - zp;
+            if d == 0 {
+                bit += usize::from(count) * width;
+                continue;
+            }
+            let mut next = 0usize;
+            for _ in 0..count {
+                let (gap, code) = packed_entry(l.sp_values, bit, gap_bits, code_bits);
+                bit += width;
+                let row = next + gap;
+                next = row + 1;
+                // Rows below 256 and codes below 256 are what the loader allows; the masks make both accesses
+                // provably in bounds.
+                if let Some(a) = acc.get_mut(row & (ROW_SEGMENT - 1)) {
+                    *a = a.wrapping_add(d * book.get(code & 255).copied().unwrap_or(0));
+                }
+            }
+        }
+        let channels = out
+            .iter_mut()
+            .zip(&acc)
+            .zip(mults.chunks_exact(4))
+            .zip(shifts);
+        for (((o, &a), m), &s) in channels {
+            *o = requantize_inline(l, a, m, s);
+        }
+    }
+}
+
+/// Column-sparse Dense: `acc[o] = b[o] + sum over inputs j with x[j] != zp of w[o][j] * (x[j] - zp)`.
+///
+/// The bias `b` has the input zero point unfolded (`b = b_eff + zp * sum_j w[o][j]`), so the sum equals the
+/// dense one exactly and every input at the zero point (a ReLU zero) is skipped with its whole column.
+/// Output channels go 256 at a time (one row segment), accumulated in an array indexed by the one-byte row, so
+/// no access needs a bounds check.
+fn dense_columns(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
+    let zp = i32::from(l.in_zp);
+    let inputs = l.in_c.max(1);
+    let mut counts = l.sp_counts.chunks_exact(inputs);
+    let mut pairs = l.sp_values.as_chunks::<2>().0;
+    let segments = out
+        .chunks_mut(ROW_SEGMENT)
+        .zip(l.bias.chunks(4 * ROW_SEGMENT))
+        .zip(l.multipliers.chunks(4 * ROW_SEGMENT))
+        .zip(l.shifts.chunks(ROW_SEGMENT));
+    for (((out, bias), mults), shifts) in segments {
+        let mut acc = [0i32; ROW_SEGMENT];
+        for (a, b) in acc.iter_mut().zip(bias.chunks_exact(4)) {
+            *a = le_i32(b);
+        }
+        let column_counts = counts.next().unwrap_or(&[]);
+        for (&xb, &count) in x.iter().zip(column_counts) {
+            let (column, rest) = pairs
+                .split_at_checked(usize::from(count))
+                .unwrap_or((pairs, &[]));
+            pairs = rest;
+            let d = i32::from(xb as i8) - zp;
+            if d == 0 {
+                continue;
+            }
+            for &[row, v] in column {
+                // A u8 row always indexes the 256 accumulators, so this check compiles away.
+                if let Some(a) = acc.get_mut(usize::from(row)) {
+                    *a = a.wrapping_add(d * i32::from(v as i8));
+                }
+            }
+        }
+        let channels = out
+            .iter_mut()
+            .zip(&acc)
+            .zip(mults.chunks_exact(4))
+            .zip(shifts);
+        for (((o, &a), m), &s) in channels {
+            *o = requantize_inline(l, a, m, s);
+        }
     }
 }
 
@@ -463,7 +572,15 @@ pub(crate) fn conv1d(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
             match (l.layout, &row) {
                 (WeightLayout::Sparse, Row::Contiguous(r)) => sparse_rows(l, r, out_row),
                 (WeightLayout::Sparse, _) => sparse_rows_gather(l, &row, out_row),
-                _ => nm_rows(l, &row, out_row),
+                (WeightLayout::NM { .. }, _) => nm_rows(l, &row, out_row),
+                // The loader accepts the column format for Dense layers only.
+                (
+                    WeightLayout::Dense
+                    | WeightLayout::Columns
+                    | WeightLayout::Packed
+                    | WeightLayout::DenseDsp,
+                    _,
+                ) => {}
             }
             continue;
         }
@@ -808,6 +925,9 @@ mod tests {
                 sp_counts: &[],
                 sp_indices: &[],
                 sp_values: &[],
+                pk_codebook: &[],
+                pk_gap_bits: 0,
+                pk_code_bits: 0,
                 segments: 0,
                 nm_n: 0,
                 nm_entries: 0,

@@ -20,7 +20,9 @@
 //!    bounds, metadata) and caches a plan per layer.
 //! 5. `plan` (internal): places every tensor in the caller's arena by liveness, first fit, 16-byte aligned, so
 //!    [`Model::arena_bytes`] is exact.
-//! 6. `kernels` (internal): plain scalar kernels over byte slices, shaped so the compiler can vectorize them.
+//! 6. `kernels` (internal): plain scalar kernels over byte slices, shaped so the compiler can vectorize them;
+//!    `kernels_dsp` (internal): Dense in the `dense-dsp` weight format, with `SXTB16`/`SMLAD` inline assembly
+//!    on `thumbv7em` (Cortex-M4/M7) and a portable loop elsewhere.
 //! 7. [`session`]: [`Session::run`] quantizes the features and runs the kernels over the arena; it cannot
 //!    fail, panic or allocate.
 //! 8. `encode` (feature `alloc`): the host side, which turns an owned `encode::ModelSpec` into blob bytes.
@@ -77,13 +79,15 @@
 //!
 //! # Guarantees
 //!
-//! - No `unsafe` code, no allocation outside `encode`, no panics on any blob or input.
+//! - No `unsafe` code except the inline assembly of the `dense-dsp` kernel on `thumbv7em` targets (one
+//!   module, `#[allow(unsafe_code)]` under a crate-wide `deny`, each block with its safety argument), no
+//!   allocation outside `encode`, no panics on any blob or input.
 //! - After [`Model::load`] succeeds, [`Session::new`] only checks the arena length and [`Session::run`] has no
 //!   error path.
 //!
 //! The minimum supported Rust version is 1.95.
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
@@ -98,6 +102,7 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 mod kernels;
+mod kernels_dsp;
 pub mod model;
 mod plan;
 pub mod requant;

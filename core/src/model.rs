@@ -11,6 +11,7 @@ use crate::blob::{
     self, ENTRY_LEN, Entry, HEADER_LEN, Header, NO_INPUT, SECTION_ALIGN, le_f32, le_i32,
 };
 use crate::error::{BlobError, BlobErrorKind, Section, clamp_offset};
+use crate::kernels_dsp;
 use crate::plan::{self, TensorReq};
 use crate::requant::QuantMultiplier;
 use crate::{MAX_CLASSES, MAX_LAYERS};
@@ -160,6 +161,58 @@ pub(crate) const fn blocked_index(o: usize, k: usize, row_len: usize, channels: 
 /// The inputs per segment of a sparse row: column indices are one byte, relative to their segment.
 pub(crate) const SEGMENT: usize = 128;
 
+/// The output channels per row segment of column-sparse weights: row indices are one byte, relative to their
+/// segment.
+pub(crate) const ROW_SEGMENT: usize = 256;
+
+/// The number of row segments of a column-sparse layer with `channels` outputs.
+#[inline]
+pub(crate) const fn row_segments(channels: usize) -> usize {
+    channels.div_ceil(ROW_SEGMENT)
+}
+
+/// The largest `|x - zp|` of an int8 input `x` with zero point `zp`: what one column-sparse product's input can
+/// reach.
+#[inline]
+pub(crate) const fn max_input_deviation(zp: i8) -> u64 {
+    let zp = zp as i64;
+    let (low, high) = (zp + 128, 127 - zp);
+    (if low > high { low } else { high }) as u64
+}
+
+/// The zero bytes after a packed entry stream, so that reading 8 bytes at any entry never runs past the section.
+pub(crate) const PACKED_PAD: usize = 7;
+
+/// Entry `bit / width` of a packed stream: `(row gap, codebook index)`, read as 8 little-endian bytes from
+/// byte `bit / 8` (zero past the end, which the loader's padding rules out).
+#[inline(always)]
+pub(crate) fn packed_entry(
+    stream: &[u8],
+    bit: usize,
+    gap_bits: u32,
+    code_bits: u32,
+) -> (usize, usize) {
+    let at = bit / 8;
+    let word = match stream.get(at..at + 8) {
+        Some(&[a, b, c, d, e, f, g, h]) => u64::from_le_bytes([a, b, c, d, e, f, g, h]),
+        _ => 0,
+    };
+    let entry = word >> (bit % 8);
+    let gap = entry & ((1 << gap_bits) - 1);
+    let code = (entry >> gap_bits) & ((1 << code_bits) - 1);
+    (gap as usize, code as usize)
+}
+
+/// The parts of a validated packed weights section.
+struct PackedWeights<'b> {
+    codebook: &'b [u8],
+    counts: &'b [u8],
+    stream: &'b [u8],
+    gap_bits: u32,
+    code_bits: u32,
+    nonzero: usize,
+}
+
 /// The group width of N:M weights; the only one this version supports.
 pub(crate) const NM_M: usize = 4;
 
@@ -203,6 +256,16 @@ pub enum WeightLayout {
         /// The group width.
         m: u8,
     },
+    /// Unstructured sparsity stored by input column (Dense only, version 3): per 256-channel row segment and
+    /// input, a count, then `(row, value)` byte pairs; the bias holds the input zero point unfolded, so inputs
+    /// equal to the zero point are skipped at run time (code 3).
+    Columns,
+    /// The column format with bit-packed entries (Dense only, version 3): per entry a row gap and a code into a
+    /// per-layer codebook of the distinct values, in fixed widths the encoder picks to minimize bytes (code 4).
+    Packed,
+    /// Every weight, in groups of 4 output channels and words of 4 inputs, for the Arm DSP extension's `SMLAD`
+    /// (code 5; Dense only, version 3, see `kernels_dsp`).
+    DenseDsp,
 }
 
 impl WeightLayout {
@@ -213,15 +276,22 @@ impl WeightLayout {
             WeightLayout::Dense => 0,
             WeightLayout::Sparse => 1,
             WeightLayout::NM { .. } => 2,
+            WeightLayout::Columns => 3,
+            WeightLayout::Packed => 4,
+            WeightLayout::DenseDsp => 5,
         }
     }
 
-    /// A short name: `dense`, `sparse` or `n:m` (for example `2:4`) is written by `Display`; this is the family.
+    /// A short name: `dense`, `sparse`, `columns`, `packed` or `n:m` (for example `2:4`) is written by `Display`;
+    /// this is the family.
     pub const fn name(self) -> &'static str {
         match self {
             WeightLayout::Dense => "dense",
             WeightLayout::Sparse => "sparse",
             WeightLayout::NM { .. } => "nm",
+            WeightLayout::Columns => "columns",
+            WeightLayout::Packed => "packed",
+            WeightLayout::DenseDsp => "dense-dsp",
         }
     }
 }
@@ -343,13 +413,21 @@ pub(crate) struct LayerPlan<'b> {
     pub row_len: usize,
     /// How the weights are stored; `weights` is the whole section in that layout.
     pub layout: WeightLayout,
-    /// Sparse: the counts, `segments` bytes per channel. Empty otherwise.
+    /// Sparse: the counts, `segments` bytes per channel. Columns: the counts, `in_c` bytes per row segment.
+    /// Empty otherwise.
     pub sp_counts: &'b [u8],
     /// Sparse: one-byte column indices (relative to their segment). N:M: the 2-bit index stream,
     /// `nm_index_len` bytes per channel.
     pub sp_indices: &'b [u8],
-    /// Sparse: the non-zero values. N:M: `nm_entries` values per channel.
+    /// Sparse: the non-zero values. N:M: `nm_entries` values per channel. Columns: the `(row, value)` pairs.
+    /// Packed: the bit stream of entries, then 7 zero bytes.
     pub sp_values: &'b [u8],
+    /// Packed: the codebook (int8 values, increasing).
+    pub pk_codebook: &'b [u8],
+    /// Packed: the bits of an entry's row gap.
+    pub pk_gap_bits: u32,
+    /// Packed: the bits of an entry's codebook index.
+    pub pk_code_bits: u32,
     /// Sparse: the segments per row.
     pub segments: usize,
     /// N:M: `n`, the stored weights per group.
@@ -742,10 +820,22 @@ impl<'b> LayerCheck<'b, '_> {
         o: usize,
         abs_sum: u64,
     ) -> Result<(), BlobError> {
+        self.channel_bound_with(bias, b_offset, o, abs_sum, 128)
+    }
+
+    /// Checks `|b| + deviation * sum |w| < 2^31` for channel `o`, where `deviation` bounds every input.
+    fn channel_bound_with(
+        &self,
+        bias: &[u8],
+        b_offset: usize,
+        o: usize,
+        abs_sum: u64,
+        deviation: u64,
+    ) -> Result<(), BlobError> {
         let b = bias
             .get(4 * o..4 * o + 4)
             .map_or(0, |v| le_i32(v).unsigned_abs());
-        if 128 * abs_sum + u64::from(b) >= 1 << 31 {
+        if deviation * abs_sum + u64::from(b) >= 1 << 31 {
             return Err(self.err(b_offset + 4 * o, BlobErrorKind::OverflowPossible));
         }
         Ok(())
@@ -818,6 +908,202 @@ impl<'b> LayerCheck<'b, '_> {
             self.channel_bound(bias, b_offset, o, abs_sum)?;
         }
         Ok((counts, indices, values, nnz))
+    }
+
+    /// Validates column-sparse weights (the section was placed but its length is unchecked) and splits them into
+    /// (counts, pairs, non-zero count).
+    ///
+    /// Checks, in order: the counts fit the section, each count fits its row segment, the section length is
+    /// exact, then per row segment and input: rows below the segment's height and strictly increasing, values
+    /// non-zero; and per channel the overflow bound with the unfolded bias, `|b| + max|x - zp| * sum |w|`.
+    #[allow(clippy::too_many_arguments)]
+    fn columns(
+        &self,
+        weights: &'b [u8],
+        w_offset: usize,
+        bias: &[u8],
+        b_offset: usize,
+        channels: usize,
+        inputs: usize,
+        in_zp: i8,
+    ) -> Result<(&'b [u8], &'b [u8], usize), BlobError> {
+        use BlobErrorKind as K;
+        let counts_len = row_segments(channels) as u64 * inputs as u64;
+        let found = u32::try_from(weights.len()).unwrap_or(u32::MAX);
+        let (counts, pairs) = usize::try_from(counts_len)
+            .ok()
+            .and_then(|n| weights.split_at_checked(n))
+            .ok_or_else(|| self.length_error(Section::Weights, counts_len, found))?;
+        let height = |r: usize| channels.saturating_sub(r * ROW_SEGMENT).min(ROW_SEGMENT);
+        let mut nnz = 0usize;
+        for (i, &count) in counts.iter().enumerate() {
+            if usize::from(count) > height(i / inputs.max(1)) {
+                return Err(self.err(w_offset + i, K::SparseCountTooLarge));
+            }
+            nnz += usize::from(count);
+        }
+        let expected = counts_len + 2 * nnz as u64;
+        if weights.len() as u64 != expected {
+            return Err(self.length_error(Section::Weights, expected, found));
+        }
+        let pairs_base = w_offset + counts.len();
+        let deviation = max_input_deviation(in_zp);
+        let (mut rest, mut at) = (pairs, 0usize);
+        for (r, segment_counts) in counts.chunks_exact(inputs.max(1)).enumerate() {
+            let rows = height(r);
+            // Per channel of the segment: sum |w| (at most 127 * 65535, so u32 is enough).
+            let mut abs_sums = [0u32; ROW_SEGMENT];
+            for &count in segment_counts {
+                let n = 2 * usize::from(count);
+                let (column, tail) = rest.split_at_checked(n).unwrap_or((rest, &[]));
+                rest = tail;
+                let mut previous: Option<u8> = None;
+                for (j, &[row, v]) in column.as_chunks::<2>().0.iter().enumerate() {
+                    let offset = pairs_base + at + 2 * j;
+                    if usize::from(row) >= rows {
+                        return Err(self.err(offset, K::SparseIndexOutOfRange));
+                    }
+                    if previous.is_some_and(|p| row <= p) {
+                        return Err(self.err(offset, K::SparseIndexNotIncreasing));
+                    }
+                    if v == 0 {
+                        return Err(self.err(offset + 1, K::SparseZeroValue));
+                    }
+                    previous = Some(row);
+                    if let Some(sum) = abs_sums.get_mut(usize::from(row)) {
+                        *sum += u32::from((v as i8).unsigned_abs());
+                    }
+                }
+                at += n;
+            }
+            for (o, &sum) in abs_sums.iter().enumerate().take(rows) {
+                let channel = r * ROW_SEGMENT + o;
+                self.channel_bound_with(bias, b_offset, channel, u64::from(sum), deviation)?;
+            }
+        }
+        Ok((counts, pairs, nnz))
+    }
+
+    /// Validates packed column weights (the section was placed but its length is unchecked) and splits them.
+    ///
+    /// Checks, in order: the 4-byte header (widths 1 to 8 bits, reserved byte zero), the codebook (strictly
+    /// increasing), the counts (each at most its segment's height), the exact section length, then every entry:
+    /// its code inside the codebook, its row below the segment's height, a zero value only as a filler (largest
+    /// gap, not last in its column), the unused bits and the 7 padding bytes zero, and per channel the overflow
+    /// bound with the unfolded bias.
+    #[allow(clippy::too_many_arguments)]
+    fn packed(
+        &self,
+        weights: &'b [u8],
+        w_offset: usize,
+        bias: &[u8],
+        b_offset: usize,
+        channels: usize,
+        inputs: usize,
+        in_zp: i8,
+    ) -> Result<PackedWeights<'b>, BlobError> {
+        use BlobErrorKind as K;
+        let found = u32::try_from(weights.len()).unwrap_or(u32::MAX);
+        let short = |expected: u64| self.length_error(Section::Weights, expected, found);
+        let (&[gap_bits, code_bits, book_last, reserved], rest) =
+            weights.split_first_chunk::<4>().ok_or_else(|| short(4))?;
+        if !(1..=8).contains(&gap_bits) {
+            return Err(self.err(w_offset, K::BadPackedHeader));
+        }
+        if !(1..=8).contains(&code_bits) || usize::from(book_last) >> code_bits != 0 {
+            return Err(self.err(w_offset + 1, K::BadPackedHeader));
+        }
+        if reserved != 0 {
+            return Err(self.err(w_offset + 3, K::ReservedNotZero));
+        }
+        let book_len = usize::from(book_last) + 1;
+        let counts_len = row_segments(channels) * inputs;
+        let (codebook, rest) = rest
+            .split_at_checked(book_len)
+            .ok_or_else(|| short((4 + book_len) as u64))?;
+        if let Some(i) = codebook.windows(2).position(|p| p[0] as i8 >= p[1] as i8) {
+            return Err(self.err(w_offset + 4 + i + 1, K::BadPackedHeader));
+        }
+        let counts_at = w_offset + 4 + book_len;
+        let (counts, stream) = rest
+            .split_at_checked(counts_len)
+            .ok_or_else(|| short((4 + book_len + counts_len) as u64))?;
+        let height = |r: usize| channels.saturating_sub(r * ROW_SEGMENT).min(ROW_SEGMENT);
+        let mut entries = 0u64;
+        for (i, &count) in counts.iter().enumerate() {
+            if usize::from(count) > height(i / inputs.max(1)) {
+                return Err(self.err(counts_at + i, K::SparseCountTooLarge));
+            }
+            entries += u64::from(count);
+        }
+        let width = u64::from(gap_bits) + u64::from(code_bits);
+        let stream_len = (entries * width).div_ceil(8) + PACKED_PAD as u64;
+        let expected = (4 + book_len + counts_len) as u64 + stream_len;
+        if weights.len() as u64 != expected {
+            return Err(short(expected));
+        }
+        let stream_at = counts_at + counts_len;
+        let (gap_bits, code_bits) = (u32::from(gap_bits), u32::from(code_bits));
+        let deviation = max_input_deviation(in_zp);
+        let (mut bit, mut nonzero) = (0usize, 0usize);
+        for (r, segment_counts) in counts.chunks_exact(inputs.max(1)).enumerate() {
+            let rows = height(r);
+            let mut abs_sums = [0u32; ROW_SEGMENT];
+            for &count in segment_counts {
+                let mut next = 0usize;
+                for e in 0..usize::from(count) {
+                    let at = stream_at + bit / 8;
+                    let (gap, code) = packed_entry(stream, bit, gap_bits, code_bits);
+                    bit += (gap_bits + code_bits) as usize;
+                    let value = codebook.get(code).map(|&v| v as i8);
+                    let Some(value) = value else {
+                        return Err(self.err(at, K::SparseIndexOutOfRange));
+                    };
+                    let row = next + gap;
+                    if row >= rows {
+                        return Err(self.err(at, K::SparseIndexOutOfRange));
+                    }
+                    next = row + 1;
+                    if value == 0 {
+                        let filler = gap + 1 == 1 << gap_bits && e + 1 < usize::from(count);
+                        if !filler {
+                            return Err(self.err(at, K::SparseZeroValue));
+                        }
+                    } else {
+                        nonzero += 1;
+                    }
+                    if let Some(sum) = abs_sums.get_mut(row) {
+                        *sum += u32::from(value.unsigned_abs());
+                    }
+                }
+            }
+            for (o, &sum) in abs_sums.iter().enumerate().take(rows) {
+                let channel = r * ROW_SEGMENT + o;
+                self.channel_bound_with(bias, b_offset, channel, u64::from(sum), deviation)?;
+            }
+        }
+        // The bits after the last entry and the padding bytes are zero.
+        let used = bit.div_ceil(8);
+        let last_partial = (bit % 8 != 0).then(|| stream.get(bit / 8)).flatten();
+        if let Some(&b) = last_partial
+            && b >> (bit % 8) != 0
+        {
+            return Err(self.err(stream_at + bit / 8, K::RowPaddingNotZero));
+        }
+        if let Some(i) = stream
+            .get(used..)
+            .and_then(|p| p.iter().position(|&b| b != 0))
+        {
+            return Err(self.err(stream_at + used + i, K::RowPaddingNotZero));
+        }
+        Ok(PackedWeights {
+            codebook,
+            counts,
+            stream,
+            gap_bits,
+            code_bits,
+            nonzero,
+        })
     }
 
     /// Validates N:M weights (the section has its exact length) and splits them into (values, indices, non-zero
@@ -950,6 +1236,42 @@ impl<'b> LayerCheck<'b, '_> {
                         BlobErrorKind::OverflowPossible,
                     ));
                 }
+            }
+        }
+        Ok(nnz)
+    }
+}
+
+impl LayerCheck<'_, '_> {
+    /// Checks `dense-dsp` weights (see `kernels_dsp`): zero padding (inputs at or above `row_len`) and the
+    /// overflow bound of every channel; returns the number of non-zero weights.
+    fn dsp_rows(
+        &self,
+        weights: &[u8],
+        w_offset: usize,
+        bias: &[u8],
+        b_offset: usize,
+        channels: usize,
+        row_len: usize,
+    ) -> Result<usize, BlobError> {
+        // Per channel: 128 * sum |w| (which bounds every activation sum) plus |bias| must stay below 2^31.
+        let mut nnz = 0usize;
+        for (o, bv) in bias.chunks_exact(4).enumerate().take(channels) {
+            let mut bound = 0u64;
+            for k in 0..kernels_dsp::padded_row(row_len) {
+                let i = kernels_dsp::index(o, k, row_len, channels);
+                let w = weights.get(i).copied().unwrap_or(0);
+                if k >= row_len {
+                    if w != 0 {
+                        return Err(self.err(w_offset + i, BlobErrorKind::RowPaddingNotZero));
+                    }
+                } else {
+                    bound += u64::from((w as i8).unsigned_abs()) * 128;
+                    nnz += usize::from(w != 0);
+                }
+            }
+            if bound + u64::from(le_i32(bv).unsigned_abs()) >= 1 << 31 {
+                return Err(self.err(b_offset + 4 * o, BlobErrorKind::OverflowPossible));
             }
         }
         Ok(nnz)
@@ -1247,8 +1569,9 @@ fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
     let input = |v: u16| (v != NO_INPUT).then_some(usize::from(v));
     let out_elems = (l.out_t * l.out_c) as u64;
     let stored_values = match l.layout {
-        WeightLayout::Dense => l.out_c * l.row_len,
+        WeightLayout::Dense | WeightLayout::DenseDsp => l.out_c * l.row_len,
         WeightLayout::Sparse | WeightLayout::NM { .. } => l.sp_values.len(),
+        WeightLayout::Columns | WeightLayout::Packed => l.nonzero,
     };
     let macs = match l.kind {
         // The multiply-adds the kernels really do: every stored weight once per output step.
@@ -1261,9 +1584,10 @@ fn layer_info(index: usize, l: &LayerPlan<'_>) -> LayerInfo {
     let has_weights = matches!(l.kind, LayerKind::Dense | LayerKind::Conv1d);
     let weights_total = if has_weights { channels * l.row_len } else { 0 };
     let stored_weights = match l.layout {
-        WeightLayout::Dense => weights_total,
+        WeightLayout::Dense | WeightLayout::DenseDsp => weights_total,
         WeightLayout::Sparse => l.sp_values.len(),
         WeightLayout::NM { .. } => l.sp_values.len(),
+        WeightLayout::Columns | WeightLayout::Packed => l.nonzero,
     };
     let params = match l.kind {
         LayerKind::Dense | LayerKind::Conv1d => stored_weights + 2 * channels,
@@ -1335,6 +1659,9 @@ fn weight_layout(c: &LayerCheck<'_, '_>, kind: LayerKind) -> Result<WeightLayout
         (0, _) => WeightLayout::Dense,
         (1, true) => WeightLayout::Sparse,
         (2, true) => WeightLayout::NM { n, m },
+        (3, true) if kind == LayerKind::Dense && c.version >= 3 => WeightLayout::Columns,
+        (4, true) if kind == LayerKind::Dense && c.version >= 3 => WeightLayout::Packed,
+        (5, true) if kind == LayerKind::Dense && c.version >= 3 => WeightLayout::DenseDsp,
         _ => return Err(c.field(e::WEIGHT_FORMAT, K::BadWeightFormat { found: code })),
     };
     if let WeightLayout::NM { n, m } = layout {
@@ -1574,6 +1901,9 @@ fn check_layer<'b>(
         sp_counts: &[],
         sp_indices: &[],
         sp_values: &[],
+        pk_codebook: &[],
+        pk_gap_bits: 0,
+        pk_code_bits: 0,
         segments: 0,
         nm_n: 0,
         nm_entries: 0,
@@ -1615,8 +1945,9 @@ fn check_layer<'b>(
                 WeightLayout::Dense => {
                     dense_weights_len(out_c, plan.row_len, tail_channels(out_c, c.version))
                 }
+                WeightLayout::DenseDsp => kernels_dsp::weights_len(out_c, plan.row_len),
                 // Checked against the counts once the section's bytes are known.
-                WeightLayout::Sparse => 0,
+                WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed => 0,
                 WeightLayout::NM { n, m } => {
                     let (n, m) = (usize::from(n), usize::from(m));
                     if !plan.row_len.is_multiple_of(m) {
@@ -1635,7 +1966,10 @@ fn check_layer<'b>(
         LayerKind::AvgPool1d | LayerKind::GlobalAvgPool => (0, 0, 5, 0),
         LayerKind::Add => (0, 0, 5, 8),
     };
-    let weights = if layout == WeightLayout::Sparse {
+    let weights = if matches!(
+        layout,
+        WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed
+    ) {
         c.place(Section::Weights)?
     } else {
         c.section(Section::Weights, weights_len)?
@@ -1676,12 +2010,33 @@ fn check_layer<'b>(
                         dynamic,
                     )?;
                 }
+                WeightLayout::DenseDsp => {
+                    plan.nonzero =
+                        c.dsp_rows(weights, w_offset, bias, b_offset, out_c, plan.row_len)?;
+                }
                 WeightLayout::Sparse => {
                     let (counts, indices, values, nnz) =
                         c.sparse(weights, w_offset, bias, b_offset, out_c, plan.row_len)?;
                     plan.segments = sparse_segments(plan.row_len);
                     (plan.sp_counts, plan.sp_indices, plan.sp_values) = (counts, indices, values);
                     plan.nonzero = nnz;
+                }
+                WeightLayout::Columns => {
+                    let (counts, pairs, nnz) =
+                        c.columns(weights, w_offset, bias, b_offset, out_c, in_c, in_zp)?;
+                    plan.segments = row_segments(out_c);
+                    (plan.sp_counts, plan.sp_values) = (counts, pairs);
+                    plan.nonzero = nnz;
+                }
+                WeightLayout::Packed => {
+                    let packed = c.packed(weights, w_offset, bias, b_offset, out_c, in_c, in_zp)?;
+                    plan.segments = row_segments(out_c);
+                    plan.sp_counts = packed.counts;
+                    plan.sp_values = packed.stream;
+                    plan.pk_codebook = packed.codebook;
+                    plan.pk_gap_bits = packed.gap_bits;
+                    plan.pk_code_bits = packed.code_bits;
+                    plan.nonzero = packed.nonzero;
                 }
                 WeightLayout::NM { .. } => {
                     let shape = (plan.nm_n, plan.nm_entries, plan.nm_index_len);

@@ -68,7 +68,7 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
                 kernels::quantize(first, features, out);
             }
         }
-        self.run_layers()
+        self.run_layers(&mut |_| {})
     }
 
     /// Runs the model on an already quantized int8 input of `T * F` values, skipping the input quantizer.
@@ -76,6 +76,20 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
     /// Missing values are the input zero point (see [`Model::input_quant`]); extra values are ignored.
     /// In a dynamic model the input is taken as mantissas with exponent 0.
     pub fn run_quantized(&mut self, input: &[i8]) -> Prediction<'_> {
+        self.run_quantized_profiled(input, &mut |_| {})
+    }
+
+    /// [`Session::run_quantized`], calling `after_layer(i)` right after layer `i` ran, for every layer in order
+    /// (layer 0 being the copy of the input).
+    ///
+    /// This is for profiling on a device: a callback that reads a cycle counter gives the cost of each layer.
+    /// The result is the same as [`Session::run_quantized`]'s, which is this function with a callback that does
+    /// nothing.
+    pub fn run_quantized_profiled(
+        &mut self,
+        input: &[i8],
+        after_layer: &mut dyn FnMut(usize),
+    ) -> Prediction<'_> {
         self.exponents[0] = 0;
         if let Some(first) = self.model.plans().first()
             && let Some(out) = self
@@ -84,10 +98,11 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
         {
             kernels::copy_input(first, input, out);
         }
-        self.run_layers()
+        after_layer(0);
+        self.run_layers(after_layer)
     }
 
-    fn run_layers(&mut self) -> Prediction<'_> {
+    fn run_layers(&mut self, after_layer: &mut dyn FnMut(usize)) -> Prediction<'_> {
         let plans = self.model.plans();
         for (i, layer) in plans.iter().enumerate().skip(1) {
             if layer.dynamic {
@@ -103,6 +118,7 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
             } else {
                 step(layer, self.arena);
             }
+            after_layer(i);
         }
         let (scale, zero_point) = self.model.output_quant();
         let exponent = if self.model.is_dynamic() {

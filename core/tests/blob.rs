@@ -15,7 +15,7 @@ fn round_trip_keeps_every_field() {
     let mut slot = None;
     let in_place = Model::load_into(&mut slot, &blob).unwrap();
     assert_eq!(format!("{in_place:?}"), format!("{model:?}"));
-    assert_eq!(model.version(), 2);
+    assert_eq!(model.version(), 3);
     assert_eq!(model.blob_len(), blob.len());
     assert_eq!(model.crc32(), get_u32(&blob, h::CRC.start));
     assert_eq!(model.crc32(), tickq_core::blob::compute_crc(&blob));
@@ -152,7 +152,7 @@ fn header_errors() {
     expect(&patched(&blob, |b| b[0] = b'X'), None, 0, |k| {
         *k == K::BadMagic
     });
-    for version in [0, 3] {
+    for version in [0, 4] {
         expect(
             &patched(&blob, |b| put_u16(b, h::VERSION.start, version)),
             None,

@@ -223,7 +223,8 @@ fn byte_flips_and_truncation_never_panic() {
     flips_and_truncations(&every_kind_blob());
 }
 
-/// The same over blobs whose Dense and Conv1d layers (dilated and causal ones included) are sparse, and N:M.
+/// The same over blobs whose Dense and Conv1d layers (dilated and causal ones included) are sparse, and N:M, and
+/// over blobs whose Dense layers are stored by column, plain and packed.
 #[test]
 fn byte_flips_and_truncation_never_panic_on_sparse_blobs() {
     let spec = crate::sparse::sparse_kinds_spec();
@@ -244,6 +245,22 @@ fn byte_flips_and_truncation_never_panic_on_sparse_blobs() {
         );
         flips_and_truncations(&blob);
     }
+    let columns = encode_with(
+        &crate::sparse::columns_spec(),
+        &EncodeOptions {
+            weight_format: WeightFormat::Columns,
+        },
+    )
+    .unwrap();
+    flips_and_truncations(&columns);
+    let packed = encode_with(
+        &crate::sparse::columns_spec(),
+        &EncodeOptions {
+            weight_format: WeightFormat::Packed,
+        },
+    )
+    .unwrap();
+    flips_and_truncations(&packed);
 }
 
 /// Flips every byte (with a stale and with a fixed CRC) and truncates at every length: loading errs or the

@@ -171,18 +171,35 @@ proptest! {
         let sparse = encode_with(&spec, &with(WeightFormat::Sparse)).unwrap();
         let auto = encode_with(&spec, &with(WeightFormat::Auto)).unwrap();
         let nm_blob = encode_with(&spec, &with(WeightFormat::NM));
+        let columns = encode_with(&spec, &with(WeightFormat::Columns));
+        // The column format is for Dense layers; these never have a 256-weight column or a failing bound.
+        prop_assert_eq!(columns.is_ok(), kernel == 0, "{:?}", columns);
+        let packed = encode_with(&spec, &with(WeightFormat::Packed));
+        prop_assert_eq!(packed.is_ok(), kernel == 0, "{:?}", packed);
+        let smallest = encode_with(&spec, &with(WeightFormat::Smallest)).unwrap();
+        prop_assert!(smallest.len() <= dense.len().min(sparse.len()));
         let row_len = kernel.max(1) * in_c;
         if let Pattern::NM(_) = pattern && row_len % 4 == 0 {
             prop_assert!(nm_blob.is_ok(), "{nm_blob:?}");
         }
-        for _ in 0..4 {
-            let x: Vec<i8> = (0..n).map(|_| rng.i8()).collect();
+        for round in 0..4 {
+            // Every other round, a third of the inputs sit at the zero point (3), which the column kernel skips.
+            let x: Vec<i8> = (0..n)
+                .map(|_| if round % 2 == 1 && rng.below(3) == 0 { 3 } else { rng.i8() })
+                .collect();
             let want = run(&dense, &x);
             prop_assert_eq!(&run(&sparse, &x), &want);
             prop_assert_eq!(&run(&auto, &x), &want);
             if let Ok(b) = &nm_blob {
                 prop_assert_eq!(&run(b, &x), &want);
             }
+            if let Ok(b) = &columns {
+                prop_assert_eq!(&run(b, &x), &want);
+            }
+            if let Ok(b) = &packed {
+                prop_assert_eq!(&run(b, &x), &want);
+            }
+            prop_assert_eq!(&run(&smallest, &x), &want);
         }
     }
 }
@@ -212,10 +229,13 @@ fn round_trip_per_format() {
         (WeightFormat::Dense, WeightLayout::Dense),
         (WeightFormat::Sparse, WeightLayout::Sparse),
         (WeightFormat::NM, WeightLayout::NM { n: 2, m: 4 }),
+        (WeightFormat::Columns, WeightLayout::Columns),
+        (WeightFormat::Packed, WeightLayout::Packed),
+        (WeightFormat::DenseDsp, WeightLayout::DenseDsp),
     ] {
         let blob = encode_with(&spec, &with(format)).unwrap();
         let model = Model::load(&blob).unwrap();
-        assert_eq!(model.version(), 2);
+        assert_eq!(model.version(), 3);
         let info = model.layers().nth(1).unwrap();
         assert_eq!(info.weight_format, Some(layout), "{format}");
         assert_eq!(info.weights_total, 20 * 200);
@@ -223,17 +243,21 @@ fn round_trip_per_format() {
         let (_, w_len) = (0, get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start) as usize);
         assert_eq!(info.bytes, w_len + 20 * 4 + 20 * 5, "{format}");
         let expected_w_len = match layout {
-            // One full block of 16 channels, then a tail block of 4.
-            WeightLayout::Dense => 16 * 200 + 4 * 200,
+            // One full block of 16 channels, then a tail block of 4; dense-dsp: 5 groups of 4 channels.
+            WeightLayout::Dense | WeightLayout::DenseDsp => 16 * 200 + 4 * 200,
             // Two segments per channel (128 + 72 inputs), then an index and a value per non-zero.
             WeightLayout::Sparse => 20 * 2 + 2 * nonzero,
             // 50 groups x 2 values, then 100 2-bit indices (25 bytes), per channel.
             WeightLayout::NM { .. } => 20 * (100 + 25),
+            // One row segment: a count per input, then a (row, value) pair per non-zero.
+            WeightLayout::Columns => 200 + 2 * nonzero,
+            // Whatever the widths, the stream is what the header and counts say (checked by the loader).
+            WeightLayout::Packed => w_len,
         };
         assert_eq!(w_len, expected_w_len, "{format}");
         let stored = match layout {
-            WeightLayout::Dense => 20 * 200,
-            WeightLayout::Sparse => nonzero,
+            WeightLayout::Dense | WeightLayout::DenseDsp => 20 * 200,
+            WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed => nonzero,
             WeightLayout::NM { .. } => 20 * 100,
         };
         assert_eq!(info.params, stored + 2 * 20);
@@ -361,7 +385,7 @@ fn tail_block_stores_only_its_channels() {
 
 #[test]
 fn auto_follows_the_cost_model() {
-    // Unpruned: dense. 95 % zeros: sparse (smaller and fewer operations).
+    // Unpruned: dense. 95 % zeros: by column (smaller and fewer operations than dense and than by row).
     let (dense_spec, _) = layer_model(3, 128, 64, 0, 1, 0, Pattern::Unstructured(0.0));
     let mut sparse_spec = dense_spec.clone();
     if let OpSpec::Dense { weights, .. } = &mut sparse_spec.layers[1].op {
@@ -381,7 +405,7 @@ fn auto_follows_the_cost_model() {
             .weight_format
     };
     assert_eq!(format(&dense_spec), Some(WeightLayout::Dense));
-    assert_eq!(format(&sparse_spec), Some(WeightLayout::Sparse));
+    assert_eq!(format(&sparse_spec), Some(WeightLayout::Columns));
     // Auto never produces a bigger blob than forced dense.
     for spec in [dense_spec, sparse_spec, two_four_spec(64, 16)] {
         let auto = encode(&spec).unwrap().len();
@@ -420,6 +444,25 @@ fn forced_formats_that_do_not_fit_are_errors() {
     );
     // Sparse and dense fit any layer.
     assert!(encode_with(&full, &with(WeightFormat::Sparse)).is_ok());
+    // Columns fit Dense layers only, and not a column of 256 non-zeros.
+    let (conv, _) = layer_model(4, 4, 3, 2, 1, 0, Pattern::Unstructured(0.5));
+    assert_eq!(
+        encode_with(&conv, &with(WeightFormat::Columns)).unwrap_err(),
+        EncodeError::WeightFormat {
+            layer: 1,
+            format: WeightFormat::Columns,
+            reason: "the column format is for Dense layers only"
+        }
+    );
+    let (mut tall, _) = layer_model(4, 2, 256, 0, 1, 0, Pattern::Unstructured(0.0));
+    if let OpSpec::Dense { weights, .. } = &mut tall.layers[1].op {
+        weights.iter_mut().for_each(|w| *w = (*w).max(1));
+    }
+    assert!(matches!(
+        encode_with(&tall, &with(WeightFormat::Columns)),
+        Err(EncodeError::WeightFormat { layer: 1, .. })
+    ));
+    assert_eq!("columns".parse::<WeightFormat>(), Ok(WeightFormat::Columns));
     assert_eq!("NM".parse::<WeightFormat>(), Ok(WeightFormat::NM));
     assert_eq!("sparse".parse::<WeightFormat>(), Ok(WeightFormat::Sparse));
     assert!("csr".parse::<WeightFormat>().is_err());
@@ -472,10 +515,10 @@ fn sparse_validation_errors() {
 
     // Unknown format codes, and a format on a layer without weights.
     expect(
-        &patched(&blob, |b| b[entry(1) + e::WEIGHT_FORMAT] = 3),
+        &patched(&blob, |b| b[entry(1) + e::WEIGHT_FORMAT] = 6),
         1,
         entry(1) + e::WEIGHT_FORMAT,
-        K::BadWeightFormat { found: 3 },
+        K::BadWeightFormat { found: 6 },
     );
     let err = Model::load(&patched(&blob, |b| b[entry(0) + e::WEIGHT_FORMAT] = 1)).unwrap_err();
     assert_eq!(
@@ -748,5 +791,317 @@ fn every_layer_of_a_mixed_model_matches_dense() {
             let x: Vec<i8> = (0..24).map(|_| rng.i8()).collect();
             assert_eq!(run(&blob, &x), run(&dense, &x), "{format}");
         }
+    }
+}
+
+/// A Dense 24 -> 20 (ReLU, zero point -128) -> 3 model with about 80 % of its weights zero, for the column format.
+pub fn columns_spec() -> ModelSpec {
+    let mut rng = Rng(31);
+    let q = Qp {
+        scale: 0.05,
+        zp: -7,
+    };
+    let mut w = |n: usize, row: usize| {
+        let mut v: Vec<i8> = (0..n).map(|_| rng.i8()).collect();
+        prune(&mut v, row, Pattern::Unstructured(0.8), &mut rng);
+        v
+    };
+    let m = |k: usize| vec![QuantMultiplier::from_ratio(0.01).unwrap(); k];
+    let mut hidden = LayerSpec::new(
+        OpSpec::Dense {
+            out_features: 20,
+            in_features: 24,
+            weights: w(20 * 24, 24),
+            bias: (0..20).map(|i| 300 * i - 3000).collect(),
+            requant: m(20),
+        },
+        0.05,
+        -128,
+    );
+    hidden.act_min = -128;
+    let out = LayerSpec::new(
+        OpSpec::Dense {
+            out_features: 3,
+            in_features: 20,
+            weights: w(3 * 20, 20),
+            bias: vec![11, -12, 13],
+            requant: m(3),
+        },
+        0.1,
+        2,
+    );
+    spec(vec![identity_input(1, 24, q), hidden, out], 24, 3)
+}
+
+#[test]
+fn columns_skip_zero_point_inputs_exactly() {
+    let spec = columns_spec();
+    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let blob = encode_with(&spec, &with(WeightFormat::Columns)).unwrap();
+    let model = Model::load(&blob).unwrap();
+    assert!(
+        model
+            .layers()
+            .filter_map(|l| l.weight_format)
+            .all(|f| f == WeightLayout::Columns)
+    );
+    let mut rng = Rng(8);
+    for round in 0..200 {
+        // The second layer's inputs sit at their zero point (-128) wherever the ReLU clamps; the first layer's
+        // sit at -7 in a growing share of the rounds.
+        let x: Vec<i8> = (0..24)
+            .map(|_| if rng.below(200) < round { -7 } else { rng.i8() })
+            .collect();
+        assert_eq!(run(&blob, &x), run(&dense, &x), "round {round}");
+    }
+    // A version 2 blob cannot hold the format.
+    let v2 = patched(&blob, |b| put_u16(b, h::VERSION.start, 2));
+    expect(
+        &v2,
+        1,
+        entry(1) + e::WEIGHT_FORMAT,
+        K::BadWeightFormat { found: 3 },
+    );
+}
+
+#[test]
+fn columns_validation_errors() {
+    // Layer 1 of the crafted spec (200 -> 3) by column: 200 counts, then (row, value) pairs.
+    let mut spec = crafted_spec();
+    if let OpSpec::Dense { weights, .. } = &mut spec.layers[1].op {
+        weights[400] = 3;
+    }
+    let blob = encode_with(&spec, &with(WeightFormat::Columns)).unwrap();
+    assert!(Model::load(&blob).is_ok());
+    let w = get_u32(&blob, entry(1) + e::WEIGHTS_OFFSET.start) as usize;
+    let w_len = get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start) as usize;
+    let pairs = w + 200;
+    // Column 0 holds channels 0 and 2 (channel 1 is empty): rows 0 and 2.
+    assert_eq!(blob[w], 2);
+    assert_eq!((blob[pairs], blob[pairs + 2]), (0, 2));
+    // A count larger than the segment's 3 rows.
+    expect(&patched(&blob, |b| b[w] = 4), 1, w, K::SparseCountTooLarge);
+    // Counts that no longer match the section length.
+    expect(
+        &patched(&blob, |b| b[w + 2] += 1),
+        1,
+        entry(1) + e::WEIGHTS_LEN.start,
+        K::SectionLength {
+            section: Section::Weights,
+            expected: (w_len + 2) as u32,
+            found: w_len as u32,
+        },
+    );
+    // Rows: out of range, out of order, repeated.
+    expect(
+        &patched(&blob, |b| b[pairs + 2] = 3),
+        1,
+        pairs + 2,
+        K::SparseIndexOutOfRange,
+    );
+    expect(
+        &patched(&blob, |b| {
+            b[pairs] = 2;
+            b[pairs + 2] = 0;
+        }),
+        1,
+        pairs + 2,
+        K::SparseIndexNotIncreasing,
+    );
+    expect(
+        &patched(&blob, |b| b[pairs + 2] = 0),
+        1,
+        pairs + 2,
+        K::SparseIndexNotIncreasing,
+    );
+    // A stored zero.
+    expect(
+        &patched(&blob, |b| b[pairs + 1] = 0),
+        1,
+        pairs + 1,
+        K::SparseZeroValue,
+    );
+    // The overflow bound uses the unfolded bias and the widest input deviation (255 at zero point -128 or 127).
+    let b_off = get_u32(&blob, entry(1) + e::BIAS_OFFSET.start) as usize;
+    expect(
+        &patched(&blob, |b| put_u32(b, b_off, i32::MAX as u32)),
+        1,
+        b_off,
+        K::OverflowPossible,
+    );
+    // The format on a Conv1d layer.
+    let conv = encode_with(&sparse_kinds_spec(), &with(WeightFormat::Sparse)).unwrap();
+    let err = Model::load(&patched(&conv, |b| b[entry(1) + e::WEIGHT_FORMAT] = 3)).unwrap_err();
+    assert_eq!(
+        (err.layer, err.offset as usize, err.kind),
+        (
+            Some(1),
+            entry(1) + e::WEIGHT_FORMAT,
+            K::BadWeightFormat { found: 3 }
+        )
+    );
+}
+
+#[test]
+fn packed_round_trips_and_is_smallest_at_high_sparsity() {
+    let spec = columns_spec();
+    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let packed = encode_with(&spec, &with(WeightFormat::Packed)).unwrap();
+    let columns = encode_with(&spec, &with(WeightFormat::Columns)).unwrap();
+    let smallest = encode_with(&spec, &with(WeightFormat::Smallest)).unwrap();
+    assert!(smallest.len() <= packed.len().min(columns.len()));
+    // On a layer of some size, packing beats two bytes per non-zero.
+    let (big, _) = layer_model(3, 128, 128, 0, 1, 0, Pattern::Unstructured(0.9));
+    let big_packed = encode_with(&big, &with(WeightFormat::Packed))
+        .unwrap()
+        .len();
+    let big_columns = encode_with(&big, &with(WeightFormat::Columns))
+        .unwrap()
+        .len();
+    assert!(big_packed < big_columns, "{big_packed} >= {big_columns}");
+    let model = Model::load(&packed).unwrap();
+    let layers: Vec<_> = model.layers().filter_map(|l| l.weight_format).collect();
+    assert_eq!(layers, [WeightLayout::Packed, WeightLayout::Packed]);
+    let mut rng = Rng(9);
+    for round in 0..200 {
+        let x: Vec<i8> = (0..24)
+            .map(|_| if rng.below(200) < round { -7 } else { rng.i8() })
+            .collect();
+        let want = run(&dense, &x);
+        assert_eq!(run(&packed, &x), want, "round {round}");
+        assert_eq!(run(&smallest, &x), want, "round {round}");
+    }
+    assert_eq!("packed".parse::<WeightFormat>(), Ok(WeightFormat::Packed));
+    assert_eq!(
+        "smallest".parse::<WeightFormat>(),
+        Ok(WeightFormat::Smallest)
+    );
+}
+
+/// Every field of a packed section is checked: header, codebook, counts, padding, entries.
+#[test]
+fn packed_validation_errors() {
+    let mut spec = crafted_spec();
+    if let OpSpec::Dense { weights, .. } = &mut spec.layers[1].op {
+        weights[400] = 3;
+    }
+    let blob = encode_with(&spec, &with(WeightFormat::Packed)).unwrap();
+    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let x: Vec<i8> = (0..200).map(|i| (i * 37 % 251) as i8).collect();
+    assert_eq!(run(&blob, &x), run(&dense, &x));
+    let w = get_u32(&blob, entry(1) + e::WEIGHTS_OFFSET.start) as usize;
+    let w_len = get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start) as usize;
+    let (gap_bits, code_bits, book_len) = (blob[w], blob[w + 1], usize::from(blob[w + 2]) + 1);
+    assert!((1..=8).contains(&gap_bits) && (1..=8).contains(&code_bits));
+    let counts = w + 4 + book_len;
+    let stream = counts + 200;
+    // Header: widths, codebook length, reserved byte.
+    expect(&patched(&blob, |b| b[w] = 0), 1, w, K::BadPackedHeader);
+    expect(&patched(&blob, |b| b[w] = 9), 1, w, K::BadPackedHeader);
+    expect(
+        &patched(&blob, |b| b[w + 1] = 0),
+        1,
+        w + 1,
+        K::BadPackedHeader,
+    );
+    expect(
+        &patched(&blob, |b| b[w + 3] = 1),
+        1,
+        w + 3,
+        K::ReservedNotZero,
+    );
+    // The codebook strictly increases.
+    if book_len >= 2 {
+        expect(
+            &patched(&blob, |b| b[w + 5] = b[w + 4]),
+            1,
+            w + 5,
+            K::BadPackedHeader,
+        );
+    }
+    // A count larger than the segment's 3 rows, and counts that no longer match the section length.
+    expect(
+        &patched(&blob, |b| b[counts] = 4),
+        1,
+        counts,
+        K::SparseCountTooLarge,
+    );
+    let err = Model::load(&patched(&blob, |b| b[counts + 1] += 1)).unwrap_err();
+    assert!(
+        matches!(
+            err.kind,
+            K::SectionLength {
+                section: Section::Weights,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    // The padding after the stream is zero.
+    expect(
+        &patched(&blob, |b| b[w + w_len - 1] = 1),
+        1,
+        w + w_len - 1,
+        K::RowPaddingNotZero,
+    );
+    // Column 0 holds rows 0 and 2: a first entry whose gap points past the 3 rows is out of range.
+    assert_eq!(blob[counts], 2);
+    let max_gap = (1u8 << gap_bits) - 1;
+    if max_gap >= 3 {
+        expect(
+            &patched(&blob, |b| b[stream] |= 3),
+            1,
+            stream,
+            K::SparseIndexOutOfRange,
+        );
+    }
+    // Flipping bits anywhere in the stream never loads silently different weights: it either fails to load or
+    // decodes to a valid model (checked by the byte-flip test); here every single-bit flip of the first two
+    // stream bytes is either rejected or changes nothing but a loadable value.
+    for bit in 0..16 {
+        let flipped = patched(&blob, |b| b[stream + bit / 8] ^= 1 << (bit % 8));
+        if let Ok(model) = Model::load(&flipped) {
+            let mut arena = vec![0u8; model.arena_bytes()];
+            let mut session = Session::new(&model, &mut arena).unwrap();
+            let _ = session.run_quantized(&x).logits();
+        }
+    }
+}
+
+#[test]
+fn packed_fillers_bridge_long_gaps() {
+    // One input, 256 outputs: rows 0 to 100 hold 5 (gaps of 0), row 255 holds -3 (a gap of 154). Short gap
+    // fields with fillers beat one wide field, so the encoder emits fillers (zero values with the largest gap).
+    let mut weights = vec![0i8; 256];
+    weights[..=100].fill(5);
+    weights[255] = -3;
+    let m = QuantMultiplier::from_ratio(0.01).unwrap();
+    let dense_layer = OpSpec::Dense {
+        out_features: 256,
+        in_features: 1,
+        weights,
+        bias: (0..256).map(|o| o - 128).collect(),
+        requant: vec![m; 256],
+    };
+    let q = Qp { scale: 0.05, zp: 0 };
+    let spec = spec(
+        vec![identity_input(1, 1, q), LayerSpec::new(dense_layer, 0.1, 0)],
+        1,
+        256,
+    );
+    let blob = encode_with(&spec, &with(WeightFormat::Packed)).unwrap();
+    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let w = get_u32(&blob, entry(1) + e::WEIGHTS_OFFSET.start) as usize;
+    let (gap_bits, book_len) = (blob[w], usize::from(blob[w + 2]) + 1);
+    let entries = blob[w + 4 + book_len];
+    assert!(gap_bits < 8, "gap bits {gap_bits}");
+    assert!(
+        entries > 102,
+        "{entries} entries for 102 non-zeros: no fillers"
+    );
+    let model = Model::load(&blob).unwrap();
+    assert_eq!(model.layers().nth(1).unwrap().weights_nonzero, 102);
+    for x in i8::MIN..=i8::MAX {
+        assert_eq!(run(&blob, &[x]), run(&dense, &[x]), "x = {x}");
     }
 }

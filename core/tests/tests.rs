@@ -11,6 +11,7 @@
 mod support;
 
 mod blob;
+mod dense_dsp;
 mod dynamic;
 mod ops;
 mod robustness;

@@ -2,7 +2,8 @@
 //!
 //! [`Int8Evaluator::new`] loads the blob with `tickq-core`, decodes its parameters into their logical form
 //! ([`tickq_core::decode`]) and uploads them once: dense weight rows packed four int8 values per word (read back
-//! with `extractBits`), sparse and N:M layers as CSR lists of their non-zero weights, per-channel biases and
+//! with `extractBits`), layers in the sparse formats (sparse, N:M, columns, packed) as CSR lists of their
+//! non-zero weights, per-channel biases and
 //! multipliers, and lookup tables.
 //! [`Int8Evaluator::evaluate`] then quantizes the f32 features on the CPU with the blob's own input quantizer
 //! (the one floating-point step, kept on the CPU so that it stays bit-exact), uploads the int8 inputs, records one
@@ -264,8 +265,16 @@ impl Int8Evaluator {
                         }
                     }
                     let row_len = w.len() / out_c.max(1);
-                    let sparse = info.weight_format.is_some_and(|f| f != WeightLayout::Dense)
-                        && layer.dynamic.is_none();
+                    // Formats that store only the non-zero weights run as CSR lists; dense ones as packed rows.
+                    let sparse = matches!(
+                        info.weight_format,
+                        Some(
+                            WeightLayout::Sparse
+                                | WeightLayout::NM { .. }
+                                | WeightLayout::Columns
+                                | WeightLayout::Packed
+                        )
+                    ) && layer.dynamic.is_none();
                     let mut chan = Vec::with_capacity(8 * out_c);
                     let label = format!("layer{i}");
                     let mut first = 0usize;

@@ -485,9 +485,14 @@ fn prefixes(spec: &ModelSpec, format: WeightFormat) -> Vec<Vec<u8>> {
     blobs
 }
 
-fn check_random_models(format: WeightFormat, seeds: std::ops::Range<u64>) {
+/// Compares every prefix of random models encoded with `format` and returns the weight layouts they used.
+fn check_random_models(
+    format: WeightFormat,
+    seeds: std::ops::Range<u64>,
+) -> std::collections::BTreeSet<String> {
+    let mut seen = std::collections::BTreeSet::new();
     let Some(ctx) = context_or_skip("random models") else {
-        return;
+        return seen;
     };
     for seed in seeds {
         let mut rng = Rng(seed * 7919 + format as u64);
@@ -512,8 +517,14 @@ fn check_random_models(format: WeightFormat, seeds: std::ops::Range<u64>) {
                 got, want,
                 "seed {seed}, format {format}, prefix {p}: {layers:?}"
             );
+            seen.extend(
+                model
+                    .layers()
+                    .filter_map(|l| l.weight_format.map(|f| f.name().to_string())),
+            );
         }
     }
+    seen
 }
 
 #[test]
@@ -534,6 +545,18 @@ fn random_models_nm_weights_match_core() {
 #[test]
 fn random_models_auto_weights_match_core() {
     check_random_models(WeightFormat::Auto, 0..6);
+}
+
+#[test]
+fn random_models_smallest_weights_match_core() {
+    // `smallest` picks the format with the fewest bytes per layer, the Dense-only column formats included.
+    let seen = check_random_models(WeightFormat::Smallest, 0..6);
+    if !seen.is_empty() {
+        assert!(
+            seen.contains("packed") || seen.contains("columns"),
+            "{seen:?}"
+        );
+    }
 }
 
 #[test]

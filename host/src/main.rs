@@ -236,9 +236,18 @@ struct QuantOpts {
     /// Training samples used for calibration.
     #[arg(long)]
     calibration_samples: Option<usize>,
-    /// Weight encoding in the blob: auto (chosen per layer by size and estimated work),
-    /// dense, sparse (unstructured: indices + values) or nm (N:4 semi-structured).
-    #[arg(long, default_value = "auto", value_name = "auto|dense|sparse|nm")]
+    /// Weight encoding in the blob: auto (per layer, the fastest estimate among formats
+    /// smaller than dense), smallest (per layer, the fewest bytes), dense, sparse
+    /// (unstructured, by output channel: input indices + values), columns (unstructured,
+    /// Dense layers only, by input: skips inputs at their zero point, e.g. ReLU zeros),
+    /// packed (columns with bit-packed gaps and codebook values: smallest, slower), nm
+    /// (N:4 semi-structured) or dense-dsp (Dense layers laid out for the Cortex-M4's SMLAD
+    /// kernel; Conv1d stays dense).
+    #[arg(
+        long,
+        default_value = "auto",
+        value_name = "auto|smallest|dense|sparse|columns|packed|nm|dense-dsp"
+    )]
     weight_format: WeightFormat,
 }
 

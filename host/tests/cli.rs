@@ -588,7 +588,7 @@ fn weight_format_flag_picks_the_blob_encoding() {
         s(&pruned),
     ]);
     let mut sizes = Vec::new();
-    for format in ["dense", "sparse", "auto"] {
+    for format in ["dense", "sparse", "auto", "columns", "packed", "smallest"] {
         let blob = dir.join(format!("{format}.blob"));
         ok(&[
             "quantize",
@@ -609,7 +609,9 @@ fn weight_format_flag_picks_the_blob_encoding() {
             .collect();
         match format {
             "dense" => assert!(encodings.iter().all(|e| *e == "dense"), "{encodings:?}"),
-            "sparse" => assert!(encodings.iter().all(|e| *e == "sparse"), "{encodings:?}"),
+            "sparse" | "columns" | "packed" => {
+                assert!(encodings.iter().all(|e| *e == format), "{encodings:?}")
+            }
             _ => {}
         }
         sizes.push(std::fs::metadata(&blob).unwrap().len());
@@ -622,6 +624,21 @@ fn weight_format_flag_picks_the_blob_encoding() {
         sizes[2] <= sizes[0],
         "auto never picks a larger encoding: {sizes:?}"
     );
+    assert!(
+        sizes[5] <= *sizes[..5].iter().min().unwrap(),
+        "smallest is never beaten: {sizes:?}"
+    );
+    let err = fails(&[
+        "quantize",
+        s(&pruned),
+        "--data",
+        s(csv),
+        "--out",
+        s(&dir.join("x.blob")),
+        "--weight-format",
+        "zip",
+    ]);
+    assert!(err.contains("columns, packed, smallest"), "{err}");
     let err = fails(&[
         "quantize",
         s(&pruned),

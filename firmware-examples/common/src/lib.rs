@@ -118,6 +118,11 @@ pub struct Summary {
     pub ticks_max: u32,
     /// The sum of the ticks of all inferences.
     pub ticks_total: u64,
+    /// Per layer, the fewest timer ticks it took (layer 0: decoding and copying the input), for int8 inputs
+    /// with a timer; all 0 otherwise.
+    pub layer_ticks_min: [u32; tickq_core::MAX_LAYERS],
+    /// The number of layers `layer_ticks_min` covers.
+    pub layers: usize,
 }
 
 /// A cycle timer: returns the ticks elapsed since the previous call's `start`.
@@ -157,6 +162,7 @@ pub fn run_all<W: Write, T: Timer>(
         ..Summary::default()
     };
     let mut timer = timer;
+    let layers = session.model().layers().count();
     for i in 0..vectors.count {
         let Some((input, expected)) = vectors.get(i) else {
             break;
@@ -164,6 +170,22 @@ pub fn run_all<W: Write, T: Timer>(
         let start = timer.as_mut().map_or(0, |t| t.now());
         let prediction = if vectors.f32_inputs {
             run_f32(session, input)
+        } else if let Some(t) = timer.as_mut() {
+            // Per layer ticks: the time since the previous layer ended (or since `start` for layer 0).
+            let mut last = start;
+            let mut layer_ticks = [0u32; tickq_core::MAX_LAYERS];
+            let prediction = run_i8_profiled(session, input, &mut |layer| {
+                let now = t.now();
+                if let Some(slot) = layer_ticks.get_mut(layer) {
+                    *slot = t.elapsed(last, now);
+                }
+                last = now;
+            });
+            summary.layers = layers;
+            for (m, &t) in summary.layer_ticks_min.iter_mut().zip(&layer_ticks) {
+                *m = if summary.vectors == 0 { t } else { (*m).min(t) };
+            }
+            prediction
         } else {
             run_i8(session, input)
         };
@@ -205,6 +227,20 @@ fn run_i8<'s>(session: &'s mut Session<'_, '_, '_>, input: &[u8]) -> tickq_core:
         *d = s as i8;
     }
     session.run_quantized(q.get(..input.len()).unwrap_or(&[]))
+}
+
+/// [`run_i8`] through [`Session::run_quantized_profiled`].
+#[inline(never)]
+fn run_i8_profiled<'s>(
+    session: &'s mut Session<'_, '_, '_>,
+    input: &[u8],
+    after_layer: &mut dyn FnMut(usize),
+) -> tickq_core::Prediction<'s> {
+    let mut q = [0i8; MAX_INPUT];
+    for (d, &s) in q.iter_mut().zip(input) {
+        *d = s as i8;
+    }
+    session.run_quantized_profiled(q.get(..input.len()).unwrap_or(&[]), after_layer)
 }
 
 /// Decodes an f32 input and runs it, with its buffer in its own frame.

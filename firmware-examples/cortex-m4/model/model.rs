@@ -11,13 +11,13 @@ static ALIGNED: &Aligned<[u8]> = &Aligned(*include_bytes!("model.blob"));
 pub static BLOB: &[u8] = &ALIGNED.0;
 
 /// The blob length in bytes.
-pub const BLOB_LEN: usize = 25557;
+pub const BLOB_LEN: usize = 24149;
 
 /// The scratch bytes a `tickq_core::Session` needs (`Model::arena_bytes`).
 pub const ARENA_BYTES: usize = 288;
 
 /// The CRC-32 stored in the blob.
-pub const BLOB_CRC32: u32 = 0x3e93844d;
+pub const BLOB_CRC32: u32 = 0x2b6216e1;
 
 /// Input values per sample (`T * F`).
 pub const INPUT_LEN: usize = 29;

@@ -2,8 +2,9 @@
 //! prints the signal and int8 logits of each over semihosting, and exits with success only if all match.
 //!
 //! SysTick counts core clock ticks around each inference; under `qemu -icount shift=6` (the runner in
-//! `.cargo/config.toml`) the count is repeatable and instructions = ticks * 40 / 64 (25 MHz SysTick, one
-//! instruction per 2^6 ns); the `calib` line checks that ratio on a loop of known length.
+//! `.cargo/config.toml`) the count is repeatable; the `calib` line measures ticks per instruction on a loop of
+//! known length (1.6 on QEMU 7.2, a 25 MHz SysTick against 64 ns per instruction: instructions = ticks * 40 / 64).
+//! The `layers` line gives each layer's fewest ticks over the vectors (layer 0: decoding and copying the input).
 #![no_std]
 #![no_main]
 
@@ -56,6 +57,21 @@ unsafe extern "C" {
     static _stack_start: u32;
 }
 
+/// Runs `n` (at least 1) iterations of `subs; bne`: exactly `2 * n` instructions.
+#[inline(always)]
+fn spin(n: u32) {
+    // SAFETY: a register-only countdown loop; it touches no memory and no stack.
+    unsafe {
+        core::arch::asm!(
+            "2:",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            n = inout(reg) n.max(1) => _,
+            options(nomem, nostack),
+        );
+    }
+}
+
 #[entry]
 fn main() -> ! {
     let ok = run().unwrap_or(false);
@@ -82,13 +98,14 @@ fn run() -> Result<bool, core::fmt::Error> {
     p.SYST.enable_counter();
     let mut timer = SysTick(p.SYST);
 
-    // Calibration: `asm::delay(2 * n)` runs n + 1 iterations of `subs; bne`, about 2 * n instructions.
+    // Calibration: a loop of exactly 20 000 instructions (`cortex_m::asm::delay(n)` is no reference: its
+    // iteration count changed between cortex-m releases; 0.7.10 runs n + 1 iterations, 2n + 2 instructions).
     let start = timer.now();
-    cortex_m::asm::delay(20_000);
+    spin(10_000);
     let end = timer.now();
     writeln!(
         out,
-        "calib delay_instructions=20002 ticks={}",
+        "calib delay_instructions=20000 ticks={}",
         timer.elapsed(start, end)
     )?;
 
@@ -128,6 +145,19 @@ fn run() -> Result<bool, core::fmt::Error> {
         return Ok(false);
     };
     let summary = tickq_fw_common::run_all(&mut session, &vectors, &mut out, Some(&mut timer))?;
+    write!(out, "layers ticks_min=")?;
+    for (i, t) in summary
+        .layer_ticks_min
+        .iter()
+        .take(summary.layers)
+        .enumerate()
+    {
+        if i > 0 {
+            out.write_char(',')?;
+        }
+        write!(out, "{t}")?;
+    }
+    out.write_char('\n')?;
     // SAFETY: as for `paint_stack`.
     let stack_run = unsafe { tickq_fw_common::stack_peak(bottom, top) };
     writeln!(
@@ -140,5 +170,55 @@ fn run() -> Result<bool, core::fmt::Error> {
         summary.ticks_total,
         top - bottom
     )?;
-    Ok(summary.mismatches == 0 && summary.vectors == vectors.count)
+    let unaligned = run_unaligned(&vectors, &mut out)?;
+    Ok(summary.mismatches == 0 && summary.vectors == vectors.count && unaligned)
+}
+
+/// Runs every vector again on a copy of the blob that starts one byte past a word boundary, and prints one
+/// `unaligned` line: with the weights unaligned, the `dense-dsp` kernel cannot use `LDRD` and takes its
+/// one-channel `LDR` loop instead, which must give the same logits.
+/// Returns whether every vector matched (true for blobs without `dense-dsp` layers, which run as usual).
+#[inline(never)]
+fn run_unaligned(vectors: &Vectors<'_>, out: &mut Console) -> Result<bool, core::fmt::Error> {
+    use core::fmt::Write;
+    let mut copy = [0u8; model::BLOB_LEN + 4];
+    // The first index of `copy` at an address that is 1 more than a multiple of 4.
+    let start = (5 - (copy.as_ptr() as usize) % 4) % 4;
+    let Some(dst) = copy.get_mut(start..start + model::BLOB_LEN) else {
+        return Ok(false);
+    };
+    dst.copy_from_slice(model::BLOB);
+    let blob = &copy[start..start + model::BLOB_LEN];
+    let mut slot = None;
+    let Ok(model) = Model::load_into(&mut slot, blob) else {
+        writeln!(out, "unaligned error blob")?;
+        return Ok(false);
+    };
+    let mut arena = [0u8; model::ARENA_BYTES];
+    let Ok(mut session) = Session::new(model, &mut arena) else {
+        return Ok(false);
+    };
+    let mut mismatches = 0;
+    for i in 0..vectors.count {
+        let Some((input, expected)) = vectors.get(i) else {
+            return Ok(false);
+        };
+        let mut q = [0i8; tickq_fw_common::MAX_INPUT];
+        for (d, &s) in q.iter_mut().zip(input) {
+            *d = s as i8;
+        }
+        let logits = session
+            .run_quantized(q.get(..input.len()).unwrap_or(&[]))
+            .logits();
+        let ok = logits.len() == expected.len()
+            && logits.iter().zip(expected).all(|(&a, &b)| a == b as i8);
+        mismatches += usize::from(!ok);
+    }
+    writeln!(
+        out,
+        "unaligned blob_offset_mod4={} vectors={} mismatches={mismatches}",
+        blob.as_ptr() as usize % 4,
+        vectors.count
+    )?;
+    Ok(mismatches == 0 && !(blob.as_ptr() as usize).is_multiple_of(4))
 }
