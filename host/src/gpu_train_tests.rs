@@ -639,3 +639,73 @@ fn auto_falls_back_to_the_cpu_and_gpu_refuses() {
         "{err}"
     );
 }
+
+/// `distill_train_on` on the GPU follows the CPU run: same epochs, losses and final weights within rounding.
+#[test]
+fn distillation_on_the_gpu_follows_the_cpu_run() {
+    let Some(ctx) = context_or_skip("distillation_on_the_gpu_follows_the_cpu_run") else {
+        return;
+    };
+    let teacher = model(
+        "[[layers]]\ntype = \"dense\"\nout = 32\n[[layers]]\ntype = \"tanh\"\n[[layers]]\ntype = \"dense\"\nout = 3\n",
+        1,
+        6,
+        4,
+    );
+    let student = model(
+        "[[layers]]\ntype = \"dense\"\nout = 8\n[[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"dense\"\nout = 3\n",
+        1,
+        6,
+        5,
+    );
+    let (x, y) = random(500, 6, 12);
+    let (vx, vy) = random(120, 6, 13);
+    let cfg = DistillConfig {
+        temperature: 3.0,
+        alpha: 0.6,
+    };
+    let train = crate::train::TrainConfig {
+        epochs: 3,
+        batch_size: 64,
+        patience: 0,
+        class_weights: crate::train::ClassWeights::Balanced,
+        ..Default::default()
+    };
+    let run = |device: &TrainDevice| {
+        let mut s = student.clone();
+        let h = crate::distill::distill_train_on(
+            device,
+            &teacher,
+            &mut s,
+            x.view(),
+            &y,
+            vx.view(),
+            &vy,
+            &cfg,
+            &train,
+            &mut |_| {},
+        )
+        .unwrap();
+        (s, h)
+    };
+    let (cpu, cpu_h) = run(&TrainDevice::Cpu);
+    let (gpu, gpu_h) = run(&TrainDevice::Gpu(ctx));
+    assert_eq!(cpu_h.best_epoch, gpu_h.best_epoch);
+    for (c, g) in cpu_h.epochs.iter().zip(&gpu_h.epochs) {
+        assert!(
+            (c.train_loss - g.train_loss).abs() <= 1e-4 * (1.0 + c.train_loss.abs()),
+            "{c:?} vs {g:?}"
+        );
+        assert!(
+            (c.val_loss - g.val_loss).abs() <= 1e-4 * (1.0 + c.val_loss.abs()),
+            "{c:?} vs {g:?}"
+        );
+        assert!(
+            (c.train_accuracy - g.train_accuracy).abs() <= 0.005,
+            "{c:?} vs {g:?}"
+        );
+    }
+    for ((name, _, c), (_, _, g)) in cpu.state_dict().iter().zip(gpu.state_dict().iter()) {
+        assert_close(&format!("distilled {name}"), g, c, STEP);
+    }
+}

@@ -984,11 +984,31 @@ fn train_and_distill_on_the_gpu() {
         log.contains("epoch   3:") && !log.contains("epoch   1:"),
         "{log}"
     );
-    let weights = |d: &Path| std::fs::read(d.join("model.safetensors")).unwrap();
-    assert_eq!(
-        weights(&gpu_full),
-        weights(&gpu_split),
-        "resumed GPU run differs"
+    // The current (last-epoch) weights and the optimizer state in the training state, not only the best weights.
+    let state = |d: &Path| {
+        let path = d
+            .join("train-state")
+            .join(tickq_host::train::TRAIN_STATE_FILE);
+        let bytes = std::fs::read(&path).unwrap();
+        let (tensors, _) = tickq_host::checkpoint::decode_safetensors(&bytes, &path).unwrap();
+        tensors
+            .into_iter()
+            .filter(|t| t.0.starts_with("model/") || t.0.starts_with("optim/"))
+            .collect::<Vec<_>>()
+    };
+    let (full, split) = (state(&gpu_full), state(&gpu_split));
+    assert!(full.len() >= 8, "{full:?}");
+    assert_eq!(full, split, "resumed GPU run differs");
+
+    // The state format is the device's: a CPU run resumes on the GPU.
+    let mixed = dir.join("mixed");
+    assert!(train(&mixed, "cpu", "2", false).status.success());
+    let resumed = train(&mixed, "gpu", "4", true);
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{log}");
+    assert!(
+        log.contains("epoch   4:") && !log.contains("epoch   2:"),
+        "{log}"
     );
 
     let cpu = dir.join("cpu");
