@@ -280,3 +280,32 @@ fn compile(ctx: &GpuContext, k: K) -> Result<Pipeline, GpuError> {
         bindings: bindings.len(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::context_or_skip;
+
+    /// Every training kernel compiles and its binding list matches the WGSL (the CPU comparisons of what the
+    /// kernels compute are in tickq-host, which has the reference implementation).
+    #[test]
+    fn every_training_kernel_compiles() {
+        let Some(ctx) = context_or_skip("every_training_kernel_compiles") else {
+            return;
+        };
+        let kernels = Kernels::new(&ctx).unwrap();
+        assert_eq!(kernels.pipelines.len(), K::ALL.len());
+        let buf = ctx.device().create_buffer(&wgpu::BufferDescriptor {
+            label: None,
+            size: 256,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::UNIFORM,
+            mapped_at_creation: false,
+        });
+        for k in K::ALL {
+            let n = k.source().2.len();
+            let bufs = vec![&buf; n];
+            assert!(kernels.op(&ctx, k, &bufs, [1, 1, 1]).is_ok(), "{k:?}");
+            assert!(kernels.op(&ctx, k, &bufs[1..], [1, 1, 1]).is_err(), "{k:?}");
+        }
+    }
+}
