@@ -23,6 +23,7 @@ pub mod context;
 pub mod error;
 pub mod int8;
 pub mod testing;
+pub mod train;
 
 pub use buffers::{Binding, BufferPool, Kernel};
 pub use context::GpuContext;

@@ -40,7 +40,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use crate::gpu_train::{GpuEngine, GpuRun, TrainDevice};
 use std::time::Instant;
+use tickq_gpu::train::LossDesc;
 
 use ndarray::{Array2, ArrayView2, Axis};
 use rand::SeedableRng;
@@ -494,6 +496,42 @@ pub fn distill_train(
     train: &TrainConfig,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainHistory> {
+    distill_train_on(
+        &TrainDevice::Cpu,
+        teacher,
+        student,
+        train_x,
+        train_y,
+        val_x,
+        val_y,
+        cfg,
+        train,
+        on_epoch,
+    )
+}
+
+/// [`distill_train`] on a chosen device.
+///
+/// The teacher's logits are computed once on the CPU; on a GPU the student's epochs run there (see
+/// [`crate::train::train_on`] for what agrees with the CPU run and how closely).
+///
+/// # Errors
+///
+/// As [`distill_train`], plus [`DistillError::Train`] with [`TrainError::Gpu`] when the GPU fails or, on
+/// [`TrainDevice::Gpu`], cannot run the student.
+#[allow(clippy::too_many_arguments)] // `distill_train`'s arguments plus the device.
+pub fn distill_train_on(
+    device: &TrainDevice,
+    teacher: &Sequential,
+    student: &mut Sequential,
+    train_x: ArrayView2<f32>,
+    train_y: &[u8],
+    val_x: ArrayView2<f32>,
+    val_y: &[u8],
+    cfg: &DistillConfig,
+    train: &TrainConfig,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<TrainHistory> {
     cfg.validate()?;
     check_pair(teacher, student)?;
     let config_err = |m: String| DistillError::Train(TrainError::Config(m));
@@ -523,6 +561,29 @@ pub fn distill_train(
     let mut history = Vec::new();
     let n = train_x.nrows();
     let mut order: Vec<usize> = (0..n).collect();
+    let soft = soft_targets.as_standard_layout();
+    let mut gpu = if train.epochs == 0 {
+        None
+    } else {
+        GpuEngine::start(
+            device,
+            student,
+            &optimizer,
+            GpuRun {
+                train_x,
+                train_y,
+                teacher: soft.as_slice(),
+                val_x,
+                val_y,
+                class_weights: weights,
+                batch_size: train.batch_size,
+                loss: LossDesc::Distill {
+                    alpha: cfg.alpha,
+                    temperature: cfg.temperature,
+                },
+            },
+        )?
+    };
     while !stopped_early && history.len() < train.epochs {
         let epoch = history.len() + 1;
         let start = Instant::now();
@@ -532,7 +593,24 @@ pub fn distill_train(
         }
         let mut loss_sum = 0.0f64;
         let mut correct = 0usize;
-        for (batch, idx) in order.chunks(train.batch_size).enumerate() {
+        let mut gpu_val = None;
+        if let Some(g) = gpu.as_mut() {
+            let stats = g.epoch(&order)?;
+            if let Some(batch) = stats.train.diverged_at {
+                return Err(DistillError::Train(TrainError::Diverged {
+                    epoch,
+                    batch: batch as usize,
+                    loss: f32::NAN,
+                }));
+            }
+            loss_sum = f64::from(stats.train.loss_sum);
+            correct = stats.train.correct as usize;
+            gpu_val = stats
+                .val
+                .map(|v| (v.mean_loss(), v.correct as f32 / val_y.len().max(1) as f32));
+        }
+        let cpu_rows = if gpu.is_some() { 0 } else { n };
+        for (batch, idx) in order[..cpu_rows].chunks(train.batch_size).enumerate() {
             let xb = train_x.select(Axis(0), idx);
             let tb = soft_targets.select(Axis(0), idx);
             let yb: Vec<u8> = idx.iter().map(|&i| train_y[i]).collect();
@@ -554,7 +632,10 @@ pub fn distill_train(
             loss_sum += f64::from(m.loss) * idx.len() as f64;
             correct += batch_correct;
         }
-        let (val_loss, val_accuracy) = evaluate_checked(student, val_x, val_y, weights)?;
+        let (val_loss, val_accuracy) = match gpu_val {
+            Some(v) => v,
+            None => evaluate_checked(student, val_x, val_y, weights)?,
+        };
         if !val_loss.is_finite() {
             return Err(DistillError::Train(TrainError::Diverged {
                 epoch,
@@ -564,7 +645,10 @@ pub fn distill_train(
         }
         let improved = val_loss < best_val_loss;
         if improved {
-            best = Some(student.state_dict());
+            best = match gpu.as_mut() {
+                Some(g) => g.improved(false)?,
+                None => Some(student.state_dict()),
+            };
             best_epoch = epoch;
             best_val_loss = val_loss;
             since_improvement = 0;
@@ -584,8 +668,14 @@ pub fn distill_train(
         history.push(report.clone());
         on_epoch(&report);
     }
-    if let Some(best) = &best {
+    let gpu_best = match gpu.as_mut() {
+        Some(g) => g.best()?,
+        None => None,
+    };
+    if let Some(best) = gpu_best.as_ref().or(best.as_ref()) {
         student.load_state_dict(best)?;
+    } else if let Some(g) = gpu.as_mut() {
+        g.sync(student, &mut optimizer)?;
     }
     Ok(TrainHistory {
         epochs: history,

@@ -16,6 +16,7 @@ pub mod distill;
 pub mod eval;
 pub mod export;
 pub mod fsutil;
+pub mod gpu_train;
 pub mod model;
 pub mod pipeline;
 pub mod prune;

@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tickq_host::data::{self, DatasetConfig};
 use tickq_host::device::DeviceChoice;
 use tickq_host::fsutil::write_atomic;
+use tickq_host::gpu_train::TrainDevice;
 use tickq_host::model::{Architecture, OptimizerConfig};
 use tickq_host::pipeline::{self, EncodeOptions, PipelineError, WeightFormat};
 use tickq_host::prune::{
@@ -286,10 +287,27 @@ struct DemoArgs {
     /// Recompute every stage, even those a previous run left unchanged.
     #[arg(long)]
     force: bool,
-    /// Where the stages' whole-split int8 evaluation runs: auto takes a hardware GPU when there is one;
-    /// gpu takes any adapter, software Vulkan too.
+    /// Where the stages train and run their whole-split int8 evaluation: auto takes a hardware GPU when there
+    /// is one; gpu takes any adapter, software Vulkan too. GPU training agrees with the CPU within rounding.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceChoice,
+}
+
+/// `--device` of the commands that train.
+#[derive(Args, Debug)]
+struct TrainDeviceArg {
+    /// Where training runs: auto (a hardware GPU when wgpu finds one and the GPU trainer can run the model,
+    /// else the CPU), cpu, or gpu (any adapter, software Vulkan too; an error without one). One stderr line says
+    /// which. GPU training follows the same seeded order from the same initial weights and agrees with the
+    /// CPU within rounding, not bit for bit; use cpu for runs that must be bit-identical on every machine.
+    #[arg(long = "device", value_enum, default_value = "auto")]
+    device: DeviceChoice,
+}
+
+impl TrainDeviceArg {
+    fn resolve(&self) -> Result<TrainDevice, PipelineError> {
+        Ok(TrainDevice::resolve(self.device)?)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -309,6 +327,8 @@ struct TrainArgs {
     dataset: DatasetArgs,
     #[command(flatten)]
     train: TrainOpts,
+    #[command(flatten)]
+    device: TrainDeviceArg,
 }
 
 #[derive(Args, Debug)]
@@ -556,6 +576,8 @@ struct DistillArgs {
     data: DataArgs,
     #[command(flatten)]
     train: TrainOpts,
+    #[command(flatten)]
+    device: TrainDeviceArg,
 }
 
 /// One row of `tickq distill --compare`.
@@ -624,8 +646,10 @@ fn distill(a: DistillArgs) -> Result<(), PipelineError> {
         kd.temperature,
         kd.alpha
     ));
+    let device = a.device.resolve()?;
     let mut distilled = student.clone();
-    let history = tickq_host::distill::distill_train(
+    let history = tickq_host::distill::distill_train_on(
+        &device,
         &teacher,
         &mut distilled,
         train_x.view(),
@@ -646,7 +670,8 @@ fn distill(a: DistillArgs) -> Result<(), PipelineError> {
     if a.compare {
         progress("training the student alone for comparison");
         let mut alone = student;
-        let alone_history = tickq_host::train::train(
+        let alone_history = tickq_host::train::train_on(
+            &device,
             &mut alone,
             train_x.view(),
             train_y,
@@ -796,7 +821,8 @@ fn train(a: TrainArgs) -> Result<(), PipelineError> {
         data.splits.train.y.len(),
         data.splits.validation.y.len()
     ));
-    let (model, history) = pipeline::train_model(arch, &data, &cfg, &mut |e| {
+    let device = a.device.resolve()?;
+    let (model, history) = pipeline::train_model_on(&device, arch, &data, &cfg, &mut |e| {
         progress(&pipeline::format_epoch(e))
     })?;
     pipeline::save_checkpoint(&a.out, &model, &data.preprocess())?;
@@ -1277,8 +1303,8 @@ struct PipelineArgs {
     /// Recompute every stage, even those a previous run left unchanged.
     #[arg(long)]
     force: bool,
-    /// Where the stages' whole-split int8 evaluation runs: auto takes a hardware GPU when there is one;
-    /// gpu takes any adapter, software Vulkan too.
+    /// Where the stages train and run their whole-split int8 evaluation: auto takes a hardware GPU when there
+    /// is one; gpu takes any adapter, software Vulkan too. GPU training agrees with the CPU within rounding.
     #[arg(long, value_enum, default_value = "auto")]
     device: DeviceChoice,
 }

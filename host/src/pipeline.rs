@@ -14,6 +14,7 @@ use crate::checkpoint;
 use crate::data::{self, DatasetConfig, Normalizer, SplitConfig, Splits};
 use crate::eval::{self, Metrics};
 use crate::fsutil::write_atomic;
+use crate::gpu_train::TrainDevice;
 use crate::model::{Architecture, Sequential};
 use crate::prune::{self, FineTuneData, PruningPlan, StepReport};
 use crate::quant::observer::Range;
@@ -227,11 +228,27 @@ pub fn train_model(
     config: &TrainConfig,
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<(Sequential, TrainHistory), PipelineError> {
+    train_model_on(&TrainDevice::Cpu, arch, data, config, on_epoch)
+}
+
+/// [`train_model`] on a chosen device (see [`train::train_on`]).
+///
+/// # Errors
+///
+/// As [`train_model`], plus GPU failures.
+pub fn train_model_on(
+    device: &TrainDevice,
+    arch: Architecture,
+    data: &PreparedData,
+    config: &TrainConfig,
+    on_epoch: &mut dyn FnMut(&EpochReport),
+) -> Result<(Sequential, TrainHistory), PipelineError> {
     check_arch_fits(&arch, data)?;
     let mut model = Sequential::new(arch, config.seed)?;
     let train_x = data.normalized(data.splits.train.x.view());
     let val_x = data.normalized(data.splits.validation.x.view());
-    let history = train::train(
+    let history = train::train_on(
+        device,
         &mut model,
         train_x.view(),
         &data.splits.train.y,

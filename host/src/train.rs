@@ -24,10 +24,12 @@ use crate::checkpoint::{
     ARCH_FILE, CheckpointError, WEIGHTS_FILE, decode_safetensors, encode_safetensors,
 };
 use crate::fsutil::write_atomic;
+use crate::gpu_train::{GpuEngine, GpuRun, TrainDevice};
 use crate::model::{
     Architecture, ModelError, Optimizer, OptimizerConfig, OptimizerState, Sequential, StateDict,
     check_class_weights, class_weights_balanced, cross_entropy,
 };
+use tickq_gpu::train::LossDesc;
 
 /// File name of the resumable training state inside [`TrainConfig::checkpoint_dir`].
 pub const TRAIN_STATE_FILE: &str = "train_state.safetensors";
@@ -154,6 +156,9 @@ pub enum TrainError {
         /// What differs.
         reason: String,
     },
+    /// The GPU trainer failed, or cannot run this model on `--device gpu`.
+    #[error("GPU training: {0}")]
+    Gpu(#[from] tickq_gpu::train::TrainGpuError),
     /// The loss became NaN or infinite.
     #[error(
         "training diverged in epoch {epoch}, batch {batch}: loss is {loss}; lower the learning rate"
@@ -607,6 +612,39 @@ pub fn train(
     cfg: &TrainConfig,
     observer: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainHistory> {
+    train_on(
+        &TrainDevice::Cpu,
+        model,
+        train_x,
+        train_y,
+        val_x,
+        val_y,
+        cfg,
+        observer,
+    )
+}
+
+/// [`train`] on a chosen device.
+///
+/// On a GPU ([`TrainDevice::Gpu`], or [`TrainDevice::Auto`] when the GPU trainer can run the model) the epochs
+/// follow the same seeded order from the same initial weights, with the same early stopping and checkpoints,
+/// but in f32 arithmetic on the GPU: the weights agree with the CPU run within rounding, not bit for bit
+/// (see [`crate::gpu_train`]). The validation loss and accuracy are computed on the GPU too.
+///
+/// # Errors
+///
+/// As [`train`], plus [`TrainError::Gpu`] when the GPU fails or, on [`TrainDevice::Gpu`], cannot run the model.
+#[allow(clippy::too_many_arguments)] // `train`'s arguments plus the device.
+pub fn train_on(
+    device: &TrainDevice,
+    model: &mut Sequential,
+    train_x: ArrayView2<f32>,
+    train_y: &[u8],
+    val_x: ArrayView2<f32>,
+    val_y: &[u8],
+    cfg: &TrainConfig,
+    observer: &mut dyn FnMut(&EpochReport),
+) -> Result<TrainHistory> {
     if cfg.batch_size == 0 {
         return Err(TrainError::Config(
             "batch_size must be at least 1".to_string(),
@@ -649,6 +687,25 @@ pub fn train(
 
     let n = train_x.nrows();
     let mut order: Vec<usize> = (0..n).collect();
+    let mut gpu = if run.stopped_early || run.history.len() >= cfg.epochs {
+        None
+    } else {
+        GpuEngine::start(
+            device,
+            model,
+            &run.optimizer,
+            GpuRun {
+                train_x,
+                train_y,
+                teacher: None,
+                val_x,
+                val_y,
+                class_weights: weights,
+                batch_size: cfg.batch_size,
+                loss: LossDesc::CrossEntropy,
+            },
+        )?
+    };
     while !run.stopped_early && run.history.len() < cfg.epochs {
         let epoch = run.history.len() + 1;
         let start = Instant::now();
@@ -659,7 +716,25 @@ pub fn train(
         let mut loss_sum = 0.0f64;
         let mut weight_sum = 0.0f64;
         let mut correct = 0usize;
-        for (batch, idx) in order.chunks(cfg.batch_size).enumerate() {
+        let mut gpu_val = None;
+        if let Some(g) = gpu.as_mut() {
+            let stats = g.epoch(&order)?;
+            if let Some(batch) = stats.train.diverged_at {
+                return Err(TrainError::Diverged {
+                    epoch,
+                    batch: batch as usize,
+                    loss: f32::NAN,
+                });
+            }
+            loss_sum = f64::from(stats.train.loss_sum);
+            weight_sum = f64::from(stats.train.weight_sum);
+            correct = stats.train.correct as usize;
+            gpu_val = stats
+                .val
+                .map(|v| (v.mean_loss(), v.correct as f32 / val_y.len().max(1) as f32));
+        }
+        let cpu_batches = if gpu.is_some() { 0 } else { n };
+        for (batch, idx) in order[..cpu_batches].chunks(cfg.batch_size).enumerate() {
             let xb = train_x.select(Axis(0), idx);
             let yb: Vec<u8> = idx.iter().map(|&i| train_y[i]).collect();
             let (logits, caches) = model.forward_train(xb.view());
@@ -677,7 +752,10 @@ pub fn train(
             weight_sum += f64::from(ce.weight_sum);
             correct += ce.correct;
         }
-        let (val_loss, val_accuracy) = evaluate_checked(model, val_x, val_y, weights)?;
+        let (val_loss, val_accuracy) = match gpu_val {
+            Some(v) => v,
+            None => evaluate_checked(model, val_x, val_y, weights)?,
+        };
         if !val_loss.is_finite() {
             return Err(TrainError::Diverged {
                 epoch,
@@ -687,7 +765,10 @@ pub fn train(
         }
         let improved = val_loss < run.best_val_loss;
         if improved {
-            run.best = Some(model.state_dict());
+            run.best = match gpu.as_mut() {
+                Some(g) => g.improved(cfg.checkpoint_dir.is_some())?,
+                None => Some(model.state_dict()),
+            };
             run.best_epoch = epoch;
             run.best_val_loss = val_loss;
             run.since_improvement = 0;
@@ -710,12 +791,21 @@ pub fn train(
         };
         run.history.push(report.clone());
         if let Some(dir) = &cfg.checkpoint_dir {
+            if let Some(g) = gpu.as_mut() {
+                g.sync(model, &mut run.optimizer)?;
+            }
             save_state(dir, model, &run, &key, &data_sha256)?;
         }
         observer(&report);
     }
-    if let Some(best) = &run.best {
+    let gpu_best = match gpu.as_mut() {
+        Some(g) => g.best()?,
+        None => None,
+    };
+    if let Some(best) = gpu_best.as_ref().or(run.best.as_ref()) {
         model.load_state_dict(best)?;
+    } else if let Some(g) = gpu.as_mut() {
+        g.sync(model, &mut run.optimizer)?;
     }
     Ok(TrainHistory {
         epochs: run.history,

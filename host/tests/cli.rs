@@ -930,3 +930,150 @@ fn sensitivity_lists_layers_worst_first_with_ranges() {
     ]);
     assert!(err.contains("bogus"), "{err}");
 }
+
+/// `tickq train --device gpu` trains, checkpoints and resumes on the GPU (the resumed run continues from the
+/// stored optimizer state and ends like an uninterrupted GPU run), and its accuracy is within a point of
+/// `--device cpu`; `tickq distill --device gpu` distills. Without an adapter `--device gpu` is a clear error.
+#[test]
+fn train_and_distill_on_the_gpu() {
+    let (csv, arch) = fixtures();
+    let dir = scratch("gpu-train");
+    let train = |out: &Path, device: &str, epochs: &str, resume: bool| {
+        let mut args = vec![
+            "train",
+            "--arch",
+            s(arch),
+            "--data",
+            s(csv),
+            "--out",
+            s(out),
+            "--epochs",
+            epochs,
+            "--patience",
+            "0",
+            "--device",
+            device,
+        ];
+        if resume {
+            args.push("--resume");
+        }
+        tickq(&args)
+    };
+    let gpu_full = dir.join("gpu-full");
+    let out = train(&gpu_full, "gpu", "4", false);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    if tickq_gpu::testing::context_or_skip("train_and_distill_on_the_gpu").is_none() {
+        assert!(
+            !out.status.success() && stderr.contains("--device gpu"),
+            "{stderr}"
+        );
+        return;
+    }
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("device: GPU "), "{stderr}");
+    let epochs = |log: &str| log.lines().filter(|l| l.starts_with("epoch ")).count();
+    assert_eq!(epochs(&stderr), 4, "{stderr}");
+
+    // Two epochs, then two more from the training state: the same weights as four in one go.
+    let gpu_split = dir.join("gpu-split");
+    assert!(train(&gpu_split, "gpu", "2", false).status.success());
+    let resumed = train(&gpu_split, "gpu", "4", true);
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{log}");
+    assert!(
+        log.contains("epoch   3:") && !log.contains("epoch   1:"),
+        "{log}"
+    );
+    // The current (last-epoch) weights and the optimizer state in the training state, not only the best weights.
+    let state = |d: &Path| {
+        let path = d
+            .join("train-state")
+            .join(tickq_host::train::TRAIN_STATE_FILE);
+        let bytes = std::fs::read(&path).unwrap();
+        let (tensors, _) = tickq_host::checkpoint::decode_safetensors(&bytes, &path).unwrap();
+        tensors
+            .into_iter()
+            .filter(|t| t.0.starts_with("model/") || t.0.starts_with("optim/"))
+            .collect::<Vec<_>>()
+    };
+    let (full, split) = (state(&gpu_full), state(&gpu_split));
+    assert!(full.len() >= 8, "{full:?}");
+    assert_eq!(full, split, "resumed GPU run differs");
+
+    // The state format is the device's: a CPU run resumes on the GPU.
+    let mixed = dir.join("mixed");
+    assert!(train(&mixed, "cpu", "2", false).status.success());
+    let resumed = train(&mixed, "gpu", "4", true);
+    let log = String::from_utf8_lossy(&resumed.stderr);
+    assert!(resumed.status.success(), "{log}");
+    assert!(
+        log.contains("epoch   4:") && !log.contains("epoch   2:"),
+        "{log}"
+    );
+
+    let cpu = dir.join("cpu");
+    assert!(train(&cpu, "cpu", "4", false).status.success());
+    let blob_dir = dir.join("blobs");
+    let accuracy = |ckpt: &Path, name: &str| {
+        let blob = blob_dir.join(format!("{name}.blob"));
+        ok(&["quantize", s(ckpt), "--data", s(csv), "--out", s(&blob)]);
+        let report = blob_dir.join(name);
+        ok(&[
+            "eval",
+            s(ckpt),
+            "--blob",
+            s(&blob),
+            "--data",
+            s(csv),
+            "--out",
+            s(&report),
+            "--latency-calls",
+            "100",
+            "--device",
+            "cpu",
+        ]);
+        json(&report.join("report.json"))
+            .pointer("/float/accuracy")
+            .and_then(serde_json::Value::as_f64)
+            .unwrap()
+    };
+    let (a_cpu, a_gpu) = (accuracy(&cpu, "cpu"), accuracy(&gpu_full, "gpu"));
+    assert!(
+        (a_cpu - a_gpu).abs() <= 0.01,
+        "f32 test accuracy: CPU {a_cpu}, GPU {a_gpu}"
+    );
+
+    let student = dir.join("student.toml");
+    std::fs::write(&student, TINY_ARCH.replace("out = 16", "out = 8")).unwrap();
+    let kd = dir.join("kd");
+    let log = ok_stderr(&[
+        "distill",
+        "--teacher",
+        s(&gpu_full),
+        "--student",
+        s(&student),
+        "--data",
+        s(csv),
+        "--out",
+        s(&kd),
+        "--epochs",
+        "2",
+        "--device",
+        "gpu",
+    ]);
+    assert!(
+        log.contains("device: GPU ") && log.contains("epoch   2:"),
+        "{log}"
+    );
+    assert!(kd.join("model.safetensors").is_file());
+}
+
+fn ok_stderr(args: &[&str]) -> String {
+    let out = tickq(args);
+    assert!(
+        out.status.success(),
+        "tickq {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stderr).unwrap()
+}

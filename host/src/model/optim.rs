@@ -171,7 +171,7 @@ impl OptimizerConfig {
         }
     }
 
-    fn slot_names(&self) -> &'static [&'static str] {
+    pub(crate) fn slot_names(&self) -> &'static [&'static str] {
         match self {
             OptimizerConfig::Adam { .. } => &["exp_avg", "exp_avg_sq"],
             OptimizerConfig::Sgd { momentum, .. } if *momentum != 0.0 => &["momentum_buffer"],

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 
 use crate::eval::{self, Metrics};
 use crate::fsutil::write_atomic;
+use crate::gpu_train::TrainDevice;
 use crate::model::Sequential;
 use crate::pipeline::{self, EncodeOptions, PipelineError, PreparedData, QuantSidecar};
 use crate::prune::PruningStatistics;
@@ -88,7 +89,9 @@ pub struct RunOptions {
     pub force: bool,
     /// Show progress bars on stderr (they stay hidden anyway when stderr is not a terminal).
     pub progress: bool,
-    /// Where whole-split work runs (the int8 evaluation of each stage's blob).
+    /// Where whole-split work runs (the int8 evaluation of each stage's blob), and where train and distill
+    /// stages train (on a GPU with a CPU fallback for models the GPU trainer cannot run; pruning fine-tunes stay
+    /// on the CPU). The device is not part of a stage's fingerprint: outputs from either device are reused.
     pub device: crate::device::ComputeDevice,
 }
 
@@ -421,6 +424,7 @@ fn run_stage(
     device: &crate::device::ComputeDevice,
     log: &mut dyn FnMut(&str),
 ) -> Result<StageProduct, PipelineError> {
+    let train_device = TrainDevice::from(device);
     let started = Instant::now();
     let input = inputs.first().copied();
     // A stage that runs loses its record first, so an interrupted run never looks finished.
@@ -433,10 +437,11 @@ fn run_stage(
     let (artifact, outputs, mut metrics) = match &stage.spec {
         StageSpec::Train { arch, config, .. } => {
             let bar = progress.bar(config.epochs, &format!("{}: training", stage.name));
-            let (model, history) = pipeline::train_model(arch.clone(), data, config, &mut |e| {
-                bar.inc(1);
-                bar.set_message(format!("val acc {:.2} %", 100.0 * e.val_accuracy));
-            })?;
+            let (model, history) =
+                pipeline::train_model_on(&train_device, arch.clone(), data, config, &mut |e| {
+                    bar.inc(1);
+                    bar.set_message(format!("val acc {:.2} %", 100.0 * e.val_accuracy));
+                })?;
             bar.finish_and_clear();
             pipeline::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
             write_json(
@@ -502,7 +507,8 @@ fn run_stage(
             let train_x = data.normalized(data.splits.train.x.view());
             let val_x = data.normalized(data.splits.validation.x.view());
             let bar = progress.bar(config.epochs, &format!("{}: distilling", stage.name));
-            let history = crate::distill::distill_train(
+            let history = crate::distill::distill_train_on(
+                &train_device,
                 teacher,
                 &mut model,
                 train_x.view(),

@@ -1,0 +1,338 @@
+//! Training on the GPU: the bridge between the host's [`Sequential`] and [`tickq_gpu::train::GpuTrainer`].
+//!
+//! [`crate::train::train_on`] and [`crate::distill::distill_train_on`] take a [`TrainDevice`].
+//! On the GPU an epoch runs as one batch of GPU work: the data sets are uploaded once, each epoch uploads only
+//! the shuffled order, and the loss and accuracy of the epoch and of the validation pass come back together.
+//! The model's weights and the optimizer's state come back only for checkpoints and at the end.
+//! The seeded shuffle, the initial weights, early stopping and the checkpoint format are the CPU path's, so
+//! a run can stop on one device and resume on the other.
+
+use ndarray::ArrayView2;
+use tickq_gpu::GpuContext;
+use tickq_gpu::train::{
+    Activation, EpochStats, GpuTrainer, LayerDesc, LossDesc, ModelDesc, OptimizerDesc,
+    ParamTensors, TrainGpuError,
+};
+
+use crate::device::{ComputeDevice, DeviceChoice, DeviceError};
+use crate::model::{Layer, Optimizer, OptimizerConfig, OptimizerState, Sequential, StateDict};
+use crate::train::TrainError;
+
+/// Where training runs.
+#[derive(Debug, Clone, Default)]
+pub enum TrainDevice {
+    /// On the CPU (ndarray, single-threaded).
+    #[default]
+    Cpu,
+    /// On this GPU; a model the GPU trainer cannot run is an error.
+    Gpu(GpuContext),
+    /// On this GPU when the GPU trainer can run the model, else on the CPU (saying why in one line).
+    Auto(GpuContext),
+}
+
+impl TrainDevice {
+    /// Resolves `--device`: prints the skeleton's one device line (see [`DeviceChoice::resolve`]).
+    ///
+    /// # Errors
+    ///
+    /// [`DeviceError`] for `gpu` without an adapter.
+    pub fn resolve(choice: DeviceChoice) -> Result<Self, DeviceError> {
+        Ok(match (choice, choice.resolve()?) {
+            (_, ComputeDevice::Cpu) => TrainDevice::Cpu,
+            (DeviceChoice::Gpu, ComputeDevice::Gpu(ctx)) => TrainDevice::Gpu(ctx),
+            (_, ComputeDevice::Gpu(ctx)) => TrainDevice::Auto(ctx),
+        })
+    }
+
+    /// The GPU, if any.
+    pub fn gpu(&self) -> Option<&GpuContext> {
+        match self {
+            TrainDevice::Cpu => None,
+            TrainDevice::Gpu(c) | TrainDevice::Auto(c) => Some(c),
+        }
+    }
+}
+
+impl From<&ComputeDevice> for TrainDevice {
+    /// A resolved `--device` of the pipeline: a GPU trains with a CPU fallback for models it cannot run.
+    fn from(device: &ComputeDevice) -> Self {
+        match device {
+            ComputeDevice::Cpu => TrainDevice::Cpu,
+            ComputeDevice::Gpu(ctx) => TrainDevice::Auto(ctx.clone()),
+        }
+    }
+}
+
+/// The GPU trainer's description of `model`.
+///
+/// # Errors
+///
+/// [`TrainGpuError::Layer`] naming a layer the GPU trainer has no kernels for (none today: every host layer
+/// is supported; the match keeps new host layers from silently training wrong).
+pub fn model_desc(model: &Sequential) -> Result<ModelDesc, TrainGpuError> {
+    let mut layers = Vec::with_capacity(model.layers.len());
+    for layer in &model.layers {
+        layers.push(match layer {
+            Layer::Dense(d) => LayerDesc::Dense {
+                inputs: d.weight.ncols(),
+                outputs: d.weight.nrows(),
+            },
+            Layer::Conv1d(c) => {
+                let (o, i, k) = c.weight.dim();
+                LayerDesc::Conv1d {
+                    in_channels: i,
+                    out_channels: o,
+                    kernel: k,
+                    stride: c.stride,
+                    dilation: c.dilation,
+                    pad_left: c.pad_left(),
+                }
+            }
+            Layer::ReLU => LayerDesc::Activation(Activation::Relu),
+            Layer::ReLU6 => LayerDesc::Activation(Activation::Relu6),
+            Layer::Clamp { min, max } => LayerDesc::Activation(Activation::Clamp {
+                min: *min,
+                max: *max,
+            }),
+            Layer::Tanh => LayerDesc::Activation(Activation::Tanh),
+            Layer::Sigmoid => LayerDesc::Activation(Activation::Sigmoid),
+            Layer::MaxPool1d { kernel, stride } => LayerDesc::MaxPool1d {
+                kernel: *kernel,
+                stride: *stride,
+            },
+            Layer::AvgPool1d { kernel, stride } => LayerDesc::AvgPool1d {
+                kernel: *kernel,
+                stride: *stride,
+            },
+            Layer::GlobalAvgPool => LayerDesc::GlobalAvgPool,
+            Layer::Flatten => LayerDesc::Flatten,
+        });
+    }
+    Ok(ModelDesc {
+        time_steps: model.arch.input.time_steps,
+        features: model.arch.input.features,
+        classes: model.classes(),
+        layers,
+    })
+}
+
+/// The weights, biases and masks of `model`'s dense and conv1d layers, in layer order.
+pub fn param_tensors(model: &Sequential) -> Vec<ParamTensors> {
+    model
+        .layers
+        .iter()
+        .filter_map(|layer| {
+            let (w, b) = match layer {
+                Layer::Dense(d) => (d.weight.iter().copied().collect(), d.bias.to_vec()),
+                Layer::Conv1d(c) => (c.weight.iter().copied().collect(), c.bias.to_vec()),
+                _ => return None,
+            };
+            Some(ParamTensors {
+                weight: w,
+                bias: b,
+                mask: layer.mask_values(),
+            })
+        })
+        .collect()
+}
+
+/// The GPU trainer's description of an optimizer configuration.
+pub fn optimizer_desc(cfg: &OptimizerConfig) -> OptimizerDesc {
+    match *cfg {
+        OptimizerConfig::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => OptimizerDesc::Adam {
+            lr,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        },
+        OptimizerConfig::Sgd {
+            lr,
+            momentum,
+            nesterov,
+            weight_decay,
+        } => OptimizerDesc::Sgd {
+            lr,
+            momentum,
+            nesterov,
+            weight_decay,
+        },
+    }
+}
+
+/// Rows of `x` as one contiguous slice.
+fn rows(x: ArrayView2<f32>) -> Vec<f32> {
+    x.as_standard_layout().iter().copied().collect()
+}
+
+/// A training run on the GPU, as the train and distill loops use it.
+#[derive(Debug)]
+pub(crate) struct GpuEngine {
+    trainer: GpuTrainer,
+    /// Names of the parameter tensors, as the host's state dict orders them (weight, bias per layer).
+    names: Vec<(String, Vec<usize>)>,
+    /// Whether the GPU holds a snapshot of the best weights taken in this run.
+    snapshot: bool,
+}
+
+/// What [`GpuEngine::start`] needs besides the model.
+pub(crate) struct GpuRun<'a> {
+    pub(crate) train_x: ArrayView2<'a, f32>,
+    pub(crate) train_y: &'a [u8],
+    pub(crate) teacher: Option<&'a [f32]>,
+    pub(crate) val_x: ArrayView2<'a, f32>,
+    pub(crate) val_y: &'a [u8],
+    pub(crate) class_weights: Option<&'a [f32]>,
+    pub(crate) batch_size: usize,
+    pub(crate) loss: LossDesc,
+}
+
+impl GpuEngine {
+    /// Places the model, the optimizer state and the data on the GPU.
+    /// Returns `None` when training should run on the CPU: for [`TrainDevice::Cpu`], and for
+    /// [`TrainDevice::Auto`] when the GPU trainer cannot run this model (after printing why).
+    pub(crate) fn start(
+        device: &TrainDevice,
+        model: &Sequential,
+        optimizer: &Optimizer,
+        run: GpuRun<'_>,
+    ) -> Result<Option<Self>, TrainError> {
+        let (ctx, fallback) = match device {
+            TrainDevice::Cpu => return Ok(None),
+            TrainDevice::Gpu(c) => (c, false),
+            TrainDevice::Auto(c) => (c, true),
+        };
+        match Self::try_start(ctx, model, optimizer, run) {
+            Ok(engine) => Ok(Some(engine)),
+            Err(e) if fallback && !matches!(e, TrainGpuError::Input(_)) => {
+                eprintln!(
+                    "device: CPU (--device auto: the GPU trainer cannot run this model: {e})"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(TrainError::Gpu(e)),
+        }
+    }
+
+    fn try_start(
+        ctx: &GpuContext,
+        model: &Sequential,
+        optimizer: &Optimizer,
+        run: GpuRun<'_>,
+    ) -> Result<Self, TrainGpuError> {
+        let desc = model_desc(model)?;
+        let mut trainer = GpuTrainer::new(
+            ctx,
+            &desc,
+            &param_tensors(model),
+            optimizer_desc(optimizer.config()),
+            run.loss,
+            run.batch_size,
+        )?;
+        trainer.set_class_weights(run.class_weights)?;
+        trainer.upload_train_set(&rows(run.train_x), run.train_y, run.teacher)?;
+        trainer.upload_val_set(&rows(run.val_x), run.val_y)?;
+        let names = model.parameter_shapes();
+        let mut engine = Self {
+            trainer,
+            names,
+            snapshot: false,
+        };
+        engine.restore_optimizer(optimizer)?;
+        Ok(engine)
+    }
+
+    /// Copies the host optimizer's state (a resumed run) to the GPU.
+    fn restore_optimizer(&mut self, optimizer: &Optimizer) -> Result<(), TrainGpuError> {
+        let state = optimizer.state();
+        if state.step == 0 {
+            return Ok(());
+        }
+        let find = |name: String| {
+            state
+                .tensors
+                .iter()
+                .find(|t| t.0 == name)
+                .map(|t| t.2.clone())
+                .ok_or_else(|| TrainGpuError::Input(format!("optimizer state has no {name}")))
+        };
+        let mut slots = Vec::new();
+        for slot in optimizer.config().slot_names() {
+            let mut layers = Vec::new();
+            for pair in self.names.chunks(2) {
+                let [(w, _), (b, _)] = pair else { continue };
+                layers.push((find(format!("{w}.{slot}"))?, find(format!("{b}.{slot}"))?));
+            }
+            slots.push(layers);
+        }
+        self.trainer.set_optimizer_state(state.step, &slots)
+    }
+
+    /// Runs one epoch over `order` and the validation pass.
+    pub(crate) fn epoch(&mut self, order: &[usize]) -> Result<EpochStats, TrainError> {
+        Ok(self.trainer.run_epoch(order)?)
+    }
+
+    /// Keeps the current weights as the best ones; with `to_host`, also returns them.
+    pub(crate) fn improved(&mut self, to_host: bool) -> Result<Option<StateDict>, TrainError> {
+        if to_host {
+            let p = self.trainer.params()?;
+            Ok(Some(self.state_dict(p)))
+        } else {
+            self.trainer.snapshot_best();
+            self.snapshot = true;
+            Ok(None)
+        }
+    }
+
+    fn state_dict(&self, params: Vec<(Vec<f32>, Vec<f32>)>) -> StateDict {
+        let mut out = Vec::with_capacity(self.names.len());
+        let values = params.into_iter().flat_map(|(w, b)| [w, b]);
+        for ((name, shape), data) in self.names.iter().zip(values) {
+            out.push((name.clone(), shape.clone(), data));
+        }
+        out
+    }
+
+    /// Brings the current weights and the optimizer state to the host (before a checkpoint is written).
+    pub(crate) fn sync(
+        &mut self,
+        model: &mut Sequential,
+        optimizer: &mut Optimizer,
+    ) -> Result<(), TrainError> {
+        let p = self.trainer.params()?;
+        model.load_state_dict(&self.state_dict(p))?;
+        let slots = self.trainer.optimizer_state()?;
+        let mut tensors = Vec::new();
+        for (slot, layers) in optimizer.config().slot_names().iter().zip(slots) {
+            let values = layers.into_iter().flat_map(|(w, b)| [w, b]);
+            for ((name, shape), data) in self.names.iter().zip(values) {
+                tensors.push((format!("{name}.{slot}"), shape.clone(), data));
+            }
+        }
+        optimizer.restore(&OptimizerState {
+            step: self.trainer.steps(),
+            tensors,
+        })?;
+        Ok(())
+    }
+
+    /// The best weights kept on the GPU in this run, if [`GpuEngine::improved`] kept any there.
+    pub(crate) fn best(&mut self) -> Result<Option<StateDict>, TrainError> {
+        if !self.snapshot {
+            return Ok(None);
+        }
+        let p = self.trainer.best_params()?;
+        Ok(Some(self.state_dict(p)))
+    }
+}
+
+#[cfg(test)]
+#[path = "gpu_train_tests.rs"]
+mod tests;
