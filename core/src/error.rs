@@ -202,6 +202,16 @@ pub enum BlobErrorKind {
     },
     /// The arena the model needs does not fit in this target's address space.
     ArenaTooLarge,
+    /// The blob needs something this build of tickq-core leaves out: a weight format of the `sparse-formats`
+    /// feature, or dynamic quantization (feature `dynamic`); both are on by default.
+    NotCompiled {
+        /// What the blob uses: `"sparse weight format"` (with `found` its code) or `"dynamic quantization"`.
+        what: &'static str,
+        /// The cargo feature of tickq-core that would accept it.
+        feature: &'static str,
+        /// The weight format code, or the layer flags.
+        found: u8,
+    },
 }
 
 impl BlobErrorKind {
@@ -240,7 +250,7 @@ impl BlobErrorKind {
             BlobErrorKind::QuantParamsMismatch => "quantization parameters differ from the input's",
             BlobErrorKind::SectionOutOfBounds { .. } => "section out of bounds",
             BlobErrorKind::SectionMisaligned { .. } => "section misaligned",
-            BlobErrorKind::SectionOverlap { .. } => "sections overlap",
+            BlobErrorKind::SectionOverlap { .. } => "section overlaps another section",
             BlobErrorKind::SectionLength { .. } => "section has wrong length",
             BlobErrorKind::RowPaddingNotZero => "row padding not zero",
             BlobErrorKind::BadWeightFormat { .. } => "bad weight format",
@@ -257,63 +267,107 @@ impl BlobErrorKind {
             BlobErrorKind::OutputNotVector => "final tensor is not a vector",
             BlobErrorKind::TooManyClasses { .. } => "too many classes",
             BlobErrorKind::ArenaTooLarge => "arena too large",
+            BlobErrorKind::NotCompiled { .. } => "not compiled in",
         }
     }
 }
 
-impl fmt::Display for BlobErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl BlobErrorKind {
+    /// The section a section error names.
+    const fn section(&self) -> Option<Section> {
         match *self {
-            BlobErrorKind::UnsupportedVersion { found } => write!(f, "unsupported version {found}"),
-            BlobErrorKind::UnknownFlags { found } => write!(f, "unknown flags {found:#06x}"),
+            BlobErrorKind::SectionOutOfBounds { section }
+            | BlobErrorKind::SectionMisaligned { section }
+            | BlobErrorKind::SectionOverlap { section }
+            | BlobErrorKind::SectionLength { section, .. } => Some(section),
+            _ => None,
+        }
+    }
+
+    /// The numbers a message shows after the name, as (label, value, hexadecimal); an empty label ends the list.
+    ///
+    /// One table and one loop instead of a `write!` per kind keep the formatting code small on firmware.
+    const fn details(&self) -> [(&'static str, u32, bool); 2] {
+        const NONE: (&str, u32, bool) = ("", 0, false);
+        match *self {
+            BlobErrorKind::UnsupportedVersion { found }
+            | BlobErrorKind::BadLayerCount { found }
+            | BlobErrorKind::BadInput { found }
+            | BlobErrorKind::TooManyClasses { found } => [("found ", found as u32, false), NONE],
+            BlobErrorKind::UnknownFlags { found } => [("found ", found as u32, true), NONE],
+            BlobErrorKind::UnknownKind { found }
+            | BlobErrorKind::BadPadding { found }
+            | BlobErrorKind::BadWeightFormat { found } => [("found ", found as u32, false), NONE],
             BlobErrorKind::LengthMismatch { declared } => {
-                write!(f, "length mismatch (header declares {declared} bytes)")
+                [("header declares ", declared, false), NONE]
             }
             BlobErrorKind::CrcMismatch { stored, computed } => {
-                write!(
-                    f,
-                    "CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"
-                )
+                [("stored ", stored, true), ("computed ", computed, true)]
             }
-            BlobErrorKind::BadLayerCount { found } => write!(f, "bad layer count {found}"),
-            BlobErrorKind::FeatureCountMismatch { names, features } => {
-                write!(f, "{names} feature names for {features} features")
-            }
-            BlobErrorKind::LabelCountMismatch { names, classes } => {
-                write!(f, "{names} label names for {classes} classes")
-            }
-            BlobErrorKind::UnknownKind { found } => write!(f, "unknown layer kind {found}"),
-            BlobErrorKind::BadPadding { found } => write!(f, "bad padding {found}"),
-            BlobErrorKind::BadWeightFormat { found } => write!(f, "bad weight format {found}"),
-            BlobErrorKind::BadInput { found } => write!(f, "bad input reference {found}"),
+            BlobErrorKind::FeatureCountMismatch { names, features } => [
+                ("names ", names as u32, false),
+                ("features ", features as u32, false),
+            ],
+            BlobErrorKind::LabelCountMismatch { names, classes } => [
+                ("names ", names as u32, false),
+                ("classes ", classes as u32, false),
+            ],
             BlobErrorKind::ShapeMismatch {
                 expected_time,
                 expected_channels,
-            } => write!(
-                f,
-                "shape mismatch (computed {expected_time}x{expected_channels})"
-            ),
-            BlobErrorKind::SectionOutOfBounds { section } => {
-                write!(f, "{} section out of bounds", section.name())
-            }
-            BlobErrorKind::SectionMisaligned { section } => {
-                write!(f, "{} section misaligned", section.name())
-            }
-            BlobErrorKind::SectionOverlap { section } => {
-                write!(f, "{} section overlaps another section", section.name())
-            }
+            } => [
+                ("computed time steps ", expected_time, false),
+                ("channels ", expected_channels, false),
+            ],
             BlobErrorKind::SectionLength {
-                section,
-                expected,
-                found,
-            } => write!(
-                f,
-                "{} section has length {found}, expected {expected}",
-                section.name()
-            ),
-            BlobErrorKind::TooManyClasses { found } => write!(f, "too many classes ({found})"),
-            _ => f.write_str(self.name()),
+                expected, found, ..
+            } => [("length ", found, false), ("expected ", expected, false)],
+            _ => [NONE, NONE],
         }
+    }
+}
+
+/// The message is the section name (for section errors), the kind's [`name`](BlobErrorKind::name) and its
+/// numbers in parentheses, for example `weights section has wrong length (length 12, expected 16)`.
+impl fmt::Display for BlobErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let BlobErrorKind::NotCompiled {
+            what,
+            feature,
+            found,
+        } = *self
+        {
+            f.write_str(what)?;
+            f.write_str(" (")?;
+            fmt::Display::fmt(&found, f)?;
+            f.write_str(") not compiled in: tickq-core was built without its `")?;
+            f.write_str(feature)?;
+            return f.write_str("` feature");
+        }
+        if let Some(section) = self.section() {
+            f.write_str(section.name())?;
+            f.write_str(" ")?;
+        }
+        f.write_str(self.name())?;
+        let mut sep = " (";
+        for (label, value, hex) in self.details() {
+            if label.is_empty() {
+                break;
+            }
+            f.write_str(sep)?;
+            f.write_str(label)?;
+            if hex {
+                f.write_str("0x")?;
+                fmt::LowerHex::fmt(&value, f)?;
+            } else {
+                fmt::Display::fmt(&value, f)?;
+            }
+            sep = ", ";
+        }
+        if sep == ", " {
+            f.write_str(")")?;
+        }
+        Ok(())
     }
 }
 
@@ -358,12 +412,24 @@ pub(crate) const fn clamp_offset(offset: usize) -> u32 {
 
 impl fmt::Display for BlobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.layer, self.layer_kind) {
-            (Some(layer), Some(kind)) => write!(f, "layer {layer} ({}) ", kind.name())?,
-            (Some(layer), None) => write!(f, "layer {layer} ")?,
-            (None, _) => f.write_str("blob ")?,
+        // `write_str` and the integers' own `fmt` rather than `write!`: less code on firmware.
+        match self.layer {
+            Some(layer) => {
+                f.write_str("layer ")?;
+                fmt::Display::fmt(&layer, f)?;
+                if let Some(kind) = self.layer_kind {
+                    f.write_str(" (")?;
+                    f.write_str(kind.name())?;
+                    f.write_str(")")?;
+                }
+                f.write_str(" ")?;
+            }
+            None => f.write_str("blob ")?,
         }
-        write!(f, "at byte {}: {}", self.offset, self.kind)
+        f.write_str("at byte ")?;
+        fmt::Display::fmt(&self.offset, f)?;
+        f.write_str(": ")?;
+        fmt::Display::fmt(&self.kind, f)
     }
 }
 

@@ -243,10 +243,15 @@ pub(crate) fn dense(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
             }
         }
         WeightLayout::DenseDsp => crate::kernels_dsp::dense(l, x, out),
-        WeightLayout::Sparse => sparse_rows(l, x, out),
-        WeightLayout::NM { .. } => nm_rows(l, &Row::Contiguous(x), out),
-        WeightLayout::Columns => dense_columns(l, x, out),
-        WeightLayout::Packed => dense_packed(l, x, out),
+        WeightLayout::Sparse if crate::SPARSE_FORMATS => sparse_rows(l, x, out),
+        WeightLayout::NM { .. } if crate::SPARSE_FORMATS => nm_rows(l, &Row::Contiguous(x), out),
+        WeightLayout::Columns if crate::SPARSE_FORMATS => dense_columns(l, x, out),
+        WeightLayout::Packed if crate::SPARSE_FORMATS => dense_packed(l, x, out),
+        // Without `sparse-formats` the loader refuses these formats, so no plan has them.
+        WeightLayout::Sparse
+        | WeightLayout::NM { .. }
+        | WeightLayout::Columns
+        | WeightLayout::Packed => {}
     }
 }
 
@@ -560,6 +565,10 @@ pub(crate) fn conv1d(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
     for (t, out_row) in out.chunks_exact_mut(l.out_c.max(1)).enumerate() {
         let window = x.get(t * step..).unwrap_or(&[]);
         if l.layout != WeightLayout::Dense {
+            if !crate::SPARSE_FORMATS {
+                // The loader refuses the sparse formats without `sparse-formats`; nothing else gets here.
+                continue;
+            }
             let row = if l.dilation == 1 {
                 Row::Contiguous(window.get(..l.row_len).unwrap_or(window))
             } else {

@@ -111,6 +111,12 @@ pub use model::{LayerInfo, LayerKind, Metadata, Model, Names, Padding, WeightLay
 pub use plan::TENSOR_ALIGN;
 pub use session::{Prediction, Session};
 
+/// Whether this build has the `sparse-formats` feature (weight formats 1 to 4); see [`BlobErrorKind::NotCompiled`].
+pub const SPARSE_FORMATS: bool = cfg!(feature = "sparse-formats");
+
+/// Whether this build has the `dynamic` feature (dynamic quantization); see [`BlobErrorKind::NotCompiled`].
+pub const DYNAMIC: bool = cfg!(feature = "dynamic");
+
 /// The largest number of layers a blob may have.
 pub const MAX_LAYERS: usize = 32;
 

@@ -226,6 +226,7 @@ fn byte_flips_and_truncation_never_panic() {
 /// The same over blobs whose Dense and Conv1d layers (dilated and causal ones included) are sparse, and N:M, and
 /// over blobs whose Dense layers are stored by column, plain and packed.
 #[test]
+#[cfg(feature = "sparse-formats")]
 fn byte_flips_and_truncation_never_panic_on_sparse_blobs() {
     let spec = crate::sparse::sparse_kinds_spec();
     for format in [WeightFormat::Sparse, WeightFormat::NM] {
