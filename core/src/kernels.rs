@@ -945,6 +945,7 @@ mod tests {
                 bias,
                 multipliers: &self.mults,
                 shifts: &self.shifts,
+                shifts_split: false,
                 requant: QuantMultiplier::ONE,
                 aux: &[],
                 wa: 0,

@@ -444,6 +444,9 @@ pub(crate) struct LayerPlan<'b> {
     pub multipliers: &'b [u8],
     /// Right shifts, one byte per output channel.
     pub shifts: &'b [u8],
+    /// Every right shift is in `[33, 62]` (multipliers below 1/4, the usual case), which the `dense-dsp`
+    /// assembly requantizes with 32-bit halves (`kernels_dsp`); checked once here rather than per inference.
+    pub shifts_split: bool,
     /// The single multiplier of pools and Add.
     pub requant: QuantMultiplier,
     pub aux: &'b [u8],
@@ -1934,6 +1937,7 @@ fn check_layer<'b>(
         bias: &[],
         multipliers: &[],
         shifts: &[],
+        shifts_split: false,
         requant: ONE,
         aux: &[],
         wa: 0,
@@ -2084,6 +2088,7 @@ fn check_layer<'b>(
             plan.bias = bias;
             plan.multipliers = mults;
             plan.shifts = shifts;
+            plan.shifts_split = shifts.iter().all(|s| (33..=62).contains(s));
         }
         LayerKind::Lut => plan.aux = aux,
         LayerKind::AvgPool1d | LayerKind::GlobalAvgPool | LayerKind::Add => {
