@@ -217,60 +217,122 @@ pub enum BlobErrorKind {
 impl BlobErrorKind {
     /// A short, stable name of the kind, without its data.
     pub const fn name(&self) -> &'static str {
+        // A table rather than a `match` returning strings: the index is the enum's tag, so the lookup is a load
+        // (a few bytes of code instead of an arm per kind).
+        let i = self.index();
+        if i < NAMES.len() { NAMES[i] } else { "" }
+    }
+
+    /// The kind's position in [`NAMES`].
+    const fn index(&self) -> usize {
         match self {
-            BlobErrorKind::Truncated => "truncated",
-            BlobErrorKind::BadMagic => "bad magic",
-            BlobErrorKind::UnsupportedVersion { .. } => "unsupported version",
-            BlobErrorKind::UnknownFlags { .. } => "unknown flags",
-            BlobErrorKind::LengthMismatch { .. } => "length mismatch",
-            BlobErrorKind::CrcMismatch { .. } => "CRC mismatch",
-            BlobErrorKind::ReservedNotZero => "reserved field not zero",
-            BlobErrorKind::BadTableOffset => "bad layer table offset",
-            BlobErrorKind::BadLayerCount { .. } => "bad layer count",
-            BlobErrorKind::MetadataOutOfBounds => "metadata out of bounds",
-            BlobErrorKind::MetadataMisaligned => "metadata misaligned",
-            BlobErrorKind::MetadataTruncated => "metadata truncated",
-            BlobErrorKind::MetadataTrailingBytes => "metadata has trailing bytes",
-            BlobErrorKind::BadUtf8 => "metadata string is not UTF-8",
-            BlobErrorKind::FeatureCountMismatch { .. } => "feature name count mismatch",
-            BlobErrorKind::LabelCountMismatch { .. } => "label name count mismatch",
-            BlobErrorKind::UnknownKind { .. } => "unknown layer kind",
-            BlobErrorKind::QuantizeNotFirst => "Quantize must be exactly layer 0",
-            BlobErrorKind::BadPadding { .. } => "bad padding",
-            BlobErrorKind::BadInput { .. } => "bad input reference",
-            BlobErrorKind::ShapeMismatch { .. } => "shape mismatch",
-            BlobErrorKind::InputNotVector => "input is not a vector",
-            BlobErrorKind::AddShapeMismatch => "Add inputs differ in shape",
-            BlobErrorKind::ZeroParameter => "zero size, kernel, stride or dilation",
-            BlobErrorKind::UnusedParameter => "unused parameter not zero",
-            BlobErrorKind::WindowTooLarge => "window longer than input",
-            BlobErrorKind::BadScale => "bad output scale",
-            BlobErrorKind::BadActivationRange => "act_min > act_max",
-            BlobErrorKind::BadDynamic => "dynamic quantization not allowed here",
-            BlobErrorKind::QuantParamsMismatch => "quantization parameters differ from the input's",
-            BlobErrorKind::SectionOutOfBounds { .. } => "section out of bounds",
-            BlobErrorKind::SectionMisaligned { .. } => "section misaligned",
-            BlobErrorKind::SectionOverlap { .. } => "section overlaps another section",
-            BlobErrorKind::SectionLength { .. } => "section has wrong length",
-            BlobErrorKind::RowPaddingNotZero => "row padding not zero",
-            BlobErrorKind::BadWeightFormat { .. } => "bad weight format",
-            BlobErrorKind::BadNmPattern => "bad N:M pattern",
-            BlobErrorKind::SparseCountTooLarge => "sparse count exceeds its segment",
-            BlobErrorKind::SparseIndexOutOfRange => "sparse index out of range",
-            BlobErrorKind::SparseIndexNotIncreasing => "sparse indices not strictly increasing",
-            BlobErrorKind::SparseZeroValue => "sparse value is zero",
-            BlobErrorKind::BadPackedHeader => "bad packed weights header",
-            BlobErrorKind::NmIndexNotIncreasing => "N:M indices not strictly increasing",
-            BlobErrorKind::BadMultiplier => "bad requantization multiplier",
-            BlobErrorKind::BadCoefficient => "quantizer coefficient not finite",
-            BlobErrorKind::OverflowPossible => "i32 accumulator overflow possible",
-            BlobErrorKind::OutputNotVector => "final tensor is not a vector",
-            BlobErrorKind::TooManyClasses { .. } => "too many classes",
-            BlobErrorKind::ArenaTooLarge => "arena too large",
-            BlobErrorKind::NotCompiled { .. } => "not compiled in",
+            BlobErrorKind::Truncated => 0,
+            BlobErrorKind::BadMagic => 1,
+            BlobErrorKind::UnsupportedVersion { .. } => 2,
+            BlobErrorKind::UnknownFlags { .. } => 3,
+            BlobErrorKind::LengthMismatch { .. } => 4,
+            BlobErrorKind::CrcMismatch { .. } => 5,
+            BlobErrorKind::ReservedNotZero => 6,
+            BlobErrorKind::BadTableOffset => 7,
+            BlobErrorKind::BadLayerCount { .. } => 8,
+            BlobErrorKind::MetadataOutOfBounds => 9,
+            BlobErrorKind::MetadataMisaligned => 10,
+            BlobErrorKind::MetadataTruncated => 11,
+            BlobErrorKind::MetadataTrailingBytes => 12,
+            BlobErrorKind::BadUtf8 => 13,
+            BlobErrorKind::FeatureCountMismatch { .. } => 14,
+            BlobErrorKind::LabelCountMismatch { .. } => 15,
+            BlobErrorKind::UnknownKind { .. } => 16,
+            BlobErrorKind::QuantizeNotFirst => 17,
+            BlobErrorKind::BadPadding { .. } => 18,
+            BlobErrorKind::BadInput { .. } => 19,
+            BlobErrorKind::ShapeMismatch { .. } => 20,
+            BlobErrorKind::InputNotVector => 21,
+            BlobErrorKind::AddShapeMismatch => 22,
+            BlobErrorKind::ZeroParameter => 23,
+            BlobErrorKind::UnusedParameter => 24,
+            BlobErrorKind::WindowTooLarge => 25,
+            BlobErrorKind::BadScale => 26,
+            BlobErrorKind::BadActivationRange => 27,
+            BlobErrorKind::BadDynamic => 28,
+            BlobErrorKind::QuantParamsMismatch => 29,
+            BlobErrorKind::SectionOutOfBounds { .. } => 30,
+            BlobErrorKind::SectionMisaligned { .. } => 31,
+            BlobErrorKind::SectionOverlap { .. } => 32,
+            BlobErrorKind::SectionLength { .. } => 33,
+            BlobErrorKind::RowPaddingNotZero => 34,
+            BlobErrorKind::BadWeightFormat { .. } => 35,
+            BlobErrorKind::BadNmPattern => 36,
+            BlobErrorKind::SparseCountTooLarge => 37,
+            BlobErrorKind::SparseIndexOutOfRange => 38,
+            BlobErrorKind::SparseIndexNotIncreasing => 39,
+            BlobErrorKind::SparseZeroValue => 40,
+            BlobErrorKind::BadPackedHeader => 41,
+            BlobErrorKind::NmIndexNotIncreasing => 42,
+            BlobErrorKind::BadMultiplier => 43,
+            BlobErrorKind::BadCoefficient => 44,
+            BlobErrorKind::OverflowPossible => 45,
+            BlobErrorKind::OutputNotVector => 46,
+            BlobErrorKind::TooManyClasses { .. } => 47,
+            BlobErrorKind::ArenaTooLarge => 48,
+            BlobErrorKind::NotCompiled { .. } => 49,
         }
     }
 }
+
+/// The names of [`BlobErrorKind::name`], in declaration order.
+const NAMES: [&str; 50] = [
+    "truncated",
+    "bad magic",
+    "unsupported version",
+    "unknown flags",
+    "length mismatch",
+    "CRC mismatch",
+    "reserved field not zero",
+    "bad layer table offset",
+    "bad layer count",
+    "metadata out of bounds",
+    "metadata misaligned",
+    "metadata truncated",
+    "metadata has trailing bytes",
+    "metadata string is not UTF-8",
+    "feature name count mismatch",
+    "label name count mismatch",
+    "unknown layer kind",
+    "Quantize must be exactly layer 0",
+    "bad padding",
+    "bad input reference",
+    "shape mismatch",
+    "input is not a vector",
+    "Add inputs differ in shape",
+    "zero size, kernel, stride or dilation",
+    "unused parameter not zero",
+    "window longer than input",
+    "bad output scale",
+    "act_min > act_max",
+    "dynamic quantization not allowed here",
+    "quantization parameters differ from the input's",
+    "section out of bounds",
+    "section misaligned",
+    "section overlaps another section",
+    "section has wrong length",
+    "row padding not zero",
+    "bad weight format",
+    "bad N:M pattern",
+    "sparse count exceeds its segment",
+    "sparse index out of range",
+    "sparse indices not strictly increasing",
+    "sparse value is zero",
+    "bad packed weights header",
+    "N:M indices not strictly increasing",
+    "bad requantization multiplier",
+    "quantizer coefficient not finite",
+    "i32 accumulator overflow possible",
+    "final tensor is not a vector",
+    "too many classes",
+    "arena too large",
+    "not compiled in",
+];
 
 impl BlobErrorKind {
     /// The section a section error names.
@@ -339,7 +401,7 @@ impl fmt::Display for BlobErrorKind {
         {
             f.write_str(what)?;
             f.write_str(" (")?;
-            fmt::Display::fmt(&found, f)?;
+            fmt::Display::fmt(&u32::from(found), f)?;
             f.write_str(") not compiled in: tickq-core was built without its `")?;
             f.write_str(feature)?;
             return f.write_str("` feature");
@@ -416,7 +478,8 @@ impl fmt::Display for BlobError {
         match self.layer {
             Some(layer) => {
                 f.write_str("layer ")?;
-                fmt::Display::fmt(&layer, f)?;
+                // As u32: the formatter's u32 code is linked anyway, a u16 one would be inlined here.
+                fmt::Display::fmt(&u32::from(layer), f)?;
                 if let Some(kind) = self.layer_kind {
                     f.write_str(" (")?;
                     f.write_str(kind.name())?;

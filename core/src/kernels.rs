@@ -173,7 +173,7 @@ fn requantize_inline(l: &LayerPlan<'_>, acc: i32, m: &[u8], s: u8) -> u8 {
 /// kept out of line, which keeps the loop scalar.
 #[cfg_attr(target_feature = "avx2", inline(always))]
 #[cfg_attr(not(target_feature = "avx2"), inline(never))]
-fn requantize_channel(l: &LayerPlan<'_>, acc: i32, m: &[u8], s: u8) -> u8 {
+pub(crate) fn requantize_channel(l: &LayerPlan<'_>, acc: i32, m: &[u8], s: u8) -> u8 {
     requantize(
         acc,
         channel_multiplier(m, s),

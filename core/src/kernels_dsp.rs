@@ -110,7 +110,10 @@ fn dot_bytes(w: &[u8], x: &[u8]) -> i32 {
 /// Other shifts (and out-of-range multipliers, which the loader rejects) take [`requantize`] itself, with the
 /// multiplier and shift clamped as [`QuantMultiplier::from_validated`] does: the result equals
 /// `requantize(acc, QuantMultiplier::from_validated(m, s), ..)` for every input.
-#[cfg_attr(tickq_dsp, allow(dead_code, reason = "the portable kernel's; the assembly has its own"))]
+#[cfg_attr(
+    tickq_dsp,
+    allow(dead_code, reason = "the portable kernel's; the assembly has its own")
+)]
 #[inline(always)]
 pub(crate) fn requantize_split(acc: i32, m: i32, s: u8, out_zp: i8, lo: i8, hi: i8) -> i8 {
     // The loader checked `m >= 2^30` and `1 <= s <= 62`; other values take the general path, which clamps them.
@@ -142,8 +145,11 @@ pub(crate) fn requantize_split(acc: i32, m: i32, s: u8, out_zp: i8, lo: i8, hi: 
 /// The result equals `requantize(acc, QuantMultiplier::from_validated(m, s), out_zp, lo, hi)` (proptest below);
 /// `dsp::groups` must compute exactly this, and the firmware test checks it on the device.
 #[cfg_attr(
-    not(any(tickq_dsp, test)),
-    allow(dead_code, reason = "the specification of the assembly, checked by tests")
+    not(test),
+    allow(
+        dead_code,
+        reason = "the specification of the assembly, checked by tests"
+    )
 )]
 pub(crate) fn requantize_asm_model(acc: i32, m: i32, s: u8, c: i32, lo: i8, hi: i8) -> i8 {
     let v = i64::from(acc) * i64::from(m);
@@ -201,11 +207,13 @@ fn dense_simple(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
     for (o, (((y, b), m), &s)) in channels.enumerate() {
         let mut acc = le_i32(b);
         for (k, &v) in x.iter().enumerate() {
-            let w = l.weights.get(index(o, k, l.row_len, l.out_c)).map_or(0, |&w| w as i8);
+            let w = l
+                .weights
+                .get(index(o, k, l.row_len, l.out_c))
+                .map_or(0, |&w| w as i8);
             acc = acc.wrapping_add(i32::from(w) * i32::from(v as i8));
         }
-        let q = QuantMultiplier::from_validated(le_i32(m), s);
-        *y = requantize(acc, q, l.out_zp, l.act_min, l.act_max) as u8;
+        *y = crate::kernels::requantize_channel(l, acc, m, s);
     }
 }
 
@@ -260,7 +268,7 @@ fn dense_portable(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
     reason = "inline assembly for the DSP extension, see each SAFETY comment"
 )]
 mod dsp {
-    use super::{GROUP, LayerPlan, WORD, le_i32, padded_row, requantize_asm_model};
+    use super::{GROUP, LayerPlan, WORD, le_i32, padded_row};
     use core::arch::asm;
     use core::mem::MaybeUninit;
 
@@ -292,6 +300,20 @@ mod dsp {
         };
     }
 
+    /// One word step of a plain row: 6 instructions for 4 multiply-adds.
+    macro_rules! row_step {
+        () => {
+            concat!(
+                "ldr {w}, [{wp}], #4\n",
+                "ldrd {x0}, {x1}, [{xp}], #8\n",
+                "sxtb16 {t}, {w}\n",
+                "smlad {acc}, {t}, {x0}, {acc}\n",
+                "sxtb16 {t}, {w}, ror #8\n",
+                "smlad {acc}, {t}, {x1}, {acc}",
+            )
+        };
+    }
+
     /// The requantization of one accumulator `$a` into its int8 value (sign-extended in `$a`), as
     /// [`super::requantize_asm_model`] specifies: multiplier at `xp` (advanced), shift minus 33 in the low byte
     /// of `x1`, `c` in `n`; uses `x0`, `w0`, `w1`.
@@ -299,15 +321,25 @@ mod dsp {
         ($a:literal) => {
             concat!(
                 "ldr {x0}, [{xp}], #4\n",
-                "smull {w0}, {w1}, ", $a, ", {x0}\n",
+                "smull {w0}, {w1}, ",
+                $a,
+                ", {x0}\n",
                 "adds {w0}, {w0}, {w1}, asr #31\n",
                 "adc {w1}, {w1}, {w1}, asr #31\n",
                 "asr {w1}, {w1}, {x1}\n",
                 "add {w1}, {w1}, {n}\n",
-                "ssat ", $a, ", #8, {w1}, asr #1",
+                "ssat ",
+                $a,
+                ", #8, {w1}, asr #1",
             )
         };
     }
+
+    /// The word steps of one pass of the group loop.
+    const UNROLL: usize = 8;
+
+    /// The bytes of one word step's code (19 instructions of 4 bytes).
+    const STEP_BYTES: usize = 76;
 
     /// The most inputs the layer kernel expands to 16-bit pairs (on the stack, 2 bytes each); longer rows take
     /// the word loops below.
@@ -319,9 +351,8 @@ mod dsp {
     struct Ctx {
         /// 0: the expanded inputs, two words per input word.
         x: *const u32,
-        /// 4: word steps per channel modulo 4, then 8: word steps divided by 4 (at least 1).
-        rem: u32,
-        steps4: u32,
+        /// 4, 8: unused (keeps the offsets below).
+        _pad: [u32; 2],
         /// 12, 16, 20: the next group's bias, multipliers and shifts.
         bias: *const u8,
         mults: *const u8,
@@ -337,15 +368,15 @@ mod dsp {
     }
 
     /// Dense over `dense-dsp` weights in three passes of assembly: the inputs expanded once to the 16-bit
-    /// pairs `SMLAD` takes, then every group of 4 channels (its bias, its word loop unrolled 4 times at 19
+    /// pairs `SMLAD` takes, then every group of 4 channels (its bias, its word loop unrolled 8 times at 19
     /// instructions per 16 multiply-adds, and the requantization of [`super::requantize_asm_model`]), then the
-    /// plain rows, requantized by [`super::requantize_asm_model`] in Rust.
+    /// plain rows, requantized in Rust.
     ///
     /// Returns false, having done nothing, where it does not apply: weights, bias or multipliers not word aligned
     /// (as `LDRD` needs; a blob whose first byte is aligned has them aligned), a shift outside `[33, 62]`, a row
     /// of more than [`X_MAX`] or fewer than 13 inputs, or sections shorter than the shape (never for a loaded
     /// model).
-    #[inline(never)]
+    #[inline(always)]
     pub(super) fn dense(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) -> bool {
         let k4 = padded_row(l.row_len);
         let steps = k4 / WORD;
@@ -403,8 +434,7 @@ mod dsp {
         if groups > 0 {
             let mut ctx = Ctx {
                 x: xe.as_ptr().cast(),
-                rem: (steps % 4) as u32,
-                steps4: (steps / 4) as u32,
+                _pad: [0; 2],
                 bias: l.bias.as_ptr(),
                 mults: l.multipliers.as_ptr(),
                 shifts: l.shifts.as_ptr(),
@@ -414,20 +444,21 @@ mod dsp {
                 hi4: byte4(l.act_max),
                 c: 1 + 2 * i32::from(l.out_zp),
             };
-            groups_asm(l.weights.as_ptr(), &mut ctx);
+            groups_asm(l.weights.as_ptr(), &mut ctx, steps);
         }
-        // The plain rows: word loop over the expanded inputs, then the Rust requantization.
-        let rows = l.weights.get(grouped * k4..).unwrap_or(&[]);
-        let channels = out
-            .iter_mut()
-            .zip(l.bias.chunks_exact(4))
-            .zip(l.multipliers.chunks_exact(4))
-            .zip(l.shifts)
-            .skip(grouped);
-        for (w, (((o, b), m), &s)) in rows.chunks_exact(k4).zip(channels) {
+        // The plain rows: word loop over the expanded inputs, then the shared requantization.
+        for o in grouped..l.out_c {
+            let (Some(w), Some(b), Some(m), Some(&s), Some(y)) = (
+                l.weights.get(o * k4..),
+                l.bias.get(4 * o..4 * o + 4),
+                l.multipliers.get(4 * o..4 * o + 4),
+                l.shifts.get(o),
+                out.get_mut(o),
+            ) else {
+                break;
+            };
             let acc = row_words(w, &xe, steps).wrapping_add(le_i32(b));
-            let c = 1 + 2 * i32::from(l.out_zp);
-            *o = requantize_asm_model(acc, le_i32(m), s, c, l.act_min, l.act_max) as u8;
+            *y = crate::kernels::requantize_channel(l, acc, m, s);
         }
         true
     }
@@ -435,7 +466,11 @@ mod dsp {
     /// The group loop of [`dense`]: for each group of 4 channels, from `w` on, the bias, the word steps over
     /// `ctx.x` and the requantized, clamped 4 output bytes; `ctx` has the layout the offsets below use.
     #[inline(always)]
-    fn groups_asm(w: *const u8, ctx: &mut Ctx) {
+    fn groups_asm(w: *const u8, ctx: &mut Ctx, steps: usize) {
+        // The word loop runs `ceil(steps / 8)` times 8 steps, entered at the step that leaves `steps` to do:
+        // each step is 19 instructions with 32-bit encodings only (`LDRD`, `SXTB16`, `SMLAD`), 76 bytes.
+        let iterations = steps.div_ceil(UNROLL);
+        let entry = (UNROLL - 1 - (steps + UNROLL - 1) % UNROLL) * STEP_BYTES;
         // SAFETY: `dense` checked every length and alignment this relies on: `ctx.out` to `ctx.out_end` is
         // `4 * G >= 4` bytes of `out` (G groups); for each group the block reads 16 bytes of bias and
         // multipliers and 4 shift bytes (within sections of at least `4 * C_out` and `C_out` bytes), `16 * steps`
@@ -449,6 +484,13 @@ mod dsp {
         // operands and the flags (and the GE flags, which nothing else reads).
         unsafe {
             asm!(
+                // The stack holds the pointer to `ctx` at `sp`, the iterations at `sp + 4` and the address of
+                // the entry step (with bit 0 set: Thumb) at `sp + 8`.
+                "adr {x0}, 6f",
+                "add {x0}, {x0}, {n}",
+                "orr {x0}, {x0}, #1",
+                "push {{{x0}}}",
+                "push {{{a0}}}",
                 "push {{{t}}}",
                 "1:",
                 // The group's bias into the accumulators.
@@ -457,18 +499,15 @@ mod dsp {
                 "ldrd {a0}, {a1}, [{w0}], #8",
                 "ldrd {a2}, {a3}, [{w0}], #8",
                 "str {w0}, [{t}, #12]",
-                // `rem` single steps, then `steps4` times 4 steps.
-                "ldr {n}, [{t}, #4]",
-                "cmp {n}, #0",
-                "beq 4f",
-                "5:",
-                step!(),
-                "subs {n}, {n}, #1",
-                "bne 5b",
-                "4:",
-                "ldr {n}, [sp]",
-                "ldr {n}, [{n}, #8]",
+                "ldr {n}, [sp, #4]",
+                "ldr pc, [sp, #8]",
+                // Word aligned, so that `ADR` gives its exact address (the padding is never executed).
+                ".p2align 2",
                 "6:",
+                step!(),
+                step!(),
+                step!(),
+                step!(),
                 step!(),
                 step!(),
                 step!(),
@@ -505,12 +544,12 @@ mod dsp {
                 "str {x0}, [{t}, #24]",
                 "cmp {x0}, {x1}",
                 "bne 1b",
-                "add sp, sp, #4",
+                "add sp, sp, #12",
                 wp = inout(reg) w => _,
                 t = inout(reg) core::ptr::from_mut(ctx) => _,
                 xp = out(reg) _,
-                n = out(reg) _,
-                a0 = out(reg) _,
+                n = inout(reg) entry => _,
+                a0 = inout(reg) iterations => _,
                 a1 = out(reg) _,
                 a2 = out(reg) _,
                 a3 = out(reg) _,
@@ -535,15 +574,18 @@ mod dsp {
         // (ARMv7-M, `CCR.UNALIGN_TRP` is 0); `xe` is word aligned for `LDRD`. It only reads memory.
         unsafe {
             asm!(
-                "2:",
-                "ldr {w}, [{wp}], #4",
-                "ldrd {x0}, {x1}, [{xp}], #8",
-                "sxtb16 {t}, {w}",
-                "smlad {acc}, {t}, {x0}, {acc}",
-                "sxtb16 {t}, {w}, ror #8",
-                "smlad {acc}, {t}, {x1}, {acc}",
+                // Two steps per pass; an odd count does one first.
+                "lsrs {n}, {n}, #1",
+                "bcc 3f",
+                row_step!(),
+                "cmp {n}, #0",
+                "beq 4f",
+                "3:",
+                row_step!(),
+                row_step!(),
                 "subs {n}, {n}, #1",
-                "bne 2b",
+                "bne 3b",
+                "4:",
                 wp = inout(reg) w.as_ptr() => _,
                 xp = inout(reg) xe.as_ptr() => _,
                 n = inout(reg) n => _,
@@ -610,6 +652,143 @@ mod tests {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The requantization of the Cortex-M4 assembly, as [`requantize_asm_model`] specifies it step by step,
+        /// equals [`requantize`] wherever the kernel uses it: multipliers of at least `2^30`, shifts 33 to 62, any
+        /// accumulator, zero point and clamp.
+        #[test]
+        fn requantize_asm_model_matches(
+            acc in proptest::prelude::any::<i32>(),
+            m in MULTIPLIER_MIN..=i32::MAX,
+            s in 33u8..=62,
+            zp in proptest::prelude::any::<i8>(),
+            a in proptest::prelude::any::<i8>(),
+            b in proptest::prelude::any::<i8>(),
+        ) {
+            let q = QuantMultiplier::from_validated(m, s);
+            let c = 1 + 2 * i32::from(zp);
+            proptest::prop_assert_eq!(requantize_asm_model(acc, m, s, c, a, b), requantize(acc, q, zp, a, b));
+        }
+    }
+
+    #[test]
+    fn requantize_asm_model_edges() {
+        for s in 33u8..=62 {
+            for m in [MULTIPLIER_MIN, MULTIPLIER_MIN + 1, i32::MAX - 1, i32::MAX] {
+                let q = QuantMultiplier::from_validated(m, s);
+                for acc in [
+                    i32::MIN,
+                    i32::MIN + 1,
+                    -(1 << 24),
+                    -3,
+                    -1,
+                    0,
+                    1,
+                    2,
+                    1 << 24,
+                    i32::MAX,
+                ] {
+                    for (lo, hi) in [(-128, 127), (0, 127), (-5, 5), (3, 3), (9, -9)] {
+                        for zp in [-128i8, -1, 0, 5, 127] {
+                            let c = 1 + 2 * i32::from(zp);
+                            assert_eq!(
+                                requantize_asm_model(acc, m, s, c, lo, hi),
+                                requantize(acc, q, zp, lo, hi),
+                                "{acc} {m} {s} {zp} {lo} {hi}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        // Exact halves round away from zero: 3 * 2^30 * 2^30 / 2^62 = 0.75 -> 1, and the negative of it.
+        let c = 1;
+        assert_eq!(requantize_asm_model(3 << 28, 1 << 30, 60, c, -128, 127), 1);
+        assert_eq!(
+            requantize_asm_model(-(3 << 28), 1 << 30, 60, c, -128, 127),
+            -1
+        );
+        assert_eq!(requantize_asm_model(1 << 29, 1 << 30, 60, c, -128, 127), 1);
+        assert_eq!(
+            requantize_asm_model(-(1 << 29), 1 << 30, 60, c, -128, 127),
+            -1
+        );
+    }
+
+    /// [`dense_simple`] (the Cortex-M4's fallback) gives the bytes of [`dense_portable`] on loaded `dense-dsp`
+    /// layers: row lengths and channel counts around the word and group sizes, ratios of 1/4 and more (shifts
+    /// of 32 and less, which the assembly leaves to it) and below.
+    #[cfg(all(feature = "alloc", not(tickq_dsp)))]
+    #[test]
+    fn dense_simple_matches_portable() {
+        use crate::encode::{
+            EncodeOptions, LayerSpec, ModelSpec, OpSpec, WeightFormat, encode_with,
+        };
+        let mut seed = 0x5eed_u64;
+        let mut next = move || {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) as u32
+        };
+        for (in_c, out_c, ratio) in [
+            (1, 1, 0.01),
+            (5, 3, 0.3),
+            (13, 7, 0.002),
+            (29, 9, 0.7),
+            (32, 4, 0.01),
+            (70, 13, 1.5),
+        ] {
+            let weights = (0..in_c * out_c).map(|_| next() as i8).collect();
+            let bias = (0..out_c).map(|_| (next() % 2001) as i32 - 1000).collect();
+            let requant = (0..out_c)
+                .map(|o| QuantMultiplier::from_ratio(ratio * (1.0 + o as f64 / 8.0)).unwrap())
+                .collect();
+            let dense = OpSpec::Dense {
+                out_features: out_c,
+                in_features: in_c,
+                weights,
+                bias,
+                requant,
+            };
+            let quantize = OpSpec::Quantize {
+                time_steps: 1,
+                features: in_c,
+                a: vec![1.0; in_c],
+                b: vec![0.0; in_c],
+            };
+            let spec = ModelSpec {
+                name: "simple".into(),
+                feature_names: (0..in_c).map(|i| std::format!("f{i}")).collect(),
+                label_names: (0..out_c).map(|i| std::format!("c{i}")).collect(),
+                data_hash: [0; 32],
+                tickq_version: "test".into(),
+                layers: vec![
+                    LayerSpec::new(quantize, 1.0, 0),
+                    LayerSpec {
+                        act_min: -20,
+                        act_max: 100,
+                        ..LayerSpec::new(dense, 1.0, 3)
+                    },
+                ],
+            };
+            let options = EncodeOptions {
+                weight_format: WeightFormat::DenseDsp,
+            };
+            let blob = encode_with(&spec, &options).unwrap();
+            let model = crate::Model::load(&blob).unwrap();
+            let l = &model.plans()[1];
+            assert_eq!(l.layout, crate::WeightLayout::DenseDsp);
+            for _ in 0..20 {
+                let x: std::vec::Vec<u8> = (0..in_c).map(|_| next() as u8).collect();
+                let (mut a, mut b) = (std::vec![0u8; out_c], std::vec![0u8; out_c]);
+                dense_simple(l, &x, &mut a);
+                dense_portable(l, &x, &mut b);
+                assert_eq!(a, b, "{in_c} -> {out_c}, ratio {ratio}");
             }
         }
     }
