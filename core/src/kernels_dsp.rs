@@ -399,13 +399,13 @@ mod dsp {
         }
         let mut xe = [MaybeUninit::<u32>::uninit(); 2 * X_MAX / WORD];
         let (words, tail) = x.get(..l.row_len).unwrap_or(x).as_chunks::<WORD>();
-        if let Some(pair) = xe.get_mut(2 * words.len()..2 * words.len() + 2)
+        if let Some([lo, hi]) = xe.get_mut(2 * words.len()..2 * words.len() + 2)
             && !tail.is_empty()
         {
             // The partial last word, padded with zeros (its weights' padding is zero too).
             let b = |i: usize| u32::from(tail.get(i).map_or(0, |&v| i16::from(v as i8) as u16));
-            pair[0].write(b(0) | (b(2) << 16));
-            pair[1].write(b(1) | (b(3) << 16));
+            lo.write(b(0) | (b(2) << 16));
+            hi.write(b(1) | (b(3) << 16));
         }
         // `steps >= 4` means at least 3 whole words.
         // SAFETY: the loop runs `words.len() >= 3` times; each time it reads 4 bytes at `xp` (within `words`)
