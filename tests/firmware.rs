@@ -257,8 +257,20 @@ const EXAMPLES: &[Example] = &[
 
 /// Builds `example` against `model_rs` and `vectors` in its own target dir; returns the ELF path.
 fn build(example: &Example, model_rs: &Path, vectors: &Path, opt_level: Option<&str>) -> PathBuf {
+    build_with(example, model_rs, vectors, opt_level, None)
+}
+
+/// [`build`] with a cargo feature of the example turned on (in a target dir of its own).
+fn build_with(
+    example: &Example,
+    model_rs: &Path,
+    vectors: &Path,
+    opt_level: Option<&str>,
+    feature: Option<&str>,
+) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let suffix = opt_level.map_or(String::new(), |o| format!("-o{o}"));
+    let suffix = opt_level.map_or(String::new(), |o| format!("-o{o}"))
+        + &feature.map_or(String::new(), |f| format!("-{f}"));
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("firmware")
         .join(format!("{}{suffix}", example.dir));
@@ -266,6 +278,7 @@ fn build(example: &Example, model_rs: &Path, vectors: &Path, opt_level: Option<&
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root.join("firmware-examples").join(example.dir))
         .args(["build", "--release", "--quiet"])
+        .args(feature.map(|f| ["--features", f]).into_iter().flatten())
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("TICKQ_MODEL", model_rs)
         .env("TICKQ_VECTORS", vectors);
@@ -596,6 +609,17 @@ fn footprint_and_instruction_counts() {
             );
         }
     }
+    // The example builds the lean engine (tickq-core without `sparse-formats` and `dynamic`); the same firmware
+    // with the whole engine, for its size (and a check that it still runs the demo bit-exactly).
+    let (model_rs, vectors) =
+        export_for_firmware("measure-full-engine", &dsp_blob(), demo_rows.view(), 20);
+    let elf = build_with(m4, &model_rs, &vectors, Some("s"), Some("full-engine"));
+    let (ok, out) = run_qemu(m4, &elf);
+    assert!(ok, "{out}");
+    println!(
+        "engine `.text` at opt-level s: lean (the example's default) as above, every feature (`--features full-engine`) {}",
+        engine_text(&elf).map_or("?".to_owned(), |b| b.to_string())
+    );
 }
 
 /// The `layers ticks_min=a,b,...` line of the Cortex-M4 example: each layer's fewest ticks over the vectors.
