@@ -300,6 +300,18 @@ mod dsp {
         };
     }
 
+    /// One input word expanded: `x0, x2` and `x1, x3` as 16-bit pairs, stored at `dp`.
+    macro_rules! expand {
+        () => {
+            concat!(
+                "ldr {t}, [{xp}], #4\n",
+                "sxtb16 {lo}, {t}\n",
+                "sxtb16 {hi}, {t}, ror #8\n",
+                "strd {lo}, {hi}, [{dp}], #8",
+            )
+        };
+    }
+
     /// One word step of a plain row: 6 instructions for 4 multiply-adds.
     macro_rules! row_step {
         () => {
@@ -408,19 +420,21 @@ mod dsp {
             hi.write(b(1) | (b(3) << 16));
         }
         // `steps >= 4` means at least 3 whole words.
-        // SAFETY: the loop runs `words.len() >= 3` times; each time it reads 4 bytes at `xp` (within `words`)
+        // SAFETY: `expand!` runs `words.len() >= 3` times; each time it reads 4 bytes at `xp` (within `words`)
         // and writes 8 bytes at `dp`, advancing both, so it writes `xe[..2 * words.len()]`, within `xe` since
         // `words.len() <= X_MAX / 4`. `LDR` may be unaligned on ARMv7-M (`CCR.UNALIGN_TRP` resets to 0 and
         // nothing sets it); `STRD` is to `xe`, word aligned. It writes only `xe`, its operands and the flags.
         unsafe {
             asm!(
-                "2:",
-                "ldr {t}, [{xp}], #4",
-                "sxtb16 {lo}, {t}",
-                "sxtb16 {hi}, {t}, ror #8",
-                "strd {lo}, {hi}, [{dp}], #8",
+                // Two words per pass (`words.len() / 2 >= 1` passes); an odd count does one first.
+                "lsrs {n}, {n}, #1",
+                "bcc 3f",
+                expand!(),
+                "3:",
+                expand!(),
+                expand!(),
                 "subs {n}, {n}, #1",
-                "bne 2b",
+                "bne 3b",
                 xp = inout(reg) words.as_ptr() => _,
                 dp = inout(reg) xe.as_mut_ptr() => _,
                 n = inout(reg) words.len() => _,

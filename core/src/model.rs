@@ -1974,6 +1974,8 @@ fn check_layer<'b>(
                 WeightLayout::DenseDsp => kernels_dsp::weights_len(out_c, plan.row_len),
                 // Checked against the counts once the section's bytes are known.
                 WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed => 0,
+                // Refused below in a build without `sparse-formats` (and by `weight_layout` before that).
+                WeightLayout::NM { .. } if !crate::SPARSE_FORMATS => 0,
                 WeightLayout::NM { n, m } => {
                     let (n, m) = (usize::from(n), usize::from(m));
                     if !plan.row_len.is_multiple_of(m) {
@@ -1992,10 +1994,11 @@ fn check_layer<'b>(
         LayerKind::AvgPool1d | LayerKind::GlobalAvgPool => (0, 0, 5, 0),
         LayerKind::Add => (0, 0, 5, 8),
     };
-    let weights = if matches!(
-        layout,
-        WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed
-    ) {
+    let weights = if crate::SPARSE_FORMATS
+        && matches!(
+            layout,
+            WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed
+        ) {
         c.place(Section::Weights)?
     } else {
         c.section(Section::Weights, weights_len)?
