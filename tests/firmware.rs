@@ -257,8 +257,20 @@ const EXAMPLES: &[Example] = &[
 
 /// Builds `example` against `model_rs` and `vectors` in its own target dir; returns the ELF path.
 fn build(example: &Example, model_rs: &Path, vectors: &Path, opt_level: Option<&str>) -> PathBuf {
+    build_with(example, model_rs, vectors, opt_level, None)
+}
+
+/// [`build`] with a cargo feature of the example turned on (in a target dir of its own).
+fn build_with(
+    example: &Example,
+    model_rs: &Path,
+    vectors: &Path,
+    opt_level: Option<&str>,
+    feature: Option<&str>,
+) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let suffix = opt_level.map_or(String::new(), |o| format!("-o{o}"));
+    let suffix = opt_level.map_or(String::new(), |o| format!("-o{o}"))
+        + &feature.map_or(String::new(), |f| format!("-{f}"));
     let target_dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("firmware")
         .join(format!("{}{suffix}", example.dir));
@@ -266,6 +278,7 @@ fn build(example: &Example, model_rs: &Path, vectors: &Path, opt_level: Option<&
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root.join("firmware-examples").join(example.dir))
         .args(["build", "--release", "--quiet"])
+        .args(feature.map(|f| ["--features", f]).into_iter().flatten())
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("TICKQ_MODEL", model_rs)
         .env("TICKQ_VECTORS", vectors);
@@ -488,6 +501,82 @@ fn check_bit_exact(name: &str, blob: &[u8]) {
     }
 }
 
+/// The Cortex-M4 `dense-dsp` kernel on shapes the demo does not have: rows of 19 and 37 inputs (5 and 10 word
+/// steps, so the 8-times unrolled loop is entered mid-way, with partial last words), groups followed by plain
+/// rows, and a 10-input row (3 steps), which the plain fallback takes; bit-exact with the host, also on the
+/// unaligned copy of the blob.
+#[test]
+fn cortex_m4_dense_dsp_on_odd_shapes() {
+    if !tools_present() {
+        return;
+    }
+    const ARCH: &str = r#"
+name = "odd"
+classes = 3
+[input]
+time_steps = 1
+features = 19
+[[layers]]
+type = "dense"
+out = 37
+[[layers]]
+type = "relu"
+[[layers]]
+type = "dense"
+out = 10
+[[layers]]
+type = "relu"
+[[layers]]
+type = "dense"
+out = 3
+"#;
+    let (q, inputs) = random_blob(ARCH);
+    let options = tickq_core::encode::EncodeOptions {
+        weight_format: tickq_core::encode::WeightFormat::DenseDsp,
+    };
+    let blob = tickq_core::encode::encode_with(&q.spec, &options).expect("dense-dsp encodes");
+    let model = Model::load(&blob).expect("loads");
+    // The assembly requantizes shifts of 33 to 62 (ratios below 1/4); the two wide layers must have them, or
+    // this would only test the fallback.
+    let shifts: Vec<Vec<u8>> = q
+        .spec
+        .layers
+        .iter()
+        .filter_map(|l| match &l.op {
+            tickq_core::encode::OpSpec::Dense { requant, .. } => {
+                Some(requant.iter().map(|m| m.right_shift()).collect())
+            }
+            _ => None,
+        })
+        .collect();
+    eprintln!("shifts {shifts:?}");
+    for layer in &shifts[..2] {
+        assert!(layer.iter().all(|s| (33..=62).contains(s)), "{shifts:?}");
+    }
+    let (model_rs, vectors_path) =
+        export_for_firmware("firmware-odd-dsp", &blob, inputs.view(), 64);
+    let (_, vectors) =
+        export::parse_test_vectors(&std::fs::read(&vectors_path).expect("vectors read"))
+            .expect("vectors parse");
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut session = Session::new(&model, &mut arena).expect("arena");
+    let m4 = &EXAMPLES[0];
+    let elf = build(m4, &model_rs, &vectors_path, None);
+    let (success, out) = run_qemu(m4, &elf);
+    let lines = parse_vec_lines(&out);
+    assert_eq!(lines.len(), vectors.len(), "{out}");
+    for ((i, signal, logits), v) in lines.iter().zip(&vectors) {
+        let p = session.run_quantized(&v.input_i8);
+        assert_eq!(
+            (*signal, logits.as_slice()),
+            (p.signal(), p.logits()),
+            "vector {i}"
+        );
+    }
+    assert!(success, "{out}");
+    assert_eq!(field(&out, "unaligned", "mismatches"), Some(0), "{out}");
+}
+
 /// A blob of `arch_text` with seeded random weights (latency depends on the shape, not the values), and
 /// seeded random inputs; as in `benches/tick_to_signal.rs`.
 fn random_blob(arch_text: &str) -> (tickq_host::quant::QuantizedModel, ndarray::Array2<f32>) {
@@ -596,6 +685,17 @@ fn footprint_and_instruction_counts() {
             );
         }
     }
+    // The example builds the lean engine (tickq-core without `sparse-formats` and `dynamic`); the same firmware
+    // with the whole engine, for its size (and a check that it still runs the demo bit-exactly).
+    let (model_rs, vectors) =
+        export_for_firmware("measure-full-engine", &dsp_blob(), demo_rows.view(), 20);
+    let elf = build_with(m4, &model_rs, &vectors, Some("s"), Some("full-engine"));
+    let (ok, out) = run_qemu(m4, &elf);
+    assert!(ok, "{out}");
+    println!(
+        "engine `.text` at opt-level s: lean (the example's default) as above, every feature (`--features full-engine`) {}",
+        engine_text(&elf).map_or("?".to_owned(), |b| b.to_string())
+    );
 }
 
 /// The `layers ticks_min=a,b,...` line of the Cortex-M4 example: each layer's fewest ticks over the vectors.

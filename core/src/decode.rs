@@ -313,6 +313,11 @@ impl Model<'_> {
 }
 
 #[cfg(test)]
+// Without the optional features some fixtures serve no test.
+#[cfg_attr(
+    not(all(feature = "sparse-formats", feature = "dynamic")),
+    allow(dead_code)
+)]
 mod tests {
     use super::*;
     use crate::encode::{EncodeOptions, Padding, WeightFormat, encode_with};
@@ -497,6 +502,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "sparse-formats")]
     fn dense_sparse_and_nm_layers_round_trip() {
         for out in [3, 16, 21, 40] {
             round_trip(&mixed(out, 11, 0, false), WeightFormat::Dense);
@@ -507,6 +513,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "sparse-formats")]
     fn column_packed_and_dsp_formats_round_trip() {
         // Dense-only formats: an MLP whose first layer crosses a 256-channel row segment, with a non-zero input
         // zero point (the column formats unfold it into the bias).
@@ -531,6 +538,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "sparse-formats")]
     fn wide_rows_cross_sparse_segments() {
         let s = spec(vec![
             quantize_layer(1, 300),
@@ -547,6 +555,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "dynamic")]
     fn dynamic_layers_keep_their_flag() {
         let mut s = spec(vec![
             quantize_layer(1, 6),
@@ -571,6 +580,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "dynamic")]
     fn dynamic_inputs_carry_their_exponents() {
         let mut s = spec(vec![
             quantize_layer(1, 6),

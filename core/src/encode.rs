@@ -1132,6 +1132,9 @@ fn write_rows(
         }
     }
     let layout = match format {
+        // A build without `sparse-formats` could not load what they would pick, so they keep to dense.
+        WeightFormat::Auto if !crate::SPARSE_FORMATS => WeightLayout::Dense,
+        WeightFormat::Smallest if !crate::SPARSE_FORMATS => WeightLayout::Dense,
         WeightFormat::Auto => choose(rows, channels),
         WeightFormat::Smallest => choose_smallest(rows, channels),
         WeightFormat::Packed => WeightLayout::Packed,

@@ -202,118 +202,234 @@ pub enum BlobErrorKind {
     },
     /// The arena the model needs does not fit in this target's address space.
     ArenaTooLarge,
+    /// The blob needs something this build of tickq-core leaves out: a weight format of the `sparse-formats`
+    /// feature, or dynamic quantization (feature `dynamic`); both are on by default.
+    NotCompiled {
+        /// What the blob uses: `"sparse weight format"` (with `found` its code) or `"dynamic quantization"`.
+        what: &'static str,
+        /// The cargo feature of tickq-core that would accept it.
+        feature: &'static str,
+        /// The weight format code, or the layer flags.
+        found: u8,
+    },
 }
 
 impl BlobErrorKind {
     /// A short, stable name of the kind, without its data.
     pub const fn name(&self) -> &'static str {
+        // A table rather than a `match` returning strings: the index is the enum's tag, so the lookup is a load
+        // (a few bytes of code instead of an arm per kind).
+        let i = self.index();
+        if i < NAMES.len() { NAMES[i] } else { "" }
+    }
+
+    /// The kind's position in [`NAMES`].
+    const fn index(&self) -> usize {
         match self {
-            BlobErrorKind::Truncated => "truncated",
-            BlobErrorKind::BadMagic => "bad magic",
-            BlobErrorKind::UnsupportedVersion { .. } => "unsupported version",
-            BlobErrorKind::UnknownFlags { .. } => "unknown flags",
-            BlobErrorKind::LengthMismatch { .. } => "length mismatch",
-            BlobErrorKind::CrcMismatch { .. } => "CRC mismatch",
-            BlobErrorKind::ReservedNotZero => "reserved field not zero",
-            BlobErrorKind::BadTableOffset => "bad layer table offset",
-            BlobErrorKind::BadLayerCount { .. } => "bad layer count",
-            BlobErrorKind::MetadataOutOfBounds => "metadata out of bounds",
-            BlobErrorKind::MetadataMisaligned => "metadata misaligned",
-            BlobErrorKind::MetadataTruncated => "metadata truncated",
-            BlobErrorKind::MetadataTrailingBytes => "metadata has trailing bytes",
-            BlobErrorKind::BadUtf8 => "metadata string is not UTF-8",
-            BlobErrorKind::FeatureCountMismatch { .. } => "feature name count mismatch",
-            BlobErrorKind::LabelCountMismatch { .. } => "label name count mismatch",
-            BlobErrorKind::UnknownKind { .. } => "unknown layer kind",
-            BlobErrorKind::QuantizeNotFirst => "Quantize must be exactly layer 0",
-            BlobErrorKind::BadPadding { .. } => "bad padding",
-            BlobErrorKind::BadInput { .. } => "bad input reference",
-            BlobErrorKind::ShapeMismatch { .. } => "shape mismatch",
-            BlobErrorKind::InputNotVector => "input is not a vector",
-            BlobErrorKind::AddShapeMismatch => "Add inputs differ in shape",
-            BlobErrorKind::ZeroParameter => "zero size, kernel, stride or dilation",
-            BlobErrorKind::UnusedParameter => "unused parameter not zero",
-            BlobErrorKind::WindowTooLarge => "window longer than input",
-            BlobErrorKind::BadScale => "bad output scale",
-            BlobErrorKind::BadActivationRange => "act_min > act_max",
-            BlobErrorKind::BadDynamic => "dynamic quantization not allowed here",
-            BlobErrorKind::QuantParamsMismatch => "quantization parameters differ from the input's",
-            BlobErrorKind::SectionOutOfBounds { .. } => "section out of bounds",
-            BlobErrorKind::SectionMisaligned { .. } => "section misaligned",
-            BlobErrorKind::SectionOverlap { .. } => "sections overlap",
-            BlobErrorKind::SectionLength { .. } => "section has wrong length",
-            BlobErrorKind::RowPaddingNotZero => "row padding not zero",
-            BlobErrorKind::BadWeightFormat { .. } => "bad weight format",
-            BlobErrorKind::BadNmPattern => "bad N:M pattern",
-            BlobErrorKind::SparseCountTooLarge => "sparse count exceeds its segment",
-            BlobErrorKind::SparseIndexOutOfRange => "sparse index out of range",
-            BlobErrorKind::SparseIndexNotIncreasing => "sparse indices not strictly increasing",
-            BlobErrorKind::SparseZeroValue => "sparse value is zero",
-            BlobErrorKind::BadPackedHeader => "bad packed weights header",
-            BlobErrorKind::NmIndexNotIncreasing => "N:M indices not strictly increasing",
-            BlobErrorKind::BadMultiplier => "bad requantization multiplier",
-            BlobErrorKind::BadCoefficient => "quantizer coefficient not finite",
-            BlobErrorKind::OverflowPossible => "i32 accumulator overflow possible",
-            BlobErrorKind::OutputNotVector => "final tensor is not a vector",
-            BlobErrorKind::TooManyClasses { .. } => "too many classes",
-            BlobErrorKind::ArenaTooLarge => "arena too large",
+            BlobErrorKind::Truncated => 0,
+            BlobErrorKind::BadMagic => 1,
+            BlobErrorKind::UnsupportedVersion { .. } => 2,
+            BlobErrorKind::UnknownFlags { .. } => 3,
+            BlobErrorKind::LengthMismatch { .. } => 4,
+            BlobErrorKind::CrcMismatch { .. } => 5,
+            BlobErrorKind::ReservedNotZero => 6,
+            BlobErrorKind::BadTableOffset => 7,
+            BlobErrorKind::BadLayerCount { .. } => 8,
+            BlobErrorKind::MetadataOutOfBounds => 9,
+            BlobErrorKind::MetadataMisaligned => 10,
+            BlobErrorKind::MetadataTruncated => 11,
+            BlobErrorKind::MetadataTrailingBytes => 12,
+            BlobErrorKind::BadUtf8 => 13,
+            BlobErrorKind::FeatureCountMismatch { .. } => 14,
+            BlobErrorKind::LabelCountMismatch { .. } => 15,
+            BlobErrorKind::UnknownKind { .. } => 16,
+            BlobErrorKind::QuantizeNotFirst => 17,
+            BlobErrorKind::BadPadding { .. } => 18,
+            BlobErrorKind::BadInput { .. } => 19,
+            BlobErrorKind::ShapeMismatch { .. } => 20,
+            BlobErrorKind::InputNotVector => 21,
+            BlobErrorKind::AddShapeMismatch => 22,
+            BlobErrorKind::ZeroParameter => 23,
+            BlobErrorKind::UnusedParameter => 24,
+            BlobErrorKind::WindowTooLarge => 25,
+            BlobErrorKind::BadScale => 26,
+            BlobErrorKind::BadActivationRange => 27,
+            BlobErrorKind::BadDynamic => 28,
+            BlobErrorKind::QuantParamsMismatch => 29,
+            BlobErrorKind::SectionOutOfBounds { .. } => 30,
+            BlobErrorKind::SectionMisaligned { .. } => 31,
+            BlobErrorKind::SectionOverlap { .. } => 32,
+            BlobErrorKind::SectionLength { .. } => 33,
+            BlobErrorKind::RowPaddingNotZero => 34,
+            BlobErrorKind::BadWeightFormat { .. } => 35,
+            BlobErrorKind::BadNmPattern => 36,
+            BlobErrorKind::SparseCountTooLarge => 37,
+            BlobErrorKind::SparseIndexOutOfRange => 38,
+            BlobErrorKind::SparseIndexNotIncreasing => 39,
+            BlobErrorKind::SparseZeroValue => 40,
+            BlobErrorKind::BadPackedHeader => 41,
+            BlobErrorKind::NmIndexNotIncreasing => 42,
+            BlobErrorKind::BadMultiplier => 43,
+            BlobErrorKind::BadCoefficient => 44,
+            BlobErrorKind::OverflowPossible => 45,
+            BlobErrorKind::OutputNotVector => 46,
+            BlobErrorKind::TooManyClasses { .. } => 47,
+            BlobErrorKind::ArenaTooLarge => 48,
+            BlobErrorKind::NotCompiled { .. } => 49,
         }
     }
 }
 
-impl fmt::Display for BlobErrorKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+/// The names of [`BlobErrorKind::name`], in declaration order.
+const NAMES: [&str; 50] = [
+    "truncated",
+    "bad magic",
+    "unsupported version",
+    "unknown flags",
+    "length mismatch",
+    "CRC mismatch",
+    "reserved field not zero",
+    "bad layer table offset",
+    "bad layer count",
+    "metadata out of bounds",
+    "metadata misaligned",
+    "metadata truncated",
+    "metadata has trailing bytes",
+    "metadata string is not UTF-8",
+    "feature name count mismatch",
+    "label name count mismatch",
+    "unknown layer kind",
+    "Quantize must be exactly layer 0",
+    "bad padding",
+    "bad input reference",
+    "shape mismatch",
+    "input is not a vector",
+    "Add inputs differ in shape",
+    "zero size, kernel, stride or dilation",
+    "unused parameter not zero",
+    "window longer than input",
+    "bad output scale",
+    "act_min > act_max",
+    "dynamic quantization not allowed here",
+    "quantization parameters differ from the input's",
+    "section out of bounds",
+    "section misaligned",
+    "section overlaps another section",
+    "section has wrong length",
+    "row padding not zero",
+    "bad weight format",
+    "bad N:M pattern",
+    "sparse count exceeds its segment",
+    "sparse index out of range",
+    "sparse indices not strictly increasing",
+    "sparse value is zero",
+    "bad packed weights header",
+    "N:M indices not strictly increasing",
+    "bad requantization multiplier",
+    "quantizer coefficient not finite",
+    "i32 accumulator overflow possible",
+    "final tensor is not a vector",
+    "too many classes",
+    "arena too large",
+    "not compiled in",
+];
+
+impl BlobErrorKind {
+    /// The section a section error names.
+    const fn section(&self) -> Option<Section> {
         match *self {
-            BlobErrorKind::UnsupportedVersion { found } => write!(f, "unsupported version {found}"),
-            BlobErrorKind::UnknownFlags { found } => write!(f, "unknown flags {found:#06x}"),
+            BlobErrorKind::SectionOutOfBounds { section }
+            | BlobErrorKind::SectionMisaligned { section }
+            | BlobErrorKind::SectionOverlap { section }
+            | BlobErrorKind::SectionLength { section, .. } => Some(section),
+            _ => None,
+        }
+    }
+
+    /// The numbers a message shows after the name, as (label, value, hexadecimal); an empty label ends the list.
+    ///
+    /// One table and one loop instead of a `write!` per kind keep the formatting code small on firmware.
+    const fn details(&self) -> [(&'static str, u32, bool); 2] {
+        const NONE: (&str, u32, bool) = ("", 0, false);
+        match *self {
+            BlobErrorKind::UnsupportedVersion { found }
+            | BlobErrorKind::BadLayerCount { found }
+            | BlobErrorKind::BadInput { found }
+            | BlobErrorKind::TooManyClasses { found } => [("found ", found as u32, false), NONE],
+            BlobErrorKind::UnknownFlags { found } => [("found ", found as u32, true), NONE],
+            BlobErrorKind::UnknownKind { found }
+            | BlobErrorKind::BadPadding { found }
+            | BlobErrorKind::BadWeightFormat { found } => [("found ", found as u32, false), NONE],
             BlobErrorKind::LengthMismatch { declared } => {
-                write!(f, "length mismatch (header declares {declared} bytes)")
+                [("header declares ", declared, false), NONE]
             }
             BlobErrorKind::CrcMismatch { stored, computed } => {
-                write!(
-                    f,
-                    "CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"
-                )
+                [("stored ", stored, true), ("computed ", computed, true)]
             }
-            BlobErrorKind::BadLayerCount { found } => write!(f, "bad layer count {found}"),
-            BlobErrorKind::FeatureCountMismatch { names, features } => {
-                write!(f, "{names} feature names for {features} features")
-            }
-            BlobErrorKind::LabelCountMismatch { names, classes } => {
-                write!(f, "{names} label names for {classes} classes")
-            }
-            BlobErrorKind::UnknownKind { found } => write!(f, "unknown layer kind {found}"),
-            BlobErrorKind::BadPadding { found } => write!(f, "bad padding {found}"),
-            BlobErrorKind::BadWeightFormat { found } => write!(f, "bad weight format {found}"),
-            BlobErrorKind::BadInput { found } => write!(f, "bad input reference {found}"),
+            BlobErrorKind::FeatureCountMismatch { names, features } => [
+                ("names ", names as u32, false),
+                ("features ", features as u32, false),
+            ],
+            BlobErrorKind::LabelCountMismatch { names, classes } => [
+                ("names ", names as u32, false),
+                ("classes ", classes as u32, false),
+            ],
             BlobErrorKind::ShapeMismatch {
                 expected_time,
                 expected_channels,
-            } => write!(
-                f,
-                "shape mismatch (computed {expected_time}x{expected_channels})"
-            ),
-            BlobErrorKind::SectionOutOfBounds { section } => {
-                write!(f, "{} section out of bounds", section.name())
-            }
-            BlobErrorKind::SectionMisaligned { section } => {
-                write!(f, "{} section misaligned", section.name())
-            }
-            BlobErrorKind::SectionOverlap { section } => {
-                write!(f, "{} section overlaps another section", section.name())
-            }
+            } => [
+                ("computed time steps ", expected_time, false),
+                ("channels ", expected_channels, false),
+            ],
             BlobErrorKind::SectionLength {
-                section,
-                expected,
-                found,
-            } => write!(
-                f,
-                "{} section has length {found}, expected {expected}",
-                section.name()
-            ),
-            BlobErrorKind::TooManyClasses { found } => write!(f, "too many classes ({found})"),
-            _ => f.write_str(self.name()),
+                expected, found, ..
+            } => [("length ", found, false), ("expected ", expected, false)],
+            _ => [NONE, NONE],
         }
+    }
+}
+
+/// The message is the section name (for section errors), the kind's [`name`](BlobErrorKind::name) and its
+/// numbers in parentheses, for example `weights section has wrong length (length 12, expected 16)`.
+impl fmt::Display for BlobErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let BlobErrorKind::NotCompiled {
+            what,
+            feature,
+            found,
+        } = *self
+        {
+            f.write_str(what)?;
+            f.write_str(" (")?;
+            fmt::Display::fmt(&u32::from(found), f)?;
+            f.write_str(") not compiled in: tickq-core was built without its `")?;
+            f.write_str(feature)?;
+            return f.write_str("` feature");
+        }
+        if let Some(section) = self.section() {
+            f.write_str(section.name())?;
+            f.write_str(" ")?;
+        }
+        f.write_str(self.name())?;
+        let mut sep = " (";
+        for (label, value, hex) in self.details() {
+            if label.is_empty() {
+                break;
+            }
+            f.write_str(sep)?;
+            f.write_str(label)?;
+            if hex {
+                f.write_str("0x")?;
+                fmt::LowerHex::fmt(&value, f)?;
+            } else {
+                fmt::Display::fmt(&value, f)?;
+            }
+            sep = ", ";
+        }
+        if sep == ", " {
+            f.write_str(")")?;
+        }
+        Ok(())
     }
 }
 
@@ -358,12 +474,25 @@ pub(crate) const fn clamp_offset(offset: usize) -> u32 {
 
 impl fmt::Display for BlobError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.layer, self.layer_kind) {
-            (Some(layer), Some(kind)) => write!(f, "layer {layer} ({}) ", kind.name())?,
-            (Some(layer), None) => write!(f, "layer {layer} ")?,
-            (None, _) => f.write_str("blob ")?,
+        // `write_str` and the integers' own `fmt` rather than `write!`: less code on firmware.
+        match self.layer {
+            Some(layer) => {
+                f.write_str("layer ")?;
+                // As u32: the formatter's u32 code is linked anyway, a u16 one would be inlined here.
+                fmt::Display::fmt(&u32::from(layer), f)?;
+                if let Some(kind) = self.layer_kind {
+                    f.write_str(" (")?;
+                    f.write_str(kind.name())?;
+                    f.write_str(")")?;
+                }
+                f.write_str(" ")?;
+            }
+            None => f.write_str("blob ")?,
         }
-        write!(f, "at byte {}: {}", self.offset, self.kind)
+        f.write_str("at byte ")?;
+        fmt::Display::fmt(&self.offset, f)?;
+        f.write_str(": ")?;
+        fmt::Display::fmt(&self.kind, f)
     }
 }
 

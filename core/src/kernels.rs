@@ -173,7 +173,7 @@ fn requantize_inline(l: &LayerPlan<'_>, acc: i32, m: &[u8], s: u8) -> u8 {
 /// kept out of line, which keeps the loop scalar.
 #[cfg_attr(target_feature = "avx2", inline(always))]
 #[cfg_attr(not(target_feature = "avx2"), inline(never))]
-fn requantize_channel(l: &LayerPlan<'_>, acc: i32, m: &[u8], s: u8) -> u8 {
+pub(crate) fn requantize_channel(l: &LayerPlan<'_>, acc: i32, m: &[u8], s: u8) -> u8 {
     requantize(
         acc,
         channel_multiplier(m, s),
@@ -243,10 +243,15 @@ pub(crate) fn dense(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
             }
         }
         WeightLayout::DenseDsp => crate::kernels_dsp::dense(l, x, out),
-        WeightLayout::Sparse => sparse_rows(l, x, out),
-        WeightLayout::NM { .. } => nm_rows(l, &Row::Contiguous(x), out),
-        WeightLayout::Columns => dense_columns(l, x, out),
-        WeightLayout::Packed => dense_packed(l, x, out),
+        WeightLayout::Sparse if crate::SPARSE_FORMATS => sparse_rows(l, x, out),
+        WeightLayout::NM { .. } if crate::SPARSE_FORMATS => nm_rows(l, &Row::Contiguous(x), out),
+        WeightLayout::Columns if crate::SPARSE_FORMATS => dense_columns(l, x, out),
+        WeightLayout::Packed if crate::SPARSE_FORMATS => dense_packed(l, x, out),
+        // Without `sparse-formats` the loader refuses these formats, so no plan has them.
+        WeightLayout::Sparse
+        | WeightLayout::NM { .. }
+        | WeightLayout::Columns
+        | WeightLayout::Packed => {}
     }
 }
 
@@ -560,6 +565,10 @@ pub(crate) fn conv1d(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
     for (t, out_row) in out.chunks_exact_mut(l.out_c.max(1)).enumerate() {
         let window = x.get(t * step..).unwrap_or(&[]);
         if l.layout != WeightLayout::Dense {
+            if !crate::SPARSE_FORMATS {
+                // The loader refuses the sparse formats without `sparse-formats`; nothing else gets here.
+                continue;
+            }
             let row = if l.dilation == 1 {
                 Row::Contiguous(window.get(..l.row_len).unwrap_or(window))
             } else {
@@ -936,6 +945,7 @@ mod tests {
                 bias,
                 multipliers: &self.mults,
                 shifts: &self.shifts,
+                shifts_split: false,
                 requant: QuantMultiplier::ONE,
                 aux: &[],
                 wa: 0,

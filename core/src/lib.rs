@@ -21,13 +21,23 @@
 //! 5. `plan` (internal): places every tensor in the caller's arena by liveness, first fit, 16-byte aligned, so
 //!    [`Model::arena_bytes`] is exact.
 //! 6. `kernels` (internal): plain scalar kernels over byte slices, shaped so the compiler can vectorize them;
-//!    `kernels_dsp` (internal): Dense in the `dense-dsp` weight format, with `SXTB16`/`SMLAD` inline assembly
-//!    on `thumbv7em` (Cortex-M4/M7) and a portable loop elsewhere.
+//!    `kernels_dsp` (internal): Dense in the `dense-dsp` weight format, a whole layer in `SXTB16`/`SMLAD`
+//!    inline assembly on `thumbv7em` (Cortex-M4/M7, requantization included) and a portable loop elsewhere.
 //! 7. [`session`]: [`Session::run`] quantizes the features and runs the kernels over the arena; it cannot
 //!    fail, panic or allocate.
 //! 8. `encode` (feature `alloc`): the host side, which turns an owned `encode::ModelSpec` into blob bytes.
 //!
 //! The blob layout is specified in `docs/BLOB.md` and the integer semantics in `docs/ARITHMETIC.md`.
+//!
+//! # Cargo features
+//!
+//! - `sparse-formats` (default): weight formats 1 to 4 (sparse, N:M, column-sparse, packed).
+//! - `dynamic` (default): dynamic quantization (per-inference activation exponents).
+//! - `alloc`: the encoder.
+//!
+//! Firmware short of flash can leave the first two out (`default-features = false`: the Cortex-M4 example's
+//! engine is then about 16 KB of `.text` instead of 27 KB); a blob that needs one of them is refused at load
+//! with [`BlobErrorKind::NotCompiled`], and [`SPARSE_FORMATS`] and [`DYNAMIC`] tell what a build has.
 //!
 //! # Example
 //!
@@ -112,6 +122,12 @@ pub use error::{ArenaTooSmall, BlobError, BlobErrorKind, Section};
 pub use model::{LayerInfo, LayerKind, Metadata, Model, Names, Padding, WeightLayout};
 pub use plan::TENSOR_ALIGN;
 pub use session::{Prediction, Session};
+
+/// Whether this build has the `sparse-formats` feature (weight formats 1 to 4); see [`BlobErrorKind::NotCompiled`].
+pub const SPARSE_FORMATS: bool = cfg!(feature = "sparse-formats");
+
+/// Whether this build has the `dynamic` feature (dynamic quantization); see [`BlobErrorKind::NotCompiled`].
+pub const DYNAMIC: bool = cfg!(feature = "dynamic");
 
 /// The largest number of layers a blob may have.
 pub const MAX_LAYERS: usize = 32;

@@ -444,6 +444,9 @@ pub(crate) struct LayerPlan<'b> {
     pub multipliers: &'b [u8],
     /// Right shifts, one byte per output channel.
     pub shifts: &'b [u8],
+    /// Every right shift is in `[33, 62]` (multipliers below 1/4, the usual case), which the `dense-dsp`
+    /// assembly requantizes with 32-bit halves (`kernels_dsp`); checked once here rather than per inference.
+    pub shifts_split: bool,
     /// The single multiplier of pools and Add.
     pub requant: QuantMultiplier,
     pub aux: &'b [u8],
@@ -1655,6 +1658,9 @@ fn weight_layout(c: &LayerCheck<'_, '_>, kind: LayerKind) -> Result<WeightLayout
         return Ok(WeightLayout::Dense);
     }
     let has_weights = matches!(kind, LayerKind::Dense | LayerKind::Conv1d);
+    if !crate::SPARSE_FORMATS && has_weights && (1..=4).contains(&code) {
+        return Err(c.field(e::WEIGHT_FORMAT, not_compiled_format(code)));
+    }
     let layout = match (code, has_weights) {
         (0, _) => WeightLayout::Dense,
         (1, true) => WeightLayout::Sparse,
@@ -1681,6 +1687,15 @@ fn weight_layout(c: &LayerCheck<'_, '_>, kind: LayerKind) -> Result<WeightLayout
     Ok(layout)
 }
 
+/// The error for a blob that uses a weight format of the `sparse-formats` feature in a build without it.
+const fn not_compiled_format(code: u8) -> BlobErrorKind {
+    BlobErrorKind::NotCompiled {
+        what: "sparse weight format",
+        feature: "sparse-formats",
+        found: code,
+    }
+}
+
 /// Checks the layer flags and the bias exponent byte; returns whether the layer is dynamic.
 ///
 /// Either every layer is dynamic or none is; a dynamic layer is Quantize or Dense (dense weight format), with
@@ -1700,6 +1715,16 @@ fn check_dynamic(
         return Err(c.field(e::FLAGS, K::ReservedNotZero));
     }
     let dynamic = flags & 1 != 0;
+    if dynamic && !crate::DYNAMIC {
+        return Err(c.field(
+            e::FLAGS,
+            K::NotCompiled {
+                what: "dynamic quantization",
+                feature: "dynamic",
+                found: flags,
+            },
+        ));
+    }
     if let Some(first) = earlier.first()
         && first.dynamic != dynamic
     {
@@ -1912,6 +1937,7 @@ fn check_layer<'b>(
         bias: &[],
         multipliers: &[],
         shifts: &[],
+        shifts_split: false,
         requant: ONE,
         aux: &[],
         wa: 0,
@@ -1948,6 +1974,8 @@ fn check_layer<'b>(
                 WeightLayout::DenseDsp => kernels_dsp::weights_len(out_c, plan.row_len),
                 // Checked against the counts once the section's bytes are known.
                 WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed => 0,
+                // Refused below in a build without `sparse-formats` (and by `weight_layout` before that).
+                WeightLayout::NM { .. } if !crate::SPARSE_FORMATS => 0,
                 WeightLayout::NM { n, m } => {
                     let (n, m) = (usize::from(n), usize::from(m));
                     if !plan.row_len.is_multiple_of(m) {
@@ -1966,10 +1994,11 @@ fn check_layer<'b>(
         LayerKind::AvgPool1d | LayerKind::GlobalAvgPool => (0, 0, 5, 0),
         LayerKind::Add => (0, 0, 5, 8),
     };
-    let weights = if matches!(
-        layout,
-        WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed
-    ) {
+    let weights = if crate::SPARSE_FORMATS
+        && matches!(
+            layout,
+            WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed
+        ) {
         c.place(Section::Weights)?
     } else {
         c.section(Section::Weights, weights_len)?
@@ -2014,21 +2043,21 @@ fn check_layer<'b>(
                     plan.nonzero =
                         c.dsp_rows(weights, w_offset, bias, b_offset, out_c, plan.row_len)?;
                 }
-                WeightLayout::Sparse => {
+                WeightLayout::Sparse if crate::SPARSE_FORMATS => {
                     let (counts, indices, values, nnz) =
                         c.sparse(weights, w_offset, bias, b_offset, out_c, plan.row_len)?;
                     plan.segments = sparse_segments(plan.row_len);
                     (plan.sp_counts, plan.sp_indices, plan.sp_values) = (counts, indices, values);
                     plan.nonzero = nnz;
                 }
-                WeightLayout::Columns => {
+                WeightLayout::Columns if crate::SPARSE_FORMATS => {
                     let (counts, pairs, nnz) =
                         c.columns(weights, w_offset, bias, b_offset, out_c, in_c, in_zp)?;
                     plan.segments = row_segments(out_c);
                     (plan.sp_counts, plan.sp_values) = (counts, pairs);
                     plan.nonzero = nnz;
                 }
-                WeightLayout::Packed => {
+                WeightLayout::Packed if crate::SPARSE_FORMATS => {
                     let packed = c.packed(weights, w_offset, bias, b_offset, out_c, in_c, in_zp)?;
                     plan.segments = row_segments(out_c);
                     plan.sp_counts = packed.counts;
@@ -2038,12 +2067,19 @@ fn check_layer<'b>(
                     plan.pk_code_bits = packed.code_bits;
                     plan.nonzero = packed.nonzero;
                 }
-                WeightLayout::NM { .. } => {
+                WeightLayout::NM { .. } if crate::SPARSE_FORMATS => {
                     let shape = (plan.nm_n, plan.nm_entries, plan.nm_index_len);
                     let (values, indices, nnz) =
                         c.nm(weights, w_offset, bias, b_offset, out_c, shape)?;
                     (plan.sp_values, plan.sp_indices) = (values, indices);
                     plan.nonzero = nnz;
+                }
+                // `weight_layout` already refused these formats in a build without `sparse-formats`.
+                WeightLayout::Sparse
+                | WeightLayout::Columns
+                | WeightLayout::Packed
+                | WeightLayout::NM { .. } => {
+                    return Err(c.field(e::WEIGHT_FORMAT, not_compiled_format(layout.code())));
                 }
             }
             let (mults, shifts) = c.requant_channels(requant, out_c, r_offset)?;
@@ -2055,6 +2091,7 @@ fn check_layer<'b>(
             plan.bias = bias;
             plan.multipliers = mults;
             plan.shifts = shifts;
+            plan.shifts_split = shifts.iter().all(|s| (33..=62).contains(s));
         }
         LayerKind::Lut => plan.aux = aux,
         LayerKind::AvgPool1d | LayerKind::GlobalAvgPool | LayerKind::Add => {

@@ -62,7 +62,7 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
                 .arena
                 .get_mut(first.out_start..first.out_start + first.out_len)
         {
-            if first.dynamic {
+            if crate::DYNAMIC && first.dynamic {
                 self.exponents[0] = kernels::quantize_dynamic(first, features, out);
             } else {
                 kernels::quantize(first, features, out);
@@ -105,7 +105,7 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
     fn run_layers(&mut self, after_layer: &mut dyn FnMut(usize)) -> Prediction<'_> {
         let plans = self.model.plans();
         for (i, layer) in plans.iter().enumerate().skip(1) {
-            if layer.dynamic {
+            if crate::DYNAMIC && layer.dynamic {
                 let e_in = self
                     .exponents
                     .get(usize::from(layer.input_a))

@@ -1,10 +1,8 @@
 //! Arena exactness, planner safety on random graphs, corruption robustness and determinism.
 
-use tickq_core::encode::{
-    EncodeOptions, LayerSpec, OpSpec, Padding, WeightFormat, encode, encode_with,
-};
+use tickq_core::encode::{LayerSpec, OpSpec, Padding, encode};
 use tickq_core::requant::QuantMultiplier;
-use tickq_core::{ArenaTooSmall, LayerInfo, LayerKind, Model, Session, WeightLayout};
+use tickq_core::{ArenaTooSmall, LayerInfo, LayerKind, Model, Session};
 
 use crate::support::*;
 
@@ -226,7 +224,10 @@ fn byte_flips_and_truncation_never_panic() {
 /// The same over blobs whose Dense and Conv1d layers (dilated and causal ones included) are sparse, and N:M, and
 /// over blobs whose Dense layers are stored by column, plain and packed.
 #[test]
+#[cfg(feature = "sparse-formats")]
 fn byte_flips_and_truncation_never_panic_on_sparse_blobs() {
+    use tickq_core::WeightLayout;
+    use tickq_core::encode::{EncodeOptions, WeightFormat, encode_with};
     let spec = crate::sparse::sparse_kinds_spec();
     for format in [WeightFormat::Sparse, WeightFormat::NM] {
         let blob = encode_with(

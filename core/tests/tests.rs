@@ -12,7 +12,10 @@ mod support;
 
 mod blob;
 mod dense_dsp;
+#[cfg(feature = "dynamic")]
 mod dynamic;
+mod features;
 mod ops;
 mod robustness;
+#[cfg(feature = "sparse-formats")]
 mod sparse;
