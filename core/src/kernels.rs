@@ -255,22 +255,18 @@ pub(crate) fn dense(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
     }
 }
 
-/// Packed column-sparse Dense: the sum of [`dense_columns`], with each entry decoded from a bit stream.
+/// Runs a column-format Dense layer one 256-channel row segment at a time: the segment's accumulators start at
+/// its biases, `accumulate` adds the segment's columns (it gets the per-input counts of the segment), and the
+/// sums are requantized into the segment's outputs.
 ///
-/// An entry is a row gap (the rows skipped since the previous entry of the column) and an index into the
-/// layer's codebook; fillers carry the value 0 and only advance the row. A column whose input is at the zero
-/// point is skipped by moving the bit cursor past its entries.
-fn dense_packed(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
-    let zp = i32::from(l.in_zp);
-    let inputs = l.in_c.max(1);
-    let (gap_bits, code_bits) = (l.pk_gap_bits, l.pk_code_bits);
-    let width = (gap_bits + code_bits) as usize;
-    let mut book = [0i32; 256];
-    for (b, &v) in book.iter_mut().zip(l.pk_codebook) {
-        *b = i32::from(v as i8);
-    }
-    let mut counts = l.sp_counts.chunks_exact(inputs);
-    let mut bit = 0usize;
+/// The accumulators are an array indexed by a one-byte row, so the kernels' scatter needs no bounds check.
+#[inline(always)]
+fn by_row_segment(
+    l: &LayerPlan<'_>,
+    out: &mut [u8],
+    mut accumulate: impl FnMut(&mut [i32; ROW_SEGMENT], &[u8]),
+) {
+    let mut counts = l.sp_counts.chunks_exact(l.in_c.max(1));
     let segments = out
         .chunks_mut(ROW_SEGMENT)
         .zip(l.bias.chunks(4 * ROW_SEGMENT))
@@ -281,7 +277,60 @@ fn dense_packed(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
         for (a, b) in acc.iter_mut().zip(bias.chunks_exact(4)) {
             *a = le_i32(b);
         }
-        let column_counts = counts.next().unwrap_or(&[]);
+        accumulate(&mut acc, counts.next().unwrap_or(&[]));
+        let channels = out
+            .iter_mut()
+            .zip(&acc)
+            .zip(mults.chunks_exact(4))
+            .zip(shifts);
+        for (((o, &a), m), &s) in channels {
+            *o = requantize_inline(l, a, m, s);
+        }
+    }
+}
+
+/// Column-sparse Dense: `acc[o] = b[o] + sum over inputs j with x[j] != zp of w[o][j] * (x[j] - zp)`.
+///
+/// The bias `b` has the input zero point unfolded (`b = b_eff + zp * sum_j w[o][j]`), so the sum equals the
+/// dense one exactly and every input at the zero point (a ReLU zero) is skipped with its whole column.
+fn dense_columns(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
+    let zp = i32::from(l.in_zp);
+    let mut pairs = l.sp_values.as_chunks::<2>().0;
+    by_row_segment(l, out, |acc, column_counts| {
+        for (&xb, &count) in x.iter().zip(column_counts) {
+            let (column, rest) = pairs
+                .split_at_checked(usize::from(count))
+                .unwrap_or((pairs, &[]));
+            pairs = rest;
+            let d = i32::from(xb as i8) - zp;
+            if d == 0 {
+                continue;
+            }
+            for &[row, v] in column {
+                // A u8 row always indexes the 256 accumulators, so this check compiles away.
+                if let Some(a) = acc.get_mut(usize::from(row)) {
+                    *a = a.wrapping_add(d * i32::from(v as i8));
+                }
+            }
+        }
+    });
+}
+
+/// Packed column-sparse Dense: the sum of [`dense_columns`], with each entry decoded from a bit stream.
+///
+/// An entry is a row gap (the rows skipped since the previous entry of the column) and an index into the
+/// layer's codebook; fillers carry the value 0 and only advance the row. A column whose input is at the zero
+/// point is skipped by moving the bit cursor past its entries.
+fn dense_packed(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
+    let zp = i32::from(l.in_zp);
+    let (gap_bits, code_bits) = (l.pk_gap_bits, l.pk_code_bits);
+    let width = (gap_bits + code_bits) as usize;
+    let mut book = [0i32; 256];
+    for (b, &v) in book.iter_mut().zip(l.pk_codebook) {
+        *b = i32::from(v as i8);
+    }
+    let mut bit = 0usize;
+    by_row_segment(l, out, |acc, column_counts| {
         for (&xb, &count) in x.iter().zip(column_counts) {
             let d = i32::from(xb as i8) - zp;
             if d == 0 {
@@ -301,64 +350,7 @@ fn dense_packed(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
                 }
             }
         }
-        let channels = out
-            .iter_mut()
-            .zip(&acc)
-            .zip(mults.chunks_exact(4))
-            .zip(shifts);
-        for (((o, &a), m), &s) in channels {
-            *o = requantize_inline(l, a, m, s);
-        }
-    }
-}
-
-/// Column-sparse Dense: `acc[o] = b[o] + sum over inputs j with x[j] != zp of w[o][j] * (x[j] - zp)`.
-///
-/// The bias `b` has the input zero point unfolded (`b = b_eff + zp * sum_j w[o][j]`), so the sum equals the
-/// dense one exactly and every input at the zero point (a ReLU zero) is skipped with its whole column.
-/// Output channels go 256 at a time (one row segment), accumulated in an array indexed by the one-byte row, so
-/// no access needs a bounds check.
-fn dense_columns(l: &LayerPlan<'_>, x: &[u8], out: &mut [u8]) {
-    let zp = i32::from(l.in_zp);
-    let inputs = l.in_c.max(1);
-    let mut counts = l.sp_counts.chunks_exact(inputs);
-    let mut pairs = l.sp_values.as_chunks::<2>().0;
-    let segments = out
-        .chunks_mut(ROW_SEGMENT)
-        .zip(l.bias.chunks(4 * ROW_SEGMENT))
-        .zip(l.multipliers.chunks(4 * ROW_SEGMENT))
-        .zip(l.shifts.chunks(ROW_SEGMENT));
-    for (((out, bias), mults), shifts) in segments {
-        let mut acc = [0i32; ROW_SEGMENT];
-        for (a, b) in acc.iter_mut().zip(bias.chunks_exact(4)) {
-            *a = le_i32(b);
-        }
-        let column_counts = counts.next().unwrap_or(&[]);
-        for (&xb, &count) in x.iter().zip(column_counts) {
-            let (column, rest) = pairs
-                .split_at_checked(usize::from(count))
-                .unwrap_or((pairs, &[]));
-            pairs = rest;
-            let d = i32::from(xb as i8) - zp;
-            if d == 0 {
-                continue;
-            }
-            for &[row, v] in column {
-                // A u8 row always indexes the 256 accumulators, so this check compiles away.
-                if let Some(a) = acc.get_mut(usize::from(row)) {
-                    *a = a.wrapping_add(d * i32::from(v as i8));
-                }
-            }
-        }
-        let channels = out
-            .iter_mut()
-            .zip(&acc)
-            .zip(mults.chunks_exact(4))
-            .zip(shifts);
-        for (((o, &a), m), &s) in channels {
-            *o = requantize_inline(l, a, m, s);
-        }
-    }
+    });
 }
 
 /// Where the `row_len` inputs of one output step come from.

@@ -171,6 +171,17 @@ pub(crate) const fn row_segments(channels: usize) -> usize {
     channels.div_ceil(ROW_SEGMENT)
 }
 
+/// The height of row segment `r` of a column-format layer with `channels` outputs (the last may be short).
+#[inline]
+pub(crate) const fn segment_height(channels: usize, r: usize) -> usize {
+    let left = channels.saturating_sub(r * ROW_SEGMENT);
+    if left < ROW_SEGMENT {
+        left
+    } else {
+        ROW_SEGMENT
+    }
+}
+
 /// The largest `|x - zp|` of an int8 input `x` with zero point `zp`: what one column-sparse product's input can
 /// reach.
 #[inline]
@@ -937,14 +948,7 @@ impl<'b> LayerCheck<'b, '_> {
             .ok()
             .and_then(|n| weights.split_at_checked(n))
             .ok_or_else(|| self.length_error(Section::Weights, counts_len, found))?;
-        let height = |r: usize| channels.saturating_sub(r * ROW_SEGMENT).min(ROW_SEGMENT);
-        let mut nnz = 0usize;
-        for (i, &count) in counts.iter().enumerate() {
-            if usize::from(count) > height(i / inputs.max(1)) {
-                return Err(self.err(w_offset + i, K::SparseCountTooLarge));
-            }
-            nnz += usize::from(count);
-        }
+        let nnz = self.column_counts(counts, w_offset, channels, inputs)? as usize;
         let expected = counts_len + 2 * nnz as u64;
         if weights.len() as u64 != expected {
             return Err(self.length_error(Section::Weights, expected, found));
@@ -953,7 +957,7 @@ impl<'b> LayerCheck<'b, '_> {
         let deviation = max_input_deviation(in_zp);
         let (mut rest, mut at) = (pairs, 0usize);
         for (r, segment_counts) in counts.chunks_exact(inputs.max(1)).enumerate() {
-            let rows = height(r);
+            let rows = segment_height(channels, r);
             // Per channel of the segment: sum |w| (at most 127 * 65535, so u32 is enough).
             let mut abs_sums = [0u32; ROW_SEGMENT];
             for &count in segment_counts {
@@ -979,12 +983,44 @@ impl<'b> LayerCheck<'b, '_> {
                 }
                 at += n;
             }
-            for (o, &sum) in abs_sums.iter().enumerate().take(rows) {
-                let channel = r * ROW_SEGMENT + o;
-                self.channel_bound_with(bias, b_offset, channel, u64::from(sum), deviation)?;
-            }
+            self.segment_bounds(&abs_sums, (r, rows), bias, b_offset, deviation)?;
         }
         Ok((counts, pairs, nnz))
+    }
+
+    /// Checks each count of a column format against its row segment's height; returns their sum.
+    fn column_counts(
+        &self,
+        counts: &[u8],
+        counts_at: usize,
+        channels: usize,
+        inputs: usize,
+    ) -> Result<u64, BlobError> {
+        let mut total = 0u64;
+        for (i, &count) in counts.iter().enumerate() {
+            if usize::from(count) > segment_height(channels, i / inputs.max(1)) {
+                return Err(self.err(counts_at + i, BlobErrorKind::SparseCountTooLarge));
+            }
+            total += u64::from(count);
+        }
+        Ok(total)
+    }
+
+    /// Checks the overflow bound of the `rows` channels of row segment `r` from their sums of `|w|`, with the
+    /// unfolded bias and inputs deviating at most `deviation` from their zero point.
+    fn segment_bounds(
+        &self,
+        abs_sums: &[u32; ROW_SEGMENT],
+        (r, rows): (usize, usize),
+        bias: &[u8],
+        b_offset: usize,
+        deviation: u64,
+    ) -> Result<(), BlobError> {
+        for (o, &sum) in abs_sums.iter().enumerate().take(rows) {
+            let channel = r * ROW_SEGMENT + o;
+            self.channel_bound_with(bias, b_offset, channel, u64::from(sum), deviation)?;
+        }
+        Ok(())
     }
 
     /// Validates packed column weights (the section was placed but its length is unchecked) and splits them.
@@ -1031,14 +1067,7 @@ impl<'b> LayerCheck<'b, '_> {
         let (counts, stream) = rest
             .split_at_checked(counts_len)
             .ok_or_else(|| short((4 + book_len + counts_len) as u64))?;
-        let height = |r: usize| channels.saturating_sub(r * ROW_SEGMENT).min(ROW_SEGMENT);
-        let mut entries = 0u64;
-        for (i, &count) in counts.iter().enumerate() {
-            if usize::from(count) > height(i / inputs.max(1)) {
-                return Err(self.err(counts_at + i, K::SparseCountTooLarge));
-            }
-            entries += u64::from(count);
-        }
+        let entries = self.column_counts(counts, counts_at, channels, inputs)?;
         let width = u64::from(gap_bits) + u64::from(code_bits);
         let stream_len = (entries * width).div_ceil(8) + PACKED_PAD as u64;
         let expected = (4 + book_len + counts_len) as u64 + stream_len;
@@ -1050,7 +1079,7 @@ impl<'b> LayerCheck<'b, '_> {
         let deviation = max_input_deviation(in_zp);
         let (mut bit, mut nonzero) = (0usize, 0usize);
         for (r, segment_counts) in counts.chunks_exact(inputs.max(1)).enumerate() {
-            let rows = height(r);
+            let rows = segment_height(channels, r);
             let mut abs_sums = [0u32; ROW_SEGMENT];
             for &count in segment_counts {
                 let mut next = 0usize;
@@ -1080,10 +1109,7 @@ impl<'b> LayerCheck<'b, '_> {
                     }
                 }
             }
-            for (o, &sum) in abs_sums.iter().enumerate().take(rows) {
-                let channel = r * ROW_SEGMENT + o;
-                self.channel_bound_with(bias, b_offset, channel, u64::from(sum), deviation)?;
-            }
+            self.segment_bounds(&abs_sums, (r, rows), bias, b_offset, deviation)?;
         }
         // The bits after the last entry and the padding bytes are zero.
         let used = bit.div_ceil(8);

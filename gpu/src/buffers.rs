@@ -310,8 +310,8 @@ fn write_padded(ctx: &GpuContext, buffer: &wgpu::Buffer, bytes: &[u8]) {
 #[derive(Debug, Clone)]
 pub struct Kernel {
     label: String,
-    pipeline: wgpu::ComputePipeline,
-    layout: wgpu::BindGroupLayout,
+    pub(crate) pipeline: wgpu::ComputePipeline,
+    pub(crate) layout: wgpu::BindGroupLayout,
     bindings: usize,
 }
 

@@ -3,6 +3,7 @@
 //! Unlike [`crate::Kernel`], which binds its buffers anew on every dispatch, a training step replays the same
 //! dispatches over the same buffers thousands of times, so [`Op`] keeps its bind group and grid.
 
+use crate::buffers::{Binding, Kernel};
 use crate::context::GpuContext;
 use crate::error::GpuError;
 
@@ -226,57 +227,19 @@ pub(crate) struct Op {
 
 fn compile(ctx: &GpuContext, k: K) -> Result<Pipeline, GpuError> {
     let (label, wgsl, bindings) = k.source();
-    let device = ctx.device();
-    let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-        label: Some(label),
-        source: wgpu::ShaderSource::Wgsl(wgsl.into()),
-    });
-    let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+    let bindings: Vec<Binding> = bindings
         .iter()
-        .enumerate()
-        .map(|(i, b)| wgpu::BindGroupLayoutEntry {
-            binding: i as u32,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: match b {
-                    B::U => wgpu::BufferBindingType::Uniform,
-                    B::R => wgpu::BufferBindingType::Storage { read_only: true },
-                    B::W => wgpu::BufferBindingType::Storage { read_only: false },
-                },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
+        .map(|b| match b {
+            B::U => Binding::Uniform,
+            B::R => Binding::Read,
+            B::W => Binding::ReadWrite,
         })
         .collect();
-    let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-        label: Some(label),
-        entries: &entries,
-    });
-    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some(label),
-        bind_group_layouts: &[Some(&layout)],
-        immediate_size: 0,
-    });
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(label),
-        layout: Some(&pipeline_layout),
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: Default::default(),
-        cache: None,
-    });
-    if let Some(e) = pollster::block_on(scope.pop()) {
-        return Err(GpuError::Shader {
-            kernel: label.to_string(),
-            message: e.to_string(),
-        });
-    }
+    let kernel = Kernel::new(ctx, label, wgsl, "main", &bindings)?;
     Ok(Pipeline {
         label,
-        pipeline,
-        layout,
+        pipeline: kernel.pipeline,
+        layout: kernel.layout,
         bindings: bindings.len(),
     })
 }
