@@ -240,17 +240,7 @@ fn imported_weights_export_the_same_blob() {
     let (csv, arch) = fixtures();
     let dir = scratch("import");
     let ckpt = dir.join("ckpt");
-    ok(&[
-        "train",
-        "--arch",
-        s(arch),
-        "--data",
-        s(csv),
-        "--out",
-        s(&ckpt),
-        "--epochs",
-        "1",
-    ]);
+    train_checkpoint(&ckpt, 1);
     let imported = dir.join("imported");
     ok(&[
         "import",
@@ -295,17 +285,7 @@ fn bad_inputs_give_clear_errors() {
     );
 
     let ckpt = dir.join("ckpt");
-    ok(&[
-        "train",
-        "--arch",
-        s(arch),
-        "--data",
-        s(csv),
-        "--out",
-        s(&ckpt),
-        "--epochs",
-        "1",
-    ]);
+    train_checkpoint(&ckpt, 1);
     let err = fails(&[
         "quantize",
         s(&ckpt),
@@ -364,16 +344,10 @@ fn every_command_has_help() {
     }
 }
 
-/// Runs `tickq stats PATH --json`.
-fn stats(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&ok(&["stats", s(path), "--json"])).unwrap()
-}
-
-#[test]
-fn prune_with_every_method_then_stats() {
+/// Trains the fixture architecture on the fixture data into `ckpt` for `epochs` epochs.
+fn train_checkpoint(ckpt: &Path, epochs: u32) {
     let (csv, arch) = fixtures();
-    let dir = scratch("prune");
-    let ckpt = dir.join("ckpt");
+    let epochs = epochs.to_string();
     ok(&[
         "train",
         "--arch",
@@ -381,10 +355,23 @@ fn prune_with_every_method_then_stats() {
         "--data",
         s(csv),
         "--out",
-        s(&ckpt),
+        s(ckpt),
         "--epochs",
-        "2",
+        &epochs,
     ]);
+}
+
+/// Runs `tickq stats PATH --json`.
+fn stats(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&ok(&["stats", s(path), "--json"])).unwrap()
+}
+
+#[test]
+fn prune_with_every_method_then_stats() {
+    let (csv, _) = fixtures();
+    let dir = scratch("prune");
+    let ckpt = dir.join("ckpt");
+    train_checkpoint(&ckpt, 2);
     let prune = |out: &Path, extra: &[&str]| {
         let mut args = vec!["prune", s(&ckpt), "--data", s(csv), "--out", s(out)];
         args.extend(extra);
@@ -560,21 +547,11 @@ fn prune_with_every_method_then_stats() {
 
 #[test]
 fn weight_format_flag_picks_the_blob_encoding() {
-    let (csv, arch) = fixtures();
+    let (csv, _) = fixtures();
     let dir = scratch("weight-format");
     let ckpt = dir.join("ckpt");
     let pruned = dir.join("pruned");
-    ok(&[
-        "train",
-        "--arch",
-        s(arch),
-        "--data",
-        s(csv),
-        "--out",
-        s(&ckpt),
-        "--epochs",
-        "1",
-    ]);
+    train_checkpoint(&ckpt, 1);
     ok(&[
         "prune",
         s(&ckpt),
@@ -654,20 +631,10 @@ fn weight_format_flag_picks_the_blob_encoding() {
 
 #[test]
 fn distill_compare_writes_a_comparison_and_keeps_masks() {
-    let (csv, arch) = fixtures();
+    let (csv, _) = fixtures();
     let dir = scratch("distill");
     let teacher = dir.join("teacher");
-    ok(&[
-        "train",
-        "--arch",
-        s(arch),
-        "--data",
-        s(csv),
-        "--out",
-        s(&teacher),
-        "--epochs",
-        "3",
-    ]);
+    train_checkpoint(&teacher, 3);
     let student_arch = dir.join("student.toml");
     std::fs::write(
         &student_arch,
@@ -817,20 +784,10 @@ fn distill_compare_writes_a_comparison_and_keeps_masks() {
 
 #[test]
 fn sensitivity_lists_layers_worst_first_with_ranges() {
-    let (csv, arch) = fixtures();
+    let (csv, _) = fixtures();
     let dir = scratch("sensitivity");
     let ckpt = dir.join("ckpt");
-    ok(&[
-        "train",
-        "--arch",
-        s(arch),
-        "--data",
-        s(csv),
-        "--out",
-        s(&ckpt),
-        "--epochs",
-        "2",
-    ]);
+    train_checkpoint(&ckpt, 2);
     assert!(ok(&["sensitivity", "--help"]).contains("--amount"));
 
     // Text: both tables and the range report.

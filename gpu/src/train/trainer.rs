@@ -44,6 +44,25 @@ struct Placed {
     param: Option<usize>,
 }
 
+impl Placed {
+    /// `(input channels, input time, output channels, output time)` when both shapes are sequences (conv1d).
+    fn seq_shapes(&self) -> Option<(usize, usize, usize, usize)> {
+        match (self.in_shape, self.out_shape) {
+            (
+                TShape::Seq {
+                    channels: c_in,
+                    time: t_in,
+                },
+                TShape::Seq {
+                    channels: c_out,
+                    time: t_out,
+                },
+            ) => Some((c_in, t_in, c_out, t_out)),
+            _ => None,
+        }
+    }
+}
+
 /// The GPU buffers of one dense or conv1d layer.
 #[derive(Debug)]
 struct ParamBufs {
@@ -698,17 +717,7 @@ impl GpuTrainer {
                     pad_left,
                     ..
                 } => {
-                    let (
-                        TShape::Seq {
-                            channels: c_in,
-                            time: t_in,
-                        },
-                        TShape::Seq {
-                            channels: o,
-                            time: t_out,
-                        },
-                    ) = (p.in_shape, p.out_shape)
-                    else {
+                    let Some((c_in, t_in, o, t_out)) = p.seq_shapes() else {
                         continue;
                     };
                     let pb = &self.params[p.param.unwrap_or(0)];
@@ -839,17 +848,7 @@ impl GpuTrainer {
                         pad_left,
                         ..
                     } => {
-                        let (
-                            TShape::Seq {
-                                channels: c_in,
-                                time: t_in,
-                            },
-                            TShape::Seq {
-                                channels: o,
-                                time: t_out,
-                            },
-                        ) = (p.in_shape, p.out_shape)
-                        else {
+                        let Some((c_in, t_in, o, t_out)) = p.seq_shapes() else {
                             continue;
                         };
                         let pb = &self.params[p.param.unwrap_or(0)];
