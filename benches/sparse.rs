@@ -176,7 +176,7 @@ fn variants() -> Vec<(&'static str, Pruning, WeightFormat)> {
 }
 
 fn blob(pruning: Pruning, weight_format: WeightFormat) -> Vec<u8> {
-    encode_with(&wide_spec(pruning), &EncodeOptions { weight_format }).expect("encode")
+    encode_with(&wide_spec(pruning), &EncodeOptions::format(weight_format)).expect("encode")
 }
 
 fn features() -> Vec<f32> {

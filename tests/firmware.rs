@@ -397,23 +397,37 @@ fn export_for_firmware(
     (model_rs, dir.join("model.tqv"))
 }
 
+/// The fixture's model re-encoded with every weighted layer in `format`.
+fn encoded(format: tickq_core::encode::WeightFormat) -> Vec<u8> {
+    let options = tickq_core::encode::EncodeOptions::format(format);
+    tickq_core::encode::encode_with(&fixture().quantized.spec, &options)
+        .expect("the fixture encodes")
+}
+
 /// The fixture's model re-encoded with every Dense layer in the `dense-dsp` layout, which the Cortex-M4 runs
 /// with its `SMLAD` assembly and the other targets with the portable kernel.
 fn dsp_blob() -> Vec<u8> {
-    let options = tickq_core::encode::EncodeOptions {
-        weight_format: tickq_core::encode::WeightFormat::DenseDsp,
-    };
-    tickq_core::encode::encode_with(&fixture().quantized.spec, &options).expect("dense-dsp encodes")
+    encoded(tickq_core::encode::WeightFormat::DenseDsp)
 }
 
-/// Every example, bit-exact with the host on the fixture's blob as trained (blocked dense layout) and on the
-/// same model in the `dense-dsp` layout (the Cortex-M4's `SMLAD` assembly, the portable kernel elsewhere).
+/// The fixture's model in the blocked layout (weight format 0), which every example's engine reads.
+fn blocked_blob() -> Vec<u8> {
+    encoded(tickq_core::encode::WeightFormat::Blocked)
+}
+
+/// Every example, bit-exact with the host on the fixture's model in the blocked layout and in the `dense-dsp`
+/// layout (the Cortex-M4's `SMLAD` assembly, the portable kernel elsewhere); and the examples built with the
+/// whole engine (Cortex-M0, riscv32imc) also in the `dense-dot` layout, through its portable kernel on 32-bit
+/// cores without an FPU, against the host's SIMD kernels.
 #[test]
 fn firmware_matches_the_host_bit_for_bit() {
     if !tools_present() {
         return;
     }
-    check_bit_exact("firmware-vectors", blob());
+    check_bit_exact("firmware-vectors", &blocked_blob(), EXAMPLES);
+    let dot = encoded(tickq_core::encode::WeightFormat::DenseDot);
+    let whole_engine: Vec<&Example> = EXAMPLES.iter().filter(|e| e.dir != "cortex-m4").collect();
+    check_bit_exact("firmware-vectors-dot", &dot, whole_engine.iter().copied());
     let dsp = dsp_blob();
     let model = Model::load(&dsp).expect("dense-dsp blob loads");
     assert!(
@@ -422,12 +436,12 @@ fn firmware_matches_the_host_bit_for_bit() {
             .filter(|l| l.kind == tickq_core::LayerKind::Dense)
             .all(|l| l.weight_format == Some(tickq_core::WeightLayout::DenseDsp))
     );
-    check_bit_exact("firmware-vectors-dsp", &dsp);
+    check_bit_exact("firmware-vectors-dsp", &dsp, EXAMPLES);
 }
 
 /// Exports `blob` with 300 test vectors, runs every example on them under QEMU and compares every logit and
 /// signal with tickq-core on this host.
-fn check_bit_exact(name: &str, blob: &[u8]) {
+fn check_bit_exact<'e>(name: &str, blob: &[u8], examples: impl IntoIterator<Item = &'e Example>) {
     let model = Model::load(blob).expect("blob loads");
     let (model_rs, vectors_path) =
         export_for_firmware(name, blob, fixture().data.splits.test.x.view(), VECTORS);
@@ -446,7 +460,7 @@ fn check_bit_exact(name: &str, blob: &[u8]) {
         })
         .collect();
 
-    for example in EXAMPLES {
+    for example in examples {
         let started = Instant::now();
         let elf = build(example, &model_rs, &vectors_path, None);
         let built = started.elapsed();
@@ -531,9 +545,8 @@ type = "dense"
 out = 3
 "#;
     let (q, inputs) = random_blob(ARCH);
-    let options = tickq_core::encode::EncodeOptions {
-        weight_format: tickq_core::encode::WeightFormat::DenseDsp,
-    };
+    let options =
+        tickq_core::encode::EncodeOptions::format(tickq_core::encode::WeightFormat::DenseDsp);
     let blob = tickq_core::encode::encode_with(&q.spec, &options).expect("dense-dsp encodes");
     let model = Model::load(&blob).expect("loads");
     // The assembly requantizes shifts of 33 to 62 (ratios below 1/4); the two wide layers must have them, or
@@ -617,16 +630,26 @@ fn footprint_and_instruction_counts() {
     let m4 = &EXAMPLES[0];
     let (mlp, mlp_inputs) = random_blob(tickq_host::shapes::REF_MLP);
     let dsp = |spec: &tickq_core::encode::ModelSpec| {
-        let options = tickq_core::encode::EncodeOptions {
-            weight_format: tickq_core::encode::WeightFormat::DenseDsp,
-        };
+        let options =
+            tickq_core::encode::EncodeOptions::format(tickq_core::encode::WeightFormat::DenseDsp);
         tickq_core::encode::encode_with(spec, &options).expect("dense-dsp encodes")
     };
     let demo_rows = &fixture().data.splits.test.x;
     let cases = [
-        ("demo", "dense", blob().to_vec(), demo_rows),
+        ("demo", "blocked", blocked_blob(), demo_rows),
         ("demo", "dense-dsp", dsp_blob(), demo_rows),
-        ("mlp", "dense", mlp.blob.clone(), &mlp_inputs),
+        (
+            "mlp",
+            "blocked",
+            tickq_core::encode::encode_with(
+                &mlp.spec,
+                &tickq_core::encode::EncodeOptions::format(
+                    tickq_core::encode::WeightFormat::Blocked,
+                ),
+            )
+            .expect("blocked encodes"),
+            &mlp_inputs,
+        ),
         ("mlp", "dense-dsp", dsp(&mlp.spec), &mlp_inputs),
     ];
     println!(

@@ -60,6 +60,11 @@ fn mismatches(ctx: &GpuContext, what: &str, blob: &[u8], x: ArrayView2<'_, f32>)
 /// Re-encodes `blob` with its Dense/Conv1d weights pruned: the smallest `zeros` share of each row by magnitude
 /// (or, with `two_four`, the two smallest of every group of four) set to zero.
 fn pruned(blob: &[u8], zeros: f64, two_four: bool, format: WeightFormat) -> Vec<u8> {
+    pruned_for(blob, zeros, two_four, EncodeOptions::format(format))
+}
+
+/// [`pruned`] encoded with `options` (a weight format and a target).
+fn pruned_for(blob: &[u8], zeros: f64, two_four: bool, options: EncodeOptions) -> Vec<u8> {
     let mut spec = tickq_core::decode::decode(&Model::load(blob).unwrap());
     for layer in &mut spec.layers {
         let (weights, rows) = match &mut layer.op {
@@ -94,13 +99,7 @@ fn pruned(blob: &[u8], zeros: f64, two_four: bool, format: WeightFormat) -> Vec<
             }
         }
     }
-    encode_with(
-        &spec,
-        &EncodeOptions {
-            weight_format: format,
-        },
-    )
-    .expect("pruned spec encodes")
+    encode_with(&spec, &options).expect("pruned spec encodes")
 }
 
 fn formats(blob: &[u8]) -> Vec<WeightLayout> {
@@ -136,16 +135,24 @@ fn pruned_and_re_encoded_demo_models_match_core_on_the_bundled_test_set() {
         mismatches(&ctx, "demo MLP, 80 % sparse", &sparse, test.x.view()),
         0
     );
-    // The first layer's rows (29 inputs) cannot be N:M; auto keeps them in another format.
-    let nm = pruned(blob, 0.5, true, WeightFormat::Auto);
+    // The first layer's rows (29 inputs) cannot be N:M; auto keeps them in another format. On a scalar
+    // microcontroller target, where a 2:4 row does half the work of a dense one, auto picks N:M for the others.
+    let options = EncodeOptions {
+        weight_format: WeightFormat::Auto,
+        target: tickq_core::encode::Target::CortexM0,
+    };
+    let nm = pruned_for(blob, 0.5, true, options);
     let f = formats(&nm);
     assert!(f.contains(&WeightLayout::NM { n: 2, m: 4 }), "{f:?}");
     assert_eq!(mismatches(&ctx, "demo MLP, 2:4", &nm, test.x.view()), 0);
-    // The Dense-only formats: column-sparse, bit-packed column-sparse and the Cortex-M4 DSP layout.
+    // The Dense-only formats (column-sparse, bit-packed column-sparse, the Cortex-M4 DSP layout) and the two
+    // other dense layouts.
     for (zeros, format, layout) in [
         (0.8, WeightFormat::Columns, WeightLayout::Columns),
         (0.8, WeightFormat::Packed, WeightLayout::Packed),
         (0.0, WeightFormat::DenseDsp, WeightLayout::DenseDsp),
+        (0.0, WeightFormat::DenseDot, WeightLayout::DenseDot),
+        (0.0, WeightFormat::Blocked, WeightLayout::Blocked),
     ] {
         let blob = pruned(blob, zeros, false, format);
         assert!(formats(&blob).iter().all(|f| *f == layout), "{format}");

@@ -6,6 +6,7 @@
 mod support;
 
 mod blob_robustness;
+mod callgrind;
 mod end_to_end;
 mod firmware;
 mod gpu;

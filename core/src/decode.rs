@@ -46,13 +46,18 @@ use alloc::string::ToString;
 use alloc::vec;
 use alloc::vec::Vec;
 
-use crate::blob::{NO_INPUT, le_f32, le_i32};
 use crate::encode::{LayerSpec, ModelSpec, OpSpec};
+#[cfg(feature = "dense-dot")]
+use crate::format::layout::dot;
+use crate::format::layout::{blocked, dsp};
+#[cfg(feature = "sparse-formats")]
+use crate::format::layout::{columns, sparse};
+use crate::format::{NO_INPUT, le_f32, le_i32};
 use crate::kernels;
-use crate::model::{
-    BLOCK, LayerKind, LayerPlan, Model, ROW_SEGMENT, SEGMENT, WeightLayout, packed_entry,
-    tail_channels,
-};
+#[cfg(feature = "dynamic")]
+use crate::kernels::generic;
+use crate::model::Model;
+use crate::plan::{LayerPlan, Op, Weighted, Weights};
 use crate::requant::QuantMultiplier;
 
 /// Turns a loaded model back into the owned description it was encoded from.
@@ -82,147 +87,166 @@ pub fn decode(model: &Model<'_>) -> ModelSpec {
 fn decode_layer(i: usize, l: &LayerPlan<'_>, version: u16) -> LayerSpec {
     let input = (l.input_a != NO_INPUT && i > 0 && usize::from(l.input_a) + 1 != i)
         .then_some(usize::from(l.input_a));
-    let op = match l.kind {
-        LayerKind::Quantize => {
-            let f = l.out_c;
-            let floats: Vec<f32> = l.aux.chunks_exact(4).map(le_f32).collect();
-            let (a, b) = floats.split_at(f.min(floats.len()));
+    let (out_t, out_c) = l.out_shape;
+    let op = match l.op {
+        Op::Quantize { coefficients } => {
+            let floats: Vec<f32> = coefficients.chunks_exact(4).map(le_f32).collect();
+            let (a, b) = floats.split_at(out_c.min(floats.len()));
             OpSpec::Quantize {
-                time_steps: l.out_t,
-                features: f,
+                time_steps: out_t,
+                features: out_c,
                 a: a.to_vec(),
                 b: b.to_vec(),
             }
         }
-        LayerKind::Dense => {
-            let (weights, bias) = weights_and_biases(l, version);
+        Op::Dense(ref w) => {
+            let (weights, bias) = weights_and_biases(w, out_c, l.in_zp, version);
             OpSpec::Dense {
-                out_features: l.out_c,
-                in_features: l.row_len,
+                out_features: out_c,
+                in_features: w.row_len,
                 weights,
                 bias,
-                requant: multipliers(l),
+                requant: multipliers(w),
             }
         }
-        LayerKind::Conv1d => {
-            let (weights, bias) = weights_and_biases(l, version);
+        Op::Conv1d(conv, ref w) => {
+            let (weights, bias) = weights_and_biases(w, out_c, l.in_zp, version);
             OpSpec::Conv1d {
-                out_channels: l.out_c,
-                in_channels: l.in_c,
-                kernel: l.kernel,
-                stride: l.stride,
-                dilation: l.dilation,
-                padding: l.padding,
+                out_channels: out_c,
+                in_channels: l.in_shape.1,
+                kernel: conv.kernel,
+                stride: conv.stride,
+                dilation: conv.dilation,
+                padding: conv.padding,
                 weights,
                 bias,
-                requant: multipliers(l),
+                requant: multipliers(w),
             }
         }
-        LayerKind::Lut => {
-            let mut table = [0i8; 256];
-            for (t, &v) in table.iter_mut().zip(l.aux) {
-                *t = v as i8;
-            }
-            OpSpec::Lut { table }
-        }
-        LayerKind::MaxPool1d => OpSpec::MaxPool1d {
-            kernel: l.kernel,
-            stride: l.stride,
+        Op::Lut { table } => OpSpec::Lut {
+            table: table.map(|v| v as i8),
         },
-        LayerKind::AvgPool1d => OpSpec::AvgPool1d {
-            kernel: l.kernel,
-            stride: l.stride,
-            requant: l.requant,
+        Op::MaxPool1d(window) => OpSpec::MaxPool1d {
+            kernel: window.kernel,
+            stride: window.stride,
         },
-        LayerKind::GlobalAvgPool => OpSpec::GlobalAvgPool { requant: l.requant },
-        LayerKind::Flatten => OpSpec::Flatten,
-        LayerKind::Add => OpSpec::Add {
+        Op::AvgPool1d(window, requant) => OpSpec::AvgPool1d {
+            kernel: window.kernel,
+            stride: window.stride,
+            requant,
+        },
+        Op::GlobalAvgPool(requant) => OpSpec::GlobalAvgPool { requant },
+        Op::Flatten => OpSpec::Flatten,
+        Op::Add {
+            wa, wb, requant, ..
+        } => OpSpec::Add {
             other: usize::from(l.input_b),
-            wa: l.wa,
-            wb: l.wb,
-            requant: l.requant,
+            wa,
+            wb,
+            requant,
         },
     };
     LayerSpec {
         op,
         input,
-        out_scale: l.out_scale,
-        out_zero_point: l.out_zp,
-        act_min: l.act_min,
-        act_max: l.act_max,
-        dynamic: l.dynamic.then_some(l.bias_exp),
+        out_scale: l.out.scale,
+        out_zero_point: l.out.zp,
+        act_min: l.out.act_min,
+        act_max: l.out.act_max,
+        dynamic: l
+            .dynamic
+            .then_some(l.op.weighted().map_or(0, |w| w.bias_exp)),
     }
 }
 
-fn multipliers(l: &LayerPlan<'_>) -> Vec<QuantMultiplier> {
-    l.multipliers
+fn multipliers(w: &Weighted<'_>) -> Vec<QuantMultiplier> {
+    w.channels
+        .multipliers
         .chunks_exact(4)
-        .zip(l.shifts)
+        .zip(w.channels.shifts)
         .map(|(m, &s)| QuantMultiplier::from_validated(le_i32(m), s))
         .collect()
 }
 
-/// The logical `[out][row_len]` weights of a Dense or Conv1d layer (zeros where nothing is stored) and its
-/// effective biases (`b_eff`, the input zero point folded in, as [`OpSpec`] holds them).
+/// The logical `[out][row_len]` weights of a Dense or Conv1d layer with `rows` channels (zeros where nothing is
+/// stored) and its effective biases (`b_eff`, the input zero point folded in, as [`OpSpec`] holds them).
 ///
-/// This is the only function here that knows how each weight format lays out its section (`docs/BLOB.md`); a
-/// new or changed format needs a change here and nowhere else in this module.
-fn weights_and_biases(l: &LayerPlan<'_>, version: u16) -> (Vec<i8>, Vec<i32>) {
-    let (rows, row_len) = (l.out_c, l.row_len);
-    let mut w = vec![0i8; rows * row_len];
-    let mut bias: Vec<i32> = l.bias.chunks_exact(4).map(le_i32).collect();
+/// This is the only function here that knows how each weight format lays out its section (`docs/BLOB.md`, and
+/// `format::layout` for the geometry); a new or changed format needs a change here and nowhere else in this
+/// module.
+#[cfg_attr(
+    not(feature = "sparse-formats"),
+    allow(
+        unused_mut,
+        unused_variables,
+        reason = "the column formats unfold the bias"
+    )
+)]
+fn weights_and_biases(
+    w: &Weighted<'_>,
+    rows: usize,
+    in_zp: i8,
+    version: u16,
+) -> (Vec<i8>, Vec<i32>) {
+    let row_len = w.row_len;
+    let mut out = vec![0i8; rows * row_len];
+    let mut bias: Vec<i32> = w.channels.bias.chunks_exact(4).map(le_i32).collect();
     let mut put = |o: usize, k: usize, v: u8| {
         if k < row_len
-            && let Some(slot) = w.get_mut(o * row_len + k)
+            && let Some(slot) = out.get_mut(o * row_len + k)
         {
             *slot = v as i8;
         }
     };
-    match l.layout {
-        WeightLayout::Dense => {
-            // Blocks of BLOCK channels, input pairs interleaved per channel; the last block of a version 2 blob
+    // Every weight of a dense layout, read through its index function.
+    let mut dense = |bytes: &[u8], index: &dyn Fn(usize, usize) -> usize| {
+        for o in 0..rows {
+            for k in 0..row_len {
+                put(o, k, bytes.get(index(o, k)).copied().unwrap_or(0));
+            }
+        }
+    };
+    match w.weights {
+        Weights::Blocked { bytes, block_len } => {
+            // Blocks of 16 channels, input pairs interleaved per channel; the last block of a version 2 blob
             // holds only `tail` channels and so has shorter steps.
-            let tail = tail_channels(rows, version);
-            for o in 0..rows {
-                let width = if tail != 0 && o / BLOCK == rows / BLOCK {
+            let tail = blocked::tail_channels(rows, version);
+            dense(bytes, &|o, k| {
+                let width = if tail != 0 && o / blocked::BLOCK == rows / blocked::BLOCK {
                     tail
                 } else {
-                    BLOCK
+                    blocked::BLOCK
                 };
-                let base = (o / BLOCK) * l.block_len + (o % BLOCK) * 2;
-                for k in 0..row_len {
-                    let at = base + (k / 2) * 2 * width + k % 2;
-                    put(o, k, l.weights.get(at).copied().unwrap_or(0));
-                }
-            }
+                (o / blocked::BLOCK) * block_len
+                    + (o % blocked::BLOCK) * 2
+                    + (k / 2) * 2 * width
+                    + k % 2
+            });
         }
-        WeightLayout::DenseDsp => {
-            for o in 0..rows {
-                for k in 0..row_len {
-                    let at = crate::kernels_dsp::index(o, k, row_len, rows);
-                    put(o, k, l.weights.get(at).copied().unwrap_or(0));
-                }
-            }
-        }
-        WeightLayout::Sparse => {
+        Weights::Dsp { bytes, .. } => dense(bytes, &|o, k| dsp::index(o, k, row_len, rows)),
+        #[cfg(feature = "dense-dot")]
+        Weights::Dot { bytes, .. } => dense(bytes, &|o, k| dot::index(o, k, row_len, rows)),
+        #[cfg(feature = "sparse-formats")]
+        Weights::Sparse(s) => {
             // Per channel and 128-input segment a count; the indices and values of all channels follow in order.
             let mut at = 0usize;
-            for (o, counts) in l.sp_counts.chunks_exact(l.segments.max(1)).enumerate() {
+            for (o, counts) in s.counts.chunks_exact(s.segments.max(1)).enumerate() {
                 for (seg, &count) in counts.iter().enumerate() {
                     for _ in 0..count {
-                        let col =
-                            seg * SEGMENT + usize::from(l.sp_indices.get(at).copied().unwrap_or(0));
-                        put(o, col, l.sp_values.get(at).copied().unwrap_or(0));
+                        let col = seg * sparse::SEGMENT
+                            + usize::from(s.indices.get(at).copied().unwrap_or(0));
+                        put(o, col, s.values.get(at).copied().unwrap_or(0));
                         at += 1;
                     }
                 }
             }
         }
-        WeightLayout::NM { .. } => {
-            // Per channel `nm_entries` values; entry `e` is in group `e / n` at the 2-bit in-group index `e`.
-            let n = l.nm_n.max(1);
-            let values = l.sp_values.chunks_exact(l.nm_entries.max(1));
-            let indices = l.sp_indices.chunks_exact(l.nm_index_len.max(1));
+        #[cfg(feature = "sparse-formats")]
+        Weights::NM(nm) => {
+            // Per channel `entries` values; entry `e` is in group `e / n` at the 2-bit in-group index `e`.
+            let n = nm.n.max(1);
+            let values = nm.values.chunks_exact(nm.entries.max(1));
+            let indices = nm.indices.chunks_exact(nm.index_len.max(1));
             for (o, (values, idx)) in values.zip(indices).enumerate() {
                 for (e, &v) in values.iter().enumerate() {
                     let i =
@@ -231,45 +255,57 @@ fn weights_and_biases(l: &LayerPlan<'_>, version: u16) -> (Vec<i8>, Vec<i32>) {
                 }
             }
         }
-        WeightLayout::Columns | WeightLayout::Packed => {
-            // Per 256-channel row segment and input column a count, then that column's entries in increasing
-            // rows: `(row, value)` byte pairs, or bit-packed `(row gap, codebook index)` entries.
-            let inputs = l.in_c.max(1);
-            let width = (l.pk_gap_bits + l.pk_code_bits) as usize;
-            let (mut pair, mut bit) = (0usize, 0usize);
-            for (seg, counts) in l.sp_counts.chunks_exact(inputs).enumerate() {
+        #[cfg(feature = "sparse-formats")]
+        Weights::Columns(c) => {
+            // Per 256-channel row segment and input column a count, then that column's `(row, value)` pairs in
+            // increasing rows.
+            let mut pairs = c.pairs.as_chunks::<2>().0.iter();
+            for (seg, counts) in c.counts.chunks_exact(row_len.max(1)).enumerate() {
+                for (j, &count) in counts.iter().enumerate() {
+                    for &[row, v] in pairs.by_ref().take(usize::from(count)) {
+                        put(seg * columns::ROW_SEGMENT + usize::from(row), j, v);
+                    }
+                }
+            }
+            unfold_bias(&mut bias, &out, row_len, in_zp);
+        }
+        #[cfg(feature = "sparse-formats")]
+        Weights::Packed(p) => {
+            // As the column format, with bit-packed `(row gap, codebook index)` entries; fillers carry the value
+            // 0 and only advance the row.
+            let width = (p.gap_bits + p.code_bits) as usize;
+            let mut bit = 0usize;
+            for (seg, counts) in p.counts.chunks_exact(row_len.max(1)).enumerate() {
                 for (j, &count) in counts.iter().enumerate() {
                     let mut next = 0usize;
                     for _ in 0..count {
-                        let (row, v) = if l.layout == WeightLayout::Columns {
-                            let row = l.sp_values.get(2 * pair).copied().unwrap_or(0);
-                            let v = l.sp_values.get(2 * pair + 1).copied().unwrap_or(0);
-                            pair += 1;
-                            (usize::from(row), v)
-                        } else {
-                            let (gap, code) =
-                                packed_entry(l.sp_values, bit, l.pk_gap_bits, l.pk_code_bits);
-                            bit += width;
-                            let row = next + gap;
-                            next = row + 1;
-                            (row, l.pk_codebook.get(code).copied().unwrap_or(0))
-                        };
-                        // Fillers of the packed format carry the value 0 and only advance the row.
+                        let (gap, code) =
+                            columns::packed_entry(p.stream, bit, p.gap_bits, p.code_bits);
+                        bit += width;
+                        let row = next + gap;
+                        next = row + 1;
+                        let v = p.codebook.get(code).copied().unwrap_or(0);
                         if v != 0 {
-                            put(seg * ROW_SEGMENT + row, j, v);
+                            put(seg * columns::ROW_SEGMENT + row, j, v);
                         }
                     }
                 }
             }
-            // These formats store the bias with the input zero point unfolded: `b_eff + zp * sum_j w[o][j]`.
-            let zp = i32::from(l.in_zp);
-            for (b, row) in bias.iter_mut().zip(w.chunks_exact(row_len.max(1))) {
-                let sum: i32 = row.iter().map(|&v| i32::from(v)).sum();
-                *b = b.wrapping_sub(zp.wrapping_mul(sum));
-            }
+            unfold_bias(&mut bias, &out, row_len, in_zp);
         }
     }
-    (w, bias)
+    (out, bias)
+}
+
+/// The column formats store the bias with the input zero point unfolded, `b_eff + zp * sum_j w[o][j]`; this
+/// folds it back.
+#[cfg(feature = "sparse-formats")]
+fn unfold_bias(bias: &mut [i32], weights: &[i8], row_len: usize, in_zp: i8) {
+    let zp = i32::from(in_zp);
+    for (b, row) in bias.iter_mut().zip(weights.chunks_exact(row_len.max(1))) {
+        let sum: i32 = row.iter().map(|&v| i32::from(v)).sum();
+        *b = b.wrapping_sub(zp.wrapping_mul(sum));
+    }
 }
 
 impl Model<'_> {
@@ -302,11 +338,17 @@ impl Model<'_> {
             .zip(out.chunks_exact_mut(len))
             .zip(exponents.iter_mut())
         {
+            let Op::Quantize { coefficients } = first.op else {
+                continue;
+            };
+            #[cfg(feature = "dynamic")]
             if first.dynamic {
-                *e = kernels::quantize_dynamic(first, sample, dst);
-            } else {
-                kernels::quantize(first, sample, dst);
+                *e = generic::quantize::quantize_dynamic(coefficients, sample, dst);
+                continue;
             }
+            // A static model's exponents are 0.
+            *e = 0;
+            kernels::quantize(self.engine(), &first.out, coefficients, sample, dst);
         }
         (out.into_iter().map(|b| b as i8).collect(), exponents)
     }
@@ -472,32 +514,23 @@ mod tests {
     }
 
     fn round_trip(spec: &ModelSpec, format: WeightFormat) {
-        let blob = encode_with(
-            spec,
-            &EncodeOptions {
-                weight_format: format,
-            },
-        )
-        .unwrap();
+        let blob = encode_with(spec, &EncodeOptions::format(format)).unwrap();
         let model = Model::load(&blob).unwrap();
-        if format != WeightFormat::Auto && format != WeightFormat::Dense {
+        if !matches!(
+            format,
+            WeightFormat::Auto | WeightFormat::Dense | WeightFormat::Blocked
+        ) {
             assert!(
-                model
-                    .layers()
-                    .any(|l| l.weight_format.is_some_and(|f| f != WeightLayout::Dense)),
+                model.layers().any(|l| l
+                    .weight_format
+                    .is_some_and(|f| f != crate::WeightLayout::Blocked)),
                 "{format}: no layer was stored in that format"
             );
         }
         let decoded = decode(&model);
         assert_eq!(&decoded, spec, "{format}");
         // Re-encoding the decoded spec gives the same bytes.
-        let again = encode_with(
-            &decoded,
-            &EncodeOptions {
-                weight_format: format,
-            },
-        )
-        .unwrap();
+        let again = encode_with(&decoded, &EncodeOptions::format(format)).unwrap();
         assert_eq!(again, blob, "{format}");
     }
 

@@ -5,33 +5,8 @@
 
 use core::fmt;
 
-use crate::model::LayerKind;
-
-/// A section of a layer entry (see `docs/BLOB.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Section {
-    /// The int8 weights of a Dense or Conv1d layer, in the layer's weight format.
-    Weights,
-    /// The i32 effective bias of a Dense or Conv1d layer.
-    Bias,
-    /// The requantization multipliers and right shifts.
-    Requant,
-    /// The layer-specific auxiliary data (quantizer coefficients, lookup table, Add weights).
-    Aux,
-}
-
-impl Section {
-    /// The lower-case name used in messages.
-    #[inline]
-    pub const fn name(self) -> &'static str {
-        match self {
-            Section::Weights => "weights",
-            Section::Bias => "bias",
-            Section::Requant => "requant",
-            Section::Aux => "aux",
-        }
-    }
-}
+use crate::format::LayerKind;
+pub use crate::format::Section;
 
 /// What is wrong with a blob.
 #[non_exhaustive]
@@ -203,15 +178,19 @@ pub enum BlobErrorKind {
     /// The arena the model needs does not fit in this target's address space.
     ArenaTooLarge,
     /// The blob needs something this build of tickq-core leaves out: a weight format of the `sparse-formats`
-    /// feature, or dynamic quantization (feature `dynamic`); both are on by default.
+    /// or `dense-dot` feature, or dynamic quantization (feature `dynamic`); all are on by default.
     NotCompiled {
-        /// What the blob uses: `"sparse weight format"` (with `found` its code) or `"dynamic quantization"`.
+        /// What the blob uses: `"sparse weight format"` or `"dense-dot weight format"` (with `found` its code),
+        /// or `"dynamic quantization"`.
         what: &'static str,
         /// The cargo feature of tickq-core that would accept it.
         feature: &'static str,
         /// The weight format code, or the layer flags.
         found: u8,
     },
+    /// A `dense-dot` layer's second bias (the aux section) is not its bias minus `128 * sum w` of its channel
+    /// (wrapping in i32), which the kernels that add 128 to every input rely on.
+    OffsetBiasMismatch,
 }
 
 impl BlobErrorKind {
@@ -276,12 +255,13 @@ impl BlobErrorKind {
             BlobErrorKind::TooManyClasses { .. } => 47,
             BlobErrorKind::ArenaTooLarge => 48,
             BlobErrorKind::NotCompiled { .. } => 49,
+            BlobErrorKind::OffsetBiasMismatch => 50,
         }
     }
 }
 
 /// The names of [`BlobErrorKind::name`], in declaration order.
-const NAMES: [&str; 50] = [
+const NAMES: [&str; 51] = [
     "truncated",
     "bad magic",
     "unsupported version",
@@ -332,6 +312,7 @@ const NAMES: [&str; 50] = [
     "too many classes",
     "arena too large",
     "not compiled in",
+    "dense-dot second bias mismatch",
 ];
 
 impl BlobErrorKind {

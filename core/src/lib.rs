@@ -11,33 +11,40 @@
 //!
 //! The modules follow the data from bytes to signal:
 //!
-//! 1. [`blob`]: raw views over the bytes, with named field ranges and the CRC; nothing is interpreted yet.
+//! 1. [`format`]: the blob's vocabulary (constants, field ranges, layer kinds, weight layouts, byte views, the
+//!    CRC); it imports nothing else of the crate.
 //! 2. [`error`]: what can be wrong with a blob ([`BlobError`], located by layer and byte offset) or an arena
 //!    ([`ArenaTooSmall`]).
 //! 3. [`requant`]: the one place where an i32 accumulator becomes int8 ([`requant::requantize`]), with a single
 //!    round-half-away-from-zero rounding.
-//! 4. [`model`]: [`Model::load`] validates everything once (header, CRC, sections, shape chain, overflow
-//!    bounds, metadata) and caches a plan per layer.
-//! 5. `plan` (internal): places every tensor in the caller's arena by liveness, first fit, 16-byte aligned, so
-//!    [`Model::arena_bytes`] is exact.
-//! 6. `kernels` (internal): plain scalar kernels over byte slices, shaped so the compiler can vectorize them;
-//!    `kernels_dsp` (internal): Dense in the `dense-dsp` weight format, a whole layer in `SXTB16`/`SMLAD`
-//!    inline assembly on `thumbv7em` (Cortex-M4/M7, requantization included) and a portable loop elsewhere.
-//! 7. [`session`]: [`Session::run`] quantizes the features and runs the kernels over the arena; it cannot
+//! 4. `load` (internal): [`Model::load`] validates everything once (header, CRC, each layer and its sections,
+//!    each weight format's contents and overflow bounds, metadata) and produces one small plan per layer.
+//! 5. `plan` (internal): the plans, and the arena placement (liveness, first fit, 16-byte aligned, so
+//!    [`Model::arena_bytes`] is exact).
+//! 6. [`model`]: the public view of a loaded model, and the [`Backend`] that runs it.
+//! 7. `kernels` (internal): `generic` (the portable reference, one kernel per op and weight format), `x86_64`
+//!    (SSE2, AVX2, AVX-512 VNNI), `aarch64` (NEON, SDOT) and `arm` (the Cortex-M4 `dense-dsp` assembly); the
+//!    fastest the CPU has is picked at load, and every one gives the generic kernels' bytes.
+//! 8. [`session`]: [`Session::run`] quantizes the features and runs the kernels over the arena; it cannot
 //!    fail, panic or allocate.
-//! 8. `encode` (feature `alloc`): the host side, which turns an owned `encode::ModelSpec` into blob bytes.
+//! 9. `encode` and `decode` (feature `alloc`): the host side, which turns an owned `encode::ModelSpec` into blob
+//!    bytes for a deployment target, and a loaded model back into one.
 //!
 //! The blob layout is specified in `docs/BLOB.md` and the integer semantics in `docs/ARITHMETIC.md`.
 //!
 //! # Cargo features
 //!
 //! - `sparse-formats` (default): weight formats 1 to 4 (sparse, N:M, column-sparse, packed).
+//! - `dense-dot` (default): weight format 6, the layout of the x86-64 and aarch64 SIMD kernels.
 //! - `dynamic` (default): dynamic quantization (per-inference activation exponents).
-//! - `alloc`: the encoder.
+//! - `std`: runtime CPU detection where it needs the operating system (the aarch64 dot-product extension);
+//!   x86-64 detection works without it.
+//! - `alloc`: the encoder and decoder.
 //!
-//! Firmware short of flash can leave the first two out (`default-features = false`: the Cortex-M4 example's
-//! engine is then about 16 KB of `.text` instead of 27 KB); a blob that needs one of them is refused at load
-//! with [`BlobErrorKind::NotCompiled`], and [`SPARSE_FORMATS`] and [`DYNAMIC`] tell what a build has.
+//! Firmware short of flash can leave the first three out (`default-features = false`: the Cortex-M4 example's
+//! engine is then about 16 KB of `.text` instead of 26 KB); a blob that needs one of them is refused at load
+//! with [`BlobErrorKind::NotCompiled`], and [`SPARSE_FORMATS`], [`DENSE_DOT`] and [`DYNAMIC`] tell what a build
+//! has.
 //!
 //! # Example
 //!
@@ -89,14 +96,16 @@
 //!
 //! # Guarantees
 //!
-//! - No `unsafe` code except the inline assembly of the `dense-dsp` kernel on `thumbv7em` targets (one
-//!   module, `#[allow(unsafe_code)]` under a crate-wide `deny`, each block with its safety argument), no
-//!   allocation outside `encode`, no panics on any blob or input.
+//! - No `unsafe` code outside the architecture kernels (`kernels/x86_64`, `kernels/aarch64`, `kernels/arm`:
+//!   `#[allow(unsafe_code)]` under a crate-wide `deny`, each block with its safety argument), no allocation outside
+//!   `encode` and `decode`, no panics on any blob or input.
+//! - Every backend gives the same bytes: the architecture kernels are tested bit for bit against the portable
+//!   ones on every backend the machine has.
 //! - After [`Model::load`] succeeds, [`Session::new`] only checks the arena length and [`Session::run`] has no
 //!   error path.
 //!
 //! The minimum supported Rust version is 1.95.
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_code)]
 #![deny(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -105,26 +114,32 @@
 #[cfg(feature = "alloc")]
 extern crate alloc;
 
-pub mod blob;
 #[cfg(feature = "alloc")]
 pub mod decode;
 #[cfg(feature = "alloc")]
 pub mod encode;
 pub mod error;
+pub mod format;
 mod kernels;
-mod kernels_dsp;
+mod load;
 pub mod model;
 mod plan;
 pub mod requant;
 pub mod session;
 
 pub use error::{ArenaTooSmall, BlobError, BlobErrorKind, Section};
-pub use model::{LayerInfo, LayerKind, Metadata, Model, Names, Padding, WeightLayout};
+pub use format::{LayerKind, Padding, WeightLayout};
+pub use kernels::{Backend, BackendUnavailable, ParseBackendError};
+pub use load::metadata::{Metadata, Names};
+pub use model::{LayerInfo, Model};
 pub use plan::TENSOR_ALIGN;
 pub use session::{Prediction, Session};
 
 /// Whether this build has the `sparse-formats` feature (weight formats 1 to 4); see [`BlobErrorKind::NotCompiled`].
 pub const SPARSE_FORMATS: bool = cfg!(feature = "sparse-formats");
+
+/// Whether this build has the `dense-dot` feature (weight format 6); see [`BlobErrorKind::NotCompiled`].
+pub const DENSE_DOT: bool = cfg!(feature = "dense-dot");
 
 /// Whether this build has the `dynamic` feature (dynamic quantization); see [`BlobErrorKind::NotCompiled`].
 pub const DYNAMIC: bool = cfg!(feature = "dynamic");

@@ -9,8 +9,9 @@
 use core::ops::Range;
 
 use crate::error::ArenaTooSmall;
-use crate::kernels;
-use crate::model::{LayerKind, LayerPlan, Model};
+use crate::kernels::{self, Engine, generic};
+use crate::model::Model;
+use crate::plan::{LayerPlan, Op, Span};
 use crate::{MAX_CLASSES, MAX_LAYERS};
 
 /// A model bound to an arena, ready to run.
@@ -57,16 +58,18 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
     /// Missing values (when `features` is shorter than [`Model::input_len`]) and NaN values are treated as the
     /// training mean, which quantizes to the input zero point; extra values are ignored.
     pub fn run(&mut self, features: &[f32]) -> Prediction<'_> {
+        let engine = self.model.engine();
         if let Some(first) = self.model.plans().first()
-            && let Some(out) = self
-                .arena
-                .get_mut(first.out_start..first.out_start + first.out_len)
+            && let Op::Quantize { coefficients } = first.op
+            && let Some(out) = self.arena.get_mut(first.slots.out.range())
         {
-            if crate::DYNAMIC && first.dynamic {
-                self.exponents[0] = kernels::quantize_dynamic(first, features, out);
-            } else {
-                kernels::quantize(first, features, out);
+            #[cfg(feature = "dynamic")]
+            if first.dynamic {
+                self.exponents[0] =
+                    generic::quantize::quantize_dynamic(coefficients, features, out);
+                return self.run_layers(&mut |_| {});
             }
+            kernels::quantize(engine, &first.out, coefficients, features, out);
         }
         self.run_layers(&mut |_| {})
     }
@@ -92,11 +95,9 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
     ) -> Prediction<'_> {
         self.exponents[0] = 0;
         if let Some(first) = self.model.plans().first()
-            && let Some(out) = self
-                .arena
-                .get_mut(first.out_start..first.out_start + first.out_len)
+            && let Some(out) = self.arena.get_mut(first.slots.out.range())
         {
-            kernels::copy_input(first, input, out);
+            generic::quantize::copy_input(first.out.zp, input, out);
         }
         after_layer(0);
         self.run_layers(after_layer)
@@ -104,8 +105,10 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
 
     fn run_layers(&mut self, after_layer: &mut dyn FnMut(usize)) -> Prediction<'_> {
         let plans = self.model.plans();
+        let engine = self.model.engine();
         for (i, layer) in plans.iter().enumerate().skip(1) {
-            if crate::DYNAMIC && layer.dynamic {
+            #[cfg(feature = "dynamic")]
+            if layer.dynamic {
                 let e_in = self
                     .exponents
                     .get(usize::from(layer.input_a))
@@ -115,9 +118,10 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
                 if let Some(slot) = self.exponents.get_mut(i) {
                     *slot = e_in.saturating_add(k);
                 }
-            } else {
-                step(layer, self.arena);
+                after_layer(i);
+                continue;
             }
+            step(engine, layer, self.arena);
             after_layer(i);
         }
         let (scale, zero_point) = self.model.output_quant();
@@ -131,10 +135,7 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
         };
         let classes = self.model.classes();
         if let Some(last) = plans.last() {
-            let out = self
-                .arena
-                .get(last.out_start..last.out_start + last.out_len)
-                .unwrap_or(&[]);
+            let out = self.arena.get(last.slots.out.range()).unwrap_or(&[]);
             for (dst, &src) in self.logits.iter_mut().zip(out) {
                 *dst = src as i8;
             }
@@ -154,9 +155,9 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
 
 /// The arena around one layer's output: what lies before it, the output itself, and what lies after it.
 struct Split<'x> {
-    before: &'x [u8],
+    before: &'x mut [u8],
     out: &'x mut [u8],
-    after: &'x [u8],
+    after: &'x mut [u8],
     after_start: usize,
 }
 
@@ -173,47 +174,81 @@ impl<'x> Split<'x> {
     }
 }
 
-/// An input tensor, which the planner placed entirely before or entirely after the output.
-fn input<'y>(
-    before: &'y [u8],
-    after: &'y [u8],
-    after_start: usize,
-    start: usize,
-    len: usize,
-) -> &'y [u8] {
-    let end = start + len;
-    if end <= before.len() {
-        before.get(start..end).unwrap_or(&[])
-    } else if start >= after_start {
-        after
-            .get(start - after_start..end - after_start)
-            .unwrap_or(&[])
+/// Where an input tensor is, which the planner placed entirely before or entirely after the output: the range
+/// in `before` (`true`) or in `after` (`false`); `None` if it is neither (never for a loaded model).
+#[inline]
+fn locate(before_len: usize, after_start: usize, span: Span) -> Option<(bool, Range<usize>)> {
+    let end = span.start + span.len;
+    if end <= before_len {
+        Some((true, span.start..end))
+    } else if span.start >= after_start {
+        Some((false, span.start - after_start..end - after_start))
     } else {
-        &[]
+        None
     }
 }
 
-/// Runs one dynamic Dense layer over its whole allocation (output and i32 scratch); returns its shift `k`.
+/// An input tensor, mutable.
+fn input<'y>(
+    before: &'y mut [u8],
+    after: &'y mut [u8],
+    after_start: usize,
+    span: Span,
+) -> &'y mut [u8] {
+    match locate(before.len(), after_start, span) {
+        Some((true, r)) => before.get_mut(r),
+        Some((false, r)) => after.get_mut(r),
+        None => None,
+    }
+    .unwrap_or(&mut [])
+}
+
+/// An input tensor, read only (the two inputs of an Add may be the same tensor).
+fn input_ref<'y>(before: &'y [u8], after: &'y [u8], after_start: usize, span: Span) -> &'y [u8] {
+    match locate(before.len(), after_start, span) {
+        Some((true, r)) => before.get(r),
+        Some((false, r)) => after.get(r),
+        None => None,
+    }
+    .unwrap_or(&[])
+}
+
+/// Runs one dynamic Dense layer over its whole allocation (the int8 output, then the i32 values it is rounded
+/// from: `5 * C_out` bytes, which the planner reserved); returns its shift `k`.
+#[cfg(feature = "dynamic")]
 fn step_dynamic(l: &LayerPlan<'_>, arena: &mut [u8], e_in: i32) -> i32 {
     let Split {
         before,
         out,
         after,
         after_start,
-    } = Split::new(arena, l.out_start..l.out_start + l.scratch_len);
-    let x = input(before, after, after_start, l.in_start, l.in_len);
-    if l.kind == LayerKind::Dense {
-        kernels::dense_dynamic(l, x, out, e_in)
-    } else {
+    } = Split::new(
+        arena,
+        Span {
+            start: l.slots.out.start,
+            len: 5 * l.slots.out.len,
+        }
+        .range(),
+    );
+    let x = input(before, after, after_start, l.slots.input);
+    match l.op {
+        Op::Dense(ref w) => match w.weights {
+            crate::plan::Weights::Blocked { bytes, block_len } => {
+                generic::dynamic::dense_dynamic(&l.out, w, (bytes, block_len), x, out, e_in)
+            }
+            // The loader only lets dynamic layers store blocked weights.
+            _ => 0,
+        },
         // The loader only lets Quantize and Dense be dynamic.
-        0
+        _ => 0,
     }
 }
 
 /// Runs one layer (never layer 0, which the session handles).
-fn step(l: &LayerPlan<'_>, arena: &mut [u8]) {
-    if l.pad_len > 0
-        && let Some(pad) = arena.get_mut(l.in_start..l.in_start + l.pad_len)
+fn step(engine: Engine, l: &LayerPlan<'_>, arena: &mut [u8]) {
+    let slots = &l.slots;
+    if slots.pad_len > 0
+        && let Some(pad) = arena.get_mut(slots.input.start..slots.input.start + slots.pad_len)
     {
         pad.fill(l.in_zp as u8);
     }
@@ -222,26 +257,27 @@ fn step(l: &LayerPlan<'_>, arena: &mut [u8]) {
         out,
         after,
         after_start,
-    } = Split::new(arena, l.out_start..l.out_start + l.out_len);
-    let x = input(before, after, after_start, l.in_start, l.in_len);
-    match l.kind {
-        LayerKind::Dense => kernels::dense(l, x, out),
-        LayerKind::Conv1d => kernels::conv1d(l, x, out),
-        LayerKind::Lut => kernels::lut(l.aux, x, out),
-        LayerKind::MaxPool1d => kernels::max_pool(l, x, out),
-        LayerKind::AvgPool1d => kernels::avg_pool(l, l.kernel, l.stride, x, out),
-        LayerKind::GlobalAvgPool => kernels::avg_pool(l, l.in_t, 1, x, out),
-        LayerKind::Flatten => {
-            for (o, &v) in out.iter_mut().zip(x) {
-                *o = v;
-            }
-        }
-        LayerKind::Add => {
-            let b = input(before, after, after_start, l.in_b_start, l.in_b_len);
-            kernels::add(l, x, b, out);
-        }
-        // The loader only accepts Quantize as layer 0, which `step` never sees.
-        LayerKind::Quantize => {}
+    } = Split::new(arena, slots.out.range());
+    if let Op::Add {
+        wa,
+        wb,
+        zp_b,
+        requant,
+    } = l.op
+    {
+        let a = input_ref(before, after, after_start, slots.input);
+        let b = input_ref(before, after, after_start, slots.input_b);
+        let p = generic::pool::AddParams {
+            za: l.in_zp,
+            zb: zp_b,
+            wa,
+            wb,
+            requant,
+        };
+        generic::pool::add(&l.out, &p, a, b, out);
+    } else {
+        let x = input(before, after, after_start, slots.input);
+        kernels::layer(engine, l, x, out);
     }
 }
 
@@ -264,15 +300,7 @@ impl<'s> Prediction<'s> {
     /// The predicted class: the first index of the largest logit (0 if there are no logits).
     #[inline]
     pub fn signal(&self) -> usize {
-        let mut best = 0;
-        let mut best_value = i8::MIN;
-        for (i, &v) in self.logits.iter().enumerate() {
-            if v > best_value || i == 0 {
-                best = i;
-                best_value = v;
-            }
-        }
-        best
+        kernels::argmax(self.logits)
     }
 
     /// The power-of-two exponent of the logits of a dynamic model (0 for a static one): the logits are mantissas

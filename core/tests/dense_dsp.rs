@@ -4,17 +4,15 @@
 //! each layer's instructions.
 
 use proptest::prelude::{ProptestConfig, any, prop_assert_eq, proptest};
-use tickq_core::blob::entry as e;
 use tickq_core::encode::{EncodeOptions, LayerSpec, OpSpec, WeightFormat, encode_with};
+use tickq_core::format::entry as e;
 use tickq_core::requant::QuantMultiplier;
 use tickq_core::{BlobErrorKind as K, Model, Session, WeightLayout};
 
 use crate::support::*;
 
 fn with(format: WeightFormat) -> EncodeOptions {
-    EncodeOptions {
-        weight_format: format,
-    }
+    EncodeOptions::format(format)
 }
 
 /// The logits of `blob` on the int8 input `x`.
@@ -85,7 +83,7 @@ proptest! {
         out_c in 1usize..20,
     ) {
         let s = two_layers(seed, in_c, hidden, out_c);
-        let blocked = encode_with(&s, &with(WeightFormat::Dense)).unwrap();
+        let blocked = encode_with(&s, &with(WeightFormat::Blocked)).unwrap();
         let dsp = encode_with(&s, &with(WeightFormat::DenseDsp)).unwrap();
         let model = Model::load(&dsp).unwrap();
         for info in model.layers().skip(1) {
@@ -109,7 +107,7 @@ fn extreme_values_match() {
                 *w = if i % 3 == 0 { -128 } else { 127 };
             }
         }
-        let blocked = encode_with(&s, &with(WeightFormat::Dense)).unwrap();
+        let blocked = encode_with(&s, &with(WeightFormat::Blocked)).unwrap();
         let dsp = encode_with(&s, &with(WeightFormat::DenseDsp)).unwrap();
         for x in [
             vec![-128i8; in_c],
@@ -166,7 +164,7 @@ fn conv1d_keeps_the_blocked_layout() {
                 assert_eq!(info.weight_format, Some(WeightLayout::DenseDsp));
             }
             tickq_core::LayerKind::Conv1d => {
-                assert_eq!(info.weight_format, Some(WeightLayout::Dense));
+                assert_eq!(info.weight_format, Some(WeightLayout::Blocked));
             }
             _ => assert_eq!(info.weight_format, None),
         }
@@ -204,7 +202,7 @@ fn loader_checks() {
     assert_eq!(err.kind, K::OverflowPossible);
     assert_eq!(err.offset as usize, b_at + 4);
     // The code on a Conv1d layer.
-    let conv = encode_with(&every_kind_spec(), &with(WeightFormat::Dense)).unwrap();
+    let conv = encode_with(&every_kind_spec(), &with(WeightFormat::Blocked)).unwrap();
     let model = Model::load(&conv).unwrap();
     let i = model
         .layers()

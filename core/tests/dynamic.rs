@@ -274,7 +274,7 @@ fn dynamic_flag_is_rejected_where_not_allowed() {
     let good = encode(&spec(&m)).unwrap();
     Model::load(&good).unwrap();
     let entry = |i: usize| 64 + 64 * i;
-    use tickq_core::blob::entry as e;
+    use tickq_core::format::entry as e;
     // A static layer after a dynamic input quantizer, and a dynamic layer after a static one.
     for layer in [0, 1] {
         let b = patched(&good, |b| b[entry(layer) + e::FLAGS] = 0);

@@ -6,7 +6,7 @@
 //! `cargo test -p tickq-core --no-default-features --features alloc`.
 
 use crate::support::{entry, mlp_blob, patched};
-use tickq_core::blob::entry as e;
+use tickq_core::format::entry as e;
 use tickq_core::{BlobErrorKind, Model};
 
 /// A dense blob (Quantize, Dense, Dense) whose layer 1 claims weight format `code`, with a valid CRC.
@@ -86,7 +86,7 @@ fn automatic_formats_stay_loadable() {
     use tickq_core::encode::{EncodeOptions, WeightFormat, encode_with};
     let spec = crate::support::every_kind_spec();
     for weight_format in [WeightFormat::Auto, WeightFormat::Smallest] {
-        let blob = encode_with(&spec, &EncodeOptions { weight_format }).unwrap();
+        let blob = encode_with(&spec, &EncodeOptions::format(weight_format)).unwrap();
         let model = Model::load(&blob).unwrap();
         if !tickq_core::SPARSE_FORMATS {
             assert!(

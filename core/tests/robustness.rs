@@ -230,35 +230,25 @@ fn byte_flips_and_truncation_never_panic_on_sparse_blobs() {
     use tickq_core::encode::{EncodeOptions, WeightFormat, encode_with};
     let spec = crate::sparse::sparse_kinds_spec();
     for format in [WeightFormat::Sparse, WeightFormat::NM] {
-        let blob = encode_with(
-            &spec,
-            &EncodeOptions {
-                weight_format: format,
-            },
-        )
-        .unwrap();
+        let blob = encode_with(&spec, &EncodeOptions::format(format)).unwrap();
         let model = Model::load(&blob).unwrap();
         assert!(
             model
                 .layers()
                 .filter_map(|l| l.weight_format)
-                .all(|f| f != WeightLayout::Dense)
+                .all(|f| f != WeightLayout::Blocked)
         );
         flips_and_truncations(&blob);
     }
     let columns = encode_with(
         &crate::sparse::columns_spec(),
-        &EncodeOptions {
-            weight_format: WeightFormat::Columns,
-        },
+        &EncodeOptions::format(WeightFormat::Columns),
     )
     .unwrap();
     flips_and_truncations(&columns);
     let packed = encode_with(
         &crate::sparse::columns_spec(),
-        &EncodeOptions {
-            weight_format: WeightFormat::Packed,
-        },
+        &EncodeOptions::format(WeightFormat::Packed),
     )
     .unwrap();
     flips_and_truncations(&packed);

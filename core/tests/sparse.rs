@@ -2,20 +2,18 @@
 //! forced-format errors, and every sparse validation error, each reached with a crafted blob.
 
 use proptest::prelude::{ProptestConfig, any, prop, prop_assert, prop_assert_eq, proptest};
-use tickq_core::blob::{entry as e, header as h};
 use tickq_core::encode::{
-    EncodeError, EncodeOptions, LayerSpec, ModelSpec, OpSpec, Padding, WeightFormat, encode,
+    EncodeError, EncodeOptions, LayerSpec, ModelSpec, OpSpec, Padding, Target, WeightFormat,
     encode_with,
 };
+use tickq_core::format::{entry as e, header as h};
 use tickq_core::requant::QuantMultiplier;
 use tickq_core::{BlobErrorKind as K, LayerKind, Model, Section, Session, WeightLayout};
 
 use crate::support::*;
 
 fn with(format: WeightFormat) -> EncodeOptions {
-    EncodeOptions {
-        weight_format: format,
-    }
+    EncodeOptions::format(format)
 }
 
 /// The logits of `blob` on the int8 input `x`.
@@ -167,7 +165,7 @@ proptest! {
         };
         let (spec, n) = layer_model(seed, in_c, out_c, kernel, dilation, t_extra, pattern);
         let mut rng = Rng(seed ^ 0x5555);
-        let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+        let dense = encode_with(&spec, &with(WeightFormat::Blocked)).unwrap();
         let sparse = encode_with(&spec, &with(WeightFormat::Sparse)).unwrap();
         let auto = encode_with(&spec, &with(WeightFormat::Auto)).unwrap();
         let nm_blob = encode_with(&spec, &with(WeightFormat::NM));
@@ -222,29 +220,44 @@ fn round_trip_per_format() {
     let spec = two_four_spec(200, 20);
     let w = weights_of(&spec, 1);
     let nonzero = w.iter().filter(|&&v| v != 0).count();
-    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let dense = encode_with(&spec, &with(WeightFormat::Blocked)).unwrap();
     let x: Vec<i8> = (0..200).map(|i| (i * 37 % 251) as i8).collect();
     let want = run(&dense, &x);
     for (format, layout) in [
-        (WeightFormat::Dense, WeightLayout::Dense),
+        (WeightFormat::Blocked, WeightLayout::Blocked),
         (WeightFormat::Sparse, WeightLayout::Sparse),
         (WeightFormat::NM, WeightLayout::NM { n: 2, m: 4 }),
         (WeightFormat::Columns, WeightLayout::Columns),
         (WeightFormat::Packed, WeightLayout::Packed),
         (WeightFormat::DenseDsp, WeightLayout::DenseDsp),
+        (WeightFormat::DenseDot, WeightLayout::DenseDot),
     ] {
         let blob = encode_with(&spec, &with(format)).unwrap();
         let model = Model::load(&blob).unwrap();
-        assert_eq!(model.version(), 3);
+        // The encoder writes the oldest version that has every format the blob uses.
+        let version = if layout == WeightLayout::DenseDot {
+            4
+        } else {
+            3
+        };
+        assert_eq!(model.version(), version, "{format}");
         let info = model.layers().nth(1).unwrap();
         assert_eq!(info.weight_format, Some(layout), "{format}");
         assert_eq!(info.weights_total, 20 * 200);
         assert_eq!(info.weights_nonzero, nonzero, "{format}");
         let (_, w_len) = (0, get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start) as usize);
-        assert_eq!(info.bytes, w_len + 20 * 4 + 20 * 5, "{format}");
+        // `dense-dot` keeps its second bias in the aux section.
+        let aux = if layout == WeightLayout::DenseDot {
+            20 * 4
+        } else {
+            0
+        };
+        assert_eq!(info.bytes, w_len + 20 * 4 + 20 * 5 + aux, "{format}");
         let expected_w_len = match layout {
             // One full block of 16 channels, then a tail block of 4; dense-dsp: 5 groups of 4 channels.
-            WeightLayout::Dense | WeightLayout::DenseDsp => 16 * 200 + 4 * 200,
+            WeightLayout::Blocked | WeightLayout::DenseDsp | WeightLayout::DenseDot => {
+                16 * 200 + 4 * 200
+            }
             // Two segments per channel (128 + 72 inputs), then an index and a value per non-zero.
             WeightLayout::Sparse => 20 * 2 + 2 * nonzero,
             // 50 groups x 2 values, then 100 2-bit indices (25 bytes), per channel.
@@ -256,7 +269,7 @@ fn round_trip_per_format() {
         };
         assert_eq!(w_len, expected_w_len, "{format}");
         let stored = match layout {
-            WeightLayout::Dense | WeightLayout::DenseDsp => 20 * 200,
+            WeightLayout::Blocked | WeightLayout::DenseDsp | WeightLayout::DenseDot => 20 * 200,
             WeightLayout::Sparse | WeightLayout::Columns | WeightLayout::Packed => nonzero,
             WeightLayout::NM { .. } => 20 * 100,
         };
@@ -310,7 +323,7 @@ fn to_version_1(blob: &[u8]) -> Vec<u8> {
 
 #[test]
 fn version_1_blobs_still_load() {
-    let blob = encode_with(&two_four_spec(8, 3), &with(WeightFormat::Dense)).unwrap();
+    let blob = encode_with(&two_four_spec(8, 3), &with(WeightFormat::Blocked)).unwrap();
     let v1 = to_version_1(&blob);
     let model = Model::load(&v1).unwrap();
     assert_eq!(model.version(), 1);
@@ -350,7 +363,7 @@ fn version_1_blobs_still_load() {
         },
     );
     // A layer with whole blocks only is laid out the same in both versions.
-    let whole = encode_with(&two_four_spec(8, 16), &with(WeightFormat::Dense)).unwrap();
+    let whole = encode_with(&two_four_spec(8, 16), &with(WeightFormat::Blocked)).unwrap();
     let whole_v1 = patched(&whole, |b| put_u16(b, h::VERSION.start, 1));
     assert_eq!(run(&whole_v1, &x), run(&whole, &x));
 }
@@ -359,15 +372,15 @@ fn version_1_blobs_still_load() {
 fn tail_block_stores_only_its_channels() {
     // The demo's last layer: Dense 128 -> 3 stores 3 x 128 weight bytes, not a padded block of 16 x 128.
     let (spec, _) = layer_model(11, 128, 3, 0, 1, 0, Pattern::Unstructured(0.0));
-    let blob = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let blob = encode_with(&spec, &with(WeightFormat::Blocked)).unwrap();
     let model = Model::load(&blob).unwrap();
     let info = model.layers().nth(1).unwrap();
-    assert_eq!(info.weight_format, Some(WeightLayout::Dense));
+    assert_eq!(info.weight_format, Some(WeightLayout::Blocked));
     assert_eq!(get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start), 3 * 128);
     assert_eq!(info.bytes, 3 * 128 + 3 * 4 + 3 * 5);
     // 33 channels with an odd row: two full blocks of 16 x 6 bytes, then one channel of 6 bytes.
     let (spec, _) = layer_model(12, 5, 33, 0, 1, 0, Pattern::Unstructured(0.0));
-    let blob = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let blob = encode_with(&spec, &with(WeightFormat::Blocked)).unwrap();
     assert_eq!(
         get_u32(&blob, entry(1) + e::WEIGHTS_LEN.start),
         2 * 16 * 6 + 6
@@ -385,7 +398,8 @@ fn tail_block_stores_only_its_channels() {
 
 #[test]
 fn auto_follows_the_cost_model() {
-    // Unpruned: dense. 95 % zeros: by column (smaller and fewer operations than dense and than by row).
+    // Unpruned: the target's dense layout. 95 % zeros: by column on the baseline x86-64 (smaller and fewer
+    // operations than dense and than by row).
     let (dense_spec, _) = layer_model(3, 128, 64, 0, 1, 0, Pattern::Unstructured(0.0));
     let mut sparse_spec = dense_spec.clone();
     if let OpSpec::Dense { weights, .. } = &mut sparse_spec.layers[1].op {
@@ -395,8 +409,12 @@ fn auto_follows_the_cost_model() {
             }
         }
     }
-    let format = |spec: &ModelSpec| {
-        let blob = encode(spec).unwrap();
+    let on = |target: Target, format: WeightFormat| EncodeOptions {
+        weight_format: format,
+        target,
+    };
+    let format = |spec: &ModelSpec, target: Target| {
+        let blob = encode_with(spec, &on(target, WeightFormat::Auto)).unwrap();
         Model::load(&blob)
             .unwrap()
             .layers()
@@ -404,15 +422,31 @@ fn auto_follows_the_cost_model() {
             .unwrap()
             .weight_format
     };
-    assert_eq!(format(&dense_spec), Some(WeightLayout::Dense));
-    assert_eq!(format(&sparse_spec), Some(WeightLayout::Columns));
-    // Auto never produces a bigger blob than forced dense.
+    for target in Target::ALL {
+        assert_eq!(
+            format(&dense_spec, target),
+            Some(target.dense_layout(true)),
+            "{target}"
+        );
+    }
+    assert_eq!(
+        format(&sparse_spec, Target::X86_64),
+        Some(WeightLayout::Columns)
+    );
+    // The microcontroller tables are estimates; any sparse format beats dense there.
+    let m0 = format(&sparse_spec, Target::CortexM0);
+    assert!(m0.is_some_and(|f| !f.is_dense()), "{m0:?}");
+    // Auto never produces a bigger blob than the target's dense layout.
     for spec in [dense_spec, sparse_spec, two_four_spec(64, 16)] {
-        let auto = encode(&spec).unwrap().len();
-        let dense = encode_with(&spec, &with(WeightFormat::Dense))
-            .unwrap()
-            .len();
-        assert!(auto <= dense, "{auto} > {dense}");
+        for target in Target::ALL {
+            let auto = encode_with(&spec, &on(target, WeightFormat::Auto))
+                .unwrap()
+                .len();
+            let dense = encode_with(&spec, &on(target, WeightFormat::Dense))
+                .unwrap()
+                .len();
+            assert!(auto <= dense, "{target}: {auto} > {dense}");
+        }
     }
 }
 
@@ -669,7 +703,7 @@ fn nm_validation_errors() {
     );
     // A row length that is not a multiple of m: a 6-input Dense declared 2:4 (dense-sized section).
     let (odd, _) = layer_model(4, 6, 3, 0, 1, 0, Pattern::NM(2));
-    let odd = encode_with(&odd, &with(WeightFormat::Dense)).unwrap();
+    let odd = encode_with(&odd, &with(WeightFormat::Blocked)).unwrap();
     expect(
         &patched(&odd, |b| {
             b[entry(1) + e::WEIGHT_FORMAT] = 2;
@@ -779,13 +813,13 @@ pub fn sparse_kinds_spec() -> ModelSpec {
 #[test]
 fn every_layer_of_a_mixed_model_matches_dense() {
     let spec = sparse_kinds_spec();
-    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let dense = encode_with(&spec, &with(WeightFormat::Blocked)).unwrap();
     let mut rng = Rng(5);
     for format in [WeightFormat::Sparse, WeightFormat::NM] {
         let blob = encode_with(&spec, &with(format)).unwrap();
         let model = Model::load(&blob).unwrap();
         for l in model.layers().filter(|l| l.weight_format.is_some()) {
-            assert_ne!(l.weight_format, Some(WeightLayout::Dense), "{format}");
+            assert_ne!(l.weight_format, Some(WeightLayout::Blocked), "{format}");
         }
         for _ in 0..50 {
             let x: Vec<i8> = (0..24).map(|_| rng.i8()).collect();
@@ -836,7 +870,7 @@ pub fn columns_spec() -> ModelSpec {
 #[test]
 fn columns_skip_zero_point_inputs_exactly() {
     let spec = columns_spec();
-    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let dense = encode_with(&spec, &with(WeightFormat::Blocked)).unwrap();
     let blob = encode_with(&spec, &with(WeightFormat::Columns)).unwrap();
     let model = Model::load(&blob).unwrap();
     assert!(
@@ -945,7 +979,7 @@ fn columns_validation_errors() {
 #[test]
 fn packed_round_trips_and_is_smallest_at_high_sparsity() {
     let spec = columns_spec();
-    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let dense = encode_with(&spec, &with(WeightFormat::Blocked)).unwrap();
     let packed = encode_with(&spec, &with(WeightFormat::Packed)).unwrap();
     let columns = encode_with(&spec, &with(WeightFormat::Columns)).unwrap();
     let smallest = encode_with(&spec, &with(WeightFormat::Smallest)).unwrap();
@@ -986,7 +1020,7 @@ fn packed_validation_errors() {
         weights[400] = 3;
     }
     let blob = encode_with(&spec, &with(WeightFormat::Packed)).unwrap();
-    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let dense = encode_with(&spec, &with(WeightFormat::Blocked)).unwrap();
     let x: Vec<i8> = (0..200).map(|i| (i * 37 % 251) as i8).collect();
     assert_eq!(run(&blob, &x), run(&dense, &x));
     let w = get_u32(&blob, entry(1) + e::WEIGHTS_OFFSET.start) as usize;
@@ -1081,7 +1115,7 @@ fn packed_fillers_bridge_long_gaps() {
         256,
     );
     let blob = encode_with(&spec, &with(WeightFormat::Packed)).unwrap();
-    let dense = encode_with(&spec, &with(WeightFormat::Dense)).unwrap();
+    let dense = encode_with(&spec, &with(WeightFormat::Blocked)).unwrap();
     let w = get_u32(&blob, entry(1) + e::WEIGHTS_OFFSET.start) as usize;
     let (gap_bits, book_len) = (blob[w], usize::from(blob[w + 2]) + 1);
     let entries = blob[w + 4 + book_len];

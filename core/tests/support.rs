@@ -175,8 +175,8 @@ pub fn round_q(v: f64) -> i32 {
 
 /// Recomputes the CRC after a test patched the blob.
 pub fn fix_crc(blob: &mut [u8]) {
-    let crc = tickq_core::blob::compute_crc(blob);
-    blob[tickq_core::blob::header::CRC].copy_from_slice(&crc.to_le_bytes());
+    let crc = tickq_core::format::compute_crc(blob);
+    blob[tickq_core::format::header::CRC].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// A copy of `blob` changed by `f`, with a valid CRC.
@@ -189,7 +189,7 @@ pub fn patched(blob: &[u8], f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
 
 /// The byte offset of layer `i`'s entry.
 pub fn entry(i: usize) -> usize {
-    tickq_core::blob::HEADER_LEN + tickq_core::blob::ENTRY_LEN * i
+    tickq_core::format::HEADER_LEN + tickq_core::format::ENTRY_LEN * i
 }
 
 pub fn put_u16(b: &mut [u8], at: usize, v: u16) {
@@ -356,7 +356,14 @@ pub fn every_kind_spec() -> ModelSpec {
 
 /// The blob of [`every_kind_spec`].
 pub fn every_kind_blob() -> Vec<u8> {
-    tickq_core::encode::encode(&every_kind_spec()).unwrap()
+    encode_blocked(&every_kind_spec())
+}
+
+/// Encodes `spec` with every weighted layer in the blocked layout (weight format 0), whatever the machine: the
+/// layout the byte-level tests patch.
+pub fn encode_blocked(spec: &ModelSpec) -> Vec<u8> {
+    use tickq_core::encode::{EncodeOptions, WeightFormat, encode_with};
+    encode_with(spec, &EncodeOptions::format(WeightFormat::Blocked)).unwrap()
 }
 
 /// A plain Quantize -> Dense -> Dense MLP blob.
@@ -370,5 +377,5 @@ pub fn mlp_blob(f: usize, h: usize, c: usize) -> Vec<u8> {
         with_clamp(dense_spec(&mut rng, f, h, q0, q1), q1.relu()),
         dense_spec(&mut rng, h, c, q1, q2),
     ];
-    tickq_core::encode::encode(&spec(layers, f, c)).unwrap()
+    encode_blocked(&spec(layers, f, c))
 }

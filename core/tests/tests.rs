@@ -15,6 +15,7 @@ mod dense_dsp;
 #[cfg(feature = "dynamic")]
 mod dynamic;
 mod features;
+mod kernels;
 mod ops;
 mod robustness;
 #[cfg(feature = "sparse-formats")]

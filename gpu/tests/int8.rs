@@ -452,9 +452,7 @@ fn core_logits(blob: &[u8], inputs: &[i8]) -> Vec<i8> {
 /// Every prefix of `spec` that ends in a layer of at most 256 values, as a model of its own whose logits are
 /// that layer's output (flattened), so that each layer is compared directly, not only through the later ones.
 fn prefixes(spec: &ModelSpec, format: WeightFormat) -> Vec<Vec<u8>> {
-    let options = EncodeOptions {
-        weight_format: format,
-    };
+    let options = EncodeOptions::format(format);
     let full = encode_with(spec, &options).unwrap();
     let shapes: Vec<(usize, usize)> = Model::load(&full)
         .unwrap()

@@ -189,6 +189,8 @@ pub struct LatencyStats {
     pub mean: f64,
     /// Median cost of one timer read pair, already subtracted from every sample.
     pub timer_overhead: f64,
+    /// The kernel backend that ran (`Model::backend`).
+    pub backend: &'static str,
 }
 
 /// Times `calls` single-sample [`Session::run`] calls (raw f32 features to
@@ -216,6 +218,7 @@ pub fn measure_latency(
             p999: 0.0,
             mean: 0.0,
             timer_overhead: 0.0,
+            backend: model.backend().name(),
         };
     }
     // Timer overhead: median of empty measurements.
@@ -252,6 +255,7 @@ pub fn measure_latency(
         p999: pick(0.999),
         mean: samples.iter().sum::<u64>() as f64 / samples.len() as f64,
         timer_overhead: overhead as f64,
+        backend: model.backend().name(),
     }
 }
 

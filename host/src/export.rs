@@ -219,8 +219,8 @@ pub const CLASSES: usize = {classes};
 ///
 /// Returns `None` when the quantized input has more than [`tickq_core::MAX_CLASSES`] values.
 fn input_quantizer_blob(model: &Model<'_>) -> Result<Option<Vec<u8>>, ExportError> {
-    use tickq_core::blob::{HEADER_LEN, entry};
     use tickq_core::encode::{LayerSpec, ModelSpec, OpSpec, encode};
+    use tickq_core::format::{HEADER_LEN, entry};
     let (time_steps, features) = model.input_shape();
     if time_steps * features > tickq_core::MAX_CLASSES {
         return Ok(None);

@@ -11,7 +11,7 @@ use tickq_host::device::DeviceChoice;
 use tickq_host::fsutil::write_atomic;
 use tickq_host::gpu_train::TrainDevice;
 use tickq_host::model::{Architecture, OptimizerConfig};
-use tickq_host::pipeline::{self, EncodeOptions, PipelineError, WeightFormat};
+use tickq_host::pipeline::{self, EncodeOptions, PipelineError, Target, WeightFormat};
 use tickq_host::prune::{
     ModelPruner, Norm, PolynomialSchedule, PruneMethod, PruningPlan, PruningStatistics,
 };
@@ -236,19 +236,28 @@ struct QuantOpts {
     /// Training samples used for calibration.
     #[arg(long)]
     calibration_samples: Option<usize>,
-    /// Weight encoding in the blob: auto (per layer, the fastest estimate among formats
-    /// smaller than dense), smallest (per layer, the fewest bytes), dense, sparse
-    /// (unstructured, by output channel: input indices + values), columns (unstructured,
-    /// Dense layers only, by input: skips inputs at their zero point, e.g. ReLU zeros),
-    /// packed (columns with bit-packed gaps and codebook values: smallest, slower), nm
-    /// (N:4 semi-structured) or dense-dsp (Dense layers laid out for the Cortex-M4's SMLAD
-    /// kernel; Conv1d stays dense).
+    /// Weight encoding in the blob: auto (per layer, the fastest estimate on --target among
+    /// formats smaller than its dense layout), dense (the target's dense layout: dense-dot on
+    /// x86-64 and aarch64, dense-dsp for Cortex-M4 Dense layers, blocked otherwise), smallest
+    /// (per layer, the fewest bytes), blocked (16-channel blocks of input pairs, format 0),
+    /// dense-dot (16-channel blocks of 4-input groups, for vpdpbusd / vpmaddwd / sdot),
+    /// dense-dsp (Dense layers for the Cortex-M4's SMLAD), sparse (by output channel),
+    /// columns (Dense only, by input: skips inputs at their zero point, e.g. ReLU zeros),
+    /// packed (columns with bit-packed entries: smallest, slower) or nm (N:4 semi-structured).
     #[arg(
         long,
         default_value = "auto",
-        value_name = "auto|smallest|dense|sparse|columns|packed|nm|dense-dsp"
+        value_name = "auto|dense|smallest|blocked|dense-dot|dense-dsp|sparse|columns|packed|nm"
     )]
     weight_format: WeightFormat,
+    /// The machine the blob is for: its dense layout, and what --weight-format auto counts as
+    /// fast. Default: this machine (x86-64-v4 with AVX-512 VNNI, x86-64-v3 with AVX2, else
+    /// x86-64; aarch64 on aarch64).
+    #[arg(
+        long,
+        value_name = "x86-64-v4|x86-64-v3|x86-64|aarch64|cortex-m4|cortex-m0|riscv32"
+    )]
+    target: Option<Target>,
 }
 
 impl QuantOpts {
@@ -272,6 +281,7 @@ impl QuantOpts {
     fn encode_options(&self) -> EncodeOptions {
         EncodeOptions {
             weight_format: self.weight_format,
+            target: self.target.unwrap_or_else(Target::native),
         }
     }
 }
@@ -417,6 +427,11 @@ struct BenchArgs {
     /// when its feature count does not match the blob, seeded random inputs are used.
     #[arg(long, value_name = "CSV")]
     data: Option<PathBuf>,
+    /// The kernel backend to run: generic, sse2, avx2, avx512-vnni (x86-64), neon,
+    /// neon-dot (aarch64). Default: the fastest this machine has (what a device loading the
+    /// blob picks).
+    #[arg(long, value_name = "NAME")]
+    backend: Option<tickq_core::Backend>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -1019,10 +1034,15 @@ fn inspect(a: InspectArgs) -> Result<(), PipelineError> {
 
 fn bench(a: BenchArgs) -> Result<(), PipelineError> {
     let bytes = read_blob(&a.blob)?;
-    let model = tickq_core::Model::load(&bytes).map_err(|error| PipelineError::Blob {
+    let mut model = tickq_core::Model::load(&bytes).map_err(|error| PipelineError::Blob {
         path: a.blob.display().to_string(),
         error,
     })?;
+    if let Some(backend) = a.backend {
+        model
+            .set_backend(backend)
+            .map_err(|e| PipelineError::Mismatch(format!("--backend {backend}: {e}")))?;
+    }
     let path = a.data.clone().unwrap_or_else(data::default_data_path);
     let (inputs, source) = pipeline::bench_inputs(&model, &path)?;
     progress(&format!(
@@ -1035,9 +1055,10 @@ fn bench(a: BenchArgs) -> Result<(), PipelineError> {
             .map_err(|e| PipelineError::Mismatch(e.to_string()))?)
     } else {
         out(&format!(
-            "{}: {} calls, latency p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns, mean {:.1} ns (timer overhead {:.0} ns subtracted)",
+            "{}: {} calls on the {} backend, latency p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns, mean {:.1} ns (timer overhead {:.0} ns subtracted)",
             a.blob.display(),
             stats.calls,
+            stats.backend,
             stats.p50,
             stats.p99,
             stats.p999,

@@ -23,7 +23,7 @@ use crate::report::{
     Baseline, DataSummary, FloatSection, Int8Section, QuantSummary, RangeRow, Report,
 };
 use crate::train::{self, EpochReport, TrainConfig, TrainHistory};
-pub use tickq_core::encode::{EncodeOptions, WeightFormat};
+pub use tickq_core::encode::{EncodeOptions, Target, WeightFormat};
 
 /// Everything that can stop the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -872,6 +872,8 @@ pub struct LayerRow {
     pub macs: u64,
     /// Output offset and length in the arena.
     pub arena: [usize; 2],
+    /// How the weights are stored (`dense-dot`, `columns`, ...); `None` for layers without weights.
+    pub weight_format: Option<String>,
 }
 
 /// Everything `tickq inspect` reports about a blob.
@@ -907,6 +909,10 @@ pub struct BlobInspection {
     pub tickq_version: String,
     /// The layers.
     pub layers: Vec<LayerRow>,
+    /// The kernel backend `Model::load` picks on this machine (`tickq bench --backend` can pin another).
+    pub backend: String,
+    /// The backends this machine can run, slowest first.
+    pub backends_available: Vec<String>,
 }
 
 /// Summarizes a loaded blob.
@@ -930,6 +936,7 @@ pub fn inspect_blob(model: &tickq_core::Model<'_>) -> BlobInspection {
             bytes: l.bytes,
             macs: l.macs,
             arena: [l.arena_offset, l.arena_len],
+            weight_format: l.weight_format.map(|f| f.to_string()),
         })
         .collect();
     let (t, f) = model.input_shape();
@@ -949,6 +956,10 @@ pub fn inspect_blob(model: &tickq_core::Model<'_>) -> BlobInspection {
         data_sha256: hex(meta.data_hash()),
         tickq_version: meta.tickq_version().to_string(),
         layers,
+        backend: model.backend().to_string(),
+        backends_available: tickq_core::Backend::available()
+            .map(|b| b.to_string())
+            .collect(),
     }
 }
 
@@ -977,6 +988,12 @@ impl BlobInspection {
             self.output_quant.1
         );
         let _ = writeln!(s, "arena        {} bytes", self.arena_bytes);
+        let _ = writeln!(
+            s,
+            "backend      {} on this machine (available: {})",
+            self.backend,
+            self.backends_available.join(", ")
+        );
         let _ = writeln!(s, "work         {} MACs per inference", self.macs);
         let _ = writeln!(s, "data sha256  {}", self.data_sha256);
         let _ = writeln!(s, "exported by  tickq {}", self.tickq_version);
@@ -984,7 +1001,7 @@ impl BlobInspection {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "{:>3}  {:<13} {:>5} {:>11} {:>11} {:>9} {:>11} {:>9} {:>8} {:>8}  clamp",
+            "{:>3}  {:<13} {:>5} {:>11} {:>11} {:>9} {:>11} {:>9} {:>8} {:>8}  {:<10} clamp",
             "#",
             "kind",
             "input",
@@ -994,7 +1011,8 @@ impl BlobInspection {
             "scale",
             "zp",
             "params",
-            "bytes"
+            "bytes",
+            "weights"
         );
         for l in &self.layers {
             let input = match (l.input, l.input_b) {
@@ -1019,7 +1037,7 @@ impl BlobInspection {
             };
             let _ = writeln!(
                 s,
-                "{:>3}  {:<13} {:>5} {:>11} {:>11} {:>9} {:>11.6} {:>9} {:>8} {:>8}  [{}, {}]",
+                "{:>3}  {:<13} {:>5} {:>11} {:>11} {:>9} {:>11.6} {:>9} {:>8} {:>8}  {:<10} [{}, {}]",
                 l.index,
                 kind,
                 input,
@@ -1030,6 +1048,7 @@ impl BlobInspection {
                 l.out_zero_point,
                 l.params,
                 l.bytes,
+                l.weight_format.as_deref().unwrap_or("-"),
                 l.clamp[0],
                 l.clamp[1]
             );

@@ -188,6 +188,16 @@ fn train_quantize_eval_inspect_bench() {
 
     let text = ok(&["inspect", s(&blob)]);
     assert!(text.contains("Dense") && text.contains("arena"), "{text}");
+    // The backend this machine runs, and each layer's weight format.
+    let detected = tickq_core::Backend::detect().name();
+    assert!(
+        text.contains(&format!("backend      {detected} on this machine")),
+        "{text}"
+    );
+    assert!(
+        text.contains("dense-dot") || text.contains("columns"),
+        "{text}"
+    );
     let info: serde_json::Value =
         serde_json::from_str(&ok(&["inspect", s(&blob), "--json"])).unwrap();
     assert_eq!(info["classes"], 3);
@@ -211,6 +221,38 @@ fn train_quantize_eval_inspect_bench() {
     let b: serde_json::Value = serde_json::from_str(&bench).unwrap();
     assert_eq!(b["calls"], 20_000);
     assert!(b["p50"].as_f64().unwrap() > 0.0);
+    assert_eq!(b["backend"], detected);
+    // Every backend this machine has can be pinned, and says so; one it lacks is refused by name.
+    for backend in tickq_core::Backend::available() {
+        let text = ok(&[
+            "bench",
+            s(&blob),
+            "--calls",
+            "2000",
+            "--backend",
+            backend.name(),
+        ]);
+        assert!(
+            text.contains(&format!("on the {backend} backend")),
+            "{text}"
+        );
+    }
+    let err = fails(&["bench", s(&blob), "--backend", "avx9"]);
+    assert!(err.contains("unknown backend"), "{err}");
+    if let Some(missing) = tickq_core::Backend::ALL
+        .into_iter()
+        .find(|b| !b.is_available())
+    {
+        let err = fails(&[
+            "bench",
+            s(&blob),
+            "--calls",
+            "10",
+            "--backend",
+            missing.name(),
+        ]);
+        assert!(err.contains(missing.name()), "{err}");
+    }
 }
 
 #[test]
@@ -565,7 +607,9 @@ fn weight_format_flag_picks_the_blob_encoding() {
         s(&pruned),
     ]);
     let mut sizes = Vec::new();
-    for format in ["dense", "sparse", "auto", "columns", "packed", "smallest"] {
+    for format in [
+        "dense", "sparse", "auto", "columns", "packed", "smallest", "blocked",
+    ] {
         let blob = dir.join(format!("{format}.blob"));
         ok(&[
             "quantize",
@@ -576,6 +620,8 @@ fn weight_format_flag_picks_the_blob_encoding() {
             s(&blob),
             "--weight-format",
             format,
+            "--target",
+            "x86-64",
         ]);
         let st = stats(&blob);
         let encodings: Vec<&str> = st["layers"]
@@ -585,8 +631,9 @@ fn weight_format_flag_picks_the_blob_encoding() {
             .map(|l| l["encoding"].as_str().unwrap())
             .collect();
         match format {
-            "dense" => assert!(encodings.iter().all(|e| *e == "dense"), "{encodings:?}"),
-            "sparse" | "columns" | "packed" => {
+            // The dense layout of x86-64 targets.
+            "dense" => assert!(encodings.iter().all(|e| *e == "dense-dot"), "{encodings:?}"),
+            "sparse" | "columns" | "packed" | "blocked" => {
                 assert!(encodings.iter().all(|e| *e == format), "{encodings:?}")
             }
             _ => {}
@@ -615,7 +662,21 @@ fn weight_format_flag_picks_the_blob_encoding() {
         "--weight-format",
         "zip",
     ]);
-    assert!(err.contains("columns, packed, smallest"), "{err}");
+    assert!(err.contains("blocked, dense-dot"), "{err}");
+    let err = fails(&[
+        "quantize",
+        s(&pruned),
+        "--data",
+        s(csv),
+        "--out",
+        s(&dir.join("x.blob")),
+        "--target",
+        "z80",
+    ]);
+    assert!(
+        err.contains("unknown target") && err.contains("x86-64-v4"),
+        "{err}"
+    );
     let err = fails(&[
         "quantize",
         s(&pruned),

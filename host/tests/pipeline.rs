@@ -508,7 +508,13 @@ fn demo_runs_the_bundled_pipeline_and_keeps_its_report() {
     // Dynamic and static quantization of the same model, side by side.
     let dynamic = stage("int8-dynamic");
     let fixed = stage("int8");
-    assert_eq!(dynamic["blob_bytes"], fixed["blob_bytes"]);
+    assert_eq!(dynamic["nonzero_fraction"], fixed["nonzero_fraction"]);
+    // The dynamic blob keeps the blocked layout (its kernel's); the static one takes this machine's dense
+    // layout, which on x86-64 and aarch64 is `dense-dot` (rows padded to groups of 4 and a second bias).
+    assert!(
+        dynamic["blob_bytes"].as_u64() <= fixed["blob_bytes"].as_u64(),
+        "{dynamic} {fixed}"
+    );
     for s in [&dynamic, &fixed] {
         assert!(s["agreement"].as_f64().unwrap() > 0.9, "{s}");
         assert!(s["latency_p50_ns"].as_f64().unwrap() > 0.0, "{s}");

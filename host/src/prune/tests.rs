@@ -875,7 +875,8 @@ fn blob_statistics_count_the_int8_zeros() {
     // The count does not depend on how the blob stores the weights.
     use tickq_core::encode::{EncodeOptions, WeightFormat};
     for (format, name) in [
-        (WeightFormat::Dense, "dense"),
+        (WeightFormat::Blocked, "blocked"),
+        (WeightFormat::DenseDot, "dense-dot"),
         (WeightFormat::Sparse, "sparse"),
     ] {
         let q = crate::quant::static_quantize_with(
@@ -883,9 +884,7 @@ fn blob_statistics_count_the_int8_zeros() {
             calib.view(),
             &info,
             &crate::quant::QuantConfig::default(),
-            &EncodeOptions {
-                weight_format: format,
-            },
+            &EncodeOptions::format(format),
         )
         .unwrap();
         let stats = PruningStatistics::of_blob(&q.blob).unwrap();

@@ -235,9 +235,8 @@ fn dynamic_quantize(model: &Sequential, info: &ExportInfo) -> Result<QuantizedMo
         tickq_version: env!("CARGO_PKG_VERSION").to_string(),
         layers,
     };
-    let options = EncodeOptions {
-        weight_format: WeightFormat::Dense,
-    };
+    // The dynamic Dense kernel reads the blocked layout only.
+    let options = EncodeOptions::format(WeightFormat::Blocked);
     let blob =
         encode::encode_with(&spec, &options).map_err(|e| QuantError::Encode(e.to_string()))?;
     tickq_core::Model::load(&blob).map_err(|e| QuantError::Load(e.to_string()))?;

@@ -16,7 +16,7 @@ use crate::prune::{Norm, PolynomialSchedule, PruneMethod, PruningPlan};
 use crate::quant::QuantConfig;
 use crate::quant::config::RawQuantConfig;
 use crate::train::{ClassWeights, TrainConfig};
-use tickq_core::encode::WeightFormat;
+use tickq_core::encode::{EncodeOptions, Target, WeightFormat};
 
 use super::StagesError;
 
@@ -180,8 +180,12 @@ pub struct QuantizeStage {
     pub averaging_constant: Option<f64>,
     /// Calibration samples from the training split.
     pub calibration_samples: Option<usize>,
-    /// `auto` (default), `dense`, `sparse` or `nm`.
+    /// `auto` (default), `dense`, `smallest`, `blocked`, `dense-dot`, `dense-dsp`, `sparse`, `columns`,
+    /// `packed` or `nm` (as `tickq quantize --weight-format`).
     pub weight_format: Option<String>,
+    /// The machine the blob is for, as `tickq quantize --target`: `x86-64-v4`, `x86-64-v3`, `x86-64`,
+    /// `aarch64`, `cortex-m4`, `cortex-m0` or `riscv32` (default: the machine the pipeline runs on).
+    pub target: Option<String>,
     /// Single-sample calls timed for the latency percentiles (default 200 000).
     pub latency_calls: Option<usize>,
     /// `true`: dynamic quantization (no calibration; MLPs of Dense + ReLU/ReLU6 only, see docs/ARITHMETIC.md); the
@@ -245,8 +249,8 @@ pub enum StageSpec {
         raw: QuantizeStage,
         /// The quantization settings.
         config: QuantConfig,
-        /// The blob's weight format.
-        weight_format: WeightFormat,
+        /// The blob's weight format and target.
+        options: EncodeOptions,
         /// Latency calls.
         latency_calls: usize,
     },
@@ -326,7 +330,10 @@ impl StageSpec {
                 "settings": raw,
                 "arch_text": student.as_ref().map(|(_, text)| text),
             }),
-            StageSpec::Quantize { raw, .. } => serde_json::json!({ "settings": raw }),
+            // The resolved target, so that a default (`native`) target is re-decided on another machine.
+            StageSpec::Quantize { raw, options, .. } => {
+                serde_json::json!({ "settings": raw, "target": options.target.name() })
+            }
             StageSpec::Export { raw, .. } => serde_json::json!({ "settings": raw }),
         };
         value.to_string()
@@ -781,11 +788,18 @@ fn resolve_quantize(raw: QuantizeStage) -> Result<StageSpec, String> {
         None => WeightFormat::Auto,
         Some(s) => WeightFormat::from_str(s).map_err(|e| format!("field `weight_format`: {e}"))?,
     };
+    let target = match raw.target.as_deref() {
+        None => Target::native(),
+        Some(s) => Target::from_str(s).map_err(|e| format!("field `target`: {e}"))?,
+    };
     Ok(StageSpec::Quantize {
         latency_calls: raw.latency_calls.unwrap_or(200_000),
         raw,
         config,
-        weight_format,
+        options: EncodeOptions {
+            weight_format,
+            target,
+        },
     })
 }
 

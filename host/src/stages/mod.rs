@@ -33,7 +33,7 @@ use crate::eval::{self, Metrics};
 use crate::fsutil::write_atomic;
 use crate::gpu_train::TrainDevice;
 use crate::model::Sequential;
-use crate::pipeline::{self, EncodeOptions, PipelineError, PreparedData, QuantSidecar};
+use crate::pipeline::{self, PipelineError, PreparedData, QuantSidecar};
 use crate::prune::PruningStatistics;
 use crate::report::RangeRow;
 
@@ -543,18 +543,15 @@ fn run_stage(
         StageSpec::Quantize {
             raw,
             config,
-            weight_format,
+            options,
             latency_calls,
         } => {
             let model = input_model(input)?;
             let reference = input.map_or(0, |d| d.metrics.reference_f32_bytes);
-            let options = EncodeOptions {
-                weight_format: *weight_format,
-            };
             let q = if raw.dynamic == Some(true) {
                 pipeline::quantize_model_dynamic(model, data)?
             } else {
-                pipeline::quantize_model_with(model, data, config, &options)?
+                pipeline::quantize_model_with(model, data, config, options)?
             };
             for w in &q.warnings {
                 log(&format!("{}: warning: {w}", stage.name));

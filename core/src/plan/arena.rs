@@ -9,7 +9,9 @@
 
 use heapless::Vec;
 
+use super::{LayerPlan, Op, Span};
 use crate::MAX_LAYERS;
+use crate::format::Padding;
 
 /// The alignment of every tensor allocation, relative to the start of the arena.
 pub const TENSOR_ALIGN: usize = 16;
@@ -60,6 +62,81 @@ pub(crate) fn first_fit(reqs: &[TensorReq], starts: &mut [usize]) -> Option<usiz
         total = total.max(candidate.checked_add(len)?);
     }
     Some(total)
+}
+
+/// Places every layer's output tensor and fills in each plan's [`Slots`](super::Slots); returns the arena size,
+/// or `None` if it overflows `usize`.
+///
+/// A tensor read by a causal convolution gets that convolution's pad in front of its data; a dynamic Dense
+/// layer's allocation has room for its i32 values after its int8 output.
+pub(crate) fn place(layers: &mut [LayerPlan<'_>]) -> Option<usize> {
+    let mut reqs: Vec<TensorReq, MAX_LAYERS> = Vec::new();
+    for (i, l) in layers.iter().enumerate() {
+        let elements = l.out_shape.0.checked_mul(l.out_shape.1)?;
+        let dynamic_dense = l.dynamic && matches!(l.op, Op::Dense(_));
+        reqs.push(TensorReq {
+            first_use: i,
+            last_use: i,
+            size: elements.checked_mul(if dynamic_dense { 5 } else { 1 })?,
+            prefix: 0,
+        })
+        .ok()?;
+    }
+    for (i, l) in layers.iter().enumerate() {
+        for input in [l.input_a, l.input_b] {
+            if let Some(r) = reqs.get_mut(usize::from(input)) {
+                r.last_use = r.last_use.max(i);
+            }
+        }
+        let pad = causal_pad(l)?;
+        if let Some(r) = reqs.get_mut(usize::from(l.input_a)) {
+            r.prefix = r.prefix.max(pad);
+        }
+    }
+    let mut starts = [0usize; MAX_LAYERS];
+    let total = first_fit(&reqs, &mut starts)?;
+    for (i, l) in layers.iter_mut().enumerate() {
+        let r = reqs.get(i)?;
+        let start = *starts.get(i)?;
+        l.slots.alloc = Span {
+            start,
+            len: r.prefix.checked_add(r.size)?,
+        };
+        l.slots.out = Span {
+            start: start + r.prefix,
+            len: l.out_shape.0.checked_mul(l.out_shape.1)?,
+        };
+    }
+    // A second pass resolves the input ranges now that every tensor is placed.
+    for i in 0..layers.len() {
+        let l = *layers.get(i)?;
+        let a = layers.get(usize::from(l.input_a)).map(|p| p.slots.out);
+        let b = layers.get(usize::from(l.input_b)).map(|p| p.slots.out);
+        let me = layers.get_mut(i)?;
+        if let Some(a) = a {
+            me.slots.pad_len = causal_pad(&l)?;
+            me.slots.input = Span {
+                start: a.start.checked_sub(me.slots.pad_len)?,
+                len: a.len + me.slots.pad_len,
+            };
+        }
+        if let Some(b) = b {
+            me.slots.input_b = b;
+        }
+    }
+    Some(total)
+}
+
+/// The pad bytes a causal convolution needs in front of its input, `dilation * (kernel - 1) * C_in`; 0 for
+/// every other layer.
+fn causal_pad(l: &LayerPlan<'_>) -> Option<usize> {
+    match l.op {
+        Op::Conv1d(c, _) if c.padding == Padding::Causal => c
+            .dilation
+            .checked_mul(c.kernel.checked_sub(1)?)?
+            .checked_mul(l.in_shape.1),
+        _ => Some(0),
+    }
 }
 
 /// Sorts the busy blocks by start (then end), in place.

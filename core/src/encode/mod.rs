@@ -48,17 +48,25 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
 
-use crate::blob::{
-    self, ENTRY_LEN, FORMAT_VERSION, HEADER_LEN, MAGIC, METADATA_ALIGN, NO_INPUT, SECTION_ALIGN,
-};
+mod cost;
+mod layouts;
+
+pub use cost::{ParseTargetError, Target};
+
 use crate::error::BlobError;
-pub use crate::model::Padding;
-use crate::model::{
-    BLOCK, Geometry, LayerKind, Model, NM_M, PACKED_PAD, ROW_SEGMENT, SEGMENT, ShapeError,
-    WeightLayout, blocked_index, dense_weights_len, max_input_deviation, nm_index_bytes,
-    output_shape, row_segments, segment_width, sparse_segments,
+pub use crate::format::Padding;
+use crate::format::layout::nm;
+use crate::format::shape::{Geometry, ShapeError, output_shape};
+use crate::format::{
+    self, ENTRY_LEN, HEADER_LEN, LayerKind, MAGIC, METADATA_ALIGN, NO_INPUT, SECTION_ALIGN,
+    WeightLayout,
 };
+use crate::model::Model;
 use crate::requant::QuantMultiplier;
+use layouts::{
+    PackedPlan, Rows, blocked_weights, column_bias, column_weights, dot_weights, dsp_weights,
+    nm_fit, nm_weights, sparse_weights,
+};
 
 /// An owned description of a quantized model: what the host produces and [`encode`] writes.
 #[derive(Debug, Clone, PartialEq)]
@@ -221,11 +229,15 @@ impl OpSpec {
 /// Which weight format Dense and Conv1d layers get (see `docs/BLOB.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum WeightFormat {
-    /// Each layer gets the format the cost model estimates is fastest, among those smaller than dense.
+    /// Each layer gets the format the cost model estimates is fastest on the target, among those smaller and
+    /// faster than the target's dense layout; the dense layout if none is.
     #[default]
     Auto,
-    /// Every layer stores every weight in the blocked layout.
+    /// Every layer stores every weight in the dense layout the target runs fastest ([`Target::dense_layout`]):
+    /// `dense-dot` on x86-64 and aarch64, `dense-dsp` for Cortex-M4 Dense layers, blocked otherwise.
     Dense,
+    /// Every layer stores every weight in the blocked layout (weight format 0), which every tickq-core reads.
+    Blocked,
     /// Every layer stores only its non-zero weights, by output channel, with one-byte input indices.
     Sparse,
     /// Every Dense layer stores only its non-zero weights, by input column, with one-byte row indices, so that
@@ -244,21 +256,41 @@ pub enum WeightFormat {
     /// Every Dense layer stores every weight in the `dense-dsp` layout (groups of 4 channels, words of 4 inputs),
     /// which the Cortex-M4 kernel multiplies with `SMLAD`; Conv1d and dynamic layers keep the blocked layout.
     DenseDsp,
+    /// Every layer stores every weight in the `dense-dot` layout (blocks of 16 channels, groups of 4 inputs),
+    /// which the x86-64 and aarch64 kernels multiply with dot-product instructions; dynamic layers keep the
+    /// blocked layout.
+    DenseDot,
 }
 
 impl WeightFormat {
-    /// The name used on command lines: `auto`, `dense`, `sparse`, `columns`, `packed`, `smallest`, `nm` or
-    /// `dense-dsp`.
+    /// Every weight format, in the order `--help` lists them.
+    pub const ALL: [WeightFormat; 10] = [
+        WeightFormat::Auto,
+        WeightFormat::Dense,
+        WeightFormat::Smallest,
+        WeightFormat::Blocked,
+        WeightFormat::DenseDot,
+        WeightFormat::DenseDsp,
+        WeightFormat::Sparse,
+        WeightFormat::Columns,
+        WeightFormat::Packed,
+        WeightFormat::NM,
+    ];
+
+    /// The name used on command lines: `auto`, `dense`, `smallest`, `blocked`, `dense-dot`, `dense-dsp`,
+    /// `sparse`, `columns`, `packed` or `nm`.
     pub const fn name(self) -> &'static str {
         match self {
             WeightFormat::Auto => "auto",
             WeightFormat::Dense => "dense",
+            WeightFormat::Blocked => "blocked",
             WeightFormat::Sparse => "sparse",
             WeightFormat::Columns => "columns",
             WeightFormat::Packed => "packed",
             WeightFormat::Smallest => "smallest",
             WeightFormat::NM => "nm",
             WeightFormat::DenseDsp => "dense-dsp",
+            WeightFormat::DenseDot => "dense-dot",
         }
     }
 }
@@ -269,15 +301,15 @@ impl fmt::Display for WeightFormat {
     }
 }
 
-/// A string that is not `auto`, `dense`, `sparse`, `columns`, `packed`, `smallest`, `nm` or `dense-dsp` was
-/// parsed as a [`WeightFormat`].
+/// A string that is not one of [`WeightFormat::name`]'s was parsed as a [`WeightFormat`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ParseWeightFormatError;
 
 impl fmt::Display for ParseWeightFormatError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(
-            "unknown weight format: use auto, dense, sparse, columns, packed, smallest, nm or dense-dsp",
+            "unknown weight format: use auto, dense, smallest, blocked, dense-dot, dense-dsp, sparse, columns, \
+             packed or nm",
         )
     }
 }
@@ -297,6 +329,8 @@ impl core::str::FromStr for WeightFormat {
             "smallest" => Ok(WeightFormat::Smallest),
             "nm" | "n:m" => Ok(WeightFormat::NM),
             "dense-dsp" => Ok(WeightFormat::DenseDsp),
+            "dense-dot" => Ok(WeightFormat::DenseDot),
+            "blocked" => Ok(WeightFormat::Blocked),
             _ => Err(ParseWeightFormatError),
         }
     }
@@ -307,6 +341,19 @@ impl core::str::FromStr for WeightFormat {
 pub struct EncodeOptions {
     /// The weight format of Dense and Conv1d layers.
     pub weight_format: WeightFormat,
+    /// The machine the blob is for: its dense layout, and what the cost model of [`WeightFormat::Auto`] counts
+    /// as fast. The default is the machine the encoder runs on ([`Target::native`]).
+    pub target: Target,
+}
+
+impl EncodeOptions {
+    /// `weight_format` for the machine the encoder runs on.
+    pub fn format(weight_format: WeightFormat) -> Self {
+        EncodeOptions {
+            weight_format,
+            target: Target::native(),
+        }
+    }
 }
 
 /// Why a [`ModelSpec`] could not be encoded.
@@ -472,6 +519,8 @@ pub fn encode_unvalidated_with(
     let table_end = HEADER_LEN + ENTRY_LEN * n;
     let mut out = alloc::vec![0u8; table_end];
     let mut shapes: Vec<(usize, usize)> = Vec::with_capacity(n);
+    // The oldest version that holds every weight format used (3 at least, as blobs have been since version 3).
+    let mut version = 3u16;
 
     for (i, layer) in spec.layers.iter().enumerate() {
         let mut e = [0u8; ENTRY_LEN];
@@ -485,13 +534,16 @@ pub fn encode_unvalidated_with(
         let in_zp = input
             .and_then(|j| spec.layers.get(j))
             .map_or(0, |l| l.out_zero_point);
-        let sections = write_layer(i, layer, (in_shape, in_zp), &mut e, options.weight_format)?;
+        let sections = write_layer(i, layer, (in_shape, in_zp), &mut e, options)?;
+        if let Some(layout) = sections.layout {
+            version = version.max(layout.min_version());
+        }
         let geometry = Geometry {
             kind: layer.op.kind(),
-            padding: Padding::from_code(e[blob::entry::PADDING]).unwrap_or_default(),
-            kernel: usize::from(blob::read_u16(&e, blob::entry::KERNEL)),
-            stride: usize::from(blob::read_u16(&e, blob::entry::STRIDE)),
-            dilation: usize::from(blob::read_u16(&e, blob::entry::DILATION)),
+            padding: Padding::from_code(e[format::entry::PADDING]).unwrap_or_default(),
+            kernel: usize::from(format::read_u16(&e, format::entry::KERNEL)),
+            stride: usize::from(format::read_u16(&e, format::entry::STRIDE)),
+            dilation: usize::from(format::read_u16(&e, format::entry::DILATION)),
             channels: sections.channels,
             time: sections.time,
         };
@@ -523,7 +575,7 @@ pub fn encode_unvalidated_with(
         };
         put_u16(
             &mut e,
-            blob::entry::INPUT_A,
+            format::entry::INPUT_A,
             input
                 .map_or(Ok(NO_INPUT), u16::try_from)
                 .map_err(|_| too_large("input"))?,
@@ -532,42 +584,46 @@ pub fn encode_unvalidated_with(
             OpSpec::Add { other, .. } => u16::try_from(other).map_err(|_| too_large("input"))?,
             _ => NO_INPUT,
         };
-        put_u16(&mut e, blob::entry::INPUT_B, input_b);
+        put_u16(&mut e, format::entry::INPUT_B, input_b);
         put_u16(
             &mut e,
-            blob::entry::OUT_TIME,
+            format::entry::OUT_TIME,
             u16::try_from(shape.0).map_err(|_| too_large("out_time"))?,
         );
         put_u16(
             &mut e,
-            blob::entry::OUT_CHANNELS,
+            format::entry::OUT_CHANNELS,
             u16::try_from(shape.1).map_err(|_| too_large("out_channels"))?,
         );
-        e[blob::entry::OUT_ZERO_POINT] = layer.out_zero_point as u8;
-        e[blob::entry::ACT_MIN] = layer.act_min as u8;
-        e[blob::entry::ACT_MAX] = layer.act_max as u8;
+        e[format::entry::OUT_ZERO_POINT] = layer.out_zero_point as u8;
+        e[format::entry::ACT_MIN] = layer.act_min as u8;
+        e[format::entry::ACT_MAX] = layer.act_max as u8;
         if let Some(bias_exponent) = layer.dynamic {
-            e[blob::entry::FLAGS] = 1;
-            e[blob::entry::BIAS_EXPONENT] = bias_exponent as u8;
+            e[format::entry::FLAGS] = 1;
+            e[format::entry::BIAS_EXPONENT] = bias_exponent as u8;
         }
-        e[blob::entry::OUT_SCALE].copy_from_slice(&layer.out_scale.to_bits().to_le_bytes());
+        e[format::entry::OUT_SCALE].copy_from_slice(&layer.out_scale.to_bits().to_le_bytes());
         for (data, off, len) in [
             (
                 &sections.weights,
-                blob::entry::WEIGHTS_OFFSET,
-                blob::entry::WEIGHTS_LEN,
+                format::entry::WEIGHTS_OFFSET,
+                format::entry::WEIGHTS_LEN,
             ),
             (
                 &sections.bias,
-                blob::entry::BIAS_OFFSET,
-                blob::entry::BIAS_LEN,
+                format::entry::BIAS_OFFSET,
+                format::entry::BIAS_LEN,
             ),
             (
                 &sections.requant,
-                blob::entry::REQUANT_OFFSET,
-                blob::entry::REQUANT_LEN,
+                format::entry::REQUANT_OFFSET,
+                format::entry::REQUANT_LEN,
             ),
-            (&sections.aux, blob::entry::AUX_OFFSET, blob::entry::AUX_LEN),
+            (
+                &sections.aux,
+                format::entry::AUX_OFFSET,
+                format::entry::AUX_LEN,
+            ),
         ] {
             if data.is_empty() {
                 continue;
@@ -601,27 +657,27 @@ pub fn encode_unvalidated_with(
         field: "blob",
     };
     let total = u32::try_from(out.len()).map_err(|_| blob_too_large.clone())?;
-    out[blob::header::MAGIC].copy_from_slice(&MAGIC);
-    put_u16(&mut out, blob::header::VERSION, FORMAT_VERSION);
-    put_u32(&mut out, blob::header::TOTAL_LEN, total);
-    put_u16(&mut out, blob::header::LAYER_COUNT, count);
+    out[format::header::MAGIC].copy_from_slice(&MAGIC);
+    put_u16(&mut out, format::header::VERSION, version);
+    put_u32(&mut out, format::header::TOTAL_LEN, total);
+    put_u16(&mut out, format::header::LAYER_COUNT, count);
     put_u32(
         &mut out,
-        blob::header::LAYER_TABLE_OFFSET,
+        format::header::LAYER_TABLE_OFFSET,
         HEADER_LEN as u32,
     );
     put_u32(
         &mut out,
-        blob::header::METADATA_OFFSET,
+        format::header::METADATA_OFFSET,
         u32::try_from(metadata_offset).map_err(|_| blob_too_large.clone())?,
     );
     put_u32(
         &mut out,
-        blob::header::METADATA_LEN,
+        format::header::METADATA_LEN,
         u32::try_from(metadata_len).map_err(|_| blob_too_large)?,
     );
-    let crc = blob::compute_crc(&out);
-    put_u32(&mut out, blob::header::CRC, crc);
+    let crc = format::compute_crc(&out);
+    put_u32(&mut out, format::header::CRC, crc);
     Ok(out)
 }
 
@@ -633,6 +689,8 @@ struct Sections {
     aux: Vec<u8>,
     channels: usize,
     time: usize,
+    /// The weight format written, for a weighted layer.
+    layout: Option<WeightLayout>,
 }
 
 /// Writes the kind, padding and geometry fields of layer `i` and returns its sections.
@@ -641,7 +699,7 @@ fn write_layer(
     layer: &LayerSpec,
     (in_shape, in_zp): ((usize, usize), i8),
     e: &mut [u8; ENTRY_LEN],
-    format: WeightFormat,
+    options: &EncodeOptions,
 ) -> Result<Sections, EncodeError> {
     let (in_t, in_c) = in_shape;
     let mut s = Sections {
@@ -651,6 +709,7 @@ fn write_layer(
         aux: Vec::new(),
         channels: 0,
         time: 0,
+        layout: None,
     };
     let check = |field: &'static str, expected: usize, found: usize| {
         if expected == found {
@@ -670,7 +729,7 @@ fn write_layer(
             field,
         })
     };
-    e[blob::entry::KIND] = layer.op.kind().code();
+    e[format::entry::KIND] = layer.op.kind().code();
     match &layer.op {
         OpSpec::Quantize {
             time_steps,
@@ -702,11 +761,6 @@ fn write_layer(
             check("in_features", in_c, *in_features)?;
             check("weights", out_features * in_features, weights.len())?;
             s.channels = *out_features;
-            // The dynamic Dense kernel reads the blocked layout only.
-            let format = match format {
-                WeightFormat::DenseDsp if layer.dynamic.is_some() => WeightFormat::Dense,
-                f => f,
-            };
             let rows = Rows {
                 row_len: *in_features,
                 weights,
@@ -714,7 +768,13 @@ fn write_layer(
                 requant,
                 dense_input_zp: Some(in_zp),
             };
-            let layout = write_rows(&mut s, &rows, i, format)?;
+            let choice = LayerChoice {
+                format: options.weight_format,
+                target: options.target,
+                dense: true,
+                dynamic: layer.dynamic.is_some(),
+            };
+            let layout = write_rows(&mut s, &rows, i, choice)?;
             put_layout(e, layout);
         }
         OpSpec::Conv1d {
@@ -734,16 +794,11 @@ fn write_layer(
                 out_channels * kernel * in_channels,
                 weights.len(),
             )?;
-            e[blob::entry::PADDING] = padding.code();
-            put_u16(e, blob::entry::KERNEL, field16("kernel", *kernel)?);
-            put_u16(e, blob::entry::STRIDE, field16("stride", *stride)?);
-            put_u16(e, blob::entry::DILATION, field16("dilation", *dilation)?);
+            e[format::entry::PADDING] = padding.code();
+            put_u16(e, format::entry::KERNEL, field16("kernel", *kernel)?);
+            put_u16(e, format::entry::STRIDE, field16("stride", *stride)?);
+            put_u16(e, format::entry::DILATION, field16("dilation", *dilation)?);
             s.channels = *out_channels;
-            // `dense-dsp` is a Dense-only layout.
-            let format = match format {
-                WeightFormat::DenseDsp => WeightFormat::Dense,
-                f => f,
-            };
             let rows = Rows {
                 row_len: kernel * in_channels,
                 weights,
@@ -751,23 +806,29 @@ fn write_layer(
                 requant,
                 dense_input_zp: None,
             };
-            let layout = write_rows(&mut s, &rows, i, format)?;
+            let choice = LayerChoice {
+                format: options.weight_format,
+                target: options.target,
+                dense: false,
+                dynamic: layer.dynamic.is_some(),
+            };
+            let layout = write_rows(&mut s, &rows, i, choice)?;
             put_layout(e, layout);
         }
         OpSpec::Lut { table } => {
             s.aux.extend(table.iter().map(|&v| v as u8));
         }
         OpSpec::MaxPool1d { kernel, stride } => {
-            put_u16(e, blob::entry::KERNEL, field16("kernel", *kernel)?);
-            put_u16(e, blob::entry::STRIDE, field16("stride", *stride)?);
+            put_u16(e, format::entry::KERNEL, field16("kernel", *kernel)?);
+            put_u16(e, format::entry::STRIDE, field16("stride", *stride)?);
         }
         OpSpec::AvgPool1d {
             kernel,
             stride,
             requant,
         } => {
-            put_u16(e, blob::entry::KERNEL, field16("kernel", *kernel)?);
-            put_u16(e, blob::entry::STRIDE, field16("stride", *stride)?);
+            put_u16(e, format::entry::KERNEL, field16("kernel", *kernel)?);
+            put_u16(e, format::entry::STRIDE, field16("stride", *stride)?);
             put_requant(&mut s.requant, core::slice::from_ref(requant));
         }
         OpSpec::GlobalAvgPool { requant } => {
@@ -787,337 +848,31 @@ fn write_layer(
 
 /// Writes the weight format and N:M bytes of an entry.
 fn put_layout(e: &mut [u8; ENTRY_LEN], layout: WeightLayout) {
-    e[blob::entry::WEIGHT_FORMAT] = layout.code();
+    e[format::entry::WEIGHT_FORMAT] = layout.code();
     if let WeightLayout::NM { n, m } = layout {
-        e[blob::entry::NM_N] = n;
-        e[blob::entry::NM_M] = m;
+        e[format::entry::NM_N] = n;
+        e[format::entry::NM_M] = m;
     }
 }
 
-/// Cost-model weights, in tenths of a nanosecond per unit of work of each kernel.
-///
-/// They were fitted to the wide shape of `benches/sparse.rs` (dense, and sparse at 90 and 95 % zeros) on the
-/// x86-64 baseline (SSE2) build; only their ratios matter, and `docs/BLOB.md` explains them.
-mod cost {
-    /// One step of a dense block (2 inputs times 16 channels, vectorized), requantization included.
-    pub(super) const DENSE_STEP: u64 = 26;
-    /// One stored sparse weight: an index load, a gather, a multiply-add.
-    pub(super) const SPARSE_VALUE: u64 = 4;
-    /// One (channel, segment) of a sparse row: the count, the loop set-up and its mispredicted exit.
-    pub(super) const SPARSE_SEGMENT: u64 = 25;
-    /// One stored N:M weight on the 2:4 and 1:4 fast paths.
-    pub(super) const NM_VALUE: u64 = 4;
-    /// One stored N:M weight on the general path (3:4).
-    pub(super) const NM_VALUE_GENERAL: u64 = 12;
-    /// One stored column-sparse weight: a pair load and a scatter multiply-add (measured 0.16 ns per stored
-    /// weight with about half of the hidden activations at zero, so a little more when none are).
-    pub(super) const COLUMN_VALUE: u64 = 2;
-    /// One (row segment, input) of a column-sparse layer: the count, the zero test and the loop set-up.
-    pub(super) const COLUMN: u64 = 7;
-    /// One output channel of a column-sparse layer: the bias load and the requantization.
-    pub(super) const COLUMN_CHANNEL: u64 = 15;
-    /// One packed entry (fillers included): an unaligned 8-byte read, two masks and the scatter multiply-add.
-    pub(super) const PACKED_ENTRY: u64 = 6;
+/// What decides a weighted layer's format besides its weights.
+#[derive(Debug, Clone, Copy)]
+struct LayerChoice {
+    format: WeightFormat,
+    target: Target,
+    /// A Dense layer (the column and `dense-dsp` formats are Dense only).
+    dense: bool,
+    /// A dynamically quantized layer, whose kernel reads the blocked layout only.
+    dynamic: bool,
 }
 
-/// The estimated size and work of one weight format for one layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Estimate {
-    layout: WeightLayout,
-    bytes: u64,
-    work: u64,
-}
-
-/// The smallest `n` for which every group of 4 weights of every row has at most `n` non-zeros, if the rows split
-/// into groups of 4 and some `n < 4` fits.
-fn nm_fit(weights: &[i8], row_len: usize) -> Result<u8, &'static str> {
-    if row_len == 0 || !row_len.is_multiple_of(NM_M) {
-        return Err("the row length is not a multiple of 4");
-    }
-    let most = weights
-        .chunks_exact(NM_M)
-        .map(|g| g.iter().filter(|&&w| w != 0).count())
-        .max()
-        .unwrap_or(0);
-    if most >= NM_M {
-        return Err("a group of 4 weights has 4 non-zeros");
-    }
-    Ok(most.max(1) as u8)
-}
-
-/// A Dense or Conv1d layer's weight data, as the encoder receives it.
-struct Rows<'a> {
-    /// The weights per output channel.
-    row_len: usize,
-    /// Row-major int8 weights, `channels * row_len`.
-    weights: &'a [i8],
-    /// The effective biases (input zero point folded in).
-    bias: &'a [i32],
-    /// The per-channel multipliers.
-    requant: &'a [QuantMultiplier],
-    /// For a Dense layer, the zero point of its input (what the column format needs); `None` for Conv1d.
-    dense_input_zp: Option<i8>,
-}
-
-/// The column format's biases (`b_eff[o] + zp * sum_j w[o][j]`), or why the layer cannot use the format: it is
-/// not Dense, a column segment has 256 non-zeros, or a channel's overflow bound fails with the unfolded bias.
-fn column_bias(rows: &Rows<'_>) -> Result<Vec<i32>, &'static str> {
-    let zp = rows
-        .dense_input_zp
-        .ok_or("the column format is for Dense layers only")?;
-    let row_len = rows.row_len;
-    if row_len == 0 {
-        return Ok(rows.bias.to_vec());
-    }
-    for segment in rows.weights.chunks(ROW_SEGMENT * row_len) {
-        for j in 0..row_len {
-            let column = segment
-                .chunks_exact(row_len)
-                .filter(|row| row[j] != 0)
-                .count();
-            if column > usize::from(u8::MAX) {
-                return Err("a column of 256 channels has no zero weight");
-            }
-        }
-    }
-    let deviation = max_input_deviation(zp);
-    rows.weights
-        .chunks_exact(row_len)
-        .zip(rows.bias)
-        .map(|(row, &b)| {
-            let sum: i64 = row.iter().map(|&w| i64::from(w)).sum();
-            let abs: u64 = row.iter().map(|&w| u64::from(w.unsigned_abs())).sum();
-            let unfolded = i64::from(b) + i64::from(zp) * sum;
-            if deviation * abs + unfolded.unsigned_abs() >= 1 << 31 {
-                return Err("the overflow bound fails with the bias unfolded");
-            }
-            i32::try_from(unfolded).map_err(|_| "the unfolded bias does not fit i32")
-        })
-        .collect()
-}
-
-/// The estimates of every format that fits the layer, dense first.
-fn estimates(rows: &Rows<'_>, channels: usize) -> Vec<Estimate> {
-    let (weights, row_len) = (rows.weights, rows.row_len);
-    let (c, k) = (channels as u64, row_len as u64);
-    // The tail block stores only its channels, but its steps cost about as much as a full block's (the kernel's
-    // tail loop is not vectorized across a fixed width), so the work still counts whole blocks.
-    let blocks = channels.div_ceil(BLOCK) as u64;
-    let mut out = alloc::vec![Estimate {
-        layout: WeightLayout::Dense,
-        bytes: dense_weights_len(channels, row_len, channels % BLOCK),
-        work: blocks * k.div_ceil(2) * cost::DENSE_STEP,
-    }];
-    let nnz = weights.iter().filter(|&&w| w != 0).count() as u64;
-    let segments = sparse_segments(row_len) as u64;
-    out.push(Estimate {
-        layout: WeightLayout::Sparse,
-        bytes: c * segments + 2 * nnz,
-        work: nnz * cost::SPARSE_VALUE + c * segments * cost::SPARSE_SEGMENT,
-    });
-    if column_bias(rows).is_ok() {
-        let columns = row_segments(channels) as u64 * k;
-        let fixed = columns * cost::COLUMN + c * cost::COLUMN_CHANNEL;
-        out.push(Estimate {
-            layout: WeightLayout::Columns,
-            bytes: columns + 2 * nnz,
-            work: nnz * cost::COLUMN_VALUE + fixed,
-        });
-        let plan = PackedPlan::best(weights, channels, row_len);
-        out.push(Estimate {
-            layout: WeightLayout::Packed,
-            bytes: plan.bytes(columns),
-            work: plan.entries * cost::PACKED_ENTRY + fixed,
-        });
-    }
-    if let Ok(n) = nm_fit(weights, row_len) {
-        let entries = (row_len / NM_M) as u64 * u64::from(n);
-        let per_value = if n <= 2 {
-            cost::NM_VALUE
-        } else {
-            cost::NM_VALUE_GENERAL
-        };
-        out.push(Estimate {
-            layout: WeightLayout::NM { n, m: NM_M as u8 },
-            bytes: c * (entries + nm_index_bytes(entries as usize) as u64),
-            work: c * entries * per_value,
-        });
-    }
-    out
-}
-
-/// The cost model of [`WeightFormat::Auto`]: the format with the least estimated work among those that are both
-/// smaller and estimated faster than dense (ties go to fewer bytes); dense if there is none.
-fn choose(rows: &Rows<'_>, channels: usize) -> WeightLayout {
-    let all = estimates(rows, channels);
-    let Some(&dense) = all.first() else {
-        return WeightLayout::Dense;
-    };
-    all.iter()
-        .filter(|e| e.bytes < dense.bytes && e.work < dense.work)
-        .min_by_key(|e| (e.work, e.bytes))
-        .map_or(WeightLayout::Dense, |e| e.layout)
-}
-
-/// The format of [`WeightFormat::Smallest`]: the fewest bytes, then the least estimated work.
-fn choose_smallest(rows: &Rows<'_>, channels: usize) -> WeightLayout {
-    estimates(rows, channels)
-        .iter()
-        .min_by_key(|e| (e.bytes, e.work))
-        .map_or(WeightLayout::Dense, |e| e.layout)
-}
-
-/// The widths of a packed weights section and what they cost: a row gap of `gap_bits`, a codebook index of
-/// `code_bits`, `entries` entries (non-zeros plus fillers) and a codebook of `book` values.
-#[derive(Debug, Clone)]
-struct PackedPlan {
-    gap_bits: u32,
-    code_bits: u32,
-    entries: u64,
-    book: Vec<i8>,
-}
-
-impl PackedPlan {
-    /// The bytes of the section with `columns` counts: header, codebook, counts, stream and padding.
-    fn bytes(&self, columns: u64) -> u64 {
-        let width = u64::from(self.gap_bits + self.code_bits);
-        4 + self.book.len() as u64
-            + columns
-            + (self.entries * width).div_ceil(8)
-            + PACKED_PAD as u64
-    }
-
-    /// The gaps between successive non-zeros of every (row segment, column), each as `row - previous - 1`.
-    fn gaps(weights: &[i8], channels: usize, row_len: usize) -> Vec<usize> {
-        let mut gaps = Vec::new();
-        for segment in weights.chunks(ROW_SEGMENT * row_len) {
-            for j in 0..row_len {
-                let mut next = 0usize;
-                for (row, w) in segment.chunks_exact(row_len).enumerate() {
-                    if w[j] != 0 {
-                        gaps.push(row - next);
-                        next = row + 1;
-                    }
-                }
-            }
-        }
-        debug_assert!(channels == 0 || !weights.is_empty() || gaps.is_empty());
-        gaps
-    }
-
-    /// The widths with the fewest bytes for these weights.
-    fn best(weights: &[i8], channels: usize, row_len: usize) -> PackedPlan {
-        let gaps = Self::gaps(weights, channels, row_len);
-        let mut values: Vec<i8> = weights.iter().copied().filter(|&w| w != 0).collect();
-        values.sort_unstable();
-        values.dedup();
-        (1..=8u32)
-            .map(|gap_bits| {
-                let fillers: u64 = gaps.iter().map(|&g| (g >> gap_bits) as u64).sum();
-                let mut book = values.clone();
-                if fillers > 0 {
-                    book.push(0);
-                    book.sort_unstable();
-                }
-                let code_bits = (usize::BITS - (book.len().max(2) - 1).leading_zeros()).max(1);
-                PackedPlan {
-                    gap_bits,
-                    code_bits,
-                    entries: gaps.len() as u64 + fillers,
-                    book,
-                }
-            })
-            .min_by_key(|p| (p.bytes(0), p.gap_bits))
-            .unwrap_or(PackedPlan {
-                gap_bits: 1,
-                code_bits: 1,
-                entries: 0,
-                book: Vec::new(),
-            })
-    }
-
-    /// The section: header, codebook, counts per (row segment, column), then the entries packed LSB first.
-    fn encode(&self, weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
-        let book: Vec<i8> = if self.book.is_empty() {
-            alloc::vec![0]
-        } else {
-            self.book.clone()
-        };
-        let mut out = alloc::vec![
-            self.gap_bits as u8,
-            self.code_bits as u8,
-            (book.len() - 1) as u8,
-            0
-        ];
-        out.extend(book.iter().map(|&v| v as u8));
-        let (mut counts, mut bits) = (Vec::new(), BitWriter::default());
-        let code = |v: i8| book.binary_search(&v).unwrap_or(0) as u64;
-        let max_gap = (1usize << self.gap_bits) - 1;
-        let width = self.gap_bits + self.code_bits;
-        if row_len > 0 {
-            for segment in weights.chunks(ROW_SEGMENT * row_len) {
-                for j in 0..row_len {
-                    let mut entries = 0u8;
-                    let mut next = 0usize;
-                    for (row, w) in segment.chunks_exact(row_len).enumerate() {
-                        if w[j] == 0 {
-                            continue;
-                        }
-                        while row - next > max_gap {
-                            bits.put(max_gap as u64 | code(0) << self.gap_bits, width);
-                            next += max_gap + 1;
-                            entries += 1;
-                        }
-                        bits.put((row - next) as u64 | code(w[j]) << self.gap_bits, width);
-                        next = row + 1;
-                        entries += 1;
-                    }
-                    counts.push(entries);
-                }
-            }
-        }
-        debug_assert_eq!(counts.len(), row_segments(channels) * row_len);
-        out.extend(counts);
-        out.extend(bits.finish());
-        out.extend([0u8; PACKED_PAD]);
-        out
-    }
-}
-
-/// Packs values of up to 16 bits, least significant bit first.
-#[derive(Default)]
-struct BitWriter {
-    bytes: Vec<u8>,
-    bits: u64,
-    len: u32,
-}
-
-impl BitWriter {
-    fn put(&mut self, value: u64, width: u32) {
-        self.bits |= value << self.len;
-        self.len += width;
-        while self.len >= 8 {
-            self.bytes.push(self.bits as u8);
-            self.bits >>= 8;
-            self.len -= 8;
-        }
-    }
-
-    fn finish(mut self) -> Vec<u8> {
-        if self.len > 0 {
-            self.bytes.push(self.bits as u8);
-        }
-        self.bytes
-    }
-}
-
-/// Writes the weights (in the chosen format, see `docs/BLOB.md`), biases and per-channel multipliers, and
-/// returns the weight format written.
+/// Writes the weights (in the chosen format, see `docs/BLOB.md`), biases, per-channel multipliers and (for
+/// `dense-dot`) the second bias, and returns the weight format written.
 fn write_rows(
     s: &mut Sections,
     rows: &Rows<'_>,
     layer: usize,
-    format: WeightFormat,
+    choice: LayerChoice,
 ) -> Result<WeightLayout, EncodeError> {
     let channels = s.channels;
     let (row_len, weights, bias, requant) = (rows.row_len, rows.weights, rows.bias, rows.requant);
@@ -1131,14 +886,27 @@ fn write_rows(
             });
         }
     }
+    let format = choice.format;
+    let dense = if choice.dynamic {
+        WeightLayout::Blocked
+    } else {
+        choice.target.dense_layout(choice.dense)
+    };
+    let costs = choice.target.costs();
     let layout = match format {
-        // A build without `sparse-formats` could not load what they would pick, so they keep to dense.
-        WeightFormat::Auto if !crate::SPARSE_FORMATS => WeightLayout::Dense,
-        WeightFormat::Smallest if !crate::SPARSE_FORMATS => WeightLayout::Dense,
-        WeightFormat::Auto => choose(rows, channels),
-        WeightFormat::Smallest => choose_smallest(rows, channels),
+        WeightFormat::Auto | WeightFormat::Smallest | WeightFormat::Dense if choice.dynamic => {
+            WeightLayout::Blocked
+        }
+        WeightFormat::Auto => cost::choose(rows, channels, dense, costs),
+        WeightFormat::Smallest => cost::choose_smallest(rows, channels, dense, costs),
+        WeightFormat::Dense => dense,
+        WeightFormat::Blocked => WeightLayout::Blocked,
+        // Both are dense layouts, so a layer they do not suit keeps the blocked one.
+        WeightFormat::DenseDot if choice.dynamic || !crate::DENSE_DOT => WeightLayout::Blocked,
+        WeightFormat::DenseDot => WeightLayout::DenseDot,
+        WeightFormat::DenseDsp if choice.dynamic || !choice.dense => WeightLayout::Blocked,
+        WeightFormat::DenseDsp => WeightLayout::DenseDsp,
         WeightFormat::Packed => WeightLayout::Packed,
-        WeightFormat::Dense => WeightLayout::Dense,
         WeightFormat::Sparse => WeightLayout::Sparse,
         WeightFormat::Columns => WeightLayout::Columns,
         WeightFormat::NM => WeightLayout::NM {
@@ -1147,13 +915,17 @@ fn write_rows(
                 format,
                 reason,
             })?,
-            m: NM_M as u8,
+            m: nm::M as u8,
         },
-        WeightFormat::DenseDsp => WeightLayout::DenseDsp,
     };
     s.weights = match layout {
-        WeightLayout::Dense => blocked_weights(weights, channels, row_len),
+        WeightLayout::Blocked => blocked_weights(weights, channels, row_len),
         WeightLayout::DenseDsp => dsp_weights(weights, channels, row_len),
+        WeightLayout::DenseDot => {
+            let (w, offset_bias) = dot_weights(weights, bias, channels, row_len);
+            s.aux = offset_bias;
+            w
+        }
         WeightLayout::Sparse => sparse_weights(weights, row_len),
         WeightLayout::NM { n, .. } => nm_weights(weights, row_len, usize::from(n)),
         WeightLayout::Columns => column_weights(weights, channels, row_len),
@@ -1178,117 +950,8 @@ fn write_rows(
         s.bias.extend_from_slice(&b.to_le_bytes());
     }
     put_requant(&mut s.requant, requant);
+    s.layout = Some(layout);
     Ok(layout)
-}
-
-/// The version 2 blocked layout: full blocks of 16 channels, then a tail block of the last `channels % 16`
-/// channels (if any) with `2 * (channels % 16)`-byte steps; the padding input of odd rows stays zero.
-fn blocked_weights(weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
-    // The caller checked `weights.len() == channels * row_len`.
-    let len = dense_weights_len(channels, row_len, channels % BLOCK);
-    let mut out = alloc::vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
-    if row_len > 0 {
-        for (o, row) in weights.chunks_exact(row_len).enumerate() {
-            for (k, &w) in row.iter().enumerate() {
-                out[blocked_index(o, k, row_len, channels)] = w as u8;
-            }
-        }
-    }
-    out
-}
-
-/// The `dense-dsp` layout (`kernels_dsp`): groups of 4 channels interleaved by words of 4 inputs, then the last
-/// `channels % 4` channels as plain rows; every row padded with zeros to a multiple of 4.
-fn dsp_weights(weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
-    let len = crate::kernels_dsp::weights_len(channels, row_len);
-    let mut out = alloc::vec![0u8; usize::try_from(len).unwrap_or(usize::MAX)];
-    if row_len > 0 {
-        for (o, row) in weights.chunks_exact(row_len).enumerate() {
-            for (k, &w) in row.iter().enumerate() {
-                out[crate::kernels_dsp::index(o, k, row_len, channels)] = w as u8;
-            }
-        }
-    }
-    out
-}
-
-/// The sparse layout: per channel and segment a count, then all indices, then all values, in the same order.
-fn sparse_weights(weights: &[i8], row_len: usize) -> Vec<u8> {
-    let (mut counts, mut indices, mut values) = (Vec::new(), Vec::new(), Vec::new());
-    if row_len > 0 {
-        for row in weights.chunks_exact(row_len) {
-            for (seg, part) in row.chunks(SEGMENT).enumerate() {
-                debug_assert_eq!(part.len(), segment_width(row_len, seg));
-                let before = indices.len();
-                for (i, &w) in part.iter().enumerate() {
-                    if w != 0 {
-                        indices.push(i as u8);
-                        values.push(w as u8);
-                    }
-                }
-                counts.push((indices.len() - before) as u8);
-            }
-        }
-    }
-    counts.extend(indices);
-    counts.extend(values);
-    counts
-}
-
-/// The column layout: per 256-channel row segment and input column a count, then per segment and column the
-/// `(row in segment, value)` pairs of the non-zero weights, rows increasing.
-fn column_weights(weights: &[i8], channels: usize, row_len: usize) -> Vec<u8> {
-    let (mut counts, mut pairs) = (Vec::new(), Vec::new());
-    if row_len > 0 {
-        for segment in weights.chunks(ROW_SEGMENT * row_len) {
-            for j in 0..row_len {
-                let before = pairs.len();
-                for (row, w) in segment.chunks_exact(row_len).enumerate() {
-                    if w[j] != 0 {
-                        pairs.push(row as u8);
-                        pairs.push(w[j] as u8);
-                    }
-                }
-                counts.push(((pairs.len() - before) / 2) as u8);
-            }
-        }
-    }
-    debug_assert_eq!(counts.len(), row_segments(channels) * row_len);
-    counts.extend(pairs);
-    counts
-}
-
-/// The N:M layout (`m = 4`): all channels' values, then all channels' 2-bit index streams.
-///
-/// A group with fewer than `n` non-zeros is filled with zero weights at its lowest unused positions, so every
-/// group stores exactly `n` entries with strictly increasing indices.
-fn nm_weights(weights: &[i8], row_len: usize, n: usize) -> Vec<u8> {
-    let (mut values, mut indices) = (Vec::new(), Vec::new());
-    if row_len > 0 {
-        for row in weights.chunks_exact(row_len) {
-            let mut stream = alloc::vec![0u8; nm_index_bytes(row_len / NM_M * n)];
-            let mut e = 0usize;
-            for group in row.chunks_exact(NM_M) {
-                let nonzero = group.iter().filter(|&&w| w != 0).count();
-                let mut fill = n.saturating_sub(nonzero);
-                for (k, &w) in group.iter().enumerate() {
-                    let keep = w != 0
-                        || (fill > 0 && {
-                            fill -= 1;
-                            true
-                        });
-                    if keep {
-                        values.push(w as u8);
-                        stream[e / 4] |= (k as u8) << (2 * (e % 4));
-                        e += 1;
-                    }
-                }
-            }
-            indices.extend(stream);
-        }
-    }
-    values.extend(indices);
-    values
 }
 
 fn put_requant(out: &mut Vec<u8>, requant: &[QuantMultiplier]) {

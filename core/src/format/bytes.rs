@@ -1,119 +1,13 @@
-//! Raw views over blob bytes: named field ranges, little-endian readers and the CRC.
+//! Byte views over a blob: little-endian readers, the header and layer-entry views, and the CRC.
 //!
 //! Nothing here validates meaning; [`Model::load`](crate::Model::load) does that once.
 //! The views only promise that the fixed-size structure they wrap is long enough, so every accessor is total.
-//! `docs/BLOB.md` describes the same layout in tables.
 
 use core::ops::Range;
 
 use crc::{CRC_32_ISO_HDLC, Crc};
 
-/// The eight magic bytes at the start of every blob.
-pub const MAGIC: [u8; 8] = *b"TICKQBLB";
-/// The format version this crate writes (version 2: per-layer weight formats; version 3: the column-sparse
-/// weight format).
-pub const FORMAT_VERSION: u16 = 3;
-/// The oldest format version this crate reads (version 1: dense blocked weights only).
-pub const OLDEST_FORMAT_VERSION: u16 = 1;
-/// The size of the header in bytes.
-pub const HEADER_LEN: usize = 64;
-/// The size of one layer table entry in bytes.
-pub const ENTRY_LEN: usize = 64;
-/// Every section starts at a multiple of this many bytes.
-pub const SECTION_ALIGN: usize = 16;
-/// The metadata block starts at a multiple of this many bytes.
-pub const METADATA_ALIGN: usize = 4;
-/// The input reference that means "none" (the model input for layer 0, no second input otherwise).
-pub const NO_INPUT: u16 = 0xFFFF;
-
-/// Byte ranges of the header fields.
-pub mod header {
-    use core::ops::Range;
-
-    /// `[u8; 8]` magic, [`MAGIC`](super::MAGIC).
-    pub const MAGIC: Range<usize> = 0..8;
-    /// `u16` format version.
-    pub const VERSION: Range<usize> = 8..10;
-    /// `u16` flags; version 1 defines none.
-    pub const FLAGS: Range<usize> = 10..12;
-    /// `u32` CRC-32/ISO-HDLC over the blob without this field.
-    pub const CRC: Range<usize> = 12..16;
-    /// `u32` total blob length.
-    pub const TOTAL_LEN: Range<usize> = 16..20;
-    /// `u16` number of layers.
-    pub const LAYER_COUNT: Range<usize> = 20..22;
-    /// `u16` reserved, zero.
-    pub const RESERVED_0: Range<usize> = 22..24;
-    /// `u32` offset of the layer table (always 64).
-    pub const LAYER_TABLE_OFFSET: Range<usize> = 24..28;
-    /// `u32` offset of the metadata block.
-    pub const METADATA_OFFSET: Range<usize> = 28..32;
-    /// `u32` length of the metadata block.
-    pub const METADATA_LEN: Range<usize> = 32..36;
-    /// Reserved, zero.
-    pub const RESERVED_1: Range<usize> = 36..64;
-}
-
-/// Byte ranges of the fields of one layer table entry, relative to the entry.
-pub mod entry {
-    use core::ops::Range;
-
-    /// `u8` layer kind code.
-    pub const KIND: usize = 0;
-    /// `u8` padding: 0 valid, 1 causal.
-    pub const PADDING: usize = 1;
-    /// `u16` index of the layer producing the first input.
-    pub const INPUT_A: Range<usize> = 2..4;
-    /// `u16` index of the layer producing the second input (Add only).
-    pub const INPUT_B: Range<usize> = 4..6;
-    /// `u8` layer flags: bit 0 marks a dynamically quantized layer (`docs/ARITHMETIC.md`); other bits zero.
-    pub const FLAGS: usize = 6;
-    /// `i8` bias exponent of a dynamic Dense layer; zero everywhere else.
-    pub const BIAS_EXPONENT: usize = 7;
-    /// `u16` declared output time steps.
-    pub const OUT_TIME: Range<usize> = 8..10;
-    /// `u16` declared output channels.
-    pub const OUT_CHANNELS: Range<usize> = 10..12;
-    /// `u16` kernel size.
-    pub const KERNEL: Range<usize> = 12..14;
-    /// `u16` stride.
-    pub const STRIDE: Range<usize> = 14..16;
-    /// `u16` dilation.
-    pub const DILATION: Range<usize> = 16..18;
-    /// `u8` N:M weights (version 2, weight format 2): `n`, the stored weights per group; otherwise zero.
-    pub const NM_N: usize = 18;
-    /// `u8` N:M weights (version 2, weight format 2): `m`, the group width; otherwise zero.
-    pub const NM_M: usize = 19;
-    /// `i8` output zero point.
-    pub const OUT_ZERO_POINT: usize = 20;
-    /// `i8` lower clamp of the output.
-    pub const ACT_MIN: usize = 21;
-    /// `i8` upper clamp of the output.
-    pub const ACT_MAX: usize = 22;
-    /// `u8` weight format (version 2): 0 dense blocked, 1 sparse, 2 N:M; zero in version 1 and for layers
-    /// without weights.
-    pub const WEIGHT_FORMAT: usize = 23;
-    /// `f32` output scale (IEEE bits).
-    pub const OUT_SCALE: Range<usize> = 24..28;
-    /// `u32` weights section offset.
-    pub const WEIGHTS_OFFSET: Range<usize> = 28..32;
-    /// `u32` weights section length.
-    pub const WEIGHTS_LEN: Range<usize> = 32..36;
-    /// `u32` bias section offset.
-    pub const BIAS_OFFSET: Range<usize> = 36..40;
-    /// `u32` bias section length.
-    pub const BIAS_LEN: Range<usize> = 40..44;
-    /// `u32` requant section offset.
-    pub const REQUANT_OFFSET: Range<usize> = 44..48;
-    /// `u32` requant section length.
-    pub const REQUANT_LEN: Range<usize> = 48..52;
-    /// `u32` aux section offset.
-    pub const AUX_OFFSET: Range<usize> = 52..56;
-    /// `u32` aux section length.
-    pub const AUX_LEN: Range<usize> = 56..60;
-    /// `u32` reserved, zero.
-    pub const RESERVED_3: Range<usize> = 60..64;
-}
+use super::{ENTRY_LEN, HEADER_LEN, MAGIC, Section, entry, header};
 
 const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);
 
@@ -354,8 +248,7 @@ impl<'a> Entry<'a> {
 
     /// The (offset, length) of a section.
     #[inline]
-    pub fn section(&self, section: crate::error::Section) -> (u32, u32) {
-        use crate::error::Section;
+    pub fn section(&self, section: Section) -> (u32, u32) {
         let (off, len) = match section {
             Section::Weights => (entry::WEIGHTS_OFFSET, entry::WEIGHTS_LEN),
             Section::Bias => (entry::BIAS_OFFSET, entry::BIAS_LEN),
