@@ -2,10 +2,14 @@
 //! by magnitude to 50, 75, 90 and 95 % unstructured sparsity (stored by output channel, `sparse_*`, and by input
 //! column, `columns_*`, and packed by column, `packed_*`) and to 2:4, against the unpruned dense int8 model, all in the same run.
 //!
-//! At start it prints a table of blob bytes and p50 latency per `Session::run` (batches of 16 runs, timed 400
-//! times each, the median batch divided by 16), then criterion measures the same models.
+//! At start it prints, for every x86-64 backend this CPU has (AVX-512 VNNI, AVX2, SSE2: the backend pinned, the
+//! blobs encoded for its target, so that `auto` is the cost model's choice for that machine), a table of blob
+//! bytes and p50 latency per `Session::run` (batches of 16 runs, timed 400 times each, the median batch divided
+//! by 16) against that backend's dense; on other machines, one table for the default backend. Then criterion
+//! measures the models of the best backend.
 //!
-//! Run with `cargo bench --bench sparse` (add `-- --quick` for a short run).
+//! Run with `cargo bench --bench sparse` (add `-- --quick` for a short run); `TICKQ_BENCH_BACKENDS=avx2,sse2`
+//! restricts the tables to those backends.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -13,9 +17,11 @@ use std::time::Instant;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use tickq_core::encode::{EncodeOptions, LayerSpec, ModelSpec, OpSpec, WeightFormat, encode_with};
+use tickq_core::encode::{
+    EncodeOptions, LayerSpec, ModelSpec, OpSpec, Target, WeightFormat, encode_with,
+};
 use tickq_core::requant::QuantMultiplier;
-use tickq_core::{Model, Session};
+use tickq_core::{Backend, Model, Session};
 
 /// The wide shape: input width, then the Dense widths.
 const WIDTHS: [usize; 4] = [128, 256, 256, 3];
@@ -175,8 +181,45 @@ fn variants() -> Vec<(&'static str, Pruning, WeightFormat)> {
     ]
 }
 
-fn blob(pruning: Pruning, weight_format: WeightFormat) -> Vec<u8> {
-    encode_with(&wide_spec(pruning), &EncodeOptions::format(weight_format)).expect("encode")
+fn blob(pruning: Pruning, weight_format: WeightFormat, target: Target) -> Vec<u8> {
+    let options = EncodeOptions {
+        weight_format,
+        target,
+    };
+    encode_with(&wide_spec(pruning), &options).expect("encode")
+}
+
+/// The backends to tabulate, each with the target its blobs are encoded for.
+fn backends() -> Vec<(Backend, Target)> {
+    let pinned: Vec<(Backend, Target)> = [
+        (Backend::Avx512Vnni, Target::X86_64V4),
+        (Backend::Avx2, Target::X86_64V3),
+        (Backend::Sse2, Target::X86_64),
+    ]
+    .into_iter()
+    .filter(|(b, _)| b.is_available())
+    .collect();
+    let chosen = std::env::var("TICKQ_BENCH_BACKENDS").ok();
+    let wanted = |b: &Backend| {
+        chosen
+            .as_deref()
+            .is_none_or(|list| list.split(',').any(|n| n.trim() == b.name()))
+    };
+    let list: Vec<_> = pinned.into_iter().filter(|(b, _)| wanted(b)).collect();
+    if list.is_empty() {
+        vec![(Backend::detect(), Target::native())]
+    } else {
+        list
+    }
+}
+
+/// Loads `blob` with `backend` pinned.
+fn load(blob: &[u8], backend: Backend) -> Model<'_> {
+    let mut model = Model::load(blob).expect("load");
+    model
+        .set_backend(backend)
+        .expect("the backend is available");
+    model
 }
 
 fn features() -> Vec<f32> {
@@ -208,39 +251,45 @@ fn p50_ns(model: &Model<'_>, x: &[f32]) -> f64 {
 
 fn sparse(c: &mut Criterion) {
     let x = features();
-    let blobs: Vec<_> = variants()
-        .into_iter()
-        .map(|(name, pruning, format)| (name, blob(pruning, format)))
-        .collect();
-    let dense_len = blobs[0].1.len() as f64;
-    let dense_p50 = p50_ns(&Model::load(&blobs[0].1).expect("load"), &x);
-    eprintln!(
-        "{:<12} {:>8} {:>9} {:>10} {:>9}  layers (format: non-zero/total)",
-        "variant", "bytes", "vs dense", "p50 ns", "vs dense"
-    );
-    for (name, blob) in &blobs {
-        let model = Model::load(blob).expect("load");
-        let p50 = p50_ns(&model, &x);
-        let layers: Vec<String> = model
-            .layers()
-            .filter_map(|l| {
-                l.weight_format
-                    .map(|f| format!("{f}: {}/{}", l.weights_nonzero, l.weights_total))
-            })
+    let backends = backends();
+    for &(backend, target) in &backends {
+        let blobs: Vec<_> = variants()
+            .into_iter()
+            .map(|(name, pruning, format)| (name, blob(pruning, format, target)))
             .collect();
+        let dense_len = blobs[0].1.len() as f64;
+        let dense_p50 = p50_ns(&load(&blobs[0].1, backend), &x);
+        eprintln!("\n{backend} backend, blobs for {target}:");
         eprintln!(
-            "{name:<12} {:>8} {:>9.3} {p50:>10.0} {:>9.3}  {}",
-            blob.len(),
-            blob.len() as f64 / dense_len,
-            p50 / dense_p50,
-            layers.join(", ")
+            "{:<12} {:>8} {:>9} {:>10} {:>9}  layers (format: non-zero/total)",
+            "variant", "bytes", "vs dense", "p50 ns", "vs dense"
         );
+        for (name, blob) in &blobs {
+            let model = load(blob, backend);
+            let p50 = p50_ns(&model, &x);
+            let layers: Vec<String> = model
+                .layers()
+                .filter_map(|l| {
+                    l.weight_format
+                        .map(|f| format!("{f}: {}/{}", l.weights_nonzero, l.weights_total))
+                })
+                .collect();
+            eprintln!(
+                "{name:<12} {:>8} {:>9.3} {p50:>10.0} {:>9.3}  {}",
+                blob.len(),
+                blob.len() as f64 / dense_len,
+                p50 / dense_p50,
+                layers.join(", ")
+            );
+        }
     }
 
+    let (backend, target) = backends[0];
     let mut group = c.benchmark_group("sparse_wide_128x256x256x3");
     group.throughput(Throughput::Elements(1));
-    for (name, blob) in &blobs {
-        let model = Model::load(blob).expect("load");
+    for (name, pruning, format) in variants() {
+        let blob = blob(pruning, format, target);
+        let model = load(&blob, backend);
         let mut arena = vec![0u8; model.arena_bytes()];
         let mut session = Session::new(&model, &mut arena).expect("arena");
         group.bench_function(BenchmarkId::from_parameter(name), |b| {

@@ -11,7 +11,7 @@
 //!
 //! The modules follow the data from bytes to signal:
 //!
-//! 1. [`format`]: the blob's vocabulary (constants, field ranges, layer kinds, weight layouts, byte views, the
+//! 1. [`format`](mod@format): the blob's vocabulary (constants, field ranges, layer kinds, weight layouts, byte views, the
 //!    CRC); it imports nothing else of the crate.
 //! 2. [`error`]: what can be wrong with a blob ([`BlobError`], located by layer and byte offset) or an arena
 //!    ([`ArenaTooSmall`]).

@@ -183,49 +183,50 @@ pub(super) struct Costs {
     pub packed_entry: u64,
 }
 
-/// The sparse kernels are the same portable code on every x86-64 level; only the dense step changes.
+/// What every x86-64 level shares: the blocked, `dense-dsp`, by-row and N:M kernels are the same portable code
+/// on every level, and the column kernels' scalar scatter too (only their requantization is vectorized). Fitted
+/// to one run of `benches/sparse.rs` (the wide shape, dense and 50 to 95 % unstructured sparsity, each level's
+/// backend pinned) on an AVX-512 VNNI Xeon; the `dense-dsp` step is an estimate from its instruction count.
 const X86_SPARSE: Costs = Costs {
-    dot_step: 0,
-    blocked_step: 26,
-    dsp_step: 40,
-    dense_channel: 12,
-    sparse_value: 4,
-    sparse_segment: 25,
-    nm_value: 4,
-    nm_value_general: 12,
-    column_value: 2,
-    column: 7,
+    dot_step: 91,
+    blocked_step: 49,
+    dsp_step: 100,
+    dense_channel: 15,
+    sparse_value: 9,
+    sparse_segment: 80,
+    nm_value: 10,
+    nm_value_general: 30,
+    column_value: 6,
+    column: 20,
     column_channel: 15,
-    packed_entry: 6,
+    packed_entry: 21,
 };
 
 /// x86-64-v4 (AVX-512 VNNI): one `vpdpbusd` (and a share of a broadcast) per step; the requantization is
-/// vectorized, 16 channels at a time.
+/// vectorized, 16 channels at a time, in the dense and the column kernels.
 const X86_64_V4: Costs = Costs {
-    dot_step: 3,
-    dense_channel: 2,
+    dot_step: 11,
+    dense_channel: 3,
+    column_channel: 4,
     ..X86_SPARSE
 };
 
 /// x86-64-v3 (AVX2): four sign extensions, `vpmaddwd`s and adds per step; the requantization is vectorized,
-/// 8 channels at a time.
+/// 8 channels at a time, in the dense and the column kernels.
 const X86_64_V3: Costs = Costs {
-    dot_step: 16,
-    blocked_step: 12,
-    dense_channel: 4,
+    dot_step: 32,
+    dense_channel: 5,
+    column_channel: 6,
     ..X86_SPARSE
 };
 
 /// Baseline x86-64 (SSE2): `pmaddwd` on 128-bit registers, scalar requantization.
-const X86_64: Costs = Costs {
-    dot_step: 40,
-    ..X86_SPARSE
-};
+const X86_64: Costs = X86_SPARSE;
 
 /// aarch64: an estimate (no machine to fit on): `sdot` or `smull`/`sadalp` per 16 multiply-adds, on 128-bit
 /// registers, with the sparse kernels' scalar costs like x86-64's.
 const AARCH64: Costs = Costs {
-    dot_step: 12,
+    dot_step: 30,
     ..X86_SPARSE
 };
 

@@ -271,6 +271,16 @@ fn dense(engine: Engine, q: &OutQuant, in_zp: i8, w: &Weighted<'_>, x: &mut [u8]
         }
         #[cfg(all(target_arch = "aarch64", feature = "dense-dot"))]
         (Engine::Arm64(isa), Weights::Dot { bytes, .. }) => isa.dense_dot(q, w, bytes, x, out),
+        #[cfg(all(target_arch = "x86_64", feature = "sparse-formats"))]
+        (Engine::X86(isa), Weights::Columns(c)) => {
+            let x = x.get(..w.row_len).unwrap_or(x);
+            isa.dense_columns((q, &w.channels), c, in_zp, x, out)
+        }
+        #[cfg(all(target_arch = "x86_64", feature = "sparse-formats"))]
+        (Engine::X86(isa), Weights::Packed(p)) => {
+            let x = x.get(..w.row_len).unwrap_or(x);
+            isa.dense_packed((q, &w.channels), p, in_zp, x, out)
+        }
         _ => generic::dense(q, in_zp, w, x, out),
     }
 }
@@ -299,15 +309,12 @@ fn conv1d(
 }
 
 /// The first index of the largest of `logits` (0 if there are none).
+///
+/// Two passes, the maximum and then its first position, rather than one that tracks both: the maximum is a
+/// branch-free reduction the compiler vectorizes on every target, and the search stops at the first hit,
+/// where a running argmax takes a data-dependent branch per logit.
 #[inline]
 pub(crate) fn argmax(logits: &[i8]) -> usize {
-    let mut best = 0;
-    let mut best_value = i8::MIN;
-    for (i, &v) in logits.iter().enumerate() {
-        if v > best_value || i == 0 {
-            best = i;
-            best_value = v;
-        }
-    }
-    best
+    let max = logits.iter().copied().fold(i8::MIN, i8::max);
+    logits.iter().position(|&v| v == max).unwrap_or(0)
 }

@@ -646,14 +646,7 @@ impl<'b> LayerCheck<'b, '_> {
             }
             WeightLayout::DenseDsp => {
                 let nnz = self.dsp_rows(weights, w_offset, bias, b_offset, channels, row_len)?;
-                // Read before `requant_channels` checks the shifts, which rejects the blob if any is invalid.
-                let shifts = requant.get(4 * channels..).unwrap_or(&[]);
-                let shifts_split = shifts.iter().all(|s| (33..=62).contains(s));
-                let stored = Weights::Dsp {
-                    bytes: weights,
-                    shifts_split,
-                };
-                (stored, nnz)
+                (Weights::Dsp { bytes: weights }, nnz)
             }
             #[cfg(feature = "dense-dot")]
             WeightLayout::DenseDot => {
@@ -730,6 +723,7 @@ impl<'b> LayerCheck<'b, '_> {
                 bias,
                 multipliers,
                 shifts,
+                shifts_split: shifts.iter().all(|s| (33..=62).contains(s)),
             },
             row_len,
             nonzero,

@@ -159,6 +159,9 @@ pub(crate) struct Channels<'b> {
     pub bias: &'b [u8],
     pub multipliers: &'b [u8],
     pub shifts: &'b [u8],
+    /// Every right shift is in `[33, 62]` (multipliers below 1/4, the usual case), which lets a kernel
+    /// requantize with 32-bit halves of the product (`docs/ARITHMETIC.md`); checked once at load.
+    pub shifts_split: bool,
 }
 
 /// A Dense or Conv1d layer's weights and per-channel parameters.
@@ -184,12 +187,7 @@ pub(crate) enum Weights<'b> {
     /// Format 0: full blocks of `block_len` bytes, then (version 2 and later) a tail block with shorter steps.
     Blocked { bytes: &'b [u8], block_len: usize },
     /// Format 5: groups of 4 channels, words of 4 inputs, plain rows for the last `C_out % 4` channels.
-    Dsp {
-        bytes: &'b [u8],
-        /// Every right shift is in `[33, 62]` (multipliers below 1/4, the usual case), which the Cortex-M4
-        /// assembly requantizes with 32-bit halves; checked once at load rather than per inference.
-        shifts_split: bool,
-    },
+    Dsp { bytes: &'b [u8] },
     /// Format 6: blocks of 16 channels, groups of 4 inputs; `offset_bias` is the i32 bias with `128 * sum w`
     /// taken out (wrapping), for kernels that multiply the inputs plus 128 as unsigned bytes.
     #[cfg(feature = "dense-dot")]

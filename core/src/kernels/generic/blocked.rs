@@ -164,6 +164,7 @@ pub(super) fn blocks<'l, 'o>(
             bias: after(ch.bias, 4),
             multipliers: after(ch.multipliers, 4),
             shifts: after(ch.shifts, 1),
+            shifts_split: ch.shifts_split,
         },
     });
     out.chunks_mut(BLOCK)
@@ -178,6 +179,7 @@ pub(super) fn blocks<'l, 'o>(
                 bias,
                 multipliers,
                 shifts,
+                shifts_split: ch.shifts_split,
             },
             step_len: STEP,
         })

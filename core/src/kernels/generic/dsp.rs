@@ -63,7 +63,7 @@ impl<'a> DspLayer<'a> {
     pub(crate) fn new(
         q: &OutQuant,
         ch: &Channels<'a>,
-        (weights, row_len, shifts_split): (&'a [u8], usize, bool),
+        (weights, row_len): (&'a [u8], usize),
     ) -> Self {
         DspLayer {
             weights,
@@ -72,7 +72,7 @@ impl<'a> DspLayer<'a> {
             shifts: ch.shifts,
             row_len,
             out_c: ch.shifts.len(),
-            shifts_split,
+            shifts_split: ch.shifts_split,
             out_zp: q.zp,
             act_min: q.act_min,
             act_max: q.act_max,
@@ -133,7 +133,7 @@ pub(crate) fn requantize_split(acc: i32, m: i32, s: u8, out_zp: i8, lo: i8, hi: 
 }
 
 /// The requantization of the Cortex-M4 layer kernel (`dsp::groups`), step by step as its instructions do it,
-/// for a multiplier `m >= 2^30` and a shift `s` in `[33, 62]` (what the loader and `LayerPlan::shifts_split`
+/// for a multiplier `m >= 2^30` and a shift `s` in `[33, 62]` (what the loader and `Channels::shifts_split`
 /// guarantee there); `c = 1 + 2 * out_zp`.
 ///
 /// - `SMULL`: `v = acc * m` exactly, as a low and a high word.
@@ -447,14 +447,10 @@ mod tests {
             let crate::plan::Op::Dense(w) = plan.op else {
                 panic!("layer 1 is not Dense");
             };
-            let crate::plan::Weights::Dsp {
-                bytes,
-                shifts_split,
-            } = w.weights
-            else {
+            let crate::plan::Weights::Dsp { bytes } = w.weights else {
                 panic!("layer 1 is not dense-dsp");
             };
-            let l = &DspLayer::new(&plan.out, &w.channels, (bytes, w.row_len, shifts_split));
+            let l = &DspLayer::new(&plan.out, &w.channels, (bytes, w.row_len));
             for _ in 0..20 {
                 let x: std::vec::Vec<u8> = (0..in_c).map(|_| next() as u8).collect();
                 let (mut a, mut b) = (std::vec![0u8; out_c], std::vec![0u8; out_c]);

@@ -71,14 +71,9 @@ pub(crate) fn dense(q: &OutQuant, in_zp: i8, w: &Weighted<'_>, x: &[u8], out: &m
     let ch = &w.channels;
     match w.weights {
         Weights::Blocked { bytes, block_len } => blocked::dense(q, bytes, block_len, ch, x, out),
-        Weights::Dsp {
-            bytes,
-            shifts_split,
-        } => dsp::dense(
-            &dsp::DspLayer::new(q, ch, (bytes, w.row_len, shifts_split)),
-            x,
-            out,
-        ),
+        Weights::Dsp { bytes } => {
+            dsp::dense(&dsp::DspLayer::new(q, ch, (bytes, w.row_len)), x, out)
+        }
         #[cfg(feature = "dense-dot")]
         Weights::Dot { bytes, .. } => dot::dense(q, bytes, w.row_len, ch, x, out),
         #[cfg(feature = "sparse-formats")]

@@ -1,6 +1,7 @@
 //! The sparse weight formats (feature `sparse-formats`): by output channel (format 1), N:M (format 2), by input
-//! column (format 3) and bit-packed by column (format 4). All four are portable; no SIMD backend has its own
-//! kernel for them, since their gathers and scatters leave little for vectors (`docs/BLOB.md`, "Costs").
+//! column (format 3) and bit-packed by column (format 4). All four are portable; their gathers and scatters
+//! leave little for vectors (`docs/BLOB.md`, "Costs"), so the only SIMD versions are the x86 column kernels,
+//! which run this module's scatter ([`columns_with`], [`packed_with`]) and vectorize the requantization.
 
 use super::Row;
 use super::blocked::requantize_inline;
@@ -10,17 +11,17 @@ use crate::format::le_i32;
 use crate::plan::{Channels, ColumnPairs, NmRows, OutQuant, PackedColumns, SparseRows};
 
 /// Runs a column-format Dense layer one 256-channel row segment at a time: the segment's accumulators start at
-/// its biases, `accumulate` adds the segment's columns (it gets the per-input counts of the segment), and the
-/// sums are requantized into the segment's outputs.
+/// its biases, `accumulate` adds the segment's columns (it gets the per-input counts of the segment), and
+/// `requantize` turns the sums into the segment's outputs (it gets the segment's multipliers and shifts).
 ///
 /// The accumulators are an array indexed by a one-byte row, so the kernels' scatter needs no bounds check.
 #[inline(always)]
 fn by_row_segment(
-    q: &OutQuant,
     ch: &Channels<'_>,
     (counts, inputs): (&[u8], usize),
     out: &mut [u8],
     mut accumulate: impl FnMut(&mut [i32; ROW_SEGMENT], &[u8]),
+    mut requantize: impl FnMut(&[i32; ROW_SEGMENT], (&[u8], &[u8]), &mut [u8]),
 ) {
     let mut counts = counts.chunks_exact(inputs.max(1));
     let segments = out
@@ -34,15 +35,98 @@ fn by_row_segment(
             *a = le_i32(b);
         }
         accumulate(&mut acc, counts.next().unwrap_or(&[]));
-        let channels = out
-            .iter_mut()
-            .zip(&acc)
-            .zip(mults.chunks_exact(4))
-            .zip(shifts);
-        for (((o, &a), m), &s) in channels {
-            *o = requantize_inline(q, a, m, s);
+        requantize(&acc, (mults, shifts), out);
+    }
+}
+
+/// The portable requantization of one row segment's sums.
+#[inline(always)]
+fn requantize_segment(
+    q: &OutQuant,
+    acc: &[i32; ROW_SEGMENT],
+    (mults, shifts): (&[u8], &[u8]),
+    out: &mut [u8],
+) {
+    let channels = out
+        .iter_mut()
+        .zip(acc)
+        .zip(mults.chunks_exact(4))
+        .zip(shifts);
+    for (((o, &a), m), &s) in channels {
+        *o = requantize_inline(q, a, m, s);
+    }
+}
+
+/// Adds one row segment's columns to its accumulators: for every input `j` not at the zero point, its
+/// `counts[j]` (row, value) pairs, taken from the front of `pairs`, which moves past them.
+#[inline(always)]
+fn accumulate_columns(
+    acc: &mut [i32; ROW_SEGMENT],
+    pairs: &mut &[[u8; 2]],
+    (x, zp): (&[u8], i32),
+    column_counts: &[u8],
+) {
+    for (&xb, &count) in x.iter().zip(column_counts) {
+        let (column, rest) = pairs
+            .split_at_checked(usize::from(count))
+            .unwrap_or((pairs, &[]));
+        *pairs = rest;
+        let d = i32::from(xb as i8) - zp;
+        if d == 0 {
+            continue;
+        }
+        for &[row, v] in column {
+            // A u8 row always indexes the 256 accumulators, so this check compiles away.
+            if let Some(a) = acc.get_mut(usize::from(row)) {
+                *a = a.wrapping_add(d * i32::from(v as i8));
+            }
         }
     }
+}
+
+/// Adds one row segment's packed columns to its accumulators, reading entries from bit `*bit` on of the stream
+/// (which moves past them); a column whose input is at the zero point is skipped by moving the bit cursor past
+/// its entries.
+#[inline(always)]
+fn accumulate_packed(
+    acc: &mut [i32; ROW_SEGMENT],
+    (packed, book, bit): (&PackedColumns<'_>, &[i32; 256], &mut usize),
+    (x, zp): (&[u8], i32),
+    column_counts: &[u8],
+) {
+    let (gap_bits, code_bits) = (packed.gap_bits, packed.code_bits);
+    let width = (gap_bits + code_bits) as usize;
+    for (&xb, &count) in x.iter().zip(column_counts) {
+        let d = i32::from(xb as i8) - zp;
+        if d == 0 {
+            *bit += usize::from(count) * width;
+            continue;
+        }
+        let mut next = 0usize;
+        for _ in 0..count {
+            let (gap, code) = packed_entry(packed.stream, *bit, gap_bits, code_bits);
+            *bit += width;
+            let row = next + gap;
+            next = row + 1;
+            // Rows below 256 and codes below 256 are what the loader allows; the masks make both accesses
+            // provably in bounds.
+            if let Some(a) = acc.get_mut(row & (ROW_SEGMENT - 1)) {
+                *a = a.wrapping_add(d * book.get(code & 255).copied().unwrap_or(0));
+            }
+        }
+    }
+}
+
+/// A packed layer's codebook, widened once per call into a fixed 256-entry table, so the per-entry lookup needs
+/// neither a bounds check nor a sign extension: reading the blob's codebook per entry instead measured 30 %
+/// slower.
+#[inline(always)]
+fn widened_codebook(packed: &PackedColumns<'_>) -> [i32; 256] {
+    let mut book = [0i32; 256];
+    for (b, &v) in book.iter_mut().zip(packed.codebook) {
+        *b = i32::from(v as i8);
+    }
+    book
 }
 
 /// Column-sparse Dense: `acc[o] = b[o] + sum over inputs j with x[j] != zp of w[o][j] * (x[j] - zp)`.
@@ -57,39 +141,34 @@ pub(crate) fn dense_columns(
     x: &[u8],
     out: &mut [u8],
 ) {
-    let zp = i32::from(in_zp);
+    columns_with(ch, columns, (x, in_zp), out, |acc, channels, out| {
+        requantize_segment(q, acc, channels, out)
+    });
+}
+
+/// [`dense_columns`] with the requantization of each row segment's sums given (the x86 kernels vectorize it).
+#[inline(always)]
+pub(crate) fn columns_with(
+    ch: &Channels<'_>,
+    columns: &ColumnPairs<'_>,
+    (x, in_zp): (&[u8], i8),
+    out: &mut [u8],
+    requantize: impl FnMut(&[i32; ROW_SEGMENT], (&[u8], &[u8]), &mut [u8]),
+) {
     let mut pairs = columns.pairs.as_chunks::<2>().0;
     by_row_segment(
-        q,
         ch,
         (columns.counts, x.len()),
         out,
-        |acc, column_counts| {
-            for (&xb, &count) in x.iter().zip(column_counts) {
-                let (column, rest) = pairs
-                    .split_at_checked(usize::from(count))
-                    .unwrap_or((pairs, &[]));
-                pairs = rest;
-                let d = i32::from(xb as i8) - zp;
-                if d == 0 {
-                    continue;
-                }
-                for &[row, v] in column {
-                    // A u8 row always indexes the 256 accumulators, so this check compiles away.
-                    if let Some(a) = acc.get_mut(usize::from(row)) {
-                        *a = a.wrapping_add(d * i32::from(v as i8));
-                    }
-                }
-            }
-        },
+        |acc, counts| accumulate_columns(acc, &mut pairs, (x, i32::from(in_zp)), counts),
+        requantize,
     );
 }
 
 /// Packed column-sparse Dense: the sum of [`dense_columns`], with each entry decoded from a bit stream.
 ///
 /// An entry is a row gap (the rows skipped since the previous entry of the column) and an index into the
-/// layer's codebook; fillers carry the value 0 and only advance the row. A column whose input is at the zero
-/// point is skipped by moving the bit cursor past its entries.
+/// layer's codebook; fillers carry the value 0 and only advance the row.
 pub(crate) fn dense_packed(
     q: &OutQuant,
     ch: &Channels<'_>,
@@ -98,42 +177,35 @@ pub(crate) fn dense_packed(
     x: &[u8],
     out: &mut [u8],
 ) {
-    let zp = i32::from(in_zp);
-    let (gap_bits, code_bits) = (packed.gap_bits, packed.code_bits);
-    let width = (gap_bits + code_bits) as usize;
-    // Widened once per call into a fixed 256-entry table, so the per-entry lookup needs neither a bounds check
-    // nor a sign extension: reading the blob's codebook per entry instead measured 30 % slower.
-    let mut book = [0i32; 256];
-    for (b, &v) in book.iter_mut().zip(packed.codebook) {
-        *b = i32::from(v as i8);
-    }
+    packed_with(ch, packed, (x, in_zp), out, |acc, channels, out| {
+        requantize_segment(q, acc, channels, out)
+    });
+}
+
+/// [`dense_packed`] with the requantization of each row segment's sums given.
+#[inline(always)]
+pub(crate) fn packed_with(
+    ch: &Channels<'_>,
+    packed: &PackedColumns<'_>,
+    (x, in_zp): (&[u8], i8),
+    out: &mut [u8],
+    requantize: impl FnMut(&[i32; ROW_SEGMENT], (&[u8], &[u8]), &mut [u8]),
+) {
+    let book = widened_codebook(packed);
     let mut bit = 0usize;
     by_row_segment(
-        q,
         ch,
         (packed.counts, x.len()),
         out,
-        |acc, column_counts| {
-            for (&xb, &count) in x.iter().zip(column_counts) {
-                let d = i32::from(xb as i8) - zp;
-                if d == 0 {
-                    bit += usize::from(count) * width;
-                    continue;
-                }
-                let mut next = 0usize;
-                for _ in 0..count {
-                    let (gap, code) = packed_entry(packed.stream, bit, gap_bits, code_bits);
-                    bit += width;
-                    let row = next + gap;
-                    next = row + 1;
-                    // Rows below 256 and codes below 256 are what the loader allows; the masks make both accesses
-                    // provably in bounds.
-                    if let Some(a) = acc.get_mut(row & (ROW_SEGMENT - 1)) {
-                        *a = a.wrapping_add(d * book.get(code & 255).copied().unwrap_or(0));
-                    }
-                }
-            }
+        |acc, counts| {
+            accumulate_packed(
+                acc,
+                (packed, &book, &mut bit),
+                (x, i32::from(in_zp)),
+                counts,
+            )
         },
+        requantize,
     );
 }
 

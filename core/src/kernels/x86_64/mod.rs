@@ -24,6 +24,11 @@ use super::Backend;
 use crate::plan::{Conv, Weighted};
 use crate::plan::{OutQuant, Window};
 use crate::requant::QuantMultiplier;
+#[cfg(feature = "sparse-formats")]
+use crate::{
+    kernels::generic,
+    plan::{Channels, ColumnPairs, PackedColumns},
+};
 
 /// Detected: AVX2 usable.
 const HAS_AVX2: u8 = 1 << 1;
@@ -212,6 +217,50 @@ impl Isa {
         }
     }
 
+    /// Dense over column-sparse weights.
+    #[cfg(feature = "sparse-formats")]
+    #[inline]
+    pub(crate) fn dense_columns(
+        self,
+        (q, ch): (&OutQuant, &Channels<'_>),
+        columns: &ColumnPairs<'_>,
+        in_zp: i8,
+        x: &[u8],
+        out: &mut [u8],
+    ) {
+        match self.0 {
+            // SAFETY: this token exists only if `features` found AVX-512 F/BW/VL/DQ/VNNI enabled.
+            Level::Avx512Vnni => unsafe {
+                avx512::columns::dense_columns(q, ch, columns, in_zp, x, out)
+            },
+            // SAFETY: this token exists only if `features` found AVX2 enabled.
+            Level::Avx2 => unsafe { avx2::columns::dense_columns(q, ch, columns, in_zp, x, out) },
+            Level::Sse2 => generic::sparse::dense_columns(q, ch, columns, in_zp, x, out),
+        }
+    }
+
+    /// Dense over packed column-sparse weights.
+    #[cfg(feature = "sparse-formats")]
+    #[inline]
+    pub(crate) fn dense_packed(
+        self,
+        (q, ch): (&OutQuant, &Channels<'_>),
+        packed: &PackedColumns<'_>,
+        in_zp: i8,
+        x: &[u8],
+        out: &mut [u8],
+    ) {
+        match self.0 {
+            // SAFETY: this token exists only if `features` found AVX-512 F/BW/VL/DQ/VNNI enabled.
+            Level::Avx512Vnni => unsafe {
+                avx512::columns::dense_packed(q, ch, packed, in_zp, x, out)
+            },
+            // SAFETY: this token exists only if `features` found AVX2 enabled.
+            Level::Avx2 => unsafe { avx2::columns::dense_packed(q, ch, packed, in_zp, x, out) },
+            Level::Sse2 => generic::sparse::dense_packed(q, ch, packed, in_zp, x, out),
+        }
+    }
+
     /// The static input quantizer; returns false (having done nothing) where the portable one should run.
     #[inline]
     pub(crate) fn quantize(
@@ -263,6 +312,53 @@ impl Isa {
                 avx2::global_avg_pool(q, requant, shape, x, out)
             },
             Level::Sse2 => false,
+        }
+    }
+}
+
+/// The input groups of one row of `row_len` bytes: the whole groups read in place through a pointer (the row's
+/// length is checked once, when this is made), and the last partial group, if any, as a word whose missing bytes
+/// are zero (their weights are zero padding).
+#[cfg(feature = "dense-dot")]
+#[derive(Clone, Copy)]
+pub(super) struct RowWords {
+    ptr: *const u8,
+    /// The number of whole groups, `row_len / 4`.
+    pub whole: usize,
+    /// The partial last group.
+    pub last: Option<i32>,
+}
+
+#[cfg(feature = "dense-dot")]
+impl RowWords {
+    /// The groups of `x[..row_len]`, or `None` if `x` is shorter (never for a loaded model).
+    #[inline]
+    pub fn new(x: &[u8], row_len: usize) -> Option<RowWords> {
+        let row = x.get(..row_len)?;
+        let whole = row_len / 4;
+        let last = (!row_len.is_multiple_of(4)).then(|| {
+            let mut word = [0u8; 4];
+            for (d, s) in word.iter_mut().zip(row.get(4 * whole..).unwrap_or(&[])) {
+                *d = *s;
+            }
+            i32::from_le_bytes(word)
+        });
+        Some(RowWords {
+            ptr: row.as_ptr(),
+            whole,
+            last,
+        })
+    }
+
+    /// Group `g`: a whole group read in place for `g < whole`, the partial last group otherwise.
+    #[inline(always)]
+    pub fn word(&self, g: usize) -> i32 {
+        if g < self.whole {
+            // SAFETY: `new` checked that the row has `row_len >= 4 * whole` readable bytes, so the 4 bytes of a
+            // whole group `g < whole` are in bounds; the read is unaligned.
+            unsafe { core::ptr::read_unaligned(self.ptr.add(4 * g).cast::<i32>()) }
+        } else {
+            self.last.unwrap_or(0)
         }
     }
 }

@@ -6,8 +6,8 @@
 
 use core::arch::x86_64::*;
 
-use super::super::DotLayer;
-use super::{Clamp, load8, load32, requant8};
+use super::super::{DotLayer, RowWords};
+use super::{Clamp, lanes, load8, requant8};
 use crate::format::layout::dot::{BLOCK, GROUP, STEP, block_len, padded_row};
 use crate::kernels::generic;
 use crate::plan::Conv;
@@ -18,31 +18,26 @@ use crate::plan::Conv;
 #[inline]
 fn store8(l: &DotLayer<'_, '_>, k: &Clamp, sums: __m256i, first: usize, n: usize, out: &mut [u8]) {
     let ch = &l.w.channels;
-    let bias = load32(ch.bias.get(4 * first..).unwrap_or(&[]));
-    let mult = load32(ch.multipliers.get(4 * first..).unwrap_or(&[]));
+    let bias = lanes(ch.bias.get(4 * first..).unwrap_or(&[]), n);
+    let mult = lanes(ch.multipliers.get(4 * first..).unwrap_or(&[]), n);
     let shift = _mm256_cvtepu8_epi32(load8(ch.shifts.get(first..).unwrap_or(&[])));
     let bytes = requant8(_mm256_add_epi32(sums, bias), mult, shift, k).to_le_bytes();
-    for (o, &b) in out.iter_mut().skip(first).zip(&bytes).take(n) {
-        *o = b;
+    if let Some(dst) = out.get_mut(first..first + 8)
+        && n == 8
+    {
+        dst.copy_from_slice(&bytes);
+    } else {
+        for (o, &b) in out.iter_mut().skip(first).zip(&bytes).take(n) {
+            *o = b;
+        }
     }
 }
 
-/// The 4 inputs of group `g` of a row, sign-extended to 16 bits and repeated 4 times (the last partial group
-/// zero-padded; its weights are padding).
+/// Group `g` of a row sign-extended to 16 bits and repeated 4 times.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn group16(x: &[u8], g: usize) -> __m256i {
-    let v = match x.get(GROUP * g..GROUP * g + GROUP) {
-        Some(&[a, b, c, d]) => i32::from_le_bytes([a, b, c, d]),
-        _ => {
-            let mut word = [0u8; GROUP];
-            for (d, &s) in word.iter_mut().zip(x.get(GROUP * g..).unwrap_or(&[])) {
-                *d = s;
-            }
-            i32::from_le_bytes(word)
-        }
-    };
-    _mm256_broadcastq_epi64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(v)))
+fn group16(row: &RowWords, g: usize) -> __m256i {
+    _mm256_broadcastq_epi64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(row.word(g))))
 }
 
 /// The 16 channel sums of a block from its 4 accumulators of 4 channels x 2 partial sums.
@@ -62,7 +57,7 @@ fn block_sums(acc: &[__m256i; 4]) -> (__m256i, __m256i) {
 fn dense_tile<const NB: usize>(
     l: &DotLayer<'_, '_>,
     k: &Clamp,
-    x: &[u8],
+    x: &RowWords,
     first_block: usize,
     out: &mut [u8],
 ) {
@@ -95,7 +90,7 @@ fn dense_tile<const NB: usize>(
 /// last partial quad with a masked load.
 #[target_feature(enable = "avx2")]
 #[inline]
-fn dense_tail(l: &DotLayer<'_, '_>, k: &Clamp, x: &[u8], r: usize, out: &mut [u8]) {
+fn dense_tail(l: &DotLayer<'_, '_>, k: &Clamp, x: &RowWords, r: usize, out: &mut [u8]) {
     let row_len = l.w.row_len;
     let channels = l.w.channels.shifts.len();
     let first = channels - r;
@@ -106,18 +101,15 @@ fn dense_tail(l: &DotLayer<'_, '_>, k: &Clamp, x: &[u8], r: usize, out: &mut [u8
         .as_ptr()
         .wrapping_add(first / BLOCK * block_len(row_len));
     let quads = r.div_ceil(4);
-    let lanes = |q: usize| (r - 4 * q).min(4) as i32;
+    // The dword masks of each quad: all 4 channels but in the last, partial quad.
+    let masks: [__m128i; 4] = core::array::from_fn(|q| {
+        let n = (r.saturating_sub(4 * q)).min(4) as i32;
+        _mm_cmpgt_epi32(_mm_set1_epi32(n), _mm_setr_epi32(0, 1, 2, 3))
+    });
     let mut acc = [_mm256_setzero_si256(); 4];
     for g in 0..groups {
         let xv = group16(x, g);
-        for (q, a) in acc.iter_mut().enumerate().take(quads) {
-            let n = lanes(q);
-            let mask = _mm_set_epi32(
-                if n > 3 { -1 } else { 0 },
-                if n > 2 { -1 } else { 0 },
-                if n > 1 { -1 } else { 0 },
-                -1,
-            );
+        for (q, (a, &mask)) in acc.iter_mut().zip(&masks).enumerate().take(quads) {
             // SAFETY: the tail block is the last `r * K4` bytes of the section (`dense_rows` checked its length);
             // step `g` quad `q` is `4 n` bytes at `4r g + 16 q` past its start, and the masked load reads only
             // those `n` dwords.
@@ -138,9 +130,13 @@ fn lengths_ok(l: &DotLayer<'_, '_>) -> bool {
     l.weights.len() as u64 >= crate::format::layout::dot::weights_len(channels, l.w.row_len)
 }
 
-/// Dense over one row of `row_len` inputs.
+/// Dense over one row of `row_len` inputs (the portable kernel if `x` is shorter, never for a loaded model).
 #[target_feature(enable = "avx2")]
 fn dense_rows(l: &DotLayer<'_, '_>, k: &Clamp, x: &[u8], out: &mut [u8]) {
+    let Some(x) = RowWords::new(x, l.w.row_len) else {
+        return generic::dot::dense(l.q, l.weights, l.w.row_len, &l.w.channels, x, out);
+    };
+    let x = &x;
     let channels = l.w.channels.shifts.len();
     let full = channels / BLOCK;
     let mut b = 0;

@@ -21,6 +21,8 @@
 
 use core::arch::x86_64::*;
 
+#[cfg(feature = "sparse-formats")]
+pub(super) mod columns;
 #[cfg(feature = "dense-dot")]
 pub(super) mod dot;
 
@@ -99,6 +101,9 @@ pub(super) fn load32(bytes: &[u8]) -> __m256i {
 #[target_feature(enable = "avx2")]
 #[inline]
 pub(super) fn load8(bytes: &[u8]) -> __m128i {
+    if let Some(b) = bytes.first_chunk::<8>() {
+        return _mm_cvtsi64_si128(i64::from_le_bytes(*b));
+    }
     let mut buf = [0u8; 8];
     for (d, &s) in buf.iter_mut().zip(bytes) {
         *d = s;
@@ -124,52 +129,133 @@ pub(super) fn quantize(
         return false;
     }
     let (a, b) = coefficients.split_at(4 * f);
-    let nan_value = _mm256_set1_epi32(i32::from(q.zp.clamp(q.act_min, q.act_max)));
-    let (lo, hi) = (
-        _mm256_set1_epi32(i32::from(q.act_min)),
-        _mm256_set1_epi32(i32::from(q.act_max)),
-    );
-    let (min_v, max_v) = (_mm256_set1_ps(-129.0), _mm256_set1_ps(128.0));
-    let (half, neg_half) = (_mm256_set1_ps(0.5), _mm256_set1_ps(-0.5));
-    let lane_f32 = |v: &[u8], i: usize| {
-        let mut buf = [0u8; 32];
-        for (d, &s) in buf.iter_mut().zip(v.get(4 * i..).unwrap_or(&[])) {
-            *d = s;
+    let k = QuantizeConstants::new(q);
+    if f < 8 && 8 % f == 0 {
+        // As in the AVX-512 quantizer: rows that divide 8 are quantized as one flat run, the coefficients
+        // repeated with period 8.
+        let (mut a8, mut b8) = ([0u8; 32], [0u8; 32]);
+        for lane in 0..8 {
+            let j = 4 * (lane % f);
+            a8[4 * lane..4 * lane + 4].copy_from_slice(&a[j..j + 4]);
+            b8[4 * lane..4 * lane + 4].copy_from_slice(&b[j..j + 4]);
         }
-        _mm256_castsi256_ps(load32(&buf))
-    };
+        let (av, bv) = (
+            _mm256_castsi256_ps(load32(&a8)),
+            _mm256_castsi256_ps(load32(&b8)),
+        );
+        for (o, x) in out.chunks_mut(8).zip(features.chunks(8)) {
+            store8_codes(o, k.apply(features8(x), av, bv));
+        }
+        return true;
+    }
     for (row_out, row_in) in out.chunks_exact_mut(f).zip(features.chunks_exact(f)) {
-        let mut i = 0;
-        while i < f {
-            let n = (f - i).min(8);
-            let mut xs = [0.0f32; 8];
-            for (d, &s) in xs.iter_mut().zip(row_in.get(i..).unwrap_or(&[])) {
-                *d = s;
-            }
-            // SAFETY: `xs` is 8 readable f32; the load is unaligned.
-            let xv = unsafe { _mm256_loadu_ps(xs.as_ptr()) };
-            let v = _mm256_add_ps(_mm256_mul_ps(xv, lane_f32(a, i)), lane_f32(b, i));
-            let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
-            let c = _mm256_min_ps(_mm256_max_ps(v, min_v), max_v);
-            let t = _mm256_cvttps_epi32(c);
-            let frac = _mm256_sub_ps(c, _mm256_cvtepi32_ps(t));
-            // A true compare is all ones (-1): subtracting it adds 1.
-            let up = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(frac, half));
-            let down = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(frac, neg_half));
-            let r = _mm256_add_epi32(_mm256_sub_epi32(t, up), down);
-            let r = _mm256_min_epi32(_mm256_max_epi32(r, lo), hi);
-            let r = _mm256_blendv_epi8(r, nan_value, nan);
-            let p = _mm256_packs_epi16(_mm256_packs_epi32(r, r), _mm256_packs_epi32(r, r));
-            let lanes =
-                _mm_unpacklo_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256::<1>(p));
-            let bytes = (_mm_cvtsi128_si64(lanes) as u64).to_le_bytes();
-            for (o, &v) in row_out.iter_mut().skip(i).zip(&bytes).take(n) {
-                *o = v;
-            }
-            i += n;
+        for (i, (o, x)) in row_out.chunks_mut(8).zip(row_in.chunks(8)).enumerate() {
+            let n = x.len();
+            let av = _mm256_castsi256_ps(lanes(a.get(32 * i..).unwrap_or(&[]), n));
+            let bv = _mm256_castsi256_ps(lanes(b.get(32 * i..).unwrap_or(&[]), n));
+            store8_codes(o, k.apply(features8(x), av, bv));
         }
     }
     true
+}
+
+/// The input quantizer's constants, broadcast once per call.
+struct QuantizeConstants {
+    nan_value: __m256i,
+    lo: __m256i,
+    hi: __m256i,
+    min_v: __m256,
+    max_v: __m256,
+    half: __m256,
+    neg_half: __m256,
+}
+
+impl QuantizeConstants {
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn new(q: &OutQuant) -> Self {
+        Self {
+            nan_value: _mm256_set1_epi32(i32::from(q.zp.clamp(q.act_min, q.act_max))),
+            lo: _mm256_set1_epi32(i32::from(q.act_min)),
+            hi: _mm256_set1_epi32(i32::from(q.act_max)),
+            min_v: _mm256_set1_ps(-129.0),
+            max_v: _mm256_set1_ps(128.0),
+            half: _mm256_set1_ps(0.5),
+            neg_half: _mm256_set1_ps(-0.5),
+        }
+    }
+
+    /// Eight features to codes (in the low bytes of a u64): `x·a + b`, NaN to the zero point, clamped, rounded
+    /// half away from zero, clamped to the activation range.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn apply(&self, x: __m256, a: __m256, b: __m256) -> u64 {
+        let v = _mm256_add_ps(_mm256_mul_ps(x, a), b);
+        let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+        let c = _mm256_min_ps(_mm256_max_ps(v, self.min_v), self.max_v);
+        let t = _mm256_cvttps_epi32(c);
+        let frac = _mm256_sub_ps(c, _mm256_cvtepi32_ps(t));
+        // A true compare is all ones (-1): subtracting it adds 1.
+        let up = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_GE_OQ>(frac, self.half));
+        let down = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_LE_OQ>(frac, self.neg_half));
+        let r = _mm256_add_epi32(_mm256_sub_epi32(t, up), down);
+        let r = _mm256_min_epi32(_mm256_max_epi32(r, self.lo), self.hi);
+        let r = _mm256_blendv_epi8(r, self.nan_value, nan);
+        let p = _mm256_packs_epi16(_mm256_packs_epi32(r, r), _mm256_packs_epi32(r, r));
+        let lanes = _mm_unpacklo_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256::<1>(p));
+        _mm_cvtsi128_si64(lanes) as u64
+    }
+}
+
+/// Up to 8 features, the missing lanes zero: a plain load for 8, a masked one otherwise.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn features8(x: &[f32]) -> __m256 {
+    if let Some(v) = x.first_chunk::<8>() {
+        // SAFETY: `v` is 8 readable f32; the load is unaligned.
+        return unsafe { _mm256_loadu_ps(v.as_ptr()) };
+    }
+    let n = x.len().min(8) as i32;
+    let mask = _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(n),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    );
+    // SAFETY: the mask enables only the first `n <= x.len()` lanes, which lie in `x`; masked lanes are not read.
+    unsafe { _mm256_maskload_ps(x.as_ptr(), mask) }
+}
+
+/// Writes the low `out.len()` (at most 8) bytes of `codes` to `out`.
+#[inline]
+pub(super) fn store8_codes(out: &mut [u8], codes: u64) {
+    let bytes = codes.to_le_bytes();
+    if let Some(dst) = out.first_chunk_mut::<8>() {
+        *dst = bytes;
+    } else {
+        for (o, &v) in out.iter_mut().zip(&bytes) {
+            *o = v;
+        }
+    }
+}
+
+/// The 32-bit lanes of the first `n <= 8` words of `bytes` (`4n` bytes, fewer if `bytes` is shorter), the
+/// others zero: a plain load for 8, a masked one otherwise.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) fn lanes(bytes: &[u8], n: usize) -> __m256i {
+    if n >= 8
+        && let Some(b) = bytes.first_chunk::<32>()
+    {
+        // SAFETY: `b` is 32 readable bytes; the load is unaligned.
+        return unsafe { _mm256_loadu_si256(b.as_ptr().cast()) };
+    }
+    let n = n.min(bytes.len() / 4) as i32;
+    let mask = _mm256_cmpgt_epi32(
+        _mm256_set1_epi32(n),
+        _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+    );
+    // SAFETY: the mask enables only the first `n` dwords, which lie in `bytes` (`n <= bytes.len() / 4`); masked
+    // lanes are not read.
+    unsafe { _mm256_maskload_epi32(bytes.as_ptr().cast(), mask) }
 }
 
 /// MaxPool1d over `c` channels, 32 channels at a time with `vpmaxsb`, then the clamp.

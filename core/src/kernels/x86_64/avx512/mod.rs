@@ -29,6 +29,8 @@
 
 use core::arch::x86_64::*;
 
+#[cfg(feature = "sparse-formats")]
+pub(super) mod columns;
 #[cfg(feature = "dense-dot")]
 pub(super) mod dot;
 
@@ -63,11 +65,43 @@ pub(super) fn requant16(acc: __m512i, mult: __m512i, shift: __m512i, k: &Clamp) 
     _mm512_cvtepi32_epi8(y)
 }
 
-/// The output zero point and clamp, broadcast to 64-bit lanes.
+/// The requantization of 16 accumulators when every shift is in `[33, 62]` (`Channels::shifts_split`, the usual
+/// case): the same result as [`requant16`] with half the work, from the high halves of the products.
+///
+/// With `|p| = |acc| * M = H 2^32 + L` (`vpmuludq`; `|acc|` taken unsigned, so `-2^31` works) and `s >= 33`,
+/// `(|p| + 2^(s-1)) >> s = (H + 2^(s-33)) >> (s - 32)`: the rounding term is a multiple of `2^32`, so it only adds
+/// to `H`, and `L / 2^32 < 1` cannot carry the quotient past an integer. `H < 2^30`, so the sum fits 32 bits.
+/// The sign of `acc` goes back on (rounding half away from zero is symmetric), then the zero point and the clamp,
+/// in 32-bit lanes, which cannot overflow: `|y| < 2^30`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+pub(super) fn requant16_split(acc: __m512i, mult: __m512i, shift: __m512i, k: &Clamp) -> __m128i {
+    let mag = _mm512_abs_epi32(acc);
+    let even = _mm512_mul_epu32(mag, mult);
+    let odd = _mm512_mul_epu32(_mm512_srli_epi64::<32>(mag), _mm512_srli_epi64::<32>(mult));
+    // The high half of channel 2k's product moved down into lane 2k; channel 2k + 1's is already in its lane.
+    let high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(even), odd);
+    let half = _mm512_sllv_epi32(
+        _mm512_set1_epi32(1),
+        _mm512_sub_epi32(shift, _mm512_set1_epi32(33)),
+    );
+    let y = _mm512_srlv_epi32(
+        _mm512_add_epi32(high, half),
+        _mm512_sub_epi32(shift, _mm512_set1_epi32(32)),
+    );
+    let y = _mm512_mask_sub_epi32(y, _mm512_movepi32_mask(acc), _mm512_setzero_si512(), y);
+    let y = _mm512_add_epi32(y, k.zp32);
+    _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(y, k.lo32), k.hi32))
+}
+
+/// The output zero point and clamp, broadcast to 64-bit lanes (and to 32-bit lanes for [`requant16_split`]).
 pub(super) struct Clamp {
     zp: __m512i,
     lo: __m512i,
     hi: __m512i,
+    zp32: __m512i,
+    lo32: __m512i,
+    hi32: __m512i,
 }
 
 impl Clamp {
@@ -77,6 +111,29 @@ impl Clamp {
             zp: _mm512_set1_epi64(i64::from(q.zp)),
             lo: _mm512_set1_epi64(i64::from(q.act_min)),
             hi: _mm512_set1_epi64(i64::from(q.act_max)),
+            zp32: _mm512_set1_epi32(i32::from(q.zp)),
+            lo32: _mm512_set1_epi32(i32::from(q.act_min)),
+            hi32: _mm512_set1_epi32(i32::from(q.act_max)),
+        }
+    }
+}
+
+/// Stores the lanes of `mask` of 16 output bytes at `dst`: a plain 16-byte store when all are, which the next
+/// layer's loads of those bytes can forward from (from a masked store they cannot, and wait for it to reach the
+/// cache), a masked one for a partial block.
+///
+/// # Safety
+///
+/// The bytes of the set lanes must be writable.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+pub(super) unsafe fn store_bytes(dst: *mut u8, mask: __mmask16, bytes: __m128i) {
+    // SAFETY: the caller guarantees the lanes of `mask`; the stores are unaligned.
+    unsafe {
+        if mask == !0 {
+            _mm_storeu_si128(dst.cast(), bytes);
+        } else {
+            _mm_mask_storeu_epi8(dst.cast(), mask, bytes);
         }
     }
 }
@@ -101,47 +158,115 @@ pub(super) fn quantize(
         return false;
     }
     let (a, b) = coefficients.split_at(4 * f);
-    let nan_value = _mm512_set1_epi32(i32::from(q.zp.clamp(q.act_min, q.act_max)));
-    let (lo, hi) = (
-        _mm512_set1_epi32(i32::from(q.act_min)),
-        _mm512_set1_epi32(i32::from(q.act_max)),
-    );
-    let (min_v, max_v) = (_mm512_set1_ps(-129.0), _mm512_set1_ps(128.0));
-    let (half, neg_half, one) = (
-        _mm512_set1_ps(0.5),
-        _mm512_set1_ps(-0.5),
-        _mm512_set1_epi32(1),
-    );
+    let k = QuantizeConstants::new(q);
+    if f < 16 && 16 % f == 0 {
+        // Short rows (a conv window's few features per step) would leave most lanes of a per-row vector idle:
+        // when the row length divides 16 the coefficients repeat with period 16 and the window is quantized as
+        // one flat run of 16-lane vectors.
+        let (mut a16, mut b16) = ([0f32; 16], [0f32; 16]);
+        for lane in 0..16 {
+            let j = 4 * (lane % f);
+            a16[lane] = f32::from_le_bytes([a[j], a[j + 1], a[j + 2], a[j + 3]]);
+            b16[lane] = f32::from_le_bytes([b[j], b[j + 1], b[j + 2], b[j + 3]]);
+        }
+        // SAFETY: both arrays hold 16 floats.
+        let (av, bv) = unsafe { (_mm512_loadu_ps(a16.as_ptr()), _mm512_loadu_ps(b16.as_ptr())) };
+        let mut i = 0;
+        while i < out.len() {
+            let n = (out.len() - i).min(16);
+            let mask: __mmask16 = if n == 16 { !0 } else { (1 << n) - 1 };
+            // SAFETY: lanes `i..i + n` of the features and of the output exist (`features` is at least as long
+            // as `out`); the masked load and store touch only those.
+            unsafe {
+                let xv = _mm512_maskz_loadu_ps(mask, features.as_ptr().add(i));
+                store_quantized(&mut out[i..], n, mask, k.apply(xv, av, bv));
+            }
+            i += n;
+        }
+        return true;
+    }
     for (row_out, row_in) in out.chunks_exact_mut(f).zip(features.chunks_exact(f)) {
         let mut i = 0;
         while i < f {
             let n = (f - i).min(16);
             let mask: __mmask16 = if n == 16 { !0 } else { (1 << n) - 1 };
             // SAFETY: lanes `i..i + n` of this row, of the `a` and `b` coefficients and of the output row exist
-            // (each has `f` entries); the masked loads and store touch only those.
+            // (each has `f` entries); the masked loads touch only those.
             unsafe {
                 let xv = _mm512_maskz_loadu_ps(mask, row_in.as_ptr().add(i));
                 let av = _mm512_maskz_loadu_ps(mask, a.as_ptr().add(4 * i).cast());
                 let bv = _mm512_maskz_loadu_ps(mask, b.as_ptr().add(4 * i).cast());
-                let v = _mm512_add_ps(_mm512_mul_ps(xv, av), bv);
-                let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
-                let c = _mm512_min_ps(_mm512_max_ps(v, min_v), max_v);
-                let t = _mm512_cvttps_epi32(c);
-                let frac = _mm512_sub_ps(c, _mm512_cvtepi32_ps(t));
-                let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(frac, half);
-                let down = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(frac, neg_half);
-                let r = _mm512_mask_add_epi32(t, up, t, one);
-                let r = _mm512_mask_sub_epi32(r, down, r, one);
-                let r = _mm512_min_epi32(_mm512_max_epi32(r, lo), hi);
-                let r = _mm512_mask_blend_epi32(nan, r, nan_value);
-                _mm_mask_storeu_epi8(
-                    row_out.as_mut_ptr().add(i).cast(),
-                    mask,
-                    _mm512_cvtepi32_epi8(r),
-                );
+                store_quantized(&mut row_out[i..], n, mask, k.apply(xv, av, bv));
             }
             i += n;
         }
     }
     true
+}
+
+/// The input quantizer's constants, broadcast once per call.
+struct QuantizeConstants {
+    nan_value: __m512i,
+    lo: __m512i,
+    hi: __m512i,
+    min_v: __m512,
+    max_v: __m512,
+    half: __m512,
+    neg_half: __m512,
+    one: __m512i,
+}
+
+impl QuantizeConstants {
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+    fn new(q: &OutQuant) -> Self {
+        Self {
+            nan_value: _mm512_set1_epi32(i32::from(q.zp.clamp(q.act_min, q.act_max))),
+            lo: _mm512_set1_epi32(i32::from(q.act_min)),
+            hi: _mm512_set1_epi32(i32::from(q.act_max)),
+            min_v: _mm512_set1_ps(-129.0),
+            max_v: _mm512_set1_ps(128.0),
+            half: _mm512_set1_ps(0.5),
+            neg_half: _mm512_set1_ps(-0.5),
+            one: _mm512_set1_epi32(1),
+        }
+    }
+
+    /// Sixteen features to codes: `x·a + b`, NaN to the zero point, clamped, rounded half away from zero (the
+    /// reference's `libm::roundf` on a value already clamped to the int8 range plus one), clamped to the
+    /// activation range.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+    fn apply(&self, x: __m512, a: __m512, b: __m512) -> __m128i {
+        let v = _mm512_add_ps(_mm512_mul_ps(x, a), b);
+        let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v);
+        let c = _mm512_min_ps(_mm512_max_ps(v, self.min_v), self.max_v);
+        let t = _mm512_cvttps_epi32(c);
+        let frac = _mm512_sub_ps(c, _mm512_cvtepi32_ps(t));
+        let up = _mm512_cmp_ps_mask::<_CMP_GE_OQ>(frac, self.half);
+        let down = _mm512_cmp_ps_mask::<_CMP_LE_OQ>(frac, self.neg_half);
+        let r = _mm512_mask_add_epi32(t, up, t, self.one);
+        let r = _mm512_mask_sub_epi32(r, down, r, self.one);
+        let r = _mm512_min_epi32(_mm512_max_epi32(r, self.lo), self.hi);
+        _mm512_cvtepi32_epi8(_mm512_mask_blend_epi32(nan, r, self.nan_value))
+    }
+}
+
+/// Stores `n` (at most 16, with `mask` selecting them) quantized codes at the start of `out`.
+///
+/// # Safety
+///
+/// `out` must hold at least `n` bytes.
+#[inline]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+unsafe fn store_quantized(out: &mut [u8], n: usize, mask: __mmask16, bytes: __m128i) {
+    // SAFETY: the caller guarantees `n` bytes at `out`; a whole vector is a plain store (the first layer's
+    // loads can forward from it), a partial one is masked to its `n` lanes.
+    unsafe {
+        if n == 16 {
+            _mm_storeu_si128(out.as_mut_ptr().cast(), bytes);
+        } else {
+            _mm_mask_storeu_epi8(out.as_mut_ptr().cast(), mask, bytes);
+        }
+    }
 }
