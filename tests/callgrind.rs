@@ -7,9 +7,10 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The budget per backend: the count measured when the kernels were written (in the README), plus 10 %.
+/// The budget per backend: the count measured when the kernels were written (in the README: 17,432, 14,114
+/// and 4,186), plus 10 %.
 /// Valgrind's virtual CPU has no AVX-512, so `avx512-vnni` is not counted.
-const BUDGETS: &[(&str, u64)] = &[("generic", 0), ("sse2", 0), ("avx2", 0)];
+const BUDGETS: &[(&str, u64)] = &[("generic", 19_200), ("sse2", 15_500), ("avx2", 4_600)];
 
 /// Inferences per counted run.
 const RUNS: u64 = 2000;
@@ -84,7 +85,7 @@ fn mlp_instructions_per_inference_stay_within_budget() {
         report.push(format!(
             "{backend}: {per} instructions per inference (budget {budget})"
         ));
-        assert!(budget == 0 || per <= budget, "{}", report.join("\n"));
+        assert!(per > 0 && per <= budget, "{}", report.join("\n"));
     }
     eprintln!("{}", report.join("\n"));
 }

@@ -15,55 +15,13 @@ use std::time::{Duration, Instant};
 use tickq_core::{Model, Session};
 use tickq_host::export::{self, Format, VectorInput};
 
-use crate::support::fixture;
+use crate::support::{fixture, has_target, on_path, require, scratch};
 
 /// Test vectors each firmware example runs.
 const VECTORS: usize = 300;
 
 /// How long one QEMU run may take.
 const QEMU_TIMEOUT: Duration = Duration::from_secs(60);
-
-fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
-/// Skips (returns false) or, in CI, fails when a tool is missing.
-fn require(ok: bool, what: &str) -> bool {
-    if !ok {
-        assert!(
-            !in_ci(),
-            "CI is set but {what} is missing: .ci/run installs it"
-        );
-        eprintln!("SKIPPED: {what} is missing (set CI=1 to make this a failure)");
-    }
-    ok
-}
-
-fn on_path(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
-}
-
-fn has_target(target: &str) -> bool {
-    Command::new("rustc")
-        .args(["--print", "sysroot"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .is_some_and(|sysroot| {
-            Path::new(&sysroot)
-                .join("lib/rustlib")
-                .join(target)
-                .is_dir()
-        })
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
-}
 
 fn blob() -> &'static [u8] {
     &fixture().quantized.blob

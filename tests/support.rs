@@ -1,5 +1,7 @@
 //! Shared fixtures: a small model trained on a slice of the bundled ticks.
 
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use tickq_host::data::{self, DatasetConfig};
@@ -48,4 +50,50 @@ pub fn fixture() -> &'static Fixture {
             quantized,
         }
     })
+}
+
+/// Whether `CI` is set (to anything but empty, `0` or `false`).
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// Skips (returns false) or, in CI, fails when a tool is missing.
+pub fn require(ok: bool, what: &str) -> bool {
+    if !ok {
+        assert!(
+            !in_ci(),
+            "CI is set but {what} is missing: .ci/run installs it"
+        );
+        eprintln!("SKIPPED: {what} is missing (set CI=1 to make this a failure)");
+    }
+    ok
+}
+
+/// Whether `tool` is an executable on `PATH`.
+pub fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
+}
+
+/// Whether rustup has installed the standard library of `target`.
+pub fn has_target(target: &str) -> bool {
+    Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .is_some_and(|sysroot| {
+            Path::new(&sysroot)
+                .join("lib/rustlib")
+                .join(target)
+                .is_dir()
+        })
+}
+
+/// An empty scratch folder `name` in the tests' target dir.
+pub fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
 }

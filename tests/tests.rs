@@ -5,6 +5,7 @@
 
 mod support;
 
+mod aarch64;
 mod blob_robustness;
 mod callgrind;
 mod end_to_end;
