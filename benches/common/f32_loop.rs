@@ -1,5 +1,7 @@
-//! The honest baseline: the same network in plain f32, the loops a user would write by hand (`y += w * x`,
-//! row-major weights, buffers allocated once), compiled the same way as the engine it is compared with.
+//! The honest baseline: the same network in plain f32, the loops a careful user would write by hand, compiled the
+//! same way as the engine it is compared with. Dense and Conv1d are `y[o] += w[k][o] * x[k]` over weights stored
+//! input-major (`[k][o]`), so the inner loop runs across output channels and vectorizes without reassociating a
+//! sum; buffers are allocated once.
 
 use tickq_host::model::{Layer, Padding, Sequential};
 
@@ -22,6 +24,10 @@ enum Op {
         b: Vec<f32>,
     },
     Relu,
+    MaxPool {
+        kernel: usize,
+        stride: usize,
+    },
     GlobalAvgPool,
     Flatten,
 }
@@ -44,21 +50,23 @@ impl F32Net {
             match layer {
                 Layer::Dense(d) => {
                     let (out, input) = d.weight.dim();
+                    // Input-major `[k][o]`.
+                    let w = d.weight.t().iter().copied().collect();
                     ops.push(Op::Dense {
                         out,
                         input,
-                        w: d.weight.iter().copied().collect(),
+                        w,
                         b: d.bias.to_vec(),
                     });
                     (t, c) = (1, out);
                 }
                 Layer::Conv1d(conv) => {
                     let (out, c_in, kernel) = conv.weight.dim();
-                    // Row-major `[out][k][in]`, the order the inner loop walks.
+                    // `[k][in][out]`, the order the loops walk: outputs innermost.
                     let mut w = Vec::with_capacity(out * kernel * c_in);
-                    for o in 0..out {
-                        for k in 0..kernel {
-                            for i in 0..c_in {
+                    for k in 0..kernel {
+                        for i in 0..c_in {
+                            for o in 0..out {
                                 w.push(conv.weight[[o, i, k]]);
                             }
                         }
@@ -83,6 +91,13 @@ impl F32Net {
                     });
                 }
                 Layer::ReLU => ops.push(Op::Relu),
+                Layer::MaxPool1d { kernel, stride } => {
+                    ops.push(Op::MaxPool {
+                        kernel: *kernel,
+                        stride: *stride,
+                    });
+                    t = (t - kernel) / stride + 1;
+                }
                 Layer::GlobalAvgPool => {
                     ops.push(Op::GlobalAvgPool);
                     t = 1;
@@ -112,13 +127,12 @@ impl F32Net {
         for op in &self.ops {
             match op {
                 Op::Dense { out, input, w, b } => {
-                    for o in 0..*out {
-                        let mut y = b[o];
-                        let row = &w[o * input..(o + 1) * input];
-                        for k in 0..*input {
-                            y += row[k] * src[k];
+                    let y = &mut dst[..*out];
+                    y.copy_from_slice(b);
+                    for (k, &xk) in src[..*input].iter().enumerate() {
+                        for (yo, &wo) in y.iter_mut().zip(&w[k * out..(k + 1) * out]) {
+                            *yo += wo * xk;
                         }
-                        dst[o] = y;
                     }
                     (t, c) = (1, *out);
                 }
@@ -135,20 +149,20 @@ impl F32Net {
                     let pad = if *causal { dilation * (kernel - 1) } else { 0 };
                     let t_out = (t + pad - dilation * (kernel - 1) - 1) / stride + 1;
                     for s in 0..t_out {
-                        for o in 0..*out {
-                            let mut y = b[o];
-                            for k in 0..*kernel {
-                                let at = s * stride + k * dilation;
-                                if at < pad {
-                                    continue;
-                                }
-                                let xs = &src[(at - pad) * c_in..(at - pad + 1) * c_in];
-                                let ws = &w[(o * kernel + k) * c_in..(o * kernel + k + 1) * c_in];
-                                for i in 0..*c_in {
-                                    y += ws[i] * xs[i];
+                        let y = &mut dst[s * out..(s + 1) * out];
+                        y.copy_from_slice(b);
+                        for k in 0..*kernel {
+                            let at = s * stride + k * dilation;
+                            if at < pad {
+                                continue;
+                            }
+                            let xs = &src[(at - pad) * c_in..(at - pad + 1) * c_in];
+                            for (i, &xi) in xs.iter().enumerate() {
+                                let ws = &w[(k * c_in + i) * out..(k * c_in + i + 1) * out];
+                                for (yo, &wo) in y.iter_mut().zip(ws) {
+                                    *yo += wo * xi;
                                 }
                             }
-                            dst[s * out + o] = y;
                         }
                     }
                     (t, c) = (t_out, *out);
@@ -158,6 +172,19 @@ impl F32Net {
                         *v = v.max(0.0);
                     }
                     continue;
+                }
+                Op::MaxPool { kernel, stride } => {
+                    let t_out = (t - kernel) / stride + 1;
+                    for s in 0..t_out {
+                        for ch in 0..c {
+                            let mut m = f32::NEG_INFINITY;
+                            for k in 0..*kernel {
+                                m = m.max(src[(s * stride + k) * c + ch]);
+                            }
+                            dst[s * c + ch] = m;
+                        }
+                    }
+                    t = t_out;
                 }
                 Op::GlobalAvgPool => {
                     for ch in 0..c {

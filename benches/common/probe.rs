@@ -54,17 +54,19 @@ mod x86 {
         _mm512_reduce_add_epi32(s)
     }
 
-    /// 8 independent chains of the exact AVX2 int8 dot product: sign-extend, multiply-add pairs, add.
+    /// 8 independent chains of the exact AVX2 int8 dot product: sign-extend 16 weight bytes from memory (a 1 KB
+    /// buffer that stays in L1, as a kernel's weights stream), multiply-add pairs, add.
     #[target_feature(enable = "avx2")]
     pub fn vpmaddwd(iters: u64) -> i32 {
-        let w = _mm_set1_epi8(black_box(-3));
+        let weights = [black_box(-3i8); 1024];
         let x = _mm256_set1_epi16(black_box(5));
         let mut acc = [_mm256_setzero_si256(); 8];
-        let mut ws = [w; 8];
-        for _ in 0..iters {
-            for (v, w) in acc.iter_mut().zip(ws.iter_mut()) {
-                *v = _mm256_add_epi32(*v, _mm256_madd_epi16(_mm256_cvtepi8_epi16(*w), x));
-                *w = black_box(*w);
+        for i in 0..iters as usize {
+            let base = (i * 128) % weights.len();
+            for (j, v) in acc.iter_mut().enumerate() {
+                // SAFETY: `base + 16 j + 16 <= 1024`: `base` is a multiple of 128 below 1024 and `j < 8`.
+                let w = unsafe { _mm_loadu_si128(weights.as_ptr().add(base + 16 * j).cast()) };
+                *v = _mm256_add_epi32(*v, _mm256_madd_epi16(_mm256_cvtepi8_epi16(w), x));
             }
         }
         let mut s = _mm256_setzero_si256();

@@ -97,6 +97,22 @@ pub(super) fn load32(bytes: &[u8]) -> __m256i {
     unsafe { _mm256_loadu_si256(buf.as_ptr().cast()) }
 }
 
+/// Loads up to 16 bytes from the start of `bytes`, zero-filling what is missing.
+#[target_feature(enable = "avx2")]
+#[inline]
+pub(super) fn load16(bytes: &[u8]) -> __m128i {
+    if let Some(b) = bytes.first_chunk::<16>() {
+        // SAFETY: `b` is 16 readable bytes; the load is unaligned.
+        return unsafe { _mm_loadu_si128(b.as_ptr().cast()) };
+    }
+    let mut buf = [0u8; 16];
+    for (d, &s) in buf.iter_mut().zip(bytes) {
+        *d = s;
+    }
+    // SAFETY: `buf` is 16 readable bytes; the load is unaligned.
+    unsafe { _mm_loadu_si128(buf.as_ptr().cast()) }
+}
+
 /// Loads up to 8 bytes from the start of `bytes` (zero-filled) into the low half of a register.
 #[target_feature(enable = "avx2")]
 #[inline]
@@ -313,18 +329,56 @@ pub(super) fn global_avg_pool(
     let mult = _mm256_set1_epi32(requant.multiplier());
     let shift = _mm256_set1_epi32(i32::from(requant.right_shift()));
     let offset = _mm256_set1_epi32((in_t as i32).wrapping_mul(i32::from(zp)));
+    let rows = || x.chunks_exact(c).take(in_t);
     let mut j = 0;
+    if in_t <= 255 {
+        // 16 channels at a time in 16-bit lanes, which hold the sum of up to 255 int8 values exactly, over
+        // two accumulators (even and odd rows) so that the adds do not wait on each other.
+        while j < c {
+            let n = (c - j).min(16);
+            let (mut even, mut odd) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+            let mut it = rows();
+            while let Some(r0) = it.next() {
+                even = _mm256_add_epi16(
+                    even,
+                    _mm256_cvtepi8_epi16(load16(r0.get(j..).unwrap_or(&[]))),
+                );
+                if let Some(r1) = it.next() {
+                    odd = _mm256_add_epi16(
+                        odd,
+                        _mm256_cvtepi8_epi16(load16(r1.get(j..).unwrap_or(&[]))),
+                    );
+                }
+            }
+            let sum = _mm256_add_epi16(even, odd);
+            let halves = [
+                _mm256_cvtepi16_epi32(_mm256_castsi256_si128(sum)),
+                _mm256_cvtepi16_epi32(_mm256_extracti128_si256::<1>(sum)),
+            ];
+            for (h, acc) in halves.into_iter().enumerate() {
+                let first = j + 8 * h;
+                if first < j + n {
+                    let codes = requant8(_mm256_sub_epi32(acc, offset), mult, shift, &k);
+                    store8_codes(
+                        out.get_mut(first..(j + n).min(first + 8))
+                            .unwrap_or(&mut []),
+                        codes,
+                    );
+                }
+            }
+            j += n;
+        }
+        return true;
+    }
     while j < c {
         let n = (c - j).min(8);
         let mut acc = _mm256_setzero_si256();
-        for row in x.chunks_exact(c).take(in_t) {
+        for row in rows() {
             let v = _mm256_cvtepi8_epi32(load8(row.get(j..j + n).unwrap_or(&[])));
             acc = _mm256_add_epi32(acc, v);
         }
-        let bytes = requant8(_mm256_sub_epi32(acc, offset), mult, shift, &k).to_le_bytes();
-        for (o, &v) in out.iter_mut().skip(j).zip(&bytes).take(n) {
-            *o = v;
-        }
+        let codes = requant8(_mm256_sub_epi32(acc, offset), mult, shift, &k);
+        store8_codes(out.get_mut(j..j + n).unwrap_or(&mut []), codes);
         j += n;
     }
     true

@@ -12,7 +12,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{Clamp, requant16, requant16_split, store_bytes};
+use super::{Clamp, SplitShift, requant16, requant16_split, store_bytes};
 use crate::format::layout::columns::ROW_SEGMENT;
 use crate::kernels::generic::sparse::{columns_with, packed_with};
 use crate::plan::{Channels, ColumnPairs, OutQuant, PackedColumns};
@@ -43,7 +43,7 @@ fn requantize_segment(
                 shifts.as_ptr().add(first).cast(),
             ));
             let bytes = if split {
-                requant16_split(a, mult, shift, k)
+                requant16_split(a, mult, SplitShift::new(shift), k)
             } else {
                 requant16(a, mult, shift, k)
             };

@@ -7,7 +7,7 @@
 use core::arch::x86_64::*;
 
 use super::super::{DotLayer, RowWords};
-use super::{Clamp, requant16, requant16_split, store_bytes};
+use super::{Clamp, SplitShift, requant16, requant16_split, store_bytes};
 use crate::format::layout::dot::{BLOCK, GROUP, STEP, block_len, padded_row};
 use crate::kernels::generic;
 use crate::plan::Conv;
@@ -60,7 +60,7 @@ fn store_block(
         let shifts = _mm_maskz_loadu_epi8(mask16, ch.shifts.as_ptr().add(first).cast());
         let shift = _mm512_cvtepu8_epi32(shifts);
         let bytes = if ch.shifts_split {
-            requant16_split(acc, mult, shift, k)
+            requant16_split(acc, mult, SplitShift::new(shift), k)
         } else {
             requant16(acc, mult, shift, k)
         };
@@ -332,25 +332,23 @@ fn dense_tiles<const PF: bool>(
     }
 }
 
-/// Where each group of a Conv1d window starts, relative to the window: with dilation 1 the groups are
-/// consecutive; with dilation `d > 1` and `C_in` a multiple of 4 each tap's `C_in / 4` groups are consecutive and
-/// tap `k` starts at `k * d * C_in`.
+/// Where each group of a Conv1d window starts, relative to the window: runs of `per_tap` consecutive groups,
+/// `tap_step` bytes apart. With dilation 1 the whole window is one run; with dilation `d > 1` and `C_in` a
+/// multiple of 4 each tap's `C_in / 4` groups are a run and tap `k` starts at `k * d * C_in`.
 #[derive(Clone, Copy)]
 struct Taps {
-    /// Groups per tap, or 0 when every group is consecutive (dilation 1).
+    /// Groups per run (at least 1).
     per_tap: usize,
-    /// Bytes between taps.
+    /// Bytes between the starts of runs.
     tap_step: usize,
 }
 
 impl Taps {
     /// The offset of group `g` in a window.
-    #[inline(always)]
+    #[inline]
     fn offset(self, g: usize) -> usize {
-        match g.checked_div(self.per_tap) {
-            None => GROUP * g,
-            Some(tap) => tap * self.tap_step + (g % self.per_tap) * GROUP,
-        }
+        let per_tap = self.per_tap.max(1);
+        g / per_tap * self.tap_step + (g % per_tap) * GROUP
     }
 }
 
@@ -361,6 +359,7 @@ struct BlockParams {
     mask16: __mmask16,
     mult: __m512i,
     shift: __m512i,
+    split_shift: SplitShift,
     start: __m512i,
 }
 
@@ -379,12 +378,14 @@ impl BlockParams {
                 _mm_maskz_loadu_epi8(mask16, ch.shifts.as_ptr().add(first).cast()),
             )
         };
+        let shift = _mm512_cvtepu8_epi32(shifts);
         BlockParams {
             first,
             n,
             mask16,
             mult,
-            shift: _mm512_cvtepu8_epi32(shifts),
+            shift,
+            split_shift: SplitShift::new(shift),
             start: start(l, first, n),
         }
     }
@@ -420,20 +421,27 @@ fn conv_tile<const TT: usize>(
     // those bytes only).
     unsafe {
         let xp = x.as_ptr();
-        for g in 0..padded_row(row_len) / GROUP {
-            let w = _mm512_maskz_loadu_epi8(mask, w0.add(stride * g).cast());
-            let off = taps.offset(g);
-            for (i, a) in acc.iter_mut().enumerate() {
-                let at = (t0 + i) * step + off;
-                let xg = core::ptr::read_unaligned(xp.add(at).cast::<i32>());
-                *a = _mm512_dpbusd_epi32(*a, _mm512_set1_epi32(xg), w);
+        let groups = padded_row(row_len) / GROUP;
+        let (mut g, mut run_start) = (0, xp.add(t0 * step));
+        // Run by run (taps), so that a group's offset is an add rather than a division.
+        while g < groups {
+            let run = taps.per_tap.max(1).min(groups - g);
+            for j in 0..run {
+                let w = _mm512_maskz_loadu_epi8(mask, w0.add(stride * (g + j)).cast());
+                let xg = run_start.add(GROUP * j);
+                for (i, a) in acc.iter_mut().enumerate() {
+                    let word = core::ptr::read_unaligned(xg.add(i * step).cast::<i32>());
+                    *a = _mm512_dpbusd_epi32(*a, _mm512_set1_epi32(word), w);
+                }
             }
+            g += run;
+            run_start = run_start.wrapping_add(taps.tap_step);
         }
     }
     let split = l.w.channels.shifts_split;
     for (i, &a) in acc.iter().enumerate() {
         let bytes = if split {
-            requant16_split(a, p.mult, p.shift, k)
+            requant16_split(a, p.mult, p.split_shift, k)
         } else {
             requant16(a, p.mult, p.shift, k)
         };
@@ -466,7 +474,7 @@ pub(crate) fn conv(
     let out_t = out.len() / channels.max(1);
     let taps = match conv.dilation {
         1 => Some(Taps {
-            per_tap: 0,
+            per_tap: padded_row(row_len) / GROUP,
             tap_step: 0,
         }),
         d if c_in.is_multiple_of(GROUP) && c_in > 0 => Some(Taps {

@@ -75,23 +75,44 @@ pub(super) fn requant16(acc: __m512i, mult: __m512i, shift: __m512i, k: &Clamp) 
 /// in 32-bit lanes, which cannot overflow: `|y| < 2^30`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
 #[inline]
-pub(super) fn requant16_split(acc: __m512i, mult: __m512i, shift: __m512i, k: &Clamp) -> __m128i {
+pub(super) fn requant16_split(
+    acc: __m512i,
+    mult: __m512i,
+    shift: SplitShift,
+    k: &Clamp,
+) -> __m128i {
     let mag = _mm512_abs_epi32(acc);
     let even = _mm512_mul_epu32(mag, mult);
     let odd = _mm512_mul_epu32(_mm512_srli_epi64::<32>(mag), _mm512_srli_epi64::<32>(mult));
     // The high half of channel 2k's product moved down into lane 2k; channel 2k + 1's is already in its lane.
     let high = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(even), odd);
-    let half = _mm512_sllv_epi32(
-        _mm512_set1_epi32(1),
-        _mm512_sub_epi32(shift, _mm512_set1_epi32(33)),
-    );
-    let y = _mm512_srlv_epi32(
-        _mm512_add_epi32(high, half),
-        _mm512_sub_epi32(shift, _mm512_set1_epi32(32)),
-    );
+    let y = _mm512_srlv_epi32(_mm512_add_epi32(high, shift.half), shift.right);
     let y = _mm512_mask_sub_epi32(y, _mm512_movepi32_mask(acc), _mm512_setzero_si512(), y);
     let y = _mm512_add_epi32(y, k.zp32);
     _mm512_cvtepi32_epi8(_mm512_min_epi32(_mm512_max_epi32(y, k.lo32), k.hi32))
+}
+
+/// The shifts of 16 channels as [`requant16_split`] uses them: the rounding term `2^(s-33)` and the right shift
+/// `s - 32` of the products' high halves (a Conv1d computes them once per block for all its time steps).
+#[derive(Clone, Copy)]
+pub(super) struct SplitShift {
+    half: __m512i,
+    right: __m512i,
+}
+
+impl SplitShift {
+    /// From the shifts (each in `[33, 62]`) in 32-bit lanes.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+    #[inline]
+    pub(super) fn new(shift: __m512i) -> SplitShift {
+        SplitShift {
+            half: _mm512_sllv_epi32(
+                _mm512_set1_epi32(1),
+                _mm512_sub_epi32(shift, _mm512_set1_epi32(33)),
+            ),
+            right: _mm512_sub_epi32(shift, _mm512_set1_epi32(32)),
+        }
+    }
 }
 
 /// The output zero point and clamp, broadcast to 64-bit lanes (and to 32-bit lanes for [`requant16_split`]).
@@ -172,6 +193,23 @@ pub(super) fn quantize(
         // SAFETY: both arrays hold 16 floats.
         let (av, bv) = unsafe { (_mm512_loadu_ps(a16.as_ptr()), _mm512_loadu_ps(b16.as_ptr())) };
         let mut i = 0;
+        // 64 codes per store where there are 64: the first layer reads its input in 64-byte vectors, which can
+        // forward from one 64-byte store but not from four 16-byte ones.
+        while i + 64 <= out.len() {
+            // SAFETY: features and codes `i..i + 64` exist (`features` is at least as long as `out`).
+            unsafe {
+                let x = features.as_ptr().add(i);
+                let q0 = k.apply(_mm512_loadu_ps(x), av, bv);
+                let q1 = k.apply(_mm512_loadu_ps(x.add(16)), av, bv);
+                let q2 = k.apply(_mm512_loadu_ps(x.add(32)), av, bv);
+                let q3 = k.apply(_mm512_loadu_ps(x.add(48)), av, bv);
+                let lo = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(q0), q1);
+                let hi = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(q2), q3);
+                let all = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(lo), hi);
+                _mm512_storeu_si512(out.as_mut_ptr().add(i).cast(), all);
+            }
+            i += 64;
+        }
         while i < out.len() {
             let n = (out.len() - i).min(16);
             let mask: __mmask16 = if n == 16 { !0 } else { (1 << n) - 1 };
