@@ -640,12 +640,6 @@ harness! {
 /// halves and values far outside the int8 range, rows of every width.
 #[test]
 fn input_quantizer_matches_on_every_backend() {
-    if cfg!(all(miri, target_feature = "avx512f")) {
-        // Miri does not implement the AVX-512 float compares (`vcmpps` into a mask register) the quantizer uses;
-        // `.ci/run`'s AVX2 Miri run covers the AVX2 quantizer.
-        eprintln!("skipped under Miri with AVX-512: it cannot run the AVX-512 float compares");
-        return;
-    }
     let mut rng = Rng(0x0f32);
     for case in 0..cases(40) {
         // Half the problems have a row length that divides 16 (the AVX-512 quantizer's flat path), over enough

@@ -359,7 +359,8 @@ struct BlockParams {
     mask16: __mmask16,
     mult: __m512i,
     shift: __m512i,
-    split_shift: SplitShift,
+    /// With `Channels::shifts_split`, the shifts as the 32-bit requantization takes them.
+    split_shift: Option<SplitShift>,
     start: __m512i,
 }
 
@@ -385,7 +386,7 @@ impl BlockParams {
             mask16,
             mult,
             shift,
-            split_shift: SplitShift::new(shift),
+            split_shift: ch.shifts_split.then(|| SplitShift::new(shift)),
             start: start(l, first, n),
         }
     }
@@ -438,12 +439,10 @@ fn conv_tile<const TT: usize>(
             run_start = run_start.wrapping_add(taps.tap_step);
         }
     }
-    let split = l.w.channels.shifts_split;
     for (i, &a) in acc.iter().enumerate() {
-        let bytes = if split {
-            requant16_split(a, p.mult, p.split_shift, k)
-        } else {
-            requant16(a, p.mult, p.shift, k)
+        let bytes = match p.split_shift {
+            Some(split) => requant16_split(a, p.mult, split, k),
+            None => requant16(a, p.mult, p.shift, k),
         };
         let at = (t0 + i) * channels + p.first;
         if let Some(row) = out.get_mut(at..at + p.n) {
