@@ -307,6 +307,7 @@ pub(crate) fn resolve_class_weights(
 /// The configuration fields that must match for a run to resume (everything but `epochs`, `patience` and
 /// `checkpoint_dir`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ResumeKey {
     batch_size: usize,
     optimizer: OptimizerConfig,
@@ -317,6 +318,7 @@ struct ResumeKey {
 
 /// An epoch report with f64 numbers, which JSON round-trips exactly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StoredReport {
     epoch: usize,
     train_loss: f64,
@@ -357,6 +359,7 @@ impl From<&StoredReport> for EpochReport {
 
 /// The generator's position, enough to recreate it exactly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RngState {
     seed_hex: String,
     stream: u64,
@@ -384,6 +387,7 @@ impl RngState {
 
 /// Everything besides tensors that a resumed run needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StoredState {
     version: u32,
     arch: Architecture,
@@ -740,9 +744,8 @@ fn check_stored(
         return fail(
             "since_improvement",
             format!(
-                "{}, but {} epochs ran after the best one",
-                stored.since_improvement,
-                epochs - stored.best_epoch
+                "{}, but the best epoch is {} of {epochs}",
+                stored.since_improvement, stored.best_epoch
             ),
         );
     }
@@ -1374,6 +1377,14 @@ mod tests {
             ),
             ("rng", Box::new(|s, _| s["rng"]["word_pos"] = "0".into())),
             (
+                "stopped_early",
+                Box::new(|s, _| s["stopped_early"] = true.into()),
+            ),
+            (
+                "history[1].train_loss",
+                Box::new(|s, _| s["history"][1]["train_loss"] = (-0.5).into()),
+            ),
+            (
                 "model/",
                 Box::new(|_, t| {
                     let i = t.iter().position(|t| t.0.starts_with("model/")).unwrap();
@@ -1416,6 +1427,21 @@ mod tests {
                 .ends_with("best_epoch: 1000000 is beyond the 3 epochs run"),
             "{e}"
         );
+        // Unknown keys, at any level of the metadata, are refused too.
+        for edit in [
+            Box::new(|s: &mut serde_json::Value, _: &mut StateDict| s["note"] = 1.into()) as Edit,
+            Box::new(|s, _| s["history"][0]["lr"] = 0.1.into()),
+            Box::new(|s, _| s["rng"]["offset"] = 0.into()),
+        ] {
+            rewrite(edit.as_ref());
+            let (result, unchanged) = run(5);
+            let e = result.unwrap_err();
+            assert!(
+                matches!(&e, TrainError::Resume { reason, .. } if reason.contains("unknown field")),
+                "{e}"
+            );
+            assert!(unchanged);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
