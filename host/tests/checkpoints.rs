@@ -1160,9 +1160,10 @@ fn assert_old_or_new(dir: &Path, old: &[Option<Vec<u8>>], new: &[Option<Vec<u8>>
     );
 }
 
-/// `tickq train` killed at every crash point it reaches (each hit of each point), over a directory that holds an
-/// older checkpoint of another model and labels: the checkpoint is always the old one or the new one, the training state
-/// is absent or loads, and `--resume` ends with exactly the files of an uninterrupted run and no leftovers.
+/// `tickq train` killed at every crash point it reaches (each hit of each point) and after measured delays, over a
+/// directory that holds an older checkpoint of another model and labels: the checkpoint is always the old one or
+/// the new one, the training state is absent or loads, and `--resume` ends with exactly the files of an
+/// uninterrupted run and no leftovers.
 #[test]
 fn train_killed_at_every_write_step_resumes_to_the_same_files() {
     let dir = scratch("kill-train");
@@ -1187,7 +1188,9 @@ fn train_killed_at_every_write_step_resumes_to_the_same_files() {
         "cpu",
     ]);
     let straight = dir.join("straight");
+    let started = Instant::now();
     train(&straight, &["--epochs", "3"]);
+    let duration = started.elapsed();
     let old_files = contents(&old, &CHECKPOINT);
     let new_files = contents(&straight, &CHECKPOINT);
     for (i, file) in CHECKPOINT.iter().enumerate() {
@@ -1249,6 +1252,28 @@ fn train_killed_at_every_write_step_resumes_to_the_same_files() {
     assert_eq!(kills.get("replace-dir:partial"), Some(&4), "{kills:?}");
     assert_eq!(kills.get("replace-dir:before-swap"), Some(&4), "{kills:?}");
     assert_eq!(kills.get("replace-dir:after-swap"), Some(&3), "{kills:?}");
+    // Kills at arbitrary moments, spread over an uninterrupted run's duration. A kill before the old training state
+    // was removed leaves that state, of another run, which `--resume` refuses: the user reruns without it then.
+    let old_state = std::fs::read(old.join("train-state").join("arch.toml")).unwrap();
+    let mut interrupted = 0;
+    for tenth in [1, 3, 5, 7, 9] {
+        let _ = std::fs::remove_dir_all(dir.join("run"));
+        copy_tree(&old, &ckpt);
+        if run_killed_after(&args(false), duration * tenth / 10) {
+            interrupted += 1;
+        }
+        let what = format!("killed after {tenth}/10 of a run");
+        assert_old_or_new(&ckpt, &old_files, &new_files, &what);
+        let state_arch = std::fs::read(ckpt.join("train-state").join("arch.toml")).ok();
+        ok(&args(state_arch.as_ref() != Some(&old_state)));
+        assert_eq!(
+            contents(&ckpt, &CHECKPOINT),
+            new_files,
+            "{what}, then rerun"
+        );
+        assert_eq!(leftovers(&dir.join("run")), Vec::<PathBuf>::new(), "{what}");
+    }
+    println!("{interrupted} of 5 timed kills came before training finished");
 }
 
 /// A pipeline of train, quantize and export over the fixture slice, written into `dir`: the tiny model labelled
