@@ -431,6 +431,36 @@ out = 3
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    /// A save replaces the directory as one unit: all three files are the new save's, entries of other writers stay,
+    /// a `preprocess.json` the new save lacks is gone, and nothing is left beside the directory.
+    #[test]
+    fn save_replaces_the_directory_as_one_unit() {
+        let parent = temp_dir("unit");
+        let dir = parent.join("ck");
+        let pre = serde_json::json!({"mean": [1.0]});
+        save_checkpoint(&dir, &model(), Some(&pre)).unwrap();
+        write_atomic(&dir.join("report.json"), b"{}").unwrap();
+        let other = Sequential::new(Architecture::from_toml_str(ARCH).unwrap(), 4).unwrap();
+        assert_ne!(other, model());
+        save_checkpoint(&dir, &other, None).unwrap();
+        let (back, pre_back) = load_checkpoint(&dir).unwrap();
+        assert_eq!(back, other);
+        assert_eq!(pre_back, None);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [ARCH_FILE, WEIGHTS_FILE, "report.json"]);
+        assert_eq!(std::fs::read(dir.join("report.json")).unwrap(), b"{}");
+        let beside: Vec<_> = std::fs::read_dir(&parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside, ["ck"]);
+        std::fs::remove_dir_all(&parent).unwrap();
+    }
+
     #[test]
     fn imports_pytorch_named_tensors_in_pytorch_layout() {
         let dir = temp_dir("import");

@@ -1334,6 +1334,7 @@ impl BlobInspection {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::CheckpointError;
     use crate::data::{LABEL_NAMES, label_names};
     use crate::prune::ModelPruner;
     use rand::{RngExt, SeedableRng};
@@ -1465,6 +1466,53 @@ mod tests {
             );
         }
         assert!(checked >= 40, "{checked} blobs checked");
+    }
+
+    /// The library's `load_checkpoint` refuses what `tickq` refuses: a `preprocess.json` that does not fit the
+    /// architecture, naming the file, the field and the index.
+    #[test]
+    fn load_checkpoint_checks_the_preprocess_record() {
+        let dir = std::env::temp_dir().join(format!("tickq-pipeline-pre-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let model = Sequential::new(Architecture::from_toml_str(ARCHS[0]).unwrap(), 1).unwrap();
+        let (_, mut pre) = records(&model);
+        // `records` names the features `f0`, `f1`, ...; a real record has the dataset's names.
+        pre.feature_names = pre.dataset.features.feature_names();
+        let features = pre.feature_names.len();
+        let model = {
+            let mut arch = model.arch.clone();
+            arch.input.features = features;
+            Sequential::new(arch, 1).unwrap()
+        };
+        pre.normalizer = Normalizer {
+            mean: vec![0.0; features],
+            std: vec![1.0; features],
+        };
+        save_checkpoint(&dir, &model, &pre).unwrap();
+        let (back, pre_back) = load_checkpoint(&dir).unwrap();
+        assert_eq!((back, &pre_back), (model.clone(), &pre));
+        pre.normalizer.std[1] = -1.0;
+        save_checkpoint(&dir, &model, &pre).unwrap();
+        let e = load_checkpoint(&dir).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                PipelineError::Checkpoint(CheckpointError::InvalidPreprocess {
+                    field: "normalizer.std",
+                    index: Some(1),
+                    ..
+                })
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{}: normalizer.std[1]: -1 is below 1e-6",
+                dir.join("preprocess.json").display()
+            )),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
