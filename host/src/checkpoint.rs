@@ -8,10 +8,13 @@
 //!   A pruned layer is stored as `torch.nn.utils.prune` leaves it: `fc1.weight_orig`, `fc1.weight_mask` and
 //!   `fc1.bias` (see [`Sequential::pruned_state_dict`]); `fc1.weight` plus `fc1.weight_mask` also loads.
 //! - `arch.toml`: the [`Architecture`].
-//! - `preprocess.json` (optional): any JSON the caller wants to keep next to the model
-//!   (normalizer, feature and label names, data hash); this module does not interpret it.
+//! - `preprocess.json` (optional): JSON the caller keeps next to the model; [`load_checkpoint`] only parses it.
+//!   tickq's own record of the data (normalizer, feature and label names, data hash) is
+//!   [`Preprocess`](crate::preprocess::Preprocess), which checks it against the architecture.
 //!
-//! Every file is written with [`write_atomic`], so a reader never sees a half-written file.
+//! [`save_checkpoint`] replaces the whole directory as one unit with [`replace_dir`], so a reader sees the old
+//! checkpoint or the new one, never new weights beside an old architecture or `preprocess.json`; other entries in
+//! the directory (a training state, a report) are kept.
 //! [`import_safetensors`] loads weights exported from PyTorch with `safetensors.torch.save_file(model.state_dict(), ...)`.
 
 use std::collections::HashMap;
@@ -19,8 +22,9 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::replace_dir;
 use crate::model::{Architecture, ModelError, Sequential, StateDict};
+use crate::preprocess::PreprocessProblem;
 
 /// File name of the weights inside a checkpoint directory.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -70,13 +74,26 @@ pub enum CheckpointError {
         /// What does not fit.
         source: ModelError,
     },
-    /// The preprocessing file is not valid JSON.
+    /// The preprocessing file is not valid JSON, or (read as a [`Preprocess`](crate::preprocess::Preprocess)) has
+    /// unknown or missing keys or values of the wrong type.
     #[error("{}: invalid JSON: {message}", path.display())]
     Preprocess {
         /// The file.
         path: PathBuf,
         /// The parser's message.
         message: String,
+    },
+    /// A field of the preprocessing file does not fit the architecture or is out of range.
+    #[error("{}: {field}{}: {problem}", path.display(), index.map(|i| format!("[{i}]")).unwrap_or_default())]
+    InvalidPreprocess {
+        /// The file.
+        path: PathBuf,
+        /// The field, dotted from the top (`normalizer.std`).
+        field: &'static str,
+        /// The index within the field, for a list entry.
+        index: Option<usize>,
+        /// What is wrong.
+        problem: Box<PreprocessProblem>,
     },
 }
 
@@ -207,47 +224,51 @@ pub fn read_safetensors(path: &Path) -> Result<(StateDict, HashMap<String, Strin
 /// Writes `model` to the checkpoint directory `dir` (created if needed): `model.safetensors`, `arch.toml`
 /// and, when given, `preprocess.json`.
 ///
-/// Without `preprocess`, a `preprocess.json` left from an earlier save is removed so that the directory
-/// never pairs new weights with stale preprocessing.
-/// Each file is replaced atomically; the weights are written first and the architecture second.
+/// The directory is replaced as one unit ([`replace_dir`]): a reader, or a crash at any moment, sees the old
+/// checkpoint or the complete new one. Without `preprocess`, a `preprocess.json` left from an earlier save is
+/// dropped, so new weights never pair with stale preprocessing. Other entries of the directory are kept.
 ///
 /// # Errors
 ///
-/// [`CheckpointError::Io`] naming the file that failed, or [`CheckpointError::Arch`] if the architecture
-/// cannot be serialized.
+/// [`CheckpointError::Io`] naming the directory or file that failed, or [`CheckpointError::Arch`] if the
+/// architecture cannot be serialized.
 pub fn save_checkpoint(
     dir: &Path,
     model: &Sequential,
     preprocess: Option<&serde_json::Value>,
 ) -> Result<()> {
-    let weights_path = dir.join(WEIGHTS_FILE);
-    let mut meta = HashMap::new();
-    // PyTorch's `safetensors.torch.save_file` tags its files this way; other tools look for it.
-    meta.insert("format".to_string(), "pt".to_string());
-    let bytes = encode_safetensors(&model.pruned_state_dict(), Some(meta), &weights_path)?;
-    write_atomic(&weights_path, &bytes).map_err(io_err(&weights_path))?;
-    let arch_path = dir.join(ARCH_FILE);
-    let text = model.arch.to_toml_string().map_err(CheckpointError::Arch)?;
-    write_atomic(&arch_path, text.as_bytes()).map_err(io_err(&arch_path))?;
-    let pre_path = dir.join(PREPROCESS_FILE);
-    match preprocess {
+    let weights = checkpoint_weights(model, &dir.join(WEIGHTS_FILE))?;
+    let arch = model.arch.to_toml_string().map_err(CheckpointError::Arch)?;
+    let pre = match preprocess {
         Some(value) => {
             let mut text =
                 serde_json::to_string_pretty(value).map_err(|e| CheckpointError::Preprocess {
-                    path: pre_path.clone(),
+                    path: dir.join(PREPROCESS_FILE),
                     message: e.to_string(),
                 })?;
             text.push('\n');
-            write_atomic(&pre_path, text.as_bytes()).map_err(io_err(&pre_path))?;
+            Some(text)
         }
-        None => match std::fs::remove_file(&pre_path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(io_err(&pre_path)(e));
-            }
-            _ => {}
-        },
-    }
-    Ok(())
+        None => None,
+    };
+    let mut files = vec![
+        (WEIGHTS_FILE, weights.as_slice()),
+        (ARCH_FILE, arch.as_bytes()),
+    ];
+    files.extend(pre.as_ref().map(|text| (PREPROCESS_FILE, text.as_bytes())));
+    replace_dir(dir, &files, &[PREPROCESS_FILE]).map_err(io_err(dir))
+}
+
+/// The bytes of `model.safetensors` for `model`: the pruned state dict with PyTorch's `format = pt` tag.
+///
+/// # Errors
+///
+/// [`CheckpointError::Safetensors`] naming `origin`.
+pub(crate) fn checkpoint_weights(model: &Sequential, origin: &Path) -> Result<Vec<u8>> {
+    let mut meta = HashMap::new();
+    // PyTorch's `safetensors.torch.save_file` tags its files this way; other tools look for it.
+    meta.insert("format".to_string(), "pt".to_string());
+    encode_safetensors(&model.pruned_state_dict(), Some(meta), origin)
 }
 
 /// Reads a checkpoint directory written by [`save_checkpoint`] (or assembled by hand with PyTorch weights).
@@ -309,6 +330,7 @@ pub(crate) fn model_from_state(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fsutil::write_atomic;
 
     const ARCH: &str = r#"
 name = "c"
@@ -407,6 +429,36 @@ out = 3
             .count();
         assert_eq!(leftovers, 0);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A save replaces the directory as one unit: all three files are the new save's, entries of other writers stay,
+    /// a `preprocess.json` the new save lacks is gone, and nothing is left beside the directory.
+    #[test]
+    fn save_replaces_the_directory_as_one_unit() {
+        let parent = temp_dir("unit");
+        let dir = parent.join("ck");
+        let pre = serde_json::json!({"mean": [1.0]});
+        save_checkpoint(&dir, &model(), Some(&pre)).unwrap();
+        write_atomic(&dir.join("report.json"), b"{}").unwrap();
+        let other = Sequential::new(Architecture::from_toml_str(ARCH).unwrap(), 4).unwrap();
+        assert_ne!(other, model());
+        save_checkpoint(&dir, &other, None).unwrap();
+        let (back, pre_back) = load_checkpoint(&dir).unwrap();
+        assert_eq!(back, other);
+        assert_eq!(pre_back, None);
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, [ARCH_FILE, WEIGHTS_FILE, "report.json"]);
+        assert_eq!(std::fs::read(dir.join("report.json")).unwrap(), b"{}");
+        let beside: Vec<_> = std::fs::read_dir(&parent)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(beside, ["ck"]);
+        std::fs::remove_dir_all(&parent).unwrap();
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod fsutil;
 pub mod gpu_train;
 pub mod model;
 pub mod pipeline;
+pub mod preprocess;
 pub mod prune;
 pub mod quant;
 pub mod report;

@@ -825,9 +825,7 @@ fn train(a: TrainArgs) -> Result<(), PipelineError> {
     if a.resume {
         cfg.checkpoint_dir = Some(state_dir.clone());
     } else {
-        if state_dir.exists() {
-            std::fs::remove_dir_all(&state_dir)?;
-        }
+        tickq_host::fsutil::remove_dir_atomic(&state_dir)?;
         cfg.checkpoint_dir = Some(state_dir);
     }
     progress(&format!(
@@ -915,13 +913,14 @@ fn quantize(a: QuantizeArgs) -> Result<(), PipelineError> {
 }
 
 fn eval(a: EvalArgs) -> Result<(), PipelineError> {
-    let (model, data, _) = load_with_data(&a.checkpoint, &a.data)?;
+    let (model, data, pre) = load_with_data(&a.checkpoint, &a.data)?;
     let blob = std::fs::read(&a.blob).map_err(|e| {
         PipelineError::Io(std::io::Error::new(
             e.kind(),
             format!("{}: {e}", a.blob.display()),
         ))
     })?;
+    pipeline::check_blob_file(&a.blob, &blob, &a.checkpoint, &model, &pre)?;
     let sidecar = pipeline::QuantSidecar::read(&a.blob)?;
     let (summary, ranges) = match sidecar {
         Some(s) => (s.quantization, s.ranges),
@@ -975,16 +974,7 @@ fn eval(a: EvalArgs) -> Result<(), PipelineError> {
 fn import(a: ImportArgs) -> Result<(), PipelineError> {
     let model = tickq_host::checkpoint::import_safetensors(&a.weights, &a.arch)?;
     let pre = match &a.preprocess {
-        Some(p) => {
-            let text = std::fs::read(p).map_err(|e| {
-                PipelineError::Io(std::io::Error::new(
-                    e.kind(),
-                    format!("{}: {e}", p.display()),
-                ))
-            })?;
-            serde_json::from_slice::<pipeline::Preprocess>(&text)
-                .map_err(|e| PipelineError::Mismatch(format!("{}: {e}", p.display())))?
-        }
+        Some(p) => pipeline::Preprocess::read(p, &model.arch)?,
         None => {
             let dataset = DatasetConfig {
                 time_steps: model.arch.input.time_steps,

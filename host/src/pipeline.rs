@@ -16,6 +16,7 @@ use crate::eval::{self, Metrics};
 use crate::fsutil::write_atomic;
 use crate::gpu_train::TrainDevice;
 use crate::model::{Architecture, Sequential};
+pub use crate::preprocess::Preprocess;
 use crate::prune::{self, FineTuneData, PruningPlan, StepReport};
 use crate::quant::observer::Range;
 use crate::quant::{self, ExportInfo, QuantConfig, QuantizedModel};
@@ -63,27 +64,50 @@ pub enum PipelineError {
     /// Work on the GPU failed.
     #[error("GPU: {0}")]
     Gpu(#[from] tickq_gpu::GpuError),
+    /// A blob is not the model of the checkpoint it is evaluated with.
+    #[error(
+        "{} is not a blob of the checkpoint {}: {mismatch}",
+        blob.display(),
+        checkpoint.display()
+    )]
+    NotCheckpointBlob {
+        /// The blob file.
+        blob: PathBuf,
+        /// The checkpoint directory.
+        checkpoint: PathBuf,
+        /// The first thing that differs.
+        mismatch: BlobMismatch,
+    },
     /// Inputs that do not fit together (a model and data with different features, say).
     #[error("{0}")]
     Mismatch(String),
 }
 
-/// How the data was turned into samples; stored in every checkpoint as
-/// `preprocess.json` so later commands rebuild exactly the same inputs.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Preprocess {
-    /// Feature names, in input order.
-    pub feature_names: Vec<String>,
-    /// Class names, by index.
-    pub label_names: Vec<String>,
-    /// Standardization fitted on the training split.
-    pub normalizer: Normalizer,
-    /// SHA-256 (hex) of the trade file the model was trained on.
-    pub data_sha256: String,
-    /// Dataset settings (features, labels, window).
-    pub dataset: DatasetConfig,
-    /// Split settings.
-    pub split: SplitConfig,
+/// The first difference between a blob and the checkpoint it is evaluated with ([`check_blob_of`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum BlobMismatch {
+    /// Something the blob records about its model differs from the checkpoint.
+    #[error("the {field} is {blob} in the blob and {checkpoint} in the checkpoint")]
+    Field {
+        /// What differs: `model name`, `input shape`, `number of classes`, `weighted layer 2`, `feature 3`,
+        /// `label 0` or `training data (SHA-256)`.
+        field: String,
+        /// The blob's value.
+        blob: String,
+        /// The checkpoint's value.
+        checkpoint: String,
+    },
+    /// A layer's int8 weights are not the checkpoint's f32 weights quantized (another training run, say).
+    #[error(
+        "the int8 weights of layer `{layer}`, output channel {channel}, are not the checkpoint's f32 weights quantized"
+    )]
+    Weights {
+        /// The layer's name in the checkpoint.
+        layer: String,
+        /// The output channel.
+        channel: usize,
+    },
 }
 
 /// Trade data turned into normalized, split samples.
@@ -93,6 +117,9 @@ pub struct PreparedData {
     pub source: String,
     /// SHA-256 of the trade file.
     pub sha256: [u8; 32],
+    /// SHA-256 of the trade file the model was trained on, which a blob records: `sha256` for freshly prepared
+    /// data, the checkpoint's `data_sha256` for data rebuilt for a checkpoint ([`prepare_data_for`]).
+    pub training_sha256: [u8; 32],
     /// Trades read.
     pub trades: usize,
     /// Raw (unstandardized) splits.
@@ -132,6 +159,18 @@ impl PreparedData {
 /// Lowercase hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The 32 bytes written as 64 hex digits in `text`, or `None`.
+fn unhex32(text: &str) -> Option<[u8; 32]> {
+    let mut out = [0u8; 32];
+    if text.len() != 64 {
+        return None;
+    }
+    for (byte, pair) in out.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+        *byte = u8::from_str_radix(std::str::from_utf8(pair).ok()?, 16).ok()?;
+    }
+    Some(out)
 }
 
 /// Reads `path`, builds features and labels, splits chronologically and fits
@@ -175,6 +214,7 @@ pub fn prepare_from_trades(
     Ok(PreparedData {
         source,
         sha256,
+        training_sha256: sha256,
         trades: trades.len(),
         splits,
         normalizer,
@@ -275,22 +315,26 @@ pub fn save_checkpoint(
     Ok(())
 }
 
-/// Loads a checkpoint and its preprocessing record.
+/// Loads a checkpoint and its preprocessing record, checked against the checkpoint's architecture
+/// ([`Preprocess::read`]).
 ///
 /// # Errors
 ///
-/// Checkpoint errors, or [`PipelineError::Mismatch`] when the checkpoint has no
-/// (or an unreadable) `preprocess.json`.
+/// Checkpoint errors (the preprocessing record's naming the file and field), or [`PipelineError::Mismatch`] when
+/// the checkpoint has no `preprocess.json`.
 pub fn load_checkpoint(dir: &Path) -> Result<(Sequential, Preprocess), PipelineError> {
-    let (model, value) = checkpoint::load_checkpoint(dir)?;
-    let value = value.ok_or_else(|| {
-        PipelineError::Mismatch(format!(
+    let model = checkpoint::import_safetensors(
+        &dir.join(checkpoint::WEIGHTS_FILE),
+        &dir.join(checkpoint::ARCH_FILE),
+    )?;
+    let path = dir.join(checkpoint::PREPROCESS_FILE);
+    if !path.exists() {
+        return Err(PipelineError::Mismatch(format!(
             "{}: the checkpoint has no preprocess.json (import it with `tickq import --data` to record one)",
             dir.display()
-        ))
-    })?;
-    let pre: Preprocess = serde_json::from_value(value)
-        .map_err(|e| PipelineError::Mismatch(format!("{}/preprocess.json: {e}", dir.display())))?;
+        )));
+    }
+    let pre = Preprocess::read(&path, &model.arch)?;
     Ok((model, pre))
 }
 
@@ -305,8 +349,11 @@ pub fn prepare_data_for(
     path: &Path,
 ) -> Result<(PreparedData, bool), PipelineError> {
     let mut data = prepare_data(path, &pre.dataset, Some(&pre.split))?;
-    // The model was standardized with the training data's statistics: keep them.
+    // The model was standardized with the training data's statistics: keep them, and its training data's hash.
     data.normalizer = pre.normalizer.clone();
+    if let Some(hash) = unhex32(&pre.data_sha256) {
+        data.training_sha256 = hash;
+    }
     let same = hex(&data.sha256) == pre.data_sha256;
     Ok((data, same))
 }
@@ -382,7 +429,7 @@ pub fn export_info(model: &Sequential, data: &PreparedData) -> ExportInfo {
         label_names: data.splits.train.label_names.clone(),
         mean: data.normalizer.mean.clone(),
         std: data.normalizer.std.clone(),
-        data_hash: data.sha256,
+        data_hash: data.training_sha256,
     }
 }
 
@@ -576,6 +623,233 @@ pub fn evaluate_on(
         peak_rss_bytes: eval::peak_rss_bytes(),
         quantization: quant,
         ranges,
+    })
+}
+
+/// Checks that `blob` was quantized from the checkpoint `model` with the record `pre`: the same model name,
+/// input shape, classes, weighted layers (kind, channels, kernel, stride, dilation, padding, in order), feature
+/// and label names, training data hash and, last, int8 weights: each output channel of each Dense and Conv1d
+/// layer must hold exactly the int8 values its f32 weights quantize to (per-channel symmetric, with the x86 / arm
+/// or the power-of-two fpga scale, in any order within the channel, since the blob may store the inputs in
+/// another order).
+///
+/// # Errors
+///
+/// The first [`BlobMismatch`], in the order above.
+pub fn check_blob_of(
+    blob: &tickq_core::Model<'_>,
+    model: &Sequential,
+    pre: &Preprocess,
+) -> Result<(), BlobMismatch> {
+    let differ = |field: String, blob: String, checkpoint: String| {
+        if blob == checkpoint {
+            Ok(())
+        } else {
+            Err(BlobMismatch::Field {
+                field,
+                blob,
+                checkpoint,
+            })
+        }
+    };
+    let meta = blob.metadata();
+    let arch = &model.arch;
+    differ(
+        "model name".into(),
+        format!("`{}`", meta.name()),
+        format!("`{}`", arch.name),
+    )?;
+    let (t, f) = blob.input_shape();
+    differ(
+        "input shape".into(),
+        format!("{t} time steps x {f} features"),
+        format!(
+            "{} time steps x {} features",
+            arch.input.time_steps, arch.input.features
+        ),
+    )?;
+    differ(
+        "number of classes".into(),
+        blob.classes().to_string(),
+        arch.classes.to_string(),
+    )?;
+    let blob_layers: Vec<String> = blob
+        .layers()
+        .filter_map(|l| match l.kind {
+            tickq_core::LayerKind::Dense => {
+                Some(format!("dense {} -> {}", l.in_shape.1, l.out_shape.1))
+            }
+            tickq_core::LayerKind::Conv1d => Some(format!(
+                "conv1d {} -> {}, kernel {}, stride {}, dilation {}, {} padding",
+                l.in_shape.1,
+                l.out_shape.1,
+                l.kernel,
+                l.stride,
+                l.dilation,
+                padding_name(l.padding)
+            )),
+            _ => None,
+        })
+        .collect();
+    let model_layers: Vec<String> = model
+        .layers
+        .iter()
+        .filter_map(|l| match l {
+            crate::model::Layer::Dense(d) => Some(format!(
+                "dense {} -> {}",
+                d.weight.ncols(),
+                d.weight.nrows()
+            )),
+            crate::model::Layer::Conv1d(c) => {
+                let (out, inp, kernel) = c.weight.dim();
+                Some(format!(
+                    "conv1d {inp} -> {out}, kernel {kernel}, stride {}, dilation {}, {} padding",
+                    c.stride,
+                    c.dilation,
+                    padding_name(c.padding)
+                ))
+            }
+            _ => None,
+        })
+        .collect();
+    differ(
+        "number of dense and conv1d layers".into(),
+        blob_layers.len().to_string(),
+        model_layers.len().to_string(),
+    )?;
+    for (i, (b, m)) in blob_layers.iter().zip(&model_layers).enumerate() {
+        differ(format!("weighted layer {}", i + 1), b.clone(), m.clone())?;
+    }
+    let names = |field: &str, blob: Vec<&str>, checkpoint: &[String]| {
+        differ(
+            format!("number of {field}s"),
+            blob.len().to_string(),
+            checkpoint.len().to_string(),
+        )?;
+        for (i, (b, c)) in blob.iter().zip(checkpoint).enumerate() {
+            differ(format!("{field} {i}"), format!("`{b}`"), format!("`{c}`"))?;
+        }
+        Ok(())
+    };
+    names(
+        "feature",
+        meta.feature_names().collect(),
+        &pre.feature_names,
+    )?;
+    names("label", meta.label_names().collect(), &pre.label_names)?;
+    differ(
+        "training data (SHA-256)".into(),
+        hex(meta.data_hash()),
+        pre.data_sha256.clone(),
+    )?;
+    check_blob_weights(blob, model)
+}
+
+/// The int8 part of [`check_blob_of`]: every output channel of every weighted layer holds the multiset of int8
+/// values that the channel's f32 weights (masks applied) quantize to.
+fn check_blob_weights(
+    blob: &tickq_core::Model<'_>,
+    model: &Sequential,
+) -> Result<(), BlobMismatch> {
+    use tickq_core::encode::OpSpec;
+    let spec = tickq_core::decode::decode(blob);
+    let stored = spec.layers.iter().filter_map(|l| match &l.op {
+        OpSpec::Dense {
+            out_features,
+            weights,
+            ..
+        } => Some((*out_features, weights)),
+        OpSpec::Conv1d {
+            out_channels,
+            weights,
+            ..
+        } => Some((*out_channels, weights)),
+        _ => None,
+    });
+    let mut masked = model.clone();
+    masked.apply_masks();
+    let f32_layers = masked.layers.iter().filter_map(|l| match l {
+        // Row-major: output channel by output channel.
+        crate::model::Layer::Dense(d) => Some((
+            d.name.as_str(),
+            d.weight.iter().copied().collect::<Vec<f32>>(),
+        )),
+        crate::model::Layer::Conv1d(c) => Some((
+            c.name.as_str(),
+            c.weight.iter().copied().collect::<Vec<f32>>(),
+        )),
+        _ => None,
+    });
+    let scales = [
+        QuantConfig::default(),
+        QuantConfig {
+            backend: quant::config::Backend::Fpga,
+            ..QuantConfig::default()
+        },
+    ];
+    for ((out, q), (name, w)) in stored.zip(f32_layers) {
+        let per_channel = w.len() / out.max(1);
+        if per_channel * out != w.len() || q.len() != w.len() {
+            return Err(BlobMismatch::Weights {
+                layer: name.to_string(),
+                channel: 0,
+            });
+        }
+        for (channel, (q_row, w_row)) in q
+            .chunks_exact(per_channel.max(1))
+            .zip(w.chunks_exact(per_channel.max(1)))
+            .enumerate()
+        {
+            let mut found = q_row.to_vec();
+            found.sort_unstable();
+            let max_abs = w_row.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let matches = scales.iter().any(|config| {
+                let scale = quant::channel_weight_scale(max_abs, config);
+                let mut expected: Vec<i8> = w_row
+                    .iter()
+                    .map(|&v| quant::quantize_weight(v, scale))
+                    .collect();
+                expected.sort_unstable();
+                expected == found
+            });
+            if !matches {
+                return Err(BlobMismatch::Weights {
+                    layer: name.to_string(),
+                    channel,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `valid` or `causal`, for the blob's and the model's padding alike.
+fn padding_name(padding: impl std::fmt::Debug) -> String {
+    format!("{padding:?}").to_lowercase()
+}
+
+/// [`check_blob_of`] for the blob file `path` holding `bytes` and the checkpoint directory `checkpoint` that
+/// `model` and `pre` were loaded from, as `tickq eval` runs it.
+///
+/// # Errors
+///
+/// [`PipelineError::Blob`] when the blob does not load, and [`PipelineError::NotCheckpointBlob`] naming both files
+/// and the first difference.
+pub fn check_blob_file(
+    path: &Path,
+    bytes: &[u8],
+    checkpoint: &Path,
+    model: &Sequential,
+    pre: &Preprocess,
+) -> Result<(), PipelineError> {
+    let blob = tickq_core::Model::load(bytes).map_err(|error| PipelineError::Blob {
+        path: path.display().to_string(),
+        error,
+    })?;
+    check_blob_of(&blob, model, pre).map_err(|mismatch| PipelineError::NotCheckpointBlob {
+        blob: path.to_path_buf(),
+        checkpoint: checkpoint.to_path_buf(),
+        mismatch,
     })
 }
 
@@ -1054,5 +1328,242 @@ impl BlobInspection {
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::CheckpointError;
+    use crate::data::{LABEL_NAMES, label_names};
+    use crate::prune::ModelPruner;
+    use rand::{RngExt, SeedableRng};
+
+    /// A Dense MLP, a Conv1d model with global average pooling, and one that flattens a sequence into a Dense
+    /// layer (whose weight columns the blob stores in another order); every layer's inputs a multiple of 4, so
+    /// that 2:4 pruning applies.
+    const ARCHS: [&str; 3] = [
+        "name = \"mlp\"\nclasses = 3\n[input]\ntime_steps = 1\nfeatures = 8\n\
+         [[layers]]\ntype = \"dense\"\nout = 8\n[[layers]]\ntype = \"relu\"\n\
+         [[layers]]\ntype = \"dense\"\nout = 3\n",
+        "name = \"gap\"\nclasses = 3\n[input]\ntime_steps = 8\nfeatures = 4\n\
+         [[layers]]\ntype = \"conv1d\"\nout = 8\nkernel = 3\npadding = \"causal\"\n\
+         [[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"global_avg_pool\"\n\
+         [[layers]]\ntype = \"dense\"\nout = 3\n",
+        "name = \"flat\"\nclasses = 3\n[input]\ntime_steps = 4\nfeatures = 4\n\
+         [[layers]]\ntype = \"conv1d\"\nout = 4\nkernel = 2\nstride = 2\n\
+         [[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"flatten\"\n\
+         [[layers]]\ntype = \"dense\"\nout = 3\n",
+    ];
+
+    /// What the blob and the checkpoint record about `model`'s data.
+    fn records(model: &Sequential) -> (ExportInfo, Preprocess) {
+        let f = model.arch.input.features;
+        let names: Vec<String> = (0..f).map(|i| format!("f{i}")).collect();
+        let info = ExportInfo {
+            name: model.arch.name.clone(),
+            feature_names: names.clone(),
+            label_names: label_names(),
+            mean: vec![0.0; f],
+            std: vec![1.0; f],
+            data_hash: [7; 32],
+        };
+        let pre = Preprocess {
+            feature_names: names,
+            label_names: LABEL_NAMES.iter().map(|s| (*s).to_string()).collect(),
+            normalizer: Normalizer {
+                mean: vec![0.0; f],
+                std: vec![1.0; f],
+            },
+            data_sha256: hex(&[7; 32]),
+            dataset: DatasetConfig::default(),
+            split: SplitConfig::default(),
+        };
+        (info, pre)
+    }
+
+    /// `model`'s blob, calibrated on seeded random inputs; `None` when the format does not fit a layer.
+    fn blob(model: &Sequential, config: &QuantConfig, format: WeightFormat) -> Option<Vec<u8>> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let calibration =
+            Array2::from_shape_fn((64, model.input_len()), |_| rng.random::<f32>() * 4.0 - 2.0);
+        let (info, _) = records(model);
+        let options = EncodeOptions {
+            weight_format: format,
+            target: Target::native(),
+        };
+        quant::static_quantize_with(model, calibration.view(), &info, config, &options)
+            .ok()
+            .map(|q| q.blob)
+    }
+
+    #[test]
+    fn a_blob_matches_its_own_checkpoint_in_every_format_and_no_other() {
+        let configs = [
+            QuantConfig::default(),
+            QuantConfig {
+                backend: quant::config::Backend::Fpga,
+                ..QuantConfig::default()
+            },
+        ];
+        let formats = [
+            WeightFormat::Auto,
+            WeightFormat::Smallest,
+            WeightFormat::Blocked,
+            WeightFormat::DenseDot,
+            WeightFormat::Sparse,
+            WeightFormat::Columns,
+            WeightFormat::Packed,
+            WeightFormat::NM,
+        ];
+        let mut checked = 0;
+        for arch in ARCHS {
+            let arch = Architecture::from_toml_str(arch).unwrap();
+            let plain = Sequential::new(arch.clone(), 1).unwrap();
+            // Pruned 2:4 (so the N:M format applies) with masks kept.
+            let mut pruned = plain.clone();
+            ModelPruner::new(&mut pruned).nm_pruning(2, 4).unwrap();
+            let other_seed = Sequential::new(arch, 2).unwrap();
+            for model in [&plain, &pruned] {
+                let (_, pre) = records(model);
+                for config in &configs {
+                    for format in formats {
+                        let Some(bytes) = blob(model, config, format) else {
+                            continue;
+                        };
+                        let loaded = tickq_core::Model::load(&bytes).unwrap();
+                        let what = format!("{} {format:?} {:?}", model.arch.name, config.backend);
+                        assert_eq!(check_blob_of(&loaded, model, &pre), Ok(()), "{what}");
+                        checked += 1;
+                        // Another training run of the same architecture, on the same data.
+                        assert!(
+                            matches!(
+                                check_blob_of(&loaded, &other_seed, &pre),
+                                Err(BlobMismatch::Weights { .. })
+                            ),
+                            "{what}"
+                        );
+                    }
+                }
+            }
+            // One weight moved by a few quantization steps is caught, naming the layer and channel.
+            let mut edited = plain.clone();
+            let Some(crate::model::Layer::Dense(d)) = edited.layers.last_mut() else {
+                panic!("the last layer is dense")
+            };
+            let max = d.weight.row(2).iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            d.weight[[2, 0]] += 0.05 * max;
+            let name = d.name.clone();
+            let bytes = blob(&edited, &configs[0], WeightFormat::Auto).unwrap();
+            let loaded = tickq_core::Model::load(&bytes).unwrap();
+            let (_, pre) = records(&plain);
+            assert_eq!(
+                check_blob_of(&loaded, &plain, &pre),
+                Err(BlobMismatch::Weights {
+                    layer: name,
+                    channel: 2
+                })
+            );
+        }
+        assert!(checked >= 40, "{checked} blobs checked");
+    }
+
+    /// The library's `load_checkpoint` refuses what `tickq` refuses: a `preprocess.json` that does not fit the
+    /// architecture, naming the file, the field and the index.
+    #[test]
+    fn load_checkpoint_checks_the_preprocess_record() {
+        let dir = std::env::temp_dir().join(format!("tickq-pipeline-pre-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let model = Sequential::new(Architecture::from_toml_str(ARCHS[0]).unwrap(), 1).unwrap();
+        let (_, mut pre) = records(&model);
+        // `records` names the features `f0`, `f1`, ...; a real record has the dataset's names.
+        pre.feature_names = pre.dataset.features.feature_names();
+        let features = pre.feature_names.len();
+        let model = {
+            let mut arch = model.arch.clone();
+            arch.input.features = features;
+            Sequential::new(arch, 1).unwrap()
+        };
+        pre.normalizer = Normalizer {
+            mean: vec![0.0; features],
+            std: vec![1.0; features],
+        };
+        save_checkpoint(&dir, &model, &pre).unwrap();
+        let (back, pre_back) = load_checkpoint(&dir).unwrap();
+        assert_eq!((back, &pre_back), (model.clone(), &pre));
+        pre.normalizer.std[1] = -1.0;
+        save_checkpoint(&dir, &model, &pre).unwrap();
+        let e = load_checkpoint(&dir).unwrap_err();
+        assert!(
+            matches!(
+                &e,
+                PipelineError::Checkpoint(CheckpointError::InvalidPreprocess {
+                    field: "normalizer.std",
+                    index: Some(1),
+                    ..
+                })
+            ),
+            "{e}"
+        );
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{}: normalizer.std[1]: -1 is below 1e-6",
+                dir.join("preprocess.json").display()
+            )),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn dynamic_blobs_match_their_checkpoint() {
+        let model = Sequential::new(Architecture::from_toml_str(ARCHS[0]).unwrap(), 4).unwrap();
+        let (info, pre) = records(&model);
+        let q = quant::ModelQuantizer::new(&model, &info)
+            .dynamic_quantize()
+            .unwrap();
+        let loaded = tickq_core::Model::load(&q.blob).unwrap();
+        assert_eq!(check_blob_of(&loaded, &model, &pre), Ok(()));
+    }
+
+    #[test]
+    fn a_blob_of_another_model_names_the_first_difference() {
+        let archs: Vec<Architecture> = ARCHS
+            .iter()
+            .map(|a| Architecture::from_toml_str(a).unwrap())
+            .collect();
+        let model = Sequential::new(archs[0].clone(), 1).unwrap();
+        let (_, pre) = records(&model);
+        let bytes = blob(&model, &QuantConfig::default(), WeightFormat::Auto).unwrap();
+        let loaded = tickq_core::Model::load(&bytes).unwrap();
+        let field = |m: &Sequential, p: &Preprocess| match check_blob_of(&loaded, m, p) {
+            Err(BlobMismatch::Field { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let mut renamed = model.clone();
+        renamed.arch.name = "other".into();
+        assert_eq!(field(&renamed, &pre), "model name");
+        let e = check_blob_of(&loaded, &renamed, &pre).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the model name is `mlp` in the blob and `other` in the checkpoint"
+        );
+        let mut wider = archs[0].clone();
+        wider.input.features = 12;
+        let wider = Sequential::new(wider, 1).unwrap();
+        assert_eq!(field(&wider, &pre), "input shape");
+        let mut p = pre.clone();
+        p.feature_names[5] = "g".into();
+        assert_eq!(field(&model, &p), "feature 5");
+        let mut p = pre.clone();
+        p.label_names.pop();
+        assert_eq!(field(&model, &p), "number of labels");
+        let mut p = pre.clone();
+        p.data_sha256 = hex(&[8; 32]);
+        assert_eq!(field(&model, &p), "training data (SHA-256)");
+        let mut deeper = archs[0].to_toml_string().unwrap();
+        deeper = deeper.replace("out = 8", "out = 9");
+        let deeper = Sequential::new(Architecture::from_toml_str(&deeper).unwrap(), 1).unwrap();
+        assert_eq!(field(&deeper, &pre), "weighted layer 1");
     }
 }

@@ -6,9 +6,11 @@
 //! The same seed, data and configuration give bit-identical weights: all randomness comes from one seeded
 //! ChaCha8 generator and all arithmetic is single-threaded.
 //!
-//! With [`TrainConfig::checkpoint_dir`] set, the full training state is written atomically after every epoch,
-//! and a later call with the same directory, model architecture, data and configuration continues where the
-//! earlier one stopped, giving the same weights as an uninterrupted run.
+//! With [`TrainConfig::checkpoint_dir`] set, the full training state is written after every epoch, replacing the
+//! directory as one unit ([`replace_dir`]), and a later call with the same directory, model architecture, data and
+//! configuration continues where the earlier one stopped, giving the same weights as an uninterrupted run.
+//! A stored state is checked before it is believed: every tensor against the model, and the counters and history
+//! in its metadata against each other and the data (see [`TrainError::InvalidState`]).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -21,9 +23,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::checkpoint::{
-    ARCH_FILE, CheckpointError, WEIGHTS_FILE, decode_safetensors, encode_safetensors,
+    ARCH_FILE, CheckpointError, WEIGHTS_FILE, checkpoint_weights, decode_safetensors,
+    encode_safetensors,
 };
-use crate::fsutil::write_atomic;
+use crate::fsutil::replace_dir;
 use crate::gpu_train::{GpuEngine, GpuRun, TrainDevice};
 use crate::model::{
     Architecture, ModelError, Optimizer, OptimizerConfig, OptimizerState, Sequential, StateDict,
@@ -156,6 +159,27 @@ pub enum TrainError {
         /// What differs.
         reason: String,
     },
+    /// The training state file is damaged or was edited by hand: the numbers in its metadata contradict each
+    /// other, the data or the configuration (a best epoch beyond the epochs run, say).
+    #[error("{}: {field}: {problem}", path.display())]
+    InvalidState {
+        /// The training state file.
+        path: PathBuf,
+        /// The metadata field (`best_epoch`, `history[3].val_loss`) or tensor (`optim/fc1.weight.exp_avg`).
+        field: String,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// A group of tensors in the training state file does not fit the model (names, shapes, non-finite values).
+    #[error("{}: the `{part}/` tensors: {source}", path.display())]
+    InvalidStateTensors {
+        /// The training state file.
+        path: PathBuf,
+        /// The group: `model` (current weights), `best` (best weights) or `optim` (optimizer buffers).
+        part: &'static str,
+        /// What does not fit.
+        source: Box<ModelError>,
+    },
     /// The GPU trainer failed, or cannot run this model on `--device gpu`.
     #[error("GPU training: {0}")]
     Gpu(#[from] tickq_gpu::train::TrainGpuError),
@@ -283,6 +307,7 @@ pub(crate) fn resolve_class_weights(
 /// The configuration fields that must match for a run to resume (everything but `epochs`, `patience` and
 /// `checkpoint_dir`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ResumeKey {
     batch_size: usize,
     optimizer: OptimizerConfig,
@@ -293,6 +318,7 @@ struct ResumeKey {
 
 /// An epoch report with f64 numbers, which JSON round-trips exactly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StoredReport {
     epoch: usize,
     train_loss: f64,
@@ -333,6 +359,7 @@ impl From<&StoredReport> for EpochReport {
 
 /// The generator's position, enough to recreate it exactly.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RngState {
     seed_hex: String,
     stream: u64,
@@ -360,6 +387,7 @@ impl RngState {
 
 /// Everything besides tensors that a resumed run needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StoredState {
     version: u32,
     arch: Architecture,
@@ -468,37 +496,34 @@ fn save_state(
     tensors.extend(prefixed("mask", model.mask_dict()));
     let path = dir.join(TRAIN_STATE_FILE);
     let meta = HashMap::from([(STATE_KEY.to_string(), json)]);
-    let bytes = encode_safetensors(&tensors, Some(meta), &path)?;
-    write_atomic(&path, &bytes).map_err(|source| CheckpointError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    // A plain checkpoint of the best weights so far, loadable with `load_checkpoint`; a `preprocess.json`
-    // that the caller keeps in the same directory is left alone.
+    let state = encode_safetensors(&tensors, Some(meta), &path)?;
+    // A plain checkpoint of the best weights so far, loadable with `load_checkpoint`, in the same unit; a
+    // `preprocess.json` that the caller keeps in the same directory is left alone.
     let mut best_model = model.clone();
     best_model.load_state_dict(&best)?;
-    let weights_path = dir.join(WEIGHTS_FILE);
-    let mut meta = HashMap::new();
-    meta.insert("format".to_string(), "pt".to_string());
-    let bytes = encode_safetensors(&best_model.pruned_state_dict(), Some(meta), &weights_path)?;
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| CheckpointError::Io { path, source }
-    };
-    write_atomic(&weights_path, &bytes).map_err(io(&weights_path))?;
-    let arch_path = dir.join(ARCH_FILE);
-    let text = model.arch.to_toml_string()?;
-    write_atomic(&arch_path, text.as_bytes()).map_err(io(&arch_path))?;
+    let weights = checkpoint_weights(&best_model, &dir.join(WEIGHTS_FILE))?;
+    let arch = model.arch.to_toml_string()?;
+    let files = [
+        (TRAIN_STATE_FILE, state.as_slice()),
+        (WEIGHTS_FILE, weights.as_slice()),
+        (ARCH_FILE, arch.as_bytes()),
+    ];
+    replace_dir(dir, &files, &[]).map_err(|source| CheckpointError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
     Ok(())
 }
 
-/// Loads a stored run from `dir`, or `None` when there is none; checks that it belongs to this run.
+/// Loads a stored run from `dir`, or `None` when there is none; checks that it belongs to this run (same
+/// architecture, configuration, data and masks) and that it is consistent ([`check_stored`], the tensors).
 fn load_state(
     dir: &Path,
     model: &mut Sequential,
     key: &ResumeKey,
     data_sha256: &str,
     optimizer: OptimizerConfig,
+    train_rows: usize,
 ) -> Result<Option<RunState>> {
     let path = dir.join(TRAIN_STATE_FILE);
     let bytes = match std::fs::read(&path) {
@@ -536,6 +561,13 @@ fn load_state(
             "the training or validation data differs".to_string(),
         ));
     }
+    check_stored(&stored, key, train_rows).map_err(|(field, problem)| {
+        TrainError::InvalidState {
+            path: path.clone(),
+            field,
+            problem,
+        }
+    })?;
     let mut parts: HashMap<&str, StateDict> = HashMap::new();
     for (name, shape, data) in tensors {
         let Some((prefix, rest)) = name.split_once('/') else {
@@ -561,20 +593,47 @@ fn load_state(
     if stored_masks != model_masks {
         return Err(resume_err("the pruning masks differ".to_string()));
     }
+    let tensors_err = |part: &'static str| {
+        let path = path.clone();
+        move |source| TrainError::InvalidStateTensors {
+            path,
+            part,
+            source: Box::new(source),
+        }
+    };
     let current = parts.remove("model").unwrap_or_default();
     let best = parts.remove("best").unwrap_or_default();
     let mut check = model.clone();
-    check.load_state_dict(&best)?;
-    model.load_state_dict(&current)?;
-    let mut opt = Optimizer::new(optimizer, model)?;
+    check.load_state_dict(&best).map_err(tensors_err("best"))?;
+    check
+        .load_state_dict(&current)
+        .map_err(tensors_err("model"))?;
+    let optim = parts.remove("optim").unwrap_or_default();
+    for (name, _, data) in &optim {
+        let bad = data.iter().enumerate().find(|(_, v)| {
+            // Adam's second moments are averages of squares.
+            !v.is_finite() || (name.ends_with(".exp_avg_sq") && **v < 0.0)
+        });
+        if let Some((index, value)) = bad {
+            return Err(TrainError::InvalidState {
+                path: path.clone(),
+                field: format!("optim/{name}"),
+                problem: format!("value at index {index} is {value}"),
+            });
+        }
+    }
+    let mut opt = Optimizer::new(optimizer, &check)?;
     opt.restore(&OptimizerState {
         step: stored.optimizer_step,
-        tensors: parts.remove("optim").unwrap_or_default(),
-    })?;
+        tensors: optim,
+    })
+    .map_err(tensors_err("optim"))?;
     let rng = stored
         .rng
         .restore()
         .ok_or_else(|| resume_err("unreadable generator state".to_string()))?;
+    // Everything checked: only now does the model change.
+    *model = check;
     Ok(Some(RunState {
         rng,
         optimizer: opt,
@@ -585,6 +644,154 @@ fn load_state(
         stopped_early: stored.stopped_early,
         history: stored.history.iter().map(EpochReport::from).collect(),
     }))
+}
+
+/// Checks the numbers of a stored run against each other and against what `key` and `train_rows` imply, so a
+/// hand-edited or damaged state is refused instead of believed; on failure gives the field and the problem.
+///
+/// The history must count epochs 1, 2, ... with finite losses and accuracies in [0, 1]; its `improved` flags must
+/// be exactly the epochs whose validation loss is below every earlier one; the best epoch must be the last of
+/// them, with its loss; the epochs since must match; a run that stopped early must have had an epoch without
+/// improvement; and the optimizer step and the generator's position must be what that many epochs of
+/// `train_rows` samples in batches of `key.batch_size` (shuffled or not) give.
+fn check_stored(
+    stored: &StoredState,
+    key: &ResumeKey,
+    train_rows: usize,
+) -> std::result::Result<(), (String, String)> {
+    let fail = |field: &str, problem: String| Err((field.to_string(), problem));
+    let epochs = stored.epochs_done;
+    if stored.history.len() != epochs {
+        return fail(
+            "epochs_done",
+            format!(
+                "{epochs}, but the history lists {} epochs",
+                stored.history.len()
+            ),
+        );
+    }
+    let mut lowest = f64::INFINITY;
+    let mut last_improved = 0;
+    for (i, r) in stored.history.iter().enumerate() {
+        let at = |name: &str| format!("history[{i}].{name}");
+        if r.epoch != i + 1 {
+            return fail(&at("epoch"), format!("{}, expected {}", r.epoch, i + 1));
+        }
+        for (name, v) in [("train_loss", r.train_loss), ("val_loss", r.val_loss)] {
+            if !v.is_finite() || v < 0.0 {
+                return fail(&at(name), format!("{v} is not a finite loss >= 0"));
+            }
+        }
+        for (name, v) in [
+            ("train_accuracy", r.train_accuracy),
+            ("val_accuracy", r.val_accuracy),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return fail(&at(name), format!("{v} is not an accuracy in [0, 1]"));
+            }
+        }
+        if !(r.seconds.is_finite() && r.seconds >= 0.0) {
+            return fail(&at("seconds"), format!("{} is not a duration", r.seconds));
+        }
+        // Epochs are compared in f32, as training compares them.
+        let improved = (r.val_loss as f32) < lowest as f32;
+        if r.improved != improved {
+            return fail(
+                &at("improved"),
+                format!(
+                    "{}, but validation loss {} {} every earlier one",
+                    r.improved,
+                    r.val_loss,
+                    if improved { "is below" } else { "is not below" }
+                ),
+            );
+        }
+        if improved {
+            lowest = r.val_loss;
+            last_improved = i + 1;
+        }
+    }
+    if stored.best_epoch > epochs {
+        return fail(
+            "best_epoch",
+            format!("{} is beyond the {epochs} epochs run", stored.best_epoch),
+        );
+    }
+    if stored.best_epoch != last_improved {
+        return fail(
+            "best_epoch",
+            format!(
+                "{}, but the history's last improvement is epoch {last_improved}",
+                stored.best_epoch
+            ),
+        );
+    }
+    let best_loss = f32::from_bits(stored.best_val_loss_bits);
+    let expected_loss = match stored.best_epoch {
+        0 => f32::INFINITY,
+        e => stored.history[e - 1].val_loss as f32,
+    };
+    if best_loss.to_bits() != expected_loss.to_bits() {
+        return fail(
+            "best_val_loss_bits",
+            format!(
+                "{best_loss}, but epoch {}'s validation loss is {expected_loss}",
+                stored.best_epoch
+            ),
+        );
+    }
+    if stored.since_improvement != epochs - stored.best_epoch {
+        return fail(
+            "since_improvement",
+            format!(
+                "{}, but the best epoch is {} of {epochs}",
+                stored.since_improvement, stored.best_epoch
+            ),
+        );
+    }
+    if stored.stopped_early && stored.since_improvement == 0 {
+        return fail(
+            "stopped_early",
+            "true, but the last epoch improved".to_string(),
+        );
+    }
+    let steps_per_epoch = train_rows.div_ceil(key.batch_size.max(1)) as u64;
+    let expected_steps = steps_per_epoch.saturating_mul(epochs as u64);
+    if stored.optimizer_step != expected_steps {
+        return fail(
+            "optimizer_step",
+            format!(
+                "{}, but {epochs} epochs of {steps_per_epoch} batches make {expected_steps}",
+                stored.optimizer_step
+            ),
+        );
+    }
+    // Each shuffle draws `train_rows - 1` 64-bit numbers, two 32-bit words of the ChaCha stream each.
+    let draws_per_epoch = if key.shuffle {
+        train_rows.saturating_sub(1)
+    } else {
+        0
+    };
+    let expected = RngState {
+        seed_hex: hex(&ChaCha8Rng::seed_from_u64(key.seed).get_seed()),
+        stream: 0,
+        word_pos: (2 * draws_per_epoch as u128 * epochs as u128).to_string(),
+    };
+    if (
+        &stored.rng.seed_hex,
+        stored.rng.stream,
+        &stored.rng.word_pos,
+    ) != (&expected.seed_hex, expected.stream, &expected.word_pos)
+    {
+        return fail(
+            "rng",
+            format!(
+                "the generator is not where {epochs} epochs with seed {} leave it",
+                key.seed
+            ),
+        );
+    }
+    Ok(())
 }
 
 /// Trains `model` on `(train_x, train_y)` with early stopping on `(val_x, val_y)`, calling `observer` after every epoch.
@@ -667,7 +874,14 @@ pub fn train_on(
         None => String::new(),
     };
     let resumed = match &cfg.checkpoint_dir {
-        Some(dir) => load_state(dir, model, &key, &data_sha256, cfg.optimizer.clone())?,
+        Some(dir) => load_state(
+            dir,
+            model,
+            &key,
+            &data_sha256,
+            cfg.optimizer.clone(),
+            train_x.nrows(),
+        )?,
         None => None,
     };
     let resumed_from = resumed.as_ref().map(|r| r.history.len());
@@ -1070,6 +1284,164 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("architecture"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A training state whose metadata was edited, or whose tensors hold non-finite values, is refused naming the
+    /// file and the field or tensor, and the model is left as it was.
+    #[test]
+    fn edited_training_states_are_refused_naming_the_field() {
+        let (x, y) = blobs(60, 24, 9);
+        let (vx, vy) = blobs(20, 24, 10);
+        let dir = temp_dir("edited");
+        let cfg = |epochs| TrainConfig {
+            epochs,
+            batch_size: 16,
+            patience: 0,
+            checkpoint_dir: Some(dir.clone()),
+            ..TrainConfig::default()
+        };
+        let run = |epochs| {
+            let mut model = conv_model();
+            let before = bits(&model);
+            let r = train(
+                &mut model,
+                x.view(),
+                &y,
+                vx.view(),
+                &vy,
+                &cfg(epochs),
+                &mut |_| {},
+            );
+            (r, before == bits(&model))
+        };
+        run(3).0.unwrap();
+        let path = dir.join(TRAIN_STATE_FILE);
+        let original = std::fs::read(&path).unwrap();
+        let (tensors, meta) = decode_safetensors(&original, &path).unwrap();
+        let state: serde_json::Value = serde_json::from_str(&meta[STATE_KEY]).unwrap();
+        // The untouched state resumes.
+        run(4).0.unwrap();
+        let rewrite = |edit: &dyn Fn(&mut serde_json::Value, &mut StateDict)| {
+            let mut state = state.clone();
+            let mut tensors = tensors.clone();
+            edit(&mut state, &mut tensors);
+            let meta = HashMap::from([(STATE_KEY.to_string(), state.to_string())]);
+            let bytes = encode_safetensors(&tensors, Some(meta), &path).unwrap();
+            std::fs::write(&path, bytes).unwrap();
+        };
+        let field_of = |e: &TrainError| match e {
+            TrainError::InvalidState { field, .. } => field.clone(),
+            TrainError::InvalidStateTensors { part, .. } => format!("{part}/"),
+            other => panic!("not an invalid state: {other}"),
+        };
+        type Edit = Box<dyn Fn(&mut serde_json::Value, &mut StateDict)>;
+        let cases: Vec<(&str, Edit)> = vec![
+            (
+                "best_epoch",
+                Box::new(|s, _| s["best_epoch"] = 1_000_000.into()),
+            ),
+            ("epochs_done", Box::new(|s, _| s["epochs_done"] = 2.into())),
+            (
+                "history[1].epoch",
+                Box::new(|s, _| s["history"][1]["epoch"] = 7.into()),
+            ),
+            (
+                "history[0].improved",
+                Box::new(|s, _| s["history"][0]["improved"] = false.into()),
+            ),
+            (
+                "history[2].val_accuracy",
+                Box::new(|s, _| s["history"][2]["val_accuracy"] = 1.5.into()),
+            ),
+            (
+                "since_improvement",
+                Box::new(|s, _| {
+                    let v = s["since_improvement"].as_u64().unwrap();
+                    s["since_improvement"] = (v + 1).into();
+                }),
+            ),
+            (
+                "best_val_loss_bits",
+                Box::new(|s, _| {
+                    let v = s["best_val_loss_bits"].as_u64().unwrap();
+                    s["best_val_loss_bits"] = (v + 1).into();
+                }),
+            ),
+            (
+                "optimizer_step",
+                Box::new(|s, _| {
+                    let v = s["optimizer_step"].as_u64().unwrap();
+                    s["optimizer_step"] = (v + 1).into();
+                }),
+            ),
+            ("rng", Box::new(|s, _| s["rng"]["word_pos"] = "0".into())),
+            (
+                "stopped_early",
+                Box::new(|s, _| s["stopped_early"] = true.into()),
+            ),
+            (
+                "history[1].train_loss",
+                Box::new(|s, _| s["history"][1]["train_loss"] = (-0.5).into()),
+            ),
+            (
+                "model/",
+                Box::new(|_, t| {
+                    let i = t.iter().position(|t| t.0.starts_with("model/")).unwrap();
+                    t[i].2[0] = f32::NAN;
+                }),
+            ),
+            (
+                "best/",
+                Box::new(|_, t| {
+                    let i = t.iter().position(|t| t.0.starts_with("best/")).unwrap();
+                    t[i].1.push(1);
+                }),
+            ),
+            (
+                "optim/conv1.weight.exp_avg_sq",
+                Box::new(|_, t| {
+                    let i = t
+                        .iter()
+                        .position(|t| t.0 == "optim/conv1.weight.exp_avg_sq")
+                        .unwrap();
+                    t[i].2[3] = -1.0;
+                }),
+            ),
+        ];
+        for (field, edit) in &cases {
+            rewrite(edit.as_ref());
+            let (result, unchanged) = run(5);
+            let e = result.unwrap_err();
+            assert_eq!(&field_of(&e), field, "{e}");
+            assert!(
+                e.to_string().starts_with(&path.display().to_string()),
+                "{e}"
+            );
+            assert!(unchanged, "{field}: the model changed");
+        }
+        rewrite(&|s, _| s["best_epoch"] = 1_000_000.into());
+        let e = run(5).0.unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("best_epoch: 1000000 is beyond the 3 epochs run"),
+            "{e}"
+        );
+        // Unknown keys, at any level of the metadata, are refused too.
+        for edit in [
+            Box::new(|s: &mut serde_json::Value, _: &mut StateDict| s["note"] = 1.into()) as Edit,
+            Box::new(|s, _| s["history"][0]["lr"] = 0.1.into()),
+            Box::new(|s, _| s["rng"]["offset"] = 0.into()),
+        ] {
+            rewrite(edit.as_ref());
+            let (result, unchanged) = run(5);
+            let e = result.unwrap_err();
+            assert!(
+                matches!(&e, TrainError::Resume { reason, .. } if reason.contains("unknown field")),
+                "{e}"
+            );
+            assert!(unchanged);
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

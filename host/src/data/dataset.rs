@@ -213,6 +213,34 @@ impl Default for SplitConfig {
 }
 
 impl SplitConfig {
+    /// Checks the fractions and that the gap is at least `horizon + time_steps`, so no label window of one part
+    /// reaches an input window of the next.
+    ///
+    /// # Errors
+    ///
+    /// [`DataError::InvalidConfig`] when the fractions are not finite, `train <= 0`, `validation <= 0`,
+    /// `train + validation >= 1`, or `gap < horizon + time_steps`.
+    pub fn validate(&self, horizon: usize, time_steps: usize) -> Result<(), DataError> {
+        let (train, validation) = (self.train, self.validation);
+        if !(train.is_finite() && validation.is_finite())
+            || train <= 0.0
+            || validation <= 0.0
+            || train + validation >= 1.0
+        {
+            return Err(DataError::InvalidConfig(format!(
+                "split fractions need train > 0, validation > 0 and train + validation < 1, found train {train}, validation {validation}"
+            )));
+        }
+        let required = horizon.saturating_add(time_steps);
+        if self.gap < required {
+            return Err(DataError::InvalidConfig(format!(
+                "split gap {} is below horizon + time_steps = {required}; use SplitConfig::for_dataset",
+                self.gap
+            )));
+        }
+        Ok(())
+    }
+
     /// The default fractions with the smallest safe gap for `ds`: `ds.horizon + ds.time_steps`.
     pub fn for_dataset(ds: &Dataset) -> Self {
         SplitConfig {
@@ -244,23 +272,8 @@ pub struct Splits {
 /// `train + validation >= 1`, or `gap < horizon + time_steps`;
 /// [`DataError::TooFewSamples`] when a part would be empty.
 pub fn chronological_split(ds: &Dataset, cfg: &SplitConfig) -> Result<Splits, DataError> {
+    cfg.validate(ds.horizon, ds.time_steps)?;
     let (train, validation) = (cfg.train, cfg.validation);
-    if !(train.is_finite() && validation.is_finite())
-        || train <= 0.0
-        || validation <= 0.0
-        || train + validation >= 1.0
-    {
-        return Err(DataError::InvalidConfig(format!(
-            "split fractions need train > 0, validation > 0 and train + validation < 1, found train {train}, validation {validation}"
-        )));
-    }
-    let required = ds.horizon.saturating_add(ds.time_steps);
-    if cfg.gap < required {
-        return Err(DataError::InvalidConfig(format!(
-            "split gap {} is below horizon + time_steps = {required}; use SplitConfig::for_dataset",
-            cfg.gap
-        )));
-    }
     let n = ds.len();
     let a = (n as f64 * train).floor() as usize;
     let b = ((n as f64 * (train + validation)).floor() as usize).min(n);

@@ -5,14 +5,12 @@ use serde::{Deserialize, Serialize};
 
 use super::dataset::Dataset;
 
-/// Standard deviations below this count as a constant feature.
-const STD_FLOOR: f32 = 1e-6;
-
 /// Per-feature mean and standard deviation: `z = (x - mean[f]) / std[f]`.
 ///
 /// There are `F` entries, shared by the `T` time steps of a window: column `c` of a `[N, T*F]` input
-/// uses feature `c % F`. Serializes to JSON as `{"mean": [...], "std": [...]}`.
+/// uses feature `c % F`. Serializes to JSON as `{"mean": [...], "std": [...]}`; other keys do not deserialize.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Normalizer {
     /// Mean of each feature over the fitted data.
     pub mean: Vec<f32>,
@@ -21,6 +19,11 @@ pub struct Normalizer {
 }
 
 impl Normalizer {
+    /// The smallest standard deviation a normalizer holds: [`Normalizer::fit`] gives a feature whose standard
+    /// deviation is below it a standard deviation of 1 instead, and a stored normalizer with a smaller one (zero,
+    /// negative, tiny) is refused when a checkpoint is read (see [`crate::preprocess`]).
+    pub const MIN_STD: f32 = 1e-6;
+
     /// Fits the mean and standard deviation of each feature over every sample and time step of `ds`.
     ///
     /// Sums run in `f64`. Non-finite values are skipped. A feature whose standard deviation is below `1e-6`
@@ -66,7 +69,7 @@ impl Normalizer {
                 } else {
                     0.0
                 };
-                if sd.is_finite() && sd >= STD_FLOOR {
+                if sd.is_finite() && sd >= Self::MIN_STD {
                     sd
                 } else {
                     1.0

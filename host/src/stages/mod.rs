@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::eval::{self, Metrics};
-use crate::fsutil::write_atomic;
+use crate::fsutil::{replace_dir, write_atomic};
 use crate::gpu_train::TrainDevice;
 use crate::model::Sequential;
 use crate::pipeline::{self, PipelineError, PreparedData, QuantSidecar};
@@ -836,12 +836,26 @@ pub fn run_demo(
         write_atomic(&to, &bytes).map_err(output)?;
         Ok(to)
     };
-    for f in CHECKPOINT_FILES {
-        copy(
-            out.join("train").join("checkpoint").join(f),
-            out.join("checkpoint").join(f),
-        )?;
-    }
+    // The checkpoint is copied as one unit, like every checkpoint tickq writes.
+    let from = out.join("train").join("checkpoint");
+    let to = out.join("checkpoint");
+    let output = |path: &Path| {
+        let path = path.display().to_string();
+        move |e: std::io::Error| StagesError::Output {
+            path,
+            message: e.to_string(),
+        }
+    };
+    let contents = CHECKPOINT_FILES
+        .iter()
+        .map(|f| std::fs::read(from.join(f)).map_err(output(&from.join(f))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let files: Vec<(&str, &[u8])> = CHECKPOINT_FILES
+        .iter()
+        .zip(&contents)
+        .map(|(f, bytes)| (*f, bytes.as_slice()))
+        .collect();
+    replace_dir(&to, &files, &[]).map_err(output(&to))?;
     let int8 = out.join("int8");
     let blob = copy(int8.join("model.blob"), out.join("model.blob"))?;
     copy(int8.join("model.quant.json"), out.join("model.quant.json"))?;
