@@ -628,7 +628,7 @@ pub fn test_split_inputs(
 pub fn run_export(
     opts: &ExportOptions,
 ) -> Result<Written, Box<dyn std::error::Error + Send + Sync>> {
-    let bytes = std::fs::read(&opts.blob)
+    let bytes = crate::limits::read_blob_file(&opts.blob)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", opts.blob.display())))?;
     let model = load(&bytes, &opts.blob.display().to_string())?;
     let vectors = if opts.vectors > 0 {

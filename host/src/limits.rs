@@ -66,6 +66,10 @@ const _: () = assert!(MAX_NAME_BYTES <= tickq_core::format::MAX_METADATA_LEN);
 /// The largest architecture, pipeline or quantization config file tickq reads: 1 MiB.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
+/// The largest blob tickq reads: 256 MiB, well above the blob of the largest model the model limits allow
+/// ([`MAX_PARAMETERS`] int8 weights in any weight format). See [`read_blob_file`].
+pub const MAX_BLOB_BYTES: u64 = 1 << 28;
+
 /// The longest line of a trade CSV, in bytes without its line end: 64 KiB (a trade line is a few dozen bytes).
 pub const MAX_LINE_BYTES: usize = 1 << 16;
 
@@ -488,6 +492,38 @@ pub fn excerpt_lines(text: &str) -> String {
         .join("\n")
 }
 
+/// The most characters of the reason a TOML error gives on its first line; see [`toml_message`].
+pub const TOML_REASON_CHARS: usize = 400;
+
+/// A TOML parse error as tickq shows it: the position and the reason on the first line
+/// (`TOML parse error at line 6, column 1: unknown field `colour`, expected ...`), then the quoted line and its
+/// caret, every line cut as [`excerpt_lines`] cuts it. The `toml` crate puts the reason last, after the quote,
+/// where a reader of the first line never sees it.
+pub fn toml_message(e: &toml::de::Error) -> String {
+    let full = e.to_string();
+    let full = full.trim_end();
+    let reason = e.message().trim();
+    let mut lines = full.lines();
+    let first = lines.next().unwrap_or("");
+    if reason.is_empty() || !first.starts_with("TOML parse error") {
+        return excerpt_lines(full);
+    }
+    let quote = full[first.len()..]
+        .trim_end()
+        .strip_suffix(reason)
+        .unwrap_or(&full[first.len()..])
+        .trim_matches('\n');
+    let head = format!(
+        "{first}: {}",
+        excerpt_to(&reason.replace('\n', " "), TOML_REASON_CHARS)
+    );
+    if quote.trim().is_empty() {
+        head
+    } else {
+        format!("{head}\n{}", excerpt_lines(quote))
+    }
+}
+
 fn excerpt_to(text: &str, max_chars: usize) -> String {
     let mut out = String::new();
     let mut chars = text.chars();
@@ -527,6 +563,41 @@ pub fn read_text_limited(path: &Path, limit: u64) -> std::io::Result<String> {
             format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),
         )
     })
+}
+
+/// Reads a blob file without reading more than the blob says it holds: the header first, then, when it starts
+/// with the magic bytes, the length its header declares and one byte more (so trailing bytes still show as a length
+/// mismatch when tickq-core loads it). A file that does not start with the magic bytes is returned as its first
+/// [`tickq_core::format::HEADER_LEN`] bytes, which is all tickq-core reads before it refuses it; so `/dev/zero` or a
+/// huge file of something else costs 64 bytes, not the machine's memory.
+///
+/// # Errors
+///
+/// The I/O error, and [`std::io::ErrorKind::FileTooLarge`] when the header declares more than [`MAX_BLOB_BYTES`].
+pub fn read_blob_file(path: &Path) -> std::io::Result<Vec<u8>> {
+    use tickq_core::format::{HEADER_LEN, MAGIC, header};
+    let mut file = std::fs::File::open(path)?;
+    let mut bytes = Vec::with_capacity(HEADER_LEN);
+    (&mut file)
+        .take(HEADER_LEN as u64)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() < HEADER_LEN || bytes[..MAGIC.len()] != MAGIC {
+        return Ok(bytes);
+    }
+    let mut declared = [0u8; 4];
+    declared.copy_from_slice(&bytes[header::TOTAL_LEN]);
+    let declared = u64::from(u32::from_le_bytes(declared));
+    if declared > MAX_BLOB_BYTES {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!(
+                "the blob header declares {declared} bytes, above {MAX_BLOB_BYTES}, the most tickq reads from a blob"
+            ),
+        ));
+    }
+    let rest = declared.saturating_sub(HEADER_LEN as u64) + 1;
+    file.take(rest).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -594,6 +665,74 @@ mod tests {
         );
         assert!(PERCENTILE.contains(50.0) && PERCENTILE.contains(100.0));
         assert!(!PERCENTILE.contains(49.9));
+    }
+
+    #[test]
+    fn toml_errors_give_the_reason_on_the_first_line() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct T {
+            n: usize,
+        }
+        let e = toml::from_str::<T>("n = 1\ncolour = 2\n").unwrap_err();
+        let m = toml_message(&e);
+        let lines: Vec<&str> = m.lines().collect();
+        assert_eq!(
+            lines[0],
+            "TOML parse error at line 2, column 1: unknown field `colour`, expected `n`"
+        );
+        assert!(lines[1..].iter().any(|l| l.contains("colour = 2")), "{m}");
+        assert!(
+            !lines[1..].iter().any(|l| l.contains("unknown field")),
+            "{m}"
+        );
+        let e = toml::from_str::<T>("n = -3\n").unwrap_err();
+        assert_eq!(
+            toml_message(&e).lines().next().unwrap(),
+            "TOML parse error at line 1, column 5: invalid value: integer `-3`, expected usize"
+        );
+        // A 10 MB key is cut in the reason as well as in the quote.
+        let key = "k".repeat(10_000_000);
+        let e = toml::from_str::<T>(&format!("{key} = 1\n")).unwrap_err();
+        let m = toml_message(&e);
+        assert!(m.len() < 2_000, "{} bytes", m.len());
+        assert!(
+            m.lines().next().unwrap().contains("… (10000"),
+            "{}",
+            &m[..300]
+        );
+    }
+
+    #[test]
+    fn blob_files_are_read_only_as_far_as_their_header_says() {
+        let dir = std::env::temp_dir().join(format!("tickq-limits-blob-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("m.blob");
+        // Not a blob: only the header's worth is read.
+        std::fs::write(&path, vec![7u8; 10_000]).unwrap();
+        assert_eq!(read_blob_file(&path).unwrap(), vec![7u8; 64]);
+        // A header declaring 100 bytes, with 200 in the file: 101 are read, so the loader sees the mismatch.
+        let mut blob = vec![0u8; 200];
+        blob[..8].copy_from_slice(&tickq_core::format::MAGIC);
+        blob[16..20].copy_from_slice(&100u32.to_le_bytes());
+        std::fs::write(&path, &blob).unwrap();
+        assert_eq!(read_blob_file(&path).unwrap(), blob[..101].to_vec());
+        // A header declaring more than the limit is refused before anything past it is read.
+        blob[16..20].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&path, &blob).unwrap();
+        let e = read_blob_file(&path).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::FileTooLarge);
+        assert_eq!(
+            e.to_string(),
+            "the blob header declares 4294967295 bytes, above 268435456, the most tickq reads from a blob"
+        );
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            read_blob_file(Path::new("/dev/zero")).unwrap(),
+            vec![0u8; 64]
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -987,12 +987,7 @@ fn quantize(a: QuantizeArgs) -> Result<(), PipelineError> {
 fn eval(a: EvalArgs) -> Result<(), PipelineError> {
     check_output_dir(&a.out, "report.md and report.json")?;
     let (model, data, _) = load_with_data(&a.checkpoint, &a.data)?;
-    let blob = std::fs::read(&a.blob).map_err(|e| {
-        PipelineError::Io(std::io::Error::new(
-            e.kind(),
-            format!("{}: {e}", a.blob.display()),
-        ))
-    })?;
+    let blob = read_blob(&a.blob)?;
     let sidecar = pipeline::QuantSidecar::read(&a.blob)?;
     let (summary, ranges) = match sidecar {
         Some(s) => (s.quantization, s.ranges),
@@ -1080,8 +1075,9 @@ fn import(a: ImportArgs) -> Result<(), PipelineError> {
     ))
 }
 
+/// Reads a blob file with [`limits::read_blob_file`], so a device or a huge file is not read into memory.
 fn read_blob(path: &Path) -> Result<Vec<u8>, PipelineError> {
-    std::fs::read(path).map_err(|e| {
+    limits::read_blob_file(path).map_err(|e| {
         PipelineError::Io(std::io::Error::new(
             e.kind(),
             format!("{}: {e}", path.display()),

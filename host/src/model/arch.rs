@@ -372,7 +372,7 @@ impl Architecture {
     fn parse_toml(text: &str, origin: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| ModelError::Parse {
             origin: origin.to_string(),
-            message: crate::limits::excerpt_lines(e.to_string().trim_end()),
+            message: crate::limits::toml_message(&e),
         })
     }
 

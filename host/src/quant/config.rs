@@ -149,7 +149,7 @@ impl RawQuantConfig {
             QuantError::Config(format!(
                 "{}: {}",
                 path.display(),
-                crate::limits::excerpt_lines(&e.to_string())
+                crate::limits::toml_message(&e)
             ))
         })
     }
@@ -222,7 +222,7 @@ impl QuantConfig {
     /// [`QuantError::Config`] for unknown fields, bad types or unsupported values.
     pub fn from_toml_str(text: &str) -> Result<Self, QuantError> {
         let raw: RawQuantConfig = toml::from_str(text)
-            .map_err(|e| QuantError::Config(crate::limits::excerpt_lines(&e.to_string())))?;
+            .map_err(|e| QuantError::Config(crate::limits::toml_message(&e)))?;
         raw.resolve()
     }
 

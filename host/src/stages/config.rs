@@ -411,8 +411,7 @@ impl PipelineConfig {
             file: file.to_string(),
             message,
         };
-        let raw: RawFile =
-            toml::from_str(text).map_err(|e| err(limits::excerpt_lines(&e.to_string())))?;
+        let raw: RawFile = toml::from_str(text).map_err(|e| err(limits::toml_message(&e)))?;
         if let Some(split) = &raw.data.split
             && !(split.train > 0.0
                 && split.validation > 0.0
@@ -631,6 +630,110 @@ fn real(field: &str, range: Real, value: Option<f32>) -> Result<Option<f32>, Str
         .transpose()
 }
 
+/// A stage's whole-number fields and its real-number fields, each with its range.
+type NumericFields = (
+    &'static [(&'static str, Count)],
+    &'static [(&'static str, Real)],
+);
+
+/// The numeric fields of each stage kind, with their ranges.
+fn numeric_fields(kind: &str) -> NumericFields {
+    use crate::limits::*;
+    match kind {
+        "train" => (
+            &[
+                ("epochs", EPOCHS),
+                ("batch_size", BATCH_SIZE),
+                ("patience", PATIENCE),
+                ("seed", SEED),
+            ],
+            &[("lr", LR), ("momentum", MOMENTUM)],
+        ),
+        "distill" => (
+            &[
+                ("epochs", EPOCHS),
+                ("batch_size", BATCH_SIZE),
+                ("patience", PATIENCE),
+                ("seed", SEED),
+            ],
+            &[
+                ("lr", LR),
+                ("momentum", MOMENTUM),
+                ("temperature", TEMPERATURE),
+                ("alpha", ALPHA),
+            ],
+        ),
+        "prune" => (
+            &[
+                ("dim", STRUCTURED_DIM),
+                ("n", NM),
+                ("m", NM),
+                ("steps", PRUNE_STEPS),
+                ("fine_tune_epochs", FINE_TUNE_EPOCHS),
+                ("batch_size", BATCH_SIZE),
+                ("seed", SEED),
+            ],
+            &[("amount", SPARSITY), ("initial", SPARSITY), ("lr", LR)],
+        ),
+        "quantize" => (
+            &[
+                ("calibration_samples", CALIBRATION_SAMPLES),
+                ("latency_calls", LATENCY_CALLS),
+            ],
+            &[
+                ("percentile", PERCENTILE),
+                ("averaging_constant", AVERAGING_CONSTANT),
+            ],
+        ),
+        "export" => (&[("vectors", VECTORS)], &[]),
+        _ => (&[], &[]),
+    }
+}
+
+/// Checks the numeric fields of a stage table before serde reads it, so a negative, fractional, too large or
+/// non-numeric value names its field and range (`field `latency_calls`: 1000000000000 is out of range: ...`)
+/// instead of serde's bare "invalid value: integer `-1`, expected usize". A whole number written as a float
+/// (`epochs = 20.0`, `latency_calls = 1e6`) is refused too: the field takes an integer.
+fn check_number_types(table: &toml::Table, kind: &str) -> Result<(), String> {
+    let (counts, reals) = numeric_fields(kind);
+    for (field, range) in counts {
+        match table.get(*field) {
+            None => {}
+            Some(toml::Value::Integer(i)) => {
+                range
+                    .parse(&i.to_string())
+                    .map_err(|e| format!("field `{field}`: {e}"))?;
+            }
+            Some(toml::Value::Float(f)) => {
+                range
+                    .parse(&f.to_string())
+                    .map_err(|e| format!("field `{field}`: {e}"))?;
+                return Err(format!(
+                    "field `{field}`: {f:?} is a float; write {range} as an integer (no decimal point or exponent)"
+                ));
+            }
+            Some(other) => {
+                return Err(format!(
+                    "field `{field}`: expected {range}, found a {}",
+                    other.type_str()
+                ));
+            }
+        }
+    }
+    for (field, range) in reals {
+        match table.get(*field) {
+            None | Some(toml::Value::Integer(_) | toml::Value::Float(_)) => {}
+            Some(other) => {
+                return Err(format!(
+                    "field `{field}`: expected {range}, found a {}",
+                    other.type_str()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn parse_stage(index: usize, table: &toml::Table, base: &Path) -> Result<Stage, String> {
     let at = format!("stage {}", index + 1);
     let name = match table.get("name") {
@@ -664,9 +767,9 @@ fn parse_stage(index: usize, table: &toml::Table, base: &Path) -> Result<Stage, 
     rest.remove("name");
     rest.remove("kind");
     let label = format!("stage `{name}` ({kind})");
+    check_number_types(&rest, &kind).map_err(|e| format!("{label}: {e}"))?;
     let value = toml::Value::Table(rest);
-    let fail =
-        |e: toml::de::Error| format!("{label}: {}", limits::excerpt_lines(e.to_string().trim()));
+    let fail = |e: toml::de::Error| format!("{label}: {}", limits::toml_message(&e));
     let spec = match kind.as_str() {
         "train" => {
             let raw: TrainStage = value.try_into().map_err(fail)?;
@@ -950,12 +1053,13 @@ fn resolve_quantize(raw: QuantizeStage) -> Result<StageSpec, String> {
     let weight_format = match raw.weight_format.as_deref() {
         None => WeightFormat::Auto,
         Some(s) => WeightFormat::from_str(s)
-            .map_err(|e| format!("field `weight_format`: {}", excerpt(&e.to_string())))?,
+            .map_err(|e| format!("field `weight_format`: `{}`: {e}", excerpt(s)))?,
     };
     let target = match raw.target.as_deref() {
         None => Target::native(),
-        Some(s) => Target::from_str(s)
-            .map_err(|e| format!("field `target`: {}", excerpt(&e.to_string())))?,
+        Some(s) => {
+            Target::from_str(s).map_err(|e| format!("field `target`: `{}`: {e}", excerpt(s)))?
+        }
     };
     let latency_calls = count("latency_calls", limits::LATENCY_CALLS, raw.latency_calls)?;
     Ok(StageSpec::Quantize {
