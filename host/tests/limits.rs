@@ -1,7 +1,6 @@
-//! Refusals of issue 11, through the `tickq` binary: out-of-range numbers, models the core cannot run, inputs
-//! that would exhaust memory, output paths that are in the way, and the dynamic-blob export. Each case asserts
-//! the exit code (2 for a command-line error clap reports, 1 for every other refusal) and the first line of the
-//! message, and that nothing panicked.
+//! The limits of issue 11 beyond single refusals (those are rows of tests/bad_input.rs): every numeric option's
+//! range in `--help`, refusals that come before the data is read, endless inputs read only as far as a limit, and
+//! the round trips of the dynamic-blob export and a pipeline's export pre-check.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -95,195 +94,76 @@ fn trained() -> &'static (PathBuf, PathBuf, PathBuf) {
 }
 
 #[test]
-fn numeric_options_give_their_range_negative_numbers_included() {
-    let (csv, arch) = fixtures();
-    let dir = scratch("limits-ranges");
-    let out = dir.join("never");
-    let train = |extra: &[&str]| {
-        let mut args = vec![
+fn the_help_of_every_numeric_option_gives_its_range() {
+    for (command, options) in [
+        (
             "train",
-            "--arch",
-            s(arch),
-            "--data",
-            s(csv),
-            "--out",
-            s(&out),
-        ];
-        args.extend(extra);
-        refused(&args, 2)
-    };
-    for (extra, line) in [
-        (
-            &["--epochs", "-5"][..],
-            "error: invalid value '-5' for '--epochs <N>': -5 is out of range: expected a whole number from 1 to 1000000",
-        ),
-        (
-            &["--epochs", "0"],
-            "error: invalid value '0' for '--epochs <N>': 0 is out of range: expected a whole number from 1 to 1000000",
-        ),
-        (
-            &["--horizon", "-5"],
-            "error: invalid value '-5' for '--horizon <TRADES>': -5 is out of range: expected a whole number from 1 to 1000000000",
-        ),
-        (
-            &["--dead-band", "-5"],
-            "error: invalid value '-5' for '--dead-band <PRICE>': -5 is out of range: expected a finite number >= 0",
-        ),
-        (
-            &["--lr", "-5"],
-            "error: invalid value '-5' for '--lr <LR>': -5 is out of range: expected a finite number > 0",
-        ),
-        (
-            &["--patience", "-5"],
-            "error: invalid value '-5' for '--patience <EPOCHS>': -5 is out of range: expected a whole number from 0 to 1000000",
-        ),
-        (
-            &["--optimizer", "sgd", "--momentum", "2"],
-            "error: invalid value '2' for '--momentum <MOMENTUM>': 2 is out of range: expected a number in [0, 1)",
-        ),
-        (
-            &["--batch-size", "0"],
-            "error: invalid value '0' for '--batch-size <N>': 0 is out of range: expected a whole number from 1 to 16777216",
-        ),
-        (
-            &["--time-steps", "70000"],
-            "error: invalid value '70000' for '--time-steps <T>': 70000 is out of range: expected a whole number from 1 to 65535",
-        ),
-        (
-            &["--epochs", "many"],
-            "error: invalid value 'many' for '--epochs <N>': `many` is not a whole number from 1 to 1000000",
-        ),
-    ] {
-        assert_eq!(train(extra), line, "{extra:?}");
-    }
-    assert!(!out.exists(), "a refused run wrote {}", out.display());
-
-    assert_eq!(
-        refused(&["bench", "m.blob", "--calls", "1000000000000"], 2),
-        "error: invalid value '1000000000000' for '--calls <N>': 1000000000000 is out of range: expected a whole number from 1 to 10000000"
-    );
-    assert_eq!(
-        refused(&["bench", "m.blob", "--calls", "0"], 2),
-        "error: invalid value '0' for '--calls <N>': 0 is out of range: expected a whole number from 1 to 10000000"
-    );
-    assert_eq!(
-        refused(
             &[
-                "eval",
-                "ck",
-                "--blob",
-                "m.blob",
-                "--out",
-                "r",
-                "--latency-calls",
-                "1e12"
-            ],
-            2
-        ),
-        "error: invalid value '1e12' for '--latency-calls <N>': 1000000000000 is out of range: expected a whole number from 1 to 10000000"
-    );
-    assert_eq!(
-        refused(
-            &["export", "m.blob", "--format", "blob", "--vectors", "-1"],
-            2
-        ),
-        "error: invalid value '-1' for '--vectors <N>': -1 is out of range: expected a whole number from 0 to 4294967295"
-    );
-    assert_eq!(
-        refused(
-            &[
-                "distill",
-                "--teacher",
-                "t",
-                "--student",
-                "s",
-                "--out",
-                "o",
-                "--alpha",
-                "2"
-            ],
-            2
-        ),
-        "error: invalid value '2' for '--alpha <ALPHA>': 2 is out of range: expected a number in [0, 1]"
-    );
-    assert_eq!(
-        refused(
-            &[
-                "prune", "ck", "--method", "global", "--amount", "1", "--out", "o"
-            ],
-            2
-        ),
-        "error: invalid value '1' for '--amount <AMOUNT>': 1 is out of range: expected a number in [0, 1)"
-    );
-    assert_eq!(
-        refused(
-            &[
-                "prune",
-                "ck",
-                "--method",
-                "global",
-                "--amount",
-                "0.5",
-                "--schedule",
-                "gradual",
-                "--steps",
-                "1000000000000",
-                "--out",
-                "o"
-            ],
-            2
-        ),
-        "error: invalid value '1000000000000' for '--steps <STEPS>': 1000000000000 is out of range: expected a whole number from 1 to 1000"
-    );
-    assert_eq!(
-        refused(
-            &["quantize", "ck", "--out", "m.blob", "--percentile", "20"],
-            2
-        ),
-        "error: invalid value '20' for '--percentile <PERCENTILE>': 20 is out of range: expected a number in [50, 100]"
-    );
-    // The help of every numeric option gives its range.
-    let help = ok(&["train", "--help"]);
-    assert!(
-        help.contains("Valid: a whole number from 1 to 1000000"),
-        "{help}"
-    );
-    assert!(help.contains("Valid: a number in [0, 1)"), "{help}");
-}
-
-#[test]
-fn settings_that_do_not_go_together_are_refused_before_the_data_is_read() {
-    let (csv, arch) = fixtures();
-    let dir = scratch("limits-combos");
-    let out = dir.join("never");
-    let out_s = s(&out);
-    assert_eq!(
-        refused(
-            &[
-                "train",
-                "--arch",
-                s(arch),
-                "--data",
-                s(csv),
-                "--out",
-                out_s,
+                "--horizon",
+                "--dead-band",
+                "--time-steps",
+                "--epochs",
+                "--batch-size",
+                "--lr",
                 "--momentum",
-                "0.5"
-            ],
-            1
+                "--patience",
+                "--seed",
+            ][..],
         ),
-        "error: --momentum applies only to --optimizer sgd"
-    );
-    assert_eq!(
-        refused(
+        (
+            "quantize",
             &[
-                "prune", "ck", "--method", "nm", "--n", "5", "--m", "4", "--out", out_s
+                "--percentile",
+                "--averaging-constant",
+                "--calibration-samples",
             ],
-            1
         ),
-        "error: --n 5 is above --m 4: N:M pruning keeps n of every m weights"
-    );
-    assert!(!out.exists());
+        ("eval", &["--latency-calls"]),
+        ("bench", &["--calls"]),
+        ("export", &["--vectors"]),
+        (
+            "prune",
+            &[
+                "--amount",
+                "--dim",
+                "--n",
+                "--m",
+                "--initial",
+                "--steps",
+                "--fine-tune-epochs",
+                "--lr",
+                "--batch-size",
+            ],
+        ),
+        (
+            "distill",
+            &[
+                "--temperature",
+                "--alpha",
+                "--epochs",
+                "--batch-size",
+                "--lr",
+                "--momentum",
+            ],
+        ),
+        ("sensitivity", &["--amount", "--percentile"]),
+    ] {
+        let help = ok(&[command, "--help"]);
+        for option in options {
+            // The option's paragraph: from its line to the next option.
+            let at = help
+                .find(&format!("  {option} "))
+                .or_else(|| help.find(&format!("  {option}\n")))
+                .unwrap_or_else(|| panic!("tickq {command} --help has no {option}:\n{help}"));
+            let rest = &help[at + 2..];
+            let end = rest.find("\n  -").unwrap_or(rest.len());
+            assert!(
+                rest[..end].contains("Valid: a "),
+                "tickq {command} --help: {option} does not give its range:\n{}",
+                &rest[..end]
+            );
+        }
+    }
 }
 
 /// Writes an MLP architecture `features -> hidden... -> 3` into `dir`.
@@ -301,16 +181,21 @@ fn mlp(dir: &Path, name: &str, hidden: &[usize]) -> PathBuf {
     path
 }
 
+/// The refusals themselves are rows of tests/bad_input.rs; this checks when they come: before the trades are read.
 #[test]
-fn models_the_core_cannot_run_are_refused_before_training() {
+fn models_the_core_cannot_run_are_refused_before_the_data_is_read() {
     let (csv, _) = fixtures();
     let dir = scratch("limits-models");
     let never = dir.join("never");
-    let train = |arch: &Path| {
+    for arch in [
+        mlp(&dir, "wide.toml", &[4_000_000]),
+        mlp(&dir, "huge.toml", &[60_000, 60_000]),
+        mlp(&dir, "deep.toml", &[8; 100]),
+    ] {
         let args = [
             "train",
             "--arch",
-            s(arch),
+            s(&arch),
             "--data",
             s(csv),
             "--out",
@@ -318,203 +203,53 @@ fn models_the_core_cannot_run_are_refused_before_training() {
         ];
         let out = run(&args, &[]);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(
             !stderr.contains("reading"),
             "the data was read before the refusal:\n{stderr}"
         );
-        refused(&args, 1)
-    };
-    let wide = mlp(&dir, "wide.toml", &[4_000_000]);
-    assert_eq!(
-        train(&wide),
-        format!(
-            "error: {}: layer 0 (dense \"fc1\"): out 4000000 is above 65535, the most the blob format's 16-bit out field holds",
-            wide.display()
-        )
-    );
-    let huge = mlp(&dir, "huge.toml", &[60_000, 60_000]);
-    assert_eq!(
-        train(&huge),
-        format!(
-            "error: {}: layer 2 (dense \"fc2\"): 3600060000 parameters (60000 x 60000 weights + 60000 biases), above 16777216, the most a layer may have",
-            huge.display()
-        )
-    );
-    let deep = mlp(&dir, "deep.toml", &[8; 100]);
-    assert_eq!(
-        train(&deep),
-        format!(
-            "error: {}: architecture: its 201 layers make 102 blob layers (the input quantizer counts as one; a relu, relu6 or clamp right after dense or conv1d is fused into it), above 32, the most a tickq-core blob holds",
-            deep.display()
-        )
-    );
-    let classes = dir.join("classes.toml");
-    std::fs::write(
-        &classes,
-        "name = \"c\"\nclasses = 300\n[input]\ntime_steps = 1\nfeatures = 29\n[[layers]]\ntype = \"dense\"\nout = 300\n",
-    )
-    .unwrap();
-    assert_eq!(
-        train(&classes),
-        format!(
-            "error: {}: architecture: classes must be from 2 to 256 (the most tickq-core predicts), got 300",
-            classes.display()
-        )
-    );
-    let named = dir.join("named.toml");
-    std::fs::write(
-        &named,
-        format!(
-            "name = \"{}\"\nclasses = 3\n[input]\ntime_steps = 1\nfeatures = 29\n[[layers]]\ntype = \"dense\"\nout = 3\n",
-            "n".repeat(500_000)
-        ),
-    )
-    .unwrap();
-    let line = train(&named);
-    assert!(
-        line.len() < 400,
-        "the name is echoed whole: {} bytes",
-        line.len()
-    );
-    assert!(
-        line.ends_with("is 500000 bytes long, above 128, the most a model name may have"),
-        "{line}"
-    );
-    #[cfg(target_os = "linux")]
-    assert_eq!(
-        train(Path::new("/dev/zero")),
-        "error: cannot read architecture file /dev/zero: larger than 1048576 bytes, the most tickq reads from a config file"
-    );
+        assert!(!never.exists());
+    }
 }
 
+#[cfg(target_os = "linux")]
 #[test]
-fn inputs_that_would_exhaust_memory_are_refused_with_the_numbers() {
+fn endless_inputs_are_refused_after_a_bounded_read() {
     let (csv, arch) = fixtures();
-    let dir = scratch("limits-memory");
+    let dir = scratch("limits-endless");
     let out = dir.join("never");
-    #[cfg(target_os = "linux")]
-    {
-        let start = std::time::Instant::now();
-        assert_eq!(
-            refused(
-                &[
-                    "train",
-                    "--arch",
-                    s(arch),
-                    "--data",
-                    "/dev/zero",
-                    "--out",
-                    s(&out)
-                ],
-                1
-            ),
-            "error: /dev/zero, line 1: longer than 65536 bytes, the most a trade CSV line may have (is this a trade CSV with line ends?)"
-        );
-        assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
-    }
-    let line = refused_with(
-        &[
+    for args in [
+        vec![
             "train",
             "--arch",
             s(arch),
+            "--data",
+            "/dev/zero",
+            "--out",
+            s(&out),
+        ],
+        vec![
+            "train",
+            "--arch",
+            "/dev/zero",
             "--data",
             s(csv),
             "--out",
             s(&out),
         ],
-        &[("TICKQ_MEMORY_LIMIT", "100000")],
-        1,
-    );
-    assert!(
-        line.starts_with("error: the sample matrix (")
-            && line.contains(
-                "x 1 time steps x 29 features, with its split and standardized copies) needs about "
-            )
-            && line
-                .ends_with("more than the 100000 bytes (97.7 KiB) that TICKQ_MEMORY_LIMIT allows"),
-        "{line}"
-    );
-    let nul = dir.join("nul.csv");
-    std::fs::write(
-        &nul,
-        "DateTime,Price,Volume\n2013-09-01 17:00:00.083,16\u{0}40.25,8\n",
-    )
-    .unwrap();
-    assert_eq!(
-        refused(
-            &[
-                "train",
-                "--arch",
-                s(arch),
-                "--data",
-                s(&nul),
-                "--out",
-                s(&out)
-            ],
-            1
-        ),
-        format!(
-            "error: {}, line 2, column 2 (Price): `16\\040.25` is not a number",
-            nul.display()
-        )
-    );
+        vec!["inspect", "/dev/zero"],
+        vec!["pipeline", "/dev/zero", "--out", s(&out)],
+    ] {
+        // With memory capped well below what reading /dev/zero whole would take.
+        let start = std::time::Instant::now();
+        let line = refused_with(&args, &[("TICKQ_MEMORY_LIMIT", "1000000000")], 1);
+        assert!(
+            start.elapsed().as_secs() < 20,
+            "tickq {args:?} took {:?}: {line}",
+            start.elapsed()
+        );
+    }
     assert!(!out.exists());
-}
-
-#[test]
-fn output_paths_in_the_way_are_named_before_any_work() {
-    let dir = scratch("limits-out");
-    let file = dir.join("report.txt");
-    std::fs::write(&file, "not a directory").unwrap();
-    assert_eq!(
-        refused(&["eval", "ck", "--blob", "m.blob", "--out", s(&file)], 1),
-        format!(
-            "error: {}: exists and is not a directory, so report.md and report.json cannot be written into it; give a new path or a directory",
-            file.display()
-        )
-    );
-    let config = dir.join("p.toml");
-    std::fs::write(
-        &config,
-        "[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"demo-mlp\"\n",
-    )
-    .unwrap();
-    assert_eq!(
-        refused(&["pipeline", s(&config), "--out", s(&file)], 1),
-        format!(
-            "error: {}: exists and is not a directory, so the stage directories and the comparison cannot be written into it; give a new path or a directory",
-            file.display()
-        )
-    );
-    let below = file.join("ckpt");
-    let (csv, arch) = fixtures();
-    assert_eq!(
-        refused(
-            &[
-                "train",
-                "--arch",
-                s(arch),
-                "--data",
-                s(csv),
-                "--out",
-                s(&below)
-            ],
-            1
-        ),
-        format!(
-            "error: {}: {} exists and is not a directory, so nothing can be written below it",
-            below.display(),
-            file.display()
-        )
-    );
-    assert_eq!(
-        refused(&["quantize", "ck", "--out", s(&dir)], 1),
-        format!(
-            "error: {}: is a directory, so the blob cannot be written there; give a file name",
-            dir.display()
-        )
-    );
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a directory");
 }
 
 #[test]
