@@ -70,6 +70,10 @@ pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// ([`MAX_PARAMETERS`] int8 weights in any weight format). See [`read_blob_file`].
 pub const MAX_BLOB_BYTES: u64 = 1 << 28;
 
+/// The largest safetensors file tickq reads: 1 GiB, twice the largest model the limits allow ([`MAX_PARAMETERS`]
+/// weights in F64 with a mask each). See [`read_file_limited`].
+pub const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
+
 /// The longest line of a trade CSV, in bytes without its line end: 64 KiB (a trade line is a few dozen bytes).
 pub const MAX_LINE_BYTES: usize = 1 << 16;
 
@@ -565,6 +569,33 @@ pub fn read_text_limited(path: &Path, limit: u64) -> std::io::Result<String> {
     })
 }
 
+/// Reads a binary file of at most `limit` bytes: a regular file's size is checked before anything is read, and any
+/// other file (a device, a pipe) is read no further than `limit + 1` bytes. `what` names the kind of file for the
+/// message (`a safetensors file`).
+///
+/// # Errors
+///
+/// The I/O error, and [`std::io::ErrorKind::FileTooLarge`] naming the size (when known) and the limit.
+pub fn read_file_limited(path: &Path, limit: u64, what: &str) -> std::io::Result<Vec<u8>> {
+    let file = std::fs::File::open(path)?;
+    let too_large = |size: String| {
+        std::io::Error::new(
+            std::io::ErrorKind::FileTooLarge,
+            format!("{size}larger than {limit} bytes, the most tickq reads from {what}"),
+        )
+    };
+    let meta = file.metadata()?;
+    if meta.is_file() && meta.len() > limit {
+        return Err(too_large(format!("{} bytes, ", meta.len())));
+    }
+    let mut bytes = Vec::new();
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large(String::new()));
+    }
+    Ok(bytes)
+}
+
 /// Reads a blob file without reading more than the blob says it holds: the header first, then, when it starts
 /// with the magic bytes, the length its header declares and one byte more (so trailing bytes still show as a length
 /// mismatch when tickq-core loads it). A file that does not start with the magic bytes is returned as its first
@@ -702,6 +733,29 @@ mod tests {
             "{}",
             &m[..300]
         );
+    }
+
+    #[test]
+    fn binary_files_are_read_up_to_their_limit() {
+        let dir = std::env::temp_dir().join(format!("tickq-limits-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.safetensors");
+        std::fs::write(&path, vec![1u8; 100]).unwrap();
+        assert_eq!(read_file_limited(&path, 100, "x").unwrap().len(), 100);
+        assert_eq!(
+            read_file_limited(&path, 99, "a safetensors file")
+                .unwrap_err()
+                .to_string(),
+            "100 bytes, larger than 99 bytes, the most tickq reads from a safetensors file"
+        );
+        #[cfg(target_os = "linux")]
+        assert_eq!(
+            read_file_limited(Path::new("/dev/zero"), 1000, "a safetensors file")
+                .unwrap_err()
+                .to_string(),
+            "larger than 1000 bytes, the most tickq reads from a safetensors file"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

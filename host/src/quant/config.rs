@@ -137,7 +137,7 @@ impl RawQuantConfig {
         }
     }
 
-    /// Reads a TOML config file.
+    /// Reads a TOML config file and checks its values ([`RawQuantConfig::resolve`]).
     ///
     /// # Errors
     ///
@@ -145,13 +145,22 @@ impl RawQuantConfig {
     pub fn load(path: &Path) -> Result<Self, QuantError> {
         let text = crate::limits::read_text_limited(path, crate::limits::MAX_CONFIG_BYTES)
             .map_err(|e| QuantError::Config(format!("{}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| {
+        let raw: RawQuantConfig = toml::from_str(&text).map_err(|e| {
             QuantError::Config(format!(
                 "{}: {}",
                 path.display(),
                 crate::limits::toml_message(&e)
             ))
-        })
+        })?;
+        // The file's own values are checked here, so the message names the file even when the command line
+        // overrides other fields later.
+        match raw.resolve() {
+            Ok(_) => Ok(raw),
+            Err(QuantError::Config(m)) => {
+                Err(QuantError::Config(format!("{}: {m}", path.display())))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Checks every field and builds the config, rejecting what tickq cannot run.
@@ -232,9 +241,7 @@ impl QuantConfig {
     ///
     /// [`QuantError::Config`] naming the file.
     pub fn load(path: &Path) -> Result<Self, QuantError> {
-        RawQuantConfig::load(path)?
-            .resolve()
-            .map_err(|e| QuantError::Config(format!("{}: {e}", path.display())))
+        RawQuantConfig::load(path)?.resolve()
     }
 }
 
@@ -264,6 +271,27 @@ fn parse_dtype(s: &str) -> Result<QuantDtype, QuantError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_file_with_a_bad_value_is_named_in_the_message() {
+        let dir = std::env::temp_dir().join(format!("tickq-quant-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("q.toml");
+        std::fs::write(&path, "observer = \"percentile\"\npercentile = 120.0\n").unwrap();
+        assert_eq!(
+            RawQuantConfig::load(&path).unwrap_err().to_string(),
+            format!(
+                "quantization config: {}: percentile: 120 is out of range: expected a number in [50, 100] (for example 99.99)",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "observer = \"mse\"\n").unwrap();
+        assert_eq!(
+            RawQuantConfig::load(&path).unwrap().observer.as_deref(),
+            Some("mse")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn accepts_supported_settings_and_aliases() {
