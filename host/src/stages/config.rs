@@ -714,8 +714,8 @@ fn check_number_types(table: &toml::Table, kind: &str) -> Result<(), String> {
             }
             Some(other) => {
                 return Err(format!(
-                    "field `{field}`: expected {range}, found a {}",
-                    other.type_str()
+                    "field `{field}`: expected {range}, found {}",
+                    toml_type(other)
                 ));
             }
         }
@@ -725,13 +725,24 @@ fn check_number_types(table: &toml::Table, kind: &str) -> Result<(), String> {
             None | Some(toml::Value::Integer(_) | toml::Value::Float(_)) => {}
             Some(other) => {
                 return Err(format!(
-                    "field `{field}`: expected {range}, found a {}",
-                    other.type_str()
+                    "field `{field}`: expected {range}, found {}",
+                    toml_type(other)
                 ));
             }
         }
     }
     Ok(())
+}
+
+/// A TOML value's type with its article, for messages (`a string`, `an array`).
+fn toml_type(value: &toml::Value) -> String {
+    let t = value.type_str();
+    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {t}")
 }
 
 fn parse_stage(index: usize, table: &toml::Table, base: &Path) -> Result<Stage, String> {
@@ -1208,6 +1219,55 @@ mod tests {
             long.len() < 400 && long.contains("… (10000000 bytes)"),
             "{} bytes",
             long.len()
+        );
+    }
+
+    #[test]
+    fn numbers_of_the_wrong_type_name_their_field_and_range() {
+        let quantize =
+            format!("{TRAIN}[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\n");
+        // A float too large for the field gets the range, not serde's "expected usize".
+        assert_eq!(
+            error(&format!("{quantize}latency_calls = 1e12\n")),
+            "p.toml: stage `q` (quantize): field `latency_calls`: 1000000000000 is out of range: expected a whole number from 1 to 10000000"
+        );
+        // A float in range is still not an integer.
+        assert_eq!(
+            error(&format!("{quantize}latency_calls = 1e3\n")),
+            "p.toml: stage `q` (quantize): field `latency_calls`: 1000.0 is a float; write a whole number from 1 to 10000000 as an integer (no decimal point or exponent)"
+        );
+        assert_eq!(
+            error(&format!("{TRAIN}epochs = -1\n")),
+            "p.toml: stage `t` (train): field `epochs`: -1 is out of range: expected a whole number from 1 to 1000000"
+        );
+        assert_eq!(
+            error(&format!("{TRAIN}epochs = 2.5\n")),
+            "p.toml: stage `t` (train): field `epochs`: `2.5` is not a whole number from 1 to 1000000"
+        );
+        assert_eq!(
+            error(&format!("{TRAIN}seed = \"seven\"\n")),
+            "p.toml: stage `t` (train): field `seed`: expected a whole number of at least 0, found a string"
+        );
+        assert_eq!(
+            error(&format!("{TRAIN}lr = [1]\n")),
+            "p.toml: stage `t` (train): field `lr`: expected a finite number > 0, found an array"
+        );
+        let export = format!(
+            "{quantize}[[stages]]\nname = \"e\"\nkind = \"export\"\nfrom = \"q\"\nvectors = -5\n"
+        );
+        assert!(error(&export).ends_with(
+            "field `vectors`: -5 is out of range: expected a whole number from 0 to 4294967295"
+        ));
+        // An integer where a real number goes is fine.
+        parses(&format!("{TRAIN}lr = 1\nepochs = 3\n"));
+    }
+
+    #[test]
+    fn toml_errors_give_their_reason_on_the_first_line() {
+        let e = error(&format!("[data]\nrows = 5\n{TRAIN}"));
+        assert_eq!(
+            e.lines().next().unwrap(),
+            "p.toml: TOML parse error at line 2, column 1: unknown field `rows`, expected one of `csv`, `time_steps`, `features`, `labels`, `split`"
         );
     }
 
