@@ -363,3 +363,38 @@ fn a_pipeline_refuses_an_impossible_export_before_the_first_stage_runs() {
     .unwrap();
     assert_eq!(vectors.len(), 5);
 }
+
+/// The defaults written into the help text of the options whose defaults live in the library.
+#[test]
+fn defaults_in_the_help_are_the_library_defaults() {
+    let train = tickq_host::train::TrainConfig::default();
+    let labels = tickq_host::data::LabelConfig::default();
+    let quant = tickq_host::quant::QuantConfig::default();
+    let dataset = tickq_host::data::DatasetConfig::default();
+    for (command, option, default) in [
+        ("train", "--epochs", train.epochs.to_string()),
+        ("train", "--batch-size", train.batch_size.to_string()),
+        ("train", "--patience", train.patience.to_string()),
+        ("train", "--seed", train.seed.to_string()),
+        ("train", "--horizon", labels.horizon.to_string()),
+        ("train", "--dead-band", labels.dead_band.to_string()),
+        ("train", "--time-steps", dataset.time_steps.to_string()),
+        (
+            "quantize",
+            "--calibration-samples",
+            quant.calibration_samples.to_string(),
+        ),
+    ] {
+        let help = ok(&[command, "--help"]);
+        let at = help
+            .find(&format!("  {option} "))
+            .unwrap_or_else(|| panic!("tickq {command} --help has no {option}"));
+        let rest = &help[at + 2..];
+        let end = rest.find("\n  -").unwrap_or(rest.len());
+        assert!(
+            rest[..end].contains(&format!("[default: {default}]")),
+            "tickq {command} --help: {option} should say [default: {default}]:\n{}",
+            &rest[..end]
+        );
+    }
+}
