@@ -1,7 +1,7 @@
 //! Blob round trips and every validation error, each reached with a crafted bad blob.
 
 use tickq_core::encode::{EncodeError, LayerSpec, OpSpec, encode, encode_unvalidated};
-use tickq_core::format::{entry as e, header as h};
+use tickq_core::format::{MAX_DIM, MAX_METADATA_LEN, entry as e, header as h};
 use tickq_core::requant::QuantMultiplier;
 use tickq_core::{BlobError, BlobErrorKind as K, LayerKind, Model, Padding, Section};
 
@@ -241,6 +241,28 @@ fn too_many_layers() {
     ));
     layers.pop();
     assert!(encode(&spec(layers, 2, 2)).is_ok(), "32 layers are allowed");
+}
+
+#[test]
+fn size_and_metadata_limits_are_the_published_constants() {
+    let q = Qp { scale: 0.1, zp: 0 };
+    let wide = |features: usize| spec(vec![identity_input(1, features, q)], features, features);
+    let err = encode(&wide(MAX_DIM + 1)).unwrap_err();
+    assert_eq!(
+        err,
+        EncodeError::TooLarge {
+            layer: Some(0),
+            field: "out_channels"
+        }
+    );
+    let mut named = spec(vec![identity_input(1, 2, q)], 2, 2);
+    named.name = "n".repeat(MAX_METADATA_LEN);
+    encode_unvalidated(&named).expect("a name of MAX_METADATA_LEN bytes fits");
+    named.name.push('n');
+    assert_eq!(
+        encode_unvalidated(&named).unwrap_err(),
+        EncodeError::MetadataTooLong { field: "name" }
+    );
 }
 
 #[test]

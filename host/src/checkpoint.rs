@@ -217,7 +217,12 @@ pub fn decode_safetensors(
 ///
 /// As [`decode_safetensors`], plus [`CheckpointError::Io`].
 pub fn read_safetensors(path: &Path) -> Result<(StateDict, HashMap<String, String>)> {
-    let bytes = std::fs::read(path).map_err(io_err(path))?;
+    let bytes = crate::limits::read_file_limited(
+        path,
+        crate::limits::MAX_WEIGHTS_BYTES,
+        "a safetensors file",
+    )
+    .map_err(io_err(path))?;
     decode_safetensors(&bytes, path)
 }
 

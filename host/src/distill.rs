@@ -87,10 +87,10 @@ impl DistillConfig {
     ///
     /// [`DistillError::Temperature`] or [`DistillError::Alpha`].
     pub fn validate(&self) -> Result<(), DistillError> {
-        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+        if !crate::limits::TEMPERATURE.contains(f64::from(self.temperature)) {
             return Err(DistillError::Temperature(self.temperature));
         }
-        if !(0.0..=1.0).contains(&self.alpha) {
+        if !crate::limits::ALPHA.contains(f64::from(self.alpha)) {
             return Err(DistillError::Alpha(self.alpha));
         }
         Ok(())
@@ -535,18 +535,17 @@ pub fn distill_train_on(
     cfg.validate()?;
     check_pair(teacher, student)?;
     let config_err = |m: String| DistillError::Train(TrainError::Config(m));
-    if train.batch_size == 0 {
-        return Err(config_err("batch_size must be at least 1".to_string()));
-    }
+    train.validate().map_err(DistillError::Train)?;
     if train.checkpoint_dir.is_some() {
         return Err(config_err(
             "distillation does not keep a resumable training state; leave checkpoint_dir unset"
                 .to_string(),
         ));
     }
-    train.optimizer.validate().map_err(config_err)?;
     check_data(student, train_x, train_y, "training set")?;
     check_data(student, val_x, val_y, "validation set")?;
+    crate::train::check_training_memory(student, train.batch_size.min(train_x.nrows()))
+        .map_err(DistillError::Train)?;
     let weights = resolve_class_weights(&train.class_weights, train_y, student.classes())?;
     let weights = weights.as_deref();
     let soft_targets = teacher_logits(teacher, train_x);
@@ -1083,7 +1082,7 @@ mod tests {
             },
         );
         assert!(
-            matches!(e, DistillError::Train(TrainError::Config(_))),
+            matches!(e, DistillError::Train(TrainError::Setting { .. })),
             "{e}"
         );
         let e = run(

@@ -199,11 +199,16 @@ pub struct LatencyStats {
 /// Each call is timed on its own with [`Instant`]; the median cost of an empty
 /// timer pair is measured first and subtracted, so the numbers are the
 /// inference itself.
+///
+/// Every timed call keeps an 8-byte sample, so at most the largest count of
+/// [`crate::limits::LATENCY_CALLS`] are timed (the stats say how many); the
+/// commands and config files refuse a larger count before they get here.
 pub fn measure_latency(
     model: &Model<'_>,
     raw_x: ArrayView2<'_, f32>,
     calls: usize,
 ) -> LatencyStats {
+    let calls = calls.min(usize::try_from(crate::limits::LATENCY_CALLS.max).unwrap_or(usize::MAX));
     let mut arena = vec![0u8; model.arena_bytes()];
     let mut session = match Session::new(model, &mut arena) {
         Ok(s) => s,

@@ -6,6 +6,11 @@
 //! - [`test_vectors`]: inputs and the int8 logits tickq-core computes for them on the host, in the binary
 //!   format below, which the firmware examples embed and check themselves against.
 //!
+//! Test vector inputs are int8 for a static blob ([`VectorInput::Int8`], for `Session::run_quantized`) and f32 for
+//! a dynamic one ([`VectorInput::F32`], for `Session::run`) unless asked otherwise ([`VectorInput::for_model`]):
+//! a dynamic blob's quantized input is int8 mantissas plus a per-sample exponent, which `run_quantized` (taking
+//! the exponent as 0) and this format do not carry, so int8 vectors of a dynamic blob are refused.
+//!
 //! # Test vector format (`TQV1`)
 //!
 //! All integers are little-endian.
@@ -50,11 +55,43 @@ pub enum ExportError {
         error: tickq_core::BlobError,
     },
     /// The `--symbol` (or the model name it defaults to) gives no C identifier.
-    #[error("symbol `{0}` has no letters or digits to build a C identifier from")]
+    #[error(
+        "symbol `{}` has no letters or digits to build a C identifier from",
+        crate::limits::excerpt(.0)
+    )]
     BadSymbol(String),
     /// The inputs do not fit the model.
     #[error("{0}")]
     Mismatch(String),
+    /// int8 test vectors were asked for a dynamically quantized blob.
+    #[error(
+        "int8 test vectors cannot hold a dynamic blob's input: its int8 mantissas come with a per-sample exponent, \
+         which Session::run_quantized and the vector format do not take; export f32 vectors (--vector-input f32 or \
+         auto, vector_input = \"f32\" or \"auto\" in a pipeline)"
+    )]
+    DynamicInt8,
+    /// int8 test vectors of a model whose input is wider than the input quantizer alone can hand back.
+    #[error(
+        "{inputs} input values are more than the {max} an int8 test vector can hold here: export f32 vectors \
+         (--vector-input f32, vector_input = \"f32\" in a pipeline)"
+    )]
+    Int8TooWide {
+        /// The model's input values per sample (`T * F`).
+        inputs: usize,
+        /// The most an int8 vector can hold ([`tickq_core::MAX_CLASSES`]).
+        max: usize,
+    },
+    /// The model does not fit the vector format's header.
+    #[error(
+        "a model with {classes} classes and {inputs} inputs does not fit the test vector format (at most 255 classes \
+         and 65535 inputs)"
+    )]
+    VectorFormat {
+        /// The model's classes.
+        classes: usize,
+        /// The model's input values per sample.
+        inputs: usize,
+    },
     /// Reading or writing a file failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -81,6 +118,41 @@ pub enum VectorInput {
 }
 
 impl VectorInput {
+    /// The input kind test vectors of `model` get unless asked otherwise: int8 for a static blob, f32 for a
+    /// dynamic one (whose int8 input carries an exponent the format does not hold).
+    pub fn for_model(model: &Model<'_>) -> Self {
+        if model.is_dynamic() {
+            VectorInput::F32
+        } else {
+            VectorInput::Int8
+        }
+    }
+
+    /// Checks that vectors of this kind can be written for a model of `inputs` values per sample, `classes`
+    /// classes, dynamic or not; the same check [`test_vectors`] makes, for callers (a pipeline) that know the
+    /// model before its blob exists.
+    ///
+    /// # Errors
+    ///
+    /// [`ExportError::VectorFormat`], [`ExportError::DynamicInt8`] or [`ExportError::Int8TooWide`].
+    pub fn check(self, inputs: usize, classes: usize, dynamic: bool) -> Result<(), ExportError> {
+        if u8::try_from(classes).is_err() || u16::try_from(inputs).is_err() {
+            return Err(ExportError::VectorFormat { classes, inputs });
+        }
+        if self == VectorInput::Int8 {
+            if dynamic {
+                return Err(ExportError::DynamicInt8);
+            }
+            if inputs > tickq_core::MAX_CLASSES {
+                return Err(ExportError::Int8TooWide {
+                    inputs,
+                    max: tickq_core::MAX_CLASSES,
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn code(self) -> u8 {
         match self {
             VectorInput::Int8 => 0,
@@ -295,12 +367,14 @@ fn input_quantizer_blob(model: &Model<'_>) -> Result<Option<Vec<u8>>, ExportErro
 ///
 /// With [`VectorInput::Int8`], each input is the int8 tensor the blob's own input quantizer produces from the
 /// row, computed by tickq-core on a model made of that quantizer alone; the function checks that
-/// `run_quantized` on it gives the same logits as `run` on the row.
+/// `run_quantized` on it gives the same logits as `run` on the row. With [`VectorInput::F32`] the inputs are the
+/// rows themselves and the logits are `run`'s (for a dynamic blob, the mantissas; the exponent is not stored).
 ///
 /// # Errors
 ///
-/// [`ExportError::Mismatch`] if the rows are not `T * F` wide, there are more than `u32::MAX` of them, or int8
-/// inputs are asked for and `T * F` is above [`tickq_core::MAX_CLASSES`] (use [`VectorInput::F32`]).
+/// [`ExportError::Mismatch`] if the rows are not `T * F` wide or there are more than `u32::MAX` of them, and
+/// the errors of [`VectorInput::check`]: int8 vectors of a dynamic blob or of more than
+/// [`tickq_core::MAX_CLASSES`] inputs, or a model the format's header cannot describe.
 pub fn test_vectors(
     model: &Model<'_>,
     inputs: ArrayView2<'_, f32>,
@@ -314,22 +388,23 @@ pub fn test_vectors(
             inputs.ncols()
         )));
     }
+    kind.check(len, model.classes(), model.is_dynamic())?;
     let (classes, input_len) = match (u8::try_from(model.classes()), u16::try_from(len)) {
         (Ok(c), Ok(l)) => (c, l),
         _ => {
-            return Err(ExportError::Mismatch(format!(
-                "a model with {} classes and {len} inputs does not fit the vector format (at most 255 and 65535)",
-                model.classes()
-            )));
+            return Err(ExportError::VectorFormat {
+                classes: model.classes(),
+                inputs: len,
+            });
         }
     };
     let quantizer_blob = match kind {
-        VectorInput::Int8 => Some(input_quantizer_blob(model)?.ok_or_else(|| {
-            ExportError::Mismatch(format!(
-                "{len} input values are more than the {} an int8 vector can hold here: export f32 vectors",
-                tickq_core::MAX_CLASSES
-            ))
-        })?),
+        VectorInput::Int8 => Some(input_quantizer_blob(model)?.ok_or(
+            ExportError::Int8TooWide {
+                inputs: len,
+                max: tickq_core::MAX_CLASSES,
+            },
+        )?),
         VectorInput::F32 => None,
     };
     let quantizer = match &quantizer_blob {
@@ -513,8 +588,8 @@ pub struct ExportOptions {
     pub symbol: Option<String>,
     /// Test vectors to write beside the export (0 = none).
     pub vectors: usize,
-    /// How the test vector inputs are stored.
-    pub vector_input: VectorInput,
+    /// How the test vector inputs are stored; `None`: [`VectorInput::for_model`].
+    pub vector_input: Option<VectorInput>,
     /// The trade CSV whose test split gives the vectors.
     pub data: PathBuf,
 }
@@ -553,17 +628,18 @@ pub fn test_split_inputs(
 pub fn run_export(
     opts: &ExportOptions,
 ) -> Result<Written, Box<dyn std::error::Error + Send + Sync>> {
-    let bytes = std::fs::read(&opts.blob)
+    let bytes = crate::limits::read_blob_file(&opts.blob)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", opts.blob.display())))?;
     let model = load(&bytes, &opts.blob.display().to_string())?;
     let vectors = if opts.vectors > 0 {
+        if let Some(kind) = opts.vector_input {
+            kind.check(model.input_len(), model.classes(), model.is_dynamic())?;
+        }
         let inputs = test_split_inputs(&model, &opts.data)?;
-        Some(test_vectors(
-            &model,
-            inputs.view(),
-            opts.vectors,
-            opts.vector_input,
-        )?)
+        let kind = opts
+            .vector_input
+            .unwrap_or_else(|| VectorInput::for_model(&model));
+        Some(test_vectors(&model, inputs.view(), opts.vectors, kind)?)
     } else {
         None
     };
@@ -579,6 +655,105 @@ pub fn run_export(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Architecture, Sequential};
+    use crate::quant::{ExportInfo, ModelQuantizer, QuantConfig};
+    use ndarray::Array2;
+
+    const MLP: &str = "name = \"mlp\"\nclasses = 3\n[input]\ntime_steps = 1\nfeatures = 6\n\
+                       [[layers]]\ntype = \"dense\"\nout = 8\n[[layers]]\ntype = \"relu\"\n\
+                       [[layers]]\ntype = \"dense\"\nout = 3\n";
+
+    /// Rows of varied, seeded-free features.
+    fn rows() -> Array2<f32> {
+        Array2::from_shape_fn((40, 6), |(r, c)| ((r * 7 + c * 3) % 11) as f32 * 0.4 - 2.0)
+    }
+
+    fn blob(dynamic: bool) -> Vec<u8> {
+        let model = Sequential::new(Architecture::from_toml_str(MLP).unwrap(), 3).unwrap();
+        let info = ExportInfo {
+            name: "mlp".into(),
+            feature_names: (0..6).map(|i| format!("f{i}")).collect(),
+            label_names: vec!["down".into(), "flat".into(), "up".into()],
+            mean: vec![0.0; 6],
+            std: vec![1.0; 6],
+            data_hash: [1; 32],
+        };
+        let q = ModelQuantizer::new(&model, &info);
+        let q = if dynamic {
+            q.dynamic_quantize().unwrap()
+        } else {
+            q.static_quantize(rows().view(), &QuantConfig::default())
+                .unwrap()
+        };
+        q.blob
+    }
+
+    /// Parses `bytes` back and reruns every vector through tickq-core: the logits must be the stored ones.
+    fn read_back(model: &Model<'_>, bytes: &[u8]) -> usize {
+        let (crc, vectors) = parse_test_vectors(bytes).unwrap();
+        assert_eq!(crc, model.crc32());
+        let mut arena = vec![0u8; model.arena_bytes()];
+        for v in &vectors {
+            let mut session = Session::new(model, &mut arena).unwrap();
+            let logits = if v.input_f32.is_empty() {
+                session.run_quantized(&v.input_i8).logits().to_vec()
+            } else {
+                session.run(&v.input_f32).logits().to_vec()
+            };
+            assert_eq!(logits, v.logits);
+        }
+        vectors.len()
+    }
+
+    #[test]
+    fn a_dynamic_blob_gets_f32_vectors_that_read_back() {
+        let bytes = blob(true);
+        let model = Model::load(&bytes).unwrap();
+        assert!(model.is_dynamic());
+        let kind = VectorInput::for_model(&model);
+        assert_eq!(kind, VectorInput::F32);
+        let vectors = test_vectors(&model, rows().view(), 10, kind).unwrap();
+        assert_eq!(read_back(&model, &vectors), 10);
+        let e = test_vectors(&model, rows().view(), 10, VectorInput::Int8).unwrap_err();
+        assert!(matches!(e, ExportError::DynamicInt8), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("int8 test vectors cannot hold a dynamic blob's input"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_static_blob_gets_int8_vectors_that_read_back() {
+        let bytes = blob(false);
+        let model = Model::load(&bytes).unwrap();
+        assert_eq!(VectorInput::for_model(&model), VectorInput::Int8);
+        for kind in [VectorInput::Int8, VectorInput::F32] {
+            let vectors = test_vectors(&model, rows().view(), 7, kind).unwrap();
+            assert_eq!(read_back(&model, &vectors), 7);
+        }
+    }
+
+    #[test]
+    fn vector_kinds_are_checked_from_the_shape_alone() {
+        assert!(VectorInput::Int8.check(29, 3, false).is_ok());
+        assert!(matches!(
+            VectorInput::Int8.check(29, 3, true),
+            Err(ExportError::DynamicInt8)
+        ));
+        assert_eq!(
+            VectorInput::Int8
+                .check(928, 3, false)
+                .unwrap_err()
+                .to_string(),
+            "928 input values are more than the 256 an int8 test vector can hold here: export f32 vectors (--vector-input f32, vector_input = \"f32\" in a pipeline)"
+        );
+        assert!(VectorInput::F32.check(928, 3, true).is_ok());
+        assert!(matches!(
+            VectorInput::F32.check(29, 256, false),
+            Err(ExportError::VectorFormat { classes: 256, .. })
+        ));
+    }
 
     #[test]
     fn symbols_are_c_identifiers() {

@@ -10,7 +10,9 @@ use tickq_host::data::{self, DatasetConfig};
 use tickq_host::device::DeviceChoice;
 use tickq_host::fsutil::write_atomic;
 use tickq_host::gpu_train::TrainDevice;
+use tickq_host::limits::{self, Count, RangeError, Real};
 use tickq_host::model::{Architecture, OptimizerConfig};
+use tickq_host::paths::{check_output_dir, check_output_file};
 use tickq_host::pipeline::{self, EncodeOptions, PipelineError, Target, WeightFormat};
 use tickq_host::prune::{
     ModelPruner, Norm, PolynomialSchedule, PruneMethod, PruningPlan, PruningStatistics,
@@ -96,17 +98,50 @@ impl DataArgs {
     }
 }
 
+/// A clap value parser for a whole number in `range`: `-5`, `0` or `1e12` outside it get an error that names the
+/// range, rather than clap's "unexpected argument".
+fn whole(
+    range: Count,
+) -> impl Fn(&str) -> Result<usize, RangeError> + Clone + Send + Sync + 'static {
+    move |text| range.parse_usize(text)
+}
+
+/// [`whole`] for a `u64`.
+fn whole_u64(
+    range: Count,
+) -> impl Fn(&str) -> Result<u64, RangeError> + Clone + Send + Sync + 'static {
+    move |text| range.parse(text)
+}
+
+/// A clap value parser for a real number in `range`, as an `f32`.
+fn real(range: Real) -> impl Fn(&str) -> Result<f32, RangeError> + Clone + Send + Sync + 'static {
+    move |text| range.parse_f32(text)
+}
+
+/// A clap value parser for a real number in `range`, as an `f64`.
+fn real_f64(
+    range: Real,
+) -> impl Fn(&str) -> Result<f64, RangeError> + Clone + Send + Sync + 'static {
+    move |text| range.parse(text)
+}
+
+/// The help of a numeric option: what it is, then its valid range, written from the same constant the value
+/// parser checks.
+fn ranged(what: &str, range: impl std::fmt::Display) -> String {
+    format!("{what}. Valid: {range}")
+}
+
 /// Labelling and windowing options for `train` and `demo`.
 #[derive(Args, Debug, Clone)]
 struct DatasetArgs {
-    /// Label horizon: the price move over the next H trades is classified.
-    #[arg(long, value_name = "TRADES")]
+    #[arg(long, value_name = "TRADES", allow_negative_numbers = true, value_parser = whole(limits::HORIZON),
+          help = ranged("Label horizon: the price move over the next H trades is classified [default: 100]", limits::HORIZON))]
     horizon: Option<usize>,
-    /// Dead band in price units: moves within +-band are labelled flat.
-    #[arg(long, value_name = "PRICE")]
+    #[arg(long, value_name = "PRICE", allow_negative_numbers = true, value_parser = real_f64(limits::DEAD_BAND),
+          help = ranged("Dead band in price units: moves within +-band are labelled flat [default: 0.125]", limits::DEAD_BAND))]
     dead_band: Option<f64>,
-    /// Window length: how many past ticks form one sample (1 = current tick only).
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", allow_negative_numbers = true, value_parser = whole(limits::TIME_STEPS),
+          help = ranged("Window length: how many past ticks form one sample (1 = current tick only) [default: 1]", limits::TIME_STEPS))]
     time_steps: Option<usize>,
 }
 
@@ -138,29 +173,43 @@ enum ClassWeightArg {
     Balanced,
 }
 
+/// `--batch-size`, shared by the commands that train or fine-tune.
+#[derive(Args, Debug, Clone)]
+struct BatchSizeArg {
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole(limits::BATCH_SIZE),
+          help = ranged("Mini-batch size (training, or fine-tuning after pruning) [default: 256]", limits::BATCH_SIZE))]
+    batch_size: Option<usize>,
+}
+
+/// `--lr`, shared by the commands that train or fine-tune.
+#[derive(Args, Debug, Clone)]
+struct LrArg {
+    #[arg(long, value_name = "LR", allow_negative_numbers = true, value_parser = real(limits::LR),
+          help = ranged("Learning rate [default: 1e-3 for Adam (and pruning's fine-tuning), 1e-2 for SGD]", limits::LR))]
+    lr: Option<f32>,
+}
+
 /// Training options.
 #[derive(Args, Debug, Clone)]
 struct TrainOpts {
-    /// Maximum number of epochs.
-    #[arg(long)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole(limits::EPOCHS),
+          help = ranged("Maximum number of epochs [default: 20]", limits::EPOCHS))]
     epochs: Option<usize>,
-    /// Mini-batch size.
-    #[arg(long)]
-    batch_size: Option<usize>,
+    #[command(flatten)]
+    batch_size: BatchSizeArg,
     /// Optimizer.
     #[arg(long, value_enum)]
     optimizer: Option<OptimizerArg>,
-    /// Learning rate (default 1e-3 for Adam, 1e-2 for SGD).
-    #[arg(long)]
-    lr: Option<f32>,
-    /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
-    momentum: f32,
-    /// Early stopping: epochs without a better validation loss before stopping.
-    #[arg(long)]
+    #[command(flatten)]
+    lr: LrArg,
+    #[arg(long, allow_negative_numbers = true, value_parser = real(limits::MOMENTUM),
+          help = ranged("SGD momentum, with --optimizer sgd [default: 0.9]", limits::MOMENTUM))]
+    momentum: Option<f32>,
+    #[arg(long, value_name = "EPOCHS", allow_negative_numbers = true, value_parser = whole(limits::PATIENCE),
+          help = ranged("Early stopping: epochs without a better validation loss before stopping (0: never) [default: 4]", limits::PATIENCE))]
     patience: Option<usize>,
-    /// Seed for initialization and shuffling; the same seed gives identical weights.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = whole_u64(limits::SEED),
+          help = ranged("Seed for initialization and shuffling; the same seed gives identical weights [default: 7]", limits::SEED))]
     seed: Option<u64>,
     /// Class weights in the cross-entropy loss.
     #[arg(long, value_enum)]
@@ -168,12 +217,12 @@ struct TrainOpts {
 }
 
 impl TrainOpts {
-    fn config(&self, base: TrainConfig) -> TrainConfig {
+    fn config(&self, base: TrainConfig) -> Result<TrainConfig, PipelineError> {
         let mut cfg = base;
         if let Some(e) = self.epochs {
             cfg.epochs = e;
         }
-        if let Some(b) = self.batch_size {
+        if let Some(b) = self.batch_size.batch_size {
             cfg.batch_size = b;
         }
         if let Some(p) = self.patience {
@@ -182,15 +231,20 @@ impl TrainOpts {
         if let Some(s) = self.seed {
             cfg.seed = s;
         }
+        if self.momentum.is_some() && !matches!(self.optimizer, Some(OptimizerArg::Sgd)) {
+            return Err(PipelineError::Mismatch(
+                "--momentum applies only to --optimizer sgd".into(),
+            ));
+        }
+        let lr = self.lr.lr;
         match self.optimizer {
             Some(OptimizerArg::Sgd) => {
-                cfg.optimizer = OptimizerConfig::sgd(self.lr.unwrap_or(1e-2), self.momentum);
+                cfg.optimizer =
+                    OptimizerConfig::sgd(lr.unwrap_or(1e-2), self.momentum.unwrap_or(0.9));
             }
-            Some(OptimizerArg::Adam) => {
-                cfg.optimizer = OptimizerConfig::adam(self.lr.unwrap_or(1e-3))
-            }
+            Some(OptimizerArg::Adam) => cfg.optimizer = OptimizerConfig::adam(lr.unwrap_or(1e-3)),
             None => {
-                if let Some(new_lr) = self.lr {
+                if let Some(new_lr) = lr {
                     match &mut cfg.optimizer {
                         OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Sgd { lr, .. } => {
                             *lr = new_lr
@@ -204,7 +258,8 @@ impl TrainOpts {
             Some(ClassWeightArg::Balanced) => cfg.class_weights = ClassWeights::Balanced,
             None => {}
         }
-        cfg
+        cfg.validate()?;
+        Ok(cfg)
     }
 }
 
@@ -227,14 +282,14 @@ struct QuantOpts {
     /// Activation observer: minmax, moving_average_minmax, percentile, mse or kl.
     #[arg(long)]
     observer: Option<String>,
-    /// Percentile for the percentile observer (50..=100).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = real_f64(limits::PERCENTILE),
+          help = ranged("Percentile for the percentile observer [default: 99.99]", limits::PERCENTILE))]
     percentile: Option<f64>,
-    /// Averaging constant of the moving-average observer (0..=1).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = real_f64(limits::AVERAGING_CONSTANT),
+          help = ranged("Averaging constant of the moving-average observer [default: 0.01]", limits::AVERAGING_CONSTANT))]
     averaging_constant: Option<f64>,
-    /// Training samples used for calibration.
-    #[arg(long)]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, value_parser = whole(limits::CALIBRATION_SAMPLES),
+          help = ranged("Training samples used for calibration (at most the training split is used) [default: 4096]", limits::CALIBRATION_SAMPLES))]
     calibration_samples: Option<usize>,
     /// Weight encoding in the blob: auto (per layer, the fastest estimate on --target among
     /// formats smaller than its dense layout), dense (the target's dense layout: dense-dot on
@@ -379,8 +434,9 @@ struct EvalArgs {
     out: PathBuf,
     #[command(flatten)]
     data: DataArgs,
-    /// Single-sample calls timed for the latency percentiles.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, value_name = "N", default_value_t = 200_000, allow_negative_numbers = true,
+          value_parser = whole(limits::LATENCY_CALLS),
+          help = ranged("Single-sample calls timed for the latency percentiles", limits::LATENCY_CALLS))]
     latency_calls: usize,
     /// Where the int8 logits of the test split are computed (bit-exact on either): auto takes a hardware GPU
     /// when there is one; gpu takes any adapter, software Vulkan too.
@@ -420,8 +476,9 @@ struct InspectArgs {
 struct BenchArgs {
     /// Blob file.
     blob: PathBuf,
-    /// Number of timed single-sample calls.
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, value_name = "N", default_value_t = 200_000, allow_negative_numbers = true,
+          value_parser = whole(limits::LATENCY_CALLS),
+          help = ranged("Number of timed single-sample calls", limits::LATENCY_CALLS))]
     calls: usize,
     /// Trade CSV whose features feed the benchmark (defaults to the bundled ES ticks);
     /// when its feature count does not match the blob, seeded random inputs are used.
@@ -446,7 +503,11 @@ enum ExportFormat {
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
 enum VectorInputArg {
+    /// int8 for a static blob, f32 for a dynamic one.
+    Auto,
+    /// int8 inputs, for Session::run_quantized (static blobs only).
     Int8,
+    /// f32 inputs, for Session::run.
     F32,
 }
 
@@ -464,12 +525,15 @@ struct ExportArgs {
     /// C symbol prefix for the header [default: the model name, sanitized].
     #[arg(long)]
     symbol: Option<String>,
-    /// Also write N test vectors from the data's test split (with the int8 logits tickq-core computes)
-    /// to OUT with the extension .tqv.
-    #[arg(long, value_name = "N", default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true,
+          value_parser = whole(limits::VECTORS),
+          help = ranged("Also write N test vectors from the data's test split (with the int8 logits tickq-core computes) \
+                         to OUT with the extension .tqv; at most the test split's samples", limits::VECTORS))]
     vectors: usize,
-    /// Test vector inputs: int8 (the blob's own input quantizer applied, for Session::run_quantized) or f32.
-    #[arg(long, value_enum, default_value = "int8")]
+    /// Test vector inputs: int8 (the blob's own input quantizer applied, for Session::run_quantized; static blobs
+    /// only, since a dynamic blob's int8 input carries a per-sample exponent), f32 (for Session::run), or auto (int8
+    /// for a static blob, f32 for a dynamic one).
+    #[arg(long, value_enum, default_value = "auto")]
     vector_input: VectorInputArg,
     #[command(flatten)]
     data: DataArgs,
@@ -502,47 +566,49 @@ struct PruneArgs {
     /// Pruning method.
     #[arg(long, value_enum)]
     method: PruneMethodArg,
-    /// Target in [0, 1): the fraction of weights that are zero afterwards, counting earlier pruning
-    /// (unstructured per layer, global over all layers), or the fraction of each layer's channels removed
-    /// (structured); the final sparsity with --schedule gradual. Not used by nm.
-    #[arg(long, required_if_eq_any([("method", "unstructured"), ("method", "global"), ("method", "structured")]))]
+    #[arg(long, required_if_eq_any([("method", "unstructured"), ("method", "global"), ("method", "structured")]),
+          allow_negative_numbers = true, value_parser = real(limits::SPARSITY),
+          help = ranged("Target: the fraction of weights that are zero afterwards, counting earlier pruning \
+                         (unstructured per layer, global over all layers), or the fraction of each layer's channels \
+                         removed (structured); the final sparsity with --schedule gradual. Not used by nm", limits::SPARSITY))]
     amount: Option<f32>,
     /// Comma-separated layer names, such as fc1,fc2. Default: every dense and conv1d layer (structured: every
     /// layer that can lose channels along --dim). Global pruning always ranks all layers together.
     #[arg(long, value_delimiter = ',', value_name = "NAMES")]
     layers: Option<Vec<String>>,
-    /// Structured: 0 removes output channels (neurons) of the named layers and the next layer's matching inputs;
-    /// 1 removes their input channels and the previous layer's matching outputs.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true, value_parser = whole(limits::STRUCTURED_DIM),
+          help = ranged("Structured: 0 removes output channels (neurons) of the named layers and the next layer's \
+                         matching inputs; 1 removes their input channels and the previous layer's matching outputs",
+                        limits::STRUCTURED_DIM))]
     dim: usize,
     /// Structured: the norm that ranks channels: 1, 2 or inf.
     #[arg(long, default_value = "1")]
     norm: Norm,
-    /// N:M: weights kept in each group.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, allow_negative_numbers = true, value_parser = whole(limits::NM),
+          help = ranged("N:M: weights kept in each group, at most --m", limits::NM))]
     n: usize,
-    /// N:M: group size, in consecutive inputs of a row (conv1d rows are tap-major: the inputs of tap 0,
-    /// then those of tap 1, ...).
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true, value_parser = whole(limits::NM),
+          help = ranged("N:M: group size, in consecutive inputs of a row (conv1d rows are tap-major: the inputs of tap 0, \
+                         then those of tap 1, ...)", limits::NM))]
     m: usize,
     /// one-shot, or gradual: Zhu & Gupta's s_t = s_f + (s_i - s_f)(1 - t/N)^3 from --initial (s_i) to --amount (s_f).
     #[arg(long, value_enum, default_value = "one-shot")]
     schedule: ScheduleArg,
-    /// Gradual: the initial sparsity s_i.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true, value_parser = real(limits::SPARSITY),
+          help = ranged("Gradual: the initial sparsity s_i, at most --amount", limits::SPARSITY))]
     initial: f32,
-    /// Gradual: the number of pruning steps N.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, allow_negative_numbers = true, value_parser = whole(limits::PRUNE_STEPS),
+          help = ranged("Gradual: the number of pruning steps N", limits::PRUNE_STEPS))]
     steps: usize,
-    /// Fine-tuning epochs after each pruning step (default: 2 with --schedule gradual, 0 otherwise).
-    #[arg(long, value_name = "E")]
+    #[arg(long, value_name = "E", allow_negative_numbers = true, value_parser = whole(limits::FINE_TUNE_EPOCHS),
+          help = ranged("Fine-tuning epochs after each pruning step [default: 2 with --schedule gradual, 0 otherwise]",
+                        limits::FINE_TUNE_EPOCHS))]
     fine_tune_epochs: Option<usize>,
-    /// Fine-tuning learning rate (Adam).
-    #[arg(long, default_value_t = 1e-3)]
-    lr: f32,
-    /// Fine-tuning mini-batch size.
-    #[arg(long, default_value_t = 256)]
-    batch_size: usize,
+    /// Fine-tuning learning rate (Adam) and mini-batch size.
+    #[command(flatten)]
+    lr: LrArg,
+    #[command(flatten)]
+    batch_size: BatchSizeArg,
     /// Bake the masks into the weights and drop them before saving (PyTorch's prune.remove). Without it the
     /// checkpoint keeps its masks; structured pruning removes channels and needs none.
     #[arg(long)]
@@ -577,11 +643,11 @@ struct DistillArgs {
     /// Checkpoint directory to write (with the teacher's preprocess.json).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
-    /// Softmax temperature T of the soft term (finite, > 0).
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true, value_parser = real(limits::TEMPERATURE),
+          help = ranged("Softmax temperature T of the soft term", limits::TEMPERATURE))]
     temperature: f32,
-    /// Weight alpha of the soft term T^2 * KL, in [0, 1]; the cross-entropy on the labels gets 1 - alpha.
-    #[arg(long, default_value_t = 0.7)]
+    #[arg(long, default_value_t = 0.7, allow_negative_numbers = true, value_parser = real(limits::ALPHA),
+          help = ranged("Weight alpha of the soft term T^2 * KL; the cross-entropy on the labels gets 1 - alpha", limits::ALPHA))]
     alpha: f32,
     /// Also train the same student alone (same initial weights, seed, epochs and optimizer), print test accuracy
     /// and macro-F1 of teacher, student alone and student distilled, and write OUT/distill-comparison.json.
@@ -632,7 +698,8 @@ fn distill(a: DistillArgs) -> Result<(), PipelineError> {
         alpha: a.alpha,
     };
     kd.validate().map_err(kd_err)?;
-    let cfg = a.train.config(TrainConfig::default());
+    let cfg = a.train.config(TrainConfig::default())?;
+    check_output_dir(&a.out, "the student checkpoint")?;
     let (teacher, data, pre) = load_with_data(&a.teacher, &a.data)?;
     let student = if a.student.is_dir() {
         let (model, student_pre) = tickq_host::checkpoint::load_checkpoint(&a.student)?;
@@ -796,6 +863,7 @@ fn run(cli: Cli) -> Result<(), PipelineError> {
 }
 
 fn demo(a: DemoArgs) -> Result<(), PipelineError> {
+    check_output_dir(&a.out, "the demo's stages, checkpoint, blob and report")?;
     let opts = stages::RunOptions {
         out: a.out.clone(),
         force: a.force,
@@ -817,10 +885,11 @@ fn demo(a: DemoArgs) -> Result<(), PipelineError> {
 
 fn train(a: TrainArgs) -> Result<(), PipelineError> {
     let arch = Architecture::load(&a.arch)?;
+    let mut cfg = a.train.config(TrainConfig::default())?;
+    check_output_dir(&a.out, "the checkpoint")?;
     let path = a.data.path();
     progress(&format!("reading {}", path.display()));
     let data = pipeline::prepare_data(&path, &a.dataset.config(), None)?;
-    let mut cfg = a.train.config(TrainConfig::default());
     let state_dir = a.out.join("train-state");
     if a.resume {
         cfg.checkpoint_dir = Some(state_dir.clone());
@@ -870,6 +939,7 @@ fn load_with_data(checkpoint: &Path, data: &DataArgs) -> Result<Loaded, Pipeline
 
 fn quantize(a: QuantizeArgs) -> Result<(), PipelineError> {
     let cfg = a.quant.config()?;
+    check_output_file(&a.out, "the blob")?;
     let (model, data, _) = load_with_data(&a.checkpoint, &a.data)?;
     if a.mode == QuantMode::Dynamic {
         progress("dynamic quantization: no calibration");
@@ -913,13 +983,9 @@ fn quantize(a: QuantizeArgs) -> Result<(), PipelineError> {
 }
 
 fn eval(a: EvalArgs) -> Result<(), PipelineError> {
+    check_output_dir(&a.out, "report.md and report.json")?;
     let (model, data, pre) = load_with_data(&a.checkpoint, &a.data)?;
-    let blob = std::fs::read(&a.blob).map_err(|e| {
-        PipelineError::Io(std::io::Error::new(
-            e.kind(),
-            format!("{}: {e}", a.blob.display()),
-        ))
-    })?;
+    let blob = read_blob(&a.blob)?;
     pipeline::check_blob_file(&a.blob, &blob, &a.checkpoint, &model, &pre)?;
     let sidecar = pipeline::QuantSidecar::read(&a.blob)?;
     let (summary, ranges) = match sidecar {
@@ -972,6 +1038,7 @@ fn eval(a: EvalArgs) -> Result<(), PipelineError> {
 }
 
 fn import(a: ImportArgs) -> Result<(), PipelineError> {
+    check_output_dir(&a.out, "the checkpoint")?;
     let model = tickq_host::checkpoint::import_safetensors(&a.weights, &a.arch)?;
     let pre = match &a.preprocess {
         Some(p) => pipeline::Preprocess::read(p, &model.arch)?,
@@ -998,8 +1065,9 @@ fn import(a: ImportArgs) -> Result<(), PipelineError> {
     ))
 }
 
+/// Reads a blob file with [`limits::read_blob_file`], so a device or a huge file is not read into memory.
 fn read_blob(path: &Path) -> Result<Vec<u8>, PipelineError> {
-    std::fs::read(path).map_err(|e| {
+    limits::read_blob_file(path).map_err(|e| {
         PipelineError::Io(std::io::Error::new(
             e.kind(),
             format!("{}: {e}", path.display()),
@@ -1072,11 +1140,13 @@ fn export(a: ExportArgs) -> Result<(), PipelineError> {
         symbol: a.symbol.clone(),
         vectors: a.vectors,
         vector_input: match a.vector_input {
-            VectorInputArg::Int8 => VectorInput::Int8,
-            VectorInputArg::F32 => VectorInput::F32,
+            VectorInputArg::Auto => None,
+            VectorInputArg::Int8 => Some(VectorInput::Int8),
+            VectorInputArg::F32 => Some(VectorInput::F32),
         },
         data: a.data.path(),
     };
+    check_output_file(&opts.out, "the export")?;
     let written = export::run_export(&opts).map_err(|e| PipelineError::Mismatch(e.to_string()))?;
     for file in &written.files {
         out(&format!("wrote {}", file.display()))?;
@@ -1106,6 +1176,12 @@ fn prune(a: PruneArgs) -> Result<(), PipelineError> {
         ScheduleArg::OneShot => PolynomialSchedule::one_shot(amount)?,
         ScheduleArg::Gradual => PolynomialSchedule::new(a.initial, amount, a.steps)?,
     };
+    if a.method == PruneMethodArg::Nm && a.n > a.m {
+        return Err(PipelineError::Mismatch(format!(
+            "--n {} is above --m {}: N:M pruning keeps n of every m weights",
+            a.n, a.m
+        )));
+    }
     let epochs = a.fine_tune_epochs.unwrap_or(match a.schedule {
         ScheduleArg::Gradual => 2,
         ScheduleArg::OneShot => 0,
@@ -1115,12 +1191,13 @@ fn prune(a: PruneArgs) -> Result<(), PipelineError> {
         schedule,
         fine_tune: TrainConfig {
             epochs,
-            batch_size: a.batch_size,
-            optimizer: OptimizerConfig::adam(a.lr),
+            batch_size: a.batch_size.batch_size.unwrap_or(256),
+            optimizer: OptimizerConfig::adam(a.lr.lr.unwrap_or(1e-3)),
             patience: 0,
             ..TrainConfig::default()
         },
     };
+    check_output_dir(&a.out, "the pruned checkpoint")?;
     let (mut model, data, pre) = load_with_data(&a.checkpoint, &a.data)?;
     progress(&format!(
         "pruning `{}` ({}, {} fine-tune epochs per step)",
@@ -1213,8 +1290,8 @@ struct SensitivityArgs {
     /// What to apply one layer at a time.
     #[arg(long, value_enum, default_value = "quantize")]
     mode: SensitivityMode,
-    /// Prune mode: the fraction of each layer's weights that is zero in its row, in [0, 1).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.5, allow_negative_numbers = true, value_parser = real(limits::SPARSITY),
+          help = ranged("Prune mode: the fraction of each layer's weights that is zero in its row", limits::SPARSITY))]
     amount: f32,
     /// The split the rows are scored on (the range report's held-out clipping always uses the test split).
     #[arg(long, value_enum, default_value = "validation")]
@@ -1234,6 +1311,9 @@ struct SensitivityArgs {
 fn sensitivity(a: SensitivityArgs) -> Result<(), PipelineError> {
     use tickq_host::quant::sensitivity::{self as sens, EvalSet};
     let config = a.quant.config()?;
+    if let Some(path) = &a.out {
+        check_output_file(path, "the report")?;
+    }
     let (model, data, _) = load_with_data(&a.checkpoint, &a.data)?;
     let (split_name, split) = match a.split {
         SplitArg::Validation => ("validation", &data.splits.validation),
@@ -1323,6 +1403,7 @@ struct PipelineArgs {
 fn run_pipeline(a: PipelineArgs) -> Result<(), PipelineError> {
     let failed = |e: stages::StagesError| PipelineError::Mismatch(e.to_string());
     let cfg = stages::PipelineConfig::load(&a.config).map_err(failed)?;
+    check_output_dir(&a.out, "the stage directories and the comparison")?;
     let opts = stages::RunOptions {
         out: a.out,
         force: a.force,
@@ -1337,4 +1418,65 @@ fn run_pipeline(a: PipelineArgs) -> Result<(), PipelineError> {
         out(&format!("wrote {}", path.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use std::any::TypeId;
+
+    /// Every numeric option of every subcommand: its help gives the valid range, and a negative value reaches the
+    /// range check (instead of clap's "unexpected argument").
+    #[test]
+    fn every_numeric_option_names_its_range_and_takes_negative_numbers() {
+        fn walk(cmd: &clap::Command, path: &str, seen: &mut Vec<String>) {
+            let numeric = [
+                TypeId::of::<usize>(),
+                TypeId::of::<u64>(),
+                TypeId::of::<f32>(),
+                TypeId::of::<f64>(),
+            ];
+            for arg in cmd.get_arguments() {
+                let id = arg.get_value_parser().type_id();
+                if !numeric.iter().any(|t| id == *t) {
+                    continue;
+                }
+                let name = format!("{path} --{}", arg.get_long().unwrap_or("?"));
+                let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+                assert!(help.contains(". Valid: "), "{name}: no range in `{help}`");
+                assert!(
+                    arg.is_allow_negative_numbers_set(),
+                    "{name}: -5 would be an unexpected argument"
+                );
+                seen.push(name);
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), seen);
+            }
+        }
+        let mut seen = Vec::new();
+        walk(&Cli::command(), "tickq", &mut seen);
+        for expected in [
+            "tickq train --epochs",
+            "tickq train --horizon",
+            "tickq train --dead-band",
+            "tickq train --lr",
+            "tickq train --patience",
+            "tickq train --momentum",
+            "tickq bench --calls",
+            "tickq eval --latency-calls",
+            "tickq export --vectors",
+            "tickq prune --steps",
+            "tickq prune --batch-size",
+            "tickq distill --alpha",
+            "tickq quantize --calibration-samples",
+            "tickq sensitivity --amount",
+        ] {
+            assert!(
+                seen.iter().any(|s| s == expected),
+                "{expected} is not a checked numeric option: {seen:?}"
+            );
+        }
+    }
 }

@@ -81,6 +81,21 @@ pub enum PipelineError {
     /// Inputs that do not fit together (a model and data with different features, say).
     #[error("{0}")]
     Mismatch(String),
+    /// A setting is outside its range in [`crate::limits`].
+    #[error("{setting}: {source}")]
+    Setting {
+        /// The setting (`--latency-calls`, `latency_calls`).
+        setting: &'static str,
+        /// The value and the range.
+        #[source]
+        source: crate::limits::RangeError,
+    },
+    /// An output path is blocked by something already there.
+    #[error(transparent)]
+    OutputPath(#[from] crate::paths::OutputPathError),
+    /// An export failed.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
 }
 
 /// The first difference between a blob and the checkpoint it is evaluated with ([`check_blob_of`]).
@@ -534,6 +549,12 @@ pub fn evaluate_on(
     ranges: Vec<RangeRow>,
     latency_calls: usize,
 ) -> Result<Report, PipelineError> {
+    crate::limits::LATENCY_CALLS
+        .check_usize(latency_calls)
+        .map_err(|source| PipelineError::Setting {
+            setting: "latency calls",
+            source,
+        })?;
     let core_model = tickq_core::Model::load(blob).map_err(|error| PipelineError::Blob {
         path: "blob".into(),
         error,

@@ -98,6 +98,73 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Checks `epochs`, `batch_size` and `patience` against their ranges in [`crate::limits`] and the optimizer
+    /// with [`OptimizerConfig::validate`], so a bad setting from a config file is refused before any data is
+    /// touched. A run of 0 epochs is refused: it would save the random initial weights as if trained.
+    ///
+    /// # Errors
+    ///
+    /// [`TrainError::Setting`] naming the setting, its value and its range, or [`TrainError::Model`] with
+    /// [`ModelError::Optimizer`].
+    pub fn validate(&self) -> Result<()> {
+        use crate::limits::{BATCH_SIZE, EPOCHS, PATIENCE};
+        for (setting, range, value) in [
+            ("epochs", EPOCHS, self.epochs),
+            ("batch_size", BATCH_SIZE, self.batch_size),
+            ("patience", PATIENCE, self.patience),
+        ] {
+            range
+                .check_usize(value)
+                .map_err(|source| TrainError::Setting { setting, source })?;
+        }
+        self.optimizer.validate().map_err(ModelError::Optimizer)?;
+        Ok(())
+    }
+}
+
+/// About how many bytes training `model` takes beyond the data set, with batches of `batch` rows: the parameters
+/// six times over (weights, gradients, two optimizer moments, the best weights and a copy to save), and per row
+/// of a batch every layer's activation three times over (the forward cache, its gradient and scratch), plus a
+/// convolution's unfolded input.
+pub fn training_memory_bytes(model: &Sequential, batch: usize) -> u64 {
+    let params = model.num_parameters() as u64;
+    let shapes = model.arch.shapes().unwrap_or_default();
+    let mut per_row = model.input_len() as u64;
+    let mut input = model.arch.input_shape();
+    for (spec, shape) in model.arch.layers.iter().zip(&shapes) {
+        per_row = per_row.saturating_add(shape.len() as u64);
+        if let (
+            crate::model::LayerSpec::Conv1d { kernel, .. },
+            crate::model::Shape::Seq { channels, .. },
+            crate::model::Shape::Seq { time, .. },
+        ) = (spec, input, *shape)
+        {
+            per_row = per_row.saturating_add((channels * kernel * time) as u64);
+        }
+        input = *shape;
+    }
+    4u64.saturating_mul(
+        params
+            .saturating_mul(6)
+            .saturating_add(per_row.saturating_mul(3).saturating_mul(batch as u64)),
+    )
+}
+
+/// Refuses a training run whose [`training_memory_bytes`] exceed the memory tickq may use
+/// ([`crate::limits::check_memory`]).
+pub(crate) fn check_training_memory(model: &Sequential, batch: usize) -> Result<()> {
+    let needed = training_memory_bytes(model, batch);
+    crate::limits::check_memory(needed, || {
+        format!(
+            "training `{}` ({} parameters) in batches of {batch}",
+            crate::limits::excerpt(&model.arch.name),
+            model.num_parameters()
+        )
+    })?;
+    Ok(())
+}
+
 /// Metrics of one finished epoch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
@@ -139,6 +206,18 @@ pub enum TrainError {
     /// A hyper-parameter is out of range.
     #[error("invalid training configuration: {0}")]
     Config(String),
+    /// A setting is outside its range in [`crate::limits`].
+    #[error("invalid training configuration: {setting}: {source}")]
+    Setting {
+        /// The setting, as written in a config file (`epochs`).
+        setting: &'static str,
+        /// The value and the range.
+        #[source]
+        source: crate::limits::RangeError,
+    },
+    /// Training would need more memory than there is.
+    #[error(transparent)]
+    Memory(#[from] crate::limits::MemoryError),
     /// The data does not fit the model or is malformed.
     #[error("invalid training data: {0}")]
     Data(String),
@@ -852,14 +931,10 @@ pub fn train_on(
     cfg: &TrainConfig,
     observer: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainHistory> {
-    if cfg.batch_size == 0 {
-        return Err(TrainError::Config(
-            "batch_size must be at least 1".to_string(),
-        ));
-    }
-    cfg.optimizer.validate().map_err(TrainError::Config)?;
+    cfg.validate()?;
     check_data(model, train_x, train_y, "training set")?;
     check_data(model, val_x, val_y, "validation set")?;
+    check_training_memory(model, cfg.batch_size.min(train_x.nrows()))?;
     let weights = resolve_class_weights(&cfg.class_weights, train_y, model.classes())?;
     let weights = weights.as_deref();
     let key = ResumeKey {
@@ -1486,7 +1561,13 @@ mod tests {
                 ..base.clone()
             },
         );
-        assert!(matches!(e, TrainError::Config(_)));
+        assert!(matches!(
+            e,
+            TrainError::Setting {
+                setting: "batch_size",
+                ..
+            }
+        ));
         let e = run(
             &mut m,
             x.view(),
@@ -1496,7 +1577,38 @@ mod tests {
                 ..base.clone()
             },
         );
-        assert!(matches!(e, TrainError::Config(m) if m.contains("lr")));
+        assert!(
+            matches!(e, TrainError::Model(ModelError::Optimizer(_)))
+                && e.to_string().contains("lr"),
+            "{e}"
+        );
+        // No epoch would save the random initial weights as if trained.
+        let e = run(
+            &mut m,
+            x.view(),
+            &y,
+            &TrainConfig {
+                epochs: 0,
+                ..base.clone()
+            },
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid training configuration: epochs: 0 is out of range: expected a whole number from 1 to 1000000"
+        );
+        let e = run(
+            &mut m,
+            x.view(),
+            &y,
+            &TrainConfig {
+                optimizer: OptimizerConfig::sgd(0.1, 2.0),
+                ..base.clone()
+            },
+        );
+        assert_eq!(
+            e.to_string(),
+            "invalid optimizer setting: sgd momentum: 2 is out of range: expected a number in [0, 1)"
+        );
         let e = run(
             &mut m,
             x.view(),

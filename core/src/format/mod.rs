@@ -38,6 +38,17 @@ pub const SECTION_ALIGN: usize = 16;
 pub const METADATA_ALIGN: usize = 4;
 /// The input reference that means "none" (the model input for layer 0, no second input otherwise).
 pub const NO_INPUT: u16 = 0xFFFF;
+/// The largest value a layer entry's 16-bit size fields hold: `out_time`, `out_channels`, `kernel`, `stride` and
+/// `dilation`.
+///
+/// So no tensor of a blob has more than this many time steps or channels: the input's time steps and features,
+/// every Dense or Conv1d layer's outputs, and the `T * C` values of a Flatten are all at most `MAX_DIM`; the
+/// encoder refuses a larger one with `EncodeError::TooLarge`.
+pub const MAX_DIM: usize = u16::MAX as usize;
+/// The longest metadata string in bytes (the model name, each feature and label name, the tickq version), and
+/// the most entries a metadata list holds: their lengths and counts are 16-bit; the encoder refuses a longer one
+/// with `EncodeError::MetadataTooLong`.
+pub const MAX_METADATA_LEN: usize = u16::MAX as usize;
 
 /// Byte ranges of the header fields.
 pub mod header {

@@ -5,11 +5,12 @@
 //! that names the source, the line, the column and the field.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use super::error::DataError;
 use super::time::parse_timestamp_ms;
+use crate::limits::{MAX_FIELD_BYTES, MAX_LINE_BYTES};
 
 /// The aggressor side of a trade, when the data says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -93,6 +94,9 @@ fn split_fields(line: &str) -> impl Iterator<Item = &str> {
 }
 
 /// Reads one line into `bytes` without its line end, counting `line_no`; `Ok(None)` at end of input.
+///
+/// At most [`MAX_LINE_BYTES`] plus a line end are read, so an endless stream without line ends (`/dev/zero`) is
+/// refused after 64 KiB rather than read into memory.
 fn next_line<'a, R: BufRead>(
     reader: &mut R,
     bytes: &'a mut Vec<u8>,
@@ -100,7 +104,10 @@ fn next_line<'a, R: BufRead>(
     source: &str,
 ) -> Result<Option<&'a str>, DataError> {
     bytes.clear();
+    // Two bytes more than the limit: room for `\r\n` after a line of exactly the limit.
     let n = reader
+        .by_ref()
+        .take(MAX_LINE_BYTES as u64 + 2)
         .read_until(b'\n', bytes)
         .map_err(|e| DataError::Read {
             file: source.to_owned(),
@@ -117,12 +124,37 @@ fn next_line<'a, R: BufRead>(
     if bytes.last() == Some(&b'\r') {
         bytes.pop();
     }
+    if bytes.len() > MAX_LINE_BYTES {
+        return Err(DataError::LineTooLong {
+            file: source.to_owned(),
+            line: *line_no,
+            limit: MAX_LINE_BYTES,
+        });
+    }
     std::str::from_utf8(bytes)
         .map(Some)
         .map_err(|_| DataError::NotUtf8 {
             file: source.to_owned(),
             line: *line_no,
         })
+}
+
+/// Refuses a field longer than [`MAX_FIELD_BYTES`].
+fn check_field_lengths(line: &str, source: &str, line_no: usize) -> Result<(), DataError> {
+    match split_fields(line)
+        .enumerate()
+        .find(|(_, f)| f.len() > MAX_FIELD_BYTES)
+    {
+        Some((col, text)) => Err(DataError::FieldTooLong {
+            file: source.to_owned(),
+            line: line_no,
+            column: col + 1,
+            text: text.to_owned(),
+            len: text.len(),
+            limit: MAX_FIELD_BYTES,
+        }),
+        None => Ok(()),
+    }
 }
 
 fn find_columns(header: &str, source: &str) -> Result<Columns, DataError> {
@@ -185,7 +217,8 @@ fn find_columns(header: &str, source: &str) -> Result<Columns, DataError> {
 /// [`DataError::DuplicateColumn`], [`DataError::FieldCount`], [`DataError::BadNumber`],
 /// [`DataError::NotFinite`], [`DataError::NonPositivePrice`], [`DataError::NegativeSize`],
 /// [`DataError::BadTimestamp`], [`DataError::TimeBackwards`], [`DataError::BadSide`],
-/// [`DataError::NotUtf8`] and [`DataError::Read`].
+/// [`DataError::NotUtf8`], [`DataError::Read`], and [`DataError::LineTooLong`] / [`DataError::FieldTooLong`] for a
+/// line above [`MAX_LINE_BYTES`] or a field above [`MAX_FIELD_BYTES`].
 pub fn parse_trades(mut reader: impl BufRead, source: &str) -> Result<Vec<Trade>, DataError> {
     let mut bytes = Vec::with_capacity(128);
     let mut line_no = 0usize;
@@ -200,6 +233,7 @@ pub fn parse_trades(mut reader: impl BufRead, source: &str) -> Result<Vec<Trade>
             Some(line) => {
                 let line = line.strip_prefix('\u{feff}').unwrap_or(line);
                 if !line.trim().is_empty() {
+                    check_field_lengths(line, source, line_no)?;
                     break find_columns(line, source)?;
                 }
             }
@@ -213,6 +247,7 @@ pub fn parse_trades(mut reader: impl BufRead, source: &str) -> Result<Vec<Trade>
         if line.trim().is_empty() {
             continue;
         }
+        check_field_lengths(line, source, line_no)?;
         let fields: Vec<&str> = split_fields(line).collect();
         if fields.len() != expected {
             return Err(DataError::FieldCount {
@@ -689,5 +724,72 @@ mod tests {
             }
             let _ = parse_trades(&bytes[..], "fuzz");
         }
+    }
+
+    #[test]
+    fn an_endless_line_is_refused_after_the_line_limit() {
+        // `/dev/zero` as a reader: NUL bytes without end; only the limit and a little more are read.
+        let mut zeros = std::io::repeat(0).take(1 << 40);
+        let err = parse_trades(BufReader::new(&mut zeros), "/dev/zero").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "/dev/zero, line 1: longer than 65536 bytes, the most a trade CSV line may have (is this a trade CSV with line ends?)"
+        );
+        assert!(zeros.limit() > (1 << 40) - (1 << 20), "read too much");
+        let long_row = format!(
+            "DateTime,Price,Volume\n2013-09-01 17:00:00.083,{},8\n",
+            "1".repeat(70_000)
+        );
+        let err = parse(&long_row).unwrap_err();
+        assert!(
+            matches!(err, DataError::LineTooLong { line: 2, .. }),
+            "{err}"
+        );
+        // A line of exactly the limit, with a CRLF line end, is fine (and then fails on its content).
+        let exact = format!(
+            "DateTime,Price,Volume,Note\r\n2013-09-01 17:00:00.083,1,8,{}\r\n",
+            "n".repeat(MAX_LINE_BYTES - 28)
+        );
+        assert!(!matches!(parse(&exact), Err(DataError::LineTooLong { .. })));
+    }
+
+    #[test]
+    fn long_fields_are_refused_and_shown_cut() {
+        let text = format!(
+            "DateTime,Price,Volume\n2013-09-01 17:00:00.083,{},8\n",
+            "9".repeat(5_000)
+        );
+        let err = parse(&text).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "t.csv, line 2, column 2: the field `{}… (5000 bytes)` is 5000 bytes long, above 1024, the most a field may have",
+                "9".repeat(80)
+            )
+        );
+        let header = format!("DateTime,Price,Volume,{}\n", "h".repeat(2_000));
+        assert!(matches!(
+            parse(&header).unwrap_err(),
+            DataError::FieldTooLong {
+                line: 1,
+                column: 4,
+                len: 2000,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn control_characters_in_fields_are_escaped_in_messages() {
+        let err = parse("DateTime,Price,Volume\n2013-09-01 17:00:00.083,1\u{0}2,8\n").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "t.csv, line 2, column 2 (Price): `1\\02` is not a number"
+        );
+        let err = parse("Date\u{1b}[31m,Price,Volume\n").unwrap_err();
+        assert!(
+            err.to_string().contains("`Date\\u{1b}[31m,Price,Volume`"),
+            "{err}"
+        );
     }
 }

@@ -34,7 +34,7 @@ impl Default for DatasetConfig {
 }
 
 impl DatasetConfig {
-    /// Validates the feature and label configurations and `time_steps >= 1`.
+    /// Validates the feature and label configurations and `time_steps` ([`crate::limits::TIME_STEPS`]).
     ///
     /// # Errors
     ///
@@ -42,11 +42,12 @@ impl DatasetConfig {
     pub fn validate(&self) -> Result<(), DataError> {
         self.features.validate()?;
         self.labels.validate()?;
-        if self.time_steps == 0 {
-            return Err(DataError::InvalidConfig(
-                "time_steps must be >= 1".to_owned(),
-            ));
-        }
+        crate::limits::TIME_STEPS
+            .check_usize(self.time_steps)
+            .map_err(|source| DataError::Setting {
+                setting: "time_steps",
+                source,
+            })?;
         Ok(())
     }
 }
@@ -123,8 +124,9 @@ impl Dataset {
 ///
 /// # Errors
 ///
-/// [`DataError::InvalidConfig`] from [`DatasetConfig::validate`], and [`DataError::TooFewSamples`]
-/// when no sample remains.
+/// [`DataError::InvalidConfig`] or [`DataError::Setting`] from [`DatasetConfig::validate`],
+/// [`DataError::TooFewSamples`] when no sample remains, and [`DataError::Memory`] when the sample matrix would
+/// not fit the memory available ([`crate::limits::check_memory`]).
 pub fn build_dataset(trades: &[Trade], cfg: &DatasetConfig) -> Result<Dataset, DataError> {
     cfg.validate()?;
     let features = compute_features(trades, &cfg.features);
@@ -167,6 +169,16 @@ pub fn build_dataset(trades: &[Trade], cfg: &DatasetConfig) -> Result<Dataset, D
     }
 
     let width = t_steps * f;
+    // The matrix, then its split and standardized copies.
+    let needed = (picked.len() as u64)
+        .saturating_mul(width as u64)
+        .saturating_mul(4 * 3);
+    crate::limits::check_memory(needed, || {
+        format!(
+            "the sample matrix ({} samples x {t_steps} time steps x {f} features, with its split and standardized copies)",
+            picked.len()
+        )
+    })?;
     let mut x = Array2::<f32>::zeros((picked.len(), width));
     for (mut row, &(i, _)) in x.rows_mut().into_iter().zip(&picked) {
         let window = features.values.slice(s![i + 1 - t_steps..=i, ..]);
@@ -417,12 +429,24 @@ mod tests {
         ));
         assert!(matches!(
             build_dataset(&trades, &cfg(0, 1)),
-            Err(DataError::InvalidConfig(_))
+            Err(DataError::Setting {
+                setting: "time_steps",
+                ..
+            })
         ));
         assert!(matches!(
             build_dataset(&trades, &cfg(1, 0)),
-            Err(DataError::InvalidConfig(_))
+            Err(DataError::Setting {
+                setting: "labels.horizon",
+                ..
+            })
         ));
+        assert_eq!(
+            build_dataset(&trades, &cfg(70_000, 1))
+                .unwrap_err()
+                .to_string(),
+            "invalid configuration: time_steps: 70000 is out of range: expected a whole number from 1 to 65535"
+        );
     }
 
     #[test]

@@ -1,6 +1,11 @@
 //! The error type of the data module.
+//!
+//! Text from the input (a field, a header name, the header line) is shown through [`excerpt`]: control characters
+//! escaped and at most [`crate::limits::EXCERPT_CHARS`] characters.
 
 use std::path::PathBuf;
+
+use crate::limits::excerpt;
 
 /// Everything that can go wrong while loading trades or building, splitting a data set.
 ///
@@ -49,7 +54,8 @@ pub enum DataError {
     },
     /// A required column is missing from the header.
     #[error(
-        "{file}, line 1: missing required column `{column}` (accepted names: {accepted}); header found: `{header}`"
+        "{file}, line 1: missing required column `{column}` (accepted names: {accepted}); header found: `{}`",
+        excerpt(header)
     )]
     MissingColumn {
         /// Source name.
@@ -63,7 +69,8 @@ pub enum DataError {
     },
     /// Two header columns map to the same role.
     #[error(
-        "{file}, line 1, column {column}: `{name}` is a second `{role}` column (the first is column {first})"
+        "{file}, line 1, column {column}: `{}` is a second `{role}` column (the first is column {first})",
+        excerpt(name)
     )]
     DuplicateColumn {
         /// Source name.
@@ -90,7 +97,11 @@ pub enum DataError {
         found: usize,
     },
     /// A numeric field is not a number.
-    #[error("{file}, line {line}, column {column} ({field}): `{text}` is not a number")]
+    #[error(
+        "{file}, line {line}, column {column} ({}): `{}` is not a number",
+        excerpt(field),
+        excerpt(text)
+    )]
     BadNumber {
         /// Source name.
         file: String,
@@ -104,7 +115,11 @@ pub enum DataError {
         text: String,
     },
     /// A numeric field is NaN or infinite.
-    #[error("{file}, line {line}, column {column} ({field}): `{text}` is not finite")]
+    #[error(
+        "{file}, line {line}, column {column} ({}): `{}` is not finite",
+        excerpt(field),
+        excerpt(text)
+    )]
     NotFinite {
         /// Source name.
         file: String,
@@ -118,7 +133,10 @@ pub enum DataError {
         text: String,
     },
     /// A price is zero or negative.
-    #[error("{file}, line {line}, column {column} ({field}): price {value} must be > 0")]
+    #[error(
+        "{file}, line {line}, column {column} ({}): price {value} must be > 0",
+        excerpt(field)
+    )]
     NonPositivePrice {
         /// Source name.
         file: String,
@@ -132,7 +150,10 @@ pub enum DataError {
         value: f64,
     },
     /// A trade size is negative.
-    #[error("{file}, line {line}, column {column} ({field}): size {value} must be >= 0")]
+    #[error(
+        "{file}, line {line}, column {column} ({}): size {value} must be >= 0",
+        excerpt(field)
+    )]
     NegativeSize {
         /// Source name.
         file: String,
@@ -147,7 +168,9 @@ pub enum DataError {
     },
     /// A timestamp cannot be parsed or names an impossible date or time.
     #[error(
-        "{file}, line {line}, column {column} ({field}): bad timestamp `{text}` (expected `YYYY-MM-DD HH:MM:SS[.fff]`, `YYYY-MM-DDTHH:MM:SS[.fff][Z]` or integer epoch milliseconds)"
+        "{file}, line {line}, column {column} ({}): bad timestamp `{}` (expected `YYYY-MM-DD HH:MM:SS[.fff]`, `YYYY-MM-DDTHH:MM:SS[.fff][Z]` or integer epoch milliseconds)",
+        excerpt(field),
+        excerpt(text)
     )]
     BadTimestamp {
         /// Source name.
@@ -163,7 +186,9 @@ pub enum DataError {
     },
     /// A timestamp is earlier than the previous row's.
     #[error(
-        "{file}, line {line}, column {column} ({field}): time goes backwards: `{text}` is {back_ms} ms before the previous row"
+        "{file}, line {line}, column {column} ({}): time goes backwards: `{}` is {back_ms} ms before the previous row",
+        excerpt(field),
+        excerpt(text)
     )]
     TimeBackwards {
         /// Source name.
@@ -181,7 +206,9 @@ pub enum DataError {
     },
     /// A side field is not one of `buy`, `sell`, `b`, `s` (any case) or empty.
     #[error(
-        "{file}, line {line}, column {column} ({field}): bad side `{text}` (expected buy, sell, b, s or empty)"
+        "{file}, line {line}, column {column} ({}): bad side `{}` (expected buy, sell, b, s or empty)",
+        excerpt(field),
+        excerpt(text)
     )]
     BadSide {
         /// Source name.
@@ -198,6 +225,49 @@ pub enum DataError {
     /// A configuration value is out of range.
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
+    /// A setting is outside its range in [`crate::limits`].
+    #[error("invalid configuration: {setting}: {source}")]
+    Setting {
+        /// The setting, as written in a config file (`labels.horizon`).
+        setting: &'static str,
+        /// The value and the range.
+        #[source]
+        source: crate::limits::RangeError,
+    },
+    /// A line is longer than [`crate::limits::MAX_LINE_BYTES`]: not a trade CSV, or one without line ends.
+    #[error(
+        "{file}, line {line}: longer than {limit} bytes, the most a trade CSV line may have (is this a trade CSV with line ends?)"
+    )]
+    LineTooLong {
+        /// Source name.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// A field (or header name) is longer than [`crate::limits::MAX_FIELD_BYTES`].
+    #[error(
+        "{file}, line {line}, column {column}: the field `{}` is {len} bytes long, above {limit}, the most a field may have",
+        excerpt(text)
+    )]
+    FieldTooLong {
+        /// Source name.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The field.
+        text: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The samples would need more memory than there is.
+    #[error(transparent)]
+    Memory(#[from] crate::limits::MemoryError),
     /// Too few usable samples to build or split a data set.
     #[error("too few samples: {found} usable, at least {needed} needed ({context})")]
     TooFewSamples {

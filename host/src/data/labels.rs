@@ -39,23 +39,24 @@ impl Default for LabelConfig {
 }
 
 impl LabelConfig {
-    /// Checks `horizon >= 1` and a finite, non-negative `dead_band`.
+    /// Checks `horizon` ([`crate::limits::HORIZON`]) and `dead_band` (finite and >= 0, [`crate::limits::DEAD_BAND`]).
     ///
     /// # Errors
     ///
-    /// [`DataError::InvalidConfig`] naming the bad field.
+    /// [`DataError::Setting`] naming the bad field, its value and its range.
     pub fn validate(&self) -> Result<(), DataError> {
-        if self.horizon == 0 {
-            return Err(DataError::InvalidConfig(
-                "labels.horizon must be >= 1 trade".to_owned(),
-            ));
-        }
-        if !(self.dead_band.is_finite() && self.dead_band >= 0.0) {
-            return Err(DataError::InvalidConfig(format!(
-                "labels.dead_band must be finite and >= 0, found {}",
-                self.dead_band
-            )));
-        }
+        crate::limits::HORIZON
+            .check_usize(self.horizon)
+            .map_err(|source| DataError::Setting {
+                setting: "labels.horizon",
+                source,
+            })?;
+        crate::limits::DEAD_BAND
+            .check(self.dead_band)
+            .map_err(|source| DataError::Setting {
+                setting: "labels.dead_band",
+                source,
+            })?;
         Ok(())
     }
 
@@ -157,7 +158,7 @@ mod tests {
             },
         ] {
             assert!(
-                matches!(cfg.validate(), Err(DataError::InvalidConfig(_))),
+                matches!(cfg.validate(), Err(DataError::Setting { .. })),
                 "{cfg:?}"
             );
         }

@@ -10,6 +10,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ModelError, Result};
+use crate::limits::{
+    MAX_BLOB_LAYERS, MAX_CLASSES, MAX_CONFIG_BYTES, MAX_FAN_IN, MAX_LAYER_PARAMETERS,
+    MAX_NAME_BYTES, MAX_PARAMETERS, MAX_TENSOR_VALUES, MAX_UNITS, excerpt,
+};
 
 /// How a convolution treats the start of the window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -316,9 +320,6 @@ pub struct Architecture {
     pub layers: Vec<LayerSpec>,
 }
 
-/// Largest number of values any tensor of one sample may hold, to keep arithmetic far from overflow.
-const MAX_TENSOR_LEN: usize = 1 << 28;
-
 impl Architecture {
     /// Reads and validates an architecture file: JSON when the extension is `.json`, TOML otherwise.
     ///
@@ -327,9 +328,11 @@ impl Architecture {
     /// [`ModelError::Io`] when the file cannot be read, [`ModelError::Parse`] for syntax or field errors,
     /// and [`ModelError::InvalidArch`] (naming the file and the layer) when the network is inconsistent.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
-            path: path.to_path_buf(),
-            source,
+        let text = crate::limits::read_text_limited(path, MAX_CONFIG_BYTES).map_err(|source| {
+            ModelError::Io {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         let origin = path.display().to_string();
         let is_json = path
@@ -369,14 +372,14 @@ impl Architecture {
     fn parse_toml(text: &str, origin: &str) -> Result<Self> {
         toml::from_str(text).map_err(|e| ModelError::Parse {
             origin: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
+            message: crate::limits::toml_message(&e),
         })
     }
 
     fn parse_json(text: &str, origin: &str) -> Result<Self> {
         serde_json::from_str(text).map_err(|e| ModelError::Parse {
             origin: origin.to_string(),
-            message: e.to_string(),
+            message: crate::limits::excerpt_lines(&e.to_string()),
         })
     }
 
@@ -398,13 +401,71 @@ impl Architecture {
         serde_json::to_string_pretty(self).map_err(|e| ModelError::Serialize(e.to_string()))
     }
 
-    /// Checks the whole architecture: sizes, names and the shape chain.
+    /// Checks the whole architecture: sizes, names, the shape chain and the limits of [`crate::limits`] (units,
+    /// fan-in and parameters per layer, parameters in all, blob layers, classes, name lengths), so that a model
+    /// that validates can be trained, quantized and run by tickq-core.
     ///
     /// # Errors
     ///
-    /// [`ModelError::InvalidArch`] naming the first offending layer.
+    /// [`ModelError::InvalidArch`] naming the first offending layer, the limit and the value.
     pub fn validate(&self) -> Result<()> {
         self.shapes().map(|_| ())
+    }
+
+    /// The number of parameters (weights plus biases) of each layer, index-aligned with
+    /// [`Architecture::layers`], for a validated architecture.
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidArch`] as [`Architecture::validate`].
+    pub fn layer_parameters(&self) -> Result<Vec<usize>> {
+        let shapes = self.shapes()?;
+        Ok(self
+            .layers
+            .iter()
+            .enumerate()
+            .map(|(i, spec)| {
+                let input = if i == 0 {
+                    self.input_shape()
+                } else {
+                    shapes[i - 1]
+                };
+                layer_size(spec, input).unwrap_or(0)
+            })
+            .collect())
+    }
+
+    /// The number of layers the blob of this architecture has: one for the input quantizer, one per layer,
+    /// except a `relu`, `relu6` or `clamp` right after a `dense` or `conv1d` layer (fused into its
+    /// requantization) and a `flatten` of a vector (nothing to do). At most [`MAX_BLOB_LAYERS`].
+    ///
+    /// # Errors
+    ///
+    /// [`ModelError::InvalidArch`] as [`Architecture::validate`].
+    pub fn blob_layers(&self) -> Result<usize> {
+        let shapes = self.shapes()?;
+        Ok(self.count_blob_layers(&shapes))
+    }
+
+    fn count_blob_layers(&self, shapes: &[Shape]) -> usize {
+        1 + self
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|&(i, spec)| {
+                let after_weighted = i > 0 && self.layers[i - 1].has_parameters();
+                let input = if i == 0 {
+                    self.input_shape()
+                } else {
+                    shapes[i - 1]
+                };
+                match spec {
+                    LayerSpec::ReLU | LayerSpec::ReLU6 | LayerSpec::Clamp { .. } => !after_weighted,
+                    LayerSpec::Flatten => matches!(input, Shape::Seq { .. }),
+                    _ => true,
+                }
+            })
+            .count()
     }
 
     /// The input shape of one sample: a vector of `features` when `time_steps == 1`, else a sequence.
@@ -447,7 +508,7 @@ impl Architecture {
 
     fn describe(&self, index: usize) -> String {
         match (self.layers.get(index), self.param_name(index)) {
-            (Some(spec), Some(name)) => format!("{} \"{name}\"", spec.kind()),
+            (Some(spec), Some(name)) => format!("{} \"{}\"", spec.kind(), excerpt(&name)),
             (Some(spec), None) => spec.kind().to_string(),
             (None, _) => "?".to_string(),
         }
@@ -465,9 +526,10 @@ impl Architecture {
             layer: None,
             reason,
         };
-        if self.classes < 2 {
+        check_model_name(&self.name).map_err(global)?;
+        if !(2..=MAX_CLASSES).contains(&self.classes) {
             return Err(global(format!(
-                "classes must be at least 2, got {}",
+                "classes must be from 2 to {MAX_CLASSES} (the most tickq-core predicts), got {}",
                 self.classes
             )));
         }
@@ -477,13 +539,26 @@ impl Architecture {
                 self.input.time_steps, self.input.features
             )));
         }
+        for (field, v) in [
+            ("time_steps", self.input.time_steps),
+            ("features", self.input.features),
+        ] {
+            if v > MAX_UNITS {
+                return Err(global(format!(
+                    "input {field} {v} is above {MAX_UNITS}, the most the blob format's 16-bit size fields hold"
+                )));
+            }
+        }
         if self
             .input
             .time_steps
             .checked_mul(self.input.features)
-            .is_none_or(|n| n > MAX_TENSOR_LEN)
+            .is_none_or(|n| n > MAX_TENSOR_VALUES)
         {
-            return Err(global("input is too large".to_string()));
+            return Err(global(format!(
+                "the input has {} x {} values per sample, above {MAX_TENSOR_VALUES}, the most a tensor may have",
+                self.input.time_steps, self.input.features
+            )));
         }
         if self.layers.is_empty() {
             return Err(global("the model has no layers".to_string()));
@@ -491,17 +566,33 @@ impl Architecture {
         self.check_names()?;
         let mut shape = self.input_shape();
         let mut out = Vec::with_capacity(self.layers.len());
+        let mut parameters = 0usize;
         for (i, spec) in self.layers.iter().enumerate() {
             let err = |reason: String| ModelError::InvalidArch {
                 origin: None,
                 layer: Some((i, self.describe(i))),
                 reason,
             };
+            check_fields(spec).map_err(err)?;
+            let input = shape;
             shape = next_shape(spec, shape).map_err(err)?;
-            if shape.len() > MAX_TENSOR_LEN {
-                return Err(err(format!("output is too large ({shape})")));
-            }
+            check_output(shape).map_err(err)?;
+            parameters = parameters.saturating_add(layer_size(spec, input).map_err(err)?);
             out.push(shape);
+        }
+        if parameters > MAX_PARAMETERS {
+            return Err(global(format!(
+                "{parameters} parameters in all, above {MAX_PARAMETERS}, the most a model may have"
+            )));
+        }
+        let blob_layers = self.count_blob_layers(&out);
+        if blob_layers > MAX_BLOB_LAYERS {
+            return Err(global(format!(
+                "its {} layers make {blob_layers} blob layers (the input quantizer counts as one; a relu, relu6 or \
+                 clamp right after dense or conv1d is fused into it), above {MAX_BLOB_LAYERS}, the most a \
+                 tickq-core blob holds",
+                self.layers.len()
+            )));
         }
         let last = self.layers.len() - 1;
         let bad_end = |reason: String| ModelError::InvalidArch {
@@ -536,6 +627,13 @@ impl Architecture {
             let valid_chars = name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+            if name.len() > MAX_NAME_BYTES {
+                return Err(err(format!(
+                    "name \"{}\" is {} bytes long, above {MAX_NAME_BYTES}, the most a layer name may have",
+                    excerpt(&name),
+                    name.len()
+                )));
+            }
             if name.is_empty()
                 || !valid_chars
                 || name.starts_with('.')
@@ -543,11 +641,15 @@ impl Architecture {
                 || name.contains("..")
             {
                 return Err(err(format!(
-                    "name {name:?} must be non-empty ASCII letters, digits, '_' and inner single '.'"
+                    "name \"{}\" must be non-empty ASCII letters, digits, '_' and inner single '.'",
+                    excerpt(&name)
                 )));
             }
             if let Some((_, j)) = seen.iter().find(|(n, _)| *n == name) {
-                return Err(err(format!("name {name:?} is already used by layer {j}")));
+                return Err(err(format!(
+                    "name \"{}\" is already used by layer {j}",
+                    excerpt(&name)
+                )));
             }
             seen.push((name, i));
         }
@@ -568,6 +670,110 @@ fn with_origin(e: ModelError, origin: &str) -> ModelError {
         },
         other => other,
     }
+}
+
+/// Checks a model name: 1 to [`MAX_NAME_BYTES`] bytes without control characters (it is copied into the blob
+/// metadata and into the comments of exported C and Rust files).
+fn check_model_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() {
+        return Err("name must not be empty".to_string());
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "name \"{}\" is {} bytes long, above {MAX_NAME_BYTES}, the most a model name may have",
+            excerpt(name),
+            name.len()
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(format!(
+            "name \"{}\" has a control character; use printable characters",
+            excerpt(name)
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the size fields of a layer against the blob format's 16-bit fields ([`MAX_UNITS`]).
+fn check_fields(spec: &LayerSpec) -> std::result::Result<(), String> {
+    let fields: &[(&str, usize)] = match spec {
+        LayerSpec::Dense { out, .. } => &[("out", *out)],
+        LayerSpec::Conv1d {
+            out,
+            kernel,
+            stride,
+            dilation,
+            ..
+        } => &[
+            ("out", *out),
+            ("kernel", *kernel),
+            ("stride", *stride),
+            ("dilation", *dilation),
+        ],
+        LayerSpec::MaxPool1d { kernel, stride } | LayerSpec::AvgPool1d { kernel, stride } => {
+            &[("kernel", *kernel), ("stride", stride.unwrap_or(*kernel))]
+        }
+        _ => &[],
+    };
+    match fields.iter().find(|(_, v)| *v > MAX_UNITS) {
+        Some((field, v)) => Err(format!(
+            "{field} {v} is above {MAX_UNITS}, the most the blob format's 16-bit {field} field holds"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// Checks an output shape against [`MAX_UNITS`] per dimension and [`MAX_TENSOR_VALUES`] in all.
+fn check_output(shape: Shape) -> std::result::Result<(), String> {
+    let over = match shape {
+        Shape::Seq { channels, .. } if channels > MAX_UNITS => Some(("channels", channels)),
+        Shape::Seq { time, .. } if time > MAX_UNITS => Some(("time steps", time)),
+        Shape::Flat(n) if n > MAX_UNITS => Some(("values", n)),
+        _ => None,
+    };
+    if let Some((what, v)) = over {
+        return Err(format!(
+            "the output ({shape}) has {v} {what}, above {MAX_UNITS}, the most the blob format's 16-bit size fields hold"
+        ));
+    }
+    if shape.len() > MAX_TENSOR_VALUES {
+        return Err(format!(
+            "the output ({shape}) has {} values per sample, above {MAX_TENSOR_VALUES}, the most a tensor may have",
+            shape.len()
+        ));
+    }
+    Ok(())
+}
+
+/// The number of parameters of `spec` on `input`, checked against [`MAX_FAN_IN`] and [`MAX_LAYER_PARAMETERS`].
+fn layer_size(spec: &LayerSpec, input: Shape) -> std::result::Result<usize, String> {
+    let (out, inputs, kernel) = match (spec, input) {
+        (LayerSpec::Dense { out, .. }, Shape::Flat(n)) => (*out, n, 1),
+        (LayerSpec::Conv1d { out, kernel, .. }, Shape::Seq { channels, .. }) => {
+            (*out, channels, *kernel)
+        }
+        _ => return Ok(0),
+    };
+    let fan_in = inputs.saturating_mul(kernel);
+    if fan_in > MAX_FAN_IN {
+        let how = if kernel == 1 {
+            format!("{inputs} inputs")
+        } else {
+            format!("{inputs} channels x kernel {kernel} = {fan_in} inputs")
+        };
+        return Err(format!(
+            "each output reads {how}, above {MAX_FAN_IN}, the most tickq-core's i32 accumulator bound allows \
+             for any weights"
+        ));
+    }
+    let parameters = out.saturating_mul(fan_in).saturating_add(out);
+    if parameters > MAX_LAYER_PARAMETERS {
+        return Err(format!(
+            "{parameters} parameters ({out} x {fan_in} weights + {out} biases), above {MAX_LAYER_PARAMETERS}, \
+             the most a layer may have"
+        ));
+    }
+    Ok(parameters)
 }
 
 fn pooled_len(time: usize, kernel: usize, stride: usize) -> std::result::Result<usize, String> {
@@ -913,6 +1119,194 @@ out = 2
                 }
                 other => panic!("{needle}: expected a parse error, got {other:?}"),
             }
+        }
+    }
+
+    /// An MLP `features -> hidden... -> 3` with ReLU between the dense layers.
+    fn mlp(features: usize, hidden: &[usize]) -> String {
+        let mut text = format!(
+            "name = \"big\"\nclasses = 3\n[input]\ntime_steps = 1\nfeatures = {features}\n"
+        );
+        for h in hidden {
+            text.push_str(&format!(
+                "[[layers]]\ntype = \"dense\"\nout = {h}\n[[layers]]\ntype = \"relu\"\n"
+            ));
+        }
+        text.push_str("[[layers]]\ntype = \"dense\"\nout = 3\n");
+        text
+    }
+
+    fn message(text: &str) -> String {
+        Architecture::from_toml_str(text).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn units_above_the_format_limit_are_refused_before_anything_is_allocated() {
+        assert_eq!(
+            message(&mlp(29, &[4_000_000])),
+            "layer 0 (dense \"fc1\"): out 4000000 is above 65535, the most the blob format's 16-bit out field holds"
+        );
+        let conv = conv_arch("").replace(
+            "kernel = 5\n[[layers]]\ntype = \"relu\"",
+            "kernel = 70000\n[[layers]]\ntype = \"relu\"",
+        );
+        assert!(
+            message(&conv).contains("kernel 70000 is above 65535"),
+            "{}",
+            message(&conv)
+        );
+        let wide_input = MLP.replace("features = 24", "features = 70000");
+        assert_eq!(
+            message(&wide_input),
+            "architecture: input features 70000 is above 65535, the most the blob format's 16-bit size fields hold"
+        );
+        // A flatten of 300 channels x 300 steps makes 90000 values: more than one 16-bit field holds.
+        let flat = "name = \"f\"\nclasses = 3\n[input]\ntime_steps = 300\nfeatures = 300\n\
+                    [[layers]]\ntype = \"flatten\"\n[[layers]]\ntype = \"dense\"\nout = 3\n";
+        let (layer, reason) = invalid_reason(flat);
+        assert_eq!(layer, Some(0));
+        assert!(reason.contains("90000 values, above 65535"), "{reason}");
+    }
+
+    #[test]
+    fn parameters_are_limited_per_layer_and_in_all() {
+        // 29 -> 60000 -> 60000 -> 3: 3.6 billion weights in the middle layer.
+        assert_eq!(
+            message(&mlp(29, &[60_000, 60_000])),
+            "layer 2 (dense \"fc2\"): 3600060000 parameters (60000 x 60000 weights + 60000 biases), above 16777216, the most a layer may have"
+        );
+        // Three layers of 4000 x 4000 fit one by one (16 M each) but not together (48 M).
+        let text = mlp(4000, &[4000, 4000, 4000]);
+        assert!(
+            message(&text).starts_with("architecture: 48024003 parameters in all, above 33554432"),
+            "{}",
+            message(&text)
+        );
+        let arch = Architecture::from_toml_str(&mlp(29, &[128, 128])).unwrap();
+        assert_eq!(
+            arch.layer_parameters().unwrap(),
+            vec![3840, 0, 16512, 0, 387]
+        );
+    }
+
+    #[test]
+    fn fan_in_is_limited_by_the_accumulator_bound() {
+        let text = "name = \"c\"\nclasses = 3\n[input]\ntime_steps = 64\nfeatures = 2000\n\
+                    [[layers]]\ntype = \"conv1d\"\nout = 2\nkernel = 40\n\
+                    [[layers]]\ntype = \"global_avg_pool\"\n[[layers]]\ntype = \"dense\"\nout = 3\n";
+        let (layer, reason) = invalid_reason(text);
+        assert_eq!(layer, Some(0));
+        assert!(
+            reason.starts_with(
+                "each output reads 2000 channels x kernel 40 = 80000 inputs, above 65535"
+            ),
+            "{reason}"
+        );
+    }
+
+    #[test]
+    fn the_blob_layer_count_is_checked_before_training() {
+        // 100 hidden layers with ReLU: 201 layers, 102 blob layers (the input quantizer, 101 dense with fused ReLU).
+        let text = mlp(29, &[8; 100]);
+        assert_eq!(
+            message(&text),
+            "architecture: its 201 layers make 102 blob layers (the input quantizer counts as one; a relu, relu6 or clamp right after dense or conv1d is fused into it), above 32, the most a tickq-core blob holds"
+        );
+        // 31 dense layers (ReLUs fused) make 32 blob layers: the most that fits.
+        let arch = Architecture::from_toml_str(&mlp(29, &[8; 30])).unwrap();
+        assert_eq!(arch.blob_layers().unwrap(), 32);
+        assert!(Architecture::from_toml_str(&mlp(29, &[8; 31])).is_err());
+        // A relu after a relu is a table of its own; a flatten of a vector is nothing.
+        let text = MLP.replace(
+            "type = \"relu\"",
+            "type = \"relu\"\n[[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"flatten\"",
+        );
+        assert_eq!(
+            Architecture::from_toml_str(&text)
+                .unwrap()
+                .blob_layers()
+                .unwrap(),
+            4
+        );
+        let conv = Architecture::from_toml_str(&conv_arch("")).unwrap();
+        assert_eq!(conv.blob_layers().unwrap(), 5);
+    }
+
+    #[test]
+    fn classes_and_names_are_limited() {
+        let many = MLP
+            .replace("classes = 3", "classes = 300")
+            .replace("out = 3\n", "out = 300\n");
+        assert_eq!(
+            message(&many),
+            "architecture: classes must be from 2 to 256 (the most tickq-core predicts), got 300"
+        );
+        let long = MLP.replace(
+            "name = \"mlp\"",
+            &format!("name = \"{}\"", "m".repeat(10_000_000)),
+        );
+        let msg = message(&long);
+        assert!(
+            msg.len() < 300,
+            "the message echoes the whole name: {} bytes",
+            msg.len()
+        );
+        assert!(
+            msg.contains("… (10000000 bytes)\" is 10000000 bytes long, above 128, the most a model name may have"),
+            "{msg}"
+        );
+        let nul = MLP.replace("name = \"mlp\"", "name = \"a\\u0000b\"");
+        assert_eq!(
+            message(&nul),
+            "architecture: name \"a\\0b\" has a control character; use printable characters"
+        );
+        let layer = MLP.replace(
+            "out = 64",
+            &format!("out = 64\nname = \"{}\"", "l".repeat(200)),
+        );
+        let (index, reason) = invalid_reason(&layer);
+        assert_eq!(index, Some(0));
+        assert!(
+            reason.contains("is 200 bytes long, above 128, the most a layer name may have"),
+            "{reason}"
+        );
+        let bad = MLP.replace("out = 64", "out = 64\nname = \"a\\u0000b\"");
+        assert!(
+            message(&bad).contains("(dense \"a\\0b\")"),
+            "{}",
+            message(&bad)
+        );
+    }
+
+    #[test]
+    fn a_huge_or_endless_architecture_file_is_refused_quickly() {
+        let dir = std::env::temp_dir().join(format!("tickq-arch-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let big = dir.join("big.toml");
+        std::fs::write(&big, format!("{MLP}\n#{}", "x".repeat(2 << 20))).unwrap();
+        let msg = Architecture::load(&big).unwrap_err().to_string();
+        assert!(
+            msg.contains("big.toml") && msg.contains("larger than 1048576 bytes"),
+            "{msg}"
+        );
+        #[cfg(target_os = "linux")]
+        {
+            let msg = Architecture::load(Path::new("/dev/zero"))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                msg.contains("/dev/zero") && msg.contains("larger than"),
+                "{msg}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_bundled_shapes_fit_every_limit() {
+        for (name, text) in crate::shapes::ALL {
+            let arch = Architecture::from_toml_str(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(arch.blob_layers().unwrap() <= MAX_BLOB_LAYERS, "{name}");
         }
     }
 }

@@ -107,7 +107,7 @@ pub enum ModelError {
     ClassWeights(String),
     /// An optimizer hyper-parameter is out of range.
     #[error("invalid optimizer setting: {0}")]
-    Optimizer(String),
+    Optimizer(#[from] super::optim::OptimizerError),
     /// Logits and targets disagree in length.
     #[error("{logits} rows of logits but {targets} targets")]
     BatchMismatch {

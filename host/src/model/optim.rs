@@ -9,6 +9,26 @@ use serde::{Deserialize, Serialize};
 use super::error::{ModelError, Result};
 use super::sequential::{Gradients, Sequential, StateDict};
 
+/// An optimizer hyper-parameter outside its range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OptimizerError {
+    /// A setting is outside its range.
+    #[error("{optimizer} {setting}: {source}")]
+    Range {
+        /// `adam` or `sgd`.
+        optimizer: &'static str,
+        /// The setting, as written in a config file (`momentum`).
+        setting: &'static str,
+        /// The value and the range.
+        #[source]
+        source: crate::limits::RangeError,
+    },
+    /// Nesterov momentum was asked for without a momentum.
+    #[error("sgd nesterov needs momentum > 0")]
+    NesterovWithoutMomentum,
+}
+
 /// Which optimizer to use, with its hyper-parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -94,81 +114,67 @@ impl OptimizerConfig {
         }
     }
 
-    /// Checks the hyper-parameters, returning a description of the first bad one.
+    /// Checks the hyper-parameters against their ranges in [`crate::limits`]: learning rate finite and > 0,
+    /// betas and SGD momentum in `[0, 1)`, eps finite and > 0, weight decay finite and >= 0, and Nesterov only
+    /// with a momentum above 0.
     ///
     /// # Errors
     ///
-    /// A message such as `adam beta2 must be in [0, 1), got 1`.
-    pub fn validate(&self) -> std::result::Result<(), String> {
-        let check = |ok: bool, what: &str, v: f32| {
-            if ok {
-                Ok(())
-            } else {
-                Err(format!("{what}, got {v}"))
-            }
-        };
-        match *self {
-            OptimizerConfig::Adam {
-                lr,
-                beta1,
-                beta2,
-                eps,
-                weight_decay,
-            } => {
-                check(
-                    lr.is_finite() && lr > 0.0,
-                    "adam lr must be finite and > 0",
+    /// The first bad setting, as an [`OptimizerError`] such as `sgd momentum: 2 is out of range: expected a
+    /// number in [0, 1)`.
+    pub fn validate(&self) -> std::result::Result<(), OptimizerError> {
+        use crate::limits::{ADAM_BETA, ADAM_EPS, LR, MOMENTUM, WEIGHT_DECAY};
+        let (optimizer, checks): (&'static str, Vec<(&'static str, crate::limits::Real, f32)>) =
+            match *self {
+                OptimizerConfig::Adam {
                     lr,
-                )?;
-                check(
-                    (0.0..1.0).contains(&beta1),
-                    "adam beta1 must be in [0, 1)",
                     beta1,
-                )?;
-                check(
-                    (0.0..1.0).contains(&beta2),
-                    "adam beta2 must be in [0, 1)",
                     beta2,
-                )?;
-                check(
-                    eps.is_finite() && eps > 0.0,
-                    "adam eps must be finite and > 0",
                     eps,
-                )?;
-                check(
-                    weight_decay.is_finite() && weight_decay >= 0.0,
-                    "adam weight_decay must be finite and >= 0",
                     weight_decay,
-                )
-            }
-            OptimizerConfig::Sgd {
-                lr,
-                momentum,
-                nesterov,
-                weight_decay,
-            } => {
-                check(
-                    lr.is_finite() && lr > 0.0,
-                    "sgd lr must be finite and > 0",
+                } => (
+                    "adam",
+                    vec![
+                        ("lr", LR, lr),
+                        ("beta1", ADAM_BETA, beta1),
+                        ("beta2", ADAM_BETA, beta2),
+                        ("eps", ADAM_EPS, eps),
+                        ("weight_decay", WEIGHT_DECAY, weight_decay),
+                    ],
+                ),
+                OptimizerConfig::Sgd {
                     lr,
-                )?;
-                check(
-                    momentum.is_finite() && momentum >= 0.0,
-                    "sgd momentum must be finite and >= 0",
                     momentum,
-                )?;
-                check(
-                    !nesterov || momentum > 0.0,
-                    "sgd nesterov needs momentum > 0",
-                    momentum,
-                )?;
-                check(
-                    weight_decay.is_finite() && weight_decay >= 0.0,
-                    "sgd weight_decay must be finite and >= 0",
                     weight_decay,
-                )
-            }
+                    ..
+                } => (
+                    "sgd",
+                    vec![
+                        ("lr", LR, lr),
+                        ("momentum", MOMENTUM, momentum),
+                        ("weight_decay", WEIGHT_DECAY, weight_decay),
+                    ],
+                ),
+            };
+        for (setting, range, value) in checks {
+            range
+                .check_f32(value)
+                .map_err(|source| OptimizerError::Range {
+                    optimizer,
+                    setting,
+                    source,
+                })?;
         }
+        if let OptimizerConfig::Sgd {
+            momentum,
+            nesterov: true,
+            ..
+        } = *self
+            && momentum <= 0.0
+        {
+            return Err(OptimizerError::NesterovWithoutMomentum);
+        }
+        Ok(())
     }
 
     pub(crate) fn slot_names(&self) -> &'static [&'static str] {
@@ -622,11 +628,29 @@ mod tests {
                 nesterov: false,
                 weight_decay: -1.0,
             },
+            OptimizerConfig::sgd(0.1, 2.0),
+            OptimizerConfig::sgd(0.1, 1.0),
+            OptimizerConfig::sgd(0.1, f32::NAN),
         ] {
             assert!(matches!(
                 Optimizer::new(cfg, &m),
                 Err(ModelError::Optimizer(_))
             ));
         }
+        assert_eq!(
+            OptimizerConfig::sgd(0.1, 2.0)
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "sgd momentum: 2 is out of range: expected a number in [0, 1)"
+        );
+        assert_eq!(
+            OptimizerConfig::adam(-1e-3)
+                .validate()
+                .unwrap_err()
+                .to_string(),
+            "adam lr: -0.001 is out of range: expected a finite number > 0"
+        );
+        assert!(OptimizerConfig::sgd(0.1, 0.99).validate().is_ok());
     }
 }

@@ -137,15 +137,30 @@ impl RawQuantConfig {
         }
     }
 
-    /// Reads a TOML config file.
+    /// Reads a TOML config file and checks its values ([`RawQuantConfig::resolve`]).
     ///
     /// # Errors
     ///
     /// [`QuantError::Config`] naming the file and the bad field.
     pub fn load(path: &Path) -> Result<Self, QuantError> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::limits::read_text_limited(path, crate::limits::MAX_CONFIG_BYTES)
             .map_err(|e| QuantError::Config(format!("{}: {e}", path.display())))?;
-        toml::from_str(&text).map_err(|e| QuantError::Config(format!("{}: {e}", path.display())))
+        let raw: RawQuantConfig = toml::from_str(&text).map_err(|e| {
+            QuantError::Config(format!(
+                "{}: {}",
+                path.display(),
+                crate::limits::toml_message(&e)
+            ))
+        })?;
+        // The file's own values are checked here, so the message names the file even when the command line
+        // overrides other fields later.
+        match raw.resolve() {
+            Ok(_) => Ok(raw),
+            Err(QuantError::Config(m)) => {
+                Err(QuantError::Config(format!("{}: {m}", path.display())))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Checks every field and builds the config, rejecting what tickq cannot run.
@@ -162,18 +177,16 @@ impl RawQuantConfig {
             cfg.dtype = parse_dtype(d)?;
         }
         cfg.reduce_range = self.reduce_range.unwrap_or(false);
-        let pct = self.percentile.unwrap_or(99.99);
-        if !(50.0..=100.0).contains(&pct) {
-            return Err(QuantError::Config(format!(
-                "percentile = {pct}: must lie in 50..=100 (for example 99.99)"
-            )));
-        }
-        let c = self.averaging_constant.unwrap_or(0.01);
-        if !(c > 0.0 && c <= 1.0) {
-            return Err(QuantError::Config(format!(
-                "averaging_constant = {c}: must lie in (0, 1] (PyTorch's default is 0.01)"
-            )));
-        }
+        let pct = crate::limits::PERCENTILE
+            .check(self.percentile.unwrap_or(99.99))
+            .map_err(|e| QuantError::Config(format!("percentile: {e} (for example 99.99)")))?;
+        let c = crate::limits::AVERAGING_CONSTANT
+            .check(self.averaging_constant.unwrap_or(0.01))
+            .map_err(|e| {
+                QuantError::Config(format!(
+                    "averaging_constant: {e} (PyTorch's default is 0.01)"
+                ))
+            })?;
         cfg.observer = match self
             .observer
             .as_deref()
@@ -192,17 +205,19 @@ impl RawQuantConfig {
             Some("kl" | "entropy" | "kl_entropy" | "kl-entropy") => ObserverKind::KlEntropy,
             Some(other) => {
                 return Err(QuantError::Config(format!(
-                    "observer = \"{other}\" is not supported: use \"minmax\", \"moving_average_minmax\", \"percentile\", \"mse\" or \"kl\""
+                    "observer = \"{}\" is not supported: use \"minmax\", \"moving_average_minmax\", \"percentile\", \"mse\" or \"kl\"",
+                    crate::limits::excerpt(other)
                 )));
             }
         };
         if let Some(n) = self.calibration_samples {
-            if n == 0 {
-                return Err(QuantError::Config(
-                    "calibration_samples = 0: at least one sample is needed".into(),
-                ));
-            }
-            cfg.calibration_samples = n;
+            cfg.calibration_samples = crate::limits::CALIBRATION_SAMPLES.check_usize(n).map_err(
+                |e| {
+                    QuantError::Config(format!(
+                        "calibration_samples: {e} (at most the training split's samples are used)"
+                    ))
+                },
+            )?;
         }
         Ok(cfg)
     }
@@ -215,8 +230,8 @@ impl QuantConfig {
     ///
     /// [`QuantError::Config`] for unknown fields, bad types or unsupported values.
     pub fn from_toml_str(text: &str) -> Result<Self, QuantError> {
-        let raw: RawQuantConfig =
-            toml::from_str(text).map_err(|e| QuantError::Config(format!("{e}")))?;
+        let raw: RawQuantConfig = toml::from_str(text)
+            .map_err(|e| QuantError::Config(crate::limits::toml_message(&e)))?;
         raw.resolve()
     }
 
@@ -226,9 +241,7 @@ impl QuantConfig {
     ///
     /// [`QuantError::Config`] naming the file.
     pub fn load(path: &Path) -> Result<Self, QuantError> {
-        RawQuantConfig::load(path)?
-            .resolve()
-            .map_err(|e| QuantError::Config(format!("{}: {e}", path.display())))
+        RawQuantConfig::load(path)?.resolve()
     }
 }
 
@@ -238,7 +251,8 @@ fn parse_backend(s: &str) -> Result<Backend, QuantError> {
         "arm" | "qnnpack" => Ok(Backend::Arm),
         "fpga" => Ok(Backend::Fpga),
         other => Err(QuantError::Config(format!(
-            "backend = \"{other}\" is unknown: use \"x86\" (alias \"fbgemm\"), \"arm\" (alias \"qnnpack\") or \"fpga\""
+            "backend = \"{}\" is unknown: use \"x86\" (alias \"fbgemm\"), \"arm\" (alias \"qnnpack\") or \"fpga\"",
+            crate::limits::excerpt(other)
         ))),
     }
 }
@@ -248,7 +262,8 @@ fn parse_dtype(s: &str) -> Result<QuantDtype, QuantError> {
         "qint8" | "int8" => Ok(QuantDtype::QInt8),
         "quint8" | "uint8" => Ok(QuantDtype::QUInt8),
         other => Err(QuantError::Config(format!(
-            "dtype = \"{other}\" is not supported: tickq-core runs 8-bit activations; use \"qint8\" or \"quint8\""
+            "dtype = \"{}\" is not supported: tickq-core runs 8-bit activations; use \"qint8\" or \"quint8\"",
+            crate::limits::excerpt(other)
         ))),
     }
 }
@@ -256,6 +271,27 @@ fn parse_dtype(s: &str) -> Result<QuantDtype, QuantError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_config_file_with_a_bad_value_is_named_in_the_message() {
+        let dir = std::env::temp_dir().join(format!("tickq-quant-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("q.toml");
+        std::fs::write(&path, "observer = \"percentile\"\npercentile = 120.0\n").unwrap();
+        assert_eq!(
+            RawQuantConfig::load(&path).unwrap_err().to_string(),
+            format!(
+                "quantization config: {}: percentile: 120 is out of range: expected a number in [50, 100] (for example 99.99)",
+                path.display()
+            )
+        );
+        std::fs::write(&path, "observer = \"mse\"\n").unwrap();
+        assert_eq!(
+            RawQuantConfig::load(&path).unwrap().observer.as_deref(),
+            Some("mse")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn accepts_supported_settings_and_aliases() {
@@ -312,6 +348,21 @@ mod tests {
             let err = QuantConfig::from_toml_str(text).unwrap_err().to_string();
             assert!(err.contains(needle), "{text}: {err}");
         }
+        assert_eq!(
+            QuantConfig::from_toml_str("percentile = 20.0")
+                .unwrap_err()
+                .to_string(),
+            "quantization config: percentile: 20 is out of range: expected a number in [50, 100] (for example 99.99)"
+        );
+        // A long or odd value is shown cut and escaped, not echoed whole.
+        let long = format!("observer = \"{}\\u0000\"", "o".repeat(10_000_000));
+        let err = QuantConfig::from_toml_str(&long).unwrap_err().to_string();
+        assert!(err.len() < 400, "{} bytes", err.len());
+        assert!(err.contains("… (10000001 bytes)"), "{err}");
+        let nul = QuantConfig::from_toml_str("backend = \"x\\u0000y\"")
+            .unwrap_err()
+            .to_string();
+        assert!(nul.contains("backend = \"x\\0y\""), "{nul}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use super::{
     ExportInfo, QuantConfig, QuantError, QuantizedModel, layer_label, quantize_weight,
     static_quantize,
 };
-use crate::model::{Layer, Sequential};
+use crate::model::{Architecture, Layer, LayerSpec as ArchLayer, Sequential};
 
 /// What to change when a layer cannot be dynamically quantized.
 const DYNAMIC_ONLY_DENSE: &str = "dynamic quantization supports only Dense layers (each optionally followed by ReLU or ReLU6) on a vector input; quantize this model statically (tickq quantize without --mode dynamic)";
@@ -67,8 +67,51 @@ impl<'m> ModelQuantizer<'m> {
     }
 }
 
+/// Checks from the architecture alone that dynamic quantization supports the model: a vector input
+/// (`time_steps = 1`) and only Dense layers, each optionally followed by a ReLU or ReLU6.
+///
+/// [`ModelQuantizer::dynamic_quantize`] applies this rule first, and a pipeline applies it to a `dynamic = true`
+/// stage's model before the first stage runs.
+///
+/// # Errors
+///
+/// [`QuantError::Layer`] naming the first layer that does not fit and what to do instead.
+pub fn check_dynamic_arch(arch: &Architecture) -> Result<(), QuantError> {
+    let refuse = |i: usize, reason: String| QuantError::Layer {
+        index: i,
+        name: match (arch.layers.get(i), arch.param_name(i)) {
+            (Some(spec), Some(name)) => format!("{name} {}", spec.kind()),
+            (Some(spec), None) => format!("#{i} {}", spec.kind()),
+            (None, _) => format!("#{i}"),
+        },
+        reason,
+    };
+    let mut i = 0;
+    while i < arch.layers.len() {
+        if !matches!(arch.layers[i], ArchLayer::Dense { .. }) {
+            return Err(refuse(i, DYNAMIC_ONLY_DENSE.into()));
+        }
+        if arch.input.time_steps != 1 {
+            return Err(refuse(
+                i,
+                format!(
+                    "the input has {} time steps; {DYNAMIC_ONLY_DENSE}",
+                    arch.input.time_steps
+                ),
+            ));
+        }
+        let fused = matches!(
+            arch.layers.get(i + 1),
+            Some(ArchLayer::ReLU | ArchLayer::ReLU6)
+        );
+        i += if fused { 2 } else { 1 };
+    }
+    Ok(())
+}
+
 /// See [`ModelQuantizer::dynamic_quantize`].
 fn dynamic_quantize(model: &Sequential, info: &ExportInfo) -> Result<QuantizedModel, QuantError> {
+    check_dynamic_arch(&model.arch)?;
     let time_steps = model.arch.input.time_steps;
     let features = model.arch.input.features;
     if info.mean.len() != features || info.std.len() != features {
@@ -251,7 +294,6 @@ fn dynamic_quantize(model: &Sequential, info: &ExportInfo) -> Result<QuantizedMo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Architecture;
     use ndarray::Array2;
     use rand::{RngExt, SeedableRng};
     use rand_chacha::ChaCha8Rng;
@@ -344,6 +386,13 @@ out = 3
         let msg = err.to_string();
         assert!(msg.contains("layer 0") && msg.contains("conv_in"), "{msg}");
         assert!(msg.contains("static"), "{msg}");
+        // The architecture alone gives the same refusal, so a pipeline can give it before training.
+        let arch_err = check_dynamic_arch(&model.arch).unwrap_err();
+        assert_eq!(arch_err.to_string(), msg);
+        check_dynamic_arch(&Architecture::from_toml_str(MLP).unwrap()).unwrap();
+        let tanh = MLP.replacen("type = \"relu\"", "type = \"tanh\"", 1);
+        let e = check_dynamic_arch(&Architecture::from_toml_str(&tanh).unwrap()).unwrap_err();
+        assert!(e.to_string().starts_with("layer 3 (#3 tanh)"), "{e}");
     }
 
     #[test]

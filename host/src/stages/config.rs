@@ -1,8 +1,11 @@
 //! The pipeline config file: a `[data]` table and an ordered list of `[[stages]]`.
 //!
-//! Parsing checks everything that can be checked without data: every stage's kind and fields, every `from`
-//! (it must name an earlier stage of the right sort), the architecture files, the pruning plans and the
-//! quantization settings, so a typo fails before any training starts.
+//! Parsing checks everything that can be checked without data: every stage's kind and fields, every numeric
+//! setting against its range in [`crate::limits`], every `from` (it must name an earlier stage of the right sort),
+//! the architecture files (against the model limits and the `[data]` window), the pruning plans, the quantization
+//! settings (`dynamic = true` only for a model dynamic quantization supports) and the export settings (the C
+//! symbol, and test vectors the blob can have), so a typo or an impossible setting fails before any training
+//! starts.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +14,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, DatasetConfig, FeatureConfig, LabelConfig, SplitConfig};
+use crate::limits::{self, Count, Real, excerpt};
 use crate::model::{Architecture, OptimizerConfig};
 use crate::prune::{Norm, PolynomialSchedule, PruneMethod, PruningPlan};
 use crate::quant::QuantConfig;
@@ -207,7 +211,7 @@ pub struct ExportStage {
     pub symbol: Option<String>,
     /// Test vectors from the test split, written beside the export as `.tqv` (default 0).
     pub vectors: Option<usize>,
-    /// `int8` (default) or `f32` test-vector inputs.
+    /// `auto` (default: int8 for a static blob, f32 for a dynamic one), `int8` or `f32` test-vector inputs.
     pub vector_input: Option<String>,
 }
 
@@ -262,8 +266,8 @@ pub enum StageSpec {
         format: crate::export::Format,
         /// The file name in the stage directory.
         file: String,
-        /// Test-vector input kind.
-        vector_input: crate::export::VectorInput,
+        /// Test-vector input kind; `None`: [`crate::export::VectorInput::for_model`].
+        vector_input: Option<crate::export::VectorInput>,
     },
 }
 
@@ -387,9 +391,11 @@ impl PipelineConfig {
     ///
     /// [`StagesError::Config`] naming the file, the stage and the field.
     pub fn load(path: &Path) -> Result<Self, StagesError> {
-        let text = std::fs::read_to_string(path).map_err(|e| StagesError::Config {
-            file: path.display().to_string(),
-            message: e.to_string(),
+        let text = limits::read_text_limited(path, limits::MAX_CONFIG_BYTES).map_err(|e| {
+            StagesError::Config {
+                file: path.display().to_string(),
+                message: e.to_string(),
+            }
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::parse(&text, &path.display().to_string(), &base)
@@ -405,7 +411,7 @@ impl PipelineConfig {
             file: file.to_string(),
             message,
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let raw: RawFile = toml::from_str(text).map_err(|e| err(limits::toml_message(&e)))?;
         if let Some(split) = &raw.data.split
             && !(split.train > 0.0
                 && split.validation > 0.0
@@ -428,8 +434,10 @@ impl PipelineConfig {
                 "no [[stages]]: a pipeline needs at least one stage".into()
             ));
         }
+        let dataset = raw.data.dataset();
         let mut stages: Vec<Stage> = Vec::new();
         let mut produced: HashMap<String, (usize, Produces, &'static str)> = HashMap::new();
+        let mut models: HashMap<String, StageModel> = HashMap::new();
         let all_names: Vec<Option<String>> = raw
             .stages
             .iter()
@@ -472,6 +480,9 @@ impl PipelineConfig {
                     Some(_) => {}
                 }
             }
+            let model = check_against_inputs(&stage, &models, &dataset)
+                .map_err(|e| err(format!("{label}: {e}")))?;
+            models.insert(stage.name.clone(), model);
             produced.insert(
                 stage.name.clone(),
                 (index, stage.spec.produces(), stage.spec.kind()),
@@ -492,6 +503,248 @@ impl PipelineConfig {
     }
 }
 
+/// What the checks of later stages need to know of an earlier stage's model or blob.
+#[derive(Debug, Clone)]
+struct StageModel {
+    /// The architecture (for a pruned model: the one it was pruned from; structured pruning keeps its input,
+    /// classes and layer kinds).
+    arch: Option<Architecture>,
+    /// Whether the stage's blob is dynamically quantized.
+    dynamic: bool,
+}
+
+/// The checks that need the stages a stage reads from (their `from` names are already checked): an architecture
+/// against the `[data]` window, `dynamic = true` against dynamic quantization's rules, and an export's symbol and
+/// test vectors against its blob. Returns what later stages need to know of this one.
+fn check_against_inputs(
+    stage: &Stage,
+    models: &HashMap<String, StageModel>,
+    dataset: &DatasetConfig,
+) -> Result<StageModel, String> {
+    let arch_of = |name: &str| models.get(name).and_then(|m| m.arch.clone());
+    let fits_data = |arch: &Architecture, field: &str| {
+        let features = dataset.features.feature_names().len();
+        let classes = data::label_names().len();
+        if arch.input.features != features || arch.input.time_steps != dataset.time_steps {
+            return Err(format!(
+                "field `{field}`: architecture `{}` takes {} features x {} time steps, but [data] gives {features} x {}",
+                excerpt(&arch.name),
+                arch.input.features,
+                arch.input.time_steps,
+                dataset.time_steps
+            ));
+        }
+        if arch.classes != classes {
+            return Err(format!(
+                "field `{field}`: architecture `{}` has {} classes, but the labels have {classes}",
+                excerpt(&arch.name),
+                arch.classes
+            ));
+        }
+        Ok(())
+    };
+    Ok(match &stage.spec {
+        StageSpec::Train { arch, .. } => {
+            fits_data(arch, "arch")?;
+            StageModel {
+                arch: Some(arch.clone()),
+                dynamic: false,
+            }
+        }
+        StageSpec::Distill { raw, student, .. } => {
+            let arch = match student {
+                Some((arch, _)) => {
+                    fits_data(arch, "student")?;
+                    Some(arch.clone())
+                }
+                None => raw.student_from.as_deref().and_then(arch_of),
+            };
+            StageModel {
+                arch,
+                dynamic: false,
+            }
+        }
+        StageSpec::Prune { raw, .. } => StageModel {
+            arch: arch_of(&raw.from),
+            dynamic: false,
+        },
+        StageSpec::Quantize { raw, .. } => {
+            let arch = arch_of(&raw.from);
+            let dynamic = raw.dynamic == Some(true);
+            if dynamic && let Some(arch) = &arch {
+                crate::quant::dynamic::check_dynamic_arch(arch)
+                    .map_err(|e| format!("field `dynamic`: {e}"))?;
+            }
+            StageModel { arch, dynamic }
+        }
+        StageSpec::Export {
+            raw,
+            format,
+            vector_input,
+            ..
+        } => {
+            let from = models.get(&raw.from);
+            let dynamic = from.is_some_and(|m| m.dynamic);
+            if let Some(arch) = from.and_then(|m| m.arch.as_ref()) {
+                if *format == crate::export::Format::CHeader {
+                    crate::export::c_symbol(raw.symbol.as_deref().unwrap_or(&arch.name))
+                        .map_err(|e| format!("field `symbol`: {e}"))?;
+                }
+                if raw.vectors.unwrap_or(0) > 0 {
+                    let kind = vector_input.unwrap_or(if dynamic {
+                        crate::export::VectorInput::F32
+                    } else {
+                        crate::export::VectorInput::Int8
+                    });
+                    kind.check(arch.input_len(), arch.classes, dynamic)
+                        .map_err(|e| format!("fields `vectors`, `vector_input`: {e}"))?;
+                }
+            }
+            StageModel {
+                arch: None,
+                dynamic,
+            }
+        }
+    })
+}
+
+/// `value` checked against `range`, or a message naming `field`.
+fn count(field: &str, range: Count, value: Option<usize>) -> Result<Option<usize>, String> {
+    value
+        .map(|v| {
+            range
+                .check_usize(v)
+                .map_err(|e| format!("field `{field}`: {e}"))
+        })
+        .transpose()
+}
+
+/// `value` checked against `range`, or a message naming `field`.
+fn real(field: &str, range: Real, value: Option<f32>) -> Result<Option<f32>, String> {
+    value
+        .map(|v| {
+            range
+                .check_f32(v)
+                .map_err(|e| format!("field `{field}`: {e}"))
+        })
+        .transpose()
+}
+
+/// A stage's whole-number fields and its real-number fields, each with its range.
+type NumericFields = (
+    &'static [(&'static str, Count)],
+    &'static [(&'static str, Real)],
+);
+
+/// The numeric fields of each stage kind, with their ranges.
+fn numeric_fields(kind: &str) -> NumericFields {
+    use crate::limits::*;
+    match kind {
+        "train" => (
+            &[
+                ("epochs", EPOCHS),
+                ("batch_size", BATCH_SIZE),
+                ("patience", PATIENCE),
+                ("seed", SEED),
+            ],
+            &[("lr", LR), ("momentum", MOMENTUM)],
+        ),
+        "distill" => (
+            &[
+                ("epochs", EPOCHS),
+                ("batch_size", BATCH_SIZE),
+                ("patience", PATIENCE),
+                ("seed", SEED),
+            ],
+            &[
+                ("lr", LR),
+                ("momentum", MOMENTUM),
+                ("temperature", TEMPERATURE),
+                ("alpha", ALPHA),
+            ],
+        ),
+        "prune" => (
+            &[
+                ("dim", STRUCTURED_DIM),
+                ("n", NM),
+                ("m", NM),
+                ("steps", PRUNE_STEPS),
+                ("fine_tune_epochs", FINE_TUNE_EPOCHS),
+                ("batch_size", BATCH_SIZE),
+                ("seed", SEED),
+            ],
+            &[("amount", SPARSITY), ("initial", SPARSITY), ("lr", LR)],
+        ),
+        "quantize" => (
+            &[
+                ("calibration_samples", CALIBRATION_SAMPLES),
+                ("latency_calls", LATENCY_CALLS),
+            ],
+            &[
+                ("percentile", PERCENTILE),
+                ("averaging_constant", AVERAGING_CONSTANT),
+            ],
+        ),
+        "export" => (&[("vectors", VECTORS)], &[]),
+        _ => (&[], &[]),
+    }
+}
+
+/// Checks the numeric fields of a stage table before serde reads it, so a negative, fractional, too large or
+/// non-numeric value names its field and range (`field `latency_calls`: 1000000000000 is out of range: ...`)
+/// instead of serde's bare "invalid value: integer `-1`, expected usize". A whole number written as a float
+/// (`epochs = 20.0`, `latency_calls = 1e6`) is refused too: the field takes an integer.
+fn check_number_types(table: &toml::Table, kind: &str) -> Result<(), String> {
+    let (counts, reals) = numeric_fields(kind);
+    for (field, range) in counts {
+        match table.get(*field) {
+            None => {}
+            Some(toml::Value::Integer(i)) => {
+                range
+                    .parse(&i.to_string())
+                    .map_err(|e| format!("field `{field}`: {e}"))?;
+            }
+            Some(toml::Value::Float(f)) => {
+                range
+                    .parse(&f.to_string())
+                    .map_err(|e| format!("field `{field}`: {e}"))?;
+                return Err(format!(
+                    "field `{field}`: {f:?} is a float; write {range} as an integer (no decimal point or exponent)"
+                ));
+            }
+            Some(other) => {
+                return Err(format!(
+                    "field `{field}`: expected {range}, found {}",
+                    toml_type(other)
+                ));
+            }
+        }
+    }
+    for (field, range) in reals {
+        match table.get(*field) {
+            None | Some(toml::Value::Integer(_) | toml::Value::Float(_)) => {}
+            Some(other) => {
+                return Err(format!(
+                    "field `{field}`: expected {range}, found {}",
+                    toml_type(other)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A TOML value's type with its article, for messages (`a string`, `an array`).
+fn toml_type(value: &toml::Value) -> String {
+    let t = value.type_str();
+    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {t}")
+}
+
 fn parse_stage(index: usize, table: &toml::Table, base: &Path) -> Result<Stage, String> {
     let at = format!("stage {}", index + 1);
     let name = match table.get("name") {
@@ -500,13 +753,16 @@ fn parse_stage(index: usize, table: &toml::Table, base: &Path) -> Result<Stage, 
         None => return Err(format!("{at}: missing field `name`")),
     };
     if name.is_empty()
+        || name.len() > limits::MAX_NAME_BYTES
         || name.starts_with('.')
         || !name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
         return Err(format!(
-            "{at}: field `name`: `{name}` is not a usable directory name (use letters, digits, `-`, `_` and `.`)"
+            "{at}: field `name`: `{}` is not a usable directory name (use 1 to {} letters, digits, `-`, `_` and `.`, not starting with `.`)",
+            excerpt(&name),
+            limits::MAX_NAME_BYTES
         ));
     }
     let kind = match table.get("kind") {
@@ -522,8 +778,9 @@ fn parse_stage(index: usize, table: &toml::Table, base: &Path) -> Result<Stage, 
     rest.remove("name");
     rest.remove("kind");
     let label = format!("stage `{name}` ({kind})");
+    check_number_types(&rest, &kind).map_err(|e| format!("{label}: {e}"))?;
     let value = toml::Value::Table(rest);
-    let fail = |e: toml::de::Error| format!("{label}: {}", e.to_string().trim());
+    let fail = |e: toml::de::Error| format!("{label}: {}", limits::toml_message(&e));
     let spec = match kind.as_str() {
         "train" => {
             let raw: TrainStage = value.try_into().map_err(fail)?;
@@ -548,7 +805,8 @@ fn parse_stage(index: usize, table: &toml::Table, base: &Path) -> Result<Stage, 
         }
         other => {
             return Err(format!(
-                "stage `{name}`: field `kind`: unknown kind `{other}`; use train, prune, distill, quantize or export"
+                "stage `{name}`: field `kind`: unknown kind `{}`; use train, prune, distill, quantize or export",
+                excerpt(other)
             ));
         }
     };
@@ -596,19 +854,13 @@ struct TrainFields<'a> {
 
 fn train_config(raw: &TrainFields<'_>) -> Result<TrainConfig, String> {
     let mut config = TrainConfig::default();
-    if let Some(e) = raw.epochs {
-        if e == 0 {
-            return Err("field `epochs`: must be at least 1".into());
-        }
+    if let Some(e) = count("epochs", limits::EPOCHS, raw.epochs)? {
         config.epochs = e;
     }
-    if let Some(b) = raw.batch_size {
-        if b == 0 {
-            return Err("field `batch_size`: must be at least 1".into());
-        }
+    if let Some(b) = count("batch_size", limits::BATCH_SIZE, raw.batch_size)? {
         config.batch_size = b;
     }
-    if let Some(p) = raw.patience {
+    if let Some(p) = count("patience", limits::PATIENCE, raw.patience)? {
         config.patience = p;
     }
     if let Some(s) = raw.seed {
@@ -617,25 +869,37 @@ fn train_config(raw: &TrainFields<'_>) -> Result<TrainConfig, String> {
     if let Some(s) = raw.shuffle {
         config.shuffle = s;
     }
-    if let Some(lr) = raw.lr
-        && !(lr.is_finite() && lr > 0.0)
-    {
-        return Err(format!("field `lr`: {lr} is not a positive learning rate"));
-    }
+    let lr = real("lr", limits::LR, raw.lr)?;
+    let momentum = real("momentum", limits::MOMENTUM, raw.momentum)?;
     config.optimizer = match raw.optimizer.unwrap_or("adam") {
-        "adam" => OptimizerConfig::adam(raw.lr.unwrap_or(1e-3)),
-        "sgd" => OptimizerConfig::sgd(raw.lr.unwrap_or(1e-2), raw.momentum.unwrap_or(0.9)),
-        other => return Err(format!("field `optimizer`: `{other}`; use adam or sgd")),
+        "adam" => {
+            if momentum.is_some() {
+                return Err(
+                    "field `momentum`: only optimizer = \"sgd\" has a momentum (this stage uses adam)"
+                        .into(),
+                );
+            }
+            OptimizerConfig::adam(lr.unwrap_or(1e-3))
+        }
+        "sgd" => OptimizerConfig::sgd(lr.unwrap_or(1e-2), momentum.unwrap_or(0.9)),
+        other => {
+            return Err(format!(
+                "field `optimizer`: `{}`; use adam or sgd",
+                excerpt(other)
+            ));
+        }
     };
     config.class_weights = match raw.class_weights.unwrap_or("none") {
         "none" => ClassWeights::None,
         "balanced" => ClassWeights::Balanced,
         other => {
             return Err(format!(
-                "field `class_weights`: `{other}`; use none or balanced"
+                "field `class_weights`: `{}`; use none or balanced",
+                excerpt(other)
             ));
         }
     };
+    config.validate().map_err(|e| e.to_string())?;
     Ok(config)
 }
 
@@ -705,6 +969,17 @@ fn prune_plan(raw: &PruneStage) -> Result<PruningPlan, String> {
         Some(NormValue::Text(s)) => Norm::from_str(s),
     }
     .map_err(|e| format!("field `norm`: {e}"))?;
+    let dim = count("dim", limits::STRUCTURED_DIM, raw.dim)?;
+    let n = count("n", limits::NM, raw.n)?;
+    let m = count("m", limits::NM, raw.m)?;
+    let steps = count("steps", limits::PRUNE_STEPS, raw.steps)?;
+    let fine_tune_epochs = count(
+        "fine_tune_epochs",
+        limits::FINE_TUNE_EPOCHS,
+        raw.fine_tune_epochs,
+    )?;
+    let batch_size = count("batch_size", limits::BATCH_SIZE, raw.batch_size)?;
+    let lr = real("lr", limits::LR, raw.lr)?;
     let method = match raw.method.as_str() {
         "unstructured" => PruneMethod::Unstructured {
             layers: raw.layers.clone(),
@@ -712,17 +987,26 @@ fn prune_plan(raw: &PruneStage) -> Result<PruningPlan, String> {
         "global" => PruneMethod::Global,
         "structured" => PruneMethod::Structured {
             layers: raw.layers.clone(),
-            dim: raw.dim.unwrap_or(0),
+            dim: dim.unwrap_or(0),
             norm,
         },
-        "nm" => PruneMethod::NM {
-            n: raw.n.unwrap_or(2),
-            m: raw.m.unwrap_or(4),
-            layers: raw.layers.clone(),
-        },
+        "nm" => {
+            let (n, m) = (n.unwrap_or(2), m.unwrap_or(4));
+            if n > m {
+                return Err(format!(
+                    "fields `n`, `m`: n = {n} is above m = {m}; N:M keeps n of every m weights"
+                ));
+            }
+            PruneMethod::NM {
+                n,
+                m,
+                layers: raw.layers.clone(),
+            }
+        }
         other => {
             return Err(format!(
-                "field `method`: `{other}`; use unstructured, global, structured or nm"
+                "field `method`: `{}`; use unstructured, global, structured or nm",
+                excerpt(other)
             ));
         }
     };
@@ -741,31 +1025,24 @@ fn prune_plan(raw: &PruneStage) -> Result<PruningPlan, String> {
         "gradual" => true,
         other => {
             return Err(format!(
-                "field `schedule`: `{other}`; use one-shot or gradual"
+                "field `schedule`: `{}`; use one-shot or gradual",
+                excerpt(other)
             ));
         }
     };
     let schedule = if gradual {
-        PolynomialSchedule::new(raw.initial.unwrap_or(0.0), amount, raw.steps.unwrap_or(4))
+        PolynomialSchedule::new(raw.initial.unwrap_or(0.0), amount, steps.unwrap_or(4))
             .map_err(|e| format!("fields `amount`, `initial`, `steps`: {e}"))?
     } else {
         PolynomialSchedule::one_shot(amount).map_err(|e| format!("field `amount`: {e}"))?
     };
-    if let Some(lr) = raw.lr
-        && !(lr.is_finite() && lr > 0.0)
-    {
-        return Err(format!("field `lr`: {lr} is not a positive learning rate"));
-    }
-    if raw.batch_size == Some(0) {
-        return Err("field `batch_size`: must be at least 1".into());
-    }
     Ok(PruningPlan {
         method,
         schedule,
         fine_tune: TrainConfig {
-            epochs: raw.fine_tune_epochs.unwrap_or(if gradual { 2 } else { 0 }),
-            batch_size: raw.batch_size.unwrap_or(256),
-            optimizer: OptimizerConfig::adam(raw.lr.unwrap_or(1e-3)),
+            epochs: fine_tune_epochs.unwrap_or(if gradual { 2 } else { 0 }),
+            batch_size: batch_size.unwrap_or(256),
+            optimizer: OptimizerConfig::adam(lr.unwrap_or(1e-3)),
             patience: 0,
             seed: raw.seed.unwrap_or(7),
             ..TrainConfig::default()
@@ -786,14 +1063,18 @@ fn resolve_quantize(raw: QuantizeStage) -> Result<StageSpec, String> {
     let config = q.resolve().map_err(|e| e.to_string())?;
     let weight_format = match raw.weight_format.as_deref() {
         None => WeightFormat::Auto,
-        Some(s) => WeightFormat::from_str(s).map_err(|e| format!("field `weight_format`: {e}"))?,
+        Some(s) => WeightFormat::from_str(s)
+            .map_err(|e| format!("field `weight_format`: `{}`: {e}", excerpt(s)))?,
     };
     let target = match raw.target.as_deref() {
         None => Target::native(),
-        Some(s) => Target::from_str(s).map_err(|e| format!("field `target`: {e}"))?,
+        Some(s) => {
+            Target::from_str(s).map_err(|e| format!("field `target`: `{}`: {e}", excerpt(s)))?
+        }
     };
+    let latency_calls = count("latency_calls", limits::LATENCY_CALLS, raw.latency_calls)?;
     Ok(StageSpec::Quantize {
-        latency_calls: raw.latency_calls.unwrap_or(200_000),
+        latency_calls: latency_calls.unwrap_or(200_000),
         raw,
         config,
         options: EncodeOptions {
@@ -811,12 +1092,15 @@ fn resolve_export(raw: ExportStage) -> Result<StageSpec, String> {
         "rust" => (Format::Rust, "model.rs"),
         other => {
             return Err(format!(
-                "field `format`: `{other}`; use blob, c-header or rust"
+                "field `format`: `{}`; use blob, c-header or rust",
+                excerpt(other)
             ));
         }
     };
     let file = raw.file.clone().unwrap_or_else(|| default_file.into());
     if file.is_empty()
+        || file.len() > limits::MAX_NAME_BYTES
+        || file.chars().any(char::is_control)
         || file.starts_with('.')
         || file.contains('/')
         || file.contains('\\')
@@ -824,13 +1108,21 @@ fn resolve_export(raw: ExportStage) -> Result<StageSpec, String> {
         || file == "metrics.json"
     {
         return Err(format!(
-            "field `file`: `{file}` must be a plain file name (no directories, not stage.json or metrics.json)"
+            "field `file`: `{}` must be a plain file name (no directories, not stage.json or metrics.json)",
+            excerpt(&file)
         ));
     }
-    let vector_input = match raw.vector_input.as_deref().unwrap_or("int8") {
-        "int8" => VectorInput::Int8,
-        "f32" => VectorInput::F32,
-        other => return Err(format!("field `vector_input`: `{other}`; use int8 or f32")),
+    count("vectors", limits::VECTORS, raw.vectors)?;
+    let vector_input = match raw.vector_input.as_deref().unwrap_or("auto") {
+        "auto" => None,
+        "int8" => Some(VectorInput::Int8),
+        "f32" => Some(VectorInput::F32),
+        other => {
+            return Err(format!(
+                "field `vector_input`: `{}`; use auto, int8 or f32",
+                excerpt(other)
+            ));
+        }
     };
     Ok(StageSpec::Export {
         raw,
@@ -838,4 +1130,217 @@ fn resolve_export(raw: ExportStage) -> Result<StageSpec, String> {
         file,
         vector_input,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TRAIN: &str = "[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"demo-mlp\"\n";
+
+    fn error(text: &str) -> String {
+        match PipelineConfig::parse(text, "p.toml", Path::new(".")) {
+            Ok(_) => panic!("the config should not parse:\n{text}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    fn parses(text: &str) -> PipelineConfig {
+        PipelineConfig::parse(text, "p.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn training_settings_are_range_checked_before_anything_runs() {
+        assert_eq!(
+            error(&format!("{TRAIN}epochs = 0\n")),
+            "p.toml: stage `t` (train): field `epochs`: 0 is out of range: expected a whole number from 1 to 1000000"
+        );
+        assert_eq!(
+            error(&format!("{TRAIN}optimizer = \"sgd\"\nmomentum = 2.0\n")),
+            "p.toml: stage `t` (train): field `momentum`: 2 is out of range: expected a number in [0, 1)"
+        );
+        assert!(
+            error(&format!("{TRAIN}momentum = 0.5\n"))
+                .contains("field `momentum`: only optimizer = \"sgd\" has a momentum"),
+        );
+        assert!(error(&format!("{TRAIN}lr = -0.1\n")).contains("field `lr`: -0.1 is out of range"));
+        assert!(error(&format!("{TRAIN}lr = nan\n")).contains("field `lr`: NaN is out of range"));
+        assert!(
+            error(&format!("{TRAIN}batch_size = 0\n"))
+                .contains("field `batch_size`: 0 is out of range")
+        );
+        let distill = format!(
+            "{TRAIN}[[stages]]\nname = \"d\"\nkind = \"distill\"\nteacher = \"t\"\nstudent = \"demo-mlp\"\nepochs = 0\n"
+        );
+        assert!(
+            error(&distill)
+                .starts_with("p.toml: stage `d` (distill): field `epochs`: 0 is out of range")
+        );
+        parses(&format!(
+            "{TRAIN}optimizer = \"sgd\"\nmomentum = 0.5\nepochs = 1\n"
+        ));
+    }
+
+    #[test]
+    fn pruning_and_quantization_counts_are_range_checked() {
+        let prune = format!("{TRAIN}[[stages]]\nname = \"p\"\nkind = \"prune\"\nfrom = \"t\"\n");
+        assert_eq!(
+            error(&format!(
+                "{prune}method = \"global\"\namount = 0.5\nschedule = \"gradual\"\nsteps = 1000000000000\n"
+            )),
+            "p.toml: stage `p` (prune): field `steps`: 1000000000000 is out of range: expected a whole number from 1 to 1000"
+        );
+        assert!(
+            error(&format!("{prune}method = \"nm\"\nn = 5\nm = 4\n"))
+                .contains("fields `n`, `m`: n = 5 is above m = 4")
+        );
+        assert!(
+            error(&format!(
+                "{prune}method = \"structured\"\namount = 0.5\ndim = 2\n"
+            ))
+            .contains("field `dim`: 2 is out of range")
+        );
+        let quantize =
+            format!("{TRAIN}[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\n");
+        assert_eq!(
+            error(&format!("{quantize}latency_calls = 1000000000000\n")),
+            "p.toml: stage `q` (quantize): field `latency_calls`: 1000000000000 is out of range: expected a whole number from 1 to 10000000"
+        );
+        assert!(
+            error(&format!("{quantize}latency_calls = 0\n"))
+                .contains("field `latency_calls`: 0 is out of range")
+        );
+        // A long value is shown cut, not echoed whole.
+        let long = error(&format!(
+            "{quantize}observer = \"{}\"\n",
+            "o".repeat(10_000_000)
+        ));
+        assert!(
+            long.len() < 400 && long.contains("… (10000000 bytes)"),
+            "{} bytes",
+            long.len()
+        );
+    }
+
+    #[test]
+    fn numbers_of_the_wrong_type_name_their_field_and_range() {
+        let quantize =
+            format!("{TRAIN}[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\n");
+        // A float too large for the field gets the range, not serde's "expected usize".
+        assert_eq!(
+            error(&format!("{quantize}latency_calls = 1e12\n")),
+            "p.toml: stage `q` (quantize): field `latency_calls`: 1000000000000 is out of range: expected a whole number from 1 to 10000000"
+        );
+        // A float in range is still not an integer.
+        assert_eq!(
+            error(&format!("{quantize}latency_calls = 1e3\n")),
+            "p.toml: stage `q` (quantize): field `latency_calls`: 1000.0 is a float; write a whole number from 1 to 10000000 as an integer (no decimal point or exponent)"
+        );
+        assert_eq!(
+            error(&format!("{TRAIN}epochs = -1\n")),
+            "p.toml: stage `t` (train): field `epochs`: -1 is out of range: expected a whole number from 1 to 1000000"
+        );
+        assert_eq!(
+            error(&format!("{TRAIN}epochs = 2.5\n")),
+            "p.toml: stage `t` (train): field `epochs`: `2.5` is not a whole number from 1 to 1000000"
+        );
+        assert_eq!(
+            error(&format!("{TRAIN}seed = \"seven\"\n")),
+            "p.toml: stage `t` (train): field `seed`: expected a whole number of at least 0, found a string"
+        );
+        assert_eq!(
+            error(&format!("{TRAIN}lr = [1]\n")),
+            "p.toml: stage `t` (train): field `lr`: expected a finite number > 0, found an array"
+        );
+        let export = format!(
+            "{quantize}[[stages]]\nname = \"e\"\nkind = \"export\"\nfrom = \"q\"\nvectors = -5\n"
+        );
+        assert!(error(&export).ends_with(
+            "field `vectors`: -5 is out of range: expected a whole number from 0 to 4294967295"
+        ));
+        // An integer where a real number goes is fine.
+        parses(&format!("{TRAIN}lr = 1\nepochs = 3\n"));
+    }
+
+    #[test]
+    fn toml_errors_give_their_reason_on_the_first_line() {
+        let e = error(&format!("[data]\nrows = 5\n{TRAIN}"));
+        assert_eq!(
+            e.lines().next().unwrap(),
+            "p.toml: TOML parse error at line 2, column 1: unknown field `rows`, expected one of `csv`, `time_steps`, `features`, `labels`, `split`"
+        );
+    }
+
+    #[test]
+    fn architectures_must_fit_the_data_window_and_dynamic_quantization() {
+        assert_eq!(
+            error(&format!("[data]\ntime_steps = 4\n{TRAIN}")),
+            "p.toml: stage `t` (train): field `arch`: architecture `demo-mlp` takes 29 features x 1 time steps, but [data] gives 29 x 4"
+        );
+        let conv = "[data]\ntime_steps = 32\n[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"conv-window\"\n";
+        parses(conv);
+        let dynamic = format!(
+            "{conv}[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\ndynamic = true\n"
+        );
+        let e = error(&dynamic);
+        assert!(
+            e.starts_with("p.toml: stage `q` (quantize): field `dynamic`: layer 0 (")
+                && e.contains("dynamic quantization supports only Dense layers"),
+            "{e}"
+        );
+        // Through a prune stage too: the pruned model keeps its architecture's kinds.
+        let pruned = format!(
+            "{conv}[[stages]]\nname = \"p\"\nkind = \"prune\"\nfrom = \"t\"\nmethod = \"global\"\namount = 0.5\n\
+             [[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"p\"\ndynamic = true\n"
+        );
+        assert!(
+            error(&pruned).contains("field `dynamic`"),
+            "{}",
+            error(&pruned)
+        );
+    }
+
+    #[test]
+    fn export_settings_are_checked_against_the_blob_they_export() {
+        let dynamic = format!(
+            "{TRAIN}[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\ndynamic = true\n\
+             [[stages]]\nname = \"e\"\nkind = \"export\"\nfrom = \"q\"\nvectors = 5\n"
+        );
+        // The default (auto) writes f32 vectors for a dynamic blob.
+        let cfg = parses(&dynamic);
+        assert!(matches!(
+            cfg.stage("e").map(|s| &s.spec),
+            Some(StageSpec::Export {
+                vector_input: None,
+                ..
+            })
+        ));
+        let e = error(&format!("{dynamic}vector_input = \"int8\"\n"));
+        assert!(
+            e.starts_with("p.toml: stage `e` (export): fields `vectors`, `vector_input`: int8 test vectors cannot hold a dynamic blob's input"),
+            "{e}"
+        );
+        parses(&format!("{dynamic}vector_input = \"f32\"\n"));
+        // 32 x 29 inputs do not fit an int8 vector.
+        let wide = "[data]\ntime_steps = 32\n[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"conv-window\"\n\
+                    [[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\n\
+                    [[stages]]\nname = \"e\"\nkind = \"export\"\nfrom = \"q\"\nvectors = 3\n";
+        assert!(
+            error(wide).contains("928 input values are more than the 256"),
+            "{}",
+            error(wide)
+        );
+        let header = format!(
+            "{TRAIN}[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\n\
+             [[stages]]\nname = \"e\"\nkind = \"export\"\nfrom = \"q\"\nformat = \"c-header\"\nsymbol = \"---\"\n"
+        );
+        assert!(
+            error(&header).contains("field `symbol`: symbol `---` has no letters or digits"),
+            "{}",
+            error(&header)
+        );
+        assert!(
+            error(&format!("{dynamic}vector_input = \"bf16\"\n")).contains("use auto, int8 or f32")
+        );
+    }
 }

@@ -70,6 +70,9 @@ pub enum StagesError {
         #[source]
         source: Box<PipelineError>,
     },
+    /// The output directory (or a parent) exists and is not a directory.
+    #[error(transparent)]
+    OutputPath(#[from] crate::paths::OutputPathError),
     /// A report or chart could not be written.
     #[error("{path}: {message}")]
     Output {
@@ -205,6 +208,7 @@ impl Progress {
 ///
 /// # Errors
 ///
+/// [`StagesError::OutputPath`] when `opts.out` (or a parent) exists and is not a directory, before anything runs;
 /// [`StagesError::Data`] when the trades do not load, [`StagesError::Stage`] naming the failing stage, and
 /// [`StagesError::Output`] for the report files.
 pub fn run_pipeline(
@@ -212,6 +216,7 @@ pub fn run_pipeline(
     opts: &RunOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<PipelineRun, StagesError> {
+    crate::paths::check_output_dir(&opts.out, "the stage directories and the comparison")?;
     let data = pipeline::prepare_data(&cfg.csv, &cfg.data.dataset(), cfg.data.split.as_ref())
         .map_err(|e| StagesError::Data(Box::new(e)))?;
     log(&format!(
@@ -639,15 +644,12 @@ fn run_stage(
             })?;
             let vectors = match raw.vectors.unwrap_or(0) {
                 0 => None,
-                n => Some(
-                    crate::export::test_vectors(
-                        &model,
-                        data.splits.test.x.view(),
-                        n,
-                        *vector_input,
-                    )
-                    .map_err(|e| PipelineError::Mismatch(e.to_string()))?,
-                ),
+                n => Some(crate::export::test_vectors(
+                    &model,
+                    data.splits.test.x.view(),
+                    n,
+                    vector_input.unwrap_or_else(|| crate::export::VectorInput::for_model(&model)),
+                )?),
             };
             let written = crate::export::write_export(
                 &model,
@@ -655,8 +657,7 @@ fn run_stage(
                 &dir.join(file),
                 raw.symbol.as_deref(),
                 vectors.as_deref(),
-            )
-            .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+            )?;
             let outputs = written
                 .files
                 .iter()
