@@ -448,7 +448,7 @@ fn corpus() -> Vec<Case> {
             "label horizon 0",
             pre(|v| v["dataset"]["labels"]["horizon"] = 0.into()),
             QUANTIZE,
-            "{pre}: dataset: invalid configuration: labels.horizon must be >= 1 trade",
+            "{pre}: dataset: invalid configuration: labels.horizon: 0 is out of range: expected a whole number from 1 to 1000000000",
         ),
         case(
             "negative time_steps",
@@ -656,7 +656,7 @@ fn corpus() -> Vec<Case> {
             "arch.toml is not TOML",
             bytes("arch.toml", |_| b"name = \n".to_vec()),
             QUANTIZE,
-            "{a}: TOML parse error at line 1, column 8",
+            "{a}: TOML parse error at line 1, column 8: string values must be quoted, expected literal string",
         ),
         case(
             "arch.toml of a wider model than the weights",
