@@ -287,7 +287,11 @@ pub(crate) fn checkpoint_weights(model: &Sequential, origin: &Path) -> Result<Ve
 pub fn load_checkpoint(dir: &Path) -> Result<(Sequential, Option<serde_json::Value>)> {
     let model = import_safetensors(&dir.join(WEIGHTS_FILE), &dir.join(ARCH_FILE))?;
     let pre_path = dir.join(PREPROCESS_FILE);
-    let preprocess = match std::fs::read_to_string(&pre_path) {
+    let preprocess = match crate::limits::read_text_limited(
+        &pre_path,
+        crate::limits::MAX_JSON_BYTES,
+        "a JSON file",
+    ) {
         Ok(text) => Some(
             serde_json::from_str(&text).map_err(|e| CheckpointError::Preprocess {
                 path: pre_path.clone(),

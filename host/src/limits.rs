@@ -8,8 +8,9 @@
 //!   The first four are tickq-core's own format limits, taken from its constants; the others keep a model small
 //!   enough to train on a workstation and to run on the devices tickq is for. `Architecture::validate` checks
 //!   them all, naming the layer.
-//! - **File limits** ([`MAX_CONFIG_BYTES`], [`MAX_LINE_BYTES`], [`MAX_FIELD_BYTES`]): how much tickq reads from
-//!   a config file, a CSV line or a CSV field, so that `/dev/zero` or a file without line ends is refused after
+//! - **File limits** ([`MAX_CONFIG_BYTES`], [`MAX_JSON_BYTES`], [`MAX_BLOB_BYTES`], [`MAX_WEIGHTS_BYTES`],
+//!   [`MAX_LINE_BYTES`], [`MAX_FIELD_BYTES`]): how much tickq reads from a config file, a JSON file beside a
+//!   checkpoint, a blob, a safetensors file, a CSV line or a CSV field, so that `/dev/zero` or a file without line ends is refused after
 //!   a few kilobytes instead of being read into memory.
 //! - **Setting ranges** ([`Count`] and [`Real`] constants such as [`EPOCHS`], [`LATENCY_CALLS`] and
 //!   [`MOMENTUM`]): the valid range of every numeric setting, shared by the `tickq` command's value parsers and
@@ -73,6 +74,11 @@ pub const MAX_BLOB_BYTES: u64 = 1 << 28;
 /// The largest safetensors file tickq reads: 1 GiB, twice the largest model the limits allow ([`MAX_PARAMETERS`]
 /// weights in F64 with a mask each). See [`read_file_limited`].
 pub const MAX_WEIGHTS_BYTES: u64 = 1 << 30;
+
+/// The largest JSON file tickq reads beside a checkpoint or a blob (`preprocess.json`, a blob's quantization
+/// sidecar): 64 MiB, far above the `preprocess.json` of the widest input the model limits allow ([`MAX_UNITS`]
+/// features, a mean and a standard deviation each).
+pub const MAX_JSON_BYTES: u64 = 1 << 26;
 
 /// The longest line of a trade CSV, in bytes without its line end: 64 KiB (a trade line is a few dozen bytes).
 pub const MAX_LINE_BYTES: usize = 1 << 16;
@@ -545,20 +551,20 @@ fn excerpt_to(text: &str, max_chars: usize) -> String {
 }
 
 /// Reads a text file of at most `limit` bytes without reading more than `limit + 1` bytes of it, so a device or
-/// a huge file is refused quickly.
+/// a huge file is refused quickly. `what` names the kind of file for the message (`a config file`).
 ///
 /// # Errors
 ///
 /// The I/O error; [`std::io::ErrorKind::FileTooLarge`] naming the limit for a longer file, and
 /// [`std::io::ErrorKind::InvalidData`] for text that is not UTF-8.
-pub fn read_text_limited(path: &Path, limit: u64) -> std::io::Result<String> {
+pub fn read_text_limited(path: &Path, limit: u64, what: &str) -> std::io::Result<String> {
     let file = std::fs::File::open(path)?;
     let mut bytes = Vec::new();
     file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(std::io::Error::new(
             std::io::ErrorKind::FileTooLarge,
-            format!("larger than {limit} bytes, the most tickq reads from a config file"),
+            format!("larger than {limit} bytes, the most tickq reads from {what}"),
         ));
     }
     String::from_utf8(bytes).map_err(|e| {
@@ -840,16 +846,22 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("big.toml");
         std::fs::write(&path, vec![b'a'; 101]).unwrap();
-        assert_eq!(read_text_limited(&path, 101).unwrap().len(), 101);
-        let e = read_text_limited(&path, 100).unwrap_err();
+        assert_eq!(
+            read_text_limited(&path, 101, "a config file")
+                .unwrap()
+                .len(),
+            101
+        );
+        let e = read_text_limited(&path, 100, "a config file").unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::FileTooLarge);
         assert!(e.to_string().contains("larger than 100 bytes"), "{e}");
         std::fs::write(&path, [b'a', 0xff]).unwrap();
-        let e = read_text_limited(&path, 100).unwrap_err();
+        let e = read_text_limited(&path, 100, "a config file").unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
         #[cfg(target_os = "linux")]
         {
-            let e = read_text_limited(Path::new("/dev/zero"), MAX_CONFIG_BYTES).unwrap_err();
+            let e = read_text_limited(Path::new("/dev/zero"), MAX_CONFIG_BYTES, "a config file")
+                .unwrap_err();
             assert_eq!(e.kind(), std::io::ErrorKind::FileTooLarge);
         }
         std::fs::remove_dir_all(&dir).unwrap();

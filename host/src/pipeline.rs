@@ -1076,7 +1076,8 @@ impl QuantSidecar {
     /// [`PipelineError::Mismatch`] naming the file.
     pub fn read(blob: &Path) -> Result<Option<Self>, PipelineError> {
         let path = Self::path_for(blob);
-        match std::fs::read(&path) {
+        match crate::limits::read_file_limited(&path, crate::limits::MAX_JSON_BYTES, "a JSON file")
+        {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
                 .map_err(|e| PipelineError::Mismatch(format!("{}: {e}", path.display()))),

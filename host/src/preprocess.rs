@@ -151,10 +151,12 @@ impl Preprocess {
     /// [`CheckpointError::Io`] when the file cannot be read (a missing file included), and the errors of
     /// [`Preprocess::parse`].
     pub fn read(path: &Path, arch: &Architecture) -> Result<Self, CheckpointError> {
-        let text = std::fs::read_to_string(path).map_err(|source| CheckpointError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            crate::limits::read_text_limited(path, crate::limits::MAX_JSON_BYTES, "a JSON file")
+                .map_err(|source| CheckpointError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
         Self::parse(&text, path, arch)
     }
 

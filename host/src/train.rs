@@ -605,7 +605,11 @@ fn load_state(
     train_rows: usize,
 ) -> Result<Option<RunState>> {
     let path = dir.join(TRAIN_STATE_FILE);
-    let bytes = match std::fs::read(&path) {
+    let bytes = match crate::limits::read_file_limited(
+        &path,
+        crate::limits::MAX_WEIGHTS_BYTES,
+        "a safetensors file",
+    ) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(CheckpointError::Io { path, source }.into()),

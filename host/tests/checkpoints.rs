@@ -120,6 +120,16 @@ fn remove(file: &'static str) -> Setup {
     Box::new(move |ck| std::fs::remove_file(ck.join(file)).unwrap())
 }
 
+/// Replaces the file `file` of the checkpoint by a link to `/dev/zero`, an endless file: the reader must stop at
+/// its limit instead of reading until memory runs out.
+fn endless(file: &'static str) -> Setup {
+    Box::new(move |ck| {
+        let path = ck.join(file);
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    })
+}
+
 type Tensors = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 /// The position of the tensor `name` in `t`.
@@ -232,7 +242,7 @@ fn corpus() -> Vec<Case> {
                 b"{\"feature_names\": [\"\xff\"]}".to_vec()
             }),
             QUANTIZE,
-            "{pre}: stream did not contain valid UTF-8",
+            "{pre}: not valid UTF-8 (at byte 20)",
         ),
         case(
             "preprocess.json is a directory",
@@ -547,6 +557,18 @@ fn corpus() -> Vec<Case> {
             IMPORT,
             "{pre}: invalid JSON: expected value at line 1 column 1",
         ),
+        case(
+            "import --preprocess of an endless file",
+            endless("preprocess.json"),
+            IMPORT,
+            "{pre}: larger than 67108864 bytes, the most tickq reads from a JSON file",
+        ),
+        case(
+            "preprocess.json is an endless file",
+            endless("preprocess.json"),
+            QUANTIZE,
+            "{pre}: larger than 67108864 bytes, the most tickq reads from a JSON file",
+        ),
         // model.safetensors.
         case(
             "no model.safetensors",
@@ -797,6 +819,12 @@ fn corpus() -> Vec<Case> {
             RESUME,
             "{state}: not a valid safetensors file: header too large",
         ),
+        case(
+            "the training state is an endless file",
+            endless("train-state/train_state.safetensors"),
+            RESUME,
+            "{state}: larger than 1073741824 bytes, the most tickq reads from a safetensors file",
+        ),
         // eval with a blob that is not the checkpoint's model.
         case(
             "eval with a renamed model's blob",
@@ -875,15 +903,23 @@ fn expand(text: &str, vars: &[(&str, String)]) -> String {
     out
 }
 
-/// Every file under `dir` with its bytes (directories as `None`), for "a refused command writes nothing".
+/// Every file under `dir` with its bytes (directories as `None`, a link as its target, never followed: a row
+/// links a file to `/dev/zero`), for "a refused command writes nothing".
 fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
     let mut files = BTreeMap::new();
     for entry in std::fs::read_dir(dir).unwrap() {
         let entry = entry.unwrap();
         let path = entry.path();
-        if entry.file_type().unwrap().is_dir() {
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
             files.insert(path.clone(), None);
             files.extend(snapshot(&path));
+        } else if kind.is_symlink() {
+            let target = std::fs::read_link(&path).unwrap();
+            files.insert(
+                path.clone(),
+                Some(target.into_os_string().into_encoded_bytes()),
+            );
         } else {
             files.insert(path.clone(), Some(std::fs::read(&path).unwrap()));
         }

@@ -328,12 +328,11 @@ impl Architecture {
     /// [`ModelError::Io`] when the file cannot be read, [`ModelError::Parse`] for syntax or field errors,
     /// and [`ModelError::InvalidArch`] (naming the file and the layer) when the network is inconsistent.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = crate::limits::read_text_limited(path, MAX_CONFIG_BYTES).map_err(|source| {
-            ModelError::Io {
+        let text = crate::limits::read_text_limited(path, MAX_CONFIG_BYTES, "a config file")
+            .map_err(|source| ModelError::Io {
                 path: path.to_path_buf(),
                 source,
-            }
-        })?;
+            })?;
         let origin = path.display().to_string();
         let is_json = path
             .extension()

@@ -143,8 +143,12 @@ impl RawQuantConfig {
     ///
     /// [`QuantError::Config`] naming the file and the bad field.
     pub fn load(path: &Path) -> Result<Self, QuantError> {
-        let text = crate::limits::read_text_limited(path, crate::limits::MAX_CONFIG_BYTES)
-            .map_err(|e| QuantError::Config(format!("{}: {e}", path.display())))?;
+        let text = crate::limits::read_text_limited(
+            path,
+            crate::limits::MAX_CONFIG_BYTES,
+            "a config file",
+        )
+        .map_err(|e| QuantError::Config(format!("{}: {e}", path.display())))?;
         let raw: RawQuantConfig = toml::from_str(&text).map_err(|e| {
             QuantError::Config(format!(
                 "{}: {}",

@@ -391,12 +391,11 @@ impl PipelineConfig {
     ///
     /// [`StagesError::Config`] naming the file, the stage and the field.
     pub fn load(path: &Path) -> Result<Self, StagesError> {
-        let text = limits::read_text_limited(path, limits::MAX_CONFIG_BYTES).map_err(|e| {
-            StagesError::Config {
+        let text = limits::read_text_limited(path, limits::MAX_CONFIG_BYTES, "a config file")
+            .map_err(|e| StagesError::Config {
                 file: path.display().to_string(),
                 message: e.to_string(),
-            }
-        })?;
+            })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::parse(&text, &path.display().to_string(), &base)
     }
@@ -825,14 +824,15 @@ fn resolve_arch(name: &str, base: &Path, field: &str) -> Result<(Architecture, S
         )),
         None => {
             let path = base.join(name);
-            let text = std::fs::read_to_string(&path).map_err(|e| {
-                let names: Vec<&str> = BUNDLED_ARCHS.iter().map(|(n, _)| *n).collect();
-                format!(
-                    "field `{field}`: `{name}` is no bundled shape ({}) and {}: {e}",
-                    names.join(", "),
-                    path.display()
-                )
-            })?;
+            let text = limits::read_text_limited(&path, limits::MAX_CONFIG_BYTES, "a config file")
+                .map_err(|e| {
+                    let names: Vec<&str> = BUNDLED_ARCHS.iter().map(|(n, _)| *n).collect();
+                    format!(
+                        "field `{field}`: `{name}` is no bundled shape ({}) and {}: {e}",
+                        names.join(", "),
+                        path.display()
+                    )
+                })?;
             let arch = Architecture::load(&path).map_err(|e| format!("field `{field}`: {e}"))?;
             Ok((arch, text))
         }
