@@ -15,7 +15,6 @@ use tickq_core::encode::{
 };
 use tickq_core::requant::QuantMultiplier;
 
-#[allow(dead_code, unused_imports)]
 #[path = "../tests/support.rs"]
 mod support;
 
