@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::support::require;
+
 /// The budget per backend: the count measured when the kernels were written (in the README: 17,432, 14,114
 /// and 4,186), plus 10 %.
 /// Valgrind's virtual CPU has no AVX-512, so `avx512-vnni` is not counted.
@@ -70,12 +72,7 @@ fn count(binary: &PathBuf, backend: &str, runs: u64) -> u64 {
 
 #[test]
 fn mlp_instructions_per_inference_stay_within_budget() {
-    if !valgrind() {
-        let msg = "valgrind not found: the callgrind instruction budget is not checked";
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{msg}");
-        }
-        eprintln!("warning: {msg}");
+    if !require(valgrind(), "valgrind (the callgrind instruction budgets)") {
         return;
     }
     let binary = example();

@@ -52,19 +52,30 @@ pub fn fixture() -> &'static Fixture {
     })
 }
 
-/// Whether `CI` is set (to anything but empty, `0` or `false`).
+/// Whether `CI` is set (to anything but empty, `0` or `false`): the same test as the GPU tests'.
 pub fn in_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "0" && v != "false")
+    tickq_gpu::testing::in_ci()
 }
 
 /// Skips (returns false) or, in CI, fails when a tool is missing.
+///
+/// Every skip of this test crate goes through here (the GPU tests through
+/// `tickq_gpu::testing::context_or_skip`); the `SKIPPED:` line is written past
+/// libtest's capture ([`tickq_gpu::testing::skip_note`]), so the default
+/// `cargo test` output shows which checks did not run.
 pub fn require(ok: bool, what: &str) -> bool {
     if !ok {
         assert!(
             !in_ci(),
             "CI is set but {what} is missing: .ci/run installs it"
         );
-        eprintln!("SKIPPED: {what} is missing (set CI=1 to make this a failure)");
+        // libtest names each test's thread after the test.
+        let thread = std::thread::current();
+        let test = thread.name().unwrap_or("a test");
+        tickq_gpu::testing::skip_note(&format!(
+            "SKIPPED: {test}: {what} is missing, so the checks that need it did not run \
+             (CI=true makes this a failure)"
+        ));
     }
     ok
 }

@@ -415,7 +415,7 @@ mod tests {
                 if (nm && i % 4 == 3) || r % 100 < zeros {
                     0
                 } else {
-                    ((r >> 8) % 255) as i8 - 127 + 1
+                    (((r >> 8) % 255) as i16 - 127) as i8
                 }
             })
             .collect()

@@ -538,9 +538,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
     #[test]
     fn uncaptured_wgpu_errors_become_gpu_errors_not_panics() {
-        if context_or_skip("uncaptured_wgpu_errors_become_gpu_errors_not_panics").is_none() {
+        // Held for the whole test: on GL it is this test's turn on the device (see `testing`).
+        let Some(_turn) = context_or_skip("uncaptured_wgpu_errors_become_gpu_errors_not_panics")
+        else {
             return;
-        }
+        };
         // A context of its own: the error must not reach tests sharing the common one.
         let ctx = GpuContext::new().unwrap();
         let kernel = Kernel::new(

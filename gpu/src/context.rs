@@ -1,7 +1,7 @@
 //! Device setup: one adapter, one device, one queue, and what they can do.
 
 use std::fmt::Write as _;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::buffers::MemoryMeter;
 use crate::error::GpuError;
@@ -39,7 +39,14 @@ impl GpuContext {
     /// [`GpuError::NoAdapter`] when no adapter exists (the message says which
     /// backends were tried and how to install a driver), and
     /// [`GpuError::DeviceRequest`] when the adapter refuses a device.
+    ///
+    /// Contexts are opened one at a time process-wide: wgpu's GL backend (EGL, which wgpu falls back to where
+    /// no Vulkan driver is installed) shares one lock per display and panics with "Could not lock adapter
+    /// context" when a thread waits for it longer than a few seconds, which parallel openings on a loaded
+    /// software renderer did.
     pub fn new() -> Result<Self, GpuError> {
+        static OPENING: Mutex<()> = Mutex::new(());
+        let _one_at_a_time = OPENING.lock().unwrap_or_else(PoisonError::into_inner);
         pollster::block_on(Self::new_async())
     }
 
@@ -120,6 +127,13 @@ impl GpuContext {
     /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
     pub fn adapter_name(&self) -> &str {
         &self.inner.info.name
+    }
+
+    /// True when the device runs on wgpu's GL backend, whose context admits one thread at a time: a thread that
+    /// waits for it longer than wgpu's timeout (6 s with EGL) panics, so code that shares a GL context between
+    /// threads must take turns (the test helper [`crate::testing::context_or_skip`] does).
+    pub fn is_gl(&self) -> bool {
+        self.inner.info.backend == wgpu::Backend::Gl
     }
 
     /// The backend in lower case, e.g. `vulkan`.

@@ -522,7 +522,7 @@ fn training_on_the_bundled_data_matches_the_cpu_run() {
         crate::pipeline::train_model_on(device, arch.clone(), &data, &cfg, &mut |_| {}).unwrap()
     };
     let (cpu, cpu_history) = run(&TrainDevice::Cpu);
-    let (gpu, gpu_history) = run(&TrainDevice::Gpu(ctx));
+    let (gpu, gpu_history) = run(&TrainDevice::Gpu(ctx.clone()));
     assert_eq!(gpu_history.epochs.len(), cpu_history.epochs.len());
     let test_x = data.normalized(data.splits.test.x.view());
     let accuracy = |m: &Sequential| {
@@ -633,7 +633,7 @@ fn auto_falls_back_to_the_cpu_and_gpu_refuses() {
     };
     let cpu = run(&TrainDevice::Cpu).unwrap();
     assert_eq!(run(&TrainDevice::Auto(ctx.clone())).unwrap(), cpu);
-    let err = run(&TrainDevice::Gpu(ctx)).unwrap_err().to_string();
+    let err = run(&TrainDevice::Gpu(ctx.clone())).unwrap_err().to_string();
     assert!(
         err.contains("GPU training") && err.contains("train.act"),
         "{err}"
@@ -689,7 +689,7 @@ fn distillation_on_the_gpu_follows_the_cpu_run() {
         (s, h)
     };
     let (cpu, cpu_h) = run(&TrainDevice::Cpu);
-    let (gpu, gpu_h) = run(&TrainDevice::Gpu(ctx));
+    let (gpu, gpu_h) = run(&TrainDevice::Gpu(ctx.clone()));
     assert_eq!(cpu_h.best_epoch, gpu_h.best_epoch);
     for (c, g) in cpu_h.epochs.iter().zip(&gpu_h.epochs) {
         assert!(

@@ -259,9 +259,12 @@ latency_calls = 1000
     let cfg = write_config(&dir, &text);
     // The GPU (software Vulkan in CI) when there is one, so a pipeline's int8 evaluation runs there too
     // (bit-exact either way).
-    let device =
-        tickq_gpu::testing::context_or_skip("a_distill_stage_trains_a_student_from_a_teacher")
-            .map_or(ComputeDevice::Cpu, ComputeDevice::Gpu);
+    // `gpu` holds this test's turn on a GL device for the whole run (see tickq_gpu::testing).
+    let gpu =
+        tickq_gpu::testing::context_or_skip("a_distill_stage_trains_a_student_from_a_teacher");
+    let device = gpu.as_ref().map_or(ComputeDevice::Cpu, |g| {
+        ComputeDevice::Gpu(tickq_gpu::GpuContext::clone(g))
+    });
     let opts = RunOptions {
         out: out.clone(),
         force: false,
