@@ -195,15 +195,17 @@ fn trades() -> &'static [Trade] {
     })
 }
 
-/// `preprocess.json` parsed as `tickq` parses it (through a JSON value, as `pipeline::load_checkpoint` does,
-/// and directly, as `tickq import --preprocess` does), then what `eval`, `quantize` and `prune` do with it:
-/// rebuild the data with its dataset and split settings, and standardize them with its normalizer.
+/// `preprocess.json` read as every `tickq` command that loads a checkpoint reads it (`Preprocess::parse`, which
+/// checks it against the checkpoint's architecture, here [`SAFETENSORS_ARCH`], the architecture `fuzz/seeds.sh`
+/// trains the seed's checkpoint with), then what `eval`, `quantize` and `prune` do with an accepted one: rebuild
+/// the data with its dataset and split settings and standardize them with its normalizer, which must give finite
+/// values of the data's shape.
 pub fn preprocess_json(data: &[u8]) {
-    let via_value = serde_json::from_slice::<serde_json::Value>(data)
-        .ok()
-        .and_then(|v| serde_json::from_value::<Preprocess>(v).ok());
-    let direct = serde_json::from_slice::<Preprocess>(data).ok();
-    let Some(pre) = via_value.or(direct) else {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let arch = Architecture::from_toml_str(SAFETENSORS_ARCH).unwrap_or_else(|e| panic!("{e}"));
+    let Ok(pre) = Preprocess::parse(text, Path::new("preprocess.json"), &arch) else {
         return;
     };
     let Ok(mut prepared) = pipeline::prepare_from_trades(
@@ -215,14 +217,16 @@ pub fn preprocess_json(data: &[u8]) {
     ) else {
         return;
     };
-    // A normalizer whose lengths do not match the features panics in `Normalizer::apply` (issue 11: preprocess.json
-    // is to be validated on load). Until the loader refuses it, the harness skips it; then this check becomes
-    // that validation.
-    let n = &pre.normalizer;
-    if n.mean.len() != prepared.features() || n.std.len() != n.mean.len() {
-        return;
-    }
+    assert_eq!(
+        prepared.features(),
+        arch.input.features,
+        "an accepted preprocess.json builds data of another width"
+    );
     prepared.normalizer = pre.normalizer.clone();
     let x = prepared.normalized(prepared.splits.train.x.view());
     assert_eq!(x.dim(), prepared.splits.train.x.dim());
+    assert!(
+        x.iter().all(|v| v.is_finite()),
+        "an accepted normalizer gives non-finite features"
+    );
 }
