@@ -13,10 +13,9 @@ use tickq_host::stages::PipelineConfig;
 
 /// The most parameters (and values per tensor) of an architecture the harness builds a model for.
 ///
-/// Architectures with millions of units per layer passed `Architecture::validate` and then exhausted memory when
-/// the model was built (issue 11, which adds parameter limits to the validation). The harness parses and
-/// validates every architecture but builds only those below this size, so that it fuzzes the reader, not the
-/// machine's memory.
+/// `Architecture::validate` refuses more than `tickq_host::limits::MAX_PARAMETERS` (32 Mi), still far more than
+/// one fuzz input may take to build and run; the harness parses and validates every architecture but builds only
+/// those below this size, so that it fuzzes the reader at speed, not the machine's memory.
 pub const MAX_PARAMETERS: usize = 1 << 20;
 
 /// The trade CSV reader, then what `tickq train` does with the trades: features, labels, the chronological
