@@ -18,7 +18,7 @@ use tickq_core::requant::QuantMultiplier;
 #[path = "../tests/support.rs"]
 mod support;
 
-use support::{Qp, Rng, identity_input, quantize_dense, spec, with_clamp};
+use support::{Qp, Rng, dense_layer, identity_input, spec, with_clamp};
 
 /// A Quantize -> Dense(16 -> 12, ReLU) -> Dense(12 -> 3) model whose weights keep two of every four (the largest
 /// two by magnitude), so that the sparse, column, packed and N:M formats all hold it.
@@ -37,18 +37,7 @@ fn pruned_mlp() -> ModelSpec {
             }
         }
         let b: Vec<f32> = (0..o).map(|_| rng.range(-0.2, 0.2)).collect();
-        let d = quantize_dense(&w, &b, f, input, output);
-        LayerSpec::new(
-            OpSpec::Dense {
-                out_features: o,
-                in_features: f,
-                weights: d.weights,
-                bias: d.bias_eff,
-                requant: d.requant,
-            },
-            output.scale,
-            output.zp,
-        )
+        dense_layer(&w, &b, f, o, input, output)
     };
     let hidden = with_clamp(dense(16, 12, q0, q1), q1.relu());
     let out = dense(12, 3, q1, q2);

@@ -207,7 +207,13 @@ pub fn get_u32(b: &[u8], at: usize) -> u32 {
 fn dense_spec(rng: &mut Rng, f: usize, o: usize, input: Qp, output: Qp) -> LayerSpec {
     let w: Vec<f32> = (0..o * f).map(|_| rng.range(-1.0, 1.0)).collect();
     let b: Vec<f32> = (0..o).map(|_| rng.range(-0.2, 0.2)).collect();
-    let d = quantize_dense(&w, &b, f, input, output);
+    dense_layer(&w, &b, f, o, input, output)
+}
+
+/// A Dense(`f` -> `o`) layer of the float weights `w` (`o` rows of `f`) and bias `b`, quantized between `input`
+/// and `output`.
+pub fn dense_layer(w: &[f32], b: &[f32], f: usize, o: usize, input: Qp, output: Qp) -> LayerSpec {
+    let d = quantize_dense(w, b, f, input, output);
     LayerSpec::new(
         OpSpec::Dense {
             out_features: o,

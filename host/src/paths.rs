@@ -44,14 +44,22 @@ pub enum OutputPathError {
     },
 }
 
-/// The first existing ancestor of `path` (not `path` itself) that is not a directory.
-fn blocking_parent(path: &Path) -> Option<PathBuf> {
-    path.ancestors()
+/// The check both kinds of output share: the nearest existing ancestor of `path` (not `path` itself) is a
+/// directory, or there is none.
+fn check_parent(path: &Path) -> Result<(), OutputPathError> {
+    let blocking = path
+        .ancestors()
         .skip(1)
         .filter(|p| !p.as_os_str().is_empty())
         .find(|p| p.exists())
-        .filter(|p| !p.is_dir())
-        .map(Path::to_path_buf)
+        .filter(|p| !p.is_dir());
+    match blocking {
+        Some(parent) => Err(OutputPathError::ParentNotADirectory {
+            path: path.to_path_buf(),
+            parent: parent.to_path_buf(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Checks that `path` can be an output directory: it is one already, or it does not exist and its nearest existing
@@ -67,13 +75,7 @@ pub fn check_output_dir(path: &Path, what: &str) -> Result<(), OutputPathError> 
             what: what.to_string(),
         });
     }
-    match blocking_parent(path) {
-        Some(parent) => Err(OutputPathError::ParentNotADirectory {
-            path: path.to_path_buf(),
-            parent,
-        }),
-        None => Ok(()),
-    }
+    check_parent(path)
 }
 
 /// Checks that `path` can be an output file: it is not a directory, and its nearest existing parent is one.
@@ -88,13 +90,7 @@ pub fn check_output_file(path: &Path, what: &str) -> Result<(), OutputPathError>
             what: what.to_string(),
         });
     }
-    match blocking_parent(path) {
-        Some(parent) => Err(OutputPathError::ParentNotADirectory {
-            path: path.to_path_buf(),
-            parent,
-        }),
-        None => Ok(()),
-    }
+    check_parent(path)
 }
 
 #[cfg(test)]

@@ -15,12 +15,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 mod common;
 
-use common::{fixtures, scratch};
+use common::{fixtures, mlp_arch, s, scratch, trained};
 
 /// Where a row's file comes from.
 #[derive(Clone, Copy)]
@@ -62,70 +61,11 @@ struct Fix {
     arch: PathBuf,
 }
 
-/// A checkpoint trained for one epoch and its static and dynamic blobs.
-struct Trained {
-    ckpt: PathBuf,
-    blob: PathBuf,
-    dynamic: PathBuf,
-}
-
 impl Fix {
-    fn trained(&self) -> &'static Trained {
-        static ONCE: OnceLock<Trained> = OnceLock::new();
-        ONCE.get_or_init(|| {
-            let dir = scratch("bad-input-trained");
-            let ckpt = dir.join("ckpt");
-            let blob = dir.join("static.blob");
-            let dynamic = dir.join("dynamic.blob");
-            let (csv, arch) = (s(&self.csv), s(&self.arch));
-            for args in [
-                vec![
-                    "train",
-                    "--arch",
-                    arch,
-                    "--data",
-                    csv,
-                    "--out",
-                    s(&ckpt),
-                    "--epochs",
-                    "1",
-                    "--device",
-                    "cpu",
-                ],
-                vec!["quantize", s(&ckpt), "--data", csv, "--out", s(&blob)],
-                vec![
-                    "quantize",
-                    s(&ckpt),
-                    "--data",
-                    csv,
-                    "--out",
-                    s(&dynamic),
-                    "--mode",
-                    "dynamic",
-                ],
-            ] {
-                let out = common::tickq(&args);
-                assert!(
-                    out.status.success(),
-                    "fixture: tickq {args:?} failed:\n{}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            Trained {
-                ckpt,
-                blob,
-                dynamic,
-            }
-        })
-    }
-
+    /// The bytes of the static blob of the checkpoint trained once.
     fn blob_bytes(&self) -> Vec<u8> {
-        std::fs::read(&self.trained().blob).unwrap()
+        std::fs::read(&trained().blob).unwrap()
     }
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// The blob with its CRC recomputed, so the loader gets past the CRC check to the field that was changed.
@@ -150,15 +90,7 @@ fn noise(n: usize) -> Vec<u8> {
 
 /// An MLP on the fixture's 29 features: `hidden` dense layers of `units`, each followed by ReLU, then 3 classes.
 fn mlp(hidden: &[usize]) -> Vec<u8> {
-    let mut text =
-        "name = \"big\"\nclasses = 3\n[input]\ntime_steps = 1\nfeatures = 29\n".to_string();
-    for h in hidden {
-        text.push_str(&format!(
-            "[[layers]]\ntype = \"dense\"\nout = {h}\n[[layers]]\ntype = \"relu\"\n"
-        ));
-    }
-    text.push_str("[[layers]]\ntype = \"dense\"\nout = 3\n");
-    text.into_bytes()
+    mlp_arch(hidden).into_bytes()
 }
 
 /// The fixture CSV's header and first rows, then `tail`.
@@ -535,7 +467,7 @@ fn placeholders(fix: &Fix, case: &Case, dir: &Path) -> Vec<(&'static str, String
         map.push(("{in}", s(&dir.join(name)).to_string()));
     }
     if uses("{ckpt}") || uses("{blob}") || uses("{dyn}") {
-        let t = fix.trained();
+        let t = trained();
         map.push(("{ckpt}", s(&t.ckpt).to_string()));
         map.push(("{blob}", s(&t.blob).to_string()));
         map.push(("{dyn}", s(&t.dynamic).to_string()));

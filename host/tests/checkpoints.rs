@@ -18,50 +18,14 @@ use tickq_host::fsutil::{CRASH_ENV, CRASH_POINTS, is_leftover};
 
 mod common;
 
-use common::{TINY_ARCH, fixtures, scratch, tickq};
+use common::{
+    TINY_ARCH, copy_tree, fixtures, json, ok, s, scratch, snapshot, tickq, tickq_env, train_args,
+    train_tiny,
+};
 
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn ok(args: &[&str]) {
-    let out = tickq(args);
-    assert!(
-        out.status.success(),
-        "tickq {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// Trains the tiny model on the fixture slice into `out` with `extra` arguments.
+/// Trains the tiny model on the fixture slice into `out` on the CPU with `extra` arguments.
 fn train(out: &Path, extra: &[&str]) {
-    let (csv, arch) = fixtures();
-    let mut args = vec![
-        "train",
-        "--arch",
-        s(arch),
-        "--data",
-        s(csv),
-        "--out",
-        s(out),
-    ];
-    args.extend(["--device", "cpu"]);
-    args.extend(extra);
-    ok(&args);
-}
-
-/// Copies the directory tree `from` to `to`.
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_tree(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
+    train_tiny(out, &[&["--device", "cpu"], extra].concat());
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -99,8 +63,7 @@ fn untouched() -> Setup {
 fn pre(edit: impl Fn(&mut serde_json::Value) + 'static) -> Setup {
     Box::new(move |ck| {
         let path = ck.join("preprocess.json");
-        let mut value: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        let mut value = json(&path);
         edit(&mut value);
         std::fs::write(&path, value.to_string()).unwrap();
     })
@@ -851,23 +814,8 @@ fn corpus() -> Vec<Case> {
             "eval with a blob of another training run of the same model",
             Box::new(|ck| {
                 // Another seed's weights, with the same architecture and preprocess.json.
-                let (csv, arch) = fixtures();
                 let other = ck.with_file_name("reseeded");
-                ok(&[
-                    "train",
-                    "--arch",
-                    s(arch),
-                    "--data",
-                    s(csv),
-                    "--out",
-                    s(&other),
-                    "--epochs",
-                    "1",
-                    "--seed",
-                    "8",
-                    "--device",
-                    "cpu",
-                ]);
+                train(&other, &["--epochs", "1", "--seed", "8"]);
                 std::fs::copy(
                     other.join("model.safetensors"),
                     ck.join("model.safetensors"),
@@ -903,30 +851,6 @@ fn expand(text: &str, vars: &[(&str, String)]) -> String {
     out
 }
 
-/// Every file under `dir` with its bytes (directories as `None`, a link as its target, never followed: a row
-/// links a file to `/dev/zero`), for "a refused command writes nothing".
-fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Option<Vec<u8>>> {
-    let mut files = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let path = entry.path();
-        let kind = entry.file_type().unwrap();
-        if kind.is_dir() {
-            files.insert(path.clone(), None);
-            files.extend(snapshot(&path));
-        } else if kind.is_symlink() {
-            let target = std::fs::read_link(&path).unwrap();
-            files.insert(
-                path.clone(),
-                Some(target.into_os_string().into_encoded_bytes()),
-            );
-        } else {
-            files.insert(path.clone(), Some(std::fs::read(&path).unwrap()));
-        }
-    }
-    files
-}
-
 /// A blob of the tiny model's architecture text `arch_text`, trained and quantized in `dir` under `name`.
 fn other_blob(dir: &Path, name: &str, arch_text: String) -> PathBuf {
     let (csv, _) = fixtures();
@@ -934,18 +858,10 @@ fn other_blob(dir: &Path, name: &str, arch_text: String) -> PathBuf {
     std::fs::write(&arch_file, arch_text).unwrap();
     let ckpt = dir.join(name);
     ok(&[
-        "train",
-        "--arch",
-        s(&arch_file),
-        "--data",
-        s(csv),
-        "--out",
-        s(&ckpt),
-        "--epochs",
-        "1",
-        "--device",
-        "cpu",
-    ]);
+        train_args(&arch_file, &ckpt),
+        vec!["--epochs", "1", "--device", "cpu"],
+    ]
+    .concat());
     let blob = dir.join(format!("{name}.blob"));
     ok(&["quantize", s(&ckpt), "--data", s(csv), "--out", s(&blob)]);
     blob
@@ -977,11 +893,10 @@ fn the_bad_checkpoint_corpus_is_refused_row_by_row() {
         "--out",
         s(&elsewhere),
     ]);
-    let hash = {
-        let value: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(base.join("preprocess.json")).unwrap()).unwrap();
-        value["data_sha256"].as_str().unwrap().to_string()
-    };
+    let hash = json(&base.join("preprocess.json"))["data_sha256"]
+        .as_str()
+        .unwrap()
+        .to_string();
     // The untouched checkpoint passes what the rows refuse.
     let good = dir.join("good");
     copy_tree(&base, &good);
@@ -1005,20 +920,7 @@ fn the_bad_checkpoint_corpus_is_refused_row_by_row() {
         "--latency-calls",
         "100",
     ]);
-    ok(&[
-        "train",
-        "--arch",
-        s(arch),
-        "--data",
-        s(csv),
-        "--out",
-        s(&good),
-        "--epochs",
-        "3",
-        "--resume",
-        "--device",
-        "cpu",
-    ]);
+    train(&good, &["--epochs", "3", "--resume"]);
 
     let rows = corpus();
     let mut failures = Vec::new();
@@ -1119,11 +1021,7 @@ fn the_bad_checkpoint_corpus_is_refused_row_by_row() {
 /// Runs `tickq args` with the crash point `point#nth` armed; returns whether the process was killed by `SIGKILL`
 /// (otherwise it must have succeeded: the point was reached fewer than `nth` times).
 fn run_armed(args: &[&str], point: &str, nth: usize) -> bool {
-    let out = Command::new(env!("CARGO_BIN_EXE_tickq"))
-        .args(args)
-        .env(CRASH_ENV, format!("{point}#{nth}"))
-        .output()
-        .unwrap();
+    let out = tickq_env(args, &[(CRASH_ENV, &format!("{point}#{nth}"))]);
     killed_or_ok(&out, args)
 }
 
@@ -1203,26 +1101,16 @@ fn assert_old_or_new(dir: &Path, old: &[Option<Vec<u8>>], new: &[Option<Vec<u8>>
 #[test]
 fn train_killed_at_every_write_step_resumes_to_the_same_files() {
     let dir = scratch("kill-train");
-    let (csv, arch) = fixtures();
+    let (_, arch) = fixtures();
     // The old checkpoint differs in every file: another model name, other labels.
     let old = dir.join("old");
     let old_arch = dir.join("old.toml");
     std::fs::write(&old_arch, TINY_ARCH.replace("\"tiny\"", "\"old\"")).unwrap();
     ok(&[
-        "train",
-        "--arch",
-        s(&old_arch),
-        "--data",
-        s(csv),
-        "--out",
-        s(&old),
-        "--epochs",
-        "1",
-        "--horizon",
-        "50",
-        "--device",
-        "cpu",
-    ]);
+        train_args(&old_arch, &old),
+        vec!["--epochs", "1", "--horizon", "50", "--device", "cpu"],
+    ]
+    .concat());
     let straight = dir.join("straight");
     let started = Instant::now();
     train(&straight, &["--epochs", "3"]);
@@ -1234,19 +1122,8 @@ fn train_killed_at_every_write_step_resumes_to_the_same_files() {
     }
     let ckpt = dir.join("run").join("ckpt");
     let args = |resume: bool| {
-        let mut a = vec![
-            "train",
-            "--arch",
-            s(arch),
-            "--data",
-            s(csv),
-            "--out",
-            s(&ckpt),
-            "--epochs",
-            "3",
-            "--device",
-            "cpu",
-        ];
+        let mut a = train_args(arch, &ckpt);
+        a.extend(["--epochs", "3", "--device", "cpu"]);
         if resume {
             a.push("--resume");
         }

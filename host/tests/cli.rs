@@ -5,36 +5,9 @@ use std::path::Path;
 
 mod common;
 
-use common::{TINY_ARCH, fixtures, scratch, tickq};
-
-fn ok(args: &[&str]) -> String {
-    let out = tickq(args);
-    assert!(
-        out.status.success(),
-        "tickq {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn fails(args: &[&str]) -> String {
-    let out = tickq(args);
-    assert!(!out.status.success(), "tickq {args:?} should fail");
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(
-        !stderr.contains("panicked"),
-        "tickq {args:?} panicked:\n{stderr}"
-    );
-    stderr
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
+use common::{
+    TINY_ARCH, fails, fixtures, json, ok, ok_stderr, s, scratch, tickq, train_args, train_tiny,
+};
 
 /// `tickq eval --device cpu` and `--device gpu` give the same int8 results and each says, in one stderr line,
 /// where it ran; without an adapter `--device gpu` is a clear error (and CI, which needs one, fails).
@@ -110,17 +83,7 @@ fn train_quantize_eval_inspect_bench() {
     let ckpt = dir.join("ckpt");
     let blob = dir.join("model.blob");
     let report = dir.join("report");
-    let log = tickq(&[
-        "train",
-        "--arch",
-        s(arch),
-        "--data",
-        s(csv),
-        "--out",
-        s(&ckpt),
-        "--epochs",
-        "3",
-    ]);
+    let log = tickq(&[train_args(arch, &ckpt), vec!["--epochs", "3"]].concat());
     assert!(
         log.status.success(),
         "{}",
@@ -364,15 +327,7 @@ fn bad_inputs_give_clear_errors() {
 
     let wrong = dir.join("wrong.toml");
     std::fs::write(&wrong, TINY_ARCH.replace("features = 29", "features = 7")).unwrap();
-    let err = fails(&[
-        "train",
-        "--arch",
-        s(&wrong),
-        "--data",
-        s(csv),
-        "--out",
-        s(&dir.join("y")),
-    ]);
+    let err = fails(&train_args(&wrong, &dir.join("y")));
     assert!(err.contains("7 features") && err.contains("29"), "{err}");
 }
 
@@ -388,19 +343,7 @@ fn every_command_has_help() {
 
 /// Trains the fixture architecture on the fixture data into `ckpt` for `epochs` epochs.
 fn train_checkpoint(ckpt: &Path, epochs: u32) {
-    let (csv, arch) = fixtures();
-    let epochs = epochs.to_string();
-    ok(&[
-        "train",
-        "--arch",
-        s(arch),
-        "--data",
-        s(csv),
-        "--out",
-        s(ckpt),
-        "--epochs",
-        &epochs,
-    ]);
+    train_tiny(ckpt, &["--epochs", &epochs.to_string()]);
 }
 
 /// Runs `tickq stats PATH --json`.
@@ -966,21 +909,8 @@ fn train_and_distill_on_the_gpu() {
     let (csv, arch) = fixtures();
     let dir = scratch("gpu-train");
     let train = |out: &Path, device: &str, epochs: &str, resume: bool| {
-        let mut args = vec![
-            "train",
-            "--arch",
-            s(arch),
-            "--data",
-            s(csv),
-            "--out",
-            s(out),
-            "--epochs",
-            epochs,
-            "--patience",
-            "0",
-            "--device",
-            device,
-        ];
+        let mut args = train_args(arch, out);
+        args.extend(["--epochs", epochs, "--patience", "0", "--device", device]);
         if resume {
             args.push("--resume");
         }
@@ -1093,14 +1023,4 @@ fn train_and_distill_on_the_gpu() {
         "{log}"
     );
     assert!(kd.join("model.safetensors").is_file());
-}
-
-fn ok_stderr(args: &[&str]) -> String {
-    let out = tickq(args);
-    assert!(
-        out.status.success(),
-        "tickq {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stderr).unwrap()
 }

@@ -3,95 +3,12 @@
 //! the round trips of the dynamic-blob export and a pipeline's export pre-check.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 mod common;
 
-use common::{fixtures, scratch, tickq};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Runs `tickq` with `args` and extra environment variables.
-fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tickq"));
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("tickq runs")
-}
-
-/// Runs `tickq`, expects exit code `code`, and returns the first line of stderr.
-fn refused(args: &[&str], code: i32) -> String {
-    refused_with(args, &[], code)
-}
-
-fn refused_with(args: &[&str], env: &[(&str, &str)], code: i32) -> String {
-    let out = run(args, env);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(
-        out.status.code(),
-        Some(code),
-        "tickq {args:?}: exit status {:?}, stderr:\n{stderr}",
-        out.status
-    );
-    assert!(
-        !stderr.contains("panicked"),
-        "tickq {args:?} panicked:\n{stderr}"
-    );
-    stderr
-        .lines()
-        .find(|l| l.starts_with("error"))
-        .unwrap_or_else(|| panic!("tickq {args:?}: no error line in:\n{stderr}"))
-        .to_string()
-}
-
-fn ok(args: &[&str]) -> String {
-    let out = tickq(args);
-    assert!(
-        out.status.success(),
-        "tickq {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// A trained checkpoint of the fixture architecture, a static and a dynamic blob of it, once per test binary.
-fn trained() -> &'static (PathBuf, PathBuf, PathBuf) {
-    static ONCE: std::sync::OnceLock<(PathBuf, PathBuf, PathBuf)> = std::sync::OnceLock::new();
-    ONCE.get_or_init(|| {
-        let (csv, arch) = fixtures();
-        let dir = scratch("limits-trained");
-        let ckpt = dir.join("ckpt");
-        ok(&[
-            "train",
-            "--arch",
-            s(arch),
-            "--data",
-            s(csv),
-            "--out",
-            s(&ckpt),
-            "--epochs",
-            "1",
-        ]);
-        let blob = dir.join("static.blob");
-        ok(&["quantize", s(&ckpt), "--data", s(csv), "--out", s(&blob)]);
-        let dynamic = dir.join("dynamic.blob");
-        ok(&[
-            "quantize",
-            s(&ckpt),
-            "--data",
-            s(csv),
-            "--out",
-            s(&dynamic),
-            "--mode",
-            "dynamic",
-        ]);
-        (ckpt, blob, dynamic)
-    })
-}
+use common::{
+    Trained, fixtures, mlp_arch, ok, refused, refused_with, s, scratch, tickq, train_args, trained,
+};
 
 #[test]
 fn the_help_of_every_numeric_option_gives_its_range() {
@@ -168,16 +85,8 @@ fn the_help_of_every_numeric_option_gives_its_range() {
 
 /// Writes an MLP architecture `features -> hidden... -> 3` into `dir`.
 fn mlp(dir: &Path, name: &str, hidden: &[usize]) -> PathBuf {
-    let mut text =
-        "name = \"big\"\nclasses = 3\n[input]\ntime_steps = 1\nfeatures = 29\n".to_string();
-    for h in hidden {
-        text.push_str(&format!(
-            "[[layers]]\ntype = \"dense\"\nout = {h}\n[[layers]]\ntype = \"relu\"\n"
-        ));
-    }
-    text.push_str("[[layers]]\ntype = \"dense\"\nout = 3\n");
     let path = dir.join(name);
-    std::fs::write(&path, text).unwrap();
+    std::fs::write(&path, mlp_arch(hidden)).unwrap();
     path
 }
 
@@ -201,7 +110,7 @@ fn models_the_core_cannot_run_are_refused_before_the_data_is_read() {
             "--out",
             s(&never),
         ];
-        let out = run(&args, &[]);
+        let out = tickq(&args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert_eq!(out.status.code(), Some(1), "{stderr}");
         assert!(
@@ -215,7 +124,7 @@ fn models_the_core_cannot_run_are_refused_before_the_data_is_read() {
 #[cfg(target_os = "linux")]
 #[test]
 fn endless_inputs_are_refused_after_a_bounded_read() {
-    let (csv, arch) = fixtures();
+    let (_, arch) = fixtures();
     let dir = scratch("limits-endless");
     let out = dir.join("never");
     for args in [
@@ -228,15 +137,7 @@ fn endless_inputs_are_refused_after_a_bounded_read() {
             "--out",
             s(&out),
         ],
-        vec![
-            "train",
-            "--arch",
-            "/dev/zero",
-            "--data",
-            s(csv),
-            "--out",
-            s(&out),
-        ],
+        train_args(Path::new("/dev/zero"), &out),
         vec!["inspect", "/dev/zero"],
         vec!["pipeline", "/dev/zero", "--out", s(&out)],
     ] {
@@ -255,7 +156,7 @@ fn endless_inputs_are_refused_after_a_bounded_read() {
 #[test]
 fn a_dynamic_blob_exports_with_test_vectors_that_read_back() {
     let (csv, _) = fixtures();
-    let (_, blob, dynamic) = trained();
+    let Trained { blob, dynamic, .. } = trained();
     let dir = scratch("limits-export");
     let out = dir.join("dyn.h");
     let text = ok(&[
