@@ -20,11 +20,11 @@ use tickq_gpu::{GpuContext, Int8Evaluator};
 use tickq_host::data::{self, DatasetConfig};
 use tickq_host::eval;
 use tickq_host::model::{Architecture, Sequential};
-use tickq_host::pipeline::{self, PreparedData};
 use tickq_host::quant::QuantConfig;
+use tickq_host::steps::{self, PreparedData};
 
 fn prepared(time_steps: usize) -> PreparedData {
-    pipeline::prepare_data(
+    steps::prepare_data(
         &data::default_data_path(),
         &DatasetConfig {
             time_steps,
@@ -38,7 +38,7 @@ fn prepared(time_steps: usize) -> PreparedData {
 fn blob_for(arch: &str, data: &PreparedData) -> Vec<u8> {
     let arch = Architecture::from_toml_str(arch).expect("architecture parses");
     let model = Sequential::new(arch, 11).expect("model builds");
-    pipeline::quantize_model(&model, data, &QuantConfig::default())
+    steps::quantize_model(&model, data, &QuantConfig::default())
         .expect("quantizes")
         .blob
 }

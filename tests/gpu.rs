@@ -14,8 +14,8 @@ use tickq_gpu::{GpuContext, Int8Evaluator};
 use tickq_host::data::{self, DatasetConfig};
 use tickq_host::eval;
 use tickq_host::model::{Architecture, Sequential};
-use tickq_host::pipeline::{self, PreparedData};
 use tickq_host::quant::QuantConfig;
+use tickq_host::steps::{self, PreparedData};
 
 use crate::support::{SLICE_TRADES, fixture};
 
@@ -23,7 +23,7 @@ use crate::support::{SLICE_TRADES, fixture};
 fn full_data() -> &'static PreparedData {
     static DATA: OnceLock<PreparedData> = OnceLock::new();
     DATA.get_or_init(|| {
-        pipeline::prepare_data(&data::default_data_path(), &DatasetConfig::default(), None)
+        steps::prepare_data(&data::default_data_path(), &DatasetConfig::default(), None)
             .expect("bundled data prepares")
     })
 }
@@ -167,7 +167,7 @@ fn dynamic_demo_model_matches_core_logits_and_exponents_on_the_bundled_test_set(
         return;
     };
     let f = fixture();
-    let q = pipeline::quantize_model_dynamic(&f.model, &f.data).expect("quantizes dynamically");
+    let q = steps::quantize_model_dynamic(&f.model, &f.data).expect("quantizes dynamically");
     let model = Model::load(&q.blob).unwrap();
     assert!(model.is_dynamic());
     let x = full_data().splits.test.x.view();
@@ -199,7 +199,7 @@ fn dynamic_demo_model_matches_core_logits_and_exponents_on_the_bundled_test_set(
 /// and that slice's data.
 fn windowed_blob(arch: &str, time_steps: usize) -> (Vec<u8>, PreparedData) {
     let trades = data::load_trades(&data::default_data_path()).expect("bundled data loads");
-    let data = pipeline::prepare_from_trades(
+    let data = steps::prepare_from_trades(
         &trades[..SLICE_TRADES],
         "bundled slice".into(),
         [0; 32],
@@ -212,7 +212,7 @@ fn windowed_blob(arch: &str, time_steps: usize) -> (Vec<u8>, PreparedData) {
     .expect("slice prepares");
     let arch = Architecture::from_toml_str(arch).expect("arch parses");
     let model = Sequential::new(arch, 7).expect("model builds");
-    let q = pipeline::quantize_model(&model, &data, &QuantConfig::default()).expect("quantizes");
+    let q = steps::quantize_model(&model, &data, &QuantConfig::default()).expect("quantizes");
     (q.blob, data)
 }
 

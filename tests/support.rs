@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 
 use tickq_host::data::{self, DatasetConfig};
 use tickq_host::model::Architecture;
-use tickq_host::pipeline::{self, PreparedData};
 use tickq_host::quant::{QuantConfig, QuantizedModel};
+use tickq_host::steps::{self, PreparedData};
 use tickq_host::train::TrainConfig;
 
 /// Trades of the bundled file used by the end-to-end tests (a contiguous slice
@@ -28,7 +28,7 @@ pub fn fixture() -> &'static Fixture {
         let path = data::default_data_path();
         let trades = data::load_trades(&path).expect("bundled data loads");
         let trades = &trades[..SLICE_TRADES];
-        let data = pipeline::prepare_from_trades(
+        let data = steps::prepare_from_trades(
             trades,
             "bundled slice".into(),
             [0; 32],
@@ -36,14 +36,14 @@ pub fn fixture() -> &'static Fixture {
             None,
         )
         .expect("slice prepares");
-        let arch = Architecture::from_toml_str(pipeline::DEMO_ARCH).expect("demo arch parses");
+        let arch = Architecture::from_toml_str(steps::DEMO_ARCH).expect("demo arch parses");
         let cfg = TrainConfig {
             epochs: 6,
-            ..pipeline::demo_train_config()
+            ..steps::demo_train_config()
         };
-        let (model, _) = pipeline::train_model(arch, &data, &cfg, &mut |_| {}).expect("trains");
+        let (model, _) = steps::train_model(arch, &data, &cfg, &mut |_| {}).expect("trains");
         let quantized =
-            pipeline::quantize_model(&model, &data, &QuantConfig::default()).expect("quantizes");
+            steps::quantize_model(&model, &data, &QuantConfig::default()).expect("quantizes");
         Fixture {
             data,
             model,

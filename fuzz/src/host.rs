@@ -8,8 +8,8 @@ use ndarray::Array2;
 use tickq_host::checkpoint::decode_safetensors;
 use tickq_host::data::{DatasetConfig, Trade, parse_trades};
 use tickq_host::model::{Architecture, LayerSpec, Sequential, Shape};
-use tickq_host::pipeline::{self, Preprocess};
-use tickq_host::stages::PipelineConfig;
+use tickq_host::steps::{self, Preprocess};
+use tickq_host::pipeline::PipelineConfig;
 
 /// The most parameters (and values per tensor) of an architecture the harness builds a model for.
 ///
@@ -37,7 +37,7 @@ pub fn trades_csv(data: &[u8]) {
             .windows(2)
             .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms)
     );
-    let _ = pipeline::prepare_from_trades(
+    let _ = steps::prepare_from_trades(
         &trades,
         "fuzz.csv".into(),
         [0; 32],
@@ -207,7 +207,7 @@ pub fn preprocess_json(data: &[u8]) {
     let Ok(pre) = Preprocess::parse(text, Path::new("preprocess.json"), &arch) else {
         return;
     };
-    let Ok(mut prepared) = pipeline::prepare_from_trades(
+    let Ok(mut prepared) = steps::prepare_from_trades(
         trades(),
         "synthetic".into(),
         [0; 32],

@@ -608,7 +608,7 @@ pub fn test_split_inputs(
         time_steps,
         ..Default::default()
     };
-    let data = crate::pipeline::prepare_data(path, &dataset, None)?;
+    let data = crate::steps::prepare_data(path, &dataset, None)?;
     let test = data.splits.test;
     let names: Vec<&str> = model.metadata().feature_names().collect();
     if test.features != features || !test.feature_names.iter().map(String::as_str).eq(names) {

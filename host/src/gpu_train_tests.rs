@@ -504,7 +504,7 @@ fn training_on_the_bundled_data_matches_the_cpu_run() {
     let path = crate::data::default_data_path();
     let trades = crate::data::load_trades(&path).unwrap();
     // A contiguous slice from the start keeps the test fast on software Vulkan with two cores.
-    let data = crate::pipeline::prepare_from_trades(
+    let data = crate::steps::prepare_from_trades(
         &trades[..40_000],
         "bundled slice".into(),
         [0; 32],
@@ -512,14 +512,14 @@ fn training_on_the_bundled_data_matches_the_cpu_run() {
         None,
     )
     .unwrap();
-    let arch = Architecture::from_toml_str(crate::pipeline::DEMO_ARCH).unwrap();
+    let arch = Architecture::from_toml_str(crate::steps::DEMO_ARCH).unwrap();
     let cfg = crate::train::TrainConfig {
         epochs: 4,
         patience: 0,
-        ..crate::pipeline::demo_train_config()
+        ..crate::steps::demo_train_config()
     };
     let run = |device: &TrainDevice| {
-        crate::pipeline::train_model_on(device, arch.clone(), &data, &cfg, &mut |_| {}).unwrap()
+        crate::steps::train_model_on(device, arch.clone(), &data, &cfg, &mut |_| {}).unwrap()
     };
     let (cpu, cpu_history) = run(&TrainDevice::Cpu);
     let (gpu, gpu_history) = run(&TrainDevice::Gpu(ctx.clone()));

@@ -26,5 +26,5 @@ pub mod prune;
 pub mod quant;
 pub mod report;
 pub mod shapes;
-pub mod stages;
+pub mod steps;
 pub mod train;

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tickq_host::device::ComputeDevice;
-use tickq_host::stages::{self, PipelineConfig, RunOptions, StageStatus};
+use tickq_host::pipeline::{self, PipelineConfig, RunOptions, StageStatus};
 
 mod common;
 
@@ -78,7 +78,7 @@ fn run(cfg: &PipelineConfig, out: &Path, force: bool) -> Vec<(String, StageStatu
         progress: false,
         device: ComputeDevice::Cpu,
     };
-    let run = stages::run_pipeline(cfg, &opts, &mut |_| {}).unwrap();
+    let run = pipeline::run_pipeline(cfg, &opts, &mut |_| {}).unwrap();
     run.stages.into_iter().map(|s| (s.name, s.status)).collect()
 }
 
@@ -271,7 +271,7 @@ latency_calls = 1000
         progress: false,
         device,
     };
-    let run = stages::run_pipeline(&cfg, &opts, &mut |_| {}).unwrap();
+    let run = pipeline::run_pipeline(&cfg, &opts, &mut |_| {}).unwrap();
     let student = &run.stages[1].metrics;
     assert_eq!(student.kind, "distill");
     assert_eq!(student.parameters, 29 * 16 + 16 + 16 * 3 + 3);
@@ -526,7 +526,7 @@ fn demo_runs_the_bundled_pipeline_and_keeps_its_report() {
 
 #[test]
 fn the_bundled_demo_config_parses() {
-    let cfg = PipelineConfig::parse(stages::DEMO_CONFIG, "demo.toml", Path::new(".")).unwrap();
+    let cfg = PipelineConfig::parse(pipeline::DEMO_CONFIG, "demo.toml", Path::new(".")).unwrap();
     let names: Vec<&str> = cfg.stages.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,

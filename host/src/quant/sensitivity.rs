@@ -782,7 +782,7 @@ out = 3
             samples: 600,
             float: s.float,
             quantization: Some(QuantSection {
-                settings: crate::pipeline::quant_summary(&QuantConfig::default(), 1024),
+                settings: crate::steps::quant_summary(&QuantConfig::default(), 1024),
                 ranges: range_rows(&m, &s.quantized, x.view()),
                 warnings: s.quantized.warnings.clone(),
                 layers: s.layers.clone(),

@@ -1,11 +1,10 @@
-//! The end-to-end pipeline the `tickq` command drives: prepare data, train,
-//! checkpoint, calibrate and quantize, export, evaluate and report.
+//! The steps the `tickq` subcommands and the staged pipeline ([`crate::pipeline`]) are made of: prepare data,
+//! train, checkpoint, calibrate and quantize, prune, evaluate, check a blob against its checkpoint, inspect.
 //!
-//! Each step is a plain function so tests and other tools can call them in
-//! any order; [`run_demo`] chains them with the bundled defaults.
+//! Each step is a plain function, so the subcommands, the pipeline's stages, tests and other tools call them in
+//! whatever order they need; none of them chains the others.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -886,136 +885,6 @@ pub fn quant_summary(config: &QuantConfig, calibration_samples: usize) -> QuantS
 
 /// The architecture `tickq demo` trains, embedded so the demo runs anywhere.
 pub const DEMO_ARCH: &str = crate::shapes::DEMO_MLP;
-
-/// Settings of [`run_demo`].
-#[derive(Debug, Clone)]
-pub struct DemoConfig {
-    /// Trade file.
-    pub data: PathBuf,
-    /// Output directory.
-    pub out: PathBuf,
-    /// Training settings.
-    pub train: TrainConfig,
-    /// Quantization settings.
-    pub quant: QuantConfig,
-    /// Dataset settings.
-    pub dataset: DatasetConfig,
-    /// Split settings; `None` derives the leak-free gap from the dataset.
-    pub split: Option<SplitConfig>,
-    /// Single-sample calls timed for the latency percentiles.
-    pub latency_calls: usize,
-    /// How the blob encodes weights.
-    pub encode: EncodeOptions,
-}
-
-impl Default for DemoConfig {
-    fn default() -> Self {
-        Self {
-            data: data::default_data_path(),
-            out: PathBuf::from("tickq-demo"),
-            train: TrainConfig::default(),
-            quant: QuantConfig::default(),
-            dataset: DatasetConfig::default(),
-            split: None,
-            latency_calls: 200_000,
-            encode: EncodeOptions::default(),
-        }
-    }
-}
-
-/// What [`run_demo`] wrote.
-#[derive(Debug, Clone)]
-pub struct DemoOutputs {
-    /// The checkpoint directory (safetensors + arch + preprocess).
-    pub checkpoint: PathBuf,
-    /// The exported blob.
-    pub blob: PathBuf,
-    /// The report (also written as report.md / report.json in the output directory).
-    pub report: Report,
-    /// Training history.
-    pub history: TrainHistory,
-}
-
-/// Runs the whole pipeline: data → train → checkpoint → calibrate → quantize →
-/// blob → evaluate (f32 and int8 through tickq-core) → report.
-///
-/// `log` receives one human-readable line per step or epoch.
-///
-/// # Errors
-///
-/// The first failing step's error.
-pub fn run_demo(cfg: &DemoConfig, log: &mut dyn FnMut(&str)) -> Result<DemoOutputs, PipelineError> {
-    let started = Instant::now();
-    log(&format!("reading {}", cfg.data.display()));
-    let data = prepare_data(&cfg.data, &cfg.dataset, cfg.split.as_ref())?;
-    log(&format!(
-        "{} trades -> {} features x {} steps; samples train/val/test = {}/{}/{}",
-        data.trades,
-        data.features(),
-        data.splits.train.time_steps,
-        data.splits.train.y.len(),
-        data.splits.validation.y.len(),
-        data.splits.test.y.len()
-    ));
-    let arch = Architecture::from_toml_str(DEMO_ARCH)?;
-    log(&format!(
-        "training `{}` ({} parameters)",
-        arch.name,
-        Sequential::new(arch.clone(), 0)?.num_parameters()
-    ));
-    let (model, history) = train_model(arch, &data, &cfg.train, &mut |e| log(&format_epoch(e)))?;
-    let checkpoint_dir = cfg.out.join("checkpoint");
-    save_checkpoint(&checkpoint_dir, &model, &data.preprocess())?;
-    log(&format!(
-        "checkpoint written to {}",
-        checkpoint_dir.display()
-    ));
-    let q = quantize_model_with(&model, &data, &cfg.quant, &cfg.encode)?;
-    for w in &q.warnings {
-        log(&format!("warning: {w}"));
-    }
-    let blob_path = cfg.out.join("model.blob");
-    write_atomic(&blob_path, &q.blob)?;
-    let summary = quant_summary(
-        &cfg.quant,
-        cfg.quant.calibration_samples.min(data.splits.train.y.len()),
-    );
-    let ranges: Vec<RangeRow> = q.ranges.iter().map(RangeRow::from).collect();
-    QuantSidecar {
-        quantization: summary.clone(),
-        ranges: ranges.clone(),
-    }
-    .write(&blob_path)?;
-    log(&format!(
-        "blob written to {} ({} bytes)",
-        blob_path.display(),
-        q.blob.len()
-    ));
-    log(&format!(
-        "evaluating on {} test samples and timing {} calls",
-        data.splits.test.y.len(),
-        cfg.latency_calls
-    ));
-    let report = evaluate(&model, &q.blob, &data, summary, ranges, cfg.latency_calls)?;
-    report.write(&cfg.out)?;
-    log(&format!(
-        "f32 accuracy {:.2} %, int8 accuracy {:.2} %, agreement {:.2} %, baseline {:.2} %, blob {} B ({:.1} % of f32), p50 {:.0} ns; {:.1} s in all",
-        100.0 * report.float.accuracy,
-        100.0 * report.int8.accuracy,
-        100.0 * report.int8.agreement,
-        100.0 * report.baseline.majority_accuracy,
-        report.int8.blob_bytes,
-        100.0 * report.int8.blob_fraction_of_float,
-        report.latency_ns.p50,
-        started.elapsed().as_secs_f64()
-    ));
-    Ok(DemoOutputs {
-        checkpoint: checkpoint_dir,
-        blob: blob_path,
-        report,
-        history,
-    })
-}
 
 /// One line per epoch for progress output.
 pub fn format_epoch(e: &EpochReport) -> String {

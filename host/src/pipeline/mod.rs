@@ -33,9 +33,9 @@ use crate::eval::{self, Metrics};
 use crate::fsutil::{replace_dir, write_atomic};
 use crate::gpu_train::TrainDevice;
 use crate::model::Sequential;
-use crate::pipeline::{self, PipelineError, PreparedData, QuantSidecar};
 use crate::prune::PruningStatistics;
 use crate::report::RangeRow;
+use crate::steps::{self, PipelineError, PreparedData, QuantSidecar};
 
 pub use charts::{Point, scatter_svg};
 pub use config::{PipelineConfig, Stage, StageSpec};
@@ -217,7 +217,7 @@ pub fn run_pipeline(
     log: &mut dyn FnMut(&str),
 ) -> Result<PipelineRun, StagesError> {
     crate::paths::check_output_dir(&opts.out, "the stage directories and the comparison")?;
-    let data = pipeline::prepare_data(&cfg.csv, &cfg.data.dataset(), cfg.data.split.as_ref())
+    let data = steps::prepare_data(&cfg.csv, &cfg.data.dataset(), cfg.data.split.as_ref())
         .map_err(|e| StagesError::Data(Box::new(e)))?;
     log(&format!(
         "data: {}, {} trades; samples train / validation / test = {} / {} / {}",
@@ -228,7 +228,7 @@ pub fn run_pipeline(
         data.splits.test.y.len()
     ));
     let data_material = serde_json::json!({
-        "sha256": pipeline::hex(&data.sha256),
+        "sha256": steps::hex(&data.sha256),
         "dataset": data.dataset,
         "split": data.split,
     })
@@ -284,7 +284,7 @@ pub fn run_pipeline(
                     kind: kind.to_string(),
                     fingerprint: fingerprint.clone(),
                     inputs,
-                    data_sha256: pipeline::hex(&data.sha256),
+                    data_sha256: steps::hex(&data.sha256),
                     tickq_version: VERSION.to_string(),
                     outputs: artifact.1,
                 };
@@ -316,7 +316,7 @@ pub fn run_pipeline(
         tickq_version: VERSION.to_string(),
         config: cfg.file.clone(),
         data_source: data.source.clone(),
-        data_sha256: pipeline::hex(&data.sha256),
+        data_sha256: steps::hex(&data.sha256),
         test_samples: data.splits.test.y.len(),
         stages: outcomes
             .iter()
@@ -371,7 +371,7 @@ fn fingerprint(stage: &Stage, inputs: &[InputRecord], data_material: &str) -> St
         h.update(b"\ninput ");
         h.update(i.fingerprint.as_bytes());
     }
-    pipeline::hex(&h.finalize())
+    steps::hex(&h.finalize())
 }
 
 /// The stage's earlier result, when its record matches `fingerprint` and every output is there and loads.
@@ -388,7 +388,7 @@ fn reuse(dir: &Path, stage: &Stage, fingerprint: &str) -> Option<(Artifact, Stag
         serde_json::from_slice(&std::fs::read(dir.join("metrics.json")).ok()?).ok()?;
     let artifact = match stage.spec.produces() {
         config::Produces::Model => {
-            let (model, _) = pipeline::load_checkpoint(&dir.join("checkpoint")).ok()?;
+            let (model, _) = steps::load_checkpoint(&dir.join("checkpoint")).ok()?;
             Artifact::Model(Box::new(model))
         }
         config::Produces::Blob => {
@@ -443,12 +443,12 @@ fn run_stage(
         StageSpec::Train { arch, config, .. } => {
             let bar = progress.bar(config.epochs, &format!("{}: training", stage.name));
             let (model, history) =
-                pipeline::train_model_on(&train_device, arch.clone(), data, config, &mut |e| {
+                steps::train_model_on(&train_device, arch.clone(), data, config, &mut |e| {
                     bar.inc(1);
                     bar.set_message(format!("val acc {:.2} %", 100.0 * e.val_accuracy));
                 })?;
             bar.finish_and_clear();
-            pipeline::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
+            steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
             write_json(
                 &dir.join("history.json"),
                 &serde_json::json!({
@@ -472,7 +472,7 @@ fn run_stage(
                 plan.schedule.targets().len(),
                 &format!("{}: pruning", stage.name),
             );
-            let steps = pipeline::prune_model(
+            let steps = steps::prune_model(
                 &mut model,
                 data,
                 plan,
@@ -485,7 +485,7 @@ fn run_stage(
                 &mut |_| {},
             )?;
             bar.finish_and_clear();
-            pipeline::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
+            steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
             write_json(&dir.join("steps.json"), &steps)?;
             let m = f32_metrics(&stage.name, &kind, from, &model, data, reference);
             (
@@ -503,7 +503,7 @@ fn run_stage(
             let teacher = input_model(input)?;
             let mut model = match student {
                 Some((arch, _)) => {
-                    pipeline::check_arch_fits(arch, data)?;
+                    steps::check_arch_fits(arch, data)?;
                     Sequential::new(arch.clone(), config.seed)?
                 }
                 None => input_model(inputs.get(1).copied())?.clone(),
@@ -529,7 +529,7 @@ fn run_stage(
             )
             .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
             bar.finish_and_clear();
-            pipeline::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
+            steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
             write_json(
                 &dir.join("history.json"),
                 &serde_json::json!({
@@ -554,9 +554,9 @@ fn run_stage(
             let model = input_model(input)?;
             let reference = input.map_or(0, |d| d.metrics.reference_f32_bytes);
             let q = if raw.dynamic == Some(true) {
-                pipeline::quantize_model_dynamic(model, data)?
+                steps::quantize_model_dynamic(model, data)?
             } else {
-                pipeline::quantize_model_with(model, data, config, options)?
+                steps::quantize_model_with(model, data, config, options)?
             };
             for w in &q.warnings {
                 log(&format!("{}: warning: {w}", stage.name));
@@ -567,10 +567,10 @@ fn run_stage(
                 // No calibration: the settings below would not describe this blob.
                 crate::report::QuantSummary {
                     observer: "dynamic".into(),
-                    ..pipeline::unknown_quant_summary()
+                    ..steps::unknown_quant_summary()
                 }
             } else {
-                pipeline::quant_summary(
+                steps::quant_summary(
                     config,
                     config.calibration_samples.min(data.splits.train.y.len()),
                 )
@@ -585,7 +585,7 @@ fn run_stage(
                 "{}: evaluating and timing {latency_calls} calls",
                 stage.name
             ));
-            let report = pipeline::evaluate_on(
+            let report = steps::evaluate_on(
                 device,
                 model,
                 &q.blob,

@@ -1,0 +1,68 @@
+//! `tickq bench`: single-sample latency of a blob through tickq-core.
+
+use clap::Args;
+use std::path::PathBuf;
+use tickq_host::data::{self};
+use tickq_host::limits::{self};
+use tickq_host::steps::{self, PipelineError};
+
+use crate::args::*;
+use crate::{out, progress};
+
+#[derive(Args, Debug)]
+pub(crate) struct BenchArgs {
+    /// Blob file.
+    pub(crate) blob: PathBuf,
+    #[arg(long, value_name = "N", default_value_t = 200_000, allow_negative_numbers = true,
+          value_parser = whole(limits::LATENCY_CALLS),
+          help = ranged("Number of timed single-sample calls", limits::LATENCY_CALLS))]
+    pub(crate) calls: usize,
+    /// Trade CSV whose features feed the benchmark (defaults to the bundled ES ticks);
+    /// when its feature count does not match the blob, seeded random inputs are used.
+    #[arg(long, value_name = "CSV")]
+    pub(crate) data: Option<PathBuf>,
+    /// The kernel backend to run: generic, sse2, avx2, avx512-vnni (x86-64), neon,
+    /// neon-dot (aarch64). Default: the fastest this machine has (what a device loading the
+    /// blob picks).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) backend: Option<tickq_core::Backend>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+pub(crate) fn run(a: BenchArgs) -> Result<(), PipelineError> {
+    let bytes = read_blob(&a.blob)?;
+    let mut model = tickq_core::Model::load(&bytes).map_err(|error| PipelineError::Blob {
+        path: a.blob.display().to_string(),
+        error,
+    })?;
+    if let Some(backend) = a.backend {
+        model
+            .set_backend(backend)
+            .map_err(|e| PipelineError::Mismatch(format!("--backend {backend}: {e}")))?;
+    }
+    let path = a.data.clone().unwrap_or_else(data::default_data_path);
+    let (inputs, source) = steps::bench_inputs(&model, &path)?;
+    progress(&format!(
+        "timing {} single-sample calls on {source}",
+        a.calls
+    ));
+    let stats = tickq_host::eval::measure_latency(&model, inputs.view(), a.calls);
+    if a.json {
+        out(&serde_json::to_string_pretty(&stats)
+            .map_err(|e| PipelineError::Mismatch(e.to_string()))?)
+    } else {
+        out(&format!(
+            "{}: {} calls on the {} backend, latency p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns, mean {:.1} ns (timer overhead {:.0} ns subtracted)",
+            a.blob.display(),
+            stats.calls,
+            stats.backend,
+            stats.p50,
+            stats.p99,
+            stats.p999,
+            stats.mean,
+            stats.timer_overhead
+        ))
+    }
+}

@@ -1,0 +1,32 @@
+//! `tickq inspect`: a blob's layers, sizes, arena, CRC and metadata.
+
+use clap::Args;
+use std::path::PathBuf;
+use tickq_host::steps::{self, PipelineError};
+
+use crate::args::*;
+use crate::out;
+
+#[derive(Args, Debug)]
+pub(crate) struct InspectArgs {
+    /// Blob file.
+    pub(crate) blob: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+pub(crate) fn run(a: InspectArgs) -> Result<(), PipelineError> {
+    let bytes = read_blob(&a.blob)?;
+    let model = tickq_core::Model::load(&bytes).map_err(|error| PipelineError::Blob {
+        path: a.blob.display().to_string(),
+        error,
+    })?;
+    let info = steps::inspect_blob(&model);
+    if a.json {
+        out(&serde_json::to_string_pretty(&info)
+            .map_err(|e| PipelineError::Mismatch(e.to_string()))?)
+    } else {
+        out(&info.to_text())
+    }
+}
