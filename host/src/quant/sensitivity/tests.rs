@@ -1,0 +1,491 @@
+//! Tests of `sensitivity`.
+
+use super::*;
+use crate::model::Architecture;
+use crate::quant::{Backend, static_quantize};
+use ndarray::Array2;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+const MLP: &str = r#"
+name = "mlp"
+classes = 3
+[input]
+time_steps = 1
+features = 12
+[[layers]]
+type = "dense"
+name = "fc1"
+out = 32
+[[layers]]
+type = "relu"
+[[layers]]
+type = "dense"
+name = "fc2"
+out = 16
+[[layers]]
+type = "relu"
+[[layers]]
+type = "dense"
+name = "fc3"
+out = 3
+"#;
+
+const CONV: &str = r#"
+name = "conv"
+classes = 3
+[input]
+time_steps = 16
+features = 4
+[[layers]]
+type = "conv1d"
+name = "conv1"
+out = 8
+kernel = 3
+padding = "causal"
+[[layers]]
+type = "relu"
+[[layers]]
+type = "avgpool1d"
+kernel = 2
+[[layers]]
+type = "tanh"
+[[layers]]
+type = "flatten"
+[[layers]]
+type = "dense"
+name = "fc1"
+out = 3
+"#;
+
+fn inputs(n: usize, width: usize, seed: u64) -> Array2<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    Array2::from_shape_fn((n, width), |_| {
+        (0..4).map(|_| rng.random::<f32>() - 0.5).sum::<f32>() * 1.7
+    })
+}
+
+fn info(features: usize) -> ExportInfo {
+    ExportInfo {
+        name: "test".into(),
+        feature_names: (0..features).map(|i| format!("f{i}")).collect(),
+        label_names: labels(),
+        mean: vec![0.0; features],
+        std: vec![1.0; features],
+        data_hash: [7; 32],
+    }
+}
+
+fn labels() -> Vec<String> {
+    vec!["down".into(), "flat".into(), "up".into()]
+}
+
+fn model(arch: &str, seed: u64) -> Sequential {
+    Sequential::new(Architecture::from_toml_str(arch).unwrap(), seed).unwrap()
+}
+
+/// Runs quantization sensitivity with the f32 model's own predictions as
+/// labels, so the f32 accuracy is 1 and every change is a loss.
+fn run(model: &Sequential, config: &QuantConfig) -> QuantSensitivity {
+    let width = model.input_len();
+    let calibration = inputs(1024, width, 11);
+    let x = inputs(600, width, 12);
+    let y: Vec<u8> = model
+        .predict(x.view())
+        .into_iter()
+        .map(|c| c as u8)
+        .collect();
+    let labels = labels();
+    let eval = EvalSet {
+        x: x.view(),
+        y: &y,
+        labels: &labels,
+    };
+    quantization_sensitivity(
+        model,
+        calibration.view(),
+        &info(model.arch.input.features),
+        config,
+        &EncodeOptions::default(),
+        &eval,
+    )
+    .unwrap()
+}
+
+/// Makes `fc2` fragile: hidden unit 0 of fc1 is always 0 after the ReLU,
+/// and fc2 gives it a huge weight in every row, so the f32 model does not
+/// change but each fc2 channel's int8 scale is set by that one weight and
+/// every other fc2 weight rounds to 0.
+fn fragile_mlp() -> Sequential {
+    let mut m = model(MLP, 3);
+    if let Layer::Dense(d) = &mut m.layers[0] {
+        d.weight.row_mut(0).fill(0.0);
+        d.bias[0] = -1.0;
+    }
+    if let Layer::Dense(d) = &mut m.layers[2] {
+        let big = 1000.0 * d.weight.iter().fold(0f32, |a, w| a.max(w.abs()));
+        d.weight.column_mut(0).fill(big);
+    }
+    m
+}
+
+#[test]
+fn the_fragile_layer_comes_out_worst() {
+    let m = fragile_mlp();
+    let s = run(&m, &QuantConfig::default());
+    assert_eq!(s.float.accuracy, 1.0);
+    let names: Vec<&str> = s.layers.iter().map(|r| r.layer.as_str()).collect();
+    assert_eq!(names.len(), 4, "input, fc1, fc2, fc3: {names:?}");
+    assert_eq!(names[0], "fc2", "{:#?}", s.layers);
+    let worst = &s.layers[0];
+    assert_eq!((worst.kind.as_str(), worst.index), ("dense", Some(2)));
+    assert!(worst.accuracy_change < -0.2, "{worst:?}");
+    for r in &s.layers[1..] {
+        assert!(r.accuracy_change > -0.05, "{r:?}");
+    }
+    assert!(names.contains(&"input"));
+    let input = s.layers.iter().find(|r| r.layer == "input").unwrap();
+    assert_eq!((input.kind.as_str(), input.index), ("input", None));
+}
+
+#[test]
+fn rows_are_sorted_worst_first() {
+    let s = run(&fragile_mlp(), &QuantConfig::default());
+    assert!(
+        s.layers
+            .windows(2)
+            .all(|w| w[0].accuracy_change <= w[1].accuracy_change)
+    );
+    let row = |name: &str, acc: f64, f1: f64| LayerSensitivity {
+        layer: name.into(),
+        kind: "dense".into(),
+        index: None,
+        accuracy: 0.5 + acc,
+        macro_f1: 0.5 + f1,
+        accuracy_change: acc,
+        macro_f1_change: f1,
+        agreement: 1.0,
+    };
+    let mut rows = vec![
+        row("a", 0.0, 0.0),
+        row("b", -0.1, 0.0),
+        row("c", 0.0, -0.2),
+        row("d", 0.0, 0.0),
+    ];
+    sort_worst_first(&mut rows);
+    let order: Vec<&str> = rows.iter().map(|r| r.layer.as_str()).collect();
+    assert_eq!(order, ["b", "c", "a", "d"]);
+}
+
+#[test]
+fn simulated_parameters_are_the_quantizers() {
+    // The weights of each channel take at most 255 distinct values on the
+    // quantizer's grid; with fpga the grid step is a power of two.
+    let m = model(MLP, 5);
+    let fpga = QuantConfig {
+        backend: Backend::Fpga,
+        ..QuantConfig::default()
+    };
+    let mut layer = m.layers[0].clone();
+    fake_quantize_weights(&mut layer, &fpga);
+    let Layer::Dense(d) = layer else { panic!() };
+    let Layer::Dense(orig) = &m.layers[0] else {
+        panic!()
+    };
+    for (row, orig_row) in d.weight.rows().into_iter().zip(orig.weight.rows()) {
+        let max_abs = orig_row.iter().fold(0f32, |a, w| a.max(w.abs()));
+        let step = channel_weight_scale(max_abs, &fpga);
+        assert_eq!(step.log2().fract(), 0.0);
+        for (w, o) in row.iter().zip(orig_row) {
+            let q = f64::from(*w) / step;
+            assert_eq!(q, q.round(), "{w} is not on the grid of step {step}");
+            assert!((f64::from(*w) - f64::from(*o)).abs() <= step / 2.0 + 1e-9);
+        }
+    }
+    // Every tensor the quantizer calibrates has a row: input, conv1 (relu
+    // fused), the average pool, the tanh table and fc1.
+    let conv = model(CONV, 7);
+    for config in [QuantConfig::default(), fpga] {
+        let s = run(&conv, &config);
+        let mut kinds: Vec<(&str, &str)> = s
+            .layers
+            .iter()
+            .map(|r| (r.layer.as_str(), r.kind.as_str()))
+            .collect();
+        kinds.sort_unstable();
+        assert_eq!(
+            kinds,
+            [
+                ("#2 avgpool1d", "avgpool1d"),
+                ("#3 tanh", "tanh"),
+                ("conv1", "conv1d"),
+                ("fc1", "dense"),
+                ("input", "input"),
+            ]
+        );
+        assert_eq!(s.quantized.ranges.len(), 5);
+    }
+}
+
+#[test]
+fn pruning_sensitivity_prunes_one_clone_at_a_time() {
+    let m = model(MLP, 3);
+    let x = inputs(400, 12, 12);
+    let y: Vec<u8> = m.predict(x.view()).into_iter().map(|c| c as u8).collect();
+    let labels = labels();
+    let eval = EvalSet {
+        x: x.view(),
+        y: &y,
+        labels: &labels,
+    };
+    let before = m.clone();
+    let p = pruning_sensitivity(&m, 0.9, &eval).unwrap();
+    assert_eq!(m, before, "the model itself is not pruned");
+    let mut names: Vec<&str> = p.layers.iter().map(|r| r.layer.as_str()).collect();
+    assert!(
+        p.layers
+            .windows(2)
+            .all(|w| w[0].accuracy_change <= w[1].accuracy_change)
+    );
+    names.sort_unstable();
+    assert_eq!(names, ["fc1", "fc2", "fc3"]);
+    assert!(p.layers[0].accuracy_change < 0.0, "{:?}", p.layers);
+    // Nothing pruned: nothing changes.
+    let zero = pruning_sensitivity(&m, 0.0, &eval).unwrap();
+    assert!(zero.layers.iter().all(|r| r.accuracy_change == 0.0));
+    assert!(matches!(
+        pruning_sensitivity(&m, 1.0, &eval),
+        Err(PruneError::Amount { .. })
+    ));
+}
+
+#[test]
+fn report_json_has_a_stable_shape() {
+    let m = fragile_mlp();
+    let s = run(&m, &QuantConfig::default());
+    let x = inputs(300, 12, 13);
+    let report = SensitivityReport {
+        model: "mlp".into(),
+        split: "validation".into(),
+        samples: 600,
+        float: s.float,
+        quantization: Some(QuantSection {
+            settings: crate::steps::quant_summary(&QuantConfig::default(), 1024),
+            ranges: range_rows(&m, &s.quantized, x.view()),
+            warnings: s.quantized.warnings.clone(),
+            layers: s.layers.clone(),
+        }),
+        pruning: None,
+    };
+    let v = serde_json::to_value(&report).unwrap();
+    for key in [
+        "/model",
+        "/split",
+        "/samples",
+        "/float/accuracy",
+        "/float/macro_f1",
+    ] {
+        assert!(v.pointer(key).is_some(), "{key} missing: {v}");
+    }
+    assert!(v["pruning"].is_null());
+    let rows = v["quantization"]["layers"].as_array().unwrap();
+    assert_eq!(rows[0]["layer"], "fc2");
+    for key in [
+        "layer",
+        "kind",
+        "index",
+        "accuracy",
+        "macro_f1",
+        "accuracy_change",
+        "macro_f1_change",
+        "agreement",
+    ] {
+        assert!(rows[0].get(key).is_some(), "row lacks {key}");
+    }
+    let ranges = v["quantization"]["ranges"].as_array().unwrap();
+    assert_eq!(ranges.len(), 4);
+    assert_eq!(ranges[0]["tensor"], "input");
+    assert!(ranges.iter().all(|r| r["clipped_test"].is_number()));
+    let text = report.to_text();
+    assert!(text.contains("fc2") && text.contains("clip test"), "{text}");
+}
+
+/// Quantizes `model` (whose layers may have been edited past what an
+/// architecture file allows) and returns the error message.
+fn refusal(model: &Sequential, config: &QuantConfig) -> String {
+    let width = model.input_len();
+    static_quantize(
+        model,
+        inputs(64, width, 1).view(),
+        &info(model.arch.input.features),
+        config,
+    )
+    .unwrap_err()
+    .to_string()
+}
+
+#[test]
+fn unsupported_layers_are_refused_naming_the_layer_and_the_fix() {
+    // A Dense layer on a sequence: drop the Flatten of the conv model.
+    let mut m = model(CONV, 1);
+    m.layers.remove(4);
+    let err = refusal(&m, &QuantConfig::default());
+    assert!(
+        err.contains("layer 4 (fc1 dense)") && err.contains("add a flatten"),
+        "{err}"
+    );
+
+    // A Conv1d layer on a vector: the model takes one time step.
+    let mut m = model(MLP, 1);
+    let conv = model(CONV, 1);
+    m.layers[0] = conv.layers[0].clone();
+    let err = refusal(&m, &QuantConfig::default());
+    assert!(
+        err.contains("layer 0 (conv1 conv1d)") && err.contains("time_steps > 1"),
+        "{err}"
+    );
+
+    // Pooling on a vector.
+    let mut m = model(MLP, 1);
+    m.layers.insert(
+        1,
+        Layer::MaxPool1d {
+            kernel: 2,
+            stride: 2,
+        },
+    );
+    let err = refusal(&m, &QuantConfig::default());
+    assert!(
+        err.contains("layer 1") && err.contains("maxpool1d") && err.contains("sequence"),
+        "{err}"
+    );
+    let mut m = model(MLP, 1);
+    m.layers.insert(1, Layer::GlobalAvgPool);
+    let err = refusal(&m, &QuantConfig::default());
+    assert!(err.contains("layer 1") && err.contains("sequence"), "{err}");
+
+    // A model that does not end in a vector.
+    let mut m = model(CONV, 1);
+    m.layers.truncate(4);
+    let err = refusal(&m, &QuantConfig::default());
+    assert!(
+        err.contains("layer 3") && err.contains("end in a vector"),
+        "{err}"
+    );
+
+    // A conv layer whose input channels do not match.
+    let mut m = model(CONV, 1);
+    if let Layer::Conv1d(c) = &mut m.layers[0] {
+        c.weight = ndarray::Array3::zeros((8, 5, 3));
+    }
+    let err = refusal(&m, &QuantConfig::default());
+    assert!(
+        err.contains("layer 0") && err.contains("5 channels"),
+        "{err}"
+    );
+
+    // A bias vector of the wrong length.
+    let mut m = model(MLP, 1);
+    if let Layer::Dense(d) = &mut m.layers[2] {
+        d.bias = ndarray::Array1::zeros(15);
+    }
+    let err = refusal(&m, &QuantConfig::default());
+    assert!(
+        err.contains("layer 2 (fc2 dense)") && err.contains("16 outputs but 15 biases"),
+        "{err}"
+    );
+
+    // A window shorter than a valid convolution's kernel span.
+    let mut m = model(CONV, 1);
+    if let Layer::Conv1d(c) = &mut m.layers[0] {
+        c.weight = ndarray::Array3::zeros((8, 4, 20));
+        c.padding = crate::model::Padding::Valid;
+    }
+    let err = refusal(&m, &QuantConfig::default());
+    assert!(
+        err.contains("layer 0") && err.contains("shorter than the kernel span 20"),
+        "{err}"
+    );
+
+    // A non-finite bias.
+    let mut m = model(MLP, 1);
+    if let Layer::Dense(d) = &mut m.layers[4] {
+        d.bias[1] = f32::NAN;
+    }
+    let err = refusal(&m, &QuantConfig::default());
+    assert!(
+        err.contains("layer 4 (fc3 dense)") && err.contains("channel 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn fpga_refuses_windows_that_are_not_powers_of_two() {
+    let fpga = QuantConfig {
+        backend: Backend::Fpga,
+        ..QuantConfig::default()
+    };
+    // Average pooling over 3 steps.
+    let mut m = model(CONV, 1);
+    m.layers[2] = Layer::AvgPool1d {
+        kernel: 3,
+        stride: 3,
+    };
+    m.layers.truncate(3);
+    m.layers.push(Layer::GlobalAvgPool);
+    let err = refusal(&m, &fpga);
+    assert!(
+        err.contains("layer 2") && err.contains("power-of-two pool window"),
+        "{err}"
+    );
+    // Global average pooling over 12 steps (a 12-step conv output).
+    let arch = r#"
+name = "gap"
+classes = 3
+[input]
+time_steps = 14
+features = 4
+[[layers]]
+type = "conv1d"
+out = 3
+kernel = 3
+[[layers]]
+type = "global_avg_pool"
+"#;
+    let m = model(arch, 1);
+    let err = refusal(&m, &fpga);
+    assert!(
+        err.contains("layer 1") && err.contains("averaging 12 steps"),
+        "{err}"
+    );
+    // The same models quantize for x86, and the sensitivity run refuses
+    // them for fpga with the same message.
+    assert!(
+        static_quantize(
+            &m,
+            inputs(64, 56, 1).view(),
+            &info(4),
+            &QuantConfig::default()
+        )
+        .is_ok()
+    );
+    let x = inputs(50, 56, 2);
+    let y = vec![0u8; 50];
+    let labels = labels();
+    let eval = EvalSet {
+        x: x.view(),
+        y: &y,
+        labels: &labels,
+    };
+    let err = quantization_sensitivity(
+        &m,
+        inputs(64, 56, 1).view(),
+        &info(4),
+        &fpga,
+        &EncodeOptions::default(),
+        &eval,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("averaging 12 steps"), "{err}");
+}
