@@ -14,7 +14,8 @@
 //! the KL term differentiates to `(p_s - p_t) / T` per row, times `T^2`, divided by the batch size `N`.
 //!
 //! [`KnowledgeDistillation`] takes single steps on batches the caller chooses; [`distill_train`] runs whole
-//! epochs with the shuffling, early stopping and determinism of [`crate::train::train`].
+//! epochs in the training loop of [`crate::train`] with this loss as its objective, so it shuffles, stops early,
+//! keeps a resumable state and is deterministic exactly as [`crate::train::train`] is.
 //! The student keeps its pruning masks: [`Sequential::backward`] masks the gradients and the [`Optimizer`]
 //! re-applies the masks after every step, so pruned weights stay exactly zero.
 //!
@@ -40,21 +41,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::gpu_train::{GpuEngine, GpuRun, TrainDevice};
-use std::time::Instant;
-use tickq_gpu::train::LossDesc;
-
 use ndarray::{Array2, ArrayView2, Axis};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
     ModelError, Optimizer, OptimizerConfig, Sequential, check_class_weights, cross_entropy,
 };
 use crate::train::{
-    EpochReport, TrainConfig, TrainError, TrainHistory, check_data, evaluate_checked,
-    resolve_class_weights, shuffle,
+    BatchLoss, CpuOnly, EngineChoice, EpochReport, Loss, Objective, RunData, TrainConfig,
+    TrainError, TrainHistory,
 };
 
 /// Rows per teacher forward pass when precomputing its logits.
@@ -208,6 +203,23 @@ pub fn kd_loss(
             student: student_logits.dim(),
         });
     }
+    Ok(kd_loss_checked(
+        student_logits,
+        teacher_logits,
+        targets,
+        cfg,
+        class_weights,
+    )?)
+}
+
+/// [`kd_loss`] for a checked `cfg` and logits of the same shape.
+fn kd_loss_checked(
+    student_logits: ArrayView2<f32>,
+    teacher_logits: ArrayView2<f32>,
+    targets: &[u8],
+    cfg: &DistillConfig,
+    class_weights: Option<&[f32]>,
+) -> Result<KdLoss, ModelError> {
     let ce = cross_entropy(student_logits, targets, class_weights)?;
     let n = student_logits.nrows();
     let t = f64::from(cfg.temperature);
@@ -467,22 +479,69 @@ fn teacher_logits(teacher: &Sequential, x: ArrayView2<f32>) -> Array2<f32> {
     out
 }
 
+/// Distillation as an [`Objective`] of the training loop: the student's loss on a batch against the teacher's
+/// precomputed logits on the same rows.
+struct Distillation<'a> {
+    config: DistillConfig,
+    /// The teacher's logits on every training row, `[rows, classes]` in standard layout.
+    teacher_logits: Array2<f32>,
+    class_weights: Option<&'a [f32]>,
+}
+
+impl Objective for Distillation<'_> {
+    /// [`kd_loss`]; its weight is the batch's row count (the soft term is a plain mean over the rows).
+    fn batch_loss(
+        &self,
+        logits: ArrayView2<f32>,
+        rows: &[usize],
+        labels: &[u8],
+    ) -> Result<BatchLoss, ModelError> {
+        let teacher = self.teacher_logits.select(Axis(0), rows);
+        let kd = kd_loss_checked(
+            logits,
+            teacher.view(),
+            labels,
+            &self.config,
+            self.class_weights,
+        )?;
+        Ok(BatchLoss {
+            loss: kd.loss,
+            weight: rows.len() as f64,
+            correct: kd.correct,
+            grad: kd.grad,
+        })
+    }
+
+    fn loss(&self) -> Loss<'_> {
+        Loss::Distill {
+            alpha: self.config.alpha,
+            temperature: self.config.temperature,
+            // `teacher_logits` builds a standard-layout array, so the slice always exists.
+            teacher_logits: self.teacher_logits.as_slice().unwrap_or(&[]),
+        }
+    }
+}
+
 /// Distills `teacher` into `student` on `(train_x, train_y)`, with early stopping on `(val_x, val_y)`.
 ///
-/// The epochs follow [`crate::train::train`]: the same seeded shuffle, batch size, optimizer, class weights and
-/// patience, one [`EpochReport`] per epoch passed to `on_epoch`, and at the end the student holds the weights of the
-/// epoch with the lowest validation loss.
+/// The epochs are those of [`crate::train::train`], in the same loop: the same seeded shuffle, batch size,
+/// optimizer, class weights and patience, one [`EpochReport`] per epoch passed to `on_epoch`, and at the end the
+/// student holds the weights of the epoch with the lowest validation loss.
 /// The validation loss is the student's plain cross-entropy (with the class weights), so it is comparable with a
-/// student trained without a teacher; the reported training loss is the distillation loss, averaged over the
-/// epoch's batches by their size.
+/// student trained without a teacher; the reported training loss is the distillation loss, the mean of the batch
+/// losses weighted by their rows.
 /// The same models, data, configurations and seed give bit-identical weights.
-/// `train.checkpoint_dir` must be `None`: distillation does not keep a resumable state.
+/// With `train.checkpoint_dir` the run keeps a resumable state there, as training does: a later call with the
+/// same directory, student architecture, data, teacher and settings continues where the earlier one stopped and
+/// ends with the weights of an uninterrupted run; a state of another run (another teacher, temperature or alpha
+/// included, or a plain training run) is refused with [`TrainError::Resume`].
 ///
 /// # Errors
 ///
 /// [`DistillError::Temperature`], [`DistillError::Alpha`], [`DistillError::InputMismatch`] or
 /// [`DistillError::ClassMismatch`] before anything runs; [`DistillError::Train`] with [`TrainError::Config`] or
-/// [`TrainError::Data`] for a bad training configuration or data that does not fit the models, and with
+/// [`TrainError::Data`] for a bad training configuration or data that does not fit the models, with
+/// [`TrainError::Resume`] or [`TrainError::InvalidState`] for a stored state that is not this run's, and with
 /// [`TrainError::Diverged`] when the loss stops being finite.
 #[allow(clippy::too_many_arguments)] // The signature mirrors `train::train` plus the teacher and the settings.
 pub fn distill_train(
@@ -497,31 +556,22 @@ pub fn distill_train(
     on_epoch: &mut dyn FnMut(&EpochReport),
 ) -> Result<TrainHistory> {
     distill_train_on(
-        &TrainDevice::Cpu,
-        teacher,
-        student,
-        train_x,
-        train_y,
-        val_x,
-        val_y,
-        cfg,
-        train,
-        on_epoch,
+        &CpuOnly, teacher, student, train_x, train_y, val_x, val_y, cfg, train, on_epoch,
     )
 }
 
-/// [`distill_train`] on a chosen device.
+/// [`distill_train`] on the engine `device` picks ([`CpuOnly`], or a [`crate::gpu_train::TrainDevice`]).
 ///
 /// The teacher's logits are computed once on the CPU; on a GPU the student's epochs run there (see
 /// [`crate::train::train_on`] for what agrees with the CPU run and how closely).
 ///
 /// # Errors
 ///
-/// As [`distill_train`], plus [`DistillError::Train`] with [`TrainError::Gpu`] when the GPU fails or, on
-/// [`TrainDevice::Gpu`], cannot run the student.
+/// As [`distill_train`], plus [`DistillError::Train`] with [`TrainError::Gpu`] when the GPU fails or, on a GPU
+/// asked for explicitly, cannot run the student.
 #[allow(clippy::too_many_arguments)] // `distill_train`'s arguments plus the device.
 pub fn distill_train_on(
-    device: &TrainDevice,
+    device: &dyn EngineChoice,
     teacher: &Sequential,
     student: &mut Sequential,
     train_x: ArrayView2<f32>,
@@ -534,580 +584,29 @@ pub fn distill_train_on(
 ) -> Result<TrainHistory> {
     cfg.validate()?;
     check_pair(teacher, student)?;
-    let config_err = |m: String| DistillError::Train(TrainError::Config(m));
-    train.validate().map_err(DistillError::Train)?;
-    if train.checkpoint_dir.is_some() {
-        return Err(config_err(
-            "distillation does not keep a resumable training state; leave checkpoint_dir unset"
-                .to_string(),
-        ));
-    }
-    check_data(student, train_x, train_y, "training set")?;
-    check_data(student, val_x, val_y, "validation set")?;
-    crate::train::check_training_memory(student, train.batch_size.min(train_x.nrows()))
-        .map_err(DistillError::Train)?;
-    let weights = resolve_class_weights(&train.class_weights, train_y, student.classes())?;
-    let weights = weights.as_deref();
-    let soft_targets = teacher_logits(teacher, train_x);
-
-    let mut rng = ChaCha8Rng::seed_from_u64(train.seed);
-    let mut optimizer = Optimizer::new(train.optimizer.clone(), student)?;
-    let mut best = None;
-    let mut best_epoch = 0;
-    let mut best_val_loss = f32::INFINITY;
-    let mut since_improvement = 0;
-    let mut stopped_early = false;
-    let mut history = Vec::new();
-    let n = train_x.nrows();
-    let mut order: Vec<usize> = (0..n).collect();
-    let soft = soft_targets.as_standard_layout();
-    let mut gpu = if train.epochs == 0 {
-        None
-    } else {
-        GpuEngine::start(
-            device,
-            student,
-            &optimizer,
-            GpuRun {
-                train_x,
-                train_y,
-                teacher: soft.as_slice(),
-                val_x,
-                val_y,
-                class_weights: weights,
-                batch_size: train.batch_size,
-                loss: LossDesc::Distill {
-                    alpha: cfg.alpha,
-                    temperature: cfg.temperature,
-                },
-            },
-        )?
+    let data = RunData {
+        train_x,
+        train_y,
+        val_x,
+        val_y,
     };
-    while !stopped_early && history.len() < train.epochs {
-        let epoch = history.len() + 1;
-        let start = Instant::now();
-        order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
-        if train.shuffle {
-            shuffle(&mut order, &mut rng);
-        }
-        let mut loss_sum = 0.0f64;
-        let mut correct = 0usize;
-        let mut gpu_val = None;
-        if let Some(g) = gpu.as_mut() {
-            let stats = g.epoch(&order)?;
-            if let Some(batch) = stats.train.diverged_at {
-                return Err(DistillError::Train(TrainError::Diverged {
-                    epoch,
-                    batch: batch as usize,
-                    loss: f32::NAN,
-                }));
-            }
-            loss_sum = f64::from(stats.train.loss_sum);
-            correct = stats.train.correct as usize;
-            gpu_val = stats
-                .val
-                .map(|v| (v.mean_loss(), v.correct as f32 / val_y.len().max(1) as f32));
-        }
-        let cpu_rows = if gpu.is_some() { 0 } else { n };
-        for (batch, idx) in order[..cpu_rows].chunks(train.batch_size).enumerate() {
-            let xb = train_x.select(Axis(0), idx);
-            let tb = soft_targets.select(Axis(0), idx);
-            let yb: Vec<u8> = idx.iter().map(|&i| train_y[i]).collect();
-            let (m, batch_correct) = step(
-                student,
-                &mut optimizer,
-                xb.view(),
-                tb.view(),
-                &yb,
-                cfg,
-                weights,
-            )
-            .map_err(|e| match e {
-                DistillError::NonFiniteLoss(loss) => {
-                    DistillError::Train(TrainError::Diverged { epoch, batch, loss })
-                }
-                other => other,
-            })?;
-            loss_sum += f64::from(m.loss) * idx.len() as f64;
-            correct += batch_correct;
-        }
-        let (val_loss, val_accuracy) = match gpu_val {
-            Some(v) => v,
-            None => evaluate_checked(student, val_x, val_y, weights)?,
-        };
-        if !val_loss.is_finite() {
-            return Err(DistillError::Train(TrainError::Diverged {
-                epoch,
-                batch: 0,
-                loss: val_loss,
-            }));
-        }
-        let improved = val_loss < best_val_loss;
-        if improved {
-            best = match gpu.as_mut() {
-                Some(g) => g.improved(false)?,
-                None => Some(student.state_dict()),
-            };
-            best_epoch = epoch;
-            best_val_loss = val_loss;
-            since_improvement = 0;
-        } else {
-            since_improvement += 1;
-        }
-        stopped_early = train.patience > 0 && since_improvement >= train.patience;
-        let report = EpochReport {
-            epoch,
-            train_loss: (loss_sum / n as f64) as f32,
-            train_accuracy: correct as f32 / n as f32,
-            val_loss,
-            val_accuracy,
-            seconds: start.elapsed().as_secs_f64(),
-            improved,
-        };
-        history.push(report.clone());
-        on_epoch(&report);
-    }
-    let gpu_best = match gpu.as_mut() {
-        Some(g) => g.best()?,
-        None => None,
+    let weights = crate::train::prepare(student, data, train)?;
+    let objective = Distillation {
+        config: *cfg,
+        teacher_logits: teacher_logits(teacher, train_x),
+        class_weights: weights.as_deref(),
     };
-    if let Some(best) = gpu_best.as_ref().or(best.as_ref()) {
-        student.load_state_dict(best)?;
-    } else if let Some(g) = gpu.as_mut() {
-        g.sync(student, &mut optimizer)?;
-    }
-    Ok(TrainHistory {
-        epochs: history,
-        best_epoch,
-        best_val_loss,
-        stopped_early,
-        resumed_from: None,
-    })
+    Ok(crate::train::run(
+        device,
+        student,
+        data,
+        train,
+        weights.as_deref(),
+        &objective,
+        on_epoch,
+    )?)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Architecture;
-    use crate::prune::ModelPruner;
-    use crate::train::{ClassWeights, evaluate};
-    use ndarray::array;
-    use rand::Rng;
-
-    /// Three noisy blobs in `features` dimensions, deterministic.
-    fn blobs(n: usize, features: usize, seed: u64) -> (Array2<f32>, Vec<u8>) {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut uni = || (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-        let mut x = Array2::<f32>::zeros((n, features));
-        let mut y = Vec::with_capacity(n);
-        for i in 0..n {
-            let class = (i * 7 + 3) % 3;
-            for f in 0..features {
-                let center = if f % 3 == class { 1.0 } else { 0.0 };
-                x[[i, f]] = center + 1.5 * (uni() + uni());
-            }
-            y.push(class as u8);
-        }
-        (x, y)
-    }
-
-    fn mlp(features: usize, hidden: usize, classes: usize, seed: u64) -> Sequential {
-        let arch = Architecture::from_toml_str(&format!(
-            "name = \"m{hidden}\"\nclasses = {classes}\n[input]\ntime_steps = 1\nfeatures = {features}\n\
-             [[layers]]\ntype = \"dense\"\nout = {hidden}\n[[layers]]\ntype = \"relu\"\n\
-             [[layers]]\ntype = \"dense\"\nout = {classes}\n"
-        ))
-        .unwrap();
-        Sequential::new(arch, seed).unwrap()
-    }
-
-    fn bits(m: &Sequential) -> Vec<u32> {
-        m.state_dict()
-            .into_iter()
-            .flat_map(|(_, _, d)| d.into_iter().map(f32::to_bits))
-            .collect()
-    }
-
-    fn trained_teacher(x: &Array2<f32>, y: &[u8]) -> Sequential {
-        let mut teacher = mlp(6, 32, 3, 11);
-        let cfg = TrainConfig {
-            epochs: 10,
-            batch_size: 32,
-            optimizer: OptimizerConfig::adam(1e-2),
-            patience: 0,
-            ..TrainConfig::default()
-        };
-        crate::train::train(&mut teacher, x.view(), y, x.view(), y, &cfg, &mut |_| {}).unwrap();
-        teacher
-    }
-
-    fn softmax(z: &[f64], t: f64) -> Vec<f64> {
-        let e: Vec<f64> = z.iter().map(|v| (v / t).exp()).collect();
-        let s: f64 = e.iter().sum();
-        e.iter().map(|v| v / s).collect()
-    }
-
-    #[test]
-    fn loss_matches_hand_computation() {
-        let zs = array![[1.0f32, 0.0, -1.0], [0.5, 0.5, 2.0]];
-        let zt = array![[2.0f32, 1.0, -3.0], [0.0, 1.0, 0.0]];
-        let y = [0u8, 2];
-        let cfg = DistillConfig {
-            temperature: 2.0,
-            alpha: 0.25,
-        };
-        let out = kd_loss(zs.view(), zt.view(), &y, &cfg, None).unwrap();
-        let mut kl = 0.0;
-        let mut ce = 0.0;
-        for (i, &label) in y.iter().enumerate() {
-            let s: Vec<f64> = zs.row(i).iter().map(|&v| f64::from(v)).collect();
-            let t: Vec<f64> = zt.row(i).iter().map(|&v| f64::from(v)).collect();
-            let (ps, pt) = (softmax(&s, 2.0), softmax(&t, 2.0));
-            kl += (0..3).map(|j| pt[j] * (pt[j] / ps[j]).ln()).sum::<f64>();
-            ce -= softmax(&s, 1.0)[usize::from(label)].ln();
-        }
-        let soft = 4.0 * kl / 2.0;
-        let hard = ce / 2.0;
-        assert!(
-            (f64::from(out.soft_loss) - soft).abs() < 1e-6,
-            "{out:?} {soft}"
-        );
-        assert!(
-            (f64::from(out.hard_loss) - hard).abs() < 1e-6,
-            "{out:?} {hard}"
-        );
-        let total = 0.25 * soft + 0.75 * hard;
-        assert!(
-            (f64::from(out.loss) - total).abs() < 1e-6,
-            "{out:?} {total}"
-        );
-        assert_eq!(out.correct, 2);
-        // The same logits for student and teacher give a zero soft term.
-        let same = kd_loss(zt.view(), zt.view(), &[0, 1], &cfg, None).unwrap();
-        assert!(same.soft_loss.abs() < 1e-7, "{}", same.soft_loss);
-    }
-
-    #[test]
-    fn gradient_matches_finite_differences() {
-        let zs = array![
-            [0.3f32, -1.2, 2.0, 0.1],
-            [1.5, 0.2, -0.7, 0.0],
-            [0.0, 0.4, 0.9, -2.0]
-        ];
-        let zt = array![
-            [1.0f32, 0.5, -0.5, 2.5],
-            [-1.0, 2.0, 0.3, 0.3],
-            [0.2, -0.4, 1.5, 0.0]
-        ];
-        let y = [1u8, 0, 3];
-        let w = [0.5f32, 2.0, 1.0, 1.5];
-        for temperature in [0.5f32, 1.0, 2.0, 4.0, 10.0] {
-            for alpha in [0.0f32, 0.3, 0.7, 1.0] {
-                for weights in [None, Some(&w[..])] {
-                    let cfg = DistillConfig { temperature, alpha };
-                    let out = kd_loss(zs.view(), zt.view(), &y, &cfg, weights).unwrap();
-                    let loss = |z: &Array2<f32>| {
-                        f64::from(
-                            kd_loss(z.view(), zt.view(), &y, &cfg, weights)
-                                .unwrap()
-                                .loss,
-                        )
-                    };
-                    let eps = 1e-2f32;
-                    for i in 0..zs.nrows() {
-                        for j in 0..zs.ncols() {
-                            let mut plus = zs.clone();
-                            plus[[i, j]] += eps;
-                            let mut minus = zs.clone();
-                            minus[[i, j]] -= eps;
-                            let numeric = (loss(&plus) - loss(&minus)) / (2.0 * f64::from(eps));
-                            let analytic = f64::from(out.grad[[i, j]]);
-                            assert!(
-                                (numeric - analytic).abs() <= 1e-3 + 1e-2 * analytic.abs(),
-                                "T {temperature} alpha {alpha} weights {} ({i},{j}): numeric {numeric}, analytic {analytic}",
-                                weights.is_some()
-                            );
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn soft_gradient_has_the_temperature_factor_and_sign() {
-        // With alpha = 1 the gradient is exactly T * (p_s - p_t) / N; a missing T or a flipped sign fails here.
-        let zs = array![[2.0f32, 0.0, -1.0]];
-        let zt = array![[-1.0f32, 0.0, 2.0]];
-        for t in [1.0f32, 3.0, 8.0] {
-            let cfg = DistillConfig {
-                temperature: t,
-                alpha: 1.0,
-            };
-            let out = kd_loss(zs.view(), zt.view(), &[0], &cfg, None).unwrap();
-            let ps = softmax(&[2.0, 0.0, -1.0], f64::from(t));
-            let pt = softmax(&[-1.0, 0.0, 2.0], f64::from(t));
-            for j in 0..3 {
-                let want = f64::from(t) * (ps[j] - pt[j]);
-                assert!((f64::from(out.grad[[0, j]]) - want).abs() < 1e-6, "T {t}");
-            }
-            // The student overrates class 0 relative to the teacher: descending must lower it.
-            assert!(out.grad[[0, 0]] > 0.0 && out.grad[[0, 2]] < 0.0);
-        }
-    }
-
-    #[test]
-    fn alpha_zero_step_equals_a_plain_cross_entropy_step() {
-        let (x, y) = blobs(32, 6, 1);
-        let teacher = mlp(6, 32, 3, 5);
-        let student = mlp(6, 8, 3, 6);
-        let opt = OptimizerConfig::adam(1e-2);
-        let mut kd = KnowledgeDistillation::new(&teacher, student.clone(), opt.clone())
-            .unwrap()
-            .with_alpha(0.0)
-            .unwrap();
-        let mut plain = student;
-        let mut plain_opt = Optimizer::new(opt, &plain).unwrap();
-        for _ in 0..3 {
-            let m = kd.train_step(x.view(), &y).unwrap();
-            let (logits, caches) = plain.forward_train(x.view());
-            let ce = cross_entropy(logits.view(), &y, None).unwrap();
-            assert_eq!(m.loss.to_bits(), ce.loss.to_bits());
-            assert_eq!(m.hard_loss.to_bits(), ce.loss.to_bits());
-            assert_eq!(m.accuracy, ce.correct as f32 / 32.0);
-            let grads = plain.backward(&caches, ce.grad);
-            plain_opt.step(&mut plain, &grads).unwrap();
-            assert_eq!(bits(kd.student()), bits(&plain));
-        }
-    }
-
-    #[test]
-    fn distillation_trains_deterministically_and_restores_the_best_epoch() {
-        let (x, y) = blobs(300, 6, 2);
-        let (vx, vy) = blobs(90, 6, 3);
-        let teacher = trained_teacher(&x, &y);
-        let run = |seed: u64| {
-            let mut student = mlp(6, 4, 3, 1);
-            let train = TrainConfig {
-                epochs: 6,
-                batch_size: 32,
-                optimizer: OptimizerConfig::adam(1e-2),
-                class_weights: ClassWeights::Balanced,
-                seed,
-                ..TrainConfig::default()
-            };
-            let mut seen = Vec::new();
-            let h = distill_train(
-                &teacher,
-                &mut student,
-                x.view(),
-                &y,
-                vx.view(),
-                &vy,
-                &DistillConfig::default(),
-                &train,
-                &mut |r| seen.push(r.epoch),
-            )
-            .unwrap();
-            assert_eq!(seen, (1..=h.epochs.len()).collect::<Vec<_>>());
-            let w = class_weights_for(&y);
-            let (loss, acc) = evaluate(&student, vx.view(), &vy, Some(&w)).unwrap();
-            assert_eq!(loss, h.best_val_loss);
-            assert!(acc > 0.6, "{acc} {h:?}");
-            (bits(&student), h.best_epoch)
-        };
-        let a = run(7);
-        assert_eq!(a, run(7));
-        assert_ne!(a.0, run(8).0);
-    }
-
-    fn class_weights_for(y: &[u8]) -> Vec<f32> {
-        crate::model::class_weights_balanced(y, 3)
-    }
-
-    #[test]
-    fn a_pruned_student_keeps_its_zeros() {
-        let (x, y) = blobs(200, 6, 4);
-        let teacher = trained_teacher(&x, &y);
-        let mut student = mlp(6, 8, 3, 2);
-        ModelPruner::new(&mut student)
-            .unstructured_pruning(&["fc1", "fc2"], 0.5)
-            .unwrap();
-        let masks = student.mask_dict();
-        assert_eq!(masks.len(), 2);
-        let train = TrainConfig {
-            epochs: 3,
-            batch_size: 16,
-            optimizer: OptimizerConfig::Sgd {
-                lr: 0.05,
-                momentum: 0.9,
-                nesterov: false,
-                weight_decay: 1e-3,
-            },
-            patience: 0,
-            ..TrainConfig::default()
-        };
-        let before = bits(&student);
-        distill_train(
-            &teacher,
-            &mut student,
-            x.view(),
-            &y,
-            x.view(),
-            &y,
-            &DistillConfig::default(),
-            &train,
-            &mut |_| {},
-        )
-        .unwrap();
-        assert_ne!(bits(&student), before);
-        assert_eq!(student.mask_dict(), masks);
-        let state = student.state_dict();
-        for (name, _, mask) in &masks {
-            let weight = name.strip_suffix("_mask").unwrap();
-            let (_, _, w) = state.iter().find(|t| t.0 == weight).unwrap();
-            for (v, m) in w.iter().zip(mask) {
-                if *m == 0.0 {
-                    assert_eq!(v.to_bits(), 0, "{weight}");
-                }
-            }
-            assert!(w.iter().zip(mask).any(|(v, m)| *m != 0.0 && *v != 0.0));
-        }
-        // The single-step API keeps the masks too.
-        let mut kd = KnowledgeDistillation::new(&teacher, student, OptimizerConfig::adam(0.1))
-            .unwrap()
-            .with_temperature(2.0)
-            .unwrap();
-        kd.train_step(x.view(), &y).unwrap();
-        assert_eq!(kd.student().mask_dict(), masks);
-        assert_eq!(
-            kd.student().pruned_state_dict().len(),
-            kd.student().state_dict().len() + 2
-        );
-    }
-
-    #[test]
-    fn bad_inputs_give_clear_errors() {
-        let (x, y) = blobs(40, 6, 5);
-        let teacher = mlp(6, 16, 3, 1);
-        let student = || mlp(6, 4, 3, 2);
-        let opt = OptimizerConfig::adam(1e-2);
-        for t in [0.0f32, -1.0, f32::NAN, f32::INFINITY] {
-            let e = KnowledgeDistillation::new(&teacher, student(), opt.clone())
-                .unwrap()
-                .with_temperature(t)
-                .unwrap_err();
-            assert!(matches!(e, DistillError::Temperature(_)), "{e}");
-            assert!(e.to_string().contains("temperature"), "{e}");
-        }
-        for a in [-0.1f32, 1.1, f32::NAN] {
-            let e = KnowledgeDistillation::new(&teacher, student(), opt.clone())
-                .unwrap()
-                .with_alpha(a)
-                .unwrap_err();
-            assert!(matches!(e, DistillError::Alpha(_)), "{e}");
-            assert!(e.to_string().contains("[0, 1]"), "{e}");
-        }
-        let e = KnowledgeDistillation::new(&teacher, mlp(5, 4, 3, 2), opt.clone()).unwrap_err();
-        assert!(
-            matches!(e, DistillError::InputMismatch { .. }) && e.to_string().contains("(1, 5)"),
-            "{e}"
-        );
-        let e = KnowledgeDistillation::new(&teacher, mlp(6, 4, 2, 2), opt.clone()).unwrap_err();
-        assert!(
-            matches!(e, DistillError::ClassMismatch { .. })
-                && e.to_string().contains("3 classes")
-                && e.to_string().contains("has 2"),
-            "{e}"
-        );
-        let e = KnowledgeDistillation::new(&teacher, student(), OptimizerConfig::adam(-1.0))
-            .unwrap_err();
-        assert!(matches!(e, DistillError::Model(_)), "{e}");
-        let mut kd = KnowledgeDistillation::new(&teacher, student(), opt.clone()).unwrap();
-        let e = kd
-            .train_step(x.slice(ndarray::s![.., 1..]), &y)
-            .unwrap_err();
-        assert!(matches!(e, DistillError::Model(_)), "{e}");
-        let e = kd.train_step(x.view(), &y[1..]).unwrap_err();
-        assert!(matches!(e, DistillError::Model(_)), "{e}");
-        let e = kd_loss(
-            x.slice(ndarray::s![.., ..3]),
-            x.slice(ndarray::s![..39, ..3]),
-            &y,
-            &DistillConfig::default(),
-            None,
-        )
-        .unwrap_err();
-        assert!(matches!(e, DistillError::LogitsShape { .. }), "{e}");
-
-        let run = |student: &mut Sequential, cfg: &DistillConfig, train: &TrainConfig| {
-            distill_train(
-                &teacher,
-                student,
-                x.view(),
-                &y,
-                x.view(),
-                &y,
-                cfg,
-                train,
-                &mut |_| {},
-            )
-            .unwrap_err()
-        };
-        let base = TrainConfig::default();
-        let d = DistillConfig::default();
-        let bad_t = DistillConfig {
-            temperature: 0.0,
-            ..d
-        };
-        assert!(matches!(
-            run(&mut student(), &bad_t, &base),
-            DistillError::Temperature(_)
-        ));
-        let bad_a = DistillConfig { alpha: 2.0, ..d };
-        assert!(matches!(
-            run(&mut student(), &bad_a, &base),
-            DistillError::Alpha(_)
-        ));
-        assert!(matches!(
-            run(&mut mlp(7, 4, 3, 1), &d, &base),
-            DistillError::InputMismatch { .. }
-        ));
-        let e = run(
-            &mut student(),
-            &d,
-            &TrainConfig {
-                batch_size: 0,
-                ..base.clone()
-            },
-        );
-        assert!(
-            matches!(e, DistillError::Train(TrainError::Setting { .. })),
-            "{e}"
-        );
-        let e = run(
-            &mut student(),
-            &d,
-            &TrainConfig {
-                checkpoint_dir: Some("x".into()),
-                ..base.clone()
-            },
-        );
-        assert!(e.to_string().contains("checkpoint_dir"), "{e}");
-        let mut bad_y = y.clone();
-        bad_y[3] = 3;
-        let e = distill_train(
-            &teacher,
-            &mut student(),
-            x.view(),
-            &bad_y,
-            x.view(),
-            &y,
-            &d,
-            &base,
-            &mut |_| {},
-        )
-        .unwrap_err();
-        assert!(e.to_string().contains("label 3 is 3"), "{e}");
-    }
-}
+#[path = "distill_tests.rs"]
+mod tests;

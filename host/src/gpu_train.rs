@@ -1,6 +1,8 @@
 //! Training on the GPU: the bridge between the host's [`Sequential`] and [`tickq_gpu::train::GpuTrainer`].
 //!
-//! [`crate::train::train_on`] and [`crate::distill::distill_train_on`] take a [`TrainDevice`].
+//! [`crate::train::train_on`] and [`crate::distill::distill_train_on`] take an [`EngineChoice`]; a
+//! [`TrainDevice`] is one, and its engine, [`GpuEngine`], runs the epochs of the one training loop
+//! ([`crate::train`]) on the GPU.
 //! On the GPU an epoch runs as one batch of GPU work: the data sets are uploaded once, each epoch uploads only
 //! the shuffled order, and the loss and accuracy of the epoch and of the validation pass come back together.
 //! The model's weights and the optimizer's state come back only for checkpoints and at the end.
@@ -10,13 +12,13 @@
 use ndarray::ArrayView2;
 use tickq_gpu::GpuContext;
 use tickq_gpu::train::{
-    Activation, EpochStats, GpuTrainer, LayerDesc, LossDesc, ModelDesc, OptimizerDesc,
-    ParamTensors, TrainGpuError,
+    Activation, GpuTrainer, LayerDesc, LossDesc, ModelDesc, OptimizerDesc, ParamTensors,
+    TrainGpuError,
 };
 
 use crate::device::{ComputeDevice, DeviceChoice, DeviceError};
 use crate::model::{Layer, Optimizer, OptimizerConfig, OptimizerState, Sequential, StateDict};
-use crate::train::TrainError;
+use crate::train::{Engine, EngineChoice, EngineSetup, EpochStats, Loss, TrainError};
 
 /// Where training runs.
 #[derive(Debug, Clone, Default)]
@@ -171,45 +173,33 @@ fn rows(x: ArrayView2<f32>) -> Vec<f32> {
     x.as_standard_layout().iter().copied().collect()
 }
 
-/// A training run on the GPU, as the train and distill loops use it.
-#[derive(Debug)]
-pub(crate) struct GpuEngine {
-    trainer: GpuTrainer,
-    /// Names of the parameter tensors, as the host's state dict orders them (weight, bias per layer).
-    names: Vec<(String, Vec<usize>)>,
-    /// Whether the GPU holds a snapshot of the best weights taken in this run.
-    snapshot: bool,
+/// The GPU trainer's description of a loss, and the teacher's logits it needs for distillation.
+fn loss_desc(loss: Loss<'_>) -> (LossDesc, Option<&[f32]>) {
+    match loss {
+        Loss::CrossEntropy => (LossDesc::CrossEntropy, None),
+        Loss::Distill {
+            alpha,
+            temperature,
+            teacher_logits,
+        } => (
+            LossDesc::Distill { alpha, temperature },
+            Some(teacher_logits),
+        ),
+    }
 }
 
-/// What [`GpuEngine::start`] needs besides the model.
-pub(crate) struct GpuRun<'a> {
-    pub(crate) train_x: ArrayView2<'a, f32>,
-    pub(crate) train_y: &'a [u8],
-    pub(crate) teacher: Option<&'a [f32]>,
-    pub(crate) val_x: ArrayView2<'a, f32>,
-    pub(crate) val_y: &'a [u8],
-    pub(crate) class_weights: Option<&'a [f32]>,
-    pub(crate) batch_size: usize,
-    pub(crate) loss: LossDesc,
-}
-
-impl GpuEngine {
+impl EngineChoice for TrainDevice {
     /// Places the model, the optimizer state and the data on the GPU.
-    /// Returns `None` when training should run on the CPU: for [`TrainDevice::Cpu`], and for
-    /// [`TrainDevice::Auto`] when the GPU trainer cannot run this model (after printing why).
-    pub(crate) fn start(
-        device: &TrainDevice,
-        model: &Sequential,
-        optimizer: &Optimizer,
-        run: GpuRun<'_>,
-    ) -> Result<Option<Self>, TrainError> {
-        let (ctx, fallback) = match device {
+    /// Returns `None` (train on the CPU) for [`TrainDevice::Cpu`], and for [`TrainDevice::Auto`] when the GPU
+    /// trainer cannot run this model (after printing why).
+    fn start(&self, setup: &EngineSetup<'_>) -> Result<Option<Box<dyn Engine>>, TrainError> {
+        let (ctx, fallback) = match self {
             TrainDevice::Cpu => return Ok(None),
             TrainDevice::Gpu(c) => (c, false),
             TrainDevice::Auto(c) => (c, true),
         };
-        match Self::try_start(ctx, model, optimizer, run) {
-            Ok(engine) => Ok(Some(engine)),
+        match GpuEngine::start(ctx, setup) {
+            Ok(engine) => Ok(Some(Box::new(engine))),
             Err(e) if fallback && !matches!(e, TrainGpuError::Input(_)) => {
                 eprintln!(
                     "device: CPU (--device auto: the GPU trainer cannot run this model: {e})"
@@ -219,32 +209,49 @@ impl GpuEngine {
             Err(e) => Err(TrainError::Gpu(e)),
         }
     }
+}
 
-    fn try_start(
-        ctx: &GpuContext,
-        model: &Sequential,
-        optimizer: &Optimizer,
-        run: GpuRun<'_>,
-    ) -> Result<Self, TrainGpuError> {
+/// A training run on the GPU: the [`Engine`] of a [`TrainDevice`] with a GPU.
+#[derive(Debug)]
+pub struct GpuEngine {
+    trainer: GpuTrainer,
+    /// Names of the parameter tensors, as the host's state dict orders them (weight, bias per layer).
+    names: Vec<(String, Vec<usize>)>,
+    /// Whether the GPU holds a snapshot of the best weights taken in this run.
+    snapshot: bool,
+    /// Validation rows, for the accuracy.
+    val_rows: usize,
+}
+
+impl GpuEngine {
+    /// Places the model, the optimizer state and the data of `setup` on the GPU of `ctx`.
+    ///
+    /// # Errors
+    ///
+    /// [`TrainGpuError`] when the GPU trainer cannot run the model or the GPU fails.
+    pub fn start(ctx: &GpuContext, setup: &EngineSetup<'_>) -> Result<Self, TrainGpuError> {
+        let model = setup.model;
         let desc = model_desc(model)?;
+        let (loss, teacher) = loss_desc(setup.loss);
         let mut trainer = GpuTrainer::new(
             ctx,
             &desc,
             &param_tensors(model),
-            optimizer_desc(optimizer.config()),
-            run.loss,
-            run.batch_size,
+            optimizer_desc(setup.optimizer.config()),
+            loss,
+            setup.batch_size,
         )?;
-        trainer.set_class_weights(run.class_weights)?;
-        trainer.upload_train_set(&rows(run.train_x), run.train_y, run.teacher)?;
-        trainer.upload_val_set(&rows(run.val_x), run.val_y)?;
+        trainer.set_class_weights(setup.class_weights)?;
+        trainer.upload_train_set(&rows(setup.train_x), setup.train_y, teacher)?;
+        trainer.upload_val_set(&rows(setup.val_x), setup.val_y)?;
         let names = model.parameter_shapes();
         let mut engine = Self {
             trainer,
             names,
             snapshot: false,
+            val_rows: setup.val_y.len(),
         };
-        engine.restore_optimizer(optimizer)?;
+        engine.restore_optimizer(setup.optimizer)?;
         Ok(engine)
     }
 
@@ -274,13 +281,52 @@ impl GpuEngine {
         self.trainer.set_optimizer_state(state.step, &slots)
     }
 
-    /// Runs one epoch over `order` and the validation pass.
-    pub(crate) fn epoch(&mut self, order: &[usize]) -> Result<EpochStats, TrainError> {
-        Ok(self.trainer.run_epoch(order)?)
+    fn state_dict(&self, params: Vec<(Vec<f32>, Vec<f32>)>) -> StateDict {
+        let mut out = Vec::with_capacity(self.names.len());
+        let values = params.into_iter().flat_map(|(w, b)| [w, b]);
+        for ((name, shape), data) in self.names.iter().zip(values) {
+            out.push((name.clone(), shape.clone(), data));
+        }
+        out
+    }
+}
+
+impl Engine for GpuEngine {
+    /// Runs the epoch and the validation pass as one batch of GPU work.
+    fn epoch(
+        &mut self,
+        _model: &mut Sequential,
+        _optimizer: &mut Optimizer,
+        order: &[usize],
+        epoch: usize,
+    ) -> Result<EpochStats, TrainError> {
+        let stats = self.trainer.run_epoch(order)?;
+        if let Some(batch) = stats.train.diverged_at {
+            return Err(TrainError::Diverged {
+                epoch,
+                batch: batch as usize,
+                loss: f32::NAN,
+            });
+        }
+        Ok(EpochStats {
+            loss_sum: f64::from(stats.train.loss_sum),
+            weight_sum: f64::from(stats.train.weight_sum),
+            correct: stats.train.correct as usize,
+            validation: stats.val.map(|v| {
+                (
+                    v.mean_loss(),
+                    v.correct as f32 / self.val_rows.max(1) as f32,
+                )
+            }),
+        })
     }
 
-    /// Keeps the current weights as the best ones; with `to_host`, also returns them.
-    pub(crate) fn improved(&mut self, to_host: bool) -> Result<Option<StateDict>, TrainError> {
+    /// With `to_host` reads the weights back; otherwise keeps a snapshot on the GPU for [`Engine::best`].
+    fn keep_best(
+        &mut self,
+        _model: &Sequential,
+        to_host: bool,
+    ) -> Result<Option<StateDict>, TrainError> {
         if to_host {
             let p = self.trainer.params()?;
             Ok(Some(self.state_dict(p)))
@@ -291,17 +337,8 @@ impl GpuEngine {
         }
     }
 
-    fn state_dict(&self, params: Vec<(Vec<f32>, Vec<f32>)>) -> StateDict {
-        let mut out = Vec::with_capacity(self.names.len());
-        let values = params.into_iter().flat_map(|(w, b)| [w, b]);
-        for ((name, shape), data) in self.names.iter().zip(values) {
-            out.push((name.clone(), shape.clone(), data));
-        }
-        out
-    }
-
     /// Brings the current weights and the optimizer state to the host (before a checkpoint is written).
-    pub(crate) fn sync(
+    fn sync(
         &mut self,
         model: &mut Sequential,
         optimizer: &mut Optimizer,
@@ -323,8 +360,8 @@ impl GpuEngine {
         Ok(())
     }
 
-    /// The best weights kept on the GPU in this run, if [`GpuEngine::improved`] kept any there.
-    pub(crate) fn best(&mut self) -> Result<Option<StateDict>, TrainError> {
+    /// The best weights kept on the GPU in this run, if [`Engine::keep_best`] kept any there.
+    fn best(&mut self) -> Result<Option<StateDict>, TrainError> {
         if !self.snapshot {
             return Ok(None);
         }

@@ -428,6 +428,7 @@ fn optimizers_and_masks_match_the_cpu_over_several_steps() {
             trainer: t,
             names: gpu_model.parameter_shapes(),
             snapshot: false,
+            val_rows: 0,
         };
         engine.sync(&mut gpu_model, &mut gpu_opt).unwrap();
         assert_eq!(gpu_opt.steps(), optimizer.steps());

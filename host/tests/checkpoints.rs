@@ -6,7 +6,8 @@
 //! panics nowhere and writes nothing. The kill tests send `tickq train` and `tickq pipeline` a real `SIGKILL`, at
 //! every crash point of every write (through `TICKQ_CRASH_AT`, see `tickq_host::fsutil`) and after measured delays,
 //! and check that every output is absent, old or complete, that a rerun (`--resume` for training) ends with exactly
-//! the files of an uninterrupted run, and that it leaves no temporary file behind.
+//! the files of an uninterrupted run, and that it leaves no temporary file behind; `tickq distill` is killed at
+//! every crash point too and resumed with `--resume`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -19,8 +20,8 @@ use tickq_host::fsutil::{CRASH_ENV, CRASH_POINTS, is_leftover};
 mod common;
 
 use common::{
-    TINY_ARCH, copy_tree, fixtures, json, ok, s, scratch, snapshot, tickq, tickq_env, train_args,
-    train_tiny,
+    TINY_ARCH, copy_tree, fixtures, json, ok, ok_stderr, s, scratch, snapshot, tickq, tickq_env,
+    train_args, train_tiny,
 };
 
 /// Trains the tiny model on the fixture slice into `out` on the CPU with `extra` arguments.
@@ -1187,6 +1188,99 @@ fn train_killed_at_every_write_step_resumes_to_the_same_files() {
         assert_eq!(leftovers(&dir.join("run")), Vec::<PathBuf>::new(), "{what}");
     }
     println!("{interrupted} of 5 timed kills came before training finished");
+}
+
+/// `tickq distill` killed at every crash point it reaches (each hit of each point): the student checkpoint is
+/// always absent or complete, the training state absent or whole, and `--resume` ends with exactly the files of an
+/// uninterrupted seeded run and no leftovers, as for `tickq train`.
+#[test]
+fn distill_killed_at_every_write_step_resumes_to_the_same_files() {
+    let dir = scratch("kill-distill");
+    let (csv, _) = fixtures();
+    let teacher = dir.join("teacher");
+    train(&teacher, &["--epochs", "2"]);
+    let student = dir.join("student.toml");
+    std::fs::write(
+        &student,
+        TINY_ARCH
+            .replace("\"tiny\"", "\"student\"")
+            .replace("out = 16", "out = 5"),
+    )
+    .unwrap();
+    let args = |out: &Path, resume: bool| {
+        let mut a = vec![
+            "distill".to_string(),
+            "--teacher".into(),
+            s(&teacher).into(),
+            "--student".into(),
+            s(&student).into(),
+            "--data".into(),
+            s(csv).into(),
+            "--out".into(),
+            s(out).into(),
+        ];
+        a.extend(
+            [
+                "--epochs",
+                "3",
+                "--class-weights",
+                "balanced",
+                "--device",
+                "cpu",
+            ]
+            .map(String::from),
+        );
+        if resume {
+            a.push("--resume".into());
+        }
+        a
+    };
+    let straight = dir.join("straight");
+    let straight_args = args(&straight, false);
+    ok(&straight_args.iter().map(String::as_str).collect::<Vec<_>>());
+    let new_files = contents(&straight, &CHECKPOINT);
+    assert!(new_files.iter().all(Option::is_some));
+    let none = vec![None; CHECKPOINT.len()];
+    let out = dir.join("run").join("student");
+    let (first, again) = (args(&out, false), args(&out, true));
+    let first: Vec<&str> = first.iter().map(String::as_str).collect();
+    let again: Vec<&str> = again.iter().map(String::as_str).collect();
+    let mut kills: BTreeMap<&str, usize> = BTreeMap::new();
+    for point in CRASH_POINTS {
+        for nth in 1.. {
+            let _ = std::fs::remove_dir_all(dir.join("run"));
+            if !run_armed(&first, point, nth) {
+                break;
+            }
+            *kills.entry(point).or_default() += 1;
+            let what = format!("killed at {point}#{nth}");
+            assert_old_or_new(&out, &none, &new_files, &what);
+            let state = out.join("train-state");
+            if state.exists() {
+                tickq_host::checkpoint::load_checkpoint(&state)
+                    .unwrap_or_else(|e| panic!("{what}: {e}"));
+            }
+            let log = ok_stderr(&again);
+            if (point, nth) == ("replace-dir:after-swap", 1) {
+                // Killed once epoch 2's state was in place: the resumed run trains epoch 3 only.
+                assert!(
+                    !log.contains("epoch   2:") && log.contains("epoch   3:"),
+                    "{what}: {log}"
+                );
+            }
+            assert_eq!(
+                contents(&out, &CHECKPOINT),
+                new_files,
+                "{what}, then resumed"
+            );
+            assert_eq!(leftovers(&dir.join("run")), Vec::<PathBuf>::new(), "{what}");
+        }
+    }
+    // Each of the 3 epochs' states and the final checkpoint were interrupted at every step (the first state is new,
+    // so it is renamed into place rather than swapped; OUT already holds the state when the checkpoint is written).
+    assert_eq!(kills.get("replace-dir:partial"), Some(&4), "{kills:?}");
+    assert_eq!(kills.get("replace-dir:before-swap"), Some(&4), "{kills:?}");
+    assert_eq!(kills.get("replace-dir:after-swap"), Some(&3), "{kills:?}");
 }
 
 /// A pipeline of train, quantize and export over the fixture slice, written into `dir`: the tiny model labelled

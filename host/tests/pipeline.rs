@@ -279,6 +279,100 @@ latency_calls = 1000
     assert!(out.join("student/checkpoint/model.safetensors").is_file());
 }
 
+/// A `tickq pipeline` killed while its distill stage trains (`SIGKILL` once the state of epoch 2 of 3 is in place)
+/// resumes that stage from its training state on the rerun, ends with the files of an uninterrupted run, and
+/// leaves no training state behind; a state of another run (here: another temperature) is discarded, not resumed.
+#[test]
+fn an_interrupted_distill_stage_resumes_from_its_training_state() {
+    let dir = scratch("distill-resume");
+    let text = |temperature: f32| {
+        format!(
+            "[data]\ncsv = \"{}\"\n[[stages]]\nname = \"teacher\"\nkind = \"train\"\narch = \"demo-mlp\"\nepochs = 2\n\
+             [[stages]]\nname = \"student\"\nkind = \"distill\"\nteacher = \"teacher\"\nstudent = \"tiny.toml\"\n\
+             temperature = {temperature}\nepochs = 3\npatience = 0\n",
+            slice_csv().display()
+        )
+    };
+    write_config(&dir, &text(2.0));
+    let config = dir.join("pipeline.toml");
+    let args = |out: &Path| {
+        vec![
+            "pipeline".to_string(),
+            config.display().to_string(),
+            "--out".into(),
+            out.display().to_string(),
+            "--device".into(),
+            "cpu".into(),
+        ]
+    };
+    let pipeline = |out: &Path, crash: Option<&str>| {
+        let args = args(out);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = crash.map(|c| ("TICKQ_CRASH_AT", c)).into_iter().collect();
+        common::tickq_env(&args, &env)
+    };
+    let files = |out: &Path| {
+        let history: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("student/history.json")).unwrap())
+                .unwrap();
+        let epochs: Vec<serde_json::Value> = history["epochs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                e["seconds"] = 0.into();
+                e
+            })
+            .collect();
+        let weights = std::fs::read(out.join("student/checkpoint/model.safetensors")).unwrap();
+        (weights, epochs)
+    };
+    let straight = dir.join("straight");
+    assert!(pipeline(&straight, None).status.success());
+    let out = dir.join("out");
+    // The teacher's new checkpoint is renamed into place, as is the student's first state: the first swap is the
+    // student's state after epoch 2.
+    let killed = pipeline(&out, Some("replace-dir:after-swap#1"));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(killed.status.signal(), Some(9), "{killed:?}");
+    assert!(out.join("student/train-state").is_dir());
+    assert!(!out.join("student/stage.json").exists());
+    let rerun = pipeline(&out, None);
+    let log = String::from_utf8_lossy(&rerun.stdout).to_string()
+        + &String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "{log}");
+    assert!(
+        log.contains("student: resumed an interrupted run after epoch 2"),
+        "{log}"
+    );
+    assert_eq!(files(&out), files(&straight));
+    assert!(!out.join("student/train-state").exists());
+    // A state left by a run of other settings is discarded and the stage trains from the start.
+    let killed = pipeline(&out, Some("replace-dir:after-swap#1"));
+    assert!(killed.status.success(), "{killed:?}");
+    std::fs::remove_file(out.join("student/stage.json")).unwrap();
+    let other = dir.join("other");
+    write_config(&dir, &text(3.0));
+    let _ = pipeline(&other, Some("replace-dir:after-swap#1"));
+    std::fs::rename(
+        other.join("student/train-state"),
+        out.join("student/train-state"),
+    )
+    .unwrap();
+    write_config(&dir, &text(2.0));
+    let rerun = pipeline(&out, None);
+    let log = String::from_utf8_lossy(&rerun.stdout).to_string()
+        + &String::from_utf8_lossy(&rerun.stderr);
+    assert!(rerun.status.success(), "{log}");
+    assert!(
+        log.contains("student: discarding the training state in"),
+        "{log}"
+    );
+    assert!(!log.contains("resumed an interrupted run"), "{log}");
+    assert_eq!(files(&out), files(&straight));
+}
+
 /// Parses `text` (with the tiny architecture beside it) and returns the error message.
 fn config_error(text: &str) -> String {
     let dir = scratch("errors");

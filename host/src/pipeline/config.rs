@@ -111,11 +111,11 @@ pub struct PruneStage {
     pub steps: Option<usize>,
     /// Fine-tuning epochs after each step (default 2 when gradual, 0 otherwise).
     pub fine_tune_epochs: Option<usize>,
-    /// Fine-tuning learning rate (Adam, default 1e-3).
+    /// Fine-tuning learning rate (default: that of the stage that trained the model, with its optimizer).
     pub lr: Option<f32>,
-    /// Fine-tuning batch size (default 256).
+    /// Fine-tuning batch size (default: that of the stage that trained the model).
     pub batch_size: Option<usize>,
-    /// Fine-tuning seed (default 7).
+    /// Fine-tuning seed (default: that of the stage that trained the model).
     pub seed: Option<u64>,
 }
 
@@ -323,6 +323,19 @@ impl StageSpec {
         self.inputs().first().map(|(_, s)| *s)
     }
 
+    /// The training settings of the model this stage produces: a train or distill stage's own, a prune stage's
+    /// inherited from the stage it prunes (walking back through earlier prune stages to the train or distill stage
+    /// that trained the model), looked up in `earlier`; `None` for stages without a model.
+    pub fn training(&self, earlier: &HashMap<String, TrainConfig>) -> Option<TrainConfig> {
+        match self {
+            StageSpec::Train { config, .. } | StageSpec::Distill { config, .. } => {
+                Some(config.clone())
+            }
+            StageSpec::Prune { raw, .. } => earlier.get(&raw.from).cloned(),
+            StageSpec::Quantize { .. } | StageSpec::Export { .. } => None,
+        }
+    }
+
     /// The stage's settings as canonical JSON, for the fingerprint.
     pub fn settings_json(&self) -> String {
         let value = match self {
@@ -437,13 +450,14 @@ impl PipelineConfig {
         let mut stages: Vec<Stage> = Vec::new();
         let mut produced: HashMap<String, (usize, Produces, &'static str)> = HashMap::new();
         let mut models: HashMap<String, StageModel> = HashMap::new();
+        let mut trainings: HashMap<String, TrainConfig> = HashMap::new();
         let all_names: Vec<Option<String>> = raw
             .stages
             .iter()
             .map(|t| t.get("name").and_then(|v| v.as_str()).map(str::to_string))
             .collect();
         for (index, table) in raw.stages.iter().enumerate() {
-            let stage = parse_stage(index, table, base).map_err(&err)?;
+            let stage = parse_stage(index, table, base, &trainings).map_err(&err)?;
             let label = format!("stage `{}` ({})", stage.name, stage.spec.kind());
             if produced.contains_key(&stage.name) {
                 return Err(err(format!(
@@ -482,6 +496,9 @@ impl PipelineConfig {
             let model = check_against_inputs(&stage, &models, &dataset)
                 .map_err(|e| err(format!("{label}: {e}")))?;
             models.insert(stage.name.clone(), model);
+            if let Some(training) = stage.spec.training(&trainings) {
+                trainings.insert(stage.name.clone(), training);
+            }
             produced.insert(
                 stage.name.clone(),
                 (index, stage.spec.produces(), stage.spec.kind()),
@@ -744,7 +761,14 @@ fn toml_type(value: &toml::Value) -> String {
     format!("{article} {t}")
 }
 
-fn parse_stage(index: usize, table: &toml::Table, base: &Path) -> Result<Stage, String> {
+/// Parses stage `index` of the file; `trainings` holds the training settings of the model each earlier model stage
+/// produced (see [`StageSpec::training`]), which a prune stage's fine-tunes start from.
+fn parse_stage(
+    index: usize,
+    table: &toml::Table,
+    base: &Path,
+    trainings: &HashMap<String, TrainConfig>,
+) -> Result<Stage, String> {
     let at = format!("stage {}", index + 1);
     let name = match table.get("name") {
         Some(toml::Value::String(s)) => s.clone(),
@@ -787,7 +811,8 @@ fn parse_stage(index: usize, table: &toml::Table, base: &Path) -> Result<Stage, 
         }
         "prune" => {
             let raw: PruneStage = value.try_into().map_err(fail)?;
-            let plan = prune_plan(&raw).map_err(|e| format!("{label}: {e}"))?;
+            let plan =
+                prune_plan(&raw, trainings.get(&raw.from)).map_err(|e| format!("{label}: {e}"))?;
             StageSpec::Prune { raw, plan }
         }
         "distill" => {
@@ -962,7 +987,9 @@ fn resolve_distill(raw: DistillStage, base: &Path) -> Result<StageSpec, String> 
     })
 }
 
-fn prune_plan(raw: &PruneStage) -> Result<PruningPlan, String> {
+/// The plan of a prune stage; its fine-tunes keep `upstream`, the settings the pruned model was trained with,
+/// except for what the stage sets (`fine_tune_epochs`, `lr`, `batch_size`, `seed`).
+fn prune_plan(raw: &PruneStage, upstream: Option<&TrainConfig>) -> Result<PruningPlan, String> {
     let norm = match &raw.norm {
         None => Ok(Norm::L1),
         Some(NormValue::Number(n)) => Norm::from_str(&n.to_string()),
@@ -1039,15 +1066,43 @@ fn prune_plan(raw: &PruneStage) -> Result<PruningPlan, String> {
     Ok(PruningPlan {
         method,
         schedule,
-        fine_tune: TrainConfig {
-            epochs: fine_tune_epochs.unwrap_or(if gradual { 2 } else { 0 }),
-            batch_size: batch_size.unwrap_or(256),
-            optimizer: OptimizerConfig::adam(lr.unwrap_or(1e-3)),
-            patience: 0,
-            seed: raw.seed.unwrap_or(7),
-            ..TrainConfig::default()
-        },
+        fine_tune: fine_tune_config(
+            upstream,
+            fine_tune_epochs.unwrap_or(if gradual { 2 } else { 0 }),
+            batch_size,
+            lr,
+            raw.seed,
+        ),
     })
+}
+
+/// A prune stage's fine-tuning settings: those of `upstream` (the training settings of the model it prunes;
+/// [`TrainConfig::default`] when there is none) with `epochs`, and with the batch size, learning rate (of
+/// whichever optimizer `upstream` uses) and seed the stage sets.
+fn fine_tune_config(
+    upstream: Option<&TrainConfig>,
+    epochs: usize,
+    batch_size: Option<usize>,
+    lr: Option<f32>,
+    seed: Option<u64>,
+) -> TrainConfig {
+    let mut config = TrainConfig {
+        epochs,
+        checkpoint_dir: None,
+        ..upstream.cloned().unwrap_or_default()
+    };
+    if let Some(b) = batch_size {
+        config.batch_size = b;
+    }
+    if let Some(new_lr) = lr {
+        match &mut config.optimizer {
+            OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Sgd { lr, .. } => *lr = new_lr,
+        }
+    }
+    if let Some(s) = seed {
+        config.seed = s;
+    }
+    config
 }
 
 fn resolve_quantize(raw: QuantizeStage) -> Result<StageSpec, String> {
@@ -1147,6 +1202,62 @@ mod tests {
 
     fn parses(text: &str) -> PipelineConfig {
         PipelineConfig::parse(text, "p.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A prune stage fine-tunes with the settings of the stage that trained its model (class weights, optimizer,
+    /// batch size, seed, patience, shuffle), through earlier prune stages, except what it sets itself.
+    #[test]
+    fn prune_fine_tunes_keep_the_training_settings() {
+        let cfg = parses(
+            "[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"demo-mlp\"\nclass_weights = \"balanced\"\n\
+             optimizer = \"sgd\"\nlr = 0.05\nmomentum = 0.5\nbatch_size = 64\nseed = 3\npatience = 2\nshuffle = false\n\
+             [[stages]]\nname = \"p1\"\nkind = \"prune\"\nfrom = \"t\"\nmethod = \"global\"\namount = 0.5\nlr = 0.01\n\
+             fine_tune_epochs = 3\n\
+             [[stages]]\nname = \"p2\"\nkind = \"prune\"\nfrom = \"p1\"\nmethod = \"global\"\namount = 0.7\n\
+             batch_size = 32\nfine_tune_epochs = 1\n\
+             [[stages]]\nname = \"d\"\nkind = \"distill\"\nteacher = \"p2\"\nstudent = \"demo-mlp\"\nseed = 9\n\
+             [[stages]]\nname = \"p3\"\nkind = \"prune\"\nfrom = \"d\"\nmethod = \"global\"\namount = 0.5\n",
+        );
+        let fine_tune = |name: &str| match &cfg.stage(name).unwrap().spec {
+            StageSpec::Prune { plan, .. } => plan.fine_tune.clone(),
+            other => panic!("{name} is a {} stage", other.kind()),
+        };
+        let trained = TrainConfig {
+            epochs: 20,
+            batch_size: 64,
+            optimizer: OptimizerConfig::sgd(0.05, 0.5),
+            class_weights: ClassWeights::Balanced,
+            patience: 2,
+            seed: 3,
+            shuffle: false,
+            checkpoint_dir: None,
+        };
+        assert_eq!(
+            fine_tune("p1"),
+            TrainConfig {
+                epochs: 3,
+                optimizer: OptimizerConfig::sgd(0.01, 0.5),
+                ..trained.clone()
+            }
+        );
+        // p2 prunes p1's model, which `t` trained: p1's own learning rate is not inherited.
+        assert_eq!(
+            fine_tune("p2"),
+            TrainConfig {
+                epochs: 1,
+                batch_size: 32,
+                ..trained.clone()
+            }
+        );
+        // A distill stage's own settings, its defaults included, are what its model was trained with.
+        assert_eq!(
+            fine_tune("p3"),
+            TrainConfig {
+                epochs: 0,
+                seed: 9,
+                ..TrainConfig::default()
+            }
+        );
     }
 
     #[test]

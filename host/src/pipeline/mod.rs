@@ -29,6 +29,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::distill::DistillError;
 use crate::eval::{self, Metrics};
 use crate::fsutil::{replace_dir, write_atomic};
 use crate::gpu_train::TrainDevice;
@@ -36,6 +37,7 @@ use crate::model::Sequential;
 use crate::prune::PruningStatistics;
 use crate::report::RangeRow;
 use crate::steps::{self, PipelineError, PreparedData, QuantSidecar};
+use crate::train::{TrainConfig, TrainError};
 
 pub use charts::{Point, scatter_svg};
 pub use config::{PipelineConfig, Stage, StageSpec};
@@ -512,23 +514,55 @@ fn run_stage(
             let train_x = data.normalized(data.splits.train.x.view());
             let val_x = data.normalized(data.splits.validation.x.view());
             let bar = progress.bar(config.epochs, &format!("{}: distilling", stage.name));
-            let history = crate::distill::distill_train_on(
-                &train_device,
-                teacher,
-                &mut model,
-                train_x.view(),
-                &data.splits.train.y,
-                val_x.view(),
-                &data.splits.validation.y,
-                distill,
-                config,
-                &mut |e| {
-                    bar.inc(1);
-                    bar.set_message(format!("val acc {:.2} %", 100.0 * e.val_accuracy));
-                },
-            )
+            // While the stage runs, the student's training state lives in `train-state/`, so a rerun after an
+            // interruption resumes it; a state of another run (other settings, data or teacher) or a damaged one
+            // is discarded, and the state goes once the stage's outputs are written.
+            let state_dir = dir.join("train-state");
+            let resumable = TrainConfig {
+                checkpoint_dir: Some(state_dir.clone()),
+                ..config.clone()
+            };
+            let attempt = |model: &mut Sequential| {
+                crate::distill::distill_train_on(
+                    &train_device,
+                    teacher,
+                    model,
+                    train_x.view(),
+                    &data.splits.train.y,
+                    val_x.view(),
+                    &data.splits.validation.y,
+                    distill,
+                    &resumable,
+                    &mut |e| {
+                        bar.inc(1);
+                        bar.set_message(format!("val acc {:.2} %", 100.0 * e.val_accuracy));
+                    },
+                )
+            };
+            let history = match attempt(&mut model) {
+                Err(DistillError::Train(
+                    e @ (TrainError::Resume { .. }
+                    | TrainError::InvalidState { .. }
+                    | TrainError::InvalidStateTensors { .. }),
+                )) => {
+                    log(&format!(
+                        "{}: discarding the training state in {}: {e}",
+                        stage.name,
+                        state_dir.display()
+                    ));
+                    crate::fsutil::remove_dir_atomic(&state_dir)?;
+                    attempt(&mut model)
+                }
+                other => other,
+            }
             .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
             bar.finish_and_clear();
+            if let Some(done) = history.resumed_from {
+                log(&format!(
+                    "{}: resumed an interrupted run after epoch {done}",
+                    stage.name
+                ));
+            }
             steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
             write_json(
                 &dir.join("history.json"),
@@ -538,6 +572,7 @@ fn run_stage(
                     "epochs": history.epochs,
                 }),
             )?;
+            crate::fsutil::remove_dir_atomic(&state_dir)?;
             let m = f32_metrics(&stage.name, &kind, from, &model, data, reference);
             (
                 Artifact::Model(Box::new(model)),

@@ -25,6 +25,9 @@ pub(crate) struct DistillArgs {
     /// Checkpoint directory to write (with the teacher's preprocess.json).
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
+    /// Resume an interrupted run from the training state kept in OUT/train-state.
+    #[arg(long)]
+    pub(crate) resume: bool,
     #[arg(long, default_value_t = 4.0, allow_negative_numbers = true, value_parser = real(limits::TEMPERATURE),
           help = ranged("Softmax temperature T of the soft term", limits::TEMPERATURE))]
     pub(crate) temperature: f32,
@@ -83,6 +86,15 @@ pub(crate) fn run(a: DistillArgs) -> Result<(), PipelineError> {
     let cfg = a.train.config(TrainConfig::default())?;
     check_output_dir(&a.out, "the student checkpoint")?;
     let (teacher, data, pre) = load_with_data(&a.teacher, &a.data)?;
+    // The distilled student keeps a resumable state as `tickq train` does; the student trained alone does not.
+    let state_dir = a.out.join("train-state");
+    if !a.resume {
+        tickq_host::fsutil::remove_dir_atomic(&state_dir)?;
+    }
+    let distill_cfg = TrainConfig {
+        checkpoint_dir: Some(state_dir),
+        ..cfg.clone()
+    };
     let student = if a.student.is_dir() {
         let (model, student_pre) = tickq_host::checkpoint::load_checkpoint(&a.student)?;
         if student_pre.is_some_and(|p| Some(p) != serde_json::to_value(&pre).ok()) {
@@ -121,7 +133,7 @@ pub(crate) fn run(a: DistillArgs) -> Result<(), PipelineError> {
         val_x.view(),
         val_y,
         &kd,
-        &cfg,
+        &distill_cfg,
         &mut |e| progress(&steps::format_epoch(e)),
     )
     .map_err(kd_err)?;
