@@ -47,12 +47,13 @@ pub const VECTORS_HEADER_LEN: usize = 16;
 #[derive(Debug, Error)]
 pub enum ExportError {
     /// The blob did not load in tickq-core.
-    #[error("{path}: {error}")]
+    #[error("{path}: not a blob tickq-core loads")]
     Blob {
-        /// The blob file.
+        /// The blob file, or what the bytes are (`input quantizer`).
         path: String,
         /// What tickq-core reported.
-        error: tickq_core::BlobError,
+        #[source]
+        source: tickq_core::BlobError,
     },
     /// The `--symbol` (or the model name it defaults to) gives no C identifier.
     #[error(
@@ -60,9 +61,57 @@ pub enum ExportError {
         crate::limits::excerpt(.0)
     )]
     BadSymbol(String),
-    /// The inputs do not fit the model.
-    #[error("{0}")]
-    Mismatch(String),
+    /// The blob has no layers, so it has no input quantizer to export int8 vectors with (a blob tickq-core loads
+    /// always has one: a bug).
+    #[error("the blob has no layers")]
+    NoLayers,
+    /// The input quantizer's coefficients (the blob's auxiliary section) are not two per feature.
+    #[error(
+        "the input quantizer has {found} coefficients for {features} features, not two per feature"
+    )]
+    QuantizerCoefficients {
+        /// The coefficients found.
+        found: usize,
+        /// The blob's features.
+        features: usize,
+    },
+    /// The input quantizer, cut out as a blob of its own, did not encode (a bug).
+    #[error("the input quantizer alone does not encode")]
+    QuantizerEncode(#[source] tickq_core::encode::EncodeError),
+    /// The rows given for test vectors are not as wide as the model's input.
+    #[error("the inputs have {found} values per row, the model takes {expected}")]
+    InputWidth {
+        /// Values per row given.
+        found: usize,
+        /// Values the model takes.
+        expected: usize,
+    },
+    /// More test vectors than the file's 32-bit count holds.
+    #[error("{0} vectors are too many")]
+    TooManyVectors(usize),
+    /// A session's arena was too small (a bug: the arena is sized from the blob).
+    #[error("test vectors: the session does not start")]
+    Arena(#[source] tickq_core::ArenaTooSmall),
+    /// Running a vector's quantized input gave other logits than running the f32 input (a bug in tickq-core).
+    #[error("vector {vector}: run_quantized on the quantized input disagrees with run")]
+    QuantizedRunDisagrees {
+        /// The vector's index.
+        vector: usize,
+    },
+    /// A test vector file does not parse.
+    #[error("test vectors: {problem}")]
+    VectorFile {
+        /// What is wrong (`truncated header`, `bad magic`).
+        problem: &'static str,
+    },
+    /// The data's features are not the ones the blob records.
+    #[error("{}: its features are not the blob's ({features} named in the blob)", path.display())]
+    DataFeatures {
+        /// The data file.
+        path: std::path::PathBuf,
+        /// The features the blob names.
+        features: usize,
+    },
     /// int8 test vectors were asked for a dynamically quantized blob.
     #[error(
         "int8 test vectors cannot hold a dynamic blob's input: its int8 mantissas come with a per-sample exponent, \
@@ -193,9 +242,9 @@ pub fn c_symbol(name: &str) -> Result<String, ExportError> {
 ///
 /// [`ExportError::Blob`] when the blob does not validate.
 pub fn load<'b>(blob: &'b [u8], path: &str) -> Result<Model<'b>, ExportError> {
-    Model::load(blob).map_err(|error| ExportError::Blob {
+    Model::load(blob).map_err(|source| ExportError::Blob {
         path: path.to_owned(),
-        error,
+        source,
     })
 }
 
@@ -297,10 +346,7 @@ fn input_quantizer_blob(model: &Model<'_>) -> Result<Option<Vec<u8>>, ExportErro
     if time_steps * features > tickq_core::MAX_CLASSES {
         return Ok(None);
     }
-    let first = model
-        .layers()
-        .next()
-        .ok_or_else(|| ExportError::Mismatch("the blob has no layers".into()))?;
+    let first = model.layers().next().ok_or(ExportError::NoLayers)?;
     let blob = model.blob();
     let u32_at = |r: std::ops::Range<usize>| {
         blob.get(HEADER_LEN + r.start..HEADER_LEN + r.end)
@@ -315,9 +361,10 @@ fn input_quantizer_blob(model: &Model<'_>) -> Result<Option<Vec<u8>>, ExportErro
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     if coefficients.len() != 2 * features {
-        return Err(ExportError::Mismatch(
-            "the input quantizer's coefficients do not match its feature count".into(),
-        ));
+        return Err(ExportError::QuantizerCoefficients {
+            found: coefficients.len(),
+            features,
+        });
     }
     let (a, b) = coefficients.split_at(features);
     let quantize = LayerSpec {
@@ -357,9 +404,9 @@ fn input_quantizer_blob(model: &Model<'_>) -> Result<Option<Vec<u8>>, ExportErro
         tickq_version: model.metadata().tickq_version().to_owned(),
         layers,
     };
-    encode(&spec).map(Some).map_err(|e| {
-        ExportError::Mismatch(format!("the input quantizer alone does not encode: {e}"))
-    })
+    encode(&spec)
+        .map(Some)
+        .map_err(ExportError::QuantizerEncode)
 }
 
 /// Test vectors for `model`: `count` rows of `inputs` (evenly spaced; all rows if there are fewer), each
@@ -372,7 +419,7 @@ fn input_quantizer_blob(model: &Model<'_>) -> Result<Option<Vec<u8>>, ExportErro
 ///
 /// # Errors
 ///
-/// [`ExportError::Mismatch`] if the rows are not `T * F` wide or there are more than `u32::MAX` of them, and
+/// [`ExportError::InputWidth`] or [`ExportError::TooManyVectors`] if the rows are not `T * F` wide or there are more than `u32::MAX` of them, and
 /// the errors of [`VectorInput::check`]: int8 vectors of a dynamic blob or of more than
 /// [`tickq_core::MAX_CLASSES`] inputs, or a model the format's header cannot describe.
 pub fn test_vectors(
@@ -383,10 +430,10 @@ pub fn test_vectors(
 ) -> Result<Vec<u8>, ExportError> {
     let len = model.input_len();
     if inputs.ncols() != len {
-        return Err(ExportError::Mismatch(format!(
-            "the inputs have {} values per row, the model takes {len}",
-            inputs.ncols()
-        )));
+        return Err(ExportError::InputWidth {
+            found: inputs.ncols(),
+            expected: len,
+        });
     }
     kind.check(len, model.classes(), model.is_dynamic())?;
     let (classes, input_len) = match (u8::try_from(model.classes()), u16::try_from(len)) {
@@ -414,8 +461,7 @@ pub fn test_vectors(
     let mut q_arena = vec![0u8; quantizer.as_ref().map_or(0, Model::arena_bytes)];
     let n = inputs.nrows();
     let take = count.min(n);
-    let count32 = u32::try_from(take)
-        .map_err(|_| ExportError::Mismatch(format!("{take} vectors are too many")))?;
+    let count32 = u32::try_from(take).map_err(|_| ExportError::TooManyVectors(take))?;
 
     let mut out = Vec::new();
     out.extend_from_slice(VECTORS_MAGIC);
@@ -429,8 +475,7 @@ pub fn test_vectors(
     for i in 0..take {
         let row: Vec<f32> = inputs.row(i * n / take).to_vec();
         let logits = {
-            let mut session = Session::new(model, &mut arena)
-                .map_err(|e| ExportError::Mismatch(e.to_string()))?;
+            let mut session = Session::new(model, &mut arena).map_err(ExportError::Arena)?;
             session.run(&row).logits().to_vec()
         };
         match &quantizer {
@@ -439,16 +484,13 @@ pub fn test_vectors(
                 .for_each(|v| out.extend_from_slice(&v.to_le_bytes())),
             Some(quantizer) => {
                 let q = Session::new(quantizer, &mut q_arena)
-                    .map_err(|e| ExportError::Mismatch(e.to_string()))?
+                    .map_err(ExportError::Arena)?
                     .run(&row)
                     .logits()
                     .to_vec();
-                let mut session = Session::new(model, &mut arena)
-                    .map_err(|e| ExportError::Mismatch(e.to_string()))?;
+                let mut session = Session::new(model, &mut arena).map_err(ExportError::Arena)?;
                 if session.run_quantized(&q).logits() != logits.as_slice() {
-                    return Err(ExportError::Mismatch(format!(
-                        "vector {i}: run_quantized on the quantized input disagrees with run"
-                    )));
+                    return Err(ExportError::QuantizedRunDisagrees { vector: i });
                 }
                 out.extend(q.iter().map(|&v| v as u8));
             }
@@ -476,9 +518,9 @@ pub struct TestVector {
 ///
 /// # Errors
 ///
-/// [`ExportError::Mismatch`] naming what is wrong with the bytes.
+/// [`ExportError::VectorFile`] naming what is wrong with the bytes.
 pub fn parse_test_vectors(bytes: &[u8]) -> Result<(u32, Vec<TestVector>), ExportError> {
-    let bad = |what: &str| ExportError::Mismatch(format!("test vectors: {what}"));
+    let bad = |problem: &'static str| ExportError::VectorFile { problem };
     let header = bytes
         .get(..VECTORS_HEADER_LEN)
         .ok_or_else(|| bad("truncated header"))?;
@@ -598,11 +640,11 @@ pub struct ExportOptions {
 ///
 /// # Errors
 ///
-/// Data errors, or [`ExportError::Mismatch`] when the data's features are not the blob's.
+/// Data errors, or [`ExportError::DataFeatures`] when the data's features are not the blob's.
 pub fn test_split_inputs(
     model: &Model<'_>,
     path: &Path,
-) -> Result<ndarray::Array2<f32>, Box<dyn std::error::Error + Send + Sync>> {
+) -> Result<ndarray::Array2<f32>, crate::steps::PipelineError> {
     let (time_steps, features) = model.input_shape();
     let dataset = crate::data::DatasetConfig {
         time_steps,
@@ -612,10 +654,11 @@ pub fn test_split_inputs(
     let test = data.splits.test;
     let names: Vec<&str> = model.metadata().feature_names().collect();
     if test.features != features || !test.feature_names.iter().map(String::as_str).eq(names) {
-        return Err(Box::new(ExportError::Mismatch(format!(
-            "{}: its features are not the blob's ({features} named in the blob)",
-            path.display()
-        ))));
+        return Err(ExportError::DataFeatures {
+            path: path.to_path_buf(),
+            features,
+        }
+        .into());
     }
     Ok(test.x)
 }
@@ -625,9 +668,7 @@ pub fn test_split_inputs(
 /// # Errors
 ///
 /// Any read, validation, data or write error, with the file named.
-pub fn run_export(
-    opts: &ExportOptions,
-) -> Result<Written, Box<dyn std::error::Error + Send + Sync>> {
+pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::PipelineError> {
     let bytes = crate::limits::read_blob_file(&opts.blob)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", opts.blob.display())))?;
     let model = load(&bytes, &opts.blob.display().to_string())?;

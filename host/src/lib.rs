@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod data;
 pub mod device;
 pub mod distill;
+pub mod error;
 pub mod eval;
 pub mod export;
 pub mod fsutil;

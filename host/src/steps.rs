@@ -47,12 +47,13 @@ pub enum PipelineError {
     #[error(transparent)]
     Prune(#[from] prune::PruneError),
     /// A blob did not load.
-    #[error("{path}: {error}")]
+    #[error("{}: not a blob tickq-core loads", path.display())]
     Blob {
         /// The blob file.
-        path: String,
+        path: PathBuf,
         /// What tickq-core reported.
-        error: tickq_core::BlobError,
+        #[source]
+        source: tickq_core::BlobError,
     },
     /// A file could not be read or written.
     #[error("{0}")]
@@ -77,9 +78,116 @@ pub enum PipelineError {
         /// The first thing that differs.
         mismatch: BlobMismatch,
     },
-    /// Inputs that do not fit together (a model and data with different features, say).
-    #[error("{0}")]
-    Mismatch(String),
+    /// An architecture takes other inputs than the data gives.
+    #[error(
+        "architecture `{arch}` takes {features} features x {time_steps} time steps, the data gives {data_features} x {data_time_steps}"
+    )]
+    ArchInputs {
+        /// The architecture's name.
+        arch: String,
+        /// The features it takes.
+        features: usize,
+        /// The time steps it takes.
+        time_steps: usize,
+        /// The features the data gives.
+        data_features: usize,
+        /// The time steps the data gives.
+        data_time_steps: usize,
+    },
+    /// An architecture has another number of classes than the labels.
+    #[error("architecture `{arch}` has {classes} classes, the labels have {labels}")]
+    ArchClasses {
+        /// The architecture's name.
+        arch: String,
+        /// Its classes.
+        classes: usize,
+        /// The label names the data has.
+        labels: usize,
+    },
+    /// A checkpoint directory has no preprocessing record.
+    #[error(
+        "{}: the checkpoint has no preprocess.json (import it with `tickq import --data` to record one)",
+        checkpoint.display()
+    )]
+    NoPreprocess {
+        /// The checkpoint directory.
+        checkpoint: PathBuf,
+    },
+    /// A blob takes another number of inputs than the data gives.
+    #[error("{}: the blob takes {inputs} inputs, the data gives {data_inputs}", blob.display())]
+    BlobInputs {
+        /// The blob file.
+        blob: PathBuf,
+        /// The inputs the blob takes.
+        inputs: usize,
+        /// The inputs per sample the data gives.
+        data_inputs: usize,
+    },
+    /// A JSON file tickq reads (a blob's `.quant.json` sidecar) does not parse.
+    #[error("{}: not valid JSON of the expected form", path.display())]
+    JsonRead {
+        /// The file.
+        path: PathBuf,
+        /// What serde_json reported, with the line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A record could not be turned into JSON (a bug: every record tickq writes serializes).
+    #[error("{what}: cannot be written as JSON")]
+    JsonWrite {
+        /// What was being written (`preprocess.json`, `the inspect report`).
+        what: &'static str,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Two options were given that do not go together, or one without the one it needs.
+    #[error("{option} applies only to {requires}")]
+    OptionRequires {
+        /// The option given (`--momentum`).
+        option: &'static str,
+        /// What it needs (`--optimizer sgd`).
+        requires: &'static str,
+    },
+    /// The N:M pruning pattern keeps more weights than its group holds.
+    #[error("--n {n} is above --m {m}: N:M pruning keeps n of every m weights")]
+    NAboveM {
+        /// Weights kept per group.
+        n: usize,
+        /// The group size.
+        m: usize,
+    },
+    /// A backend the blob was asked to run on is not available on this machine.
+    #[error("--backend {backend}")]
+    Backend {
+        /// The backend asked for.
+        backend: tickq_core::Backend,
+        /// What tickq-core reported.
+        #[source]
+        source: tickq_core::BackendUnavailable,
+    },
+    /// Pruning statistics of a blob could not be read.
+    #[error("{}: no pruning statistics", path.display())]
+    BlobStats {
+        /// The blob file.
+        path: PathBuf,
+        /// Why (boxed: a pruning error is large).
+        #[source]
+        source: Box<crate::prune::PruneError>,
+    },
+    /// A pipeline stage got another kind of input than it needs from its `from` stage (the config checks prevent
+    /// this: a bug).
+    #[error("the `from` stage produced no {expected}")]
+    StageInput {
+        /// What the stage needs: `model` or `blob`.
+        expected: &'static str,
+    },
+    /// Distillation failed.
+    #[error(transparent)]
+    Distill(#[from] crate::distill::DistillError),
+    /// A staged pipeline (`tickq pipeline`, `tickq demo`) failed.
+    #[error(transparent)]
+    Stages(#[from] crate::pipeline::StagesError),
     /// A setting is outside its range in [`crate::limits`].
     #[error("{setting}: {source}")]
     Setting {
@@ -95,6 +203,21 @@ pub enum PipelineError {
     /// An export failed.
     #[error(transparent)]
     Export(#[from] crate::export::ExportError),
+}
+
+impl PipelineError {
+    /// Whether this failure is the user's input or tickq's own; the `tickq` command exits with
+    /// [`ErrorKind::exit_code`](crate::error::ErrorKind::exit_code) of it. See [`crate::error`].
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::of(self)
+    }
+
+    /// Whether this failure is a bad input (exit code 2) rather than an internal failure (exit code 1).
+    #[must_use]
+    pub fn is_bad_input(&self) -> bool {
+        self.kind() == crate::error::ErrorKind::BadInput
+    }
 }
 
 /// The first difference between a blob and the checkpoint it is evaluated with ([`check_blob_of`]).
@@ -251,22 +374,24 @@ fn display_source(path: &Path) -> String {
 ///
 /// # Errors
 ///
-/// [`PipelineError::Mismatch`] saying what differs.
+/// [`PipelineError::ArchInputs`] or [`PipelineError::ArchClasses`] saying what differs.
 pub fn check_arch_fits(arch: &Architecture, data: &PreparedData) -> Result<(), PipelineError> {
     let ds = &data.splits.train;
     if arch.input.features != ds.features || arch.input.time_steps != ds.time_steps {
-        return Err(PipelineError::Mismatch(format!(
-            "architecture `{}` takes {} features x {} time steps, the data gives {} x {}",
-            arch.name, arch.input.features, arch.input.time_steps, ds.features, ds.time_steps
-        )));
+        return Err(PipelineError::ArchInputs {
+            arch: arch.name.clone(),
+            features: arch.input.features,
+            time_steps: arch.input.time_steps,
+            data_features: ds.features,
+            data_time_steps: ds.time_steps,
+        });
     }
     if arch.classes != ds.label_names.len() {
-        return Err(PipelineError::Mismatch(format!(
-            "architecture `{}` has {} classes, the labels have {}",
-            arch.name,
-            arch.classes,
-            ds.label_names.len()
-        )));
+        return Err(PipelineError::ArchClasses {
+            arch: arch.name.clone(),
+            classes: arch.classes,
+            labels: ds.label_names.len(),
+        });
     }
     Ok(())
 }
@@ -324,7 +449,10 @@ pub fn save_checkpoint(
     model: &Sequential,
     pre: &Preprocess,
 ) -> Result<(), PipelineError> {
-    let value = serde_json::to_value(pre).map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+    let value = serde_json::to_value(pre).map_err(|source| PipelineError::JsonWrite {
+        what: "preprocess.json",
+        source,
+    })?;
     checkpoint::save_checkpoint(dir, model, Some(&value))?;
     Ok(())
 }
@@ -334,7 +462,7 @@ pub fn save_checkpoint(
 ///
 /// # Errors
 ///
-/// Checkpoint errors (the preprocessing record's naming the file and field), or [`PipelineError::Mismatch`] when
+/// Checkpoint errors (the preprocessing record's naming the file and field), or [`PipelineError::NoPreprocess`] when
 /// the checkpoint has no `preprocess.json`.
 pub fn load_checkpoint(dir: &Path) -> Result<(Sequential, Preprocess), PipelineError> {
     let model = checkpoint::import_safetensors(
@@ -343,10 +471,9 @@ pub fn load_checkpoint(dir: &Path) -> Result<(Sequential, Preprocess), PipelineE
     )?;
     let path = dir.join(checkpoint::PREPROCESS_FILE);
     if !path.exists() {
-        return Err(PipelineError::Mismatch(format!(
-            "{}: the checkpoint has no preprocess.json (import it with `tickq import --data` to record one)",
-            dir.display()
-        )));
+        return Err(PipelineError::NoPreprocess {
+            checkpoint: dir.to_path_buf(),
+        });
     }
     let pre = Preprocess::read(&path, &model.arch)?;
     Ok((model, pre))
@@ -462,7 +589,8 @@ pub fn calibration_set(data: &PreparedData, config: &QuantConfig) -> Array2<f32>
 ///
 /// # Errors
 ///
-/// [`PipelineError::Mismatch`] when the model does not fit the data, and [`PipelineError::Prune`].
+/// [`PipelineError::ArchInputs`] or [`PipelineError::ArchClasses`] when the model does not fit the data, and
+/// [`PipelineError::Prune`].
 pub fn prune_model(
     model: &mut Sequential,
     data: &PreparedData,
@@ -507,15 +635,24 @@ pub fn format_step(r: &StepReport) -> String {
     )
 }
 
+/// A blob's bytes and the file they came from (which errors name).
+#[derive(Debug, Clone, Copy)]
+pub struct BlobFile<'a> {
+    /// The blob file.
+    pub path: &'a Path,
+    /// Its bytes.
+    pub bytes: &'a [u8],
+}
+
 /// Evaluates the f32 model and the blob (through tickq-core) on the test split.
 ///
 /// # Errors
 ///
-/// [`PipelineError::Blob`] when the blob does not load, or a mismatch between
-/// the blob and the data.
+/// [`PipelineError::Blob`] naming the blob's file when the blob does not load, or
+/// [`PipelineError::BlobInputs`] when it takes other inputs than the data gives.
 pub fn evaluate(
     model: &Sequential,
-    blob: &[u8],
+    blob: BlobFile<'_>,
     data: &PreparedData,
     quant: QuantSummary,
     ranges: Vec<RangeRow>,
@@ -542,7 +679,7 @@ pub fn evaluate(
 pub fn evaluate_on(
     device: &crate::device::ComputeDevice,
     model: &Sequential,
-    blob: &[u8],
+    blob: BlobFile<'_>,
     data: &PreparedData,
     quant: QuantSummary,
     ranges: Vec<RangeRow>,
@@ -554,17 +691,17 @@ pub fn evaluate_on(
             setting: "latency calls",
             source,
         })?;
-    let core_model = tickq_core::Model::load(blob).map_err(|error| PipelineError::Blob {
-        path: "blob".into(),
-        error,
+    let core_model = tickq_core::Model::load(blob.bytes).map_err(|source| PipelineError::Blob {
+        path: blob.path.to_path_buf(),
+        source,
     })?;
     let test = &data.splits.test;
     if core_model.input_len() != test.x.ncols() {
-        return Err(PipelineError::Mismatch(format!(
-            "the blob takes {} inputs, the data gives {}",
-            core_model.input_len(),
-            test.x.ncols()
-        )));
+        return Err(PipelineError::BlobInputs {
+            blob: blob.path.to_path_buf(),
+            inputs: core_model.input_len(),
+            data_inputs: test.x.ncols(),
+        });
     }
     let labels = &test.label_names;
     let float_pred = model.predict(data.normalized(test.x.view()).view());
@@ -627,14 +764,14 @@ pub fn evaluate_on(
         int8: Int8Section {
             accuracy: int8_metrics.accuracy,
             macro_f1: int8_metrics.macro_f1,
-            blob_bytes: blob.len(),
-            blob_fraction_of_float: blob.len() as f64 / size_bytes.max(1) as f64,
+            blob_bytes: blob.bytes.len(),
+            blob_fraction_of_float: blob.bytes.len() as f64 / size_bytes.max(1) as f64,
             agreement: eval::agreement(&float_pred, &int8_pred),
             arena_bytes: core_model.arena_bytes(),
             crc32: format!("{:08x}", core_model.crc32()),
             metrics: int8_metrics,
         },
-        compression_ratio: size_bytes as f64 / blob.len().max(1) as f64,
+        compression_ratio: size_bytes as f64 / blob.bytes.len().max(1) as f64,
         baseline: Baseline {
             majority_class,
             majority_accuracy,
@@ -862,9 +999,9 @@ pub fn check_blob_file(
     model: &Sequential,
     pre: &Preprocess,
 ) -> Result<(), PipelineError> {
-    let blob = tickq_core::Model::load(bytes).map_err(|error| PipelineError::Blob {
-        path: path.display().to_string(),
-        error,
+    let blob = tickq_core::Model::load(bytes).map_err(|source| PipelineError::Blob {
+        path: path.to_path_buf(),
+        source,
     })?;
     check_blob_of(&blob, model, pre).map_err(|mismatch| PipelineError::NotCheckpointBlob {
         blob: path.to_path_buf(),
@@ -931,8 +1068,11 @@ impl QuantSidecar {
     ///
     /// The I/O error.
     pub fn write(&self, blob: &Path) -> Result<(), PipelineError> {
-        let json = serde_json::to_string_pretty(self)
-            .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+        let json =
+            serde_json::to_string_pretty(self).map_err(|source| PipelineError::JsonWrite {
+                what: "the quantization sidecar",
+                source,
+            })?;
         write_atomic(&Self::path_for(blob), json.as_bytes())?;
         Ok(())
     }
@@ -942,14 +1082,14 @@ impl QuantSidecar {
     ///
     /// # Errors
     ///
-    /// [`PipelineError::Mismatch`] naming the file.
+    /// [`PipelineError::JsonRead`] naming the file.
     pub fn read(blob: &Path) -> Result<Option<Self>, PipelineError> {
         let path = Self::path_for(blob);
         match crate::limits::read_file_limited(&path, crate::limits::MAX_JSON_BYTES, "a JSON file")
         {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| PipelineError::Mismatch(format!("{}: {e}", path.display()))),
+                .map_err(|source| PipelineError::JsonRead { path, source }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(PipelineError::Io(std::io::Error::new(
                 e.kind(),

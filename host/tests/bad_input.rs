@@ -1,8 +1,9 @@
 //! The bad-input corpus: one row per malformed input, through the `tickq` binary.
 //!
 //! Each row names a case, the files it writes into its own scratch directory, the `tickq` arguments, the exit
-//! code it expects (2 for a command-line error clap reports, 1 for every other refusal) and the start of the
-//! first `error:` line of stderr (most rows give the whole line). One harness runs every row, checks the exit
+//! code it expects (2 for a bad input, which every row is unless it says otherwise) and the start of the
+//! message: the `error:` line of stderr followed by its `  caused by:` lines, joined with `: ` (most rows give
+//! the whole message). One harness runs every row, checks the exit
 //! code, the line and that nothing panicked, and reports every row that failed at once, with the line it got.
 //!
 //! Placeholders in the arguments, in the file contents and in the expected line: `{in}` the row's first file,
@@ -51,7 +52,7 @@ const ROW: Case = Case {
     files: &[],
     args: "",
     env: &[],
-    code: 1,
+    code: 2,
     first: "",
 };
 
@@ -179,7 +180,7 @@ const CASES: &[Case] = &[
     Case { name: "train-momentum-two", args: concat!(tr!(), "--optimizer sgd --momentum 2"), code: 2, first: "error: invalid value '2' for '--momentum <MOMENTUM>': 2 is out of range: expected a number in [0, 1)", ..ROW },
     Case { name: "train-momentum-one", args: concat!(tr!(), "--optimizer sgd --momentum 1"), code: 2, first: "error: invalid value '1' for '--momentum <MOMENTUM>': 1 is out of range: expected a number in [0, 1)", ..ROW },
     Case { name: "train-momentum-negative", args: concat!(tr!(), "--optimizer sgd --momentum -0.1"), code: 2, first: "error: invalid value '-0.1' for '--momentum <MOMENTUM>': -0.1 is out of range: expected a number in [0, 1)", ..ROW },
-    Case { name: "train-momentum-without-sgd", args: concat!(tr!(), "--momentum 0.5"), code: 1, first: "error: --momentum applies only to --optimizer sgd", ..ROW },
+    Case { name: "train-momentum-without-sgd", args: concat!(tr!(), "--momentum 0.5"), first: "error: --momentum applies only to --optimizer sgd", ..ROW },
     Case { name: "train-optimizer-unknown", args: concat!(tr!(), "--optimizer rmsprop"), code: 2, first: "error: invalid value 'rmsprop' for '--optimizer <OPTIMIZER>'", ..ROW },
     Case { name: "train-device-unknown", args: "train --arch {arch} --data {csv} --out {out} --device tpu", code: 2, first: "error: invalid value 'tpu' for '--device <DEVICE>'", ..ROW },
     Case { name: "bench-calls-huge", args: "bench {blob} --calls 1000000000000", code: 2, first: "error: invalid value '1000000000000' for '--calls <N>': 1000000000000 is out of range: expected a whole number from 1 to 10000000", ..ROW },
@@ -198,7 +199,7 @@ const CASES: &[Case] = &[
     Case { name: "quantize-averaging-high", args: "quantize {ckpt} --out {out} --averaging-constant 1.5", code: 2, first: "error: invalid value '1.5' for '--averaging-constant <AVERAGING_CONSTANT>': 1.5 is out of range: expected a number in (0, 1]", ..ROW },
     Case { name: "quantize-calibration-zero", args: "quantize {ckpt} --out {out} --calibration-samples 0", code: 2, first: "error: invalid value '0' for '--calibration-samples <N>': 0 is out of range: expected a whole number from 1 to 4294967295", ..ROW },
     Case { name: "quantize-calibration-negative", args: "quantize {ckpt} --out {out} --calibration-samples -3", code: 2, first: "error: invalid value '-3' for '--calibration-samples <N>': -3 is out of range: expected a whole number from 1 to 4294967295", ..ROW },
-    Case { name: "quantize-observer-unknown", args: "quantize {ckpt} --out {out} --observer median", code: 1, first: "error: quantization config: observer = \"median\" is not supported: use \"minmax\", \"moving_average_minmax\", \"percentile\", \"mse\" or \"kl\"", ..ROW },
+    Case { name: "quantize-observer-unknown", args: "quantize {ckpt} --out {out} --observer median", first: "error: quantization config: observer = \"median\" is not supported: use \"minmax\", \"moving_average_minmax\", \"percentile\", \"mse\" or \"kl\"", ..ROW },
     Case { name: "quantize-mode-unknown", args: "quantize {ckpt} --out {out} --mode fast", code: 2, first: "error: invalid value 'fast' for '--mode <MODE>'", ..ROW },
     Case { name: "quantize-backend-unknown", args: "quantize {ckpt} --out {out} --backend tpu", first: "error: quantization config: backend = \"tpu\" is unknown: use \"x86\" (alias \"fbgemm\"), \"arm\" (alias \"qnnpack\") or \"fpga\"", ..ROW },
     Case { name: "quantize-dtype-unknown", args: "quantize {ckpt} --out {out} --dtype int4", first: "error: quantization config: dtype = \"int4\" is not supported: tickq-core runs 8-bit activations; use \"qint8\" or \"quint8\"", ..ROW },
@@ -218,7 +219,7 @@ const CASES: &[Case] = &[
     Case { name: "prune-dim-two", args: "prune {ckpt} --method structured --amount 0.5 --dim 2 --out {out}", code: 2, first: "error: invalid value '2' for '--dim <DIM>': 2 is out of range: expected a whole number from 0 to 1", ..ROW },
     Case { name: "prune-n-zero", args: "prune {ckpt} --method nm --n 0 --out {out}", code: 2, first: "error: invalid value '0' for '--n <N>': 0 is out of range: expected a whole number from 1 to 65535", ..ROW },
     Case { name: "prune-m-above-format", args: "prune {ckpt} --method nm --m 70000 --out {out}", code: 2, first: "error: invalid value '70000' for '--m <M>': 70000 is out of range: expected a whole number from 1 to 65535", ..ROW },
-    Case { name: "prune-n-above-m", args: "prune {ckpt} --method nm --n 5 --m 4 --out {out}", code: 1, first: "error: --n 5 is above --m 4: N:M pruning keeps n of every m weights", ..ROW },
+    Case { name: "prune-n-above-m", args: "prune {ckpt} --method nm --n 5 --m 4 --out {out}", first: "error: --n 5 is above --m 4: N:M pruning keeps n of every m weights", ..ROW },
     Case { name: "prune-initial-one", args: "prune {ckpt} --method global --amount 0.5 --schedule gradual --initial 1 --out {out}", code: 2, first: "error: invalid value '1' for '--initial <INITIAL>': 1 is out of range: expected a number in [0, 1)", ..ROW },
     Case { name: "prune-fine-tune-negative", args: "prune {ckpt} --method global --amount 0.5 --fine-tune-epochs -1 --out {out}", code: 2, first: "error: invalid value '-1' for '--fine-tune-epochs <E>': -1 is out of range: expected a whole number from 0 to 1000000", ..ROW },
     Case { name: "prune-lr-zero", args: "prune {ckpt} --method global --amount 0.5 --lr 0 --out {out}", code: 2, first: "error: invalid value '0' for '--lr <LR>': 0 is out of range: expected a finite number > 0", ..ROW },
@@ -327,37 +328,37 @@ const CASES: &[Case] = &[
     Case { name: "csv-bench-bad-data", files: &[("t.csv", Src::T("a,b,c\n"))], args: "bench {blob} --data {in} --calls 10", first: "error: {in}, line 1: missing required column `timestamp` (accepted names: DateTime, timestamp, time); header found: `a,b,c`", ..ROW },
 
     // ---- blobs: truncated, corrupted, re-sealed fields, not a blob, the wrong kind of file ----
-    Case { name: "blob-empty", files: &[("m.blob", Src::T(""))], args: "inspect {in}", first: "error: {in}: blob at byte 0: truncated", ..ROW },
-    Case { name: "blob-header-only", files: &[("m.blob", Src::G(|f| f.blob_bytes()[..64].to_vec()))], args: "inspect {in}", first: "error: {in}: blob at byte 16: length mismatch (header declares 1693)", ..ROW },
-    Case { name: "blob-truncated-40", files: &[("m.blob", Src::G(|f| f.blob_bytes()[..40].to_vec()))], args: "inspect {in}", first: "error: {in}: blob at byte 40: truncated", ..ROW },
-    Case { name: "blob-truncated-half", files: &[("m.blob", Src::G(|f| { let b = f.blob_bytes(); b[..b.len() / 2].to_vec() }))], args: "inspect {in}", first: "error: {in}: blob at byte 16: length mismatch (header declares 1693)", ..ROW },
-    Case { name: "blob-truncated-resealed", files: &[("m.blob", Src::G(|f| { let b = f.blob_bytes(); reseal(b[..b.len() - 16].to_vec()) }))], args: "inspect {in}", first: "error: {in}: blob at byte 16: length mismatch (header declares 1693)", ..ROW },
-    Case { name: "blob-trailing-bytes", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b.extend([0u8; 16]); b }))], args: "inspect {in}", first: "error: {in}: blob at byte 16: length mismatch (header declares 1693)", ..ROW },
-    Case { name: "blob-bad-magic", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[0] = b'X'; b }))], args: "inspect {in}", first: "error: {in}: blob at byte 0: bad magic", ..ROW },
-    Case { name: "blob-bad-crc", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); let n = b.len(); b[n - 1] ^= 0x55; b }))], args: "inspect {in}", first: "error: {in}: blob at byte 12: CRC mismatch (stored 0xdfb8a2a8, computed 0xc4b907d3)", ..ROW },
-    Case { name: "blob-version-99", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[8..10].copy_from_slice(&99u16.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: blob at byte 8: unsupported version (found 99)", ..ROW },
-    Case { name: "blob-version-0", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[8..10].copy_from_slice(&0u16.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: blob at byte 8: unsupported version (found 0)", ..ROW },
-    Case { name: "blob-total-len-wrong", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); let n = b.len() as u32 + 64; b[16..20].copy_from_slice(&n.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: blob at byte 16: length mismatch (header declares 1757)", ..ROW },
-    Case { name: "blob-layer-count-zero", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[20..22].copy_from_slice(&0u16.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: blob at byte 20: bad layer count (found 0)", ..ROW },
-    Case { name: "blob-layer-count-1000", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[20..22].copy_from_slice(&1000u16.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: blob at byte 20: bad layer count (found 1000)", ..ROW },
-    Case { name: "blob-layer-table-outside", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[24..28].copy_from_slice(&u32::MAX.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: blob at byte 24: bad layer table offset", ..ROW },
-    Case { name: "blob-metadata-outside", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[32..36].copy_from_slice(&0x00FF_FFFFu32.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: blob at byte 28: metadata out of bounds", ..ROW },
-    Case { name: "blob-layer-kind-unknown", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); let t = u32::from_le_bytes(b[24..28].try_into().unwrap()) as usize; b[t] = 0xEE; reseal(b) }))], args: "inspect {in}", first: "error: {in}: layer 0 at byte 64: unknown layer kind (found 238)", ..ROW },
-    Case { name: "blob-random-bytes", files: &[("m.blob", Src::G(|_| noise(4096)))], args: "inspect {in}", first: "error: {in}: blob at byte 0: bad magic", ..ROW },
+    Case { name: "blob-empty", files: &[("m.blob", Src::T(""))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 0: truncated", ..ROW },
+    Case { name: "blob-header-only", files: &[("m.blob", Src::G(|f| f.blob_bytes()[..64].to_vec()))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 16: length mismatch (header declares 1693)", ..ROW },
+    Case { name: "blob-truncated-40", files: &[("m.blob", Src::G(|f| f.blob_bytes()[..40].to_vec()))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 40: truncated", ..ROW },
+    Case { name: "blob-truncated-half", files: &[("m.blob", Src::G(|f| { let b = f.blob_bytes(); b[..b.len() / 2].to_vec() }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 16: length mismatch (header declares 1693)", ..ROW },
+    Case { name: "blob-truncated-resealed", files: &[("m.blob", Src::G(|f| { let b = f.blob_bytes(); reseal(b[..b.len() - 16].to_vec()) }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 16: length mismatch (header declares 1693)", ..ROW },
+    Case { name: "blob-trailing-bytes", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b.extend([0u8; 16]); b }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 16: length mismatch (header declares 1693)", ..ROW },
+    Case { name: "blob-bad-magic", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[0] = b'X'; b }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 0: bad magic", ..ROW },
+    Case { name: "blob-bad-crc", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); let n = b.len(); b[n - 1] ^= 0x55; b }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 12: CRC mismatch (stored 0xdfb8a2a8, computed 0xc4b907d3)", ..ROW },
+    Case { name: "blob-version-99", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[8..10].copy_from_slice(&99u16.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 8: unsupported version (found 99)", ..ROW },
+    Case { name: "blob-version-0", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[8..10].copy_from_slice(&0u16.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 8: unsupported version (found 0)", ..ROW },
+    Case { name: "blob-total-len-wrong", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); let n = b.len() as u32 + 64; b[16..20].copy_from_slice(&n.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 16: length mismatch (header declares 1757)", ..ROW },
+    Case { name: "blob-layer-count-zero", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[20..22].copy_from_slice(&0u16.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 20: bad layer count (found 0)", ..ROW },
+    Case { name: "blob-layer-count-1000", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[20..22].copy_from_slice(&1000u16.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 20: bad layer count (found 1000)", ..ROW },
+    Case { name: "blob-layer-table-outside", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[24..28].copy_from_slice(&u32::MAX.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 24: bad layer table offset", ..ROW },
+    Case { name: "blob-metadata-outside", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[32..36].copy_from_slice(&0x00FF_FFFFu32.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 28: metadata out of bounds", ..ROW },
+    Case { name: "blob-layer-kind-unknown", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); let t = u32::from_le_bytes(b[24..28].try_into().unwrap()) as usize; b[t] = 0xEE; reseal(b) }))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: layer 0 at byte 64: unknown layer kind (found 238)", ..ROW },
+    Case { name: "blob-random-bytes", files: &[("m.blob", Src::G(|_| noise(4096)))], args: "inspect {in}", first: "error: {in}: not a blob tickq-core loads: blob at byte 0: bad magic", ..ROW },
     Case { name: "blob-random-with-magic", files: &[("m.blob", Src::G(|_| { let mut b = noise(4096); b[..8].copy_from_slice(b"TICKQBLB"); reseal(b) }))], args: "inspect {in}", first: "error: {in}: the blob header declares 3362477437 bytes, above 268435456, the most tickq reads from a blob", ..ROW },
-    Case { name: "blob-is-csv", args: "inspect {csv}", first: "error: {csv}: blob at byte 0: bad magic", ..ROW },
+    Case { name: "blob-is-csv", args: "inspect {csv}", first: "error: {csv}: not a blob tickq-core loads: blob at byte 0: bad magic", ..ROW },
     Case { name: "blob-missing", args: "inspect {dir}/none.blob", first: "error: {dir}/none.blob: No such file or directory (os error 2)", ..ROW },
     Case { name: "blob-directory", args: "inspect {dir}", first: "error: {dir}: Is a directory (os error 21)", ..ROW },
-    Case { name: "blob-dev-zero", args: "inspect /dev/zero", first: "error: /dev/zero: blob at byte 0: bad magic", ..ROW },
+    Case { name: "blob-dev-zero", args: "inspect /dev/zero", first: "error: /dev/zero: not a blob tickq-core loads: blob at byte 0: bad magic", ..ROW },
     Case { name: "blob-declares-4-gib", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[16..20].copy_from_slice(&u32::MAX.to_le_bytes()); reseal(b) }))], args: "inspect {in}", first: "error: {in}: the blob header declares 4294967295 bytes, above 268435456, the most tickq reads from a blob", ..ROW },
-    Case { name: "bench-dev-zero", args: "bench /dev/zero --calls 10", first: "error: /dev/zero: blob at byte 0: bad magic", ..ROW },
-    Case { name: "export-dev-zero", args: "export /dev/zero --format c-header --out {out}", first: "error: /dev/zero: blob at byte 0: bad magic", ..ROW },
-    Case { name: "stats-dev-zero", args: "stats /dev/zero", first: "error: /dev/zero: the blob does not load: blob at byte 0: bad magic", ..ROW },
-    Case { name: "eval-blob-dev-zero", args: "eval {ckpt} --blob /dev/zero --out {out} --device cpu", first: "error: /dev/zero: blob at byte 0: bad magic", ..ROW },
-    Case { name: "bench-bad-crc", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); let n = b.len(); b[n - 1] ^= 0x55; b }))], args: "bench {in} --calls 10", first: "error: {in}: blob at byte 12: CRC mismatch (stored 0xdfb8a2a8, computed 0xc4b907d3)", ..ROW },
-    Case { name: "export-truncated", files: &[("m.blob", Src::G(|f| f.blob_bytes()[..40].to_vec()))], args: "export {in} --format c-header --out {out}", first: "error: {in}: blob at byte 40: truncated", ..ROW },
-    Case { name: "stats-bad-magic", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[0] = b'X'; b }))], args: "stats {in}", first: "error: {in}: the blob does not load: blob at byte 0: bad magic", ..ROW },
-    Case { name: "eval-blob-is-csv", args: "eval {ckpt} --blob {csv} --out {out} --device cpu", first: "error: {csv}: blob at byte 0: bad magic", ..ROW },
+    Case { name: "bench-dev-zero", args: "bench /dev/zero --calls 10", first: "error: /dev/zero: not a blob tickq-core loads: blob at byte 0: bad magic", ..ROW },
+    Case { name: "export-dev-zero", args: "export /dev/zero --format c-header --out {out}", first: "error: /dev/zero: not a blob tickq-core loads: blob at byte 0: bad magic", ..ROW },
+    Case { name: "stats-dev-zero", args: "stats /dev/zero", first: "error: /dev/zero: no pruning statistics: the blob does not load: blob at byte 0: bad magic", ..ROW },
+    Case { name: "eval-blob-dev-zero", args: "eval {ckpt} --blob /dev/zero --out {out} --device cpu", first: "error: /dev/zero: not a blob tickq-core loads: blob at byte 0: bad magic", ..ROW },
+    Case { name: "bench-bad-crc", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); let n = b.len(); b[n - 1] ^= 0x55; b }))], args: "bench {in} --calls 10", first: "error: {in}: not a blob tickq-core loads: blob at byte 12: CRC mismatch (stored 0xdfb8a2a8, computed 0xc4b907d3)", ..ROW },
+    Case { name: "export-truncated", files: &[("m.blob", Src::G(|f| f.blob_bytes()[..40].to_vec()))], args: "export {in} --format c-header --out {out}", first: "error: {in}: not a blob tickq-core loads: blob at byte 40: truncated", ..ROW },
+    Case { name: "stats-bad-magic", files: &[("m.blob", Src::G(|f| { let mut b = f.blob_bytes(); b[0] = b'X'; b }))], args: "stats {in}", first: "error: {in}: no pruning statistics: the blob does not load: blob at byte 0: bad magic", ..ROW },
+    Case { name: "eval-blob-is-csv", args: "eval {ckpt} --blob {csv} --out {out} --device cpu", first: "error: {csv}: not a blob tickq-core loads: blob at byte 0: bad magic", ..ROW },
     Case { name: "export-dynamic-int8-vectors", args: "export {dyn} --format blob --out {out} --vectors 5 --vector-input int8 --data {csv}", first: "error: int8 test vectors cannot hold a dynamic blob's input: its int8 mantissas come with a per-sample exponent, which Session::run_quantized and the vector format do not take; export f32 vectors (--vector-input f32 or auto, vector_input = \"f32\" or \"auto\" in a pipeline)", ..ROW },
     Case { name: "quantize-checkpoint-missing", args: "quantize {dir}/none --out {out}", first: "error: cannot read architecture file {dir}/none/arch.toml: No such file or directory (os error 2)", ..ROW },
     Case { name: "quantize-checkpoint-is-blob", args: "quantize {blob} --out {out}", first: "error: cannot read architecture file {blob}/arch.toml: Not a directory (os error 20)", ..ROW },
@@ -506,11 +507,14 @@ fn run_case(fix: &Fix, case: &Case) -> Result<(), String> {
     }
     let out = cmd.output().expect("tickq runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("error"))
-        .unwrap_or("");
-    let shown = unfill(line, &map);
+    // The `error:` line and the `  caused by:` lines after it, read as one message joined with `: `.
+    let mut lines = stderr.lines().skip_while(|l| !l.starts_with("error"));
+    let mut line = lines.next().unwrap_or("").to_string();
+    for cause in lines.map_while(|l| l.strip_prefix("  caused by: ")) {
+        line.push_str(": ");
+        line.push_str(cause);
+    }
+    let shown = unfill(&line, &map);
     let expected = fill(case.first, &map);
     let mut problems = Vec::new();
     if out.status.code() != Some(case.code) {

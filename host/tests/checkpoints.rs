@@ -50,7 +50,7 @@ fn case(what: &'static str, setup: Setup, args: &'static str, error: impl Into<S
         what,
         setup,
         args,
-        code: 1,
+        code: 2,
         error: error.into(),
     }
 }
@@ -837,7 +837,7 @@ fn corpus() -> Vec<Case> {
             "eval with a file that is not a blob",
             untouched(),
             "eval {ck} --blob {a} --data {csv} --out {out} --latency-calls 100 --device cpu",
-            "{a}: blob at byte 0: bad magic",
+            "{a}: not a blob tickq-core loads: blob at byte 0: bad magic",
         ),
     ];
     rows
@@ -960,10 +960,18 @@ fn the_bad_checkpoint_corpus_is_refused_row_by_row() {
         let before = snapshot(&case_dir);
         let out = tickq(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let first = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("error: "))
-            .unwrap_or("");
+        // The `error:` line and its `  caused by:` lines, joined with `: `.
+        let mut lines = stderr.lines().skip_while(|l| !l.starts_with("error: "));
+        let mut first = lines
+            .next()
+            .and_then(|l| l.strip_prefix("error: "))
+            .unwrap_or("")
+            .to_string();
+        for cause in lines.map_while(|l| l.strip_prefix("  caused by: ")) {
+            first.push_str(": ");
+            first.push_str(cause);
+        }
+        let first = first.as_str();
         let matches = match expected.strip_suffix('…') {
             Some(prefix) => first.starts_with(prefix) && first.len() > prefix.len(),
             None => first == expected,

@@ -1024,3 +1024,39 @@ fn train_and_distill_on_the_gpu() {
     );
     assert!(kd.join("model.safetensors").is_file());
 }
+
+/// A failure prints its whole chain, the cause on a `caused by:` line, and the exit code tells a bad input (2)
+/// from an internal failure (1): a file that is not a blob is the user's, a full disk is not.
+#[test]
+fn errors_print_their_causes_and_exit_2_for_bad_input_and_1_for_internal_failures() {
+    let dir = scratch("error-chain");
+    let not_blob = dir.join("notes.blob");
+    std::fs::write(&not_blob, [b'x'; 256]).unwrap();
+    let out = tickq(&["inspect", s(&not_blob)]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!("error: {}: not a blob tickq-core loads", not_blob.display()).as_str(),
+            "  caused by: blob at byte 0: bad magic",
+        ],
+        "{stderr}"
+    );
+
+    // Writing the report to a full disk is an internal failure.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full opens");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tickq"))
+        .args(["inspect", s(&common::trained().blob)])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -112,7 +112,7 @@ fn models_the_core_cannot_run_are_refused_before_the_data_is_read() {
         ];
         let out = tickq(&args);
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(
             !stderr.contains("reading"),
             "the data was read before the refusal:\n{stderr}"
@@ -143,7 +143,7 @@ fn endless_inputs_are_refused_after_a_bounded_read() {
     ] {
         // With memory capped well below what reading /dev/zero whole would take.
         let start = std::time::Instant::now();
-        let line = refused_with(&args, &[("TICKQ_MEMORY_LIMIT", "1000000000")], 1);
+        let line = refused_with(&args, &[("TICKQ_MEMORY_LIMIT", "1000000000")], 2);
         assert!(
             start.elapsed().as_secs() < 20,
             "tickq {args:?} took {:?}: {line}",
@@ -203,7 +203,7 @@ fn a_dynamic_blob_exports_with_test_vectors_that_read_back() {
                 "--data",
                 s(csv)
             ],
-            1
+            2
         )
         .starts_with("error: int8 test vectors cannot hold a dynamic blob's input"),
     );
@@ -242,7 +242,7 @@ fn a_pipeline_refuses_an_impossible_export_before_the_first_stage_runs() {
     )
     .unwrap();
     let out = dir.join("out");
-    let line = refused(&["pipeline", s(&config), "--out", s(&out)], 1);
+    let line = refused(&["pipeline", s(&config), "--out", s(&out)], 2);
     assert_eq!(
         line,
         format!(

@@ -290,8 +290,8 @@ pub fn run_pipeline(
                     tickq_version: VERSION.to_string(),
                     outputs: artifact.1,
                 };
-                write_json(&dir.join("metrics.json"), &metrics).map_err(wrap)?;
-                write_json(&dir.join("stage.json"), &record).map_err(wrap)?;
+                write_json(&dir.join("metrics.json"), "metrics.json", &metrics).map_err(wrap)?;
+                write_json(&dir.join("stage.json"), "stage.json", &record).map_err(wrap)?;
                 (artifact.0, metrics, StageStatus::Ran)
             }
         };
@@ -403,9 +403,13 @@ fn reuse(dir: &Path, stage: &Stage, fingerprint: &str) -> Option<(Artifact, Stag
     Some((artifact, metrics))
 }
 
-fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PipelineError> {
-    let text =
-        serde_json::to_string_pretty(value).map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+fn write_json<T: Serialize>(
+    path: &Path,
+    what: &'static str,
+    value: &T,
+) -> Result<(), PipelineError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|source| PipelineError::JsonWrite { what, source })?;
     write_atomic(path, text.as_bytes())?;
     Ok(())
 }
@@ -414,9 +418,7 @@ fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), PipelineError>
 fn input_model(input: Option<&Done>) -> Result<&Sequential, PipelineError> {
     match input.map(|d| &d.artifact) {
         Some(Artifact::Model(m)) => Ok(m),
-        _ => Err(PipelineError::Mismatch(
-            "the `from` stage produced no model".into(),
-        )),
+        _ => Err(PipelineError::StageInput { expected: "model" }),
     }
 }
 
@@ -453,6 +455,7 @@ fn run_stage(
             steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
             write_json(
                 &dir.join("history.json"),
+                "history.json",
                 &serde_json::json!({
                     "best_epoch": history.best_epoch,
                     "stopped_early": history.stopped_early,
@@ -488,7 +491,7 @@ fn run_stage(
             )?;
             bar.finish_and_clear();
             steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
-            write_json(&dir.join("steps.json"), &steps)?;
+            write_json(&dir.join("steps.json"), "steps.json", &steps)?;
             let m = f32_metrics(&stage.name, &kind, from, &model, data, reference);
             (
                 Artifact::Model(Box::new(model)),
@@ -555,7 +558,7 @@ fn run_stage(
                 }
                 other => other,
             }
-            .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+            .map_err(PipelineError::Distill)?;
             bar.finish_and_clear();
             if let Some(done) = history.resumed_from {
                 log(&format!(
@@ -566,6 +569,7 @@ fn run_stage(
             steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
             write_json(
                 &dir.join("history.json"),
+                "history.json",
                 &serde_json::json!({
                     "best_epoch": history.best_epoch,
                     "stopped_early": history.stopped_early,
@@ -623,7 +627,10 @@ fn run_stage(
             let report = steps::evaluate_on(
                 device,
                 model,
-                &q.blob,
+                steps::BlobFile {
+                    path: &blob_path,
+                    bytes: &q.blob,
+                },
                 data,
                 summary,
                 ranges,
@@ -631,8 +638,11 @@ fn run_stage(
             )?;
             spinner.finish_and_clear();
             report.write(dir)?;
-            let stats = PruningStatistics::of_blob(&q.blob)
-                .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+            let stats =
+                PruningStatistics::of_blob(&q.blob).map_err(|source| PipelineError::BlobStats {
+                    path: blob_path.clone(),
+                    source: Box::new(source),
+                })?;
             let m = StageMetrics {
                 stage: stage.name.clone(),
                 kind: kind.clone(),
@@ -665,17 +675,15 @@ fn run_stage(
         } => {
             let Some(Done {
                 artifact: Artifact::Blob(blob),
-                metrics: source,
+                metrics: source_metrics,
                 ..
             }) = input
             else {
-                return Err(PipelineError::Mismatch(
-                    "the `from` stage produced no blob".into(),
-                ));
+                return Err(PipelineError::StageInput { expected: "blob" });
             };
-            let model = tickq_core::Model::load(blob).map_err(|error| PipelineError::Blob {
-                path: "blob".into(),
-                error,
+            let model = tickq_core::Model::load(blob).map_err(|source| PipelineError::Blob {
+                path: dir.with_file_name(&source_metrics.stage).join("model.blob"),
+                source,
             })?;
             let vectors = match raw.vectors.unwrap_or(0) {
                 0 => None,
@@ -703,7 +711,7 @@ fn run_stage(
                 stage: stage.name.clone(),
                 kind: kind.clone(),
                 from,
-                ..source.clone()
+                ..source_metrics.clone()
             };
             (Artifact::Files, outputs, m)
         }

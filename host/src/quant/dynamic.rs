@@ -280,9 +280,8 @@ fn dynamic_quantize(model: &Sequential, info: &ExportInfo) -> Result<QuantizedMo
     };
     // The dynamic Dense kernel reads the blocked layout only.
     let options = EncodeOptions::format(WeightFormat::Blocked);
-    let blob =
-        encode::encode_with(&spec, &options).map_err(|e| QuantError::Encode(e.to_string()))?;
-    tickq_core::Model::load(&blob).map_err(|e| QuantError::Load(e.to_string()))?;
+    let blob = encode::encode_with(&spec, &options).map_err(QuantError::Encode)?;
+    tickq_core::Model::load(&blob).map_err(QuantError::Load)?;
     Ok(QuantizedModel {
         spec,
         blob,

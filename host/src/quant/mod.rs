@@ -57,11 +57,11 @@ pub enum QuantError {
         reason: String,
     },
     /// The blob encoder rejected the quantized model.
-    #[error("blob encoding: {0}")]
-    Encode(String),
+    #[error("blob encoding")]
+    Encode(#[source] tickq_core::encode::EncodeError),
     /// The encoded blob did not pass tickq-core's validation (a bug in tickq).
-    #[error("the exported blob does not load in tickq-core: {0}")]
-    Load(String),
+    #[error("the exported blob does not load in tickq-core")]
+    Load(#[source] tickq_core::BlobError),
 }
 
 /// What the blob records about the model's input and provenance.
@@ -763,9 +763,8 @@ pub fn static_quantize_with(
         tickq_version: env!("CARGO_PKG_VERSION").to_string(),
         layers,
     };
-    let blob =
-        encode::encode_with(&spec, options).map_err(|e| QuantError::Encode(e.to_string()))?;
-    tickq_core::Model::load(&blob).map_err(|e| QuantError::Load(e.to_string()))?;
+    let blob = encode::encode_with(&spec, options).map_err(QuantError::Encode)?;
+    tickq_core::Model::load(&blob).map_err(QuantError::Load)?;
     Ok(QuantizedModel {
         spec,
         blob,

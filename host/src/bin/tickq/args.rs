@@ -164,9 +164,10 @@ impl TrainOpts {
             cfg.seed = s;
         }
         if self.momentum.is_some() && !matches!(self.optimizer, Some(OptimizerArg::Sgd)) {
-            return Err(PipelineError::Mismatch(
-                "--momentum applies only to --optimizer sgd".into(),
-            ));
+            return Err(PipelineError::OptionRequires {
+                option: "--momentum",
+                requires: "--optimizer sgd",
+            });
         }
         let lr = self.lr.lr;
         match self.optimizer {

@@ -13,7 +13,7 @@ use tickq_host::steps::PipelineError;
 /// Train on trade ticks, calibrate and quantize to int8, export a checked blob,
 /// and run it in the no_std integer core.
 #[derive(Parser, Debug)]
-#[command(name = "tickq", version, about, long_about = None, propagate_version = true)]
+#[command(name = "tickq", version, about, long_about = None, propagate_version = true, after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -56,13 +56,20 @@ enum Command {
     Pipeline(commands::pipeline::PipelineArgs),
 }
 
+/// The exit codes, for `tickq --help`; [`tickq_host::error::ErrorKind`] decides between 1 and 2.
+const EXIT_CODES: &str = "Exit codes:
+  0  success
+  1  internal failure: an output could not be written, the GPU failed, or a bug in tickq
+  2  bad input: a file, config, option or data you gave is wrong, missing or does not fit";
+
 fn main() -> ExitCode {
+    // clap exits with 2 for a bad command line itself, and 0 for --help and --version.
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
+            eprintln!("{}", tickq_host::error::report(&e));
+            ExitCode::from(e.kind().exit_code())
         }
     }
 }

@@ -33,14 +33,14 @@ pub(crate) struct BenchArgs {
 
 pub(crate) fn run(a: BenchArgs) -> Result<(), PipelineError> {
     let bytes = read_blob(&a.blob)?;
-    let mut model = tickq_core::Model::load(&bytes).map_err(|error| PipelineError::Blob {
-        path: a.blob.display().to_string(),
-        error,
+    let mut model = tickq_core::Model::load(&bytes).map_err(|source| PipelineError::Blob {
+        path: a.blob.clone(),
+        source,
     })?;
     if let Some(backend) = a.backend {
         model
             .set_backend(backend)
-            .map_err(|e| PipelineError::Mismatch(format!("--backend {backend}: {e}")))?;
+            .map_err(|source| PipelineError::Backend { backend, source })?;
     }
     let path = a.data.clone().unwrap_or_else(data::default_data_path);
     let (inputs, source) = steps::bench_inputs(&model, &path)?;
@@ -50,8 +50,12 @@ pub(crate) fn run(a: BenchArgs) -> Result<(), PipelineError> {
     ));
     let stats = tickq_host::eval::measure_latency(&model, inputs.view(), a.calls);
     if a.json {
-        out(&serde_json::to_string_pretty(&stats)
-            .map_err(|e| PipelineError::Mismatch(e.to_string()))?)
+        out(
+            &serde_json::to_string_pretty(&stats).map_err(|source| PipelineError::JsonWrite {
+                what: "the latency statistics",
+                source,
+            })?,
+        )
     } else {
         out(&format!(
             "{}: {} calls on the {} backend, latency p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns, mean {:.1} ns (timer overhead {:.0} ns subtracted)",

@@ -36,8 +36,7 @@ pub(crate) fn run(a: DemoArgs) -> Result<(), PipelineError> {
     };
     let outputs = tickq_host::pipeline::run_demo(a.data.data.as_deref(), &opts, &mut |l| {
         let _ = out(l);
-    })
-    .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+    })?;
     let mut written = outputs.run.files.clone();
     written.extend([outputs.checkpoint, outputs.blob]);
     written.extend(outputs.report);

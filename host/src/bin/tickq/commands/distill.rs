@@ -76,7 +76,7 @@ pub(crate) fn run(a: DistillArgs) -> Result<(), PipelineError> {
     let kd_err = |e: DistillError| match e {
         DistillError::Train(e) => PipelineError::Train(e),
         DistillError::Model(e) => PipelineError::Model(e),
-        other => PipelineError::Mismatch(other.to_string()),
+        other => PipelineError::Distill(other),
     };
     let kd = DistillConfig {
         temperature: a.temperature,
@@ -205,8 +205,11 @@ pub(crate) fn run(a: DistillArgs) -> Result<(), PipelineError> {
             ))?;
         }
         let path = a.out.join("distill-comparison.json");
-        let mut text = serde_json::to_string_pretty(&cmp)
-            .map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+        let mut text =
+            serde_json::to_string_pretty(&cmp).map_err(|source| PipelineError::JsonWrite {
+                what: "distill-comparison.json",
+                source,
+            })?;
         text.push('\n');
         write_atomic(&path, text.as_bytes())?;
         out(&format!("wrote {}", path.display()))?;

@@ -57,19 +57,15 @@ pub(crate) fn run(a: EvalArgs) -> Result<(), PipelineError> {
     let report = steps::evaluate_on(
         &device,
         &model,
-        &blob,
+        steps::BlobFile {
+            path: &a.blob,
+            bytes: &blob,
+        },
         &data,
         summary,
         ranges,
         a.latency_calls,
-    )
-    .map_err(|e| match e {
-        PipelineError::Blob { error, .. } => PipelineError::Blob {
-            path: a.blob.display().to_string(),
-            error,
-        },
-        other => other,
-    })?;
+    )?;
     if let Some(ctx) = device.gpu() {
         progress(&format!(
             "GPU memory: {} KiB held by tickq buffers at peak",

@@ -75,7 +75,7 @@ pub(crate) fn run(a: ExportArgs) -> Result<(), PipelineError> {
         data: a.data.path(),
     };
     check_output_file(&opts.out, "the export")?;
-    let written = export::run_export(&opts).map_err(|e| PipelineError::Mismatch(e.to_string()))?;
+    let written = export::run_export(&opts)?;
     for file in &written.files {
         out(&format!("wrote {}", file.display()))?;
     }

@@ -18,14 +18,18 @@ pub(crate) struct InspectArgs {
 
 pub(crate) fn run(a: InspectArgs) -> Result<(), PipelineError> {
     let bytes = read_blob(&a.blob)?;
-    let model = tickq_core::Model::load(&bytes).map_err(|error| PipelineError::Blob {
-        path: a.blob.display().to_string(),
-        error,
+    let model = tickq_core::Model::load(&bytes).map_err(|source| PipelineError::Blob {
+        path: a.blob.clone(),
+        source,
     })?;
     let info = steps::inspect_blob(&model);
     if a.json {
-        out(&serde_json::to_string_pretty(&info)
-            .map_err(|e| PipelineError::Mismatch(e.to_string()))?)
+        out(
+            &serde_json::to_string_pretty(&info).map_err(|source| PipelineError::JsonWrite {
+                what: "the blob's description",
+                source,
+            })?,
+        )
     } else {
         out(&info.to_text())
     }

@@ -25,8 +25,7 @@ pub(crate) struct PipelineArgs {
 }
 
 pub(crate) fn run(a: PipelineArgs) -> Result<(), PipelineError> {
-    let failed = |e: tickq_host::pipeline::StagesError| PipelineError::Mismatch(e.to_string());
-    let cfg = tickq_host::pipeline::PipelineConfig::load(&a.config).map_err(failed)?;
+    let cfg = tickq_host::pipeline::PipelineConfig::load(&a.config)?;
     check_output_dir(&a.out, "the stage directories and the comparison")?;
     let opts = tickq_host::pipeline::RunOptions {
         out: a.out,
@@ -36,8 +35,7 @@ pub(crate) fn run(a: PipelineArgs) -> Result<(), PipelineError> {
     };
     let run = tickq_host::pipeline::run_pipeline(&cfg, &opts, &mut |l| {
         let _ = out(l);
-    })
-    .map_err(failed)?;
+    })?;
     for path in &run.files {
         out(&format!("wrote {}", path.display()))?;
     }

@@ -131,10 +131,7 @@ pub(crate) fn run(a: PruneArgs) -> Result<(), PipelineError> {
         ScheduleArg::Gradual => PolynomialSchedule::new(a.initial, amount, a.steps)?,
     };
     if a.method == PruneMethodArg::Nm && a.n > a.m {
-        return Err(PipelineError::Mismatch(format!(
-            "--n {} is above --m {}: N:M pruning keeps n of every m weights",
-            a.n, a.m
-        )));
+        return Err(PipelineError::NAboveM { n: a.n, m: a.m });
     }
     let epochs = a.fine_tune_epochs.unwrap_or(match a.schedule {
         ScheduleArg::Gradual => 2,

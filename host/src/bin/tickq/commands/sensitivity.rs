@@ -129,7 +129,10 @@ pub(crate) fn run(a: SensitivityArgs) -> Result<(), PipelineError> {
         });
     }
     let text = if a.json {
-        serde_json::to_string_pretty(&report).map_err(|e| PipelineError::Mismatch(e.to_string()))?
+        serde_json::to_string_pretty(&report).map_err(|source| PipelineError::JsonWrite {
+            what: "the sensitivity report",
+            source,
+        })?
     } else {
         report.to_text()
     };

@@ -24,12 +24,18 @@ pub(crate) fn run(a: StatsArgs) -> Result<(), PipelineError> {
         PruningStatistics::of_model(&model)
     } else {
         let bytes = read_blob(&a.model)?;
-        PruningStatistics::of_blob(&bytes)
-            .map_err(|e| PipelineError::Mismatch(format!("{}: {e}", a.model.display())))?
+        PruningStatistics::of_blob(&bytes).map_err(|source| PipelineError::BlobStats {
+            path: a.model.clone(),
+            source: Box::new(source),
+        })?
     };
     if a.json {
-        out(&serde_json::to_string_pretty(&stats)
-            .map_err(|e| PipelineError::Mismatch(e.to_string()))?)
+        out(
+            &serde_json::to_string_pretty(&stats).map_err(|source| PipelineError::JsonWrite {
+                what: "the pruning statistics",
+                source,
+            })?,
+        )
     } else {
         let source = if a.model.is_dir() {
             "checkpoint (f32 weight x mask)"
