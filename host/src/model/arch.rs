@@ -388,7 +388,7 @@ impl Architecture {
     ///
     /// [`ModelError::Serialize`] if a value has no TOML form (a non-finite clamp bound).
     pub fn to_toml_string(&self) -> Result<String> {
-        toml::to_string(self).map_err(|e| ModelError::Serialize(e.to_string()))
+        toml::to_string(self).map_err(ModelError::SerializeToml)
     }
 
     /// Writes the architecture as pretty-printed JSON.
@@ -397,7 +397,7 @@ impl Architecture {
     ///
     /// [`ModelError::Serialize`] if a value has no JSON form.
     pub fn to_json_string(&self) -> Result<String> {
-        serde_json::to_string_pretty(self).map_err(|e| ModelError::Serialize(e.to_string()))
+        serde_json::to_string_pretty(self).map_err(ModelError::SerializeJson)
     }
 
     /// Checks the whole architecture: sizes, names, the shape chain and the limits of [`crate::limits`] (units,

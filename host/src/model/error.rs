@@ -35,9 +35,12 @@ pub enum ModelError {
         /// What is wrong, and where possible how to fix it.
         reason: String,
     },
-    /// The architecture could not be serialized.
-    #[error("cannot serialize the architecture: {0}")]
-    Serialize(String),
+    /// The architecture could not be written as TOML.
+    #[error("cannot write the architecture as TOML")]
+    SerializeToml(#[source] toml::ser::Error),
+    /// The architecture could not be written as JSON.
+    #[error("cannot write the architecture as JSON")]
+    SerializeJson(#[source] serde_json::Error),
     /// A state dict does not have exactly the tensor names the model expects.
     #[error("{}", describe_names(missing, unexpected))]
     TensorNames {

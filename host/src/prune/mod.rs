@@ -241,9 +241,31 @@ pub enum PruneError {
         /// Why, and what to do instead.
         reason: String,
     },
-    /// A pruning schedule or plan that makes no sense.
-    #[error("pruning schedule: {0}")]
-    Schedule(String),
+    /// A schedule's final sparsity outside `[0, 1)`.
+    #[error("pruning schedule: the final sparsity must be in [0, 1), got {final_sparsity}")]
+    FinalSparsity {
+        /// The final sparsity asked for.
+        final_sparsity: f32,
+    },
+    /// A schedule's initial sparsity outside `[0, final]`.
+    #[error(
+        "pruning schedule: the initial sparsity must be in [0, {final_sparsity}] (the final sparsity), got {initial}"
+    )]
+    InitialSparsity {
+        /// The initial sparsity asked for.
+        initial: f32,
+        /// The final sparsity, its upper bound.
+        final_sparsity: f32,
+    },
+    /// A schedule of zero steps.
+    #[error("pruning schedule: steps must be at least 1")]
+    NoSteps,
+    /// A gradual schedule for N:M pruning, which is one-shot.
+    #[error("pruning schedule: N:M pruning is one-shot; use a single step (no gradual schedule)")]
+    GradualNM {
+        /// The number of steps the schedule has.
+        steps: usize,
+    },
     /// A model operation failed.
     #[error(transparent)]
     Model(#[from] ModelError),

@@ -26,20 +26,19 @@ impl PolynomialSchedule {
     ///
     /// # Errors
     ///
-    /// [`PruneError::Schedule`] unless `0 <= initial <= final_sparsity < 1` and `steps >= 1`.
+    /// [`PruneError::FinalSparsity`], [`PruneError::InitialSparsity`] or [`PruneError::NoSteps`] unless `0 <= initial <= final_sparsity < 1` and `steps >= 1`.
     pub fn new(initial: f32, final_sparsity: f32, steps: usize) -> Result<Self> {
         if !(0.0..1.0).contains(&final_sparsity) {
-            return Err(PruneError::Schedule(format!(
-                "the final sparsity must be in [0, 1), got {final_sparsity}"
-            )));
+            return Err(PruneError::FinalSparsity { final_sparsity });
         }
         if !(0.0..=final_sparsity).contains(&initial) {
-            return Err(PruneError::Schedule(format!(
-                "the initial sparsity must be in [0, {final_sparsity}] (the final sparsity), got {initial}"
-            )));
+            return Err(PruneError::InitialSparsity {
+                initial,
+                final_sparsity,
+            });
         }
         if steps == 0 {
-            return Err(PruneError::Schedule("steps must be at least 1".into()));
+            return Err(PruneError::NoSteps);
         }
         Ok(Self {
             initial,
@@ -140,7 +139,7 @@ pub struct StepReport {
 ///
 /// # Errors
 ///
-/// [`PruneError::Schedule`] for an N:M plan with more than one step, the errors of the pruning method (the model
+/// [`PruneError::GradualNM`] for an N:M plan with more than one step, the errors of the pruning method (the model
 /// may then hold the steps done so far), and [`PruneError::Train`] for data that does not fit or a diverging
 /// fine-tune.
 pub fn prune_and_fine_tune(
@@ -152,9 +151,9 @@ pub fn prune_and_fine_tune(
 ) -> Result<Vec<StepReport>> {
     let targets = plan.schedule.targets();
     if matches!(plan.method, PruneMethod::NM { .. }) && targets.len() > 1 {
-        return Err(PruneError::Schedule(
-            "N:M pruning is one-shot; use a single step (no gradual schedule)".into(),
-        ));
+        return Err(PruneError::GradualNM {
+            steps: targets.len(),
+        });
     }
     let mut fine_tune = plan.fine_tune.clone();
     fine_tune.checkpoint_dir = None;
