@@ -4,7 +4,7 @@
 //! Every dispatch takes its uniform block as a typed struct from [`crate::train::params`] and its other
 //! buffers from the trainer's named fields; [`PlanBuilder`] writes the block and binds it.
 
-use super::buffers::{Layer, LayerOp, Network, ParamBufs, Part, StepBufs};
+use super::buffers::{ConvScratch, Layer, LayerOp, Network, ParamBufs, Part, StepBufs};
 use super::data::DataSet;
 use super::place::{ConvGeom, PoolGeom};
 use super::{GpuTrainer, Phase, Result, u32_of};
@@ -205,38 +205,8 @@ impl<'b> Step<'_, 'b> {
                 param,
                 scratch,
             } => {
-                let p = &self.net.params[*param].values;
-                let conv = conv_params(self.rows, geom)?;
-                let invocations = self.rows * geom.t_out * geom.cols_width();
-                self.b
-                    .dispatch(K::Im2Col, &conv, &[x, &scratch.cols], invocations)?;
-                // gemm[r, o] = sum_j cols[r, j] W[o, j]
-                let ck = u32_of(geom.cols_width(), "im2col width")?;
-                let mm = MatmulParams {
-                    m: u32_of(self.rows * geom.t_out, "im2col rows")?,
-                    n: u32_of(geom.c_out, "channels")?,
-                    k: ck,
-                    a_row: ck,
-                    a_col: 1,
-                    b_row: 1,
-                    b_col: ck,
-                    flags: 0,
-                };
-                self.b.matmul(
-                    &mm,
-                    &scratch.cols,
-                    &p.weight,
-                    &self.bufs.unused_read,
-                    &scratch.gemm,
-                )?;
-                let reorder = self.conv_reorder(geom)?;
-                let invocations = self.rows * geom.c_out * geom.t_out;
-                self.b.dispatch(
-                    K::ConvOut,
-                    &reorder,
-                    &[&scratch.gemm, &p.bias, y],
-                    invocations,
-                )
+                let net = self.net;
+                self.conv_forward(layer, geom, &net.params[*param], scratch)
             }
             &LayerOp::Activation(a) => {
                 let (params, len) = self.act_params(a, layer)?;
@@ -305,54 +275,8 @@ impl<'b> Step<'_, 'b> {
                 param,
                 scratch,
             } => {
-                let p = &self.net.params[*param];
-                let dy = &self.net.grads[layer.output];
-                let reorder = self.conv_reorder(geom)?;
-                let invocations = self.rows * geom.c_out * geom.t_out;
-                self.b
-                    .dispatch(K::ConvGrad, &reorder, &[dy, &scratch.gemm], invocations)?;
-                let g2 = &scratch.gemm;
-                let o32 = u32_of(geom.c_out, "channels")?;
-                let ck = u32_of(geom.cols_width(), "im2col width")?;
-                let m = u32_of(self.rows * geom.t_out, "im2col rows")?;
-                // dW[o, j] = sum_r g2[r, o] cols[r, j]
-                let dw = MatmulParams {
-                    m: o32,
-                    n: ck,
-                    k: m,
-                    a_row: 1,
-                    a_col: o32,
-                    b_row: ck,
-                    b_col: 1,
-                    flags: 0,
-                };
-                let unused = &self.bufs.unused_read;
-                self.b
-                    .matmul(&dw, g2, &scratch.cols, unused, &p.grads.weight)?;
-                let db = ColSumParams { rows: m, cols: o32 };
-                self.b
-                    .dispatch(K::ColSum, &db, &[g2, &p.grads.bias], geom.c_out)?;
-                if !need_dx {
-                    return Ok(());
-                }
-                // dcols[r, j] = sum_o g2[r, o] W[o, j]
-                let dcols = MatmulParams {
-                    m,
-                    n: ck,
-                    k: o32,
-                    a_row: o32,
-                    a_col: 1,
-                    b_row: ck,
-                    b_col: 1,
-                    flags: 0,
-                };
-                self.b
-                    .matmul(&dcols, g2, &p.values.weight, unused, &scratch.dcols)?;
-                let conv = conv_params(self.rows, geom)?;
-                let dx = &self.net.grads[layer.input];
-                let invocations = self.rows * geom.c_in * geom.t_in;
-                self.b
-                    .dispatch(K::Col2Im, &conv, &[&scratch.dcols, dx], invocations)
+                let net = self.net;
+                self.conv_backward(layer, geom, &net.params[*param], scratch, need_dx)
             }
             &LayerOp::Activation(a) if need_dx => {
                 // Tanh and Sigmoid differentiate through their output, the others through their input.
@@ -375,6 +299,109 @@ impl<'b> Step<'_, 'b> {
             }
             LayerOp::Activation(_) | LayerOp::Pool { .. } | LayerOp::Flatten => Ok(()),
         }
+    }
+
+    /// Conv1d forward: im2col, one GEMM against the weight, and the reorder that adds the bias.
+    fn conv_forward(
+        &mut self,
+        layer: &Layer,
+        geom: &ConvGeom,
+        params: &ParamBufs,
+        scratch: &ConvScratch,
+    ) -> Result<()> {
+        let x = &self.net.acts[layer.input];
+        let y = &self.net.acts[layer.output];
+        let p = &params.values;
+        let conv = conv_params(self.rows, geom)?;
+        let invocations = self.rows * geom.t_out * geom.cols_width();
+        self.b
+            .dispatch(K::Im2Col, &conv, &[x, &scratch.cols], invocations)?;
+        // gemm[r, o] = sum_j cols[r, j] W[o, j]
+        let ck = u32_of(geom.cols_width(), "im2col width")?;
+        let mm = MatmulParams {
+            m: u32_of(self.rows * geom.t_out, "im2col rows")?,
+            n: u32_of(geom.c_out, "channels")?,
+            k: ck,
+            a_row: ck,
+            a_col: 1,
+            b_row: 1,
+            b_col: ck,
+            flags: 0,
+        };
+        self.b.matmul(
+            &mm,
+            &scratch.cols,
+            &p.weight,
+            &self.bufs.unused_read,
+            &scratch.gemm,
+        )?;
+        let reorder = self.conv_reorder(geom)?;
+        let invocations = self.rows * geom.c_out * geom.t_out;
+        self.b.dispatch(
+            K::ConvOut,
+            &reorder,
+            &[&scratch.gemm, &p.bias, y],
+            invocations,
+        )
+    }
+
+    /// Conv1d backward: the output gradient reordered into the GEMM's layout, the weight and bias
+    /// gradients, and (when `need_dx`) the im2col gradient gathered back into the input gradient.
+    fn conv_backward(
+        &mut self,
+        layer: &Layer,
+        geom: &ConvGeom,
+        p: &ParamBufs,
+        scratch: &ConvScratch,
+        need_dx: bool,
+    ) -> Result<()> {
+        let dy = &self.net.grads[layer.output];
+        let reorder = self.conv_reorder(geom)?;
+        let invocations = self.rows * geom.c_out * geom.t_out;
+        self.b
+            .dispatch(K::ConvGrad, &reorder, &[dy, &scratch.gemm], invocations)?;
+        let g2 = &scratch.gemm;
+        let o32 = u32_of(geom.c_out, "channels")?;
+        let ck = u32_of(geom.cols_width(), "im2col width")?;
+        let m = u32_of(self.rows * geom.t_out, "im2col rows")?;
+        // dW[o, j] = sum_r g2[r, o] cols[r, j]
+        let dw = MatmulParams {
+            m: o32,
+            n: ck,
+            k: m,
+            a_row: 1,
+            a_col: o32,
+            b_row: ck,
+            b_col: 1,
+            flags: 0,
+        };
+        let unused = &self.bufs.unused_read;
+        self.b
+            .matmul(&dw, g2, &scratch.cols, unused, &p.grads.weight)?;
+        let db = ColSumParams { rows: m, cols: o32 };
+        self.b
+            .dispatch(K::ColSum, &db, &[g2, &p.grads.bias], geom.c_out)?;
+        if !need_dx {
+            return Ok(());
+        }
+        // dcols[r, j] = sum_o g2[r, o] W[o, j]
+        let dcols = MatmulParams {
+            m,
+            n: ck,
+            k: o32,
+            a_row: o32,
+            a_col: 1,
+            b_row: ck,
+            b_col: 1,
+            flags: 0,
+        };
+        self.b
+            .matmul(&dcols, g2, &p.values.weight, unused, &scratch.dcols)?;
+        let conv = conv_params(self.rows, geom)?;
+        let dx = &self.net.grads[layer.input];
+        let invocations = self.rows * geom.c_in * geom.t_in;
+        self.b
+            .dispatch(K::Col2Im, &conv, &[&scratch.dcols, dx], invocations)
     }
 
     /// The weight, bias and (when `need_dx`) input gradients of a dense layer.
