@@ -1,6 +1,6 @@
 //! [`GpuTrainer`]: whole training steps on the GPU.
 //!
-//! - [`place`]: the model's shapes and the geometry of each layer's kernels;
+//! - [`place`](mod@place): the model's shapes and the geometry of each layer's kernels;
 //! - [`buffers`]: every GPU buffer the trainer owns, as named fields (per layer and per step);
 //! - [`data`]: the training and validation sets, resident or streamed in chunks;
 //! - [`plan`]: one step's dispatches (gather, forward, loss, backward, optimizer), built from the typed
