@@ -57,7 +57,8 @@ impl K {
         K::Optim,
     ];
 
-    fn source(self) -> (&'static str, &'static str, &'static [B]) {
+    /// The kernel's label, WGSL source and bindings in order.
+    pub(super) fn source(self) -> (&'static str, &'static str, &'static [B]) {
         use B::{R, U, W};
         match self {
             K::Matmul => ("matmul", include_str!("wgsl/matmul.wgsl"), &[U, R, R, R, W]),

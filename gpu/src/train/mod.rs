@@ -23,6 +23,7 @@
 
 mod desc;
 mod kernels;
+mod params;
 mod trainer;
 
 pub use desc::{
