@@ -119,15 +119,25 @@ pub fn agreement(a: &[usize], b: &[usize]) -> f64 {
 ///
 /// # Errors
 ///
-/// A [`tickq_gpu::GpuError`] when wgpu fails; the CPU path cannot fail.
+/// A [`crate::device::GpuError`] when wgpu fails; the CPU path cannot fail.
 pub fn int8_predict_on(
     device: &crate::device::ComputeDevice,
     model: &Model<'_>,
     raw_x: ArrayView2<'_, f32>,
-) -> Result<(Vec<usize>, Vec<i8>), tickq_gpu::GpuError> {
+) -> Result<(Vec<usize>, Vec<i8>), crate::device::GpuError> {
     let Some(ctx) = device.gpu() else {
         return Ok(int8_predict(model, raw_x));
     };
+    int8_predict_on_gpu(ctx, model, raw_x)
+}
+
+/// [`int8_predict_on`]'s GPU path.
+#[cfg(feature = "gpu")]
+fn int8_predict_on_gpu(
+    ctx: &crate::device::GpuContext,
+    model: &Model<'_>,
+    raw_x: ArrayView2<'_, f32>,
+) -> Result<(Vec<usize>, Vec<i8>), crate::device::GpuError> {
     let mut evaluator = tickq_gpu::Int8Evaluator::new(ctx, model.blob())?;
     let features: Vec<f32> = raw_x.iter().copied().collect();
     let logits = evaluator.evaluate(&features, raw_x.nrows())?;
@@ -136,6 +146,16 @@ pub fn int8_predict_on(
         .map(argmax)
         .collect();
     Ok((signals, logits))
+}
+
+/// Without the `gpu` feature no context exists, so this is never called.
+#[cfg(not(feature = "gpu"))]
+fn int8_predict_on_gpu(
+    ctx: &crate::device::GpuContext,
+    _: &Model<'_>,
+    _: ArrayView2<'_, f32>,
+) -> Result<(Vec<usize>, Vec<i8>), crate::device::GpuError> {
+    match *ctx {}
 }
 
 /// The first index of the largest logit, as [`tickq_core::Prediction::signal`] defines it.

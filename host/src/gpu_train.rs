@@ -9,16 +9,21 @@
 //! The seeded shuffle, the initial weights, early stopping and the checkpoint format are the CPU path's, so
 //! a run can stop on one device and resume on the other.
 
+#[cfg(feature = "gpu")]
 use ndarray::ArrayView2;
-use tickq_gpu::GpuContext;
+#[cfg(feature = "gpu")]
 use tickq_gpu::train::{
     Activation, GpuTrainer, LayerDesc, LossDesc, ModelDesc, OptimizerDesc, ParamTensors,
-    TrainGpuError,
 };
 
-use crate::device::{ComputeDevice, DeviceChoice, DeviceError};
+#[cfg(feature = "gpu")]
+use crate::device::TrainGpuError;
+use crate::device::{ComputeDevice, DeviceChoice, DeviceError, GpuContext};
+#[cfg(feature = "gpu")]
 use crate::model::{Layer, Optimizer, OptimizerConfig, OptimizerState, Sequential, StateDict};
-use crate::train::{Engine, EngineChoice, EngineSetup, EpochStats, Loss, TrainError};
+use crate::train::{Engine, EngineChoice, EngineSetup, TrainError};
+#[cfg(feature = "gpu")]
+use crate::train::{EpochStats, Loss};
 
 /// Where training runs.
 #[derive(Debug, Clone, Default)]
@@ -57,6 +62,8 @@ impl TrainDevice {
 
 impl From<&ComputeDevice> for TrainDevice {
     /// A resolved `--device` of the pipeline: a GPU trains with a CPU fallback for models it cannot run.
+    // Without the `gpu` feature the GPU arm cannot be reached (its context type has no values).
+    #[cfg_attr(not(feature = "gpu"), allow(unreachable_code))]
     fn from(device: &ComputeDevice) -> Self {
         match device {
             ComputeDevice::Cpu => TrainDevice::Cpu,
@@ -71,6 +78,7 @@ impl From<&ComputeDevice> for TrainDevice {
 ///
 /// [`TrainGpuError::Layer`] naming a layer the GPU trainer has no kernels for (none today: every host layer
 /// is supported; the match keeps new host layers from silently training wrong).
+#[cfg(feature = "gpu")]
 pub fn model_desc(model: &Sequential) -> Result<ModelDesc, TrainGpuError> {
     let mut layers = Vec::with_capacity(model.layers.len());
     for layer in &model.layers {
@@ -119,6 +127,7 @@ pub fn model_desc(model: &Sequential) -> Result<ModelDesc, TrainGpuError> {
 }
 
 /// The weights, biases and masks of `model`'s dense and conv1d layers, in layer order.
+#[cfg(feature = "gpu")]
 pub fn param_tensors(model: &Sequential) -> Vec<ParamTensors> {
     model
         .layers
@@ -139,6 +148,7 @@ pub fn param_tensors(model: &Sequential) -> Vec<ParamTensors> {
 }
 
 /// The GPU trainer's description of an optimizer configuration.
+#[cfg(feature = "gpu")]
 pub fn optimizer_desc(cfg: &OptimizerConfig) -> OptimizerDesc {
     match *cfg {
         OptimizerConfig::Adam {
@@ -169,11 +179,13 @@ pub fn optimizer_desc(cfg: &OptimizerConfig) -> OptimizerDesc {
 }
 
 /// Rows of `x` as one contiguous slice.
+#[cfg(feature = "gpu")]
 fn rows(x: ArrayView2<f32>) -> Vec<f32> {
     x.as_standard_layout().iter().copied().collect()
 }
 
 /// The GPU trainer's description of a loss, and the teacher's logits it needs for distillation.
+#[cfg(feature = "gpu")]
 fn loss_desc(loss: Loss<'_>) -> (LossDesc, Option<&[f32]>) {
     match loss {
         Loss::CrossEntropy => (LossDesc::CrossEntropy, None),
@@ -198,6 +210,12 @@ impl EngineChoice for TrainDevice {
             TrainDevice::Gpu(c) => (c, false),
             TrainDevice::Auto(c) => (c, true),
         };
+        #[cfg(not(feature = "gpu"))]
+        {
+            let _ = (setup, fallback);
+            match *ctx {}
+        }
+        #[cfg(feature = "gpu")]
         match GpuEngine::start(ctx, setup) {
             Ok(engine) => Ok(Some(Box::new(engine))),
             Err(e) if fallback && !matches!(e, TrainGpuError::Input(_)) => {
@@ -213,6 +231,7 @@ impl EngineChoice for TrainDevice {
 
 /// A training run on the GPU: the [`Engine`] of a [`TrainDevice`] with a GPU.
 #[derive(Debug)]
+#[cfg(feature = "gpu")]
 pub struct GpuEngine {
     trainer: GpuTrainer,
     /// Names of the parameter tensors, as the host's state dict orders them (weight, bias per layer).
@@ -223,6 +242,7 @@ pub struct GpuEngine {
     val_rows: usize,
 }
 
+#[cfg(feature = "gpu")]
 impl GpuEngine {
     /// Places the model, the optimizer state and the data of `setup` on the GPU of `ctx`.
     ///
@@ -291,6 +311,7 @@ impl GpuEngine {
     }
 }
 
+#[cfg(feature = "gpu")]
 impl Engine for GpuEngine {
     /// Runs the epoch and the validation pass as one batch of GPU work.
     fn epoch(
@@ -370,6 +391,6 @@ impl Engine for GpuEngine {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "gpu"))]
 #[path = "gpu_train_tests.rs"]
 mod tests;

@@ -18,6 +18,8 @@ pub mod eval;
 pub mod export;
 pub mod fsutil;
 pub mod gpu_train;
+#[cfg(feature = "gpu")]
+pub use tickq_gpu;
 pub mod limits;
 pub mod model;
 pub mod paths;

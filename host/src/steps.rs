@@ -63,7 +63,7 @@ pub enum PipelineError {
     Device(#[from] crate::device::DeviceError),
     /// Work on the GPU failed.
     #[error("GPU: {0}")]
-    Gpu(#[from] tickq_gpu::GpuError),
+    Gpu(#[from] crate::device::GpuError),
     /// A blob is not the model of the checkpoint it is evaluated with.
     #[error(
         "{} is not a blob of the checkpoint {}: {mismatch}",

@@ -265,7 +265,7 @@ pub enum TrainError {
     },
     /// The GPU trainer failed, or cannot run this model on `--device gpu`.
     #[error("GPU training: {0}")]
-    Gpu(#[from] tickq_gpu::train::TrainGpuError),
+    Gpu(#[from] crate::device::TrainGpuError),
     /// The loss became NaN or infinite.
     #[error(
         "training diverged in epoch {epoch}, batch {batch}: loss is {loss}; lower the learning rate"

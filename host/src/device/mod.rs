@@ -9,10 +9,19 @@
 //! it is an error, never a silent fallback.
 
 use thiserror::Error;
-use tickq_gpu::{GpuContext, GpuError};
+
+#[cfg(not(feature = "gpu"))]
+mod no_gpu;
+#[cfg(not(feature = "gpu"))]
+pub use no_gpu::{GpuContext, GpuError, TrainGpuError};
+#[cfg(feature = "gpu")]
+pub use tickq_gpu::train::TrainGpuError;
+#[cfg(feature = "gpu")]
+pub use tickq_gpu::{GpuContext, GpuError};
 
 /// The `--device` flag.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
 pub enum DeviceChoice {
     /// A hardware GPU when one exists, else the CPU.
     #[default]
@@ -53,6 +62,11 @@ pub enum DeviceError {
     /// No adapter, or the adapter refused a device.
     #[error("--device gpu: {0}")]
     GpuUnavailable(#[source] GpuError),
+    /// This tickq was built without the `gpu` feature.
+    #[error(
+        "--device gpu: this tickq was built without the `gpu` feature (cargo build --features gpu)"
+    )]
+    NotBuilt,
 }
 
 impl DeviceChoice {
@@ -76,11 +90,21 @@ impl DeviceChoice {
     pub fn resolve_quiet(self) -> Result<(ComputeDevice, String), DeviceError> {
         match self {
             Self::Cpu => Ok((ComputeDevice::Cpu, "device: CPU (--device cpu)".to_string())),
+            #[cfg(not(feature = "gpu"))]
+            Self::Gpu => Err(DeviceError::NotBuilt),
+            #[cfg(not(feature = "gpu"))]
+            Self::Auto => Ok((
+                ComputeDevice::Cpu,
+                "device: CPU (--device auto: this tickq was built without the `gpu` feature)"
+                    .to_string(),
+            )),
+            #[cfg(feature = "gpu")]
             Self::Gpu => {
                 let ctx = GpuContext::new().map_err(DeviceError::GpuUnavailable)?;
                 let line = gpu_line(&ctx, "--device gpu");
                 Ok((ComputeDevice::Gpu(ctx), line))
             }
+            #[cfg(feature = "gpu")]
             Self::Auto => match GpuContext::new() {
                 Ok(ctx) if ctx.is_software() => Ok((
                     ComputeDevice::Cpu,
@@ -107,6 +131,7 @@ impl DeviceChoice {
     }
 }
 
+#[cfg(feature = "gpu")]
 fn gpu_line(ctx: &GpuContext, why: &str) -> String {
     let software = if ctx.is_software() {
         ", software rendering: expect CPU speed or slower"
@@ -121,6 +146,7 @@ fn gpu_line(ctx: &GpuContext, why: &str) -> String {
 }
 
 /// The error up to its first `;`, so the CPU line stays one short line.
+#[cfg(feature = "gpu")]
 fn first_clause(e: &GpuError) -> String {
     let s = e.to_string();
     s.split(';').next().unwrap_or(&s).trim().to_string()
@@ -151,6 +177,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "gpu")]
     #[test]
     fn gpu_choice_agrees_with_auto() {
         let auto = DeviceChoice::Auto.resolve_quiet().unwrap().0.is_gpu();
@@ -173,6 +200,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "gpu")]
     #[test]
     fn no_adapter_error_says_how_to_fix_it() {
         let e = DeviceError::GpuUnavailable(GpuError::NoAdapter {
@@ -184,5 +212,15 @@ mod tests {
             msg.contains("VULKAN | GL") && msg.contains("--device cpu"),
             "{msg}"
         );
+    }
+
+    #[cfg(not(feature = "gpu"))]
+    #[test]
+    fn without_the_gpu_feature_gpu_is_an_error_and_auto_is_the_cpu() {
+        let e = DeviceChoice::Gpu.resolve_quiet().unwrap_err();
+        assert!(e.to_string().contains("without the `gpu` feature"), "{e}");
+        let (device, line) = DeviceChoice::Auto.resolve_quiet().unwrap();
+        assert!(!device.is_gpu());
+        assert!(line.contains("without the `gpu` feature"), "{line}");
     }
 }
