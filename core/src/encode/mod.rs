@@ -226,7 +226,12 @@ impl OpSpec {
     }
 }
 
-/// Which weight format Dense and Conv1d layers get (see `docs/BLOB.md`).
+/// Which weight format Dense and Conv1d layers get (see `docs/BLOB.md`): what a caller of the encoder *asks
+/// for*.
+///
+/// A blob never stores this. Each concrete choice names one [`crate::format::WeightLayout`] (what a layer's
+/// weight format byte records, and what the loader and kernels read), and the policies [`WeightFormat::Auto`],
+/// [`WeightFormat::Dense`] and [`WeightFormat::Smallest`] pick a layout per layer, for the [`Target`] given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum WeightFormat {
     /// Each layer gets the format the cost model estimates is fastest on the target, among those smaller and
