@@ -1,0 +1,198 @@
+//! [`PipelineError`]: everything that can stop a step, and whether it is the user's input or tickq's failure.
+
+use super::*;
+
+/// Everything that can stop the pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Reading or preparing the trade data failed.
+    #[error(transparent)]
+    Data(#[from] data::DataError),
+    /// The model, its architecture file or its training failed.
+    #[error(transparent)]
+    Model(#[from] crate::model::ModelError),
+    /// Training failed.
+    #[error(transparent)]
+    Train(#[from] train::TrainError),
+    /// A checkpoint could not be read or written.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// Quantization failed.
+    #[error(transparent)]
+    Quant(#[from] quant::QuantError),
+    /// Pruning failed.
+    #[error(transparent)]
+    Prune(#[from] prune::PruneError),
+    /// A blob did not load.
+    #[error("{}: not a blob tickq-core loads", path.display())]
+    Blob {
+        /// The blob file.
+        path: PathBuf,
+        /// What tickq-core reported.
+        #[source]
+        source: tickq_core::BlobError,
+    },
+    /// A file could not be read or written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The requested compute device is not available.
+    #[error(transparent)]
+    Device(#[from] crate::device::DeviceError),
+    /// Work on the GPU failed.
+    #[error("GPU: {0}")]
+    Gpu(#[from] crate::device::GpuError),
+    /// A blob is not the model of the checkpoint it is evaluated with.
+    #[error(
+        "{} is not a blob of the checkpoint {}: {mismatch}",
+        blob.display(),
+        checkpoint.display()
+    )]
+    NotCheckpointBlob {
+        /// The blob file.
+        blob: PathBuf,
+        /// The checkpoint directory.
+        checkpoint: PathBuf,
+        /// The first thing that differs.
+        mismatch: BlobMismatch,
+    },
+    /// An architecture takes other inputs than the data gives.
+    #[error(
+        "architecture `{arch}` takes {features} features x {time_steps} time steps, the data gives {data_features} x {data_time_steps}"
+    )]
+    ArchInputs {
+        /// The architecture's name.
+        arch: String,
+        /// The features it takes.
+        features: usize,
+        /// The time steps it takes.
+        time_steps: usize,
+        /// The features the data gives.
+        data_features: usize,
+        /// The time steps the data gives.
+        data_time_steps: usize,
+    },
+    /// An architecture has another number of classes than the labels.
+    #[error("architecture `{arch}` has {classes} classes, the labels have {labels}")]
+    ArchClasses {
+        /// The architecture's name.
+        arch: String,
+        /// Its classes.
+        classes: usize,
+        /// The label names the data has.
+        labels: usize,
+    },
+    /// A checkpoint directory has no preprocessing record.
+    #[error(
+        "{}: the checkpoint has no preprocess.json (import it with `tickq import --data` to record one)",
+        checkpoint.display()
+    )]
+    NoPreprocess {
+        /// The checkpoint directory.
+        checkpoint: PathBuf,
+    },
+    /// A blob takes another number of inputs than the data gives.
+    #[error("{}: the blob takes {inputs} inputs, the data gives {data_inputs}", blob.display())]
+    BlobInputs {
+        /// The blob file.
+        blob: PathBuf,
+        /// The inputs the blob takes.
+        inputs: usize,
+        /// The inputs per sample the data gives.
+        data_inputs: usize,
+    },
+    /// A JSON file tickq reads (a blob's `.quant.json` sidecar) does not parse.
+    #[error("{}: not valid JSON of the expected form", path.display())]
+    JsonRead {
+        /// The file.
+        path: PathBuf,
+        /// What serde_json reported, with the line and column.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A record could not be turned into JSON (a bug: every record tickq writes serializes).
+    #[error("{what}: cannot be written as JSON")]
+    JsonWrite {
+        /// What was being written (`preprocess.json`, `the inspect report`).
+        what: &'static str,
+        /// What serde_json reported.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Two options were given that do not go together, or one without the one it needs.
+    #[error("{option} applies only to {requires}")]
+    OptionRequires {
+        /// The option given (`--momentum`).
+        option: &'static str,
+        /// What it needs (`--optimizer sgd`).
+        requires: &'static str,
+    },
+    /// The N:M pruning pattern keeps more weights than its group holds.
+    #[error("--n {n} is above --m {m}: N:M pruning keeps n of every m weights")]
+    NAboveM {
+        /// Weights kept per group.
+        n: usize,
+        /// The group size.
+        m: usize,
+    },
+    /// A backend the blob was asked to run on is not available on this machine.
+    #[error("--backend {backend}")]
+    Backend {
+        /// The backend asked for.
+        backend: tickq_core::Backend,
+        /// What tickq-core reported.
+        #[source]
+        source: tickq_core::BackendUnavailable,
+    },
+    /// Pruning statistics of a blob could not be read.
+    #[error("{}: no pruning statistics", path.display())]
+    BlobStats {
+        /// The blob file.
+        path: PathBuf,
+        /// Why (boxed: a pruning error is large).
+        #[source]
+        source: Box<crate::prune::PruneError>,
+    },
+    /// A pipeline stage got another kind of input than it needs from its `from` stage (the config checks prevent
+    /// this: a bug).
+    #[error("the `from` stage produced no {expected}")]
+    StageInput {
+        /// What the stage needs: `model` or `blob`.
+        expected: &'static str,
+    },
+    /// Distillation failed.
+    #[error(transparent)]
+    Distill(#[from] crate::distill::DistillError),
+    /// A staged pipeline (`tickq pipeline`, `tickq demo`) failed.
+    #[error(transparent)]
+    Stages(#[from] crate::pipeline::StagesError),
+    /// A setting is outside its range in [`crate::limits`].
+    #[error("{setting}: {source}")]
+    Setting {
+        /// The setting (`--latency-calls`, `latency_calls`).
+        setting: &'static str,
+        /// The value and the range.
+        #[source]
+        source: crate::limits::RangeError,
+    },
+    /// An output path is blocked by something already there.
+    #[error(transparent)]
+    OutputPath(#[from] crate::paths::OutputPathError),
+    /// An export failed.
+    #[error(transparent)]
+    Export(#[from] crate::export::ExportError),
+}
+
+impl PipelineError {
+    /// Whether this failure is the user's input or tickq's own; the `tickq` command exits with
+    /// [`ErrorKind::exit_code`](crate::error::ErrorKind::exit_code) of it. See [`crate::error`].
+    #[must_use]
+    pub fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::of(self)
+    }
+
+    /// Whether this failure is a bad input (exit code 2) rather than an internal failure (exit code 1).
+    #[must_use]
+    pub fn is_bad_input(&self) -> bool {
+        self.kind() == crate::error::ErrorKind::BadInput
+    }
+}

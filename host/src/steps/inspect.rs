@@ -1,0 +1,221 @@
+//! What `tickq inspect` shows of a blob: [`inspect_blob`] and [`BlobInspection`].
+
+use super::*;
+
+/// One layer of a blob, as `tickq inspect` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerRow {
+    /// Index in the layer table.
+    pub index: usize,
+    /// Operation name.
+    pub kind: String,
+    /// Producing layer of the first input (`None`: the model input).
+    pub input: Option<usize>,
+    /// Producing layer of the second input (Add).
+    pub input_b: Option<usize>,
+    /// Input shape (time steps, channels).
+    pub in_shape: [usize; 2],
+    /// Output shape (time steps, channels).
+    pub out_shape: [usize; 2],
+    /// Kernel, stride and dilation (0 where unused).
+    pub kernel_stride_dilation: [usize; 3],
+    /// Conv padding.
+    pub padding: String,
+    /// Output scale and zero point.
+    pub out_scale: f32,
+    /// Output zero point.
+    pub out_zero_point: i8,
+    /// Fused clamp `[act_min, act_max]`.
+    pub clamp: [i8; 2],
+    /// Stored parameters.
+    pub params: usize,
+    /// Blob bytes of this layer's sections.
+    pub bytes: usize,
+    /// Multiply-accumulates per inference.
+    pub macs: u64,
+    /// Output offset and length in the arena.
+    pub arena: [usize; 2],
+    /// How the weights are stored (`dense-dot`, `columns`, ...); `None` for layers without weights.
+    pub weight_format: Option<String>,
+}
+
+/// Everything `tickq inspect` reports about a blob.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlobInspection {
+    /// Blob format version.
+    pub format_version: u16,
+    /// Blob size.
+    pub blob_bytes: usize,
+    /// CRC-32 (hex).
+    pub crc32: String,
+    /// Exact arena bytes.
+    pub arena_bytes: usize,
+    /// Input shape (time steps, features).
+    pub input_shape: [usize; 2],
+    /// Input quantization (scale, zero point).
+    pub input_quant: (f32, i8),
+    /// Output quantization (scale, zero point).
+    pub output_quant: (f32, i8),
+    /// Number of classes.
+    pub classes: usize,
+    /// Total multiply-accumulates per inference.
+    pub macs: u64,
+    /// Model name.
+    pub name: String,
+    /// Feature names.
+    pub feature_names: Vec<String>,
+    /// Label names.
+    pub label_names: Vec<String>,
+    /// SHA-256 of the training data (hex).
+    pub data_sha256: String,
+    /// tickq version that exported the blob.
+    pub tickq_version: String,
+    /// The layers.
+    pub layers: Vec<LayerRow>,
+    /// The kernel backend `Model::load` picks on this machine (`tickq bench --backend` can pin another).
+    pub backend: String,
+    /// The backends this machine can run, slowest first.
+    pub backends_available: Vec<String>,
+}
+
+/// Summarizes a loaded blob.
+pub fn inspect_blob(model: &tickq_core::Model<'_>) -> BlobInspection {
+    let meta = model.metadata();
+    let layers: Vec<LayerRow> = model
+        .layers()
+        .map(|l| LayerRow {
+            index: l.index,
+            kind: l.kind.name().to_string(),
+            input: l.input,
+            input_b: l.input_b,
+            in_shape: [l.in_shape.0, l.in_shape.1],
+            out_shape: [l.out_shape.0, l.out_shape.1],
+            kernel_stride_dilation: [l.kernel, l.stride, l.dilation],
+            padding: format!("{:?}", l.padding).to_lowercase(),
+            out_scale: l.out_scale,
+            out_zero_point: l.out_zero_point,
+            clamp: [l.act_min, l.act_max],
+            params: l.params,
+            bytes: l.bytes,
+            macs: l.macs,
+            arena: [l.arena_offset, l.arena_len],
+            weight_format: l.weight_format.map(|f| f.to_string()),
+        })
+        .collect();
+    let (t, f) = model.input_shape();
+    BlobInspection {
+        format_version: model.version(),
+        blob_bytes: model.blob_len(),
+        crc32: format!("{:08x}", model.crc32()),
+        arena_bytes: model.arena_bytes(),
+        input_shape: [t, f],
+        input_quant: model.input_quant(),
+        output_quant: model.output_quant(),
+        classes: model.classes(),
+        macs: layers.iter().map(|l| l.macs).sum(),
+        name: meta.name().to_string(),
+        feature_names: meta.feature_names().map(str::to_string).collect(),
+        label_names: meta.label_names().map(str::to_string).collect(),
+        data_sha256: hex(meta.data_hash()),
+        tickq_version: meta.tickq_version().to_string(),
+        layers,
+        backend: model.backend().to_string(),
+        backends_available: tickq_core::Backend::available()
+            .map(|b| b.to_string())
+            .collect(),
+    }
+}
+
+impl BlobInspection {
+    /// Human-readable text, as `tickq inspect` prints it.
+    pub fn to_text(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        let _ = writeln!(s, "model        {}", self.name);
+        let _ = writeln!(
+            s,
+            "format       v{}, {} bytes, CRC-32 {}",
+            self.format_version, self.blob_bytes, self.crc32
+        );
+        let _ = writeln!(
+            s,
+            "input        {} time steps x {} features, int8 scale {:.6} zero point {}",
+            self.input_shape[0], self.input_shape[1], self.input_quant.0, self.input_quant.1
+        );
+        let _ = writeln!(
+            s,
+            "output       {} classes ({}), scale {:.6} zero point {}",
+            self.classes,
+            self.label_names.join(", "),
+            self.output_quant.0,
+            self.output_quant.1
+        );
+        let _ = writeln!(s, "arena        {} bytes", self.arena_bytes);
+        let _ = writeln!(
+            s,
+            "backend      {} on this machine (available: {})",
+            self.backend,
+            self.backends_available.join(", ")
+        );
+        let _ = writeln!(s, "work         {} MACs per inference", self.macs);
+        let _ = writeln!(s, "data sha256  {}", self.data_sha256);
+        let _ = writeln!(s, "exported by  tickq {}", self.tickq_version);
+        let _ = writeln!(s, "features     {}", self.feature_names.join(", "));
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "{:>3}  {:<13} {:>5} {:>11} {:>11} {:>9} {:>11} {:>9} {:>8} {:>8}  {:<10} clamp",
+            "#",
+            "kind",
+            "input",
+            "in (TxC)",
+            "out (TxC)",
+            "k/s/d",
+            "scale",
+            "zp",
+            "params",
+            "bytes",
+            "weights"
+        );
+        for l in &self.layers {
+            let input = match (l.input, l.input_b) {
+                (None, _) => "x".to_string(),
+                (Some(a), None) => a.to_string(),
+                (Some(a), Some(b)) => format!("{a}+{b}"),
+            };
+            let ksd = if l.kernel_stride_dilation == [0, 0, 0] {
+                "-".to_string()
+            } else {
+                format!(
+                    "{}/{}/{}",
+                    l.kernel_stride_dilation[0],
+                    l.kernel_stride_dilation[1],
+                    l.kernel_stride_dilation[2]
+                )
+            };
+            let kind = if l.kind == "Conv1d" {
+                format!("Conv1d {}", l.padding)
+            } else {
+                l.kind.clone()
+            };
+            let _ = writeln!(
+                s,
+                "{:>3}  {:<13} {:>5} {:>11} {:>11} {:>9} {:>11.6} {:>9} {:>8} {:>8}  {:<10} [{}, {}]",
+                l.index,
+                kind,
+                input,
+                format!("{}x{}", l.in_shape[0], l.in_shape[1]),
+                format!("{}x{}", l.out_shape[0], l.out_shape[1]),
+                ksd,
+                l.out_scale,
+                l.out_zero_point,
+                l.params,
+                l.bytes,
+                l.weight_format.as_deref().unwrap_or("-"),
+                l.clamp[0],
+                l.clamp[1]
+            );
+        }
+        s
+    }
+}
