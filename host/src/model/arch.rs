@@ -386,7 +386,7 @@ impl Architecture {
     ///
     /// # Errors
     ///
-    /// [`ModelError::Serialize`] if a value has no TOML form (a non-finite clamp bound).
+    /// [`ModelError::SerializeToml`] if a value has no TOML form (a non-finite clamp bound).
     pub fn to_toml_string(&self) -> Result<String> {
         toml::to_string(self).map_err(ModelError::SerializeToml)
     }
@@ -395,7 +395,7 @@ impl Architecture {
     ///
     /// # Errors
     ///
-    /// [`ModelError::Serialize`] if a value has no JSON form.
+    /// [`ModelError::SerializeJson`] if a value has no JSON form.
     pub fn to_json_string(&self) -> Result<String> {
         serde_json::to_string_pretty(self).map_err(ModelError::SerializeJson)
     }

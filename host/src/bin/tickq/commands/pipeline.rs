@@ -10,7 +10,7 @@ use crate::out;
 
 #[derive(Args, Debug)]
 pub(crate) struct PipelineArgs {
-    /// Pipeline config (TOML): a [data] table and [[stages]]; see docs/PIPELINE.md.
+    /// Pipeline config (TOML): a `[data]` table and `[[stages]]`; see docs/PIPELINE.md.
     pub(crate) config: PathBuf,
     /// Output directory: one directory per stage, comparison.{md,json} and the charts.
     #[arg(long, default_value = "tickq-pipeline")]
