@@ -8,8 +8,8 @@ use ndarray::Array2;
 use tickq_host::checkpoint::decode_safetensors;
 use tickq_host::data::{DatasetConfig, Trade, parse_trades};
 use tickq_host::model::{Architecture, LayerSpec, Sequential, Shape};
-use tickq_host::steps::{self, Preprocess};
 use tickq_host::pipeline::PipelineConfig;
+use tickq_host::steps::{self, Preprocess};
 
 /// The most parameters (and values per tensor) of an architecture the harness builds a model for.
 ///
