@@ -146,24 +146,38 @@ pub enum ExportError {
     Io(#[from] std::io::Error),
 }
 
-/// The output formats of `tickq export`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// The raw blob bytes.
-    Blob,
-    /// A C header with an aligned array.
-    CHeader,
-    /// A Rust source file plus the blob beside it.
-    Rust,
+crate::choice! {
+    /// The output formats of `tickq export`.
+    pub enum Format {
+        /// The raw blob bytes
+        Blob = "blob",
+        /// A C header with an aligned array plus length and arena macros
+        CHeader = "c-header" | "c_header",
+        /// A Rust source file that embeds the blob (written beside it as .blob) with include_bytes!
+        Rust = "rust",
+    }
 }
 
-/// How test vector inputs are stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VectorInput {
-    /// int8 inputs produced by the blob's own input quantizer (in tickq-core), for `Session::run_quantized`.
-    Int8,
-    /// Raw f32 features, for `Session::run` (the device runs the f32 input quantizer itself).
-    F32,
+impl Format {
+    /// The file an export of this format writes unless told otherwise.
+    #[must_use]
+    pub fn default_file(self) -> &'static str {
+        match self {
+            Format::Blob => "model.blob",
+            Format::CHeader => "model.h",
+            Format::Rust => "model.rs",
+        }
+    }
+}
+
+crate::choice! {
+    /// How test vector inputs are stored.
+    pub enum VectorInput {
+        /// int8 inputs from the blob's own input quantizer, for Session::run_quantized (static blobs only)
+        Int8 = "int8",
+        /// Raw f32 features, for Session::run (the device runs the f32 input quantizer itself)
+        F32 = "f32",
+    }
 }
 
 impl VectorInput {

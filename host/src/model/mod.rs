@@ -52,5 +52,8 @@ pub use arch::{Architecture, InputSpec, LayerSpec, Padding, Shape};
 pub use error::{ModelError, Result};
 pub use layers::{Conv1d, Dense, Layer, LayerCache, ParamGrads, Tensor};
 pub use loss::{CrossEntropy, check_class_weights, class_weights_balanced, cross_entropy};
-pub use optim::{Optimizer, OptimizerConfig, OptimizerError, OptimizerState};
+pub use optim::{
+    DEFAULT_ADAM_LR, DEFAULT_SGD_LR, DEFAULT_SGD_MOMENTUM, Optimizer, OptimizerConfig,
+    OptimizerError, OptimizerState,
+};
 pub use sequential::{Gradients, Sequential, StateDict};

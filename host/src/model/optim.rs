@@ -78,10 +78,17 @@ fn default_eps() -> f32 {
     1e-8
 }
 
+/// Adam's learning rate when none is given (PyTorch's default).
+pub const DEFAULT_ADAM_LR: f32 = 1e-3;
+/// SGD's learning rate when none is given.
+pub const DEFAULT_SGD_LR: f32 = 1e-2;
+/// SGD's momentum when none is given.
+pub const DEFAULT_SGD_MOMENTUM: f32 = 0.9;
+
 impl Default for OptimizerConfig {
     /// Adam with PyTorch's defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, no weight decay.
     fn default() -> Self {
-        Self::adam(1e-3)
+        Self::adam(DEFAULT_ADAM_LR)
     }
 }
 

@@ -9,18 +9,21 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::data::{self, DatasetConfig, FeatureConfig, LabelConfig, SplitConfig};
-use crate::limits::{self, Count, Real, excerpt};
-use crate::model::{Architecture, OptimizerConfig};
-use crate::prune::{Norm, PolynomialSchedule, PruneMethod, PruningPlan};
+use crate::limits::{self, excerpt};
+use crate::model::Architecture;
+use crate::options::fields::{check_known, field_names, part, value_message};
+use crate::options::{
+    DistillOptions, EncodeChoice, ExportSettings, NumericFields, OptionError, PruneOptions,
+    QuantOptions, TrainOptions,
+};
+use crate::prune::PruningPlan;
 use crate::quant::QuantConfig;
-use crate::quant::config::RawQuantConfig;
-use crate::train::{ClassWeights, TrainConfig};
-use tickq_core::encode::{EncodeOptions, Target, WeightFormat};
+use crate::train::TrainConfig;
+use tickq_core::encode::EncodeOptions;
 
 use super::StagesError;
 
@@ -63,70 +66,27 @@ impl DataSection {
 pub struct TrainStage {
     /// A bundled shape name (`demo-mlp`, `conv-window`, ...) or an architecture file relative to the config.
     pub arch: String,
-    /// Maximum epochs.
-    pub epochs: Option<usize>,
-    /// Mini-batch size.
-    pub batch_size: Option<usize>,
-    /// `adam` (default) or `sgd`.
-    pub optimizer: Option<String>,
-    /// Learning rate (default 1e-3 for Adam, 1e-2 for SGD).
-    pub lr: Option<f32>,
-    /// SGD momentum (default 0.9).
-    pub momentum: Option<f32>,
-    /// Early-stopping patience in epochs (0 never stops early).
-    pub patience: Option<usize>,
-    /// Seed of initialization and shuffling.
-    pub seed: Option<u64>,
-    /// `none` (default) or `balanced`.
-    pub class_weights: Option<String>,
-    /// Shuffle every epoch (default true).
-    pub shuffle: Option<bool>,
+    /// The training settings, from the same table.
+    #[serde(skip)]
+    pub training: TrainOptions,
 }
 
 /// A `prune` stage as written: magnitude pruning of an earlier model, with optional fine-tuning.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PruneStage {
     /// The stage whose model is pruned (train, prune or distill).
     pub from: String,
-    /// `unstructured`, `global`, `structured` or `nm`.
-    pub method: String,
-    /// Target sparsity in `[0, 1)` (the final one for a gradual schedule); not used by `nm`.
-    pub amount: Option<f32>,
-    /// Layer names (default: every prunable layer).
-    pub layers: Option<Vec<String>>,
-    /// Structured: 0 removes output channels, 1 input channels.
-    pub dim: Option<usize>,
-    /// Structured: the ranking norm, `1`, `2` or `"inf"`.
-    pub norm: Option<NormValue>,
-    /// N:M: weights kept per group (default 2).
-    pub n: Option<usize>,
-    /// N:M: group size (default 4).
-    pub m: Option<usize>,
-    /// `one-shot` (default) or `gradual`.
-    pub schedule: Option<String>,
-    /// Gradual: initial sparsity.
-    pub initial: Option<f32>,
-    /// Gradual: number of steps (default 4).
-    pub steps: Option<usize>,
-    /// Fine-tuning epochs after each step (default 2 when gradual, 0 otherwise).
-    pub fine_tune_epochs: Option<usize>,
-    /// Fine-tuning learning rate (default: that of the stage that trained the model, with its optimizer).
-    pub lr: Option<f32>,
-    /// Fine-tuning batch size (default: that of the stage that trained the model).
-    pub batch_size: Option<usize>,
-    /// Fine-tuning seed (default: that of the stage that trained the model).
-    pub seed: Option<u64>,
+    /// The pruning settings, from the same table.
+    #[serde(flatten)]
+    pub options: PruneOptions,
 }
 
-/// A norm written as a number (`1`, `2`) or a string (`"inf"`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(untagged)]
-pub enum NormValue {
-    /// `1` or `2`.
-    Number(i64),
-    /// `"1"`, `"2"`, `"inf"`, `"l1"`, ...
-    Text(String),
+/// The one key of their own that prune and export stages have besides their options.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FromField {
+    /// The stage read from.
+    from: String,
 }
 
 /// A `distill` stage as written: a student trained against an earlier model's soft targets
@@ -140,28 +100,12 @@ pub struct DistillStage {
     pub student: Option<String>,
     /// Or an earlier model stage as the student (a pruned model keeps its masks).
     pub student_from: Option<String>,
-    /// Softmax temperature `T` (default 4).
-    pub temperature: Option<f32>,
-    /// Weight of the soft term (default 0.7).
-    pub alpha: Option<f32>,
-    /// Maximum epochs.
-    pub epochs: Option<usize>,
-    /// Mini-batch size.
-    pub batch_size: Option<usize>,
-    /// `adam` (default) or `sgd`.
-    pub optimizer: Option<String>,
-    /// Learning rate.
-    pub lr: Option<f32>,
-    /// SGD momentum.
-    pub momentum: Option<f32>,
-    /// Early-stopping patience.
-    pub patience: Option<usize>,
-    /// Seed of the student's initialization and the shuffling.
-    pub seed: Option<u64>,
-    /// `none` or `balanced`.
-    pub class_weights: Option<String>,
-    /// Shuffle every epoch.
-    pub shuffle: Option<bool>,
+    /// Temperature and alpha, from the same table.
+    #[serde(skip)]
+    pub distill: DistillOptions,
+    /// The student's training settings, from the same table.
+    #[serde(skip)]
+    pub training: TrainOptions,
 }
 
 /// A `quantize` stage as written: calibration on the training split and an int8 blob.
@@ -170,49 +114,27 @@ pub struct DistillStage {
 pub struct QuantizeStage {
     /// The stage whose model is quantized.
     pub from: String,
-    /// `x86`, `arm` or `fpga`.
-    pub backend: Option<String>,
-    /// `qint8` or `quint8`.
-    pub dtype: Option<String>,
-    /// 7-bit activations.
-    pub reduce_range: Option<bool>,
-    /// `minmax`, `moving_average_minmax`, `percentile`, `mse` or `kl`.
-    pub observer: Option<String>,
-    /// Percentile observer setting.
-    pub percentile: Option<f64>,
-    /// Moving-average observer setting.
-    pub averaging_constant: Option<f64>,
-    /// Calibration samples from the training split.
-    pub calibration_samples: Option<usize>,
-    /// `auto` (default), `dense`, `smallest`, `blocked`, `dense-dot`, `dense-dsp`, `sparse`, `columns`,
-    /// `packed` or `nm` (as `tickq quantize --weight-format`).
-    pub weight_format: Option<String>,
-    /// The machine the blob is for, as `tickq quantize --target`: `x86-64-v4`, `x86-64-v3`, `x86-64`,
-    /// `aarch64`, `cortex-m4`, `cortex-m0` or `riscv32` (default: the machine the pipeline runs on).
-    pub target: Option<String>,
     /// Single-sample calls timed for the latency percentiles (default 200 000).
     pub latency_calls: Option<usize>,
     /// `true`: dynamic quantization (no calibration; MLPs of Dense + ReLU/ReLU6 only, see docs/ARITHMETIC.md); the
     /// calibration settings are then unused.
     pub dynamic: Option<bool>,
+    /// The calibration settings, from the same table.
+    #[serde(skip)]
+    pub quant: QuantOptions,
+    /// The weight format and target, from the same table.
+    #[serde(skip)]
+    pub encode: EncodeChoice,
 }
 
 /// An `export` stage as written: a quantize stage's blob as a device file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ExportStage {
     /// The quantize stage whose blob is exported.
     pub from: String,
-    /// `blob` (default), `c-header` or `rust`.
-    pub format: Option<String>,
-    /// Output file name inside the stage directory (default `model.blob`, `model.h` or `model.rs`).
-    pub file: Option<String>,
-    /// C symbol prefix for `c-header` (default: from the model name).
-    pub symbol: Option<String>,
-    /// Test vectors from the test split, written beside the export as `.tqv` (default 0).
-    pub vectors: Option<usize>,
-    /// `auto` (default: int8 for a static blob, f32 for a dynamic one), `int8` or `f32` test-vector inputs.
-    pub vector_input: Option<String>,
+    /// The export settings, from the same table.
+    #[serde(flatten)]
+    pub settings: ExportSettings,
 }
 
 /// What a stage does, with its settings resolved.
@@ -336,25 +258,45 @@ impl StageSpec {
         }
     }
 
-    /// The stage's settings as canonical JSON, for the fingerprint.
+    /// The stage's settings as canonical JSON, for the fingerprint: the table's fields as they were read, in key
+    /// order, whichever options struct holds them.
     pub fn settings_json(&self) -> String {
         let value = match self {
-            StageSpec::Train { raw, arch_text, .. } => {
-                serde_json::json!({ "settings": raw, "arch_text": arch_text })
-            }
+            StageSpec::Train { raw, arch_text, .. } => serde_json::json!({
+                "settings": merged(&[json(raw), json(&raw.training)]),
+                "arch_text": arch_text,
+            }),
             StageSpec::Prune { raw, .. } => serde_json::json!({ "settings": raw }),
             StageSpec::Distill { raw, student, .. } => serde_json::json!({
-                "settings": raw,
+                "settings": merged(&[json(raw), json(&raw.distill), json(&raw.training)]),
                 "arch_text": student.as_ref().map(|(_, text)| text),
             }),
             // The resolved target, so that a default (`native`) target is re-decided on another machine.
-            StageSpec::Quantize { raw, options, .. } => {
-                serde_json::json!({ "settings": raw, "target": options.target.name() })
-            }
+            StageSpec::Quantize { raw, options, .. } => serde_json::json!({
+                "settings": merged(&[json(raw), json(&raw.quant), json(&raw.encode)]),
+                "target": options.target.name(),
+            }),
             StageSpec::Export { raw, .. } => serde_json::json!({ "settings": raw }),
         };
         value.to_string()
     }
+}
+
+/// A settings struct as JSON (they hold only strings, numbers and options of them, which always serialize).
+fn json(value: &impl Serialize) -> serde_json::Value {
+    serde_json::to_value(value).unwrap_or_default()
+}
+
+/// The fields of several JSON objects in one (a JSON object's keys are kept sorted, so the result is the same
+/// whichever part a field comes from).
+fn merged(parts: &[serde_json::Value]) -> serde_json::Value {
+    let mut all = serde_json::Map::new();
+    for part in parts {
+        if let serde_json::Value::Object(fields) = part {
+            all.extend(fields.clone());
+        }
+    }
+    serde_json::Value::Object(all)
 }
 
 /// One stage: a unique name (its output directory) and what it does.
@@ -603,10 +545,10 @@ fn check_against_inputs(
             let dynamic = from.is_some_and(|m| m.dynamic);
             if let Some(arch) = from.and_then(|m| m.arch.as_ref()) {
                 if *format == crate::export::Format::CHeader {
-                    crate::export::c_symbol(raw.symbol.as_deref().unwrap_or(&arch.name))
+                    crate::export::c_symbol(raw.settings.symbol.as_deref().unwrap_or(&arch.name))
                         .map_err(|e| format!("field `symbol`: {e}"))?;
                 }
-                if raw.vectors.unwrap_or(0) > 0 {
+                if raw.settings.vectors.unwrap_or(0) > 0 {
                     let kind = vector_input.unwrap_or(if dynamic {
                         crate::export::VectorInput::F32
                     } else {
@@ -624,85 +566,21 @@ fn check_against_inputs(
     })
 }
 
-/// `value` checked against `range`, or a message naming `field`.
-fn count(field: &str, range: Count, value: Option<usize>) -> Result<Option<usize>, String> {
-    value
-        .map(|v| {
-            range
-                .check_usize(v)
-                .map_err(|e| format!("field `{field}`: {e}"))
-        })
-        .transpose()
-}
+/// The numeric fields of a quantize stage besides its [`QuantOptions`].
+const QUANTIZE_NUMERIC: NumericFields = NumericFields {
+    whole: &[("latency_calls", limits::LATENCY_CALLS)],
+    real: &[],
+};
 
-/// `value` checked against `range`, or a message naming `field`.
-fn real(field: &str, range: Real, value: Option<f32>) -> Result<Option<f32>, String> {
-    value
-        .map(|v| {
-            range
-                .check_f32(v)
-                .map_err(|e| format!("field `{field}`: {e}"))
-        })
-        .transpose()
-}
-
-/// A stage's whole-number fields and its real-number fields, each with its range.
-type NumericFields = (
-    &'static [(&'static str, Count)],
-    &'static [(&'static str, Real)],
-);
-
-/// The numeric fields of each stage kind, with their ranges.
-fn numeric_fields(kind: &str) -> NumericFields {
-    use crate::limits::*;
+/// The numeric fields of each stage kind, with their ranges, from the options structs its table holds.
+fn numeric_fields(kind: &str) -> &'static [NumericFields] {
     match kind {
-        "train" => (
-            &[
-                ("epochs", EPOCHS),
-                ("batch_size", BATCH_SIZE),
-                ("patience", PATIENCE),
-                ("seed", SEED),
-            ],
-            &[("lr", LR), ("momentum", MOMENTUM)],
-        ),
-        "distill" => (
-            &[
-                ("epochs", EPOCHS),
-                ("batch_size", BATCH_SIZE),
-                ("patience", PATIENCE),
-                ("seed", SEED),
-            ],
-            &[
-                ("lr", LR),
-                ("momentum", MOMENTUM),
-                ("temperature", TEMPERATURE),
-                ("alpha", ALPHA),
-            ],
-        ),
-        "prune" => (
-            &[
-                ("dim", STRUCTURED_DIM),
-                ("n", NM),
-                ("m", NM),
-                ("steps", PRUNE_STEPS),
-                ("fine_tune_epochs", FINE_TUNE_EPOCHS),
-                ("batch_size", BATCH_SIZE),
-                ("seed", SEED),
-            ],
-            &[("amount", SPARSITY), ("initial", SPARSITY), ("lr", LR)],
-        ),
-        "quantize" => (
-            &[
-                ("calibration_samples", CALIBRATION_SAMPLES),
-                ("latency_calls", LATENCY_CALLS),
-            ],
-            &[
-                ("percentile", PERCENTILE),
-                ("averaging_constant", AVERAGING_CONSTANT),
-            ],
-        ),
-        "export" => (&[("vectors", VECTORS)], &[]),
-        _ => (&[], &[]),
+        "train" => &[TrainOptions::NUMERIC],
+        "distill" => &[TrainOptions::NUMERIC, DistillOptions::NUMERIC],
+        "prune" => &[PruneOptions::NUMERIC],
+        "quantize" => &[QuantOptions::NUMERIC, QUANTIZE_NUMERIC],
+        "export" => &[ExportSettings::NUMERIC],
+        _ => &[],
     }
 }
 
@@ -711,8 +589,8 @@ fn numeric_fields(kind: &str) -> NumericFields {
 /// instead of serde's bare "invalid value: integer `-1`, expected usize". A whole number written as a float
 /// (`epochs = 20.0`, `latency_calls = 1e6`) is refused too: the field takes an integer.
 fn check_number_types(table: &toml::Table, kind: &str) -> Result<(), String> {
-    let (counts, reals) = numeric_fields(kind);
-    for (field, range) in counts {
+    let groups = numeric_fields(kind);
+    for (field, range) in groups.iter().flat_map(|g| g.whole) {
         match table.get(*field) {
             None => {}
             Some(toml::Value::Integer(i)) => {
@@ -736,7 +614,7 @@ fn check_number_types(table: &toml::Table, kind: &str) -> Result<(), String> {
             }
         }
     }
-    for (field, range) in reals {
+    for (field, range) in groups.iter().flat_map(|g| g.real) {
         match table.get(*field) {
             None | Some(toml::Value::Integer(_) | toml::Value::Float(_)) => {}
             Some(other) => {
@@ -802,30 +680,61 @@ fn parse_stage(
     rest.remove("kind");
     let label = format!("stage `{name}` ({kind})");
     check_number_types(&rest, &kind).map_err(|e| format!("{label}: {e}"))?;
-    let value = toml::Value::Table(rest);
-    let fail = |e: toml::de::Error| format!("{label}: {}", limits::toml_message(&e));
+    let fail = |e: toml::de::Error| format!("{label}: {}", value_message(&e));
+    let known =
+        |groups: &[&[&str]]| check_known(&rest, groups).map_err(|e| format!("{label}: {e}"));
+    let option = |e: OptionError| format!("{label}: {e}");
     let spec = match kind.as_str() {
         "train" => {
-            let raw: TrainStage = value.try_into().map_err(fail)?;
+            known(&[field_names::<TrainStage>(), field_names::<TrainOptions>()])?;
+            let raw = TrainStage {
+                training: part(&rest).map_err(fail)?,
+                ..part(&rest).map_err(fail)?
+            };
             resolve_train(raw, base).map_err(|e| format!("{label}: {e}"))?
         }
         "prune" => {
-            let raw: PruneStage = value.try_into().map_err(fail)?;
-            let plan =
-                prune_plan(&raw, trainings.get(&raw.from)).map_err(|e| format!("{label}: {e}"))?;
+            known(&[field_names::<FromField>(), field_names::<PruneOptions>()])?;
+            let raw = PruneStage {
+                from: part::<FromField>(&rest).map_err(fail)?.from,
+                options: part(&rest).map_err(fail)?,
+            };
+            let plan = raw.options.plan(trainings.get(&raw.from)).map_err(option)?;
             StageSpec::Prune { raw, plan }
         }
         "distill" => {
-            let raw: DistillStage = value.try_into().map_err(fail)?;
+            known(&[
+                field_names::<DistillStage>(),
+                field_names::<DistillOptions>(),
+                field_names::<TrainOptions>(),
+            ])?;
+            let raw = DistillStage {
+                distill: part(&rest).map_err(fail)?,
+                training: part(&rest).map_err(fail)?,
+                ..part(&rest).map_err(fail)?
+            };
             resolve_distill(raw, base).map_err(|e| format!("{label}: {e}"))?
         }
         "quantize" => {
-            let raw: QuantizeStage = value.try_into().map_err(fail)?;
-            resolve_quantize(raw).map_err(|e| format!("{label}: {e}"))?
+            known(&[
+                field_names::<QuantizeStage>(),
+                field_names::<QuantOptions>(),
+                field_names::<EncodeChoice>(),
+            ])?;
+            let raw = QuantizeStage {
+                quant: part(&rest).map_err(fail)?,
+                encode: part(&rest).map_err(fail)?,
+                ..part(&rest).map_err(fail)?
+            };
+            resolve_quantize(raw).map_err(option)?
         }
         "export" => {
-            let raw: ExportStage = value.try_into().map_err(fail)?;
-            resolve_export(raw).map_err(|e| format!("{label}: {e}"))?
+            known(&[field_names::<FromField>(), field_names::<ExportSettings>()])?;
+            let raw = ExportStage {
+                from: part::<FromField>(&rest).map_err(fail)?.from,
+                settings: part(&rest).map_err(fail)?,
+            };
+            resolve_export(raw).map_err(option)?
         }
         other => {
             return Err(format!(
@@ -864,83 +773,12 @@ fn resolve_arch(name: &str, base: &Path, field: &str) -> Result<(Architecture, S
     }
 }
 
-/// The training fields shared by `train` and `distill` stages.
-struct TrainFields<'a> {
-    epochs: Option<usize>,
-    batch_size: Option<usize>,
-    optimizer: Option<&'a str>,
-    lr: Option<f32>,
-    momentum: Option<f32>,
-    patience: Option<usize>,
-    seed: Option<u64>,
-    class_weights: Option<&'a str>,
-    shuffle: Option<bool>,
-}
-
-fn train_config(raw: &TrainFields<'_>) -> Result<TrainConfig, String> {
-    let mut config = TrainConfig::default();
-    if let Some(e) = count("epochs", limits::EPOCHS, raw.epochs)? {
-        config.epochs = e;
-    }
-    if let Some(b) = count("batch_size", limits::BATCH_SIZE, raw.batch_size)? {
-        config.batch_size = b;
-    }
-    if let Some(p) = count("patience", limits::PATIENCE, raw.patience)? {
-        config.patience = p;
-    }
-    if let Some(s) = raw.seed {
-        config.seed = s;
-    }
-    if let Some(s) = raw.shuffle {
-        config.shuffle = s;
-    }
-    let lr = real("lr", limits::LR, raw.lr)?;
-    let momentum = real("momentum", limits::MOMENTUM, raw.momentum)?;
-    config.optimizer = match raw.optimizer.unwrap_or("adam") {
-        "adam" => {
-            if momentum.is_some() {
-                return Err(
-                    "field `momentum`: only optimizer = \"sgd\" has a momentum (this stage uses adam)"
-                        .into(),
-                );
-            }
-            OptimizerConfig::adam(lr.unwrap_or(1e-3))
-        }
-        "sgd" => OptimizerConfig::sgd(lr.unwrap_or(1e-2), momentum.unwrap_or(0.9)),
-        other => {
-            return Err(format!(
-                "field `optimizer`: `{}`; use adam or sgd",
-                excerpt(other)
-            ));
-        }
-    };
-    config.class_weights = match raw.class_weights.unwrap_or("none") {
-        "none" => ClassWeights::None,
-        "balanced" => ClassWeights::Balanced,
-        other => {
-            return Err(format!(
-                "field `class_weights`: `{}`; use none or balanced",
-                excerpt(other)
-            ));
-        }
-    };
-    config.validate().map_err(|e| e.to_string())?;
-    Ok(config)
-}
-
 fn resolve_train(raw: TrainStage, base: &Path) -> Result<StageSpec, String> {
     let (arch, arch_text) = resolve_arch(&raw.arch, base, "arch")?;
-    let config = train_config(&TrainFields {
-        epochs: raw.epochs,
-        batch_size: raw.batch_size,
-        optimizer: raw.optimizer.as_deref(),
-        lr: raw.lr,
-        momentum: raw.momentum,
-        patience: raw.patience,
-        seed: raw.seed,
-        class_weights: raw.class_weights.as_deref(),
-        shuffle: raw.shuffle,
-    })?;
+    let config = raw
+        .training
+        .apply(TrainConfig::default())
+        .map_err(|e| e.to_string())?;
     Ok(StageSpec::Train {
         raw,
         arch,
@@ -960,25 +798,11 @@ fn resolve_distill(raw: DistillStage, base: &Path) -> Result<StageSpec, String> 
             );
         }
     };
-    let defaults = crate::distill::DistillConfig::default();
-    let distill = crate::distill::DistillConfig {
-        temperature: raw.temperature.unwrap_or(defaults.temperature),
-        alpha: raw.alpha.unwrap_or(defaults.alpha),
-    };
-    distill
-        .validate()
-        .map_err(|e| format!("fields `temperature`, `alpha`: {e}"))?;
-    let config = train_config(&TrainFields {
-        epochs: raw.epochs,
-        batch_size: raw.batch_size,
-        optimizer: raw.optimizer.as_deref(),
-        lr: raw.lr,
-        momentum: raw.momentum,
-        patience: raw.patience,
-        seed: raw.seed,
-        class_weights: raw.class_weights.as_deref(),
-        shuffle: raw.shuffle,
-    })?;
+    let distill = raw.distill.config().map_err(|e| e.to_string())?;
+    let config = raw
+        .training
+        .apply(TrainConfig::default())
+        .map_err(|e| e.to_string())?;
     Ok(StageSpec::Distill {
         raw,
         student,
@@ -987,203 +811,26 @@ fn resolve_distill(raw: DistillStage, base: &Path) -> Result<StageSpec, String> 
     })
 }
 
-/// The plan of a prune stage; its fine-tunes keep `upstream`, the settings the pruned model was trained with,
-/// except for what the stage sets (`fine_tune_epochs`, `lr`, `batch_size`, `seed`).
-fn prune_plan(raw: &PruneStage, upstream: Option<&TrainConfig>) -> Result<PruningPlan, String> {
-    let norm = match &raw.norm {
-        None => Ok(Norm::L1),
-        Some(NormValue::Number(n)) => Norm::from_str(&n.to_string()),
-        Some(NormValue::Text(s)) => Norm::from_str(s),
-    }
-    .map_err(|e| format!("field `norm`: {e}"))?;
-    let dim = count("dim", limits::STRUCTURED_DIM, raw.dim)?;
-    let n = count("n", limits::NM, raw.n)?;
-    let m = count("m", limits::NM, raw.m)?;
-    let steps = count("steps", limits::PRUNE_STEPS, raw.steps)?;
-    let fine_tune_epochs = count(
-        "fine_tune_epochs",
-        limits::FINE_TUNE_EPOCHS,
-        raw.fine_tune_epochs,
-    )?;
-    let batch_size = count("batch_size", limits::BATCH_SIZE, raw.batch_size)?;
-    let lr = real("lr", limits::LR, raw.lr)?;
-    let method = match raw.method.as_str() {
-        "unstructured" => PruneMethod::Unstructured {
-            layers: raw.layers.clone(),
-        },
-        "global" => PruneMethod::Global,
-        "structured" => PruneMethod::Structured {
-            layers: raw.layers.clone(),
-            dim: dim.unwrap_or(0),
-            norm,
-        },
-        "nm" => {
-            let (n, m) = (n.unwrap_or(2), m.unwrap_or(4));
-            if n > m {
-                return Err(format!(
-                    "fields `n`, `m`: n = {n} is above m = {m}; N:M keeps n of every m weights"
-                ));
-            }
-            PruneMethod::NM {
-                n,
-                m,
-                layers: raw.layers.clone(),
-            }
-        }
-        other => {
-            return Err(format!(
-                "field `method`: `{}`; use unstructured, global, structured or nm",
-                excerpt(other)
-            ));
-        }
-    };
-    let amount = match (&method, raw.amount) {
-        (PruneMethod::NM { .. }, _) => 0.0,
-        (_, Some(a)) => a,
-        (_, None) => {
-            return Err(format!(
-                "missing field `amount` (the {} method needs a target in [0, 1))",
-                raw.method
-            ));
-        }
-    };
-    let gradual = match raw.schedule.as_deref().unwrap_or("one-shot") {
-        "one-shot" | "one_shot" => false,
-        "gradual" => true,
-        other => {
-            return Err(format!(
-                "field `schedule`: `{}`; use one-shot or gradual",
-                excerpt(other)
-            ));
-        }
-    };
-    let schedule = if gradual {
-        PolynomialSchedule::new(raw.initial.unwrap_or(0.0), amount, steps.unwrap_or(4))
-            .map_err(|e| format!("fields `amount`, `initial`, `steps`: {e}"))?
-    } else {
-        PolynomialSchedule::one_shot(amount).map_err(|e| format!("field `amount`: {e}"))?
-    };
-    Ok(PruningPlan {
-        method,
-        schedule,
-        fine_tune: fine_tune_config(
-            upstream,
-            fine_tune_epochs.unwrap_or(if gradual { 2 } else { 0 }),
-            batch_size,
-            lr,
-            raw.seed,
-        ),
-    })
-}
-
-/// A prune stage's fine-tuning settings: those of `upstream` (the training settings of the model it prunes;
-/// [`TrainConfig::default`] when there is none) with `epochs`, and with the batch size, learning rate (of
-/// whichever optimizer `upstream` uses) and seed the stage sets.
-fn fine_tune_config(
-    upstream: Option<&TrainConfig>,
-    epochs: usize,
-    batch_size: Option<usize>,
-    lr: Option<f32>,
-    seed: Option<u64>,
-) -> TrainConfig {
-    let mut config = TrainConfig {
-        epochs,
-        checkpoint_dir: None,
-        ..upstream.cloned().unwrap_or_default()
-    };
-    if let Some(b) = batch_size {
-        config.batch_size = b;
-    }
-    if let Some(new_lr) = lr {
-        match &mut config.optimizer {
-            OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Sgd { lr, .. } => *lr = new_lr,
-        }
-    }
-    if let Some(s) = seed {
-        config.seed = s;
-    }
-    config
-}
-
-fn resolve_quantize(raw: QuantizeStage) -> Result<StageSpec, String> {
-    let q = RawQuantConfig {
-        backend: raw.backend.clone(),
-        dtype: raw.dtype.clone(),
-        reduce_range: raw.reduce_range,
-        observer: raw.observer.clone(),
-        percentile: raw.percentile,
-        averaging_constant: raw.averaging_constant,
-        calibration_samples: raw.calibration_samples,
-    };
-    let config = q.resolve().map_err(|e| e.to_string())?;
-    let weight_format = match raw.weight_format.as_deref() {
-        None => WeightFormat::Auto,
-        Some(s) => WeightFormat::from_str(s)
-            .map_err(|e| format!("field `weight_format`: `{}`: {e}", excerpt(s)))?,
-    };
-    let target = match raw.target.as_deref() {
-        None => Target::native(),
-        Some(s) => {
-            Target::from_str(s).map_err(|e| format!("field `target`: `{}`: {e}", excerpt(s)))?
-        }
-    };
-    let latency_calls = count("latency_calls", limits::LATENCY_CALLS, raw.latency_calls)?;
+fn resolve_quantize(raw: QuantizeStage) -> Result<StageSpec, OptionError> {
+    let config = raw.quant.resolve()?;
+    let latency_calls =
+        crate::options::whole("latency_calls", limits::LATENCY_CALLS, raw.latency_calls)?;
     Ok(StageSpec::Quantize {
         latency_calls: latency_calls.unwrap_or(200_000),
+        options: raw.encode.options(),
         raw,
         config,
-        options: EncodeOptions {
-            weight_format,
-            target,
-        },
     })
 }
 
-fn resolve_export(raw: ExportStage) -> Result<StageSpec, String> {
-    use crate::export::{Format, VectorInput};
-    let (format, default_file) = match raw.format.as_deref().unwrap_or("blob") {
-        "blob" => (Format::Blob, "model.blob"),
-        "c-header" | "c_header" => (Format::CHeader, "model.h"),
-        "rust" => (Format::Rust, "model.rs"),
-        other => {
-            return Err(format!(
-                "field `format`: `{}`; use blob, c-header or rust",
-                excerpt(other)
-            ));
-        }
-    };
-    let file = raw.file.clone().unwrap_or_else(|| default_file.into());
-    if file.is_empty()
-        || file.len() > limits::MAX_NAME_BYTES
-        || file.chars().any(char::is_control)
-        || file.starts_with('.')
-        || file.contains('/')
-        || file.contains('\\')
-        || file == "stage.json"
-        || file == "metrics.json"
-    {
-        return Err(format!(
-            "field `file`: `{}` must be a plain file name (no directories, not stage.json or metrics.json)",
-            excerpt(&file)
-        ));
-    }
-    count("vectors", limits::VECTORS, raw.vectors)?;
-    let vector_input = match raw.vector_input.as_deref().unwrap_or("auto") {
-        "auto" => None,
-        "int8" => Some(VectorInput::Int8),
-        "f32" => Some(VectorInput::F32),
-        other => {
-            return Err(format!(
-                "field `vector_input`: `{}`; use auto, int8 or f32",
-                excerpt(other)
-            ));
-        }
-    };
+fn resolve_export(raw: ExportStage) -> Result<StageSpec, OptionError> {
+    let file = raw.settings.stage_file()?;
+    raw.settings.vectors()?;
     Ok(StageSpec::Export {
-        raw,
-        format,
+        format: raw.settings.format(),
+        vector_input: raw.settings.vector_input(),
         file,
-        vector_input,
+        raw,
     })
 }
 

@@ -685,7 +685,7 @@ fn run_stage(
                 path: dir.with_file_name(&source_metrics.stage).join("model.blob"),
                 source,
             })?;
-            let vectors = match raw.vectors.unwrap_or(0) {
+            let vectors = match raw.settings.vectors.unwrap_or(0) {
                 0 => None,
                 n => Some(crate::export::test_vectors(
                     &model,
@@ -698,7 +698,7 @@ fn run_stage(
                 &model,
                 *format,
                 &dir.join(file),
-                raw.symbol.as_deref(),
+                raw.settings.symbol.as_deref(),
                 vectors.as_deref(),
             )?;
             let outputs = written

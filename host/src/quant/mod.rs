@@ -40,9 +40,33 @@ pub const FEW_CALIBRATION_SAMPLES: usize = 256;
 /// What went wrong while quantizing.
 #[derive(Debug, thiserror::Error)]
 pub enum QuantError {
-    /// The quantization config is invalid or asks for something unsupported.
-    #[error("quantization config: {0}")]
-    Config(String),
+    /// A quantization config file could not be read.
+    #[error("quantization config: {}: {source}", path.display())]
+    ConfigRead {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A quantization config is not TOML, or has an unknown key or a value of the wrong type or name.
+    #[error("quantization config: {}{}", file_prefix(file.as_deref()), crate::limits::toml_message(source))]
+    ConfigSyntax {
+        /// The file, when the config came from one.
+        file: Option<std::path::PathBuf>,
+        /// The parser's error, with its line and column.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    /// A quantization setting is out of range.
+    #[error("quantization config: {}{source}", file_prefix(file.as_deref()))]
+    Setting {
+        /// The file, when the config came from one.
+        file: Option<std::path::PathBuf>,
+        /// The setting and its range.
+        #[source]
+        source: Box<crate::options::OptionError>,
+    },
     /// The calibration data cannot be used.
     #[error("calibration data: {0}")]
     Calibration(String),
@@ -62,6 +86,12 @@ pub enum QuantError {
     /// The encoded blob did not pass tickq-core's validation (a bug in tickq).
     #[error("the exported blob does not load in tickq-core")]
     Load(#[source] tickq_core::BlobError),
+}
+
+/// `path: ` for a message about a file, nothing otherwise.
+fn file_prefix(file: Option<&std::path::Path>) -> String {
+    file.map(|p| format!("{}: ", p.display()))
+        .unwrap_or_default()
 }
 
 /// What the blob records about the model's input and provenance.

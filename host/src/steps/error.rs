@@ -118,22 +118,9 @@ pub enum PipelineError {
         #[source]
         source: serde_json::Error,
     },
-    /// Two options were given that do not go together, or one without the one it needs.
-    #[error("{option} applies only to {requires}")]
-    OptionRequires {
-        /// The option given (`--momentum`).
-        option: &'static str,
-        /// What it needs (`--optimizer sgd`).
-        requires: &'static str,
-    },
-    /// The N:M pruning pattern keeps more weights than its group holds.
-    #[error("--n {n} is above --m {m}: N:M pruning keeps n of every m weights")]
-    NAboveM {
-        /// Weights kept per group.
-        n: usize,
-        /// The group size.
-        m: usize,
-    },
+    /// A setting is out of range or does not fit the others.
+    #[error(transparent)]
+    Option(Box<crate::options::OptionError>),
     /// A backend the blob was asked to run on is not available on this machine.
     #[error("--backend {backend}")]
     Backend {
@@ -194,5 +181,11 @@ impl PipelineError {
     #[must_use]
     pub fn is_bad_input(&self) -> bool {
         self.kind() == crate::error::ErrorKind::BadInput
+    }
+}
+
+impl From<crate::options::OptionError> for PipelineError {
+    fn from(e: crate::options::OptionError) -> Self {
+        PipelineError::Option(Box::new(e))
     }
 }

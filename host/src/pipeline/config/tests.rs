@@ -1,6 +1,8 @@
 //! Tests of `config`.
 
 use super::*;
+use crate::model::OptimizerConfig;
+use crate::train::ClassWeights;
 
 const TRAIN: &str = "[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"demo-mlp\"\n";
 
@@ -81,10 +83,9 @@ fn training_settings_are_range_checked_before_anything_runs() {
         error(&format!("{TRAIN}optimizer = \"sgd\"\nmomentum = 2.0\n")),
         "p.toml: stage `t` (train): field `momentum`: 2 is out of range: expected a number in [0, 1)"
     );
-    assert!(
-        error(&format!("{TRAIN}momentum = 0.5\n"))
-            .contains("field `momentum`: only optimizer = \"sgd\" has a momentum"),
-    );
+    assert!(error(&format!("{TRAIN}momentum = 0.5\n")).contains(
+        "field `momentum`: only optimizer = sgd uses it (this run has optimizer = adam)"
+    ),);
     assert!(error(&format!("{TRAIN}lr = -0.1\n")).contains("field `lr`: -0.1 is out of range"));
     assert!(error(&format!("{TRAIN}lr = nan\n")).contains("field `lr`: NaN is out of range"));
     assert!(

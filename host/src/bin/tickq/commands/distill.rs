@@ -3,7 +3,6 @@
 use clap::Args;
 use std::path::PathBuf;
 use tickq_host::fsutil::write_atomic;
-use tickq_host::limits::{self};
 use tickq_host::model::Architecture;
 use tickq_host::paths::check_output_dir;
 use tickq_host::steps::{self, PipelineError};
@@ -28,12 +27,8 @@ pub(crate) struct DistillArgs {
     /// Resume an interrupted run from the training state kept in OUT/train-state.
     #[arg(long)]
     pub(crate) resume: bool,
-    #[arg(long, default_value_t = 4.0, allow_negative_numbers = true, value_parser = real(limits::TEMPERATURE),
-          help = ranged("Softmax temperature T of the soft term", limits::TEMPERATURE))]
-    pub(crate) temperature: f32,
-    #[arg(long, default_value_t = 0.7, allow_negative_numbers = true, value_parser = real(limits::ALPHA),
-          help = ranged("Weight alpha of the soft term T^2 * KL; the cross-entropy on the labels gets 1 - alpha", limits::ALPHA))]
-    pub(crate) alpha: f32,
+    #[command(flatten)]
+    pub(crate) distill: tickq_host::options::DistillOptions,
     /// Also train the same student alone (same initial weights, seed, epochs and optimizer), print test accuracy
     /// and macro-F1 of teacher, student alone and student distilled, and write OUT/distill-comparison.json.
     #[arg(long)]
@@ -41,7 +36,7 @@ pub(crate) struct DistillArgs {
     #[command(flatten)]
     pub(crate) data: DataArgs,
     #[command(flatten)]
-    pub(crate) train: TrainOpts,
+    pub(crate) train: tickq_host::options::TrainOptions,
     #[command(flatten)]
     pub(crate) device: TrainDeviceArg,
 }
@@ -71,19 +66,15 @@ pub(crate) struct DistillComparison {
 }
 
 pub(crate) fn run(a: DistillArgs) -> Result<(), PipelineError> {
-    use tickq_host::distill::{DistillConfig, DistillError};
+    use tickq_host::distill::DistillError;
     use tickq_host::model::Sequential;
     let kd_err = |e: DistillError| match e {
         DistillError::Train(e) => PipelineError::Train(e),
         DistillError::Model(e) => PipelineError::Model(e),
         other => PipelineError::Distill(other),
     };
-    let kd = DistillConfig {
-        temperature: a.temperature,
-        alpha: a.alpha,
-    };
-    kd.validate().map_err(kd_err)?;
-    let cfg = a.train.config(TrainConfig::default())?;
+    let kd = a.distill.config()?;
+    let cfg = a.train.apply(TrainConfig::default())?;
     check_output_dir(&a.out, "the student checkpoint")?;
     let (teacher, data, pre) = load_with_data(&a.teacher, &a.data)?;
     // The distilled student keeps a resumable state as `tickq train` does; the student trained alone does not.

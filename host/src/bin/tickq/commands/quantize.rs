@@ -20,7 +20,7 @@ pub(crate) struct QuantizeArgs {
     #[command(flatten)]
     pub(crate) data: DataArgs,
     #[command(flatten)]
-    pub(crate) quant: QuantOpts,
+    pub(crate) quant: QuantArgs,
     /// static: calibrated activation scales (the quantization options apply); dynamic: no calibration, activation
     /// exponents chosen per inference (MLPs of Dense + ReLU/ReLU6 only; see docs/ARITHMETIC.md).
     #[arg(long, value_enum, default_value = "static")]

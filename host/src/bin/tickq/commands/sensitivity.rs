@@ -60,7 +60,7 @@ pub(crate) struct SensitivityArgs {
     #[command(flatten)]
     pub(crate) data: DataArgs,
     #[command(flatten)]
-    pub(crate) quant: QuantOpts,
+    pub(crate) quant: QuantArgs,
 }
 
 pub(crate) fn run(a: SensitivityArgs) -> Result<(), PipelineError> {

@@ -26,14 +26,14 @@ pub(crate) struct TrainArgs {
     #[command(flatten)]
     pub(crate) dataset: DatasetArgs,
     #[command(flatten)]
-    pub(crate) train: TrainOpts,
+    pub(crate) train: tickq_host::options::TrainOptions,
     #[command(flatten)]
     pub(crate) device: TrainDeviceArg,
 }
 
 pub(crate) fn run(a: TrainArgs) -> Result<(), PipelineError> {
     let arch = Architecture::load(&a.arch)?;
-    let mut cfg = a.train.config(TrainConfig::default())?;
+    let mut cfg = a.train.apply(TrainConfig::default())?;
     check_output_dir(&a.out, "the checkpoint")?;
     let path = a.data.path();
     progress(&format!("reading {}", path.display()));
