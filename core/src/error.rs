@@ -499,3 +499,136 @@ impl fmt::Display for ArenaTooSmall {
 }
 
 impl core::error::Error for ArenaTooSmall {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::string::ToString;
+    use std::vec::Vec;
+
+    /// The kind declared after `k`, with sample data, or `None` after the last: a `match` without a wildcard,
+    /// so a new kind does not compile until it has an arm here (and its place in the chain).
+    const fn next(k: &BlobErrorKind) -> Option<BlobErrorKind> {
+        use BlobErrorKind as K;
+        let s = Section::Weights;
+        Some(match k {
+            K::Truncated => K::BadMagic,
+            K::BadMagic => K::UnsupportedVersion { found: 9 },
+            K::UnsupportedVersion { .. } => K::UnknownFlags { found: 0x10 },
+            K::UnknownFlags { .. } => K::LengthMismatch { declared: 100 },
+            K::LengthMismatch { .. } => K::CrcMismatch {
+                stored: 1,
+                computed: 2,
+            },
+            K::CrcMismatch { .. } => K::ReservedNotZero,
+            K::ReservedNotZero => K::BadTableOffset,
+            K::BadTableOffset => K::BadLayerCount { found: 0 },
+            K::BadLayerCount { .. } => K::MetadataOutOfBounds,
+            K::MetadataOutOfBounds => K::MetadataMisaligned,
+            K::MetadataMisaligned => K::MetadataTruncated,
+            K::MetadataTruncated => K::MetadataTrailingBytes,
+            K::MetadataTrailingBytes => K::BadUtf8,
+            K::BadUtf8 => K::FeatureCountMismatch {
+                names: 2,
+                features: 3,
+            },
+            K::FeatureCountMismatch { .. } => K::LabelCountMismatch {
+                names: 2,
+                classes: 3,
+            },
+            K::LabelCountMismatch { .. } => K::UnknownKind { found: 99 },
+            K::UnknownKind { .. } => K::QuantizeNotFirst,
+            K::QuantizeNotFirst => K::BadPadding { found: 7 },
+            K::BadPadding { .. } => K::BadInput { found: 5 },
+            K::BadInput { .. } => K::ShapeMismatch {
+                expected_time: 1,
+                expected_channels: 4,
+            },
+            K::ShapeMismatch { .. } => K::InputNotVector,
+            K::InputNotVector => K::AddShapeMismatch,
+            K::AddShapeMismatch => K::ZeroParameter,
+            K::ZeroParameter => K::UnusedParameter,
+            K::UnusedParameter => K::WindowTooLarge,
+            K::WindowTooLarge => K::BadScale,
+            K::BadScale => K::BadActivationRange,
+            K::BadActivationRange => K::BadDynamic,
+            K::BadDynamic => K::QuantParamsMismatch,
+            K::QuantParamsMismatch => K::SectionOutOfBounds { section: s },
+            K::SectionOutOfBounds { .. } => K::SectionMisaligned { section: s },
+            K::SectionMisaligned { .. } => K::SectionOverlap { section: s },
+            K::SectionOverlap { .. } => K::SectionLength {
+                section: s,
+                expected: 16,
+                found: 12,
+            },
+            K::SectionLength { .. } => K::RowPaddingNotZero,
+            K::RowPaddingNotZero => K::BadWeightFormat { found: 200 },
+            K::BadWeightFormat { .. } => K::BadNmPattern,
+            K::BadNmPattern => K::SparseCountTooLarge,
+            K::SparseCountTooLarge => K::SparseIndexOutOfRange,
+            K::SparseIndexOutOfRange => K::SparseIndexNotIncreasing,
+            K::SparseIndexNotIncreasing => K::SparseZeroValue,
+            K::SparseZeroValue => K::BadPackedHeader,
+            K::BadPackedHeader => K::NmIndexNotIncreasing,
+            K::NmIndexNotIncreasing => K::BadMultiplier,
+            K::BadMultiplier => K::BadCoefficient,
+            K::BadCoefficient => K::OverflowPossible,
+            K::OverflowPossible => K::OutputNotVector,
+            K::OutputNotVector => K::TooManyClasses { found: 300 },
+            K::TooManyClasses { .. } => K::ArenaTooLarge,
+            K::ArenaTooLarge => K::NotCompiled {
+                what: "sparse weight format",
+                feature: "sparse-formats",
+                found: 1,
+            },
+            K::NotCompiled { .. } => K::OffsetBiasMismatch,
+            K::OffsetBiasMismatch => return None,
+        })
+    }
+
+    /// One kind of each variant, in declaration order.
+    fn every_kind() -> Vec<BlobErrorKind> {
+        let mut all = Vec::from([BlobErrorKind::Truncated]);
+        while let Some(k) = all.last().and_then(next) {
+            assert!(all.len() <= NAMES.len(), "the chain of `next` loops");
+            all.push(k);
+        }
+        all
+    }
+
+    #[test]
+    fn every_kind_has_its_own_name() {
+        let all = every_kind();
+        assert_eq!(all.len(), NAMES.len(), "one name per kind in `NAMES`");
+        for (i, k) in all.iter().enumerate() {
+            assert_eq!(k.index(), i, "{k:?} is kind {i} in declaration order");
+            assert!(!k.name().is_empty(), "{k:?} has no name");
+            assert!(
+                !all[..i].iter().any(|o| o.name() == k.name()),
+                "{k:?} shares its name {:?}",
+                k.name()
+            );
+        }
+    }
+
+    #[test]
+    fn every_message_holds_its_name() {
+        for k in every_kind() {
+            let text = k.to_string();
+            assert!(
+                text.contains(k.name()),
+                "{text:?} does not name {:?}",
+                k.name()
+            );
+            let err = BlobError {
+                layer: Some(3),
+                layer_kind: Some(LayerKind::Dense),
+                offset: 200,
+                kind: k,
+            };
+            let full = err.to_string();
+            assert!(full.starts_with("layer 3 (Dense) at byte 200: "), "{full}");
+            assert!(full.ends_with(&text), "{full:?} ends with {text:?}");
+        }
+    }
+}

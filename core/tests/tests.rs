@@ -12,6 +12,7 @@ mod support;
 
 mod blob;
 mod dense_dsp;
+mod docs;
 #[cfg(feature = "dynamic")]
 mod dynamic;
 mod features;

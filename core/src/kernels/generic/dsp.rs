@@ -17,9 +17,12 @@
 //! Applied to a weight word `(w0, w1, w2, w3)` and an input word `(x0, x1, x2, x3)` alike, they give `(w0, w2)`,
 //! `(w1, w3)`, `(x0, x2)` and `(x1, x3)`, and two `SMLAD`s add `w0 x0 + w2 x2 + w1 x1 + w3 x3`: 4 multiply-adds
 //! for one word of weights.
-//! A group of 4 channels shares each input word, so one word step is 16 multiply-adds for 2 `LDRD` of weights,
-//! one `LDR` of inputs, 2 + 8 `SXTB16`, 8 `SMLAD` and the loop's 2 instructions: 23 instructions, 1.44 per
+//! A group of 4 channels shares each input word, so one word step is 16 multiply-adds.
+//! The Cortex-M4 kernel (`kernels::arm`) sign-extends the inputs once per layer, not once per group: it first
+//! expands every input word into its two 16-bit pairs, so a word step is one `LDRD` of those pairs, 2 `LDRD` of
+//! the 4 channels' weight words, 8 `SXTB16` of the weights and 8 `SMLAD`: 19 instructions, 1.19 per
 //! multiply-add, with the 4 accumulators and every operand in registers.
+//! The loop is unrolled 8 times, so its `SUBS` and `BNE` add 2 instructions per 8 steps.
 //!
 //! # Targets
 //!
