@@ -115,7 +115,10 @@ impl ErrorKind {
         if let Some(TrainError::Gpu(_)) = e.downcast_ref::<TrainError>() {
             return Some(Self::Internal);
         }
-        if let Some(StagesError::Output { .. }) = e.downcast_ref::<StagesError>() {
+        if let Some(
+            StagesError::Output { .. } | StagesError::OutputJson { .. } | StagesError::Chart { .. },
+        ) = e.downcast_ref::<StagesError>()
+        {
             return Some(Self::Internal);
         }
         None

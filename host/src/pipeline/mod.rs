@@ -19,71 +19,32 @@
 
 mod charts;
 pub mod config;
+mod demo;
+mod error;
 mod metrics;
+mod stages;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::distill::DistillError;
-use crate::eval::{self, Metrics};
-use crate::fsutil::{replace_dir, write_atomic};
-use crate::gpu_train::TrainDevice;
+use crate::fsutil::write_atomic;
 use crate::model::Sequential;
-use crate::prune::PruningStatistics;
-use crate::report::RangeRow;
-use crate::steps::{self, PipelineError, PreparedData, QuantSidecar};
-use crate::train::{TrainConfig, TrainError};
+use crate::steps::{self, PipelineError};
 
 pub use charts::{Point, scatter_svg};
 pub use config::{PipelineConfig, Stage, StageSpec};
+pub use demo::{DemoOutputs, run_demo};
+pub use error::StagesError;
 pub use metrics::{Comparison, ComparisonRow, StageMetrics};
+use stages::{run_stage, write_json};
 
 /// The config `tickq demo` runs: train demo-mlp → quantize, and a gradual 80 % global prune → quantize.
 pub const DEMO_CONFIG: &str = include_str!("../../pipelines/demo.toml");
-
-/// Everything that can stop a pipeline.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StagesError {
-    /// The config file does not read, parse or check; the message names the stage and field.
-    #[error("{file}: {message}")]
-    Config {
-        /// The config file.
-        file: String,
-        /// What is wrong, starting with the stage and field.
-        message: String,
-    },
-    /// The `[data]` section's trades could not be read or turned into samples.
-    #[error("[data]: {0}")]
-    Data(#[source] Box<PipelineError>),
-    /// A stage failed while running.
-    #[error("stage `{stage}` ({kind}): {source}")]
-    Stage {
-        /// The stage's name.
-        stage: String,
-        /// Its kind.
-        kind: &'static str,
-        /// What failed.
-        #[source]
-        source: Box<PipelineError>,
-    },
-    /// The output directory (or a parent) exists and is not a directory.
-    #[error(transparent)]
-    OutputPath(#[from] crate::paths::OutputPathError),
-    /// A report or chart could not be written.
-    #[error("{path}: {message}")]
-    Output {
-        /// The file.
-        path: String,
-        /// What failed.
-        message: String,
-    },
-}
 
 /// How to run a pipeline.
 #[derive(Debug, Clone)]
@@ -403,390 +364,21 @@ fn reuse(dir: &Path, stage: &Stage, fingerprint: &str) -> Option<(Artifact, Stag
     Some((artifact, metrics))
 }
 
-fn write_json<T: Serialize>(
-    path: &Path,
-    what: &'static str,
-    value: &T,
-) -> Result<(), PipelineError> {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|source| PipelineError::JsonWrite { what, source })?;
-    write_atomic(path, text.as_bytes())?;
-    Ok(())
-}
-
-/// The model an input stage produced.
-fn input_model(input: Option<&Done>) -> Result<&Sequential, PipelineError> {
-    match input.map(|d| &d.artifact) {
-        Some(Artifact::Model(m)) => Ok(m),
-        _ => Err(PipelineError::StageInput { expected: "model" }),
-    }
-}
-
-type StageProduct = ((Artifact, Vec<String>), StageMetrics);
-
-fn run_stage(
-    stage: &Stage,
-    inputs: &[&Done],
-    data: &PreparedData,
-    dir: &Path,
-    progress: &Progress,
-    device: &crate::device::ComputeDevice,
-    log: &mut dyn FnMut(&str),
-) -> Result<StageProduct, PipelineError> {
-    let train_device = TrainDevice::from(device);
-    let started = Instant::now();
-    let input = inputs.first().copied();
-    // A stage that runs loses its record first, so an interrupted run never looks finished.
-    match std::fs::remove_file(dir.join("stage.json")) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-        _ => {}
-    }
-    let kind = stage.spec.kind().to_string();
-    let from = stage.spec.from().map(str::to_string);
-    let (artifact, outputs, mut metrics) = match &stage.spec {
-        StageSpec::Train { arch, config, .. } => {
-            let bar = progress.bar(config.epochs, &format!("{}: training", stage.name));
-            let (model, history) =
-                steps::train_model_on(&train_device, arch.clone(), data, config, &mut |e| {
-                    bar.inc(1);
-                    bar.set_message(format!("val acc {:.2} %", 100.0 * e.val_accuracy));
-                })?;
-            bar.finish_and_clear();
-            steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
-            write_json(
-                &dir.join("history.json"),
-                "history.json",
-                &serde_json::json!({
-                    "best_epoch": history.best_epoch,
-                    "stopped_early": history.stopped_early,
-                    "epochs": history.epochs,
-                }),
-            )?;
-            let reference = model.num_parameters() * 4;
-            let m = f32_metrics(&stage.name, &kind, from, &model, data, reference);
-            (
-                Artifact::Model(Box::new(model)),
-                model_outputs("history.json"),
-                m,
-            )
-        }
-        StageSpec::Prune { plan, .. } => {
-            let mut model = input_model(input)?.clone();
-            let reference = input.map_or(0, |d| d.metrics.reference_f32_bytes);
-            let bar = progress.bar(
-                plan.schedule.targets().len(),
-                &format!("{}: pruning", stage.name),
-            );
-            let steps = steps::prune_model(
-                &mut model,
-                data,
-                plan,
-                &mut |r| {
-                    if r.step > 0 || r.target_sparsity.is_some() {
-                        bar.inc(1);
-                    }
-                    bar.set_message(format!("sparsity {:.1} %", r.sparsity));
-                },
-                &mut |_| {},
-            )?;
-            bar.finish_and_clear();
-            steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
-            write_json(&dir.join("steps.json"), "steps.json", &steps)?;
-            let m = f32_metrics(&stage.name, &kind, from, &model, data, reference);
-            (
-                Artifact::Model(Box::new(model)),
-                model_outputs("steps.json"),
-                m,
-            )
-        }
-        StageSpec::Distill {
-            student,
-            distill,
-            config,
-            ..
-        } => {
-            let teacher = input_model(input)?;
-            let mut model = match student {
-                Some((arch, _)) => {
-                    steps::check_arch_fits(arch, data)?;
-                    Sequential::new(arch.clone(), config.seed)?
-                }
-                None => input_model(inputs.get(1).copied())?.clone(),
-            };
-            let reference = input.map_or(0, |d| d.metrics.reference_f32_bytes);
-            let train_x = data.normalized(data.splits.train.x.view());
-            let val_x = data.normalized(data.splits.validation.x.view());
-            let bar = progress.bar(config.epochs, &format!("{}: distilling", stage.name));
-            // While the stage runs, the student's training state lives in `train-state/`, so a rerun after an
-            // interruption resumes it; a state of another run (other settings, data or teacher) or a damaged one
-            // is discarded, and the state goes once the stage's outputs are written.
-            let state_dir = dir.join("train-state");
-            let resumable = TrainConfig {
-                checkpoint_dir: Some(state_dir.clone()),
-                ..config.clone()
-            };
-            let attempt = |model: &mut Sequential| {
-                crate::distill::distill_train_on(
-                    &train_device,
-                    teacher,
-                    model,
-                    train_x.view(),
-                    &data.splits.train.y,
-                    val_x.view(),
-                    &data.splits.validation.y,
-                    distill,
-                    &resumable,
-                    &mut |e| {
-                        bar.inc(1);
-                        bar.set_message(format!("val acc {:.2} %", 100.0 * e.val_accuracy));
-                    },
-                )
-            };
-            let history = match attempt(&mut model) {
-                Err(DistillError::Train(
-                    e @ (TrainError::Resume { .. }
-                    | TrainError::InvalidState { .. }
-                    | TrainError::InvalidStateTensors { .. }),
-                )) => {
-                    log(&format!(
-                        "{}: discarding the training state in {}: {e}",
-                        stage.name,
-                        state_dir.display()
-                    ));
-                    crate::fsutil::remove_dir_atomic(&state_dir)?;
-                    attempt(&mut model)
-                }
-                other => other,
-            }
-            .map_err(PipelineError::Distill)?;
-            bar.finish_and_clear();
-            if let Some(done) = history.resumed_from {
-                log(&format!(
-                    "{}: resumed an interrupted run after epoch {done}",
-                    stage.name
-                ));
-            }
-            steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
-            write_json(
-                &dir.join("history.json"),
-                "history.json",
-                &serde_json::json!({
-                    "best_epoch": history.best_epoch,
-                    "stopped_early": history.stopped_early,
-                    "epochs": history.epochs,
-                }),
-            )?;
-            crate::fsutil::remove_dir_atomic(&state_dir)?;
-            let m = f32_metrics(&stage.name, &kind, from, &model, data, reference);
-            (
-                Artifact::Model(Box::new(model)),
-                model_outputs("history.json"),
-                m,
-            )
-        }
-        StageSpec::Quantize {
-            raw,
-            config,
-            options,
-            latency_calls,
-        } => {
-            let model = input_model(input)?;
-            let reference = input.map_or(0, |d| d.metrics.reference_f32_bytes);
-            let q = if raw.dynamic == Some(true) {
-                steps::quantize_model_dynamic(model, data)?
-            } else {
-                steps::quantize_model_with(model, data, config, options)?
-            };
-            for w in &q.warnings {
-                log(&format!("{}: warning: {w}", stage.name));
-            }
-            let blob_path = dir.join("model.blob");
-            write_atomic(&blob_path, &q.blob)?;
-            let summary = if raw.dynamic == Some(true) {
-                // No calibration: the settings below would not describe this blob.
-                crate::report::QuantSummary {
-                    observer: "dynamic".into(),
-                    ..steps::unknown_quant_summary()
-                }
-            } else {
-                steps::quant_summary(
-                    config,
-                    config.calibration_samples.min(data.splits.train.y.len()),
-                )
-            };
-            let ranges: Vec<RangeRow> = q.ranges.iter().map(RangeRow::from).collect();
-            QuantSidecar {
-                quantization: summary.clone(),
-                ranges: ranges.clone(),
-            }
-            .write(&blob_path)?;
-            let spinner = progress.spinner(format!(
-                "{}: evaluating and timing {latency_calls} calls",
-                stage.name
-            ));
-            let report = steps::evaluate_on(
-                device,
-                model,
-                steps::BlobFile {
-                    path: &blob_path,
-                    bytes: &q.blob,
-                },
-                data,
-                summary,
-                ranges,
-                *latency_calls,
-            )?;
-            spinner.finish_and_clear();
-            report.write(dir)?;
-            let stats =
-                PruningStatistics::of_blob(&q.blob).map_err(|source| PipelineError::BlobStats {
-                    path: blob_path.clone(),
-                    source: Box::new(source),
-                })?;
-            let m = StageMetrics {
-                stage: stage.name.clone(),
-                kind: kind.clone(),
-                from,
-                accuracy: report.int8.accuracy,
-                macro_f1: report.int8.macro_f1,
-                parameters: stats.parameters,
-                nonzero_parameters: stats.parameters.saturating_sub(stats.zero_parameters),
-                nonzero_fraction: nonzero_fraction(&stats),
-                size_bytes: q.blob.len(),
-                blob_bytes: Some(q.blob.len()),
-                compression_ratio: reference as f64 / q.blob.len().max(1) as f64,
-                reference_f32_bytes: reference,
-                agreement: Some(report.int8.agreement),
-                latency_p50_ns: Some(report.latency_ns.p50),
-                latency_p99_ns: Some(report.latency_ns.p99),
-                wall_seconds: 0.0,
-                peak_rss_bytes: None,
-            };
-            let outputs = ["model.blob", "model.quant.json", "report.md", "report.json"]
-                .map(String::from)
-                .to_vec();
-            (Artifact::Blob(q.blob), outputs, m)
-        }
-        StageSpec::Export {
-            raw,
-            format,
-            file,
-            vector_input,
-        } => {
-            let Some(Done {
-                artifact: Artifact::Blob(blob),
-                metrics: source_metrics,
-                ..
-            }) = input
-            else {
-                return Err(PipelineError::StageInput { expected: "blob" });
-            };
-            let model = tickq_core::Model::load(blob).map_err(|source| PipelineError::Blob {
-                path: dir.with_file_name(&source_metrics.stage).join("model.blob"),
-                source,
-            })?;
-            let vectors = match raw.settings.vectors.unwrap_or(0) {
-                0 => None,
-                n => Some(crate::export::test_vectors(
-                    &model,
-                    data.splits.test.x.view(),
-                    n,
-                    vector_input.unwrap_or_else(|| crate::export::VectorInput::for_model(&model)),
-                )?),
-            };
-            let written = crate::export::write_export(
-                &model,
-                *format,
-                &dir.join(file),
-                raw.settings.symbol.as_deref(),
-                vectors.as_deref(),
-            )?;
-            let outputs = written
-                .files
-                .iter()
-                .filter_map(|p| p.strip_prefix(dir).ok())
-                .map(|p| p.display().to_string())
-                .collect();
-            let m = StageMetrics {
-                stage: stage.name.clone(),
-                kind: kind.clone(),
-                from,
-                ..source_metrics.clone()
-            };
-            (Artifact::Files, outputs, m)
-        }
-    };
-    metrics.wall_seconds = started.elapsed().as_secs_f64();
-    metrics.peak_rss_bytes = eval::peak_rss_bytes();
-    Ok(((artifact, outputs), metrics))
-}
-
-fn model_outputs(extra: &str) -> Vec<String> {
-    CHECKPOINT_FILES
-        .iter()
-        .map(|f| format!("checkpoint/{f}"))
-        .chain(std::iter::once(extra.to_string()))
-        .collect()
-}
-
-fn nonzero_fraction(stats: &PruningStatistics) -> f64 {
-    if stats.total_parameters == 0 {
-        1.0
-    } else {
-        (stats.total_parameters - stats.zero_parameters.min(stats.total_parameters)) as f64
-            / stats.total_parameters as f64
-    }
-}
-
-/// Test-split metrics of an f32 model.
-fn f32_metrics(
-    stage: &str,
-    kind: &str,
-    from: Option<String>,
-    model: &Sequential,
-    data: &PreparedData,
-    reference_f32_bytes: usize,
-) -> StageMetrics {
-    let test = &data.splits.test;
-    let predicted = model.predict(data.normalized(test.x.view()).view());
-    let m = Metrics::compute(&predicted, &test.y, &test.label_names);
-    let stats = PruningStatistics::of_model(model);
-    let size = model.num_parameters() * 4;
-    StageMetrics {
-        stage: stage.to_string(),
-        kind: kind.to_string(),
-        from,
-        accuracy: m.accuracy,
-        macro_f1: m.macro_f1,
-        parameters: model.num_parameters(),
-        nonzero_parameters: model.num_parameters().saturating_sub(stats.zero_parameters),
-        nonzero_fraction: nonzero_fraction(&stats),
-        size_bytes: size,
-        blob_bytes: None,
-        compression_ratio: reference_f32_bytes as f64 / size.max(1) as f64,
-        reference_f32_bytes,
-        agreement: None,
-        latency_p50_ns: None,
-        latency_p99_ns: None,
-        wall_seconds: 0.0,
-        peak_rss_bytes: None,
-    }
-}
-
 /// Writes `comparison.json`, `comparison.md` and the two charts into `out`.
 fn write_comparison(out: &Path, comparison: &Comparison) -> Result<Vec<PathBuf>, StagesError> {
     let put = |name: &str, bytes: &[u8]| -> Result<PathBuf, StagesError> {
         let path = out.join(name);
-        write_atomic(&path, bytes).map_err(|e| StagesError::Output {
-            path: path.display().to_string(),
-            message: e.to_string(),
+        write_atomic(&path, bytes).map_err(|source| StagesError::Output {
+            path: path.clone(),
+            source,
         })?;
         Ok(path)
     };
-    let json = serde_json::to_string_pretty(comparison).map_err(|e| StagesError::Output {
-        path: out.join("comparison.json").display().to_string(),
-        message: e.to_string(),
-    })?;
+    let json =
+        serde_json::to_string_pretty(comparison).map_err(|source| StagesError::OutputJson {
+            path: out.join("comparison.json"),
+            source,
+        })?;
     // Export stages repeat their blob's numbers, so the charts leave them out.
     let rows: Vec<&StageMetrics> = comparison
         .stages
@@ -808,10 +400,10 @@ fn write_comparison(out: &Path, comparison: &Comparison) -> Result<Vec<PathBuf>,
             })
             .collect();
         let svg =
-            scatter_svg(title, x_desc, "test accuracy (%)", &points, x_max).map_err(|message| {
-                StagesError::Output {
-                    path: out.join(name).display().to_string(),
-                    message,
+            scatter_svg(title, x_desc, "test accuracy (%)", &points, x_max).map_err(|reason| {
+                StagesError::Chart {
+                    path: out.join(name),
+                    reason,
                 }
             })?;
         put(name, svg.as_bytes())
@@ -834,83 +426,4 @@ fn write_comparison(out: &Path, comparison: &Comparison) -> Result<Vec<PathBuf>,
             &|m| m.size_bytes as f64 / 1024.0,
         )?,
     ])
-}
-
-/// What [`run_demo`] wrote besides the pipeline's own files.
-#[derive(Debug, Clone)]
-pub struct DemoOutputs {
-    /// The pipeline run.
-    pub run: PipelineRun,
-    /// `OUT/checkpoint/`: the trained (unpruned) model.
-    pub checkpoint: PathBuf,
-    /// `OUT/model.blob`: its int8 blob with the default settings (and `model.quant.json` beside it).
-    pub blob: PathBuf,
-    /// `OUT/report.md` and `OUT/report.json`: that pair's evaluation ([`crate::report::Report`]).
-    pub report: [PathBuf; 2],
-}
-
-/// `tickq demo`: runs [`DEMO_CONFIG`] into `out` (on `csv`, or the bundled ticks), then copies the trained
-/// model's checkpoint to `out/checkpoint/`, its blob to `out/model.blob` and that blob's report to
-/// `out/report.{md,json}`, the files the demo has always written.
-///
-/// # Errors
-///
-/// As [`run_pipeline`], and [`StagesError::Output`] when a copy fails.
-pub fn run_demo(
-    csv: Option<&Path>,
-    opts: &RunOptions,
-    log: &mut dyn FnMut(&str),
-) -> Result<DemoOutputs, StagesError> {
-    let mut cfg = PipelineConfig::parse(
-        DEMO_CONFIG,
-        "host/pipelines/demo.toml (bundled)",
-        Path::new("."),
-    )?;
-    if let Some(csv) = csv {
-        cfg.csv = csv.to_path_buf();
-    }
-    let run = run_pipeline(&cfg, opts, log)?;
-    let out = &opts.out;
-    let copy = |from: PathBuf, to: PathBuf| -> Result<PathBuf, StagesError> {
-        let output = |e: std::io::Error| StagesError::Output {
-            path: to.display().to_string(),
-            message: e.to_string(),
-        };
-        let bytes = std::fs::read(&from).map_err(output)?;
-        write_atomic(&to, &bytes).map_err(output)?;
-        Ok(to)
-    };
-    // The checkpoint is copied as one unit, like every checkpoint tickq writes.
-    let from = out.join("train").join("checkpoint");
-    let to = out.join("checkpoint");
-    let output = |path: &Path| {
-        let path = path.display().to_string();
-        move |e: std::io::Error| StagesError::Output {
-            path,
-            message: e.to_string(),
-        }
-    };
-    let contents = CHECKPOINT_FILES
-        .iter()
-        .map(|f| std::fs::read(from.join(f)).map_err(output(&from.join(f))))
-        .collect::<Result<Vec<_>, _>>()?;
-    let files: Vec<(&str, &[u8])> = CHECKPOINT_FILES
-        .iter()
-        .zip(&contents)
-        .map(|(f, bytes)| (*f, bytes.as_slice()))
-        .collect();
-    replace_dir(&to, &files, &[]).map_err(output(&to))?;
-    let int8 = out.join("int8");
-    let blob = copy(int8.join("model.blob"), out.join("model.blob"))?;
-    copy(int8.join("model.quant.json"), out.join("model.quant.json"))?;
-    let report = [
-        copy(int8.join("report.md"), out.join("report.md"))?,
-        copy(int8.join("report.json"), out.join("report.json"))?,
-    ];
-    Ok(DemoOutputs {
-        run,
-        checkpoint: out.join("checkpoint"),
-        blob,
-        report,
-    })
 }
