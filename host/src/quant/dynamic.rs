@@ -52,7 +52,7 @@ impl<'m> ModelQuantizer<'m> {
     /// # Errors
     ///
     /// [`QuantError::Layer`] naming the first layer that is not a Dense (with an optional fused ReLU or ReLU6)
-    /// or that the arithmetic cannot represent; [`QuantError::Calibration`] for a normalizer of the wrong width.
+    /// or that the arithmetic cannot represent; [`QuantError::NormalizerWidth`] for a normalizer of the wrong width.
     pub fn dynamic_quantize(&self) -> Result<QuantizedModel, QuantError> {
         let masked;
         let model = if self.model.has_masks() {
@@ -115,12 +115,11 @@ fn dynamic_quantize(model: &Sequential, info: &ExportInfo) -> Result<QuantizedMo
     let time_steps = model.arch.input.time_steps;
     let features = model.arch.input.features;
     if info.mean.len() != features || info.std.len() != features {
-        return Err(QuantError::Calibration(format!(
-            "normalizer has {} means and {} standard deviations for {} features",
-            info.mean.len(),
-            info.std.len(),
-            features
-        )));
+        return Err(QuantError::NormalizerWidth {
+            means: info.mean.len(),
+            stds: info.std.len(),
+            features,
+        });
     }
     let refuse = |i: usize, reason: String| QuantError::Layer {
         index: i,

@@ -13,18 +13,26 @@
 //! every scale up to a power of two so that each requantization multiplier is
 //! exactly 2^30 (a pure rounding shift).
 
+mod channels;
+mod checks;
 pub mod config;
 pub mod dynamic;
+mod error;
 pub mod observer;
 pub mod sensitivity;
 
 use ndarray::{ArrayView2, Axis};
 use tickq_core::encode::{self, LayerSpec, ModelSpec, OpSpec};
-use tickq_core::requant::QuantMultiplier;
 
 use crate::model::{Layer, Sequential, Tensor};
+use channels::{multiplier, quantize_channels};
+use checks::{
+    CONV_NEEDS_SEQUENCE, DENSE_NEEDS_VECTOR, POOL_NEEDS_SEQUENCE, Walk, check_calibration,
+    check_structure,
+};
 pub use config::{Backend, QuantConfig, QuantDtype};
 pub use dynamic::ModelQuantizer;
+pub use error::QuantError;
 use observer::{Observer, Range};
 
 /// Calibration batches are traced this many samples at a time (the
@@ -36,63 +44,6 @@ pub const MIN_CALIBRATION_SAMPLES: usize = 8;
 
 /// Fewer calibration samples than this gives a warning.
 pub const FEW_CALIBRATION_SAMPLES: usize = 256;
-
-/// What went wrong while quantizing.
-#[derive(Debug, thiserror::Error)]
-pub enum QuantError {
-    /// A quantization config file could not be read.
-    #[error("quantization config: {}: {source}", path.display())]
-    ConfigRead {
-        /// The file.
-        path: std::path::PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-    /// A quantization config is not TOML, or has an unknown key or a value of the wrong type or name.
-    #[error("quantization config: {}{}", file_prefix(file.as_deref()), crate::limits::toml_message(source))]
-    ConfigSyntax {
-        /// The file, when the config came from one.
-        file: Option<std::path::PathBuf>,
-        /// The parser's error, with its line and column.
-        #[source]
-        source: Box<toml::de::Error>,
-    },
-    /// A quantization setting is out of range.
-    #[error("quantization config: {}{source}", file_prefix(file.as_deref()))]
-    Setting {
-        /// The file, when the config came from one.
-        file: Option<std::path::PathBuf>,
-        /// The setting and its range.
-        #[source]
-        source: Box<crate::options::OptionError>,
-    },
-    /// The calibration data cannot be used.
-    #[error("calibration data: {0}")]
-    Calibration(String),
-    /// A layer cannot be represented in tickq-core's int8 arithmetic.
-    #[error("layer {index} ({name}): {reason}")]
-    Layer {
-        /// Index of the layer in the f32 model.
-        index: usize,
-        /// Its name or kind.
-        name: String,
-        /// What is wrong and what to change.
-        reason: String,
-    },
-    /// The blob encoder rejected the quantized model.
-    #[error("blob encoding")]
-    Encode(#[source] tickq_core::encode::EncodeError),
-    /// The encoded blob did not pass tickq-core's validation (a bug in tickq).
-    #[error("the exported blob does not load in tickq-core")]
-    Load(#[source] tickq_core::BlobError),
-}
-
-/// `path: ` for a message about a file, nothing otherwise.
-fn file_prefix(file: Option<&std::path::Path>) -> String {
-    file.map(|p| format!("{}: ", p.display()))
-        .unwrap_or_default()
-}
 
 /// What the blob records about the model's input and provenance.
 #[derive(Debug, Clone)]
@@ -249,208 +200,6 @@ fn tensor_values(t: &Tensor) -> impl Iterator<Item = f32> + '_ {
         .copied()
 }
 
-/// Shape of the current tensor while walking the model.
-#[derive(Debug, Clone, Copy)]
-enum Walk {
-    /// A sequence of `time` steps with `channels` each, stored time-major in the core.
-    Seq { channels: usize, time: usize },
-    /// A vector; `from_seq` remembers the (channels, time) of a flattened
-    /// sequence so the next Dense layer's columns can be permuted from
-    /// PyTorch's channel-major order to the core's time-major order.
-    Flat {
-        len: usize,
-        from_seq: Option<(usize, usize)>,
-    },
-}
-
-const DENSE_NEEDS_VECTOR: &str =
-    "a Dense layer needs a vector input: add a flatten or global_avg_pool layer before it";
-const CONV_NEEDS_SEQUENCE: &str = "a Conv1d layer needs a sequence input (time_steps > 1)";
-const POOL_NEEDS_SEQUENCE: &str = "pooling needs a sequence input: move it before the flatten or global_avg_pool layer, or use time_steps > 1";
-const MUST_END_IN_VECTOR: &str = "the model must end in a vector of class logits: end it with a flatten or global_avg_pool layer and a dense layer";
-
-/// The fpga refusal of an average over `window` steps.
-fn fpga_window(window: usize) -> String {
-    format!(
-        "backend fpga makes every requantization a shift, but averaging {window} steps divides by {window}: use a power-of-two pool window (or sequence length for global pooling)"
-    )
-}
-
-/// Walks the layer shapes before calibration runs the f32 model, so that a
-/// model whose layers do not fit together, or a layer the chosen backend
-/// cannot represent, is refused naming the layer and what to change instead
-/// of panicking in the f32 forward pass (a model built from a valid
-/// architecture file always fits; one edited in code may not).
-///
-/// Returns the shape entering each layer, which the quantizer's walk then uses
-/// as it is: every shape check lives here.
-fn check_structure(model: &Sequential, config: &QuantConfig) -> Result<Vec<Walk>, QuantError> {
-    let (time_steps, features) = (model.arch.input.time_steps, model.arch.input.features);
-    let mut walk = if time_steps == 1 {
-        Walk::Flat {
-            len: features,
-            from_seq: None,
-        }
-    } else {
-        Walk::Seq {
-            channels: features,
-            time: time_steps,
-        }
-    };
-    let mut shapes = Vec::with_capacity(model.layers.len());
-    for (i, layer) in model.layers.iter().enumerate() {
-        shapes.push(walk);
-        let err = |reason: String| QuantError::Layer {
-            index: i,
-            name: layer_label(model, i),
-            reason,
-        };
-        let pooled = |time: usize, kernel: usize, stride: usize| {
-            if time < kernel {
-                Err(err(format!(
-                    "window of {time} steps is shorter than the pool kernel {kernel}"
-                )))
-            } else {
-                Ok((time - kernel) / stride.max(1) + 1)
-            }
-        };
-        walk = match (layer, walk) {
-            (Layer::Dense(d), Walk::Flat { len, .. }) => {
-                let (out_f, in_f) = d.weight.dim();
-                if len != in_f {
-                    return Err(err(format!("expects {in_f} inputs but receives {len}")));
-                }
-                if d.bias.len() != out_f {
-                    return Err(err(format!(
-                        "has {out_f} outputs but {} biases",
-                        d.bias.len()
-                    )));
-                }
-                Walk::Flat {
-                    len: out_f,
-                    from_seq: None,
-                }
-            }
-            (Layer::Dense(_), Walk::Seq { .. }) => return Err(err(DENSE_NEEDS_VECTOR.into())),
-            (Layer::Conv1d(c), Walk::Seq { channels, time }) => {
-                let (out_c, in_c, k) = c.weight.dim();
-                if channels != in_c {
-                    return Err(err(format!(
-                        "expects {in_c} channels but receives {channels}"
-                    )));
-                }
-                if c.bias.len() != out_c {
-                    return Err(err(format!(
-                        "has {out_c} outputs but {} biases",
-                        c.bias.len()
-                    )));
-                }
-                let out_time = c.out_len(time);
-                if k == 0 || c.stride == 0 || c.dilation == 0 || out_time == 0 {
-                    return Err(err(format!(
-                        "window of {time} steps is shorter than the kernel span {}",
-                        c.dilation * k.saturating_sub(1) + 1
-                    )));
-                }
-                Walk::Seq {
-                    channels: out_c,
-                    time: out_time,
-                }
-            }
-            (Layer::Conv1d(_), Walk::Flat { .. }) => return Err(err(CONV_NEEDS_SEQUENCE.into())),
-            (Layer::MaxPool1d { kernel, stride }, Walk::Seq { channels, time }) => Walk::Seq {
-                channels,
-                time: pooled(time, *kernel, *stride)?,
-            },
-            (Layer::AvgPool1d { kernel, stride }, Walk::Seq { channels, time }) => {
-                let time = pooled(time, *kernel, *stride)?;
-                if config.backend == Backend::Fpga && !kernel.is_power_of_two() {
-                    return Err(err(fpga_window(*kernel)));
-                }
-                Walk::Seq { channels, time }
-            }
-            (Layer::GlobalAvgPool, Walk::Seq { channels, time }) => {
-                if config.backend == Backend::Fpga && !time.is_power_of_two() {
-                    return Err(err(fpga_window(time)));
-                }
-                Walk::Flat {
-                    len: channels,
-                    from_seq: None,
-                }
-            }
-            (
-                Layer::MaxPool1d { .. } | Layer::AvgPool1d { .. } | Layer::GlobalAvgPool,
-                Walk::Flat { .. },
-            ) => return Err(err(format!("{} {POOL_NEEDS_SEQUENCE}", layer.kind()))),
-            (Layer::Flatten, Walk::Seq { channels, time }) => Walk::Flat {
-                len: channels * time,
-                from_seq: Some((channels, time)),
-            },
-            (_, w) => w,
-        };
-    }
-    if !matches!(walk, Walk::Flat { .. }) {
-        let last = model.layers.len().saturating_sub(1);
-        return Err(QuantError::Layer {
-            index: last,
-            name: layer_label(model, last),
-            reason: MUST_END_IN_VECTOR.into(),
-        });
-    }
-    Ok(shapes)
-}
-
-/// Checks calibration data and returns warnings about it.
-fn check_calibration(
-    calibration: ArrayView2<'_, f32>,
-    features: usize,
-    info: &ExportInfo,
-) -> Result<Vec<String>, QuantError> {
-    let n = calibration.nrows();
-    if n < MIN_CALIBRATION_SAMPLES {
-        return Err(QuantError::Calibration(format!(
-            "{n} samples: at least {MIN_CALIBRATION_SAMPLES} are needed (a few thousand are better)"
-        )));
-    }
-    if let Some(pos) = calibration.iter().position(|v| !v.is_finite()) {
-        let width = calibration.ncols().max(1);
-        return Err(QuantError::Calibration(format!(
-            "non-finite value in sample {} column {}",
-            pos / width,
-            pos % width
-        )));
-    }
-    let mut warnings = Vec::new();
-    if n < FEW_CALIBRATION_SAMPLES {
-        warnings.push(format!(
-            "only {n} calibration samples: ranges may be unreliable (use at least {FEW_CALIBRATION_SAMPLES})"
-        ));
-    }
-    // The samples are standardized with the training statistics, so each
-    // feature should have a mean near 0 and a standard deviation near 1.
-    for f in 0..features {
-        let column: Vec<f64> = calibration
-            .iter()
-            .skip(f)
-            .step_by(features.max(1))
-            .map(|&v| f64::from(v))
-            .collect();
-        let count = column.len().max(1) as f64;
-        let mean = column.iter().sum::<f64>() / count;
-        let std = (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / count).sqrt();
-        if mean.abs() > 1.5
-            || std > 3.0
-            || (std < 0.2 && info.std.get(f).is_some_and(|s| *s != 1.0))
-        {
-            let name = info.feature_names.get(f).map_or("?", String::as_str);
-            warnings.push(format!(
-                "feature {f} `{name}`: calibration mean {mean:.2} and standard deviation {std:.2} in training-standardized units (training: 0 and 1); is this the data the model was trained on?"
-            ));
-        }
-    }
-    Ok(warnings)
-}
-
 /// Statically quantizes `model`.
 ///
 /// `calibration` holds standardized samples (`[N, T*F]`, the same layout the
@@ -460,8 +209,8 @@ fn check_calibration(
 /// # Errors
 ///
 /// [`QuantError`] naming the layer or the setting when something cannot be
-/// represented, and [`QuantError::Calibration`] for too few or non-finite
-/// samples, or samples of the wrong width.
+/// represented, and [`QuantError::TooFewCalibrationSamples`],
+/// [`QuantError::NonFiniteCalibration`] or [`QuantError::CalibrationWidth`] for samples it cannot use.
 pub fn static_quantize(
     model: &Sequential,
     calibration: ArrayView2<'_, f32>,
@@ -494,21 +243,18 @@ pub fn static_quantize_with(
     let time_steps = model.arch.input.time_steps;
     let features = model.arch.input.features;
     if calibration.ncols() != time_steps * features {
-        return Err(QuantError::Calibration(format!(
-            "samples have {} values, the model takes {} ({} time steps x {} features)",
-            calibration.ncols(),
-            time_steps * features,
+        return Err(QuantError::CalibrationWidth {
+            values: calibration.ncols(),
             time_steps,
-            features
-        )));
+            features,
+        });
     }
     if info.mean.len() != features || info.std.len() != features {
-        return Err(QuantError::Calibration(format!(
-            "normalizer has {} means and {} standard deviations for {} features",
-            info.mean.len(),
-            info.std.len(),
-            features
-        )));
+        return Err(QuantError::NormalizerWidth {
+            means: info.mean.len(),
+            stds: info.std.len(),
+            features,
+        });
     }
     let shapes = check_structure(model, config)?;
     let n = calibration.nrows().min(config.calibration_samples);
@@ -862,71 +608,6 @@ pub(crate) fn layer_label(model: &Sequential, i: usize) -> String {
         Some(other) => format!("#{i} {}", other.kind()),
         None => format!("#{i}"),
     }
-}
-
-/// The multiplier for `ratio`, or a message saying why it cannot be encoded.
-fn multiplier(ratio: f64) -> Result<QuantMultiplier, String> {
-    QuantMultiplier::from_ratio(ratio).ok_or_else(|| {
-        format!(
-            "requantization ratio {ratio:e} is outside what a Q31 multiplier can encode (0, 2^30): check for exploding or all-zero activations"
-        )
-    })
-}
-
-/// int8 weights, effective int32 biases and multipliers of one weighted layer.
-struct QuantizedChannels {
-    weights: Vec<i8>,
-    bias: Vec<i32>,
-    requant: Vec<QuantMultiplier>,
-}
-
-/// Quantizes `rows` (one f32 row per output channel, already in the core's
-/// column order) per channel, with the input zero point folded into the bias.
-fn quantize_channels(
-    rows: &[Vec<f32>],
-    bias: &ndarray::Array1<f32>,
-    input: QParams,
-    output: QParams,
-    config: &QuantConfig,
-) -> Result<QuantizedChannels, String> {
-    let mut weights = Vec::with_capacity(rows.iter().map(Vec::len).sum());
-    let mut biases = Vec::with_capacity(rows.len());
-    let mut requant = Vec::with_capacity(rows.len());
-    for (o, row) in rows.iter().enumerate() {
-        let max_abs = row.iter().fold(0.0f32, |m, w| m.max(w.abs()));
-        if !max_abs.is_finite() {
-            return Err(format!("output channel {o} has a non-finite weight"));
-        }
-        let w_scale = channel_weight_scale(max_abs, config);
-        let mut sum_q: i64 = 0;
-        for &w in row {
-            let q = quantize_weight(w, w_scale);
-            sum_q += i64::from(q);
-            weights.push(q);
-        }
-        let acc_scale = f64::from(input.scale) * w_scale;
-        let b = f64::from(bias[o]);
-        if !b.is_finite() {
-            return Err(format!("output channel {o} has a non-finite bias"));
-        }
-        let b_q = (b / acc_scale).round();
-        let b_eff = b_q - f64::from(input.zero_point) * sum_q as f64;
-        if b_eff.abs() >= f64::from(1u32 << 30) {
-            return Err(format!(
-                "output channel {o}: bias {b} is too large for an int32 accumulator at scale {acc_scale:e}"
-            ));
-        }
-        biases.push(b_eff as i32);
-        requant.push(
-            multiplier(acc_scale / f64::from(output.scale))
-                .map_err(|m| format!("output channel {o}: {m}"))?,
-        );
-    }
-    Ok(QuantizedChannels {
-        weights,
-        bias: biases,
-        requant,
-    })
 }
 
 #[cfg(test)]

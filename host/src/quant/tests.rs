@@ -5,6 +5,7 @@ use crate::model::Architecture;
 use ndarray::Array2;
 use rand::{RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use tickq_core::requant::QuantMultiplier;
 use tickq_core::{Model, Session};
 
 fn inputs(n: usize, width: usize, seed: u64) -> Array2<f32> {
