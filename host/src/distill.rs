@@ -539,7 +539,7 @@ impl Objective for Distillation<'_> {
 /// # Errors
 ///
 /// [`DistillError::Temperature`], [`DistillError::Alpha`], [`DistillError::InputMismatch`] or
-/// [`DistillError::ClassMismatch`] before anything runs; [`DistillError::Train`] with [`TrainError::Config`] or
+/// [`DistillError::ClassMismatch`] before anything runs; [`DistillError::Train`] with [`TrainError::ClassWeights`] or
 /// [`TrainError::Data`] for a bad training configuration or data that does not fit the models, with
 /// [`TrainError::Resume`] or [`TrainError::InvalidState`] for a stored state that is not this run's, and with
 /// [`TrainError::Diverged`] when the loss stops being finite.

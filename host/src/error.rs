@@ -112,7 +112,9 @@ impl ErrorKind {
         {
             return Self::decided_by(t);
         }
-        if let Some(TrainError::Gpu(_)) = e.downcast_ref::<TrainError>() {
+        if let Some(TrainError::Gpu(_) | TrainError::StateSerialize(_)) =
+            e.downcast_ref::<TrainError>()
+        {
             return Some(Self::Internal);
         }
         if let Some(

@@ -38,7 +38,7 @@ impl DatasetConfig {
     ///
     /// # Errors
     ///
-    /// [`DataError::InvalidConfig`] naming the first bad field.
+    /// [`DataError::FeatureSetting`] or [`DataError::Setting`] naming the first bad field.
     pub fn validate(&self) -> Result<(), DataError> {
         self.features.validate()?;
         self.labels.validate()?;
@@ -124,7 +124,7 @@ impl Dataset {
 ///
 /// # Errors
 ///
-/// [`DataError::InvalidConfig`] or [`DataError::Setting`] from [`DatasetConfig::validate`],
+/// [`DataError::FeatureSetting`] or [`DataError::Setting`] from [`DatasetConfig::validate`],
 /// [`DataError::TooFewSamples`] when no sample remains, and [`DataError::Memory`] when the sample matrix would
 /// not fit the memory available ([`crate::limits::check_memory`]).
 pub fn build_dataset(trades: &[Trade], cfg: &DatasetConfig) -> Result<Dataset, DataError> {
@@ -230,8 +230,9 @@ impl SplitConfig {
     ///
     /// # Errors
     ///
-    /// [`DataError::InvalidConfig`] when the fractions are not finite, `train <= 0`, `validation <= 0`,
-    /// `train + validation >= 1`, or `gap < horizon + time_steps`.
+    /// [`DataError::SplitFractions`] when the fractions are not finite, `train <= 0`, `validation <= 0`,
+    /// `train + validation >= 1`,
+    /// and [`DataError::SplitGap`] when `gap < horizon + time_steps`.
     pub fn validate(&self, horizon: usize, time_steps: usize) -> Result<(), DataError> {
         let (train, validation) = (self.train, self.validation);
         if !(train.is_finite() && validation.is_finite())
@@ -239,16 +240,14 @@ impl SplitConfig {
             || validation <= 0.0
             || train + validation >= 1.0
         {
-            return Err(DataError::InvalidConfig(format!(
-                "split fractions need train > 0, validation > 0 and train + validation < 1, found train {train}, validation {validation}"
-            )));
+            return Err(DataError::SplitFractions { train, validation });
         }
         let required = horizon.saturating_add(time_steps);
         if self.gap < required {
-            return Err(DataError::InvalidConfig(format!(
-                "split gap {} is below horizon + time_steps = {required}; use SplitConfig::for_dataset",
-                self.gap
-            )));
+            return Err(DataError::SplitGap {
+                gap: self.gap,
+                required,
+            });
         }
         Ok(())
     }
@@ -280,7 +279,7 @@ pub struct Splits {
 ///
 /// # Errors
 ///
-/// [`DataError::InvalidConfig`] when the fractions are not finite, `train <= 0`, `validation <= 0`,
+/// [`DataError::SplitFractions`] when the fractions are not finite, `train <= 0`, `validation <= 0`,
 /// `train + validation >= 1`, or `gap < horizon + time_steps`;
 /// [`DataError::TooFewSamples`] when a part would be empty.
 pub fn chronological_split(ds: &Dataset, cfg: &SplitConfig) -> Result<Splits, DataError> {
@@ -486,7 +485,7 @@ mod tests {
         };
         assert!(matches!(
             chronological_split(&ds, &small_gap),
-            Err(DataError::InvalidConfig(_))
+            Err(DataError::SplitGap { .. })
         ));
         for (train, validation) in [(0.0, 0.1), (0.9, 0.1), (0.5, -0.1), (f64::NAN, 0.1)] {
             let c = SplitConfig {
@@ -497,7 +496,7 @@ mod tests {
             assert!(
                 matches!(
                     chronological_split(&ds, &c),
-                    Err(DataError::InvalidConfig(_))
+                    Err(DataError::SplitFractions { .. })
                 ),
                 "{c:?}"
             );

@@ -222,9 +222,42 @@ pub enum DataError {
         /// The offending text.
         text: String,
     },
-    /// A configuration value is out of range.
-    #[error("invalid configuration: {0}")]
-    InvalidConfig(String),
+    /// A feature setting is out of its range.
+    #[error("invalid configuration: features.{field} must be {expected}, found {found}")]
+    FeatureSetting {
+        /// The setting, as `[data.features]` names it.
+        field: &'static str,
+        /// What it must be.
+        expected: &'static str,
+        /// The value found.
+        found: String,
+    },
+    /// The feature settings leave no feature.
+    #[error("invalid configuration: no features configured")]
+    NoFeatures,
+    /// Two settings give the same feature.
+    #[error("invalid configuration: feature `{0}` is configured twice")]
+    DuplicateFeature(String),
+    /// The split fractions leave no training or validation data, or no test data.
+    #[error(
+        "invalid configuration: split fractions need train > 0, validation > 0 and train + validation < 1, found train {train}, validation {validation}"
+    )]
+    SplitFractions {
+        /// The training fraction.
+        train: f64,
+        /// The validation fraction.
+        validation: f64,
+    },
+    /// The gap between the splits is shorter than a label's horizon plus a window, so labels would leak.
+    #[error(
+        "invalid configuration: split gap {gap} is below horizon + time_steps = {required}; use SplitConfig::for_dataset"
+    )]
+    SplitGap {
+        /// The gap, in samples.
+        gap: usize,
+        /// The smallest leak-free gap.
+        required: usize,
+    },
     /// A setting is outside its range in [`crate::limits`].
     #[error("invalid configuration: {setting}: {source}")]
     Setting {

@@ -172,9 +172,16 @@ impl FeatureConfig {
     ///
     /// # Errors
     ///
-    /// [`DataError::InvalidConfig`] naming the first bad field.
+    /// [`DataError::FeatureSetting`] naming the first bad field, [`DataError::NoFeatures`] or
+    /// [`DataError::DuplicateFeature`].
     pub fn validate(&self) -> Result<(), DataError> {
-        let bad = |msg: String| Err(DataError::InvalidConfig(msg));
+        let bad = |field, expected, found: &dyn std::fmt::Display| {
+            Err(DataError::FeatureSetting {
+                field,
+                expected,
+                found: found.to_string(),
+            })
+        };
         let trade_lists = [
             ("return_lags_trades", &self.return_lags_trades),
             ("flow_windows_trades", &self.flow_windows_trades),
@@ -184,7 +191,7 @@ impl FeatureConfig {
         ];
         for (name, list) in trade_lists {
             if list.contains(&0) {
-                return bad(format!("features.{name} must be >= 1 trade, found 0"));
+                return bad(name, ">= 1 trade", &0);
             }
         }
         let ms_lists = [
@@ -195,28 +202,22 @@ impl FeatureConfig {
         ];
         for (name, list) in ms_lists {
             if let Some(d) = list.iter().find(|&&d| d < 1) {
-                return bad(format!("features.{name} must be >= 1 ms, found {d}"));
+                return bad(name, ">= 1 ms", d);
             }
         }
         if !(self.tick_size.is_finite() && self.tick_size > 0.0) {
-            return bad(format!(
-                "features.tick_size must be finite and > 0, found {}",
-                self.tick_size
-            ));
+            return bad("tick_size", "finite and > 0", &self.tick_size);
         }
         if self.session_gap_ms < 1 {
-            return bad(format!(
-                "features.session_gap_ms must be >= 1, found {}",
-                self.session_gap_ms
-            ));
+            return bad("session_gap_ms", ">= 1", &self.session_gap_ms);
         }
         let mut names = self.feature_names();
         if names.is_empty() {
-            return bad("no features configured".to_owned());
+            return Err(DataError::NoFeatures);
         }
         names.sort_unstable();
         if let Some(pair) = names.windows(2).find(|p| p[0] == p[1]) {
-            return bad(format!("feature `{}` is configured twice", pair[0]));
+            return Err(DataError::DuplicateFeature(pair[0].clone()));
         }
         Ok(())
     }

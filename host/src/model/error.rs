@@ -107,7 +107,7 @@ pub enum ModelError {
     },
     /// The class weights do not fit the logits.
     #[error("class weights: {0}")]
-    ClassWeights(String),
+    ClassWeights(ClassWeightsProblem),
     /// An optimizer hyper-parameter is out of range.
     #[error("invalid optimizer setting: {0}")]
     Optimizer(#[from] super::optim::OptimizerError),
@@ -152,3 +152,27 @@ fn describe_names(missing: &[String], unexpected: &[String]) -> String {
 
 /// Shorthand for results in this module.
 pub type Result<T, E = ModelError> = std::result::Result<T, E>;
+
+/// What is wrong with manual class weights.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ClassWeightsProblem {
+    /// Not one weight per class.
+    #[error("{given} weights for {classes} classes")]
+    Count {
+        /// Weights given.
+        given: usize,
+        /// The model's classes.
+        classes: usize,
+    },
+    /// A weight is negative or not finite.
+    #[error("weight {index} is {value}; weights must be finite and non-negative")]
+    Invalid {
+        /// The class.
+        index: usize,
+        /// Its weight.
+        value: f32,
+    },
+    /// Every weight is zero, so no sample would count.
+    #[error("all weights are zero")]
+    AllZero,
+}

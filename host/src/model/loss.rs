@@ -2,7 +2,7 @@
 
 use ndarray::{Array2, ArrayView2};
 
-use super::error::{ModelError, Result};
+use super::error::{ClassWeightsProblem, ModelError, Result};
 
 /// The result of [`cross_entropy`] on one batch.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,22 +96,23 @@ pub fn cross_entropy(
 /// [`ModelError::ClassWeights`] describing the problem.
 pub fn check_class_weights(weights: &[f32], classes: usize) -> Result<()> {
     if weights.len() != classes {
-        return Err(ModelError::ClassWeights(format!(
-            "{} weights for {classes} classes",
-            weights.len()
-        )));
+        return Err(ModelError::ClassWeights(ClassWeightsProblem::Count {
+            given: weights.len(),
+            classes,
+        }));
     }
     if let Some((i, w)) = weights
         .iter()
         .enumerate()
         .find(|(_, w)| !w.is_finite() || **w < 0.0)
     {
-        return Err(ModelError::ClassWeights(format!(
-            "weight {i} is {w}; weights must be finite and non-negative"
-        )));
+        return Err(ModelError::ClassWeights(ClassWeightsProblem::Invalid {
+            index: i,
+            value: *w,
+        }));
     }
     if weights.iter().all(|&w| w == 0.0) {
-        return Err(ModelError::ClassWeights("all weights are zero".to_string()));
+        return Err(ModelError::ClassWeights(ClassWeightsProblem::AllZero));
     }
     Ok(())
 }

@@ -49,7 +49,7 @@ mod sequential;
 mod gradcheck;
 
 pub use arch::{Architecture, InputSpec, LayerSpec, Padding, Shape};
-pub use error::{ModelError, Result};
+pub use error::{ClassWeightsProblem, ModelError, Result};
 pub use layers::{Conv1d, Dense, Layer, LayerCache, ParamGrads, Tensor};
 pub use loss::{CrossEntropy, check_class_weights, class_weights_balanced, cross_entropy};
 pub use optim::{

@@ -1,5 +1,5 @@
 //! The resolved quantization settings: the `backend` / `dtype` shape that PyTorch users know, plus tickq's
-//! calibration settings. Users write them as [`QuantOptions`](crate::options::QuantOptions) (a `--quant-config`
+//! calibration settings. Users write them as [`QuantOptions`] (a `--quant-config`
 //! file, `tickq quantize`'s options or a `quantize` stage).
 
 use std::path::Path;

@@ -207,9 +207,12 @@ pub struct TrainHistory {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrainError {
-    /// A hyper-parameter is out of range.
+    /// Manual class weights that do not fit the model.
     #[error("invalid training configuration: {0}")]
-    Config(String),
+    ClassWeights(#[source] ModelError),
+    /// The training state could not be serialized (a bug in tickq).
+    #[error("cannot serialize the training state: {0}")]
+    StateSerialize(#[source] serde_json::Error),
     /// A setting is outside its range in [`crate::limits`].
     #[error("invalid training configuration: {setting}: {source}")]
     Setting {
@@ -223,8 +226,13 @@ pub enum TrainError {
     #[error(transparent)]
     Memory(#[from] crate::limits::MemoryError),
     /// The data does not fit the model or is malformed.
-    #[error("invalid training data: {0}")]
-    Data(String),
+    #[error("invalid training data: {what} {problem}")]
+    Data {
+        /// Which data: `training set`, `validation set`, `data`.
+        what: &'static str,
+        /// What is wrong with it.
+        problem: DataProblem,
+    },
     /// A model operation failed.
     #[error(transparent)]
     Model(#[from] ModelError),
@@ -326,43 +334,86 @@ pub(crate) fn evaluate_checked(
     Ok((loss, correct as f32 / y.len().max(1) as f32))
 }
 
+/// Why training data does not fit a model.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DataProblem {
+    /// Rows of the wrong width.
+    #[error("has {columns} columns but the model takes {expected} (time_steps x features)")]
+    Width {
+        /// Values per row.
+        columns: usize,
+        /// The model's input length.
+        expected: usize,
+    },
+    /// Not one label per row.
+    #[error("has {rows} rows but {labels} labels")]
+    Rows {
+        /// Rows.
+        rows: usize,
+        /// Labels.
+        labels: usize,
+    },
+    /// No rows.
+    #[error("is empty")]
+    Empty,
+    /// A label is not a class of the model.
+    #[error("label {index} is {label}, but the model has {classes} classes")]
+    Label {
+        /// The row.
+        index: usize,
+        /// Its label.
+        label: u8,
+        /// The model's classes.
+        classes: usize,
+    },
+    /// A value is NaN or infinite.
+    #[error("row {row} column {column} is {value}")]
+    NonFinite {
+        /// The row.
+        row: usize,
+        /// The column.
+        column: usize,
+        /// The value.
+        value: f32,
+    },
+}
+
 /// Checks that `x` and `y` fit `model`: width, lengths, non-empty, labels in range, finite values.
 pub(crate) fn check_data(
     model: &Sequential,
     x: ArrayView2<f32>,
     y: &[u8],
-    what: &str,
+    what: &'static str,
 ) -> Result<()> {
-    let bad = |m: String| Err(TrainError::Data(m));
+    let bad = |problem| Err(TrainError::Data { what, problem });
     if x.ncols() != model.input_len() {
-        return bad(format!(
-            "{what} has {} columns but the model takes {} (time_steps x features)",
-            x.ncols(),
-            model.input_len()
-        ));
+        return bad(DataProblem::Width {
+            columns: x.ncols(),
+            expected: model.input_len(),
+        });
     }
     if x.nrows() != y.len() {
-        return bad(format!(
-            "{what} has {} rows but {} labels",
-            x.nrows(),
-            y.len()
-        ));
+        return bad(DataProblem::Rows {
+            rows: x.nrows(),
+            labels: y.len(),
+        });
     }
     if x.nrows() == 0 {
-        return bad(format!("{what} is empty"));
+        return bad(DataProblem::Empty);
     }
-    if let Some((i, &label)) = y
+    if let Some((index, &label)) = y
         .iter()
         .enumerate()
         .find(|(_, l)| usize::from(**l) >= model.classes())
     {
-        return bad(format!(
-            "{what} label {i} is {label}, but the model has {} classes",
-            model.classes()
-        ));
+        return bad(DataProblem::Label {
+            index,
+            label,
+            classes: model.classes(),
+        });
     }
-    if let Some(((r, c), v)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
-        return bad(format!("{what} row {r} column {c} is {v}"));
+    if let Some(((row, column), &value)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+        return bad(DataProblem::NonFinite { row, column, value });
     }
     Ok(())
 }
@@ -371,7 +422,7 @@ pub(crate) fn check_data(
 ///
 /// # Errors
 ///
-/// [`TrainError::Config`] for manual weights of the wrong length, negative, not finite or all zero.
+/// [`TrainError::ClassWeights`] for manual weights of the wrong length, negative, not finite or all zero.
 pub(crate) fn resolve_class_weights(
     class_weights: &ClassWeights,
     train_y: &[u8],
@@ -381,7 +432,7 @@ pub(crate) fn resolve_class_weights(
         ClassWeights::None => None,
         ClassWeights::Balanced => Some(class_weights_balanced(train_y, classes)),
         ClassWeights::Manual(w) => {
-            check_class_weights(w, classes).map_err(|e| TrainError::Config(e.to_string()))?;
+            check_class_weights(w, classes).map_err(TrainError::ClassWeights)?;
             Some(w.clone())
         }
     })
@@ -399,7 +450,7 @@ pub(crate) fn resolve_class_weights(
 ///
 /// # Errors
 ///
-/// [`TrainError::Config`] for bad hyper-parameters, [`TrainError::Data`] for data that does not fit the model
+/// [`TrainError::ClassWeights`] for bad hyper-parameters, [`TrainError::Data`] for data that does not fit the model
 /// (wrong width, length mismatch, empty set, label out of range, non-finite value), [`TrainError::Resume`]
 /// when the stored state belongs to another run, [`TrainError::Checkpoint`] for I/O problems, and
 /// [`TrainError::Diverged`] when the loss stops being finite.
@@ -464,7 +515,7 @@ pub fn train_on(
 ///
 /// # Errors
 ///
-/// [`TrainError::Setting`], [`TrainError::Model`] or [`TrainError::Config`] for the configuration,
+/// [`TrainError::Setting`], [`TrainError::Model`] or [`TrainError::ClassWeights`] for the configuration,
 /// [`TrainError::Data`] for the data and [`TrainError::Memory`].
 pub(crate) fn prepare(
     model: &Sequential,

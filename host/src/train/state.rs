@@ -276,8 +276,7 @@ pub(super) fn save_state(
         rng: RngState::capture(&run.rng),
         history: run.history.iter().map(StoredReport::from).collect(),
     };
-    let json = serde_json::to_string(&stored)
-        .map_err(|e| TrainError::Config(format!("cannot serialize the training state: {e}")))?;
+    let json = serde_json::to_string(&stored).map_err(TrainError::StateSerialize)?;
     let best = run.best.clone().unwrap_or_else(|| model.state_dict());
     let mut tensors: StateDict = prefixed("model", model.state_dict()).collect();
     tensors.extend(prefixed("best", best.clone()));

@@ -291,7 +291,12 @@ fn validate_rejects_bad_configs() {
     ];
     for cfg in bad {
         assert!(
-            matches!(cfg.validate(), Err(DataError::InvalidConfig(_))),
+            matches!(
+                cfg.validate(),
+                Err(DataError::FeatureSetting { .. }
+                    | DataError::NoFeatures
+                    | DataError::DuplicateFeature(_))
+            ),
             "{cfg:?}"
         );
     }
