@@ -95,20 +95,25 @@ pub fn part<T: DeserializeOwned>(table: &toml::Table) -> Result<T, toml::de::Err
     T::deserialize(toml::Value::Table(own))
 }
 
-/// A deserialization error from a `toml::Value` (which has no line to show) as tickq words them: ``field `key`:
-/// reason``. toml puts the key on a last line ``in `key` ``.
-pub fn value_message(e: &toml::de::Error) -> String {
+/// A deserialization error from a `toml::Value` (which has no line to show), split into the key it is about
+/// (toml puts it on a last line ``in `key` ``) and the reason.
+pub fn value_error(e: &toml::de::Error) -> (Option<String>, String) {
     let full = e.to_string();
     let text = full.trim_end();
     match text.rsplit_once('\n') {
-        Some((reason, last)) if last.starts_with("in `") => {
-            let key = last.trim_start_matches("in ");
-            format!(
-                "field {key}: {}",
-                crate::limits::excerpt_lines(reason.trim_end())
-            )
-        }
-        _ => crate::limits::excerpt_lines(text),
+        Some((reason, last)) if last.starts_with("in `") && last.ends_with('`') => (
+            Some(last["in `".len()..last.len() - 1].to_string()),
+            crate::limits::excerpt_lines(reason.trim_end()),
+        ),
+        _ => (None, crate::limits::excerpt_lines(text)),
+    }
+}
+
+/// [`value_error`] as tickq words it: ``field `key`: reason``.
+pub fn value_message(e: &toml::de::Error) -> String {
+    match value_error(e) {
+        (Some(key), reason) => format!("field `{key}`: {reason}"),
+        (None, reason) => reason,
     }
 }
 

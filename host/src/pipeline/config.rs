@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{self, DatasetConfig, FeatureConfig, LabelConfig, SplitConfig};
 use crate::limits::{self, excerpt};
 use crate::model::Architecture;
-use crate::options::fields::{check_known, field_names, part, value_message};
+use crate::options::fields::{check_known, field_names, part, value_error};
 use crate::options::{
     DistillOptions, EncodeChoice, ExportSettings, NumericFields, OptionError, PruneOptions,
     QuantOptions, TrainOptions,
@@ -25,7 +25,7 @@ use crate::quant::QuantConfig;
 use crate::train::TrainConfig;
 use tickq_core::encode::EncodeOptions;
 
-use super::StagesError;
+use super::{ConfigError, StageAt, StageProblem, StagesError};
 
 /// The `[data]` table: where the trades come from and how samples are built.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -349,7 +349,7 @@ impl PipelineConfig {
         let text = limits::read_text_limited(path, limits::MAX_CONFIG_BYTES, "a config file")
             .map_err(|e| StagesError::Config {
                 file: path.display().to_string(),
-                message: e.to_string(),
+                source: Box::new(ConfigError::Read(e)),
             })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Self::parse(&text, &path.display().to_string(), &base)
@@ -361,32 +361,29 @@ impl PipelineConfig {
     ///
     /// [`StagesError::Config`] naming the file, the stage and the field.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Self, StagesError> {
-        let err = |message: String| StagesError::Config {
+        let err = |source: ConfigError| StagesError::Config {
             file: file.to_string(),
-            message,
+            source: Box::new(source),
         };
-        let raw: RawFile = toml::from_str(text).map_err(|e| err(limits::toml_message(&e)))?;
+        let raw: RawFile =
+            toml::from_str(text).map_err(|e| err(ConfigError::Syntax(Box::new(e))))?;
         if let Some(split) = &raw.data.split
             && !(split.train > 0.0
                 && split.validation > 0.0
                 && split.train + split.validation < 1.0)
         {
-            return Err(err(
-                "[data.split]: train and validation must be positive and sum to less than 1".into(),
-            ));
+            return Err(err(ConfigError::SplitFractions));
         }
         raw.data
             .dataset()
             .validate()
-            .map_err(|e| err(format!("[data]: {e}")))?;
+            .map_err(|e| err(ConfigError::Data(e)))?;
         let csv = match &raw.data.csv {
             Some(p) => base.join(p),
             None => data::default_data_path(),
         };
         if raw.stages.is_empty() {
-            return Err(err(
-                "no [[stages]]: a pipeline needs at least one stage".into()
-            ));
+            return Err(err(ConfigError::NoStages));
         }
         let dataset = raw.data.dataset();
         let mut stages: Vec<Stage> = Vec::new();
@@ -400,43 +397,62 @@ impl PipelineConfig {
             .collect();
         for (index, table) in raw.stages.iter().enumerate() {
             let stage = parse_stage(index, table, base, &trainings).map_err(&err)?;
-            let label = format!("stage `{}` ({})", stage.name, stage.spec.kind());
+            let at = StageAt::Named {
+                name: stage.name.clone(),
+                kind: stage.spec.kind().to_string(),
+            };
+            let fail = |problem: StageProblem| {
+                err(ConfigError::Stage {
+                    stage: at.clone(),
+                    problem: Box::new(problem),
+                })
+            };
+            let field = |field: &str, reason: String| {
+                fail(StageProblem::Field {
+                    field: field.to_string(),
+                    reason,
+                })
+            };
             if produced.contains_key(&stage.name) {
-                return Err(err(format!(
-                    "{label}: field `name`: another stage is already named `{}`; names must be unique",
-                    stage.name
-                )));
+                return Err(field(
+                    "name",
+                    format!(
+                        "another stage is already named `{}`; names must be unique",
+                        stage.name
+                    ),
+                ));
             }
-            for (field, from) in stage.spec.inputs() {
+            for (name, from) in stage.spec.inputs() {
                 let wanted = match stage.spec {
                     StageSpec::Export { .. } => Produces::Blob,
                     _ => Produces::Model,
                 };
                 match produced.get(from) {
                     None if all_names.iter().flatten().any(|n| n == from) => {
-                        return Err(err(format!(
-                            "{label}: field `{field}`: `{from}` comes later in the file; a stage can only use earlier stages"
-                        )));
+                        return Err(field(
+                            name,
+                            format!(
+                                "`{from}` comes later in the file; a stage can only use earlier stages"
+                            ),
+                        ));
                     }
                     None => {
-                        return Err(err(format!(
-                            "{label}: field `{field}`: there is no stage named `{from}`"
-                        )));
+                        return Err(field(name, format!("there is no stage named `{from}`")));
                     }
                     Some(&(_, got, kind)) if got != wanted => {
                         let need = match wanted {
                             Produces::Blob => "a blob (a quantize stage)",
                             _ => "a model (a train, prune or distill stage)",
                         };
-                        return Err(err(format!(
-                            "{label}: field `{field}`: `{from}` is a {kind} stage, but this stage needs {need}"
-                        )));
+                        return Err(field(
+                            name,
+                            format!("`{from}` is a {kind} stage, but this stage needs {need}"),
+                        ));
                     }
                     Some(_) => {}
                 }
             }
-            let model = check_against_inputs(&stage, &models, &dataset)
-                .map_err(|e| err(format!("{label}: {e}")))?;
+            let model = check_against_inputs(&stage, &models, &dataset).map_err(fail)?;
             models.insert(stage.name.clone(), model);
             if let Some(training) = stage.spec.training(&trainings) {
                 trainings.insert(stage.name.clone(), training);
@@ -478,26 +494,30 @@ fn check_against_inputs(
     stage: &Stage,
     models: &HashMap<String, StageModel>,
     dataset: &DatasetConfig,
-) -> Result<StageModel, String> {
+) -> Result<StageModel, StageProblem> {
     let arch_of = |name: &str| models.get(name).and_then(|m| m.arch.clone());
     let fits_data = |arch: &Architecture, field: &str| {
         let features = dataset.features.feature_names().len();
         let classes = data::label_names().len();
+        let bad = |reason: String| StageProblem::Field {
+            field: field.to_string(),
+            reason,
+        };
         if arch.input.features != features || arch.input.time_steps != dataset.time_steps {
-            return Err(format!(
-                "field `{field}`: architecture `{}` takes {} features x {} time steps, but [data] gives {features} x {}",
+            return Err(bad(format!(
+                "architecture `{}` takes {} features x {} time steps, but [data] gives {features} x {}",
                 excerpt(&arch.name),
                 arch.input.features,
                 arch.input.time_steps,
                 dataset.time_steps
-            ));
+            )));
         }
         if arch.classes != classes {
-            return Err(format!(
-                "field `{field}`: architecture `{}` has {} classes, but the labels have {classes}",
+            return Err(bad(format!(
+                "architecture `{}` has {} classes, but the labels have {classes}",
                 excerpt(&arch.name),
                 arch.classes
-            ));
+            )));
         }
         Ok(())
     };
@@ -530,8 +550,12 @@ fn check_against_inputs(
             let arch = arch_of(&raw.from);
             let dynamic = raw.dynamic == Some(true);
             if dynamic && let Some(arch) = &arch {
-                crate::quant::dynamic::check_dynamic_arch(arch)
-                    .map_err(|e| format!("field `dynamic`: {e}"))?;
+                crate::quant::dynamic::check_dynamic_arch(arch).map_err(|e| {
+                    StageProblem::Field {
+                        field: "dynamic".into(),
+                        reason: e.to_string(),
+                    }
+                })?;
             }
             StageModel { arch, dynamic }
         }
@@ -546,7 +570,10 @@ fn check_against_inputs(
             if let Some(arch) = from.and_then(|m| m.arch.as_ref()) {
                 if *format == crate::export::Format::CHeader {
                     crate::export::c_symbol(raw.settings.symbol.as_deref().unwrap_or(&arch.name))
-                        .map_err(|e| format!("field `symbol`: {e}"))?;
+                        .map_err(|e| StageProblem::Field {
+                        field: "symbol".into(),
+                        reason: e.to_string(),
+                    })?;
                 }
                 if raw.settings.vectors.unwrap_or(0) > 0 {
                     let kind = vector_input.unwrap_or(if dynamic {
@@ -555,7 +582,10 @@ fn check_against_inputs(
                         crate::export::VectorInput::Int8
                     });
                     kind.check(arch.input_len(), arch.classes, dynamic)
-                        .map_err(|e| format!("fields `vectors`, `vector_input`: {e}"))?;
+                        .map_err(|e| StageProblem::Fields {
+                            fields: &["vectors", "vector_input"],
+                            reason: e.to_string(),
+                        })?;
                 }
             }
             StageModel {
@@ -588,28 +618,35 @@ fn numeric_fields(kind: &str) -> &'static [NumericFields] {
 /// non-numeric value names its field and range (`field `latency_calls`: 1000000000000 is out of range: ...`)
 /// instead of serde's bare "invalid value: integer `-1`, expected usize". A whole number written as a float
 /// (`epochs = 20.0`, `latency_calls = 1e6`) is refused too: the field takes an integer.
-fn check_number_types(table: &toml::Table, kind: &str) -> Result<(), String> {
+fn check_number_types(table: &toml::Table, kind: &str) -> Result<(), StageProblem> {
     let groups = numeric_fields(kind);
+    let bad = |field: &str, reason: String| StageProblem::Field {
+        field: field.to_string(),
+        reason,
+    };
     for (field, range) in groups.iter().flat_map(|g| g.whole) {
         match table.get(*field) {
             None => {}
             Some(toml::Value::Integer(i)) => {
                 range
                     .parse(&i.to_string())
-                    .map_err(|e| format!("field `{field}`: {e}"))?;
+                    .map_err(|e| bad(field, e.to_string()))?;
             }
             Some(toml::Value::Float(f)) => {
                 range
                     .parse(&f.to_string())
-                    .map_err(|e| format!("field `{field}`: {e}"))?;
-                return Err(format!(
-                    "field `{field}`: {f:?} is a float; write {range} as an integer (no decimal point or exponent)"
+                    .map_err(|e| bad(field, e.to_string()))?;
+                return Err(bad(
+                    field,
+                    format!(
+                        "{f:?} is a float; write {range} as an integer (no decimal point or exponent)"
+                    ),
                 ));
             }
             Some(other) => {
-                return Err(format!(
-                    "field `{field}`: expected {range}, found {}",
-                    toml_type(other)
+                return Err(bad(
+                    field,
+                    format!("expected {range}, found {}", toml_type(other)),
                 ));
             }
         }
@@ -618,9 +655,9 @@ fn check_number_types(table: &toml::Table, kind: &str) -> Result<(), String> {
         match table.get(*field) {
             None | Some(toml::Value::Integer(_) | toml::Value::Float(_)) => {}
             Some(other) => {
-                return Err(format!(
-                    "field `{field}`: expected {range}, found {}",
-                    toml_type(other)
+                return Err(bad(
+                    field,
+                    format!("expected {range}, found {}", toml_type(other)),
                 ));
             }
         }
@@ -646,12 +683,23 @@ fn parse_stage(
     table: &toml::Table,
     base: &Path,
     trainings: &HashMap<String, TrainConfig>,
-) -> Result<Stage, String> {
-    let at = format!("stage {}", index + 1);
+) -> Result<Stage, ConfigError> {
+    let problem_at = |stage: StageAt| {
+        move |problem| ConfigError::Stage {
+            stage: stage.clone(),
+            problem: Box::new(problem),
+        }
+    };
+    let at = problem_at(StageAt::Position(index + 1));
     let name = match table.get("name") {
         Some(toml::Value::String(s)) => s.clone(),
-        Some(_) => return Err(format!("{at}: field `name` must be a string")),
-        None => return Err(format!("{at}: missing field `name`")),
+        Some(_) => return Err(at(StageProblem::NotAString("name"))),
+        None => {
+            return Err(at(StageProblem::Missing {
+                field: "name",
+                hint: "",
+            }));
+        }
     };
     if name.is_empty()
         || name.len() > limits::MAX_NAME_BYTES
@@ -660,30 +708,44 @@ fn parse_stage(
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
-        return Err(format!(
-            "{at}: field `name`: `{}` is not a usable directory name (use 1 to {} letters, digits, `-`, `_` and `.`, not starting with `.`)",
-            excerpt(&name),
-            limits::MAX_NAME_BYTES
-        ));
+        return Err(at(StageProblem::Field {
+            field: "name".into(),
+            reason: format!(
+                "`{}` is not a usable directory name (use 1 to {} letters, digits, `-`, `_` and `.`, not starting with `.`)",
+                excerpt(&name),
+                limits::MAX_NAME_BYTES
+            ),
+        }));
     }
+    let at = problem_at(StageAt::Name(name.clone()));
     let kind = match table.get("kind") {
         Some(toml::Value::String(s)) => s.clone(),
-        Some(_) => return Err(format!("stage `{name}`: field `kind` must be a string")),
+        Some(_) => return Err(at(StageProblem::NotAString("kind"))),
         None => {
-            return Err(format!(
-                "stage `{name}`: missing field `kind` (train, prune, distill, quantize or export)"
-            ));
+            return Err(at(StageProblem::Missing {
+                field: "kind",
+                hint: " (train, prune, distill, quantize or export)",
+            }));
         }
     };
     let mut rest = table.clone();
     rest.remove("name");
     rest.remove("kind");
-    let label = format!("stage `{name}` ({kind})");
-    check_number_types(&rest, &kind).map_err(|e| format!("{label}: {e}"))?;
-    let fail = |e: toml::de::Error| format!("{label}: {}", value_message(&e));
-    let known =
-        |groups: &[&[&str]]| check_known(&rest, groups).map_err(|e| format!("{label}: {e}"));
-    let option = |e: OptionError| format!("{label}: {e}");
+    let at = problem_at(StageAt::Named {
+        name: name.clone(),
+        kind: kind.clone(),
+    });
+    check_number_types(&rest, &kind).map_err(&at)?;
+    let fail = |e: toml::de::Error| {
+        at(match value_error(&e) {
+            (Some(field), reason) => StageProblem::Field { field, reason },
+            (None, reason) => StageProblem::Table(reason),
+        })
+    };
+    let known = |groups: &[&[&str]]| {
+        check_known(&rest, groups).map_err(|message| at(StageProblem::Table(message)))
+    };
+    let option = |e: OptionError| at(StageProblem::Option(e));
     let spec = match kind.as_str() {
         "train" => {
             known(&[field_names::<TrainStage>(), field_names::<TrainOptions>()])?;
@@ -691,7 +753,7 @@ fn parse_stage(
                 training: part(&rest).map_err(fail)?,
                 ..part(&rest).map_err(fail)?
             };
-            resolve_train(raw, base).map_err(|e| format!("{label}: {e}"))?
+            resolve_train(raw, base).map_err(&at)?
         }
         "prune" => {
             known(&[field_names::<FromField>(), field_names::<PruneOptions>()])?;
@@ -713,7 +775,7 @@ fn parse_stage(
                 training: part(&rest).map_err(fail)?,
                 ..part(&rest).map_err(fail)?
             };
-            resolve_distill(raw, base).map_err(|e| format!("{label}: {e}"))?
+            resolve_distill(raw, base).map_err(&at)?
         }
         "quantize" => {
             known(&[
@@ -737,23 +799,37 @@ fn parse_stage(
             resolve_export(raw).map_err(option)?
         }
         other => {
-            return Err(format!(
-                "stage `{name}`: field `kind`: unknown kind `{}`; use train, prune, distill, quantize or export",
-                excerpt(other)
+            return Err(problem_at(StageAt::Name(name.clone()))(
+                StageProblem::Field {
+                    field: "kind".into(),
+                    reason: format!(
+                        "unknown kind `{}`; use train, prune, distill, quantize or export",
+                        excerpt(other)
+                    ),
+                },
             ));
         }
     };
     Ok(Stage { name, spec })
 }
 
-fn resolve_arch(name: &str, base: &Path, field: &str) -> Result<(Architecture, String), String> {
+/// The architecture a stage's `field` names: a bundled shape, or a file relative to the config.
+fn resolve_arch(
+    name: &str,
+    base: &Path,
+    field: &str,
+) -> Result<(Architecture, String), StageProblem> {
+    let bad = |reason: String| StageProblem::Field {
+        field: field.to_string(),
+        reason,
+    };
     let bundled = BUNDLED_ARCHS
         .iter()
         .chain(crate::shapes::ALL)
         .find(|(n, _)| *n == name);
     match bundled {
         Some((_, text)) => Ok((
-            Architecture::from_toml_str(text).map_err(|e| format!("field `{field}`: {e}"))?,
+            Architecture::from_toml_str(text).map_err(|e| bad(e.to_string()))?,
             (*text).to_string(),
         )),
         None => {
@@ -761,24 +837,21 @@ fn resolve_arch(name: &str, base: &Path, field: &str) -> Result<(Architecture, S
             let text = limits::read_text_limited(&path, limits::MAX_CONFIG_BYTES, "a config file")
                 .map_err(|e| {
                     let names: Vec<&str> = BUNDLED_ARCHS.iter().map(|(n, _)| *n).collect();
-                    format!(
-                        "field `{field}`: `{name}` is no bundled shape ({}) and {}: {e}",
+                    bad(format!(
+                        "`{name}` is no bundled shape ({}) and {}: {e}",
                         names.join(", "),
                         path.display()
-                    )
+                    ))
                 })?;
-            let arch = Architecture::load(&path).map_err(|e| format!("field `{field}`: {e}"))?;
+            let arch = Architecture::load(&path).map_err(|e| bad(e.to_string()))?;
             Ok((arch, text))
         }
     }
 }
 
-fn resolve_train(raw: TrainStage, base: &Path) -> Result<StageSpec, String> {
+fn resolve_train(raw: TrainStage, base: &Path) -> Result<StageSpec, StageProblem> {
     let (arch, arch_text) = resolve_arch(&raw.arch, base, "arch")?;
-    let config = raw
-        .training
-        .apply(TrainConfig::default())
-        .map_err(|e| e.to_string())?;
+    let config = raw.training.apply(TrainConfig::default())?;
     Ok(StageSpec::Train {
         raw,
         arch,
@@ -787,22 +860,14 @@ fn resolve_train(raw: TrainStage, base: &Path) -> Result<StageSpec, String> {
     })
 }
 
-fn resolve_distill(raw: DistillStage, base: &Path) -> Result<StageSpec, String> {
+fn resolve_distill(raw: DistillStage, base: &Path) -> Result<StageSpec, StageProblem> {
     let student = match (&raw.student, &raw.student_from) {
         (Some(arch), None) => Some(resolve_arch(arch, base, "student")?),
         (None, Some(_)) => None,
-        _ => {
-            return Err(
-                "give exactly one of `student` (an architecture) and `student_from` (an earlier model stage)"
-                    .into(),
-            );
-        }
+        _ => return Err(StageProblem::StudentChoice),
     };
-    let distill = raw.distill.config().map_err(|e| e.to_string())?;
-    let config = raw
-        .training
-        .apply(TrainConfig::default())
-        .map_err(|e| e.to_string())?;
+    let distill = raw.distill.config()?;
+    let config = raw.training.apply(TrainConfig::default())?;
     Ok(StageSpec::Distill {
         raw,
         student,

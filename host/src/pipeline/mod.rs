@@ -39,7 +39,7 @@ use crate::steps::{self, PipelineError};
 pub use charts::{Point, scatter_svg};
 pub use config::{PipelineConfig, Stage, StageSpec};
 pub use demo::{DemoOutputs, run_demo};
-pub use error::StagesError;
+pub use error::{ConfigError, StageAt, StageProblem, StagesError};
 pub use metrics::{Comparison, ComparisonRow, StageMetrics};
 use stages::{run_stage, write_json};
 
