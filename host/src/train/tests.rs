@@ -4,50 +4,34 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use ndarray::{Array2, ArrayView2};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 use super::state::STATE_KEY;
 use super::*;
 use crate::checkpoint::{decode_safetensors, encode_safetensors};
-use crate::model::{Architecture, OptimizerConfig, StateDict};
+use crate::model::{OptimizerConfig, StateDict};
+use crate::test_support::{self as ts, LayerExt};
 
 /// Three Gaussian-ish blobs in `features` dimensions, deterministic.
 fn blobs(n: usize, features: usize, seed: u64) -> (Array2<f32>, Vec<u8>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut uni = || (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-    let mut x = Array2::<f32>::zeros((n, features));
-    let mut y = Vec::with_capacity(n);
-    for i in 0..n {
-        let class = (i * 7 + 3) % 3;
-        for f in 0..features {
-            let center = if f % 3 == class { 1.5 } else { 0.0 };
-            x[[i, f]] = center + uni() + uni();
-        }
-        y.push(class as u8);
-    }
-    (x, y)
+    ts::blobs(n, features, seed, |on, uni| {
+        let center = if on { 1.5 } else { 0.0 };
+        center + uni() + uni()
+    })
 }
 
 fn mlp(features: usize) -> Sequential {
-    let arch = Architecture::from_toml_str(&format!(
-        "name = \"t\"\nclasses = 3\n[input]\ntime_steps = 1\nfeatures = {features}\n\
-         [[layers]]\ntype = \"dense\"\nout = 16\n[[layers]]\ntype = \"relu\"\n\
-         [[layers]]\ntype = \"dense\"\nout = 3\n"
-    ))
-    .unwrap();
-    Sequential::new(arch, 1).unwrap()
+    let layers = [ts::dense(16), ts::ReLU, ts::dense(3)];
+    ts::seeded_model(ts::arch("t", 3, [1, features], &layers), 1)
 }
 
 fn conv_model() -> Sequential {
-    let arch = Architecture::from_toml_str(
-        "name = \"c\"\nclasses = 3\n[input]\ntime_steps = 8\nfeatures = 3\n\
-         [[layers]]\ntype = \"conv1d\"\nout = 4\nkernel = 3\npadding = \"causal\"\n\
-         [[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"global_avg_pool\"\n\
-         [[layers]]\ntype = \"dense\"\nout = 3\n",
-    )
-    .unwrap();
-    Sequential::new(arch, 2).unwrap()
+    let layers = [
+        ts::conv(4, 3).causal(),
+        ts::ReLU,
+        ts::GlobalAvgPool,
+        ts::dense(3),
+    ];
+    ts::seeded_model(ts::arch("c", 3, [8, 3], &layers), 2)
 }
 
 fn bits(m: &Sequential) -> Vec<(String, Vec<u32>)> {
