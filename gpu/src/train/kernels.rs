@@ -3,7 +3,7 @@
 //! Unlike [`crate::Kernel`], which binds its buffers anew on every dispatch, a training step replays the same
 //! dispatches over the same buffers thousands of times, so [`Op`] keeps its bind group and grid.
 
-use crate::buffers::{Binding, Kernel};
+use crate::buffers::{Binding, Kernel, bind_group};
 use crate::context::GpuContext;
 use crate::error::GpuError;
 
@@ -269,27 +269,14 @@ impl Kernels {
         groups: [u32; 3],
     ) -> Result<Op, GpuError> {
         let p = self.get(k);
-        if buffers.len() != p.bindings {
-            return Err(GpuError::Shape(format!(
-                "training kernel '{}' takes {} buffers, got {}",
-                p.label,
-                p.bindings,
-                buffers.len()
-            )));
-        }
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-        let group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(p.label),
-            layout: &p.layout,
-            entries: &entries,
-        });
+        let group = bind_group(
+            ctx,
+            "training kernel",
+            p.label,
+            &p.layout,
+            p.bindings,
+            buffers,
+        )?;
         Ok(Op { k, group, groups })
     }
 
