@@ -37,7 +37,7 @@ fn trained_teacher(x: &Array2<f32>, y: &[u8]) -> Sequential {
         patience: 0,
         ..TrainConfig::default()
     };
-    crate::train::train(&mut teacher, x.view(), y, x.view(), y, &cfg, &mut |_| {}).unwrap();
+    ts::fit(&mut teacher, x.view(), y, x.view(), y, &cfg).unwrap();
     teacher
 }
 
@@ -125,14 +125,13 @@ fn interrupted_distillation_resumes_to_the_uninterrupted_weights() {
         "the teacher differs (its logits on the training set)"
     );
     // Plain training refuses the distillation's state, and distillation a training state.
-    let e = crate::train::train(
+    let e = ts::fit(
         &mut mlp(6, 4, 3, 5),
         x.view(),
         &y,
         vx.view(),
         &vy,
         &cfg(5, Some(dir.clone())),
-        &mut |_| {},
     )
     .unwrap_err();
     assert!(
@@ -141,14 +140,13 @@ fn interrupted_distillation_resumes_to_the_uninterrupted_weights() {
         "{e}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
-    crate::train::train(
+    ts::fit(
         &mut mlp(6, 4, 3, 5),
         x.view(),
         &y,
         vx.view(),
         &vy,
         &cfg(1, Some(dir.clone())),
-        &mut |_| {},
     )
     .unwrap();
     let reason = refusal(&mut mlp(6, 4, 3, 5), &teacher, &kd);

@@ -1,12 +1,13 @@
 //! Fixtures shared by the crate's unit tests: architectures built from layer lists instead of
 //! hand-written TOML, seeded random inputs and models, and the export metadata the quantizer needs.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 use rand::{Rng, RngExt, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::model::{Architecture, InputSpec, LayerSpec, Padding, Sequential};
 use crate::quant::ExportInfo;
+use crate::train::{TrainConfig, TrainHistory};
 
 pub(crate) use crate::model::LayerSpec::{Flatten, GlobalAvgPool, ReLU, ReLU6, Sigmoid, Tanh};
 
@@ -183,4 +184,16 @@ pub(crate) fn blobs(
         y.push(class as u8);
     }
     (x, y)
+}
+
+/// [`crate::train::train`] of `model` on `x`, `y` with `val_x`, `val_y` for validation, watching no epoch.
+pub(crate) fn fit(
+    model: &mut Sequential,
+    x: ArrayView2<f32>,
+    y: &[u8],
+    val_x: ArrayView2<f32>,
+    val_y: &[u8],
+    cfg: &TrainConfig,
+) -> crate::train::Result<TrainHistory> {
+    crate::train::train(model, x, y, val_x, val_y, cfg, &mut |_| {})
 }

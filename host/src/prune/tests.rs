@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 use super::*;
 use crate::model::{Architecture, LayerSpec, Optimizer, OptimizerConfig, cross_entropy};
 use crate::test_support::*;
-use crate::train::{TrainConfig, train};
+use crate::train::TrainConfig;
 
 /// Hidden dense layers `fc1` (12, followed by `first`) and `fc2` (16, followed by ReLU).
 fn mlp_with(first: LayerSpec) -> Architecture {
@@ -227,22 +227,7 @@ fn nm_pruning_keeps_the_n_largest_of_every_group() {
             let (orig, w) = (weights(&before, name), weights(&md, name));
             for (row_o, row_w) in orig.chunks(width).zip(w.chunks(width)) {
                 for (go, gw) in row_o.chunks(m).zip(row_w.chunks(m)) {
-                    assert_eq!(
-                        gw.iter().filter(|v| **v != 0.0).count(),
-                        n,
-                        "{name} {n}:{m}"
-                    );
-                    let kept_min = go
-                        .iter()
-                        .zip(gw)
-                        .filter(|(_, w)| **w != 0.0)
-                        .fold(f32::INFINITY, |a, (o, _)| a.min(o.abs()));
-                    let dropped_max = go
-                        .iter()
-                        .zip(gw)
-                        .filter(|(_, w)| **w == 0.0)
-                        .fold(0.0f32, |a, (o, _)| a.max(o.abs()));
-                    assert!(dropped_max <= kept_min);
+                    assert_keeps_n_largest(go, gw, n, &format!("{name} {n}:{m}"));
                     // Kept weights are unchanged.
                     assert!(go.iter().zip(gw).all(|(o, w)| *w == 0.0 || o == w));
                 }
@@ -267,21 +252,27 @@ fn nm_pruning_keeps_the_n_largest_of_every_group() {
             };
             let (row_o, row_w) = (tap_major(&c0.weight), tap_major(&c1.weight));
             for (go, gw) in row_o.chunks(m).zip(row_w.chunks(m)) {
-                assert_eq!(gw.iter().filter(|v| **v != 0.0).count(), n, "conv {n}:{m}");
-                let kept_min = go
-                    .iter()
-                    .zip(gw)
-                    .filter(|(_, w)| **w != 0.0)
-                    .fold(f32::INFINITY, |a, (o, _)| a.min(o.abs()));
-                let dropped_max = go
-                    .iter()
-                    .zip(gw)
-                    .filter(|(_, w)| **w == 0.0)
-                    .fold(0.0f32, |a, (o, _)| a.max(o.abs()));
-                assert!(dropped_max <= kept_min);
+                assert_keeps_n_largest(go, gw, n, &format!("conv {n}:{m}"));
             }
         }
     }
+}
+
+/// One N:M group after pruning: `pruned` keeps exactly `n` of the `original` weights, and none it dropped
+/// is larger in magnitude than one it kept.
+fn assert_keeps_n_largest(original: &[f32], pruned: &[f32], n: usize, what: &str) {
+    assert_eq!(pruned.iter().filter(|v| **v != 0.0).count(), n, "{what}");
+    let kept_min = original
+        .iter()
+        .zip(pruned)
+        .filter(|(_, w)| **w != 0.0)
+        .fold(f32::INFINITY, |a, (o, _)| a.min(o.abs()));
+    let dropped_max = original
+        .iter()
+        .zip(pruned)
+        .filter(|(_, w)| **w == 0.0)
+        .fold(0.0f32, |a, (o, _)| a.max(o.abs()));
+    assert!(dropped_max <= kept_min, "{what}");
 }
 
 #[test]
@@ -375,7 +366,7 @@ fn masks_persist_through_training() {
         optimizer: OptimizerConfig::adam(1e-2),
         ..TrainConfig::default()
     };
-    train(&mut m, x.view(), &y, x.view(), &y, &cfg, &mut |_| {}).unwrap();
+    fit(&mut m, x.view(), &y, x.view(), &y, &cfg).unwrap();
     for name in ["fc1", "fc2", "fc3"] {
         let (w0, w1, mk) = (weights(&pruned, name), weights(&m, name), mask(&m, name));
         assert_eq!(mk, mask(&pruned, name), "{name}: the mask is unchanged");
@@ -898,39 +889,28 @@ fn resumable_training_keeps_the_masks() {
         ..TrainConfig::default()
     };
     let mut straight = pruned();
-    train(
-        &mut straight,
-        x.view(),
-        &y,
-        x.view(),
-        &y,
-        &cfg(3, None),
-        &mut |_| {},
-    )
-    .unwrap();
+    fit(&mut straight, x.view(), &y, x.view(), &y, &cfg(3, None)).unwrap();
     let mut first = pruned();
-    train(
+    fit(
         &mut first,
         x.view(),
         &y,
         x.view(),
         &y,
         &cfg(1, Some(dir.clone())),
-        &mut |_| {},
     )
     .unwrap();
     // The plain checkpoint in the state directory keeps the masks.
     let (saved, _) = crate::checkpoint::load_checkpoint(&dir).unwrap();
     assert_eq!(saved.mask_dict(), first.mask_dict());
     let mut resumed = pruned();
-    train(
+    fit(
         &mut resumed,
         x.view(),
         &y,
         x.view(),
         &y,
         &cfg(3, Some(dir.clone())),
-        &mut |_| {},
     )
     .unwrap();
     assert_eq!(resumed, straight);
@@ -939,14 +919,13 @@ fn resumable_training_keeps_the_masks() {
     ModelPruner::new(&mut other)
         .global_unstructured_pruning(0.6)
         .unwrap();
-    let e = train(
+    let e = fit(
         &mut other,
         x.view(),
         &y,
         x.view(),
         &y,
         &cfg(4, Some(dir.clone())),
-        &mut |_| {},
     )
     .unwrap_err();
     assert!(e.to_string().contains("pruning masks differ"), "{e}");

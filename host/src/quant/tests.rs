@@ -94,10 +94,26 @@ fn conv_pool() -> Architecture {
     arch("conv-pool", 3, [24, 3], &layers)
 }
 
+/// Statically quantizes `model` (of 12 features) with the default configuration, calibrated on `x`.
+fn quantize_on(
+    model: &Sequential,
+    x: ndarray::ArrayView2<f32>,
+) -> Result<QuantizedModel, QuantError> {
+    static_quantize(model, x, &export_info(12), &QuantConfig::default())
+}
+
+/// Quantizes `arch` (as [`compare`]) and asserts the default observer's accuracy bounds.
+fn assert_matches_f32(what: &str, arch: Architecture, seed: u64) {
+    let (agree, worst, rms) = compare(arch, seed);
+    eprintln!("{what}: agreement {agree}, worst {worst}, rms {rms}");
+    assert!(agree >= 0.95, "agreement {agree}");
+    assert!(worst < 0.2, "worst relative logit error {worst}");
+    assert!(rms < 0.06, "relative RMS logit error {rms}");
+}
+
 #[test]
 fn mlp_with_fused_and_table_activations_matches_f32() {
-    let (agree, worst, rms) = compare(mlp_net(), 3);
-    eprintln!("mlp: agreement {agree}, worst {worst}, rms {rms}");
+    assert_matches_f32("mlp", mlp_net(), 3);
     let minmax = QuantConfig {
         observer: observer::ObserverKind::MinMax,
         ..QuantConfig::default()
@@ -107,27 +123,16 @@ fn mlp_with_fused_and_table_activations_matches_f32() {
         agree_mm >= 0.95 && rms_mm < 0.06,
         "min-max: {agree_mm} {rms_mm}"
     );
-    assert!(agree >= 0.95, "agreement {agree}");
-    assert!(worst < 0.2, "worst relative logit error {worst}");
-    assert!(rms < 0.06, "relative RMS logit error {rms}");
 }
 
 #[test]
 fn conv_flatten_model_matches_f32() {
-    let (agree, worst, rms) = compare(conv_flatten(), 5);
-    eprintln!("conv-flatten: agreement {agree}, worst {worst}, rms {rms}");
-    assert!(agree >= 0.95, "agreement {agree}");
-    assert!(worst < 0.2, "worst relative logit error {worst}");
-    assert!(rms < 0.06, "relative RMS logit error {rms}");
+    assert_matches_f32("conv-flatten", conv_flatten(), 5);
 }
 
 #[test]
 fn conv_pool_model_matches_f32() {
-    let (agree, worst, rms) = compare(conv_pool(), 9);
-    eprintln!("conv-pool: agreement {agree}, worst {worst}, rms {rms}");
-    assert!(agree >= 0.95, "agreement {agree}");
-    assert!(worst < 0.2, "worst relative logit error {worst}");
-    assert!(rms < 0.06, "relative RMS logit error {rms}");
+    assert_matches_f32("conv-pool", conv_pool(), 9);
 }
 
 #[test]
@@ -161,30 +166,13 @@ fn bad_calibration_data_is_refused() {
     let model = Sequential::new(arch, 1).unwrap();
     let mut x = random_inputs(10, 12, 4);
     x[[3, 5]] = f32::NAN;
-    let err = static_quantize(&model, x.view(), &export_info(12), &QuantConfig::default())
-        .unwrap_err()
-        .to_string();
+    let err = quantize_on(&model, x.view()).unwrap_err().to_string();
     assert!(err.contains("sample 3 column 5"), "{err}");
     let narrow = random_inputs(10, 11, 4);
-    let err = static_quantize(
-        &model,
-        narrow.view(),
-        &export_info(12),
-        &QuantConfig::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = quantize_on(&model, narrow.view()).unwrap_err().to_string();
     assert!(err.contains("11 values"), "{err}");
     let empty = random_inputs(0, 12, 4);
-    assert!(
-        static_quantize(
-            &model,
-            empty.view(),
-            &export_info(12),
-            &QuantConfig::default()
-        )
-        .is_err()
-    );
+    assert!(quantize_on(&model, empty.view()).is_err());
 }
 
 #[test]
@@ -194,14 +182,9 @@ fn non_finite_weights_name_the_layer() {
     if let Layer::Dense(d) = &mut model.layers[2] {
         d.weight[[4, 1]] = f32::INFINITY;
     }
-    let err = static_quantize(
-        &model,
-        random_inputs(10, 12, 4).view(),
-        &export_info(12),
-        &QuantConfig::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = quantize_on(&model, random_inputs(10, 12, 4).view())
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("layer 2") && err.contains("channel 4"),
         "{err}"
@@ -337,13 +320,7 @@ fn every_observer_quantizes_a_model() {
 #[test]
 fn suspicious_calibration_data_gives_warnings() {
     let model = Sequential::new(mlp_net(), 1).unwrap();
-    let few = static_quantize(
-        &model,
-        random_inputs(40, 12, 4).view(),
-        &export_info(12),
-        &QuantConfig::default(),
-    )
-    .unwrap();
+    let few = quantize_on(&model, random_inputs(40, 12, 4).view()).unwrap();
     assert!(
         few.warnings
             .iter()
@@ -353,33 +330,16 @@ fn suspicious_calibration_data_gives_warnings() {
     );
     let mut shifted = random_inputs(1000, 12, 4);
     shifted.column_mut(2).mapv_inplace(|v| v + 5.0);
-    let q = static_quantize(
-        &model,
-        shifted.view(),
-        &export_info(12),
-        &QuantConfig::default(),
-    )
-    .unwrap();
+    let q = quantize_on(&model, shifted.view()).unwrap();
     assert!(
         q.warnings.iter().any(|w| w.contains("feature 2 `f2`")),
         "{:?}",
         q.warnings
     );
-    let fine = static_quantize(
-        &model,
-        random_inputs(1000, 12, 4).view(),
-        &export_info(12),
-        &QuantConfig::default(),
-    )
-    .unwrap();
+    let fine = quantize_on(&model, random_inputs(1000, 12, 4).view()).unwrap();
     assert!(fine.warnings.is_empty(), "{:?}", fine.warnings);
-    let err = static_quantize(
-        &model,
-        random_inputs(5, 12, 4).view(),
-        &export_info(12),
-        &QuantConfig::default(),
-    )
-    .unwrap_err()
-    .to_string();
+    let err = quantize_on(&model, random_inputs(5, 12, 4).view())
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("5 samples"), "{err}");
 }

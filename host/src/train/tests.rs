@@ -95,7 +95,7 @@ fn fixed_seed_gives_bit_identical_weights() {
             class_weights: ClassWeights::Balanced,
             ..TrainConfig::default()
         };
-        let h = train(&mut m, x.view(), &y, vx.view(), &vy, &cfg, &mut |_| {}).unwrap();
+        let h = ts::fit(&mut m, x.view(), &y, vx.view(), &vy, &cfg).unwrap();
         (bits(&m), no_timing(&h))
     };
     let a = run(7);
@@ -125,27 +125,17 @@ fn resume_after_interruption_matches_an_uninterrupted_run() {
             ..TrainConfig::default()
         };
         let mut straight = conv_model();
-        let hs = train(
-            &mut straight,
-            x.view(),
-            &y,
-            vx.view(),
-            &vy,
-            &cfg(4, None),
-            &mut |_| {},
-        )
-        .unwrap();
+        let hs = ts::fit(&mut straight, x.view(), &y, vx.view(), &vy, &cfg(4, None)).unwrap();
 
         let dir = temp_dir("resume");
         let mut first = conv_model();
-        let h1 = train(
+        let h1 = ts::fit(
             &mut first,
             x.view(),
             &y,
             vx.view(),
             &vy,
             &cfg(2, Some(dir.clone())),
-            &mut |_| {},
         )
         .unwrap();
         assert_eq!(h1.epochs.len(), 2);
@@ -187,61 +177,33 @@ fn resume_refuses_other_runs() {
         checkpoint_dir: Some(dir.clone()),
         ..TrainConfig::default()
     };
-    train(
-        &mut conv_model(),
-        x.view(),
-        &y,
-        vx.view(),
-        &vy,
-        &cfg,
-        &mut |_| {},
-    )
-    .unwrap();
+    ts::fit(&mut conv_model(), x.view(), &y, vx.view(), &vy, &cfg).unwrap();
     let other_seed = TrainConfig {
         seed: 1,
         epochs: 2,
         ..cfg.clone()
     };
-    let e = train(
-        &mut conv_model(),
-        x.view(),
-        &y,
-        vx.view(),
-        &vy,
-        &other_seed,
-        &mut |_| {},
-    )
-    .unwrap_err();
+    let e = ts::fit(&mut conv_model(), x.view(), &y, vx.view(), &vy, &other_seed).unwrap_err();
     assert!(
         matches!(&e, TrainError::Resume { reason, .. } if reason.contains("configuration")),
         "{e}"
     );
     let mut y2 = y.clone();
     y2[0] = (y2[0] + 1) % 3;
-    let e = train(
-        &mut conv_model(),
-        x.view(),
-        &y2,
-        vx.view(),
-        &vy,
-        &cfg,
-        &mut |_| {},
-    )
-    .unwrap_err();
+    let e = ts::fit(&mut conv_model(), x.view(), &y2, vx.view(), &vy, &cfg).unwrap_err();
     assert!(
         matches!(&e, TrainError::Resume { reason, .. } if reason.contains("data")),
         "{e}"
     );
     let mut other_arch = conv_model().arch;
     other_arch.name = "other".to_string();
-    let e = train(
+    let e = ts::fit(
         &mut Sequential::new(other_arch, 1).unwrap(),
         x.view(),
         &y,
         vx.view(),
         &vy,
         &cfg,
-        &mut |_| {},
     )
     .unwrap_err();
     assert!(e.to_string().contains("architecture"), "{e}");
@@ -265,15 +227,7 @@ fn edited_training_states_are_refused_naming_the_field() {
     let run = |epochs| {
         let mut model = conv_model();
         let before = bits(&model);
-        let r = train(
-            &mut model,
-            x.view(),
-            &y,
-            vx.view(),
-            &vy,
-            &cfg(epochs),
-            &mut |_| {},
-        );
+        let r = ts::fit(&mut model, x.view(), &y, vx.view(), &vy, &cfg(epochs));
         (r, before == bits(&model))
     };
     run(3).0.unwrap();
@@ -420,7 +374,7 @@ fn early_stopping_restores_the_best_weights() {
         patience: 2,
         ..TrainConfig::default()
     };
-    let h = train(&mut model, x.view(), &y, vx.view(), &vy, &cfg, &mut |_| {}).unwrap();
+    let h = ts::fit(&mut model, x.view(), &y, vx.view(), &vy, &cfg).unwrap();
     assert!(h.stopped_early);
     assert_eq!(h.epochs.len(), h.best_epoch + 2);
     assert!(h.epochs[h.best_epoch - 1].improved);
@@ -435,7 +389,7 @@ fn rejects_bad_configuration_and_data() {
     let (x, y) = blobs(30, 6, 11);
     let mut m = mlp(6);
     let run = |m: &mut Sequential, x: ArrayView2<f32>, y: &[u8], cfg: &TrainConfig| {
-        train(m, x, y, x, y, cfg, &mut |_| {}).unwrap_err()
+        ts::fit(m, x, y, x, y, cfg).unwrap_err()
     };
     let base = TrainConfig::default();
     let e = run(
@@ -531,7 +485,7 @@ fn divergence_is_reported() {
         optimizer: OptimizerConfig::sgd(1e6, 0.0),
         ..TrainConfig::default()
     };
-    let e = train(&mut m, x.view(), &y, x.view(), &y, &cfg, &mut |_| {}).unwrap_err();
+    let e = ts::fit(&mut m, x.view(), &y, x.view(), &y, &cfg).unwrap_err();
     assert!(matches!(e, TrainError::Diverged { .. }), "{e}");
 }
 

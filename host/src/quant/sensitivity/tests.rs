@@ -265,17 +265,19 @@ fn report_json_has_a_stable_shape() {
 }
 
 /// Quantizes `model` (whose layers may have been edited past what an
-/// architecture file allows) and returns the error message.
-fn refusal(model: &Sequential, config: &QuantConfig) -> String {
+/// architecture file allows) and asserts that it is refused with a message
+/// that contains every one of `needles`.
+fn assert_refused(model: &Sequential, config: &QuantConfig, needles: &[&str]) {
     let width = model.input_len();
-    static_quantize(
+    let err = static_quantize(
         model,
         random_inputs(64, width, 1).view(),
         &export_info(model.arch.input.features),
         config,
     )
     .unwrap_err()
-    .to_string()
+    .to_string();
+    assert!(needles.iter().all(|n| err.contains(n)), "{err}");
 }
 
 #[test]
@@ -283,20 +285,20 @@ fn unsupported_layers_are_refused_naming_the_layer_and_the_fix() {
     // A Dense layer on a sequence: drop the Flatten of the conv model.
     let mut m = model(conv_net(), 1);
     m.layers.remove(4);
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 4 (fc1 dense)") && err.contains("add a flatten"),
-        "{err}"
+    assert_refused(
+        &m,
+        &QuantConfig::default(),
+        &["layer 4 (fc1 dense)", "add a flatten"],
     );
 
     // A Conv1d layer on a vector: the model takes one time step.
     let mut m = model(mlp_net(), 1);
     let conv = model(conv_net(), 1);
     m.layers[0] = conv.layers[0].clone();
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 0 (conv1 conv1d)") && err.contains("time_steps > 1"),
-        "{err}"
+    assert_refused(
+        &m,
+        &QuantConfig::default(),
+        &["layer 0 (conv1 conv1d)", "time_steps > 1"],
     );
 
     // Pooling on a vector.
@@ -308,45 +310,36 @@ fn unsupported_layers_are_refused_naming_the_layer_and_the_fix() {
             stride: 2,
         },
     );
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 1") && err.contains("maxpool1d") && err.contains("sequence"),
-        "{err}"
+    assert_refused(
+        &m,
+        &QuantConfig::default(),
+        &["layer 1", "maxpool1d", "sequence"],
     );
     let mut m = model(mlp_net(), 1);
     m.layers.insert(1, Layer::GlobalAvgPool);
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(err.contains("layer 1") && err.contains("sequence"), "{err}");
+    assert_refused(&m, &QuantConfig::default(), &["layer 1", "sequence"]);
 
     // A model that does not end in a vector.
     let mut m = model(conv_net(), 1);
     m.layers.truncate(4);
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 3") && err.contains("end in a vector"),
-        "{err}"
-    );
+    assert_refused(&m, &QuantConfig::default(), &["layer 3", "end in a vector"]);
 
     // A conv layer whose input channels do not match.
     let mut m = model(conv_net(), 1);
     if let Layer::Conv1d(c) = &mut m.layers[0] {
         c.weight = ndarray::Array3::zeros((8, 5, 3));
     }
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 0") && err.contains("5 channels"),
-        "{err}"
-    );
+    assert_refused(&m, &QuantConfig::default(), &["layer 0", "5 channels"]);
 
     // A bias vector of the wrong length.
     let mut m = model(mlp_net(), 1);
     if let Layer::Dense(d) = &mut m.layers[2] {
         d.bias = ndarray::Array1::zeros(15);
     }
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 2 (fc2 dense)") && err.contains("16 outputs but 15 biases"),
-        "{err}"
+    assert_refused(
+        &m,
+        &QuantConfig::default(),
+        &["layer 2 (fc2 dense)", "16 outputs but 15 biases"],
     );
 
     // A window shorter than a valid convolution's kernel span.
@@ -355,10 +348,10 @@ fn unsupported_layers_are_refused_naming_the_layer_and_the_fix() {
         c.weight = ndarray::Array3::zeros((8, 4, 20));
         c.padding = crate::model::Padding::Valid;
     }
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 0") && err.contains("shorter than the kernel span 20"),
-        "{err}"
+    assert_refused(
+        &m,
+        &QuantConfig::default(),
+        &["layer 0", "shorter than the kernel span 20"],
     );
 
     // A non-finite bias.
@@ -366,10 +359,10 @@ fn unsupported_layers_are_refused_naming_the_layer_and_the_fix() {
     if let Layer::Dense(d) = &mut m.layers[4] {
         d.bias[1] = f32::NAN;
     }
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 4 (fc3 dense)") && err.contains("channel 1"),
-        "{err}"
+    assert_refused(
+        &m,
+        &QuantConfig::default(),
+        &["layer 4 (fc3 dense)", "channel 1"],
     );
 }
 
@@ -387,19 +380,11 @@ fn fpga_refuses_windows_that_are_not_powers_of_two() {
     };
     m.layers.truncate(3);
     m.layers.push(Layer::GlobalAvgPool);
-    let err = refusal(&m, &fpga);
-    assert!(
-        err.contains("layer 2") && err.contains("power-of-two pool window"),
-        "{err}"
-    );
+    assert_refused(&m, &fpga, &["layer 2", "power-of-two pool window"]);
     // Global average pooling over 12 steps (a 12-step conv output).
     let arch = arch("gap", 3, [14, 4], &[conv(3, 3), GlobalAvgPool]);
     let m = model(arch, 1);
-    let err = refusal(&m, &fpga);
-    assert!(
-        err.contains("layer 1") && err.contains("averaging 12 steps"),
-        "{err}"
-    );
+    assert_refused(&m, &fpga, &["layer 1", "averaging 12 steps"]);
     // The same models quantize for x86, and the sensitivity run refuses
     // them for fpga with the same message.
     assert!(
