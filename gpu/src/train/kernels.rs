@@ -41,7 +41,8 @@ pub(crate) enum K {
 }
 
 /// The entry point of every one-dimensional kernel: invocation `i` of a grid that may span two
-/// dimensions (see [`crate::buffers::grid`]) handles element `i`, up to the kernel's `count()`.
+/// dimensions (see [`crate::buffers::grid`]) handles element `i`, up to the kernel's `count()`; and the
+/// coordinates of an element in a three-dimensional array, which most of them index.
 const ONE_D_ENTRY: &str = "
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
@@ -49,6 +50,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (i < count()) {
         element(i);
     }
+}
+
+// The coordinates (x, y, z) of element `i = (x * ny + y) * nz + z` of a row-major [_, ny, nz] array.
+fn unravel(i: u32, ny: u32, nz: u32) -> vec3<u32> {
+    let xy = i / nz;
+    return vec3<u32>(xy / ny, xy % ny, i % nz);
 }
 ";
 

@@ -7,10 +7,10 @@ fn count() -> u32 {
 }
 
 fn element(i: u32) {
-    let q = i % p.t_in;
-    let sc = i / p.t_in;
-    let c = sc % p.c_in;
-    let s = sc / p.c_in;
+    let at = unravel(i, p.c_in, p.t_in);
+    let s = at.x;
+    let c = at.y;
+    let q = at.z;
     let ck = p.c_in * p.kernel;
     var acc = 0.0;
     // Ascending t means descending kk.

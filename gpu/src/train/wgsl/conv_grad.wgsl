@@ -5,9 +5,7 @@ fn count() -> u32 {
 }
 
 fn element(i: u32) {
-    let o = i % p.out_ch;
-    let st = i / p.out_ch;
-    let t = st % p.t_out;
-    let s = st / p.t_out;
-    g2[i] = g[(s * p.out_ch + o) * p.t_out + t];
+    // (sample, step, channel)
+    let at = unravel(i, p.t_out, p.out_ch);
+    g2[i] = g[(at.x * p.out_ch + at.z) * p.t_out + at.y];
 }

@@ -6,9 +6,7 @@ fn count() -> u32 {
 }
 
 fn element(i: u32) {
-    let t = i % p.t_out;
-    let so = i / p.t_out;
-    let o = so % p.out_ch;
-    let s = so / p.out_ch;
-    y[i] = y2[(s * p.t_out + t) * p.out_ch + o] + bias[o];
+    // (sample, channel, step)
+    let at = unravel(i, p.out_ch, p.t_out);
+    y[i] = y2[(at.x * p.t_out + at.z) * p.out_ch + at.y] + bias[at.y];
 }
