@@ -59,6 +59,14 @@ fn unravel(i: u32, ny: u32, nz: u32) -> vec3<u32> {
 }
 ";
 
+/// The batch lookup of the gather kernels (which bind `cursor` and `order`, and whose block has `batch`).
+const SOURCE_ROW: &str = "
+// The data-set row of this step's batch row `r`: the host's epoch order, from the step cursor on.
+fn source_row(r: u32) -> u32 {
+    return order[cursor[0] * p.batch + r];
+}
+";
+
 impl K {
     pub(crate) const ALL: [K; 15] = [
         K::Matmul,
@@ -198,7 +206,8 @@ impl K {
 
     /// The kernel's whole WGSL module: the uniform block's `struct Params` (written from its Rust struct),
     /// one declaration per binding (from [`K::bindings`], so the bind-group layout and the shader cannot
-    /// disagree), the shared one-dimensional entry point where it takes one, and its body.
+    /// disagree), the shared one-dimensional entry point where it takes one, the gathers' batch lookup,
+    /// and its body.
     pub(crate) fn wgsl(self) -> String {
         let mut out = String::new();
         if let Some(params) = params::block(self) {
@@ -214,6 +223,9 @@ impl K {
         }
         if self.one_d() {
             out.push_str(ONE_D_ENTRY);
+        }
+        if matches!(self, K::GatherX | K::GatherY) {
+            out.push_str(SOURCE_ROW);
         }
         out.push_str(self.body());
         out

@@ -7,9 +7,8 @@ fn count() -> u32 {
 }
 
 fn element(i: u32) {
-    let r = i / p.in_len;
+    let src = source_row(i / p.in_len);
     let j = i % p.in_len;
-    let src = order[cursor[0] * p.batch + r];
     var col = j;
     if (p.time > 1u) {
         let f = j / p.time;

@@ -7,7 +7,7 @@ fn count() -> u32 {
 fn element(i: u32) {
     let r = i / p.classes;
     let j = i % p.classes;
-    let src = order[cursor[0] * p.batch + r];
+    let src = source_row(r);
     if (j == 0u) {
         y[r] = labels[src];
     }
