@@ -402,27 +402,14 @@ impl Kernel {
         buffers: &[&wgpu::Buffer],
         workgroups: [u32; 3],
     ) -> Result<(), GpuError> {
-        if buffers.len() != self.bindings {
-            return Err(GpuError::Shape(format!(
-                "kernel '{}' takes {} buffers, got {}",
-                self.label,
-                self.bindings,
-                buffers.len()
-            )));
-        }
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect();
-        let group = ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(&self.label),
-            layout: &self.layout,
-            entries: &entries,
-        });
+        let group = bind_group(
+            ctx,
+            "kernel",
+            &self.label,
+            &self.layout,
+            self.bindings,
+            buffers,
+        )?;
         let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
             label: Some(&self.label),
             timestamp_writes: None,
@@ -432,6 +419,41 @@ impl Kernel {
         pass.dispatch_workgroups(workgroups[0], workgroups[1], workgroups[2]);
         Ok(())
     }
+}
+
+/// A bind group of `buffers`, bound in order to a kernel `layout` of `bindings` buffers.
+///
+/// # Errors
+///
+/// [`GpuError::Shape`] naming the `kind` of kernel and its `label` when the number of buffers differs
+/// from `bindings`.
+pub(crate) fn bind_group(
+    ctx: &GpuContext,
+    kind: &str,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    bindings: usize,
+    buffers: &[&wgpu::Buffer],
+) -> Result<wgpu::BindGroup, GpuError> {
+    if buffers.len() != bindings {
+        return Err(GpuError::Shape(format!(
+            "{kind} '{label}' takes {bindings} buffers, got {}",
+            buffers.len()
+        )));
+    }
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry {
+            binding: i as u32,
+            resource: b.as_entire_binding(),
+        })
+        .collect();
+    Ok(ctx.device().create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &entries,
+    }))
 }
 
 /// Workgroup counts for `invocations` threads in workgroups of `workgroup_size`,

@@ -340,26 +340,12 @@ pub(crate) fn model_from_state(
 mod tests {
     use super::*;
     use crate::fsutil::write_atomic;
+    use crate::test_support::{self as ts, GlobalAvgPool, LayerExt, ReLU};
 
-    const ARCH: &str = r#"
-name = "c"
-classes = 3
-[input]
-time_steps = 8
-features = 2
-[[layers]]
-type = "conv1d"
-out = 4
-kernel = 3
-padding = "causal"
-[[layers]]
-type = "relu"
-[[layers]]
-type = "global_avg_pool"
-[[layers]]
-type = "dense"
-out = 3
-"#;
+    fn arch() -> Architecture {
+        let layers = [ts::conv(4, 3).causal(), ReLU, GlobalAvgPool, ts::dense(3)];
+        ts::arch("c", 3, [8, 2], &layers)
+    }
 
     fn temp_dir(tag: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("tickq-ckpt-{tag}-{}", std::process::id()));
@@ -368,7 +354,7 @@ out = 3
     }
 
     fn model() -> Sequential {
-        Sequential::new(Architecture::from_toml_str(ARCH).unwrap(), 3).unwrap()
+        ts::seeded_model(arch(), 3)
     }
 
     /// Writes a safetensors file the way PyTorch would, with the given tensors as raw bytes.
@@ -385,7 +371,7 @@ out = 3
         v.iter().flat_map(|x| x.to_le_bytes()).collect()
     }
 
-    /// PyTorch-layout tensors for [`ARCH`]: `conv1.weight[o][i][k] = o + 0.1 i + 0.01 k`.
+    /// PyTorch-layout tensors for [`arch`]: `conv1.weight[o][i][k] = o + 0.1 i + 0.01 k`.
     fn torch_like_tensors() -> Vec<(&'static str, Dtype, Vec<usize>, Vec<u8>)> {
         let mut w = Vec::new();
         for o in 0..4 {
@@ -449,7 +435,7 @@ out = 3
         let pre = serde_json::json!({"mean": [1.0]});
         save_checkpoint(&dir, &model(), Some(&pre)).unwrap();
         write_atomic(&dir.join("report.json"), b"{}").unwrap();
-        let other = Sequential::new(Architecture::from_toml_str(ARCH).unwrap(), 4).unwrap();
+        let other = ts::seeded_model(arch(), 4);
         assert_ne!(other, model());
         save_checkpoint(&dir, &other, None).unwrap();
         let (back, pre_back) = load_checkpoint(&dir).unwrap();
@@ -474,7 +460,7 @@ out = 3
     fn imports_pytorch_named_tensors_in_pytorch_layout() {
         let dir = temp_dir("import");
         let arch_path = dir.join("net.toml");
-        write_atomic(&arch_path, ARCH.as_bytes()).unwrap();
+        write_atomic(&arch_path, ts::toml(&arch()).as_bytes()).unwrap();
         let w = dir.join("w.safetensors");
         write_raw(&w, &torch_like_tensors());
         let m = import_safetensors(&w, &arch_path).unwrap();
@@ -535,7 +521,7 @@ out = 3
     fn import_errors_name_the_problem() {
         let dir = temp_dir("errs");
         let arch_path = dir.join("net.toml");
-        write_atomic(&arch_path, ARCH.as_bytes()).unwrap();
+        write_atomic(&arch_path, ts::toml(&arch()).as_bytes()).unwrap();
         let w = dir.join("w.safetensors");
         let err = |tensors: &[(&str, Dtype, Vec<usize>, Vec<u8>)]| {
             write_raw(&w, tensors);

@@ -2,38 +2,23 @@
 //! best epoch, resuming, masks) and the errors of bad input.
 
 use super::*;
-use crate::model::Architecture;
 use crate::prune::ModelPruner;
+use crate::test_support as ts;
 use crate::train::{ClassWeights, evaluate};
 use ndarray::array;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 /// Three noisy blobs in `features` dimensions, deterministic.
 fn blobs(n: usize, features: usize, seed: u64) -> (Array2<f32>, Vec<u8>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut uni = || (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-    let mut x = Array2::<f32>::zeros((n, features));
-    let mut y = Vec::with_capacity(n);
-    for i in 0..n {
-        let class = (i * 7 + 3) % 3;
-        for f in 0..features {
-            let center = if f % 3 == class { 1.0 } else { 0.0 };
-            x[[i, f]] = center + 1.5 * (uni() + uni());
-        }
-        y.push(class as u8);
-    }
-    (x, y)
+    ts::blobs(n, features, seed, |on, uni| {
+        let center = if on { 1.0 } else { 0.0 };
+        center + 1.5 * (uni() + uni())
+    })
 }
 
 fn mlp(features: usize, hidden: usize, classes: usize, seed: u64) -> Sequential {
-    let arch = Architecture::from_toml_str(&format!(
-        "name = \"m{hidden}\"\nclasses = {classes}\n[input]\ntime_steps = 1\nfeatures = {features}\n\
-         [[layers]]\ntype = \"dense\"\nout = {hidden}\n[[layers]]\ntype = \"relu\"\n\
-         [[layers]]\ntype = \"dense\"\nout = {classes}\n"
-    ))
-    .unwrap();
-    Sequential::new(arch, seed).unwrap()
+    let layers = [ts::dense(hidden), ts::ReLU, ts::dense(classes)];
+    let arch = ts::arch(&format!("m{hidden}"), classes, [1, features], &layers);
+    ts::seeded_model(arch, seed)
 }
 
 fn bits(m: &Sequential) -> Vec<u32> {
@@ -52,7 +37,7 @@ fn trained_teacher(x: &Array2<f32>, y: &[u8]) -> Sequential {
         patience: 0,
         ..TrainConfig::default()
     };
-    crate::train::train(&mut teacher, x.view(), y, x.view(), y, &cfg, &mut |_| {}).unwrap();
+    ts::fit(&mut teacher, x.view(), y, x.view(), y, &cfg).unwrap();
     teacher
 }
 
@@ -140,14 +125,13 @@ fn interrupted_distillation_resumes_to_the_uninterrupted_weights() {
         "the teacher differs (its logits on the training set)"
     );
     // Plain training refuses the distillation's state, and distillation a training state.
-    let e = crate::train::train(
+    let e = ts::fit(
         &mut mlp(6, 4, 3, 5),
         x.view(),
         &y,
         vx.view(),
         &vy,
         &cfg(5, Some(dir.clone())),
-        &mut |_| {},
     )
     .unwrap_err();
     assert!(
@@ -156,14 +140,13 @@ fn interrupted_distillation_resumes_to_the_uninterrupted_weights() {
         "{e}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
-    crate::train::train(
+    ts::fit(
         &mut mlp(6, 4, 3, 5),
         x.view(),
         &y,
         vx.view(),
         &vy,
         &cfg(1, Some(dir.clone())),
-        &mut |_| {},
     )
     .unwrap();
     let reason = refusal(&mut mlp(6, 4, 3, 5), &teacher, &kd);

@@ -32,3 +32,6 @@ pub mod report;
 pub mod shapes;
 pub mod steps;
 pub mod train;
+
+#[cfg(test)]
+mod test_support;

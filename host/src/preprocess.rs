@@ -290,19 +290,8 @@ impl Preprocess {
 mod tests {
     use super::*;
 
-    const ARCH: &str = r#"
-name = "m"
-classes = 3
-[input]
-time_steps = 1
-features = 29
-[[layers]]
-type = "dense"
-out = 3
-"#;
-
     fn arch() -> Architecture {
-        Architecture::from_toml_str(ARCH).unwrap()
+        crate::test_support::arch("m", 3, [1, 29], &[crate::test_support::dense(3)])
     }
 
     fn good() -> Preprocess {

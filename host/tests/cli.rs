@@ -6,7 +6,8 @@ use std::path::Path;
 mod common;
 
 use common::{
-    TINY_ARCH, fails, fixtures, json, ok, ok_stderr, s, scratch, tickq, train_args, train_tiny,
+    REPORT_KEYS, TINY_ARCH, fails, fixtures, json, ok, ok_stderr, s, scratch, tickq, train_args,
+    train_tiny,
 };
 
 /// `tickq eval --device cpu` and `--device gpu` give the same int8 results and each says, in one stderr line,
@@ -121,19 +122,7 @@ fn train_quantize_eval_inspect_bench() {
         "100000",
     ]);
     let r = json(&report.join("report.json"));
-    for key in [
-        "/float/accuracy",
-        "/float/size_bytes",
-        "/int8/accuracy",
-        "/int8/blob_bytes",
-        "/int8/agreement",
-        "/compression_ratio",
-        "/baseline/majority_accuracy",
-        "/int8/arena_bytes",
-        "/latency_ns/p50",
-        "/latency_ns/p99",
-        "/latency_ns/p999",
-    ] {
+    for key in REPORT_KEYS {
         assert!(
             r.pointer(key).is_some_and(serde_json::Value::is_number),
             "report.json lacks {key}"
@@ -598,41 +587,28 @@ fn weight_format_flag_picks_the_blob_encoding() {
         sizes[5] <= *sizes[..5].iter().min().unwrap(),
         "smallest is never beaten: {sizes:?}"
     );
-    let err = fails(&[
-        "quantize",
-        s(&pruned),
-        "--data",
-        s(csv),
-        "--out",
-        s(&dir.join("x.blob")),
-        "--weight-format",
-        "zip",
-    ]);
+    let x_blob = dir.join("x.blob");
+    let refused = |flag: &str, value: &str| {
+        let out = s(&x_blob);
+        fails(&[
+            "quantize",
+            s(&pruned),
+            "--data",
+            s(csv),
+            "--out",
+            out,
+            flag,
+            value,
+        ])
+    };
+    let err = refused("--weight-format", "zip");
     assert!(err.contains("blocked, dense-dot"), "{err}");
-    let err = fails(&[
-        "quantize",
-        s(&pruned),
-        "--data",
-        s(csv),
-        "--out",
-        s(&dir.join("x.blob")),
-        "--target",
-        "z80",
-    ]);
+    let err = refused("--target", "z80");
     assert!(
         err.contains("unknown target") && err.contains("x86-64-v4"),
         "{err}"
     );
-    let err = fails(&[
-        "quantize",
-        s(&pruned),
-        "--data",
-        s(csv),
-        "--out",
-        s(&dir.join("x.blob")),
-        "--weight-format",
-        "nm",
-    ]);
+    let err = refused("--weight-format", "nm");
     assert!(err.contains("multiple of 4"), "{err}");
 }
 

@@ -9,7 +9,7 @@ use tickq_host::pipeline::{self, PipelineConfig, RunOptions, StageStatus};
 
 mod common;
 
-use common::{TINY_ARCH, scratch, tickq};
+use common::{REPORT_KEYS, TINY_ARCH, scratch, tickq};
 
 /// The first 15,000 trades of the bundled file.
 fn slice_csv() -> &'static PathBuf {
@@ -564,19 +564,7 @@ fn demo_runs_the_bundled_pipeline_and_keeps_its_report() {
     }
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    for key in [
-        "/float/accuracy",
-        "/float/size_bytes",
-        "/int8/accuracy",
-        "/int8/blob_bytes",
-        "/int8/agreement",
-        "/compression_ratio",
-        "/baseline/majority_accuracy",
-        "/int8/arena_bytes",
-        "/latency_ns/p50",
-        "/latency_ns/p99",
-        "/latency_ns/p999",
-    ] {
+    for key in REPORT_KEYS {
         assert!(report.pointer(key).is_some(), "{key} missing");
     }
     // The report is the unpruned pair's: its blob is the one in model.blob and int8/.

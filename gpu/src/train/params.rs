@@ -1,12 +1,14 @@
 //! The uniform blocks of the training kernels: one Rust struct per WGSL `struct Params`.
 //!
-//! Each struct is `#[repr(C)]` plain old data whose fields are the WGSL struct's members, in the same order,
-//! with the same names and scalar types (padding members included), so its bytes are the uniform block:
-//! the trainer's plan builder writes them with one `bytemuck` cast, and nothing else encodes a uniform.
-//! `Uniform::FIELDS` (built for the tests) lists the Rust layout (names, offsets, types, generated from the struct itself) and
-//! [`Uniform::KERNELS`] the kernels that declare the block; a test parses every kernel's WGSL with naga and
-//! checks that its `Params` has exactly that layout, so a field added, dropped, renamed, reordered or
-//! retyped on either side fails the build's tests instead of shifting every later value.
+//! Each struct is `#[repr(C)]` plain old data declared once, by `uniform!`: the same field list gives the
+//! Rust struct and its WGSL text ([`Uniform::WGSL`]), which [`K::wgsl`] puts at the head of every kernel
+//! that uses the block, so the shaders do not restate it. Its bytes are the uniform block: the trainer's
+//! plan builder writes them with one `bytemuck` cast, and nothing else encodes a uniform.
+//! `Uniform::FIELDS` (built for the tests) lists the Rust layout (names, offsets, types, generated from the
+//! struct itself) and [`Uniform::KERNELS`] the kernels that declare the block; a test parses every kernel's
+//! assembled WGSL with naga and checks that its `Params` has exactly that layout under WGSL's alignment
+//! rules, so a field type whose WGSL layout differs from the Rust one, or a kernel given another kernel's
+//! block, fails the build's tests instead of shifting every later value.
 
 use bytemuck::{Pod, Zeroable};
 
@@ -58,6 +60,9 @@ pub(crate) trait Uniform: Pod {
     /// compares with the WGSL).
     #[cfg(test)]
     const FIELDS: &'static [Field];
+    /// The block's WGSL declaration, `struct Params`, written from the same field list as the Rust
+    /// struct (the kernel's module starts with it, see [`K::wgsl`]).
+    const WGSL: &'static str;
 }
 
 /// Declares a uniform block: the `#[repr(C)]` struct and its [`Uniform`] impl, from one field list.
@@ -83,6 +88,11 @@ macro_rules! uniform {
                 offset: std::mem::offset_of!($name, $field),
                 scalar: <$ty as ScalarType>::SCALAR,
             }),+];
+            const WGSL: &'static str = concat!(
+                "struct Params {\n",
+                $("    ", stringify!($field), ": ", stringify!($ty), ",\n",)+
+                "}\n",
+            );
         }
     };
 }
@@ -309,36 +319,49 @@ impl OptimParams {
     pub(crate) const SGD: u32 = 1;
 }
 
+/// Every uniform block, as `(kernels, WGSL, fields, size)`.
+macro_rules! every_block {
+    ($($name:ident),+ $(,)?) => {
+        /// The WGSL `struct Params` of kernel `k`'s uniform block, or `None` for a kernel without one.
+        pub(crate) fn block(k: K) -> Option<&'static str> {
+            [$(($name::KERNELS, $name::WGSL)),+]
+                .into_iter()
+                .find(|(kernels, _)| kernels.contains(&k))
+                .map(|(_, wgsl)| wgsl)
+        }
+
+        /// Every uniform block: its kernels, its fields and its size in Rust.
+        #[cfg(test)]
+        fn blocks() -> Vec<(&'static [K], &'static [Field], usize)> {
+            vec![$(($name::KERNELS, $name::FIELDS, std::mem::size_of::<$name>())),+]
+        }
+    };
+}
+
+every_block!(
+    MatmulParams,
+    ColSumParams,
+    ActParams,
+    ConvParams,
+    ConvReorderParams,
+    PoolParams,
+    GatherXParams,
+    GatherYParams,
+    LossParams,
+    OptimParams,
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use wgpu::naga;
-
-    /// Every uniform block: its kernels, its fields and its size in Rust.
-    fn blocks() -> Vec<(&'static [K], &'static [Field], usize)> {
-        fn of<P: Uniform>() -> (&'static [K], &'static [Field], usize) {
-            (P::KERNELS, P::FIELDS, std::mem::size_of::<P>())
-        }
-        vec![
-            of::<MatmulParams>(),
-            of::<ColSumParams>(),
-            of::<ActParams>(),
-            of::<ConvParams>(),
-            of::<ConvReorderParams>(),
-            of::<PoolParams>(),
-            of::<GatherXParams>(),
-            of::<GatherYParams>(),
-            of::<LossParams>(),
-            of::<OptimParams>(),
-        ]
-    }
 
     /// A block's members as `(name, offset, scalar)`.
     type Members = Vec<(String, usize, Scalar)>;
 
     /// The WGSL uniform block of kernel `k` as `(size, members)`, from naga's parse.
     fn wgsl_block(k: K) -> Option<(usize, Members)> {
-        let module = naga::front::wgsl::parse_str(k.source().1)
+        let module = naga::front::wgsl::parse_str(&k.wgsl())
             .unwrap_or_else(|e| panic!("{k:?}: the WGSL does not parse: {e}"));
         let (_, var) = module
             .global_variables
@@ -409,9 +432,14 @@ mod tests {
         let blocks = blocks();
         for k in K::ALL {
             let owners = blocks.iter().filter(|(ks, _, _)| ks.contains(&k)).count();
-            let has_uniform = k.source().2.first() == Some(&super::super::kernels::B::U);
+            let has_uniform = wgsl_block(k).is_some();
             assert_eq!(owners, usize::from(has_uniform), "{k:?}");
-            assert_eq!(wgsl_block(k).is_some(), has_uniform, "{k:?}");
+            let first = k.bindings().first().copied();
+            assert_eq!(
+                first == Some(super::super::kernels::B::U),
+                has_uniform,
+                "{k:?}"
+            );
         }
     }
 

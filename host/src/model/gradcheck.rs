@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::*;
+use crate::test_support::{self as ts, Flatten, LayerExt, Sigmoid, Tanh};
 
 const EPS: f32 = 1e-2;
 const ATOL: f64 = 2e-3;
@@ -260,43 +261,18 @@ fn gradcheck_detects_wrong_gradients() {
 /// A whole model with every trainable layer kind, checked end to end through the weighted loss.
 #[test]
 fn sequential_parameter_gradients_through_the_loss() {
-    let arch = Architecture::from_toml_str(
-        r#"
-name = "g"
-classes = 3
-[input]
-time_steps = 10
-features = 3
-[[layers]]
-type = "conv1d"
-out = 4
-kernel = 3
-dilation = 2
-padding = "causal"
-[[layers]]
-type = "tanh"
-[[layers]]
-type = "avgpool1d"
-kernel = 2
-[[layers]]
-type = "conv1d"
-out = 3
-kernel = 2
-[[layers]]
-type = "sigmoid"
-[[layers]]
-type = "flatten"
-[[layers]]
-type = "dense"
-out = 5
-[[layers]]
-type = "tanh"
-[[layers]]
-type = "dense"
-out = 3
-"#,
-    )
-    .unwrap();
+    let layers = [
+        ts::conv(4, 3).dilation(2).causal(),
+        Tanh,
+        ts::avg_pool(2),
+        ts::conv(3, 2),
+        Sigmoid,
+        Flatten,
+        ts::dense(5),
+        Tanh,
+        ts::dense(3),
+    ];
+    let arch = ts::arch("g", 3, [10, 3], &layers);
     let mut model = Sequential::new(arch, 11).unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(6);
     let x = Array2::from_shape_vec((4, 30), rand_vec(&mut rng, 120, -2.0, 2.0)).unwrap();
@@ -422,21 +398,7 @@ fn known_answers_for_causal_conv_pools_and_layouts() {
 
 #[test]
 fn model_input_is_time_major_and_becomes_channels_by_time() {
-    let arch = Architecture::from_toml_str(
-        r#"
-name = "w"
-classes = 2
-[input]
-time_steps = 3
-features = 2
-[[layers]]
-type = "flatten"
-[[layers]]
-type = "dense"
-out = 2
-"#,
-    )
-    .unwrap();
+    let arch = ts::arch("w", 2, [3, 2], &[Flatten, ts::dense(2)]);
     let model = Sequential::new(arch, 1).unwrap();
     // Row: t0 = (f0, f1) = (0, 1), t1 = (2, 3), t2 = (4, 5).
     let x = array![[0.0f32, 1.0, 2.0, 3.0, 4.0, 5.0]];

@@ -621,31 +621,12 @@ impl Sequential {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::{self as ts, Flatten, LayerExt, ReLU};
     use ndarray::array;
 
     fn arch() -> Architecture {
-        Architecture::from_toml_str(
-            r#"
-name = "s"
-classes = 2
-[input]
-time_steps = 6
-features = 2
-[[layers]]
-type = "conv1d"
-out = 3
-kernel = 2
-[[layers]]
-type = "relu"
-[[layers]]
-type = "flatten"
-[[layers]]
-type = "dense"
-name = "head"
-out = 2
-"#,
-        )
-        .unwrap()
+        let layers = [ts::conv(3, 2), ReLU, Flatten, ts::dense(2).named("head")];
+        ts::arch("s", 2, [6, 2], &layers)
     }
 
     #[test]

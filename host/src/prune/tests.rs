@@ -4,60 +4,39 @@ use rand_chacha::ChaCha8Rng;
 
 use super::*;
 use crate::model::{Architecture, LayerSpec, Optimizer, OptimizerConfig, cross_entropy};
-use crate::train::{TrainConfig, train};
+use crate::test_support::*;
+use crate::train::TrainConfig;
 
-const MLP: &str = r#"
-name = "mlp"
-classes = 3
-[input]
-time_steps = 1
-features = 8
-[[layers]]
-type = "dense"
-out = 12
-[[layers]]
-type = "relu"
-[[layers]]
-type = "dense"
-out = 16
-[[layers]]
-type = "relu"
-[[layers]]
-type = "dense"
-out = 3
-"#;
+/// Hidden dense layers `fc1` (12, followed by `first`) and `fc2` (16, followed by ReLU).
+fn mlp_with(first: LayerSpec) -> Architecture {
+    mlp(8, &[(12, first), (16, ReLU)])
+}
 
-const CONV: &str = r#"
-name = "conv"
-classes = 3
-[input]
-time_steps = 12
-features = 4
-[[layers]]
-type = "conv1d"
-out = 6
-kernel = 3
-padding = "causal"
-[[layers]]
-type = "relu"
-[[layers]]
-type = "conv1d"
-out = 8
-kernel = 2
-[[layers]]
-type = "relu"
-[[layers]]
-type = "maxpool1d"
-kernel = 2
-[[layers]]
-type = "flatten"
-[[layers]]
-type = "dense"
-out = 3
-"#;
+fn mlp_net() -> Architecture {
+    mlp_with(ReLU)
+}
 
-fn model(arch: &str, seed: u64) -> Sequential {
-    Sequential::new(Architecture::from_toml_str(arch).unwrap(), seed).unwrap()
+/// A causal `conv1` (6 channels) followed by `first`, then `second` (the 8-channel `conv2`), ReLU, max
+/// pooling and the dense head.
+fn conv_with(first: LayerSpec, second: LayerSpec) -> Architecture {
+    let layers = [
+        conv(6, 3).causal(),
+        first,
+        second,
+        ReLU,
+        max_pool(2),
+        Flatten,
+        dense(3),
+    ];
+    arch("conv", 3, [12, 4], &layers)
+}
+
+fn conv_net() -> Architecture {
+    conv_with(ReLU, conv(8, 2))
+}
+
+fn model(arch: Architecture, seed: u64) -> Sequential {
+    seeded_model(arch, seed)
 }
 
 fn inputs(model: &Sequential, n: usize, seed: u64) -> Array2<f32> {
@@ -119,7 +98,7 @@ const TOL: f32 = 1e-5;
 
 #[test]
 fn unstructured_pruning_zeroes_the_smallest_weights_of_each_layer() {
-    let mut m = model(MLP, 1);
+    let mut m = model(mlp_net(), 1);
     let before = m.clone();
     let mut p = ModelPruner::new(&mut m);
     p.unstructured_pruning(&["fc1", "fc2"], 0.5).unwrap();
@@ -169,7 +148,7 @@ fn unstructured_pruning_zeroes_the_smallest_weights_of_each_layer() {
 
 #[test]
 fn statistics_match_counted_zeros() {
-    let mut m = model(CONV, 2);
+    let mut m = model(conv_net(), 2);
     let mut p = ModelPruner::new(&mut m);
     p.unstructured_pruning(&["conv2"], 0.6).unwrap();
     p.nm_pruning_layers(&["conv1"], 1, 4).unwrap();
@@ -206,7 +185,7 @@ fn statistics_match_counted_zeros() {
 
 #[test]
 fn global_pruning_uses_one_threshold_across_layers() {
-    let mut m = model(MLP, 3);
+    let mut m = model(mlp_net(), 3);
     let before = m.clone();
     ModelPruner::new(&mut m)
         .global_unstructured_pruning(0.7)
@@ -239,7 +218,7 @@ fn global_pruning_uses_one_threshold_across_layers() {
 fn nm_pruning_keeps_the_n_largest_of_every_group() {
     for (n, m) in [(2, 4), (1, 4)] {
         // Dense: groups of consecutive input columns.
-        let mut md = model(MLP, 4);
+        let mut md = model(mlp_net(), 4);
         let before = md.clone();
         ModelPruner::new(&mut md)
             .nm_pruning_layers(&["fc1", "fc2"], n, m)
@@ -248,29 +227,14 @@ fn nm_pruning_keeps_the_n_largest_of_every_group() {
             let (orig, w) = (weights(&before, name), weights(&md, name));
             for (row_o, row_w) in orig.chunks(width).zip(w.chunks(width)) {
                 for (go, gw) in row_o.chunks(m).zip(row_w.chunks(m)) {
-                    assert_eq!(
-                        gw.iter().filter(|v| **v != 0.0).count(),
-                        n,
-                        "{name} {n}:{m}"
-                    );
-                    let kept_min = go
-                        .iter()
-                        .zip(gw)
-                        .filter(|(_, w)| **w != 0.0)
-                        .fold(f32::INFINITY, |a, (o, _)| a.min(o.abs()));
-                    let dropped_max = go
-                        .iter()
-                        .zip(gw)
-                        .filter(|(_, w)| **w == 0.0)
-                        .fold(0.0f32, |a, (o, _)| a.max(o.abs()));
-                    assert!(dropped_max <= kept_min);
+                    assert_keeps_n_largest(go, gw, n, &format!("{name} {n}:{m}"));
                     // Kept weights are unchanged.
                     assert!(go.iter().zip(gw).all(|(o, w)| *w == 0.0 || o == w));
                 }
             }
         }
         // Conv1d: groups along the tap-major row [k][in] of tickq-core.
-        let mut mc = model(CONV, 5);
+        let mut mc = model(conv_net(), 5);
         let before = mc.clone();
         ModelPruner::new(&mut mc)
             .nm_pruning_layers(&["conv2"], n, m)
@@ -288,26 +252,32 @@ fn nm_pruning_keeps_the_n_largest_of_every_group() {
             };
             let (row_o, row_w) = (tap_major(&c0.weight), tap_major(&c1.weight));
             for (go, gw) in row_o.chunks(m).zip(row_w.chunks(m)) {
-                assert_eq!(gw.iter().filter(|v| **v != 0.0).count(), n, "conv {n}:{m}");
-                let kept_min = go
-                    .iter()
-                    .zip(gw)
-                    .filter(|(_, w)| **w != 0.0)
-                    .fold(f32::INFINITY, |a, (o, _)| a.min(o.abs()));
-                let dropped_max = go
-                    .iter()
-                    .zip(gw)
-                    .filter(|(_, w)| **w == 0.0)
-                    .fold(0.0f32, |a, (o, _)| a.max(o.abs()));
-                assert!(dropped_max <= kept_min);
+                assert_keeps_n_largest(go, gw, n, &format!("conv {n}:{m}"));
             }
         }
     }
 }
 
+/// One N:M group after pruning: `pruned` keeps exactly `n` of the `original` weights, and none it dropped
+/// is larger in magnitude than one it kept.
+fn assert_keeps_n_largest(original: &[f32], pruned: &[f32], n: usize, what: &str) {
+    assert_eq!(pruned.iter().filter(|v| **v != 0.0).count(), n, "{what}");
+    let kept_min = original
+        .iter()
+        .zip(pruned)
+        .filter(|(_, w)| **w != 0.0)
+        .fold(f32::INFINITY, |a, (o, _)| a.min(o.abs()));
+    let dropped_max = original
+        .iter()
+        .zip(pruned)
+        .filter(|(_, w)| **w == 0.0)
+        .fold(0.0f32, |a, (o, _)| a.max(o.abs()));
+    assert!(dropped_max <= kept_min, "{what}");
+}
+
 #[test]
 fn bad_arguments_are_clear_errors_and_leave_the_model_alone() {
-    let mut m = model(MLP, 6);
+    let mut m = model(mlp_net(), 6);
     let before = m.clone();
     let mut p = ModelPruner::new(&mut m);
     let e = p.unstructured_pruning(&["fc9"], 0.5).unwrap_err();
@@ -365,7 +335,7 @@ fn bad_arguments_are_clear_errors_and_leave_the_model_alone() {
     );
     assert_eq!(*p.model(), before);
 
-    let mut c = model(CONV, 6);
+    let mut c = model(conv_net(), 6);
     let mut p = ModelPruner::new(&mut c);
     let e = p
         .structured_pruning(&["conv1"], 0.5, 2, Norm::L1)
@@ -382,7 +352,7 @@ fn bad_arguments_are_clear_errors_and_leave_the_model_alone() {
 
 #[test]
 fn masks_persist_through_training() {
-    let mut m = model(MLP, 7);
+    let mut m = model(mlp_net(), 7);
     let x = inputs(&m, 600, 1);
     let y = labels(&x);
     ModelPruner::new(&mut m)
@@ -396,7 +366,7 @@ fn masks_persist_through_training() {
         optimizer: OptimizerConfig::adam(1e-2),
         ..TrainConfig::default()
     };
-    train(&mut m, x.view(), &y, x.view(), &y, &cfg, &mut |_| {}).unwrap();
+    fit(&mut m, x.view(), &y, x.view(), &y, &cfg).unwrap();
     for name in ["fc1", "fc2", "fc3"] {
         let (w0, w1, mk) = (weights(&pruned, name), weights(&m, name), mask(&m, name));
         assert_eq!(mk, mask(&pruned, name), "{name}: the mask is unchanged");
@@ -419,7 +389,7 @@ fn masks_persist_through_training() {
     }
 
     // An optimizer with momentum from before pruning cannot revive pruned weights either.
-    let mut m = model(MLP, 8);
+    let mut m = model(mlp_net(), 8);
     let mut opt = Optimizer::new(OptimizerConfig::sgd(0.1, 0.9), &m).unwrap();
     let step = |m: &mut Sequential, opt: &mut Optimizer| {
         let (logits, caches) = m.forward_train(x.view());
@@ -494,7 +464,7 @@ fn removed_rows(before: &Sequential, after: &Sequential, i: usize) -> Vec<usize>
 
 #[test]
 fn structured_dense_shrink_equals_the_zeroed_model() {
-    let m0 = model(MLP, 9);
+    let m0 = model(mlp_net(), 9);
     let x = inputs(&m0, 64, 2);
     for norm in [Norm::L1, Norm::L2, Norm::Linf] {
         // dim 0 on fc1: 3 of 12 neurons go, with fc2's matching columns.
@@ -561,7 +531,7 @@ fn structured_dense_shrink_equals_the_zeroed_model() {
 
 #[test]
 fn structured_conv_shrink_through_pool_and_flatten_equals_the_zeroed_model() {
-    let m0 = model(CONV, 10);
+    let m0 = model(conv_net(), 10);
     let x = inputs(&m0, 32, 3);
     // conv2 feeds maxpool (11 -> 5 steps) and flatten: each removed channel takes 5 columns of fc1.
     let mut m = m0.clone();
@@ -614,8 +584,7 @@ fn structured_conv_shrink_through_pool_and_flatten_equals_the_zeroed_model() {
 #[test]
 fn structured_removal_folds_a_nonzero_activation_constant() {
     // sigmoid(0) = 0.5: a zeroed neuron still feeds 0.5 forward, which the next layer's bias absorbs.
-    let arch = MLP.replacen("type = \"relu\"", "type = \"sigmoid\"", 1);
-    let m0 = model(&arch, 11);
+    let m0 = model(mlp_with(Sigmoid), 11);
     let x = inputs(&m0, 32, 4);
     let mut m = m0.clone();
     ModelPruner::new(&mut m)
@@ -626,13 +595,7 @@ fn structured_removal_folds_a_nonzero_activation_constant() {
     assert!(max_diff(&m.forward(x.view()), &zeroed.forward(x.view())) < TOL);
 
     // Into a causally padded convolution the constant cannot be folded: refused, model unchanged.
-    let arch = CONV
-        .replacen("type = \"relu\"", "type = \"sigmoid\"", 1)
-        .replace(
-            "out = 8\nkernel = 2\n",
-            "out = 8\nkernel = 2\npadding = \"causal\"\n",
-        );
-    let mut m = model(&arch, 12);
+    let mut m = model(conv_with(Sigmoid, conv(8, 2).causal()), 12);
     let before = m.clone();
     let e = ModelPruner::new(&mut m)
         .structured_pruning(&["conv1"], 0.5, 0, Norm::L1)
@@ -645,7 +608,7 @@ fn structured_removal_folds_a_nonzero_activation_constant() {
 fn masks_round_trip_through_checkpoints() {
     let dir = std::env::temp_dir().join(format!("tickq-prune-ckpt-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let mut m = model(CONV, 13);
+    let mut m = model(conv_net(), 13);
     let mut p = ModelPruner::new(&mut m);
     p.unstructured_pruning(&["conv1", "fc1"], 0.5).unwrap();
     crate::checkpoint::save_checkpoint(&dir, &m, None).unwrap();
@@ -677,7 +640,7 @@ fn masks_round_trip_through_checkpoints() {
             t.2.iter_mut().for_each(|v| *v = 1.0);
         }
     }
-    let mut loaded = model(CONV, 99);
+    let mut loaded = model(conv_net(), 99);
     loaded.load_pruned_state_dict(&alt).unwrap();
     assert_eq!(mask(&loaded, "fc1"), mask(&m, "fc1"));
     assert_eq!(
@@ -710,7 +673,7 @@ fn masks_round_trip_through_checkpoints() {
     assert_eq!(loaded, before);
 
     // A structurally pruned model saves its smaller architecture.
-    let mut s = model(CONV, 14);
+    let mut s = model(conv_net(), 14);
     ModelPruner::new(&mut s)
         .structured_pruning(&["conv1"], 0.5, 0, Norm::L2)
         .unwrap();
@@ -749,7 +712,7 @@ fn polynomial_schedule_matches_hand_computed_values() {
 
 #[test]
 fn gradual_pruning_reports_every_step() {
-    let mut m = model(MLP, 15);
+    let mut m = model(mlp_net(), 15);
     let x = inputs(&m, 400, 5);
     let y = labels(&x);
     let data = FineTuneData {
@@ -787,7 +750,7 @@ fn gradual_pruning_reports_every_step() {
     }
 
     // Structured steps count channels of the original layers; N:M refuses a multi-step schedule.
-    let mut s = model(MLP, 16);
+    let mut s = model(mlp_net(), 16);
     let plan = PruningPlan {
         method: PruneMethod::Structured {
             layers: None,
@@ -825,7 +788,7 @@ fn gradual_pruning_reports_every_step() {
 
 #[test]
 fn blob_statistics_count_the_int8_zeros() {
-    let mut m = model(CONV, 17);
+    let mut m = model(conv_net(), 17);
     ModelPruner::new(&mut m)
         .global_unstructured_pruning(0.6)
         .unwrap();
@@ -907,10 +870,10 @@ fn blob_statistics_count_the_int8_zeros() {
 
 #[test]
 fn resumable_training_keeps_the_masks() {
-    let x = inputs(&model(MLP, 0), 300, 8);
+    let x = inputs(&model(mlp_net(), 0), 300, 8);
     let y = labels(&x);
     let pruned = || {
-        let mut m = model(MLP, 18);
+        let mut m = model(mlp_net(), 18);
         ModelPruner::new(&mut m)
             .global_unstructured_pruning(0.5)
             .unwrap();
@@ -926,55 +889,43 @@ fn resumable_training_keeps_the_masks() {
         ..TrainConfig::default()
     };
     let mut straight = pruned();
-    train(
-        &mut straight,
-        x.view(),
-        &y,
-        x.view(),
-        &y,
-        &cfg(3, None),
-        &mut |_| {},
-    )
-    .unwrap();
+    fit(&mut straight, x.view(), &y, x.view(), &y, &cfg(3, None)).unwrap();
     let mut first = pruned();
-    train(
+    fit(
         &mut first,
         x.view(),
         &y,
         x.view(),
         &y,
         &cfg(1, Some(dir.clone())),
-        &mut |_| {},
     )
     .unwrap();
     // The plain checkpoint in the state directory keeps the masks.
     let (saved, _) = crate::checkpoint::load_checkpoint(&dir).unwrap();
     assert_eq!(saved.mask_dict(), first.mask_dict());
     let mut resumed = pruned();
-    train(
+    fit(
         &mut resumed,
         x.view(),
         &y,
         x.view(),
         &y,
         &cfg(3, Some(dir.clone())),
-        &mut |_| {},
     )
     .unwrap();
     assert_eq!(resumed, straight);
     // Other masks are another run.
-    let mut other = model(MLP, 18);
+    let mut other = model(mlp_net(), 18);
     ModelPruner::new(&mut other)
         .global_unstructured_pruning(0.6)
         .unwrap();
-    let e = train(
+    let e = fit(
         &mut other,
         x.view(),
         &y,
         x.view(),
         &y,
         &cfg(4, Some(dir.clone())),
-        &mut |_| {},
     )
     .unwrap_err();
     assert!(e.to_string().contains("pruning masks differ"), "{e}");

@@ -292,75 +292,26 @@ fn dynamic_quantize(model: &Sequential, info: &ExportInfo) -> Result<QuantizedMo
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::*;
     use ndarray::Array2;
-    use rand::{RngExt, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
     use tickq_core::{Model, Session};
 
-    const MLP: &str = r#"
-name = "mlp"
-classes = 3
-[input]
-time_steps = 1
-features = 12
-[[layers]]
-type = "dense"
-out = 32
-[[layers]]
-type = "relu6"
-[[layers]]
-type = "dense"
-out = 16
-[[layers]]
-type = "relu"
-[[layers]]
-type = "dense"
-out = 3
-"#;
-
-    const CONV: &str = r#"
-name = "conv"
-classes = 3
-[input]
-time_steps = 8
-features = 4
-[[layers]]
-type = "conv1d"
-name = "conv_in"
-out = 8
-kernel = 3
-[[layers]]
-type = "flatten"
-[[layers]]
-type = "dense"
-out = 3
-"#;
-
-    fn info(features: usize) -> ExportInfo {
-        ExportInfo {
-            name: "test".into(),
-            feature_names: (0..features).map(|i| format!("f{i}")).collect(),
-            label_names: vec!["down".into(), "flat".into(), "up".into()],
-            mean: vec![0.0; features],
-            std: vec![1.0; features],
-            data_hash: [7; 32],
-        }
+    /// Dense layers with the activations the dynamic path fuses.
+    fn mlp_net() -> Architecture {
+        mlp(12, &[(32, ReLU6), (16, ReLU)])
     }
 
     #[test]
     fn dynamic_mlp_agrees_with_f32() {
         for seed in [1u64, 2, 3] {
-            let model = Sequential::new(Architecture::from_toml_str(MLP).unwrap(), seed).unwrap();
-            let info = info(12);
+            let model = seeded_model(mlp_net(), seed);
+            let info = export_info(12);
             let q = ModelQuantizer::new(&model, &info)
                 .dynamic_quantize()
                 .unwrap();
             let core = Model::load(&q.blob).unwrap();
             assert!(core.is_dynamic());
-            let mut rng = ChaCha8Rng::seed_from_u64(seed + 10);
-            let x = Array2::from_shape_fn((1000, 12), |_| {
-                (0..4).map(|_| rng.random::<f32>() - 0.5).sum::<f32>() * 1.7
-            });
+            let x = random_inputs(1000, 12, seed + 10);
             let want = model.predict(x.view());
             let mut arena = vec![0u8; core.arena_bytes()];
             let mut session = Session::new(&core, &mut arena).unwrap();
@@ -376,8 +327,9 @@ out = 3
 
     #[test]
     fn dynamic_refuses_conv_naming_the_layer() {
-        let model = Sequential::new(Architecture::from_toml_str(CONV).unwrap(), 1).unwrap();
-        let info = info(4);
+        let layers = [conv(8, 3).named("conv_in"), Flatten, dense(3)];
+        let model = seeded_model(arch("conv", 3, [8, 4], &layers), 1);
+        let info = export_info(4);
         let err = ModelQuantizer::new(&model, &info)
             .dynamic_quantize()
             .unwrap_err();
@@ -387,16 +339,16 @@ out = 3
         // The architecture alone gives the same refusal, so a pipeline can give it before training.
         let arch_err = check_dynamic_arch(&model.arch).unwrap_err();
         assert_eq!(arch_err.to_string(), msg);
-        check_dynamic_arch(&Architecture::from_toml_str(MLP).unwrap()).unwrap();
-        let tanh = MLP.replacen("type = \"relu\"", "type = \"tanh\"", 1);
-        let e = check_dynamic_arch(&Architecture::from_toml_str(&tanh).unwrap()).unwrap_err();
+        check_dynamic_arch(&mlp_net()).unwrap();
+        let tanh = mlp(12, &[(32, ReLU6), (16, Tanh)]);
+        let e = check_dynamic_arch(&tanh).unwrap_err();
         assert!(e.to_string().starts_with("layer 3 (#3 tanh)"), "{e}");
     }
 
     #[test]
     fn static_quantize_forwards() {
-        let model = Sequential::new(Architecture::from_toml_str(MLP).unwrap(), 1).unwrap();
-        let info = info(12);
+        let model = seeded_model(mlp_net(), 1);
+        let info = export_info(12);
         let x = Array2::from_elem((64, 12), 0.5f32);
         let q = ModelQuantizer::new(&model, &info)
             .static_quantize(x.view(), &QuantConfig::default())

@@ -4,50 +4,34 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use ndarray::{Array2, ArrayView2};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 
 use super::state::STATE_KEY;
 use super::*;
 use crate::checkpoint::{decode_safetensors, encode_safetensors};
-use crate::model::{Architecture, OptimizerConfig, StateDict};
+use crate::model::{OptimizerConfig, StateDict};
+use crate::test_support::{self as ts, LayerExt};
 
 /// Three Gaussian-ish blobs in `features` dimensions, deterministic.
 fn blobs(n: usize, features: usize, seed: u64) -> (Array2<f32>, Vec<u8>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut uni = || (rng.next_u32() >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
-    let mut x = Array2::<f32>::zeros((n, features));
-    let mut y = Vec::with_capacity(n);
-    for i in 0..n {
-        let class = (i * 7 + 3) % 3;
-        for f in 0..features {
-            let center = if f % 3 == class { 1.5 } else { 0.0 };
-            x[[i, f]] = center + uni() + uni();
-        }
-        y.push(class as u8);
-    }
-    (x, y)
+    ts::blobs(n, features, seed, |on, uni| {
+        let center = if on { 1.5 } else { 0.0 };
+        center + uni() + uni()
+    })
 }
 
 fn mlp(features: usize) -> Sequential {
-    let arch = Architecture::from_toml_str(&format!(
-        "name = \"t\"\nclasses = 3\n[input]\ntime_steps = 1\nfeatures = {features}\n\
-         [[layers]]\ntype = \"dense\"\nout = 16\n[[layers]]\ntype = \"relu\"\n\
-         [[layers]]\ntype = \"dense\"\nout = 3\n"
-    ))
-    .unwrap();
-    Sequential::new(arch, 1).unwrap()
+    let layers = [ts::dense(16), ts::ReLU, ts::dense(3)];
+    ts::seeded_model(ts::arch("t", 3, [1, features], &layers), 1)
 }
 
 fn conv_model() -> Sequential {
-    let arch = Architecture::from_toml_str(
-        "name = \"c\"\nclasses = 3\n[input]\ntime_steps = 8\nfeatures = 3\n\
-         [[layers]]\ntype = \"conv1d\"\nout = 4\nkernel = 3\npadding = \"causal\"\n\
-         [[layers]]\ntype = \"relu\"\n[[layers]]\ntype = \"global_avg_pool\"\n\
-         [[layers]]\ntype = \"dense\"\nout = 3\n",
-    )
-    .unwrap();
-    Sequential::new(arch, 2).unwrap()
+    let layers = [
+        ts::conv(4, 3).causal(),
+        ts::ReLU,
+        ts::GlobalAvgPool,
+        ts::dense(3),
+    ];
+    ts::seeded_model(ts::arch("c", 3, [8, 3], &layers), 2)
 }
 
 fn bits(m: &Sequential) -> Vec<(String, Vec<u32>)> {
@@ -111,7 +95,7 @@ fn fixed_seed_gives_bit_identical_weights() {
             class_weights: ClassWeights::Balanced,
             ..TrainConfig::default()
         };
-        let h = train(&mut m, x.view(), &y, vx.view(), &vy, &cfg, &mut |_| {}).unwrap();
+        let h = ts::fit(&mut m, x.view(), &y, vx.view(), &vy, &cfg).unwrap();
         (bits(&m), no_timing(&h))
     };
     let a = run(7);
@@ -141,27 +125,17 @@ fn resume_after_interruption_matches_an_uninterrupted_run() {
             ..TrainConfig::default()
         };
         let mut straight = conv_model();
-        let hs = train(
-            &mut straight,
-            x.view(),
-            &y,
-            vx.view(),
-            &vy,
-            &cfg(4, None),
-            &mut |_| {},
-        )
-        .unwrap();
+        let hs = ts::fit(&mut straight, x.view(), &y, vx.view(), &vy, &cfg(4, None)).unwrap();
 
         let dir = temp_dir("resume");
         let mut first = conv_model();
-        let h1 = train(
+        let h1 = ts::fit(
             &mut first,
             x.view(),
             &y,
             vx.view(),
             &vy,
             &cfg(2, Some(dir.clone())),
-            &mut |_| {},
         )
         .unwrap();
         assert_eq!(h1.epochs.len(), 2);
@@ -203,61 +177,33 @@ fn resume_refuses_other_runs() {
         checkpoint_dir: Some(dir.clone()),
         ..TrainConfig::default()
     };
-    train(
-        &mut conv_model(),
-        x.view(),
-        &y,
-        vx.view(),
-        &vy,
-        &cfg,
-        &mut |_| {},
-    )
-    .unwrap();
+    ts::fit(&mut conv_model(), x.view(), &y, vx.view(), &vy, &cfg).unwrap();
     let other_seed = TrainConfig {
         seed: 1,
         epochs: 2,
         ..cfg.clone()
     };
-    let e = train(
-        &mut conv_model(),
-        x.view(),
-        &y,
-        vx.view(),
-        &vy,
-        &other_seed,
-        &mut |_| {},
-    )
-    .unwrap_err();
+    let e = ts::fit(&mut conv_model(), x.view(), &y, vx.view(), &vy, &other_seed).unwrap_err();
     assert!(
         matches!(&e, TrainError::Resume { reason, .. } if reason.contains("configuration")),
         "{e}"
     );
     let mut y2 = y.clone();
     y2[0] = (y2[0] + 1) % 3;
-    let e = train(
-        &mut conv_model(),
-        x.view(),
-        &y2,
-        vx.view(),
-        &vy,
-        &cfg,
-        &mut |_| {},
-    )
-    .unwrap_err();
+    let e = ts::fit(&mut conv_model(), x.view(), &y2, vx.view(), &vy, &cfg).unwrap_err();
     assert!(
         matches!(&e, TrainError::Resume { reason, .. } if reason.contains("data")),
         "{e}"
     );
     let mut other_arch = conv_model().arch;
     other_arch.name = "other".to_string();
-    let e = train(
+    let e = ts::fit(
         &mut Sequential::new(other_arch, 1).unwrap(),
         x.view(),
         &y,
         vx.view(),
         &vy,
         &cfg,
-        &mut |_| {},
     )
     .unwrap_err();
     assert!(e.to_string().contains("architecture"), "{e}");
@@ -281,15 +227,7 @@ fn edited_training_states_are_refused_naming_the_field() {
     let run = |epochs| {
         let mut model = conv_model();
         let before = bits(&model);
-        let r = train(
-            &mut model,
-            x.view(),
-            &y,
-            vx.view(),
-            &vy,
-            &cfg(epochs),
-            &mut |_| {},
-        );
+        let r = ts::fit(&mut model, x.view(), &y, vx.view(), &vy, &cfg(epochs));
         (r, before == bits(&model))
     };
     run(3).0.unwrap();
@@ -436,7 +374,7 @@ fn early_stopping_restores_the_best_weights() {
         patience: 2,
         ..TrainConfig::default()
     };
-    let h = train(&mut model, x.view(), &y, vx.view(), &vy, &cfg, &mut |_| {}).unwrap();
+    let h = ts::fit(&mut model, x.view(), &y, vx.view(), &vy, &cfg).unwrap();
     assert!(h.stopped_early);
     assert_eq!(h.epochs.len(), h.best_epoch + 2);
     assert!(h.epochs[h.best_epoch - 1].improved);
@@ -451,7 +389,7 @@ fn rejects_bad_configuration_and_data() {
     let (x, y) = blobs(30, 6, 11);
     let mut m = mlp(6);
     let run = |m: &mut Sequential, x: ArrayView2<f32>, y: &[u8], cfg: &TrainConfig| {
-        train(m, x, y, x, y, cfg, &mut |_| {}).unwrap_err()
+        ts::fit(m, x, y, x, y, cfg).unwrap_err()
     };
     let base = TrainConfig::default();
     let e = run(
@@ -552,7 +490,7 @@ fn divergence_is_reported() {
         optimizer: OptimizerConfig::sgd(1e6, 0.0),
         ..TrainConfig::default()
     };
-    let e = train(&mut m, x.view(), &y, x.view(), &y, &cfg, &mut |_| {}).unwrap_err();
+    let e = ts::fit(&mut m, x.view(), &y, x.view(), &y, &cfg).unwrap_err();
     assert!(matches!(e, TrainError::Diverged { .. }), "{e}");
 }
 

@@ -10,6 +10,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+/// The numbers every `report.json` of `tickq eval` and `tickq pipeline` carries, as JSON pointers.
+pub const REPORT_KEYS: &[&str] = &[
+    "/float/accuracy",
+    "/float/size_bytes",
+    "/int8/accuracy",
+    "/int8/blob_bytes",
+    "/int8/agreement",
+    "/compression_ratio",
+    "/baseline/majority_accuracy",
+    "/int8/arena_bytes",
+    "/latency_ns/p50",
+    "/latency_ns/p99",
+    "/latency_ns/p999",
+];
+
 /// 29 default features → 16 → 3: trains in a fraction of a second.
 pub const TINY_ARCH: &str = r#"
 name = "tiny"

@@ -2,24 +2,11 @@
 // ReLU, ReLU6 and Clamp and the layer output for Tanh and Sigmoid (as on the CPU).
 // op: 0 ReLU, 1 ReLU6, 2 Clamp(lo, hi), 3 Tanh, 4 Sigmoid.
 
-struct Params {
-    len: u32,
-    op: u32,
-    lo: f32,
-    hi: f32,
+fn count() -> u32 {
+    return p.len;
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
-@group(0) @binding(2) var<storage, read> cached: array<f32>;
-@group(0) @binding(3) var<storage, read_write> dx: array<f32>;
-
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + li;
-    if (i >= p.len) {
-        return;
-    }
+fn element(i: u32) {
     let c = cached[i];
     var d = 0.0;
     switch p.op {

@@ -2,31 +2,15 @@
 // t * stride + kk * dilation - pad == q. A gather (one invocation per input value) instead of the CPU's
 // scatter, so no two invocations write the same value; the terms are added in ascending t.
 
-struct Params {
-    rows: u32,
-    c_in: u32,
-    t_in: u32,
-    t_out: u32,
-    kernel: u32,
-    stride: u32,
-    dilation: u32,
-    pad: u32,
+fn count() -> u32 {
+    return p.rows * p.c_in * p.t_in;
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> dcols: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dx: array<f32>;
-
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + li;
-    if (i >= p.rows * p.c_in * p.t_in) {
-        return;
-    }
-    let q = i % p.t_in;
-    let sc = i / p.t_in;
-    let c = sc % p.c_in;
-    let s = sc / p.c_in;
+fn element(i: u32) {
+    let at = unravel(i, p.c_in, p.t_in);
+    let s = at.x;
+    let c = at.y;
+    let q = at.z;
     let ck = p.c_in * p.kernel;
     var acc = 0.0;
     // Ascending t means descending kk.

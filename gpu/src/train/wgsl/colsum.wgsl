@@ -1,14 +1,5 @@
 // out[j] = sum over i of x[i * cols + j], summed in ascending i (the bias gradient).
 
-struct Params {
-    rows: u32,
-    cols: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let j = gid.x;

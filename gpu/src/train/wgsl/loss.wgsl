@@ -7,26 +7,6 @@
 // not depend on the schedule. The batch's totals are added to `stats`:
 // [loss sum (f32 bits), weight sum (f32 bits), correct, first non-finite step + 1].
 
-struct Params {
-    rows: u32,
-    classes: u32,
-    mode: u32,
-    pad0: u32,
-    alpha: f32,
-    temperature: f32,
-    pad1: f32,
-    pad2: f32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
-@group(0) @binding(2) var<storage, read> labels: array<u32>;
-@group(0) @binding(3) var<storage, read> teacher: array<f32>;
-@group(0) @binding(4) var<storage, read> class_w: array<f32>;
-@group(0) @binding(5) var<storage, read> cursor: array<u32>;
-@group(0) @binding(6) var<storage, read_write> grad: array<f32>;
-@group(0) @binding(7) var<storage, read_write> stats: array<u32>;
-
 var<workgroup> part_loss: array<f32, 256>;
 var<workgroup> part_w: array<f32, 256>;
 var<workgroup> part_kl: array<f32, 256>;
@@ -37,29 +17,25 @@ fn finite(v: f32) -> bool {
     return (bitcast<u32>(v) & 0x7f800000u) != 0x7f800000u;
 }
 
-// log(sum(exp(z / temp))) over row `r` of `z`, shifted by the row maximum.
-fn log_z_student(r: u32, temp: f32) -> f32 {
-    let base = r * p.classes;
-    var m = logits[base] / temp;
-    for (var j = 1u; j < p.classes; j++) {
-        m = max(m, logits[base + j] / temp);
+// Value `i` of the student's logits, or of the teacher's where `of_teacher`.
+fn logit(of_teacher: bool, i: u32) -> f32 {
+    if (of_teacher) {
+        return teacher[i];
     }
-    var s = 0.0;
-    for (var j = 0u; j < p.classes; j++) {
-        s = s + exp(logits[base + j] / temp - m);
-    }
-    return m + log(s);
+    return logits[i];
 }
 
-fn log_z_teacher(r: u32, temp: f32) -> f32 {
+// log(sum(exp(z / temp))) over row `r` of the student's or the teacher's logits `z`, shifted by the row
+// maximum.
+fn log_z(of_teacher: bool, r: u32, temp: f32) -> f32 {
     let base = r * p.classes;
-    var m = teacher[base] / temp;
+    var m = logit(of_teacher, base) / temp;
     for (var j = 1u; j < p.classes; j++) {
-        m = max(m, teacher[base + j] / temp);
+        m = max(m, logit(of_teacher, base + j) / temp);
     }
     var s = 0.0;
     for (var j = 0u; j < p.classes; j++) {
-        s = s + exp(teacher[base + j] / temp - m);
+        s = s + exp(logit(of_teacher, base + j) / temp - m);
     }
     return m + log(s);
 }
@@ -74,7 +50,7 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         let base = r * p.classes;
         let y = labels[r];
         let w = class_w[y];
-        let lz = log_z_student(r, 1.0);
+        let lz = log_z(false, r, 1.0);
         loss = loss + w * (lz - logits[base + y]);
         wsum = wsum + w;
         var best = 0u;
@@ -94,8 +70,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         }
         if (p.mode == 1u) {
             let t = p.temperature;
-            let lzs = log_z_student(r, t);
-            let lzt = log_z_teacher(r, t);
+            let lzs = log_z(false, r, t);
+            let lzt = log_z(true, r, t);
             for (var j = 0u; j < p.classes; j++) {
                 let lpt = teacher[base + j] / t - lzt;
                 let lps = logits[base + j] / t - lzs;
@@ -157,8 +133,8 @@ fn main(@builtin(local_invocation_index) lid: u32) {
         } else {
             let t = p.temperature;
             let a = p.alpha * t / f32(p.rows);
-            let lzs = log_z_student(r, t);
-            let lzt = log_z_teacher(r, t);
+            let lzs = log_z(false, r, t);
+            let lzt = log_z(true, r, t);
             for (var j = 0u; j < p.classes; j++) {
                 let ps = exp(logits[base + j] / t - lzs);
                 let pt = exp(teacher[base + j] / t - lzt);

@@ -4,24 +4,6 @@
 // through 64x16 tiles of A and B in workgroup memory. Every output element sums its K products in
 // ascending k order, so results do not depend on the schedule.
 
-struct Params {
-    m: u32,
-    n: u32,
-    k: u32,
-    a_row: u32,
-    a_col: u32,
-    b_row: u32,
-    b_col: u32,
-    // Bit 0: add bias[col] to every output.
-    flags: u32,
-}
-
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> c: array<f32>;
-
 const TILE: u32 = 64u;
 const KT: u32 = 16u;
 

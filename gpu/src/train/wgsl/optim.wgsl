@@ -4,36 +4,11 @@
 // With a pruning mask the gradient is masked first and pruned weights are set to exactly +0.0 afterwards.
 // table[step] = (Adam step size lr / (1 - beta1^t), 1 / sqrt(1 - beta2^t), 1 on the first step of the run, 0).
 
-struct Params {
-    len: u32,
-    kind: u32,
-    has_mask: u32,
-    nesterov: u32,
-    lr: f32,
-    beta1: f32,
-    beta2: f32,
-    eps: f32,
-    weight_decay: f32,
-    momentum: f32,
-    pad0: f32,
-    pad1: f32,
+fn count() -> u32 {
+    return p.len;
 }
 
-@group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read_write> param: array<f32>;
-@group(0) @binding(2) var<storage, read> grad: array<f32>;
-@group(0) @binding(3) var<storage, read_write> m: array<f32>;
-@group(0) @binding(4) var<storage, read_write> v: array<f32>;
-@group(0) @binding(5) var<storage, read> mask: array<f32>;
-@group(0) @binding(6) var<storage, read> table: array<vec4<f32>>;
-@group(0) @binding(7) var<storage, read> cursor: array<u32>;
-
-@compute @workgroup_size(256)
-fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
-    let i = (wid.y * nwg.x + wid.x) * 256u + li;
-    if (i >= p.len) {
-        return;
-    }
+fn element(i: u32) {
     let s = table[cursor[0]];
     var mk = 1.0;
     if (p.has_mask != 0u) {

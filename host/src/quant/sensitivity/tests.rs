@@ -3,93 +3,47 @@
 use super::*;
 use crate::model::Architecture;
 use crate::quant::{Backend, static_quantize};
-use ndarray::Array2;
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
+use crate::test_support::*;
 
-const MLP: &str = r#"
-name = "mlp"
-classes = 3
-[input]
-time_steps = 1
-features = 12
-[[layers]]
-type = "dense"
-name = "fc1"
-out = 32
-[[layers]]
-type = "relu"
-[[layers]]
-type = "dense"
-name = "fc2"
-out = 16
-[[layers]]
-type = "relu"
-[[layers]]
-type = "dense"
-name = "fc3"
-out = 3
-"#;
-
-const CONV: &str = r#"
-name = "conv"
-classes = 3
-[input]
-time_steps = 16
-features = 4
-[[layers]]
-type = "conv1d"
-name = "conv1"
-out = 8
-kernel = 3
-padding = "causal"
-[[layers]]
-type = "relu"
-[[layers]]
-type = "avgpool1d"
-kernel = 2
-[[layers]]
-type = "tanh"
-[[layers]]
-type = "flatten"
-[[layers]]
-type = "dense"
-name = "fc1"
-out = 3
-"#;
-
-fn inputs(n: usize, width: usize, seed: u64) -> Array2<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    Array2::from_shape_fn((n, width), |_| {
-        (0..4).map(|_| rng.random::<f32>() - 0.5).sum::<f32>() * 1.7
-    })
+/// Dense layers named `fc1` to `fc3`.
+fn mlp_net() -> Architecture {
+    let layers = [
+        dense(32).named("fc1"),
+        ReLU,
+        dense(16).named("fc2"),
+        ReLU,
+        dense(3).named("fc3"),
+    ];
+    arch("mlp", 3, [1, 12], &layers)
 }
 
-fn info(features: usize) -> ExportInfo {
-    ExportInfo {
-        name: "test".into(),
-        feature_names: (0..features).map(|i| format!("f{i}")).collect(),
-        label_names: labels(),
-        mean: vec![0.0; features],
-        std: vec![1.0; features],
-        data_hash: [7; 32],
-    }
+/// A causal `conv1`, mean pooling, a tanh table and the dense head `fc1`.
+fn conv_net() -> Architecture {
+    let layers = [
+        conv(8, 3).named("conv1").causal(),
+        ReLU,
+        avg_pool(2),
+        Tanh,
+        Flatten,
+        dense(3).named("fc1"),
+    ];
+    arch("conv", 3, [16, 4], &layers)
 }
 
 fn labels() -> Vec<String> {
     vec!["down".into(), "flat".into(), "up".into()]
 }
 
-fn model(arch: &str, seed: u64) -> Sequential {
-    Sequential::new(Architecture::from_toml_str(arch).unwrap(), seed).unwrap()
+fn model(arch: Architecture, seed: u64) -> Sequential {
+    seeded_model(arch, seed)
 }
 
 /// Runs quantization sensitivity with the f32 model's own predictions as
 /// labels, so the f32 accuracy is 1 and every change is a loss.
 fn run(model: &Sequential, config: &QuantConfig) -> QuantSensitivity {
     let width = model.input_len();
-    let calibration = inputs(1024, width, 11);
-    let x = inputs(600, width, 12);
+    let calibration = random_inputs(1024, width, 11);
+    let x = random_inputs(600, width, 12);
     let y: Vec<u8> = model
         .predict(x.view())
         .into_iter()
@@ -104,7 +58,7 @@ fn run(model: &Sequential, config: &QuantConfig) -> QuantSensitivity {
     quantization_sensitivity(
         model,
         calibration.view(),
-        &info(model.arch.input.features),
+        &export_info(model.arch.input.features),
         config,
         &EncodeOptions::default(),
         &eval,
@@ -117,7 +71,7 @@ fn run(model: &Sequential, config: &QuantConfig) -> QuantSensitivity {
 /// change but each fc2 channel's int8 scale is set by that one weight and
 /// every other fc2 weight rounds to 0.
 fn fragile_mlp() -> Sequential {
-    let mut m = model(MLP, 3);
+    let mut m = model(mlp_net(), 3);
     if let Layer::Dense(d) = &mut m.layers[0] {
         d.weight.row_mut(0).fill(0.0);
         d.bias[0] = -1.0;
@@ -181,7 +135,7 @@ fn rows_are_sorted_worst_first() {
 fn simulated_parameters_are_the_quantizers() {
     // The weights of each channel take at most 255 distinct values on the
     // quantizer's grid; with fpga the grid step is a power of two.
-    let m = model(MLP, 5);
+    let m = model(mlp_net(), 5);
     let fpga = QuantConfig {
         backend: Backend::Fpga,
         ..QuantConfig::default()
@@ -204,7 +158,7 @@ fn simulated_parameters_are_the_quantizers() {
     }
     // Every tensor the quantizer calibrates has a row: input, conv1 (relu
     // fused), the average pool, the tanh table and fc1.
-    let conv = model(CONV, 7);
+    let conv = model(conv_net(), 7);
     for config in [QuantConfig::default(), fpga] {
         let s = run(&conv, &config);
         let mut kinds: Vec<(&str, &str)> = s
@@ -229,8 +183,8 @@ fn simulated_parameters_are_the_quantizers() {
 
 #[test]
 fn pruning_sensitivity_prunes_one_clone_at_a_time() {
-    let m = model(MLP, 3);
-    let x = inputs(400, 12, 12);
+    let m = model(mlp_net(), 3);
+    let x = random_inputs(400, 12, 12);
     let y: Vec<u8> = m.predict(x.view()).into_iter().map(|c| c as u8).collect();
     let labels = labels();
     let eval = EvalSet {
@@ -263,7 +217,7 @@ fn pruning_sensitivity_prunes_one_clone_at_a_time() {
 fn report_json_has_a_stable_shape() {
     let m = fragile_mlp();
     let s = run(&m, &QuantConfig::default());
-    let x = inputs(300, 12, 13);
+    let x = random_inputs(300, 12, 13);
     let report = SensitivityReport {
         model: "mlp".into(),
         split: "validation".into(),
@@ -311,42 +265,44 @@ fn report_json_has_a_stable_shape() {
 }
 
 /// Quantizes `model` (whose layers may have been edited past what an
-/// architecture file allows) and returns the error message.
-fn refusal(model: &Sequential, config: &QuantConfig) -> String {
+/// architecture file allows) and asserts that it is refused with a message
+/// that contains every one of `needles`.
+fn assert_refused(model: &Sequential, config: &QuantConfig, needles: &[&str]) {
     let width = model.input_len();
-    static_quantize(
+    let err = static_quantize(
         model,
-        inputs(64, width, 1).view(),
-        &info(model.arch.input.features),
+        random_inputs(64, width, 1).view(),
+        &export_info(model.arch.input.features),
         config,
     )
     .unwrap_err()
-    .to_string()
+    .to_string();
+    assert!(needles.iter().all(|n| err.contains(n)), "{err}");
 }
 
 #[test]
 fn unsupported_layers_are_refused_naming_the_layer_and_the_fix() {
     // A Dense layer on a sequence: drop the Flatten of the conv model.
-    let mut m = model(CONV, 1);
+    let mut m = model(conv_net(), 1);
     m.layers.remove(4);
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 4 (fc1 dense)") && err.contains("add a flatten"),
-        "{err}"
+    assert_refused(
+        &m,
+        &QuantConfig::default(),
+        &["layer 4 (fc1 dense)", "add a flatten"],
     );
 
     // A Conv1d layer on a vector: the model takes one time step.
-    let mut m = model(MLP, 1);
-    let conv = model(CONV, 1);
+    let mut m = model(mlp_net(), 1);
+    let conv = model(conv_net(), 1);
     m.layers[0] = conv.layers[0].clone();
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 0 (conv1 conv1d)") && err.contains("time_steps > 1"),
-        "{err}"
+    assert_refused(
+        &m,
+        &QuantConfig::default(),
+        &["layer 0 (conv1 conv1d)", "time_steps > 1"],
     );
 
     // Pooling on a vector.
-    let mut m = model(MLP, 1);
+    let mut m = model(mlp_net(), 1);
     m.layers.insert(
         1,
         Layer::MaxPool1d {
@@ -354,68 +310,59 @@ fn unsupported_layers_are_refused_naming_the_layer_and_the_fix() {
             stride: 2,
         },
     );
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 1") && err.contains("maxpool1d") && err.contains("sequence"),
-        "{err}"
+    assert_refused(
+        &m,
+        &QuantConfig::default(),
+        &["layer 1", "maxpool1d", "sequence"],
     );
-    let mut m = model(MLP, 1);
+    let mut m = model(mlp_net(), 1);
     m.layers.insert(1, Layer::GlobalAvgPool);
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(err.contains("layer 1") && err.contains("sequence"), "{err}");
+    assert_refused(&m, &QuantConfig::default(), &["layer 1", "sequence"]);
 
     // A model that does not end in a vector.
-    let mut m = model(CONV, 1);
+    let mut m = model(conv_net(), 1);
     m.layers.truncate(4);
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 3") && err.contains("end in a vector"),
-        "{err}"
-    );
+    assert_refused(&m, &QuantConfig::default(), &["layer 3", "end in a vector"]);
 
     // A conv layer whose input channels do not match.
-    let mut m = model(CONV, 1);
+    let mut m = model(conv_net(), 1);
     if let Layer::Conv1d(c) = &mut m.layers[0] {
         c.weight = ndarray::Array3::zeros((8, 5, 3));
     }
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 0") && err.contains("5 channels"),
-        "{err}"
-    );
+    assert_refused(&m, &QuantConfig::default(), &["layer 0", "5 channels"]);
 
     // A bias vector of the wrong length.
-    let mut m = model(MLP, 1);
+    let mut m = model(mlp_net(), 1);
     if let Layer::Dense(d) = &mut m.layers[2] {
         d.bias = ndarray::Array1::zeros(15);
     }
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 2 (fc2 dense)") && err.contains("16 outputs but 15 biases"),
-        "{err}"
+    assert_refused(
+        &m,
+        &QuantConfig::default(),
+        &["layer 2 (fc2 dense)", "16 outputs but 15 biases"],
     );
 
     // A window shorter than a valid convolution's kernel span.
-    let mut m = model(CONV, 1);
+    let mut m = model(conv_net(), 1);
     if let Layer::Conv1d(c) = &mut m.layers[0] {
         c.weight = ndarray::Array3::zeros((8, 4, 20));
         c.padding = crate::model::Padding::Valid;
     }
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 0") && err.contains("shorter than the kernel span 20"),
-        "{err}"
+    assert_refused(
+        &m,
+        &QuantConfig::default(),
+        &["layer 0", "shorter than the kernel span 20"],
     );
 
     // A non-finite bias.
-    let mut m = model(MLP, 1);
+    let mut m = model(mlp_net(), 1);
     if let Layer::Dense(d) = &mut m.layers[4] {
         d.bias[1] = f32::NAN;
     }
-    let err = refusal(&m, &QuantConfig::default());
-    assert!(
-        err.contains("layer 4 (fc3 dense)") && err.contains("channel 1"),
-        "{err}"
+    assert_refused(
+        &m,
+        &QuantConfig::default(),
+        &["layer 4 (fc3 dense)", "channel 1"],
     );
 }
 
@@ -426,50 +373,30 @@ fn fpga_refuses_windows_that_are_not_powers_of_two() {
         ..QuantConfig::default()
     };
     // Average pooling over 3 steps.
-    let mut m = model(CONV, 1);
+    let mut m = model(conv_net(), 1);
     m.layers[2] = Layer::AvgPool1d {
         kernel: 3,
         stride: 3,
     };
     m.layers.truncate(3);
     m.layers.push(Layer::GlobalAvgPool);
-    let err = refusal(&m, &fpga);
-    assert!(
-        err.contains("layer 2") && err.contains("power-of-two pool window"),
-        "{err}"
-    );
+    assert_refused(&m, &fpga, &["layer 2", "power-of-two pool window"]);
     // Global average pooling over 12 steps (a 12-step conv output).
-    let arch = r#"
-name = "gap"
-classes = 3
-[input]
-time_steps = 14
-features = 4
-[[layers]]
-type = "conv1d"
-out = 3
-kernel = 3
-[[layers]]
-type = "global_avg_pool"
-"#;
+    let arch = arch("gap", 3, [14, 4], &[conv(3, 3), GlobalAvgPool]);
     let m = model(arch, 1);
-    let err = refusal(&m, &fpga);
-    assert!(
-        err.contains("layer 1") && err.contains("averaging 12 steps"),
-        "{err}"
-    );
+    assert_refused(&m, &fpga, &["layer 1", "averaging 12 steps"]);
     // The same models quantize for x86, and the sensitivity run refuses
     // them for fpga with the same message.
     assert!(
         static_quantize(
             &m,
-            inputs(64, 56, 1).view(),
-            &info(4),
+            random_inputs(64, 56, 1).view(),
+            &export_info(4),
             &QuantConfig::default()
         )
         .is_ok()
     );
-    let x = inputs(50, 56, 2);
+    let x = random_inputs(50, 56, 2);
     let y = vec![0u8; 50];
     let labels = labels();
     let eval = EvalSet {
@@ -479,8 +406,8 @@ type = "global_avg_pool"
     };
     let err = quantization_sensitivity(
         &m,
-        inputs(64, 56, 1).view(),
-        &info(4),
+        random_inputs(64, 56, 1).view(),
+        &export_info(4),
         &fpga,
         &EncodeOptions::default(),
         &eval,
