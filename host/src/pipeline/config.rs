@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, DatasetConfig, FeatureConfig, LabelConfig, SplitConfig};
+use crate::data::{self, DatasetConfig, FeatureConfig, SplitConfig};
 use crate::limits::{self, excerpt};
 use crate::model::Architecture;
 use crate::options::fields::{check_known, field_names, part, value_error};
 use crate::options::{
-    DistillOptions, EncodeChoice, ExportSettings, OptionError, PruneOptions, QuantOptions,
-    TrainOptions,
+    DistillOptions, EncodeChoice, ExportSettings, LabelOptions, OptionError, PruneOptions,
+    QuantOptions, TrainOptions,
 };
 use crate::prune::PruningPlan;
 use crate::quant::QuantConfig;
@@ -38,7 +38,7 @@ pub struct DataSection {
     /// Feature settings (default: the 29 features of docs/DATA.md).
     pub features: Option<FeatureConfig>,
     /// Label settings (horizon, dead band).
-    pub labels: Option<LabelConfig>,
+    pub labels: Option<LabelOptions>,
     /// Split settings; absent means 70 / 15 / 15 with the smallest leak-free gap.
     pub split: Option<SplitConfig>,
 }
@@ -54,7 +54,7 @@ impl DataSection {
             d.features = f.clone();
         }
         if let Some(l) = self.labels {
-            d.labels = l;
+            d.labels = l.apply(d.labels);
         }
         d
     }

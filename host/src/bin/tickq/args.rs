@@ -6,7 +6,7 @@ use tickq_host::data::{self, DatasetConfig};
 use tickq_host::device::DeviceChoice;
 use tickq_host::gpu_train::TrainDevice;
 use tickq_host::limits;
-use tickq_host::options::{EncodeChoice, QuantOptions};
+use tickq_host::options::{EncodeChoice, LabelOptions, QuantOptions};
 use tickq_host::quant::{QuantConfig, QuantError};
 use tickq_host::steps::{self, EncodeOptions, PipelineError};
 
@@ -26,19 +26,13 @@ impl DataArgs {
     }
 }
 
-pub(crate) use tickq_host::options::cli::{ranged, ranged_default, real, real_f64, whole};
+pub(crate) use tickq_host::options::cli::{ranged, ranged_default, real, whole};
 
-/// Labelling and windowing options for `train` and `demo`.
+/// Labelling and windowing options for `train`.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct DatasetArgs {
-    #[arg(long, value_name = "TRADES", allow_negative_numbers = true, value_parser = whole(limits::HORIZON),
-          help = ranged_default("Label horizon: the price move over the next H trades is classified",
-                                DatasetConfig::default().labels.horizon, limits::HORIZON))]
-    pub(crate) horizon: Option<usize>,
-    #[arg(long, value_name = "PRICE", allow_negative_numbers = true, value_parser = real_f64(limits::DEAD_BAND),
-          help = ranged_default("Dead band in price units: moves within +-band are labelled flat",
-                                DatasetConfig::default().labels.dead_band, limits::DEAD_BAND))]
-    pub(crate) dead_band: Option<f64>,
+    #[command(flatten)]
+    pub(crate) labels: LabelOptions,
     #[arg(long, value_name = "T", allow_negative_numbers = true, value_parser = whole(limits::TIME_STEPS),
           help = ranged_default("Window length: how many past ticks form one sample (1 = current tick only)",
                                 DatasetConfig::default().time_steps, limits::TIME_STEPS))]
@@ -47,17 +41,12 @@ pub(crate) struct DatasetArgs {
 
 impl DatasetArgs {
     pub(crate) fn config(&self) -> DatasetConfig {
-        let mut cfg = DatasetConfig::default();
-        if let Some(h) = self.horizon {
-            cfg.labels.horizon = h;
+        let defaults = DatasetConfig::default();
+        DatasetConfig {
+            labels: self.labels.apply(defaults.labels),
+            time_steps: self.time_steps.unwrap_or(defaults.time_steps),
+            ..defaults
         }
-        if let Some(b) = self.dead_band {
-            cfg.labels.dead_band = b;
-        }
-        if let Some(t) = self.time_steps {
-            cfg.time_steps = t;
-        }
-        cfg
     }
 }
 

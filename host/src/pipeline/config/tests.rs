@@ -264,3 +264,18 @@ fn export_settings_are_checked_against_the_blob_they_export() {
         error(&format!("{dynamic}vector_input = \"bf16\"\n")).contains("use auto, int8 or f32")
     );
 }
+
+#[test]
+fn label_settings_override_the_defaults_field_by_field() {
+    let config = parses(&format!("[data.labels]\nhorizon = 50\n{TRAIN}"));
+    let labels = config.data.dataset().labels;
+    assert_eq!(labels.horizon, 50);
+    assert_eq!(
+        labels.dead_band,
+        crate::data::LabelConfig::default().dead_band
+    );
+    assert!(
+        error(&format!("[data.labels]\nhorizn = 5\n{TRAIN}"))
+            .contains("unknown field `horizn`, expected `horizon` or `dead_band`")
+    );
+}
