@@ -45,13 +45,20 @@ pub enum CheckpointError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// A file is not a valid safetensors file.
-    #[error("{}: not a valid safetensors file: {message}", path.display())]
+    /// A file is not a valid safetensors file, or tensors do not make one.
+    #[error(
+        "{}: not a valid safetensors file: {}{source}",
+        path.display(),
+        tensor.as_ref().map(|t| format!("tensor {t}: ")).unwrap_or_default()
+    )]
     Safetensors {
         /// The file.
         path: PathBuf,
-        /// The parser's message.
-        message: String,
+        /// The tensor, when the problem is one tensor's.
+        tensor: Option<String>,
+        /// The safetensors library's error.
+        #[source]
+        source: safetensors::SafeTensorError,
     },
     /// A tensor has a data type that cannot be converted to f32.
     #[error("{}: tensor {tensor} has dtype {dtype}; only F32, F64, F16 and BF16 can be loaded", path.display())]
@@ -76,12 +83,13 @@ pub enum CheckpointError {
     },
     /// The preprocessing file is not valid JSON, or (read as a [`Preprocess`](crate::preprocess::Preprocess)) has
     /// unknown or missing keys or values of the wrong type.
-    #[error("{}: invalid JSON: {message}", path.display())]
+    #[error("{}: invalid JSON: {source}", path.display())]
     Preprocess {
         /// The file.
         path: PathBuf,
-        /// The parser's message.
-        message: String,
+        /// The parser's error, with its line and column.
+        #[source]
+        source: serde_json::Error,
     },
     /// A field of the preprocessing file does not fit the architecture or is out of range.
     #[error("{}: {field}{}: {problem}", path.display(), index.map(|i| format!("[{i}]")).unwrap_or_default())]
@@ -118,9 +126,10 @@ pub fn encode_safetensors(
     metadata: Option<HashMap<String, String>>,
     origin: &Path,
 ) -> Result<Vec<u8>> {
-    let bad = |message: String| CheckpointError::Safetensors {
+    let bad = |tensor: Option<&str>, source| CheckpointError::Safetensors {
         path: origin.to_path_buf(),
-        message,
+        tensor: tensor.map(str::to_string),
+        source,
     };
     let bytes: Vec<Vec<u8>> = tensors
         .iter()
@@ -128,11 +137,10 @@ pub fn encode_safetensors(
         .collect();
     let mut views = Vec::with_capacity(tensors.len());
     for ((name, shape, _), b) in tensors.iter().zip(&bytes) {
-        let view = TensorView::new(Dtype::F32, shape.clone(), b)
-            .map_err(|e| bad(format!("tensor {name}: {e}")))?;
+        let view = TensorView::new(Dtype::F32, shape.clone(), b).map_err(|e| bad(Some(name), e))?;
         views.push((name.as_str(), view));
     }
-    safetensors::serialize(views, metadata).map_err(|e| bad(e.to_string()))
+    safetensors::serialize(views, metadata).map_err(|e| bad(None, e))
 }
 
 /// Converts IEEE half-precision bits to f32 (exact: every f16 value is an f32 value).
@@ -160,9 +168,10 @@ pub fn decode_safetensors(
     bytes: &[u8],
     origin: &Path,
 ) -> Result<(StateDict, HashMap<String, String>)> {
-    let bad = |e: safetensors::SafeTensorError| CheckpointError::Safetensors {
+    let bad = |source: safetensors::SafeTensorError| CheckpointError::Safetensors {
         path: origin.to_path_buf(),
-        message: e.to_string(),
+        tensor: None,
+        source,
     };
     let (_, meta) = SafeTensors::read_metadata(bytes).map_err(bad)?;
     let st = SafeTensors::deserialize(bytes).map_err(bad)?;
@@ -246,11 +255,12 @@ pub fn save_checkpoint(
     let arch = model.arch.to_toml_string().map_err(CheckpointError::Arch)?;
     let pre = match preprocess {
         Some(value) => {
-            let mut text =
-                serde_json::to_string_pretty(value).map_err(|e| CheckpointError::Preprocess {
+            let mut text = serde_json::to_string_pretty(value).map_err(|source| {
+                CheckpointError::Preprocess {
                     path: dir.join(PREPROCESS_FILE),
-                    message: e.to_string(),
-                })?;
+                    source,
+                }
+            })?;
             text.push('\n');
             Some(text)
         }
@@ -292,12 +302,14 @@ pub fn load_checkpoint(dir: &Path) -> Result<(Sequential, Option<serde_json::Val
         crate::limits::MAX_JSON_BYTES,
         "a JSON file",
     ) {
-        Ok(text) => Some(
-            serde_json::from_str(&text).map_err(|e| CheckpointError::Preprocess {
-                path: pre_path.clone(),
-                message: e.to_string(),
-            })?,
-        ),
+        Ok(text) => {
+            Some(
+                serde_json::from_str(&text).map_err(|source| CheckpointError::Preprocess {
+                    path: pre_path.clone(),
+                    source,
+                })?,
+            )
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(io_err(&pre_path)(e)),
     };

@@ -129,9 +129,9 @@ impl Preprocess {
     /// [`CheckpointError::InvalidPreprocess`] naming the first field that does not fit `arch`.
     pub fn parse(text: &str, path: &Path, arch: &Architecture) -> Result<Self, CheckpointError> {
         let pre: Preprocess =
-            serde_json::from_str(text).map_err(|e| CheckpointError::Preprocess {
+            serde_json::from_str(text).map_err(|source| CheckpointError::Preprocess {
                 path: path.to_path_buf(),
-                message: e.to_string(),
+                source,
             })?;
         pre.check(arch).map_err(
             |(field, index, problem)| CheckpointError::InvalidPreprocess {
@@ -357,7 +357,7 @@ mod tests {
         // f32's range reads as infinity.
         let e = refusal(|p| p.normalizer.mean[1] = f32::NAN);
         assert!(
-            matches!(&e, CheckpointError::Preprocess { message, .. } if message.contains("null")),
+            matches!(&e, CheckpointError::Preprocess { source, .. } if source.to_string().contains("null")),
             "{e}"
         );
         for (field, index) in [("mean", 1), ("std", 2)] {
