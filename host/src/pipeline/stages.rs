@@ -33,6 +33,30 @@ struct StageRun<'a> {
     from: Option<String>,
 }
 
+impl StageRun<'_> {
+    /// The product of the stage's main input (`from`, or `teacher` for distillation).
+    fn input(&self) -> Option<&Done> {
+        self.inputs.first().copied()
+    }
+
+    /// The f32 size of the model the chain of stages started from, which compression ratios compare with.
+    fn reference_f32_bytes(&self) -> usize {
+        self.input().map_or(0, |d| d.metrics.reference_f32_bytes)
+    }
+
+    /// [`f32_metrics`] of `model`, as this stage's.
+    fn f32_metrics(&self, model: &Sequential, reference_f32_bytes: usize) -> StageMetrics {
+        f32_metrics(
+            &self.stage.name,
+            &self.kind,
+            self.from.clone(),
+            model,
+            self.data,
+            reference_f32_bytes,
+        )
+    }
+}
+
 /// A stage's product, the files it wrote (relative to its directory) and its metrics.
 type Produced = (Artifact, Vec<String>, StageMetrics);
 
@@ -189,10 +213,8 @@ fn train(
         dir,
         progress,
         train_device,
-        kind,
         ..
     } = run;
-    let from = run.from.clone();
     let bar = progress.bar(config.epochs, &format!("{}: training", stage.name));
     let (model, history) =
         steps::train_model_on(train_device, arch.clone(), data, config, &mut |e| {
@@ -203,7 +225,7 @@ fn train(
     steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
     write_history(dir, &history)?;
     let reference = model.num_parameters() * 4;
-    let m = f32_metrics(&stage.name, kind, from, &model, data, reference);
+    let m = run.f32_metrics(&model, reference);
     Ok((
         Artifact::Model(Box::new(model)),
         model_outputs("history.json"),
@@ -215,17 +237,14 @@ fn train(
 fn prune(run: &StageRun<'_>, plan: &PruningPlan) -> Result<Produced, PipelineError> {
     let StageRun {
         stage,
-        inputs,
         data,
         dir,
         progress,
-        kind,
         ..
     } = run;
-    let from = run.from.clone();
-    let input = inputs.first().copied();
+    let input = run.input();
     let mut model = input_model(input)?.clone();
-    let reference = input.map_or(0, |d| d.metrics.reference_f32_bytes);
+    let reference = run.reference_f32_bytes();
     let bar = progress.bar(
         plan.schedule.targets().len(),
         &format!("{}: pruning", stage.name),
@@ -245,7 +264,7 @@ fn prune(run: &StageRun<'_>, plan: &PruningPlan) -> Result<Produced, PipelineErr
     bar.finish_and_clear();
     steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
     write_json(&dir.join("steps.json"), "steps.json", &steps)?;
-    let m = f32_metrics(&stage.name, kind, from, &model, data, reference);
+    let m = run.f32_metrics(&model, reference);
     Ok((
         Artifact::Model(Box::new(model)),
         model_outputs("steps.json"),
@@ -263,25 +282,22 @@ fn distill(
 ) -> Result<Produced, PipelineError> {
     let StageRun {
         stage,
-        inputs,
         data,
         dir,
         progress,
         train_device,
-        kind,
         ..
     } = run;
-    let from = run.from.clone();
-    let input = inputs.first().copied();
+    let input = run.input();
     let teacher = input_model(input)?;
     let mut model = match student {
         Some((arch, _)) => {
             steps::check_arch_fits(arch, data)?;
             Sequential::new(arch.clone(), config.seed)?
         }
-        None => input_model(inputs.get(1).copied())?.clone(),
+        None => input_model(run.inputs.get(1).copied())?.clone(),
     };
-    let reference = input.map_or(0, |d| d.metrics.reference_f32_bytes);
+    let reference = run.reference_f32_bytes();
     let train_x = data.normalized(data.splits.train.x.view());
     let val_x = data.normalized(data.splits.validation.x.view());
     let bar = progress.bar(config.epochs, &format!("{}: distilling", stage.name));
@@ -337,7 +353,7 @@ fn distill(
     steps::save_checkpoint(&dir.join("checkpoint"), &model, &data.preprocess())?;
     write_history(dir, &history)?;
     crate::fsutil::remove_dir_atomic(&state_dir)?;
-    let m = f32_metrics(&stage.name, kind, from, &model, data, reference);
+    let m = run.f32_metrics(&model, reference);
     Ok((
         Artifact::Model(Box::new(model)),
         model_outputs("history.json"),
@@ -356,18 +372,15 @@ fn quantize(
 ) -> Result<Produced, PipelineError> {
     let StageRun {
         stage,
-        inputs,
         data,
         dir,
         progress,
         device,
-        kind,
         ..
     } = run;
-    let from = run.from.clone();
-    let input = inputs.first().copied();
+    let input = run.input();
     let model = input_model(input)?;
-    let reference = input.map_or(0, |d| d.metrics.reference_f32_bytes);
+    let reference = run.reference_f32_bytes();
     let q = if raw.dynamic == Some(true) {
         steps::quantize_model_dynamic(model, data)?
     } else {
@@ -420,8 +433,8 @@ fn quantize(
     })?;
     let m = StageMetrics {
         stage: stage.name.clone(),
-        kind: kind.clone(),
-        from,
+        kind: run.kind.clone(),
+        from: run.from.clone(),
         accuracy: report.int8.accuracy,
         macro_f1: report.int8.macro_f1,
         parameters: stats.parameters,
@@ -452,15 +465,9 @@ fn export(
     vector_input: &Option<VectorInput>,
 ) -> Result<Produced, PipelineError> {
     let StageRun {
-        stage,
-        inputs,
-        data,
-        dir,
-        kind,
-        ..
+        stage, data, dir, ..
     } = run;
-    let from = run.from.clone();
-    let input = inputs.first().copied();
+    let input = run.input();
     let Some(Done {
         artifact: Artifact::Blob(blob),
         metrics: source_metrics,
@@ -473,7 +480,7 @@ fn export(
         path: dir.with_file_name(&source_metrics.stage).join("model.blob"),
         source,
     })?;
-    let vectors = match raw.settings.vectors.unwrap_or(0) {
+    let vectors = match raw.settings.vectors()? {
         0 => None,
         n => Some(crate::export::test_vectors(
             &model,
@@ -497,8 +504,8 @@ fn export(
         .collect();
     let m = StageMetrics {
         stage: stage.name.clone(),
-        kind: kind.clone(),
-        from,
+        kind: run.kind.clone(),
+        from: run.from.clone(),
         ..source_metrics.clone()
     };
     Ok((Artifact::Files, outputs, m))

@@ -110,7 +110,7 @@ pub(super) fn check_against_inputs(
                         reason: e.to_string(),
                     })?;
                 }
-                if raw.settings.vectors.unwrap_or(0) > 0 {
+                if raw.settings.vectors().is_ok_and(|n| n > 0) {
                     let kind = vector_input.unwrap_or(if dynamic {
                         crate::export::VectorInput::F32
                     } else {
