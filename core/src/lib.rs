@@ -39,6 +39,7 @@
 //! - `dynamic` (default): dynamic quantization (per-inference activation exponents).
 //! - `std`: runtime CPU detection where it needs the operating system (the aarch64 dot-product extension);
 //!   x86-64 detection works without it.
+//! - `stream` (default): the streaming feature engine ([`features`]): raw trades in, the model's features out.
 //! - `alloc`: the encoder and decoder.
 //!
 //! Firmware short of flash can leave the first three out (`default-features = false`: the Cortex-M4 example's
@@ -119,6 +120,8 @@ pub mod decode;
 #[cfg(feature = "alloc")]
 pub mod encode;
 pub mod error;
+#[cfg(feature = "stream")]
+pub mod features;
 pub mod format;
 mod kernels;
 mod load;

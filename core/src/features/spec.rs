@@ -1,0 +1,445 @@
+//! The feature specification: which causal features a model reads, over which windows, and the integer units
+//! of the trades it is fed.
+//!
+//! A [`FeatureSpec`] is plain `Copy` data with fixed-size lists, so firmware can hold one without an allocator
+//! and a blob can carry one (see `docs/BLOB.md`). [`FeatureSpec::validate`] is the one check of every field; the
+//! loader and the host both call it.
+
+use core::fmt;
+
+/// The most windows (or lags) one list of a [`FeatureSpec`] may hold.
+pub const MAX_WINDOWS: usize = 8;
+
+/// The largest trade capacity (trades kept for the windows) a [`FeatureSpec`] may declare.
+pub const MAX_CAPACITY: u32 = 1 << 20;
+
+/// The longest time window or lag, in milliseconds (one week).
+pub const MAX_WINDOW_MS: u32 = 7 * 24 * 3_600_000;
+
+/// Up to [`MAX_WINDOWS`] window lengths (trades or milliseconds), in the order their features appear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WindowList {
+    len: u8,
+    items: [u32; MAX_WINDOWS],
+}
+
+impl WindowList {
+    /// The empty list.
+    pub const EMPTY: WindowList = WindowList {
+        len: 0,
+        items: [0; MAX_WINDOWS],
+    };
+
+    /// A list of `items`, or `None` when there are more than [`MAX_WINDOWS`].
+    pub fn new(items: &[u32]) -> Option<WindowList> {
+        if items.len() > MAX_WINDOWS {
+            return None;
+        }
+        let mut list = WindowList::EMPTY;
+        for (slot, &item) in list.items.iter_mut().zip(items) {
+            *slot = item;
+        }
+        list.len = items.len() as u8;
+        Some(list)
+    }
+
+    /// The windows, in order.
+    #[inline]
+    pub fn as_slice(&self) -> &[u32] {
+        self.items.get(..usize::from(self.len)).unwrap_or(&[])
+    }
+
+    /// The number of windows.
+    #[inline]
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether the list is empty.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The largest window, 0 for an empty list.
+    #[inline]
+    pub fn max(&self) -> u32 {
+        self.as_slice().iter().copied().max().unwrap_or(0)
+    }
+}
+
+impl Default for WindowList {
+    fn default() -> Self {
+        WindowList::EMPTY
+    }
+}
+
+/// Which features to compute, over which windows, and the units of the trades.
+///
+/// Trade-count windows and lags are in trades, time windows and lags in milliseconds. A window "over the last `w`
+/// trades" at the newest trade covers it and the `w - 1` trades before it; a time window of `d` ms covers the
+/// trades at most `d` ms old (`t_now - d < t <= t_now`). Every window is clipped to the current session and to the
+/// last [`capacity`](FeatureSpec::capacity) trades. The features come out in the order of `docs/DATA.md`: the
+/// lists below in declaration order, with `sign` after the return lags and the five per-trade features after the
+/// intensity windows.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FeatureSpec {
+    /// Lags `k` (trades) of the returns `ret_{k}t`.
+    pub return_lags_trades: WindowList,
+    /// Lags `d` (ms) of the returns `ret_{d}` against the last trade at or before `t - d`.
+    pub return_lags_ms: WindowList,
+    /// Windows (trades) of the signed volume `svol_{w}t` and the order-flow imbalance `ofi_{w}t`.
+    pub flow_windows_trades: WindowList,
+    /// Windows (ms) of the signed volume `svol_{d}` and the order-flow imbalance `ofi_{d}`.
+    pub flow_windows_ms: WindowList,
+    /// Windows (trades) of the realized volatility `rvol_{w}t`.
+    pub volatility_windows_trades: WindowList,
+    /// Windows (ms) of the trade rate `rate_{d}` and the volume rate `vrate_{d}`.
+    pub intensity_windows_ms: WindowList,
+    /// Windows (trades) of the distance from the VWAP, `vwap_dev_{w}t`.
+    pub vwap_windows_trades: WindowList,
+    /// Windows (ms) of the distance from the VWAP, `vwap_dev_{d}`.
+    pub vwap_windows_ms: WindowList,
+    /// Windows (trades) of the high-low range `range_{w}t` and the position in it `range_pos_{w}t`.
+    pub range_windows_trades: WindowList,
+    /// A gap between consecutive trades longer than this (ms) starts a new session and resets every window.
+    pub session_gap_ms: u32,
+    /// The most trades the engine keeps: every trade window must fit in it, and a time window holding more
+    /// trades than this is clipped to the newest `capacity` (the host and the device clip the same way).
+    pub capacity: u32,
+    /// The price of one tick in the instrument's price units (0.25 for ES): prices reach the engine as integer
+    /// ticks, `price / tick_size`.
+    pub tick_size: f64,
+    /// The size of one lot in the instrument's size units (1 for contracts): sizes reach the engine as integer
+    /// lots, `size / size_unit`.
+    pub size_unit: f64,
+}
+
+/// A field of a [`FeatureSpec`], as named in error messages, the blob documentation and the host's config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpecField {
+    /// [`FeatureSpec::return_lags_trades`].
+    ReturnLagsTrades,
+    /// [`FeatureSpec::return_lags_ms`].
+    ReturnLagsMs,
+    /// [`FeatureSpec::flow_windows_trades`].
+    FlowWindowsTrades,
+    /// [`FeatureSpec::flow_windows_ms`].
+    FlowWindowsMs,
+    /// [`FeatureSpec::volatility_windows_trades`].
+    VolatilityWindowsTrades,
+    /// [`FeatureSpec::intensity_windows_ms`].
+    IntensityWindowsMs,
+    /// [`FeatureSpec::vwap_windows_trades`].
+    VwapWindowsTrades,
+    /// [`FeatureSpec::vwap_windows_ms`].
+    VwapWindowsMs,
+    /// [`FeatureSpec::range_windows_trades`].
+    RangeWindowsTrades,
+    /// [`FeatureSpec::session_gap_ms`].
+    SessionGapMs,
+    /// [`FeatureSpec::capacity`].
+    Capacity,
+    /// [`FeatureSpec::tick_size`].
+    TickSize,
+    /// [`FeatureSpec::size_unit`].
+    SizeUnit,
+}
+
+impl SpecField {
+    /// The field's name, as in the host's `[data.features]` config.
+    pub fn name(self) -> &'static str {
+        match self {
+            SpecField::ReturnLagsTrades => "return_lags_trades",
+            SpecField::ReturnLagsMs => "return_lags_ms",
+            SpecField::FlowWindowsTrades => "flow_windows_trades",
+            SpecField::FlowWindowsMs => "flow_windows_ms",
+            SpecField::VolatilityWindowsTrades => "volatility_windows_trades",
+            SpecField::IntensityWindowsMs => "intensity_windows_ms",
+            SpecField::VwapWindowsTrades => "vwap_windows_trades",
+            SpecField::VwapWindowsMs => "vwap_windows_ms",
+            SpecField::RangeWindowsTrades => "range_windows_trades",
+            SpecField::SessionGapMs => "session_gap_ms",
+            SpecField::Capacity => "capacity",
+            SpecField::TickSize => "tick_size",
+            SpecField::SizeUnit => "size_unit",
+        }
+    }
+}
+
+impl fmt::Display for SpecField {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why a [`FeatureSpec`] was refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SpecError {
+    /// A trade window or lag is 0 or above the capacity.
+    TradeWindow {
+        /// The list holding it.
+        field: SpecField,
+        /// The window found.
+        found: u32,
+        /// The spec's capacity.
+        capacity: u32,
+    },
+    /// A time window or lag is 0 or above [`MAX_WINDOW_MS`].
+    TimeWindow {
+        /// The list holding it.
+        field: SpecField,
+        /// The window found (ms).
+        found: u32,
+    },
+    /// The session gap is 0.
+    SessionGap,
+    /// The capacity is below 2 or above [`MAX_CAPACITY`].
+    Capacity {
+        /// The capacity found.
+        found: u32,
+    },
+    /// The tick size or the size unit is not finite and positive.
+    Unit {
+        /// [`SpecField::TickSize`] or [`SpecField::SizeUnit`].
+        field: SpecField,
+        /// The value found.
+        found: f64,
+    },
+    /// Every list is empty and there are no per-trade features either (never raised: the five per-trade
+    /// features are always present; kept so that a future spec that can switch them off has its error).
+    NoFeatures,
+}
+
+impl fmt::Display for SpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            SpecError::TradeWindow {
+                field,
+                found,
+                capacity,
+            } => write!(
+                f,
+                "feature spec field `{field}`: window {found} is out of range: expected 1 to the capacity {capacity} trades"
+            ),
+            SpecError::TimeWindow { field, found } => write!(
+                f,
+                "feature spec field `{field}`: window {found} ms is out of range: expected 1 to {MAX_WINDOW_MS} ms"
+            ),
+            SpecError::SessionGap => {
+                f.write_str("feature spec field `session_gap_ms`: expected at least 1 ms")
+            }
+            SpecError::Capacity { found } => write!(
+                f,
+                "feature spec field `capacity`: {found} trades is out of range: expected 2 to {MAX_CAPACITY}"
+            ),
+            SpecError::Unit { field, found } => {
+                write!(
+                    f,
+                    "feature spec field `{field}`: {found} is not finite and above zero"
+                )
+            }
+            SpecError::NoFeatures => f.write_str("the feature spec names no feature"),
+        }
+    }
+}
+
+impl FeatureSpec {
+    /// The trade-count lists with their fields, in feature order.
+    pub fn trade_lists(&self) -> [(SpecField, &WindowList); 5] {
+        [
+            (SpecField::ReturnLagsTrades, &self.return_lags_trades),
+            (SpecField::FlowWindowsTrades, &self.flow_windows_trades),
+            (
+                SpecField::VolatilityWindowsTrades,
+                &self.volatility_windows_trades,
+            ),
+            (SpecField::VwapWindowsTrades, &self.vwap_windows_trades),
+            (SpecField::RangeWindowsTrades, &self.range_windows_trades),
+        ]
+    }
+
+    /// The time lists with their fields, in feature order.
+    pub fn time_lists(&self) -> [(SpecField, &WindowList); 4] {
+        [
+            (SpecField::ReturnLagsMs, &self.return_lags_ms),
+            (SpecField::FlowWindowsMs, &self.flow_windows_ms),
+            (SpecField::IntensityWindowsMs, &self.intensity_windows_ms),
+            (SpecField::VwapWindowsMs, &self.vwap_windows_ms),
+        ]
+    }
+
+    /// Checks every field: trade windows in `1..=capacity` (a return lag `k` needs `k + 1` trades, so it must be
+    /// below the capacity), time windows in `1..=MAX_WINDOW_MS`, a session gap of at least 1 ms, a capacity in
+    /// `2..=MAX_CAPACITY`, and a finite, positive tick size and size unit.
+    ///
+    /// # Errors
+    ///
+    /// The first [`SpecError`] found, in field order.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if !(2..=MAX_CAPACITY).contains(&self.capacity) {
+            return Err(SpecError::Capacity {
+                found: self.capacity,
+            });
+        }
+        for (field, list) in self.trade_lists() {
+            // A return lag reads the price `k` trades back, so the ring must hold `k + 1` trades.
+            let limit = if field == SpecField::ReturnLagsTrades {
+                self.capacity - 1
+            } else {
+                self.capacity
+            };
+            if let Some(&found) = list.as_slice().iter().find(|&&w| w == 0 || w > limit) {
+                return Err(SpecError::TradeWindow {
+                    field,
+                    found,
+                    capacity: self.capacity,
+                });
+            }
+        }
+        for (field, list) in self.time_lists() {
+            if let Some(&found) = list
+                .as_slice()
+                .iter()
+                .find(|&&d| d == 0 || d > MAX_WINDOW_MS)
+            {
+                return Err(SpecError::TimeWindow { field, found });
+            }
+        }
+        if self.session_gap_ms == 0 {
+            return Err(SpecError::SessionGap);
+        }
+        for (field, found) in [
+            (SpecField::TickSize, self.tick_size),
+            (SpecField::SizeUnit, self.size_unit),
+        ] {
+            if !(found.is_finite() && found > 0.0) {
+                return Err(SpecError::Unit { field, found });
+            }
+        }
+        Ok(())
+    }
+
+    /// The number of features the spec produces, in the order of `docs/DATA.md`.
+    pub fn feature_count(&self) -> usize {
+        self.return_lags_trades.len()
+            + self.return_lags_ms.len()
+            + 1
+            + 2 * self.flow_windows_trades.len()
+            + 2 * self.flow_windows_ms.len()
+            + self.volatility_windows_trades.len()
+            + 2 * self.intensity_windows_ms.len()
+            + PER_TRADE_FEATURES
+            + self.vwap_windows_trades.len()
+            + self.vwap_windows_ms.len()
+            + 2 * self.range_windows_trades.len()
+    }
+
+    /// Warm-up of a session: the features of a trade are *valid* once its session holds at least `.0` earlier
+    /// trades and spans at least `.1` milliseconds, so that every window is fully inside the session.
+    pub fn warm_up(&self) -> (u32, u32) {
+        let trades = self
+            .trade_lists()
+            .iter()
+            .map(|(_, list)| list.max())
+            .max()
+            .unwrap_or(0);
+        let ms = self
+            .time_lists()
+            .iter()
+            .map(|(_, list)| list.max())
+            .max()
+            .unwrap_or(0);
+        (trades, ms)
+    }
+}
+
+/// The five features every spec has, one per trade: `log_size`, `burst_size`, `dt_prev_trade`, `dt_last_change`,
+/// `trades_since_change`.
+pub const PER_TRADE_FEATURES: usize = 5;
+
+impl Default for FeatureSpec {
+    /// The 29 features of `docs/DATA.md` for ES futures (tick 0.25, one-contract lots, 30-minute session gap,
+    /// 4096 trades kept).
+    fn default() -> Self {
+        let list = |items: &[u32]| WindowList::new(items).unwrap_or(WindowList::EMPTY);
+        FeatureSpec {
+            return_lags_trades: list(&[1, 5, 20, 100]),
+            return_lags_ms: list(&[1_000, 10_000, 60_000]),
+            flow_windows_trades: list(&[20, 100]),
+            flow_windows_ms: list(&[60_000]),
+            volatility_windows_trades: list(&[20, 100]),
+            intensity_windows_ms: list(&[10_000, 60_000]),
+            vwap_windows_trades: list(&[100]),
+            vwap_windows_ms: list(&[60_000]),
+            range_windows_trades: list(&[100]),
+            session_gap_ms: 30 * 60 * 1000,
+            capacity: 4096,
+            tick_size: 0.25,
+            size_unit: 1.0,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_spec_is_valid_and_has_29_features() {
+        let spec = FeatureSpec::default();
+        assert_eq!(spec.validate(), Ok(()));
+        assert_eq!(spec.feature_count(), 29);
+        assert_eq!(spec.warm_up(), (100, 60_000));
+    }
+
+    #[test]
+    fn every_bad_field_is_named() {
+        let base = FeatureSpec::default();
+        let mut spec = base;
+        spec.capacity = 1;
+        assert_eq!(spec.validate(), Err(SpecError::Capacity { found: 1 }));
+        let mut spec = base;
+        spec.return_lags_trades = WindowList::new(&[1, 4096]).unwrap();
+        assert_eq!(
+            spec.validate(),
+            Err(SpecError::TradeWindow {
+                field: SpecField::ReturnLagsTrades,
+                found: 4096,
+                capacity: 4096
+            })
+        );
+        let mut spec = base;
+        spec.range_windows_trades = WindowList::new(&[0]).unwrap();
+        assert!(matches!(
+            spec.validate(),
+            Err(SpecError::TradeWindow {
+                field: SpecField::RangeWindowsTrades,
+                found: 0,
+                ..
+            })
+        ));
+        let mut spec = base;
+        spec.vwap_windows_ms = WindowList::new(&[MAX_WINDOW_MS + 1]).unwrap();
+        assert!(matches!(
+            spec.validate(),
+            Err(SpecError::TimeWindow {
+                field: SpecField::VwapWindowsMs,
+                ..
+            })
+        ));
+        let mut spec = base;
+        spec.session_gap_ms = 0;
+        assert_eq!(spec.validate(), Err(SpecError::SessionGap));
+        let mut spec = base;
+        spec.size_unit = f64::NAN;
+        assert!(matches!(
+            spec.validate(),
+            Err(SpecError::Unit {
+                field: SpecField::SizeUnit,
+                ..
+            })
+        ));
+        assert!(WindowList::new(&[1; MAX_WINDOWS + 1]).is_none());
+    }
+}
