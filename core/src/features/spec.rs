@@ -443,3 +443,190 @@ mod tests {
         assert!(WindowList::new(&[1; MAX_WINDOWS + 1]).is_none());
     }
 }
+
+/// What one feature column measures; with its window it names the column (see [`FeatureName`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeatureKind {
+    /// `ret_{k}t`: log return over the last `k` trades, in basis points.
+    ReturnTrades,
+    /// `ret_{d}`: log return against the last trade at or before `t - d`, in basis points.
+    ReturnMs,
+    /// `sign`: the trade's side, or the tick rule.
+    Sign,
+    /// `svol_{w}t`: signed volume over the last `w` trades, log-scaled.
+    SignedVolumeTrades,
+    /// `ofi_{w}t`: signed over total volume of the last `w` trades.
+    FlowImbalanceTrades,
+    /// `svol_{d}`: signed volume over the last `d` ms, log-scaled.
+    SignedVolumeMs,
+    /// `ofi_{d}`: signed over total volume of the last `d` ms.
+    FlowImbalanceMs,
+    /// `rvol_{w}t`: realized volatility of the one-trade returns over the last `w` trades.
+    VolatilityTrades,
+    /// `rate_{d}`: trades per second over the last `d` ms, log-scaled.
+    TradeRateMs,
+    /// `vrate_{d}`: lots per second over the last `d` ms, log-scaled.
+    VolumeRateMs,
+    /// `log_size`: the trade's size, log-scaled.
+    LogSize,
+    /// `burst_size`: the size of the trades sharing this timestamp so far, log-scaled.
+    BurstSize,
+    /// `dt_prev_trade`: seconds since the previous trade of the session, log-scaled.
+    DtPrevTrade,
+    /// `dt_last_change`: seconds since the last price change, log-scaled.
+    DtLastChange,
+    /// `trades_since_change`: trades since the last price change, log-scaled.
+    TradesSinceChange,
+    /// `vwap_dev_{w}t`: price minus the VWAP of the last `w` trades, in ticks.
+    VwapDevTrades,
+    /// `vwap_dev_{d}`: price minus the VWAP of the last `d` ms, in ticks.
+    VwapDevMs,
+    /// `range_{w}t`: high minus low of the last `w` trades, in ticks.
+    RangeTrades,
+    /// `range_pos_{w}t`: where the price sits in that range, from -1 (low) to 1 (high).
+    RangePosTrades,
+}
+
+/// One feature column: its kind and window (0 for the per-trade features). `Display` writes the column name of
+/// `docs/DATA.md`, for example `ret_5t`, `ofi_60s` or `log_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FeatureName {
+    /// What the column measures.
+    pub kind: FeatureKind,
+    /// Its window or lag, in trades or milliseconds as the kind says; 0 for the per-trade features.
+    pub window: u32,
+}
+
+impl fmt::Display for FeatureName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use FeatureKind as K;
+        let (prefix, unit) = match self.kind {
+            K::ReturnTrades => ("ret", Unit::Trades),
+            K::ReturnMs => ("ret", Unit::Ms),
+            K::Sign => return f.write_str("sign"),
+            K::SignedVolumeTrades => ("svol", Unit::Trades),
+            K::FlowImbalanceTrades => ("ofi", Unit::Trades),
+            K::SignedVolumeMs => ("svol", Unit::Ms),
+            K::FlowImbalanceMs => ("ofi", Unit::Ms),
+            K::VolatilityTrades => ("rvol", Unit::Trades),
+            K::TradeRateMs => ("rate", Unit::Ms),
+            K::VolumeRateMs => ("vrate", Unit::Ms),
+            K::LogSize => return f.write_str("log_size"),
+            K::BurstSize => return f.write_str("burst_size"),
+            K::DtPrevTrade => return f.write_str("dt_prev_trade"),
+            K::DtLastChange => return f.write_str("dt_last_change"),
+            K::TradesSinceChange => return f.write_str("trades_since_change"),
+            K::VwapDevTrades => ("vwap_dev", Unit::Trades),
+            K::VwapDevMs => ("vwap_dev", Unit::Ms),
+            K::RangeTrades => ("range", Unit::Trades),
+            K::RangePosTrades => ("range_pos", Unit::Trades),
+        };
+        let w = self.window;
+        match unit {
+            Unit::Trades => write!(f, "{prefix}_{w}t"),
+            Unit::Ms if w.is_multiple_of(1000) => write!(f, "{prefix}_{}s", w / 1000),
+            Unit::Ms => write!(f, "{prefix}_{w}ms"),
+        }
+    }
+}
+
+enum Unit {
+    Trades,
+    Ms,
+}
+
+impl FeatureSpec {
+    /// Calls `each` with every feature column in order; [`FeatureSpec::feature_count`] calls in all.
+    pub fn for_each_feature(&self, mut each: impl FnMut(FeatureName)) {
+        use FeatureKind as K;
+        let mut one = |kind, window| each(FeatureName { kind, window });
+        for &w in self.return_lags_trades.as_slice() {
+            one(K::ReturnTrades, w);
+        }
+        for &w in self.return_lags_ms.as_slice() {
+            one(K::ReturnMs, w);
+        }
+        one(K::Sign, 0);
+        for &w in self.flow_windows_trades.as_slice() {
+            one(K::SignedVolumeTrades, w);
+            one(K::FlowImbalanceTrades, w);
+        }
+        for &w in self.flow_windows_ms.as_slice() {
+            one(K::SignedVolumeMs, w);
+            one(K::FlowImbalanceMs, w);
+        }
+        for &w in self.volatility_windows_trades.as_slice() {
+            one(K::VolatilityTrades, w);
+        }
+        for &w in self.intensity_windows_ms.as_slice() {
+            one(K::TradeRateMs, w);
+            one(K::VolumeRateMs, w);
+        }
+        for kind in [
+            K::LogSize,
+            K::BurstSize,
+            K::DtPrevTrade,
+            K::DtLastChange,
+            K::TradesSinceChange,
+        ] {
+            one(kind, 0);
+        }
+        for &w in self.vwap_windows_trades.as_slice() {
+            one(K::VwapDevTrades, w);
+        }
+        for &w in self.vwap_windows_ms.as_slice() {
+            one(K::VwapDevMs, w);
+        }
+        for &w in self.range_windows_trades.as_slice() {
+            one(K::RangeTrades, w);
+            one(K::RangePosTrades, w);
+        }
+    }
+
+    /// The `index`-th feature column, or `None` past the last.
+    pub fn feature(&self, index: usize) -> Option<FeatureName> {
+        let mut found = None;
+        let mut i = 0usize;
+        self.for_each_feature(|name| {
+            if i == index {
+                found = Some(name);
+            }
+            i += 1;
+        });
+        found
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    extern crate std;
+    use std::string::{String, ToString};
+    use std::vec::Vec;
+
+    use super::*;
+
+    #[test]
+    fn the_default_names_are_those_of_docs_data_md() {
+        let spec = FeatureSpec::default();
+        let mut names: Vec<String> = Vec::new();
+        spec.for_each_feature(|n| names.push(n.to_string()));
+        assert_eq!(names.len(), spec.feature_count());
+        assert_eq!(
+            names.join(","),
+            "ret_1t,ret_5t,ret_20t,ret_100t,ret_1s,ret_10s,ret_60s,sign,svol_20t,ofi_20t,svol_100t,ofi_100t,\
+             svol_60s,ofi_60s,rvol_20t,rvol_100t,rate_10s,vrate_10s,rate_60s,vrate_60s,log_size,burst_size,\
+             dt_prev_trade,dt_last_change,trades_since_change,vwap_dev_100t,vwap_dev_60s,range_100t,range_pos_100t"
+        );
+        assert_eq!(
+            spec.feature(28).map(|n| n.to_string()).as_deref(),
+            Some("range_pos_100t")
+        );
+        assert_eq!(spec.feature(29), None);
+        let mut ms = spec;
+        ms.return_lags_ms = WindowList::new(&[250]).unwrap();
+        assert_eq!(
+            ms.feature(4).map(|n| n.to_string()).as_deref(),
+            Some("ret_250ms")
+        );
+    }
+}
