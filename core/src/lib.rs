@@ -39,7 +39,9 @@
 //! - `dynamic` (default): dynamic quantization (per-inference activation exponents).
 //! - `std`: runtime CPU detection where it needs the operating system (the aarch64 dot-product extension);
 //!   x86-64 detection works without it.
-//! - `stream` (default): the streaming feature engine ([`features`]): raw trades in, the model's features out.
+//! - `stream` (default): the streaming feature engine ([`features`]'s engine: raw trades in, the model's features
+//!   out) and the streaming sessions. The feature spec itself ([`features::FeatureSpec`]) is always there, so a
+//!   build without `stream` still loads and checks a blob that carries one.
 //! - `alloc`: the encoder and decoder.
 //!
 //! Firmware short of flash can leave the first three out (`default-features = false`: the Cortex-M4 example's
@@ -120,7 +122,6 @@ pub mod decode;
 #[cfg(feature = "alloc")]
 pub mod encode;
 pub mod error;
-#[cfg(feature = "stream")]
 pub mod features;
 pub mod format;
 mod kernels;
