@@ -246,16 +246,7 @@ pub fn measure_latency(
             backend: model.backend().name(),
         };
     }
-    // Timer overhead: median of empty measurements.
-    let mut empty: Vec<u64> = (0..10_000)
-        .map(|_| {
-            let t = Instant::now();
-            std::hint::black_box(());
-            t.elapsed().as_nanos() as u64
-        })
-        .collect();
-    empty.sort_unstable();
-    let overhead = empty[empty.len() / 2];
+    let overhead = timer_overhead();
     // Warm up caches and branch predictors.
     let mut sink = 0usize;
     for row in rows.iter().cycle().take(calls.min(10_000)) {
@@ -271,16 +262,51 @@ pub fn measure_latency(
         samples.push(ns.saturating_sub(overhead));
     }
     std::hint::black_box(sink);
+    latency_stats(samples, overhead, model.backend().name())
+}
+
+/// The median cost in nanoseconds of an empty [`Instant`] pair (10,000 tries), which the latency measurements
+/// subtract from every sample.
+pub fn timer_overhead() -> u64 {
+    let mut empty: Vec<u64> = (0..10_000)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(());
+            t.elapsed().as_nanos() as u64
+        })
+        .collect();
+    empty.sort_unstable();
+    empty[empty.len() / 2]
+}
+
+/// Percentiles and mean of per-call times in nanoseconds (already net of `timer_overhead`); all zero for no
+/// samples.
+pub fn latency_stats(
+    mut samples: Vec<u64>,
+    timer_overhead: u64,
+    backend: &'static str,
+) -> LatencyStats {
+    if samples.is_empty() {
+        return LatencyStats {
+            calls: 0,
+            p50: 0.0,
+            p99: 0.0,
+            p999: 0.0,
+            mean: 0.0,
+            timer_overhead: timer_overhead as f64,
+            backend,
+        };
+    }
     samples.sort_unstable();
     let pick = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize] as f64;
     LatencyStats {
-        calls,
+        calls: samples.len(),
         p50: pick(0.50),
         p99: pick(0.99),
         p999: pick(0.999),
         mean: samples.iter().sum::<u64>() as f64 / samples.len() as f64,
-        timer_overhead: overhead as f64,
-        backend: model.backend().name(),
+        timer_overhead: timer_overhead as f64,
+        backend,
     }
 }
 
