@@ -111,6 +111,7 @@ fn wide_spec(pruning: Pruning) -> ModelSpec {
         data_hash: [0; 32],
         tickq_version: "0.1.0".into(),
         layers,
+        feature_spec: None,
     }
 }
 

@@ -1,9 +1,32 @@
 //! Every corruption of a real exported blob is caught at load time, or (if a
 //! flip survives the CRC check by chance) the model still runs to completion.
+//! The blobs are the exported one and the same model carrying the default
+//! feature spec (format version 5), so every byte of that section is flipped.
 
+use tickq_core::decode::decode;
+use tickq_core::encode::encode;
+use tickq_core::features::FeatureSpec;
 use tickq_core::{Model, Session};
 
 use crate::support::fixture;
+
+/// The exported blob, and the same model with the default feature spec (whose
+/// 29 columns are the fixture's features) and its column names.
+fn blobs() -> [Vec<u8>; 2] {
+    let blob = fixture().quantized.blob.clone();
+    let mut spec = decode(&Model::load(&blob).expect("the fixture loads"));
+    let feature_spec = FeatureSpec::default();
+    assert_eq!(spec.feature_names.len(), feature_spec.feature_count());
+    spec.feature_names.clear();
+    feature_spec.for_each_feature(|n| spec.feature_names.push(n.to_string()));
+    spec.feature_spec = Some(feature_spec);
+    let with_spec = encode(&spec).expect("the model with a feature spec encodes");
+    assert_eq!(
+        Model::load(&with_spec).unwrap().feature_spec(),
+        Some(feature_spec)
+    );
+    [blob, with_spec]
+}
 
 /// Rewrites the header's CRC-32 (bytes 12..16) over bytes `[0, 12) ++ [16, len)`,
 /// as docs/BLOB.md specifies.
@@ -18,6 +41,10 @@ fn reseal(blob: &mut [u8]) {
 fn load_and_run_if_valid(bytes: &[u8], input: &[f32]) {
     if let Ok(model) = Model::load(bytes) {
         let mut arena = vec![0u8; model.arena_bytes()];
+        if let Some(spec) = model.feature_spec() {
+            assert_eq!(spec.feature_count(), model.input_shape().1);
+            assert_eq!(spec.validate(), Ok(()));
+        }
         let mut session = Session::new(&model, &mut arena).expect("exact arena accepted");
         let p = session.run(input);
         assert!(p.signal() < model.classes());
@@ -26,10 +53,14 @@ fn load_and_run_if_valid(bytes: &[u8], input: &[f32]) {
 
 #[test]
 fn every_byte_flip_is_rejected_or_harmless() {
-    let f = fixture();
-    let blob = &f.quantized.blob;
-    let input = f.data.splits.test.x.row(0).to_vec();
-    let mut copy = blob.clone();
+    for blob in &blobs() {
+        every_byte_flip_of(blob);
+    }
+}
+
+fn every_byte_flip_of(blob: &[u8]) {
+    let input = fixture().data.splits.test.x.row(0).to_vec();
+    let mut copy = blob.to_vec();
     let mut rejected = 0usize;
     for i in 0..copy.len() {
         for mask in [0xFFu8, 0x01, 0x80] {
@@ -41,7 +72,7 @@ fn every_byte_flip_is_rejected_or_harmless() {
             copy[i] ^= mask;
         }
     }
-    assert_eq!(&copy, blob);
+    assert_eq!(copy, blob);
     // A CRC-32 catches every flip of one byte.
     assert_eq!(
         rejected,
@@ -52,11 +83,11 @@ fn every_byte_flip_is_rejected_or_harmless() {
 
 #[test]
 fn every_truncation_is_rejected() {
-    let f = fixture();
-    let blob = &f.quantized.blob;
-    for len in 0..blob.len() {
-        let err = Model::load(&blob[..len]);
-        assert!(err.is_err(), "truncated blob of {len} bytes loaded");
+    for blob in &blobs() {
+        for len in 0..blob.len() {
+            let err = Model::load(&blob[..len]);
+            assert!(err.is_err(), "truncated blob of {len} bytes loaded");
+        }
     }
 }
 
@@ -64,10 +95,14 @@ fn every_truncation_is_rejected() {
 fn flips_that_bypass_the_crc_are_still_validated() {
     // Re-seal each corrupted copy with a correct CRC so the structural checks,
     // not the checksum, must catch (or tolerate) it.
-    let f = fixture();
-    let blob = &f.quantized.blob;
-    let input = f.data.splits.test.x.row(0).to_vec();
-    let mut copy = blob.clone();
+    for blob in &blobs() {
+        resealed_flips_of(blob);
+    }
+}
+
+fn resealed_flips_of(blob: &[u8]) {
+    let input = fixture().data.splits.test.x.row(0).to_vec();
+    let mut copy = blob.to_vec();
     for i in 0..copy.len() {
         if (12..16).contains(&i) {
             continue; // the CRC field itself

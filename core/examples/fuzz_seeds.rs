@@ -1,5 +1,6 @@
 //! Writes the seed corpus of the blob fuzz targets (`fuzz/README.md`): small valid blobs in every weight format
-//! the encoder accepts for them, for every target, plus a dynamically quantized one.
+//! the encoder accepts for them, for every target, plus a dynamically quantized one and one carrying a feature
+//! spec (format version 5, so every byte of that section is there to mutate).
 //!
 //! `cargo run -p tickq-core --release --features std,alloc --example fuzz_seeds -- DIR` writes
 //! `DIR/<model>-<format>-<target>.blob` and prints how many it wrote. A (model, format) pair the encoder refuses
@@ -106,6 +107,7 @@ fn main() -> ExitCode {
         ("every-kind", support::every_kind_spec()),
         ("pruned-mlp", pruned_mlp()),
         ("dynamic", dynamic_mlp()),
+        ("feature-spec", support::feature_spec_model()),
     ];
     let mut written = 0usize;
     let mut covered = BTreeSet::new();
@@ -141,6 +143,13 @@ fn main() -> ExitCode {
         .collect();
     if !missing.is_empty() {
         eprintln!("no seed model encodes in: {}", missing.join(", "));
+        return ExitCode::FAILURE;
+    }
+    if !blobs
+        .iter()
+        .any(|b| tickq_core::Model::load(b).is_ok_and(|m| m.feature_spec().is_some()))
+    {
+        eprintln!("no seed carries a feature spec");
         return ExitCode::FAILURE;
     }
     println!("{written} seed blobs in {}", dir.display());

@@ -33,6 +33,7 @@
 //!             0,
 //!         ),
 //!     ],
+//!     feature_spec: None,
 //! };
 //! let blob = encode(&spec)?;
 //! let model = Model::load(&blob)?;
@@ -81,6 +82,7 @@ pub fn decode(model: &Model<'_>) -> ModelSpec {
         data_hash: *meta.data_hash(),
         tickq_version: meta.tickq_version().to_string(),
         layers,
+        feature_spec: model.feature_spec(),
     }
 }
 
@@ -393,6 +395,7 @@ mod tests {
             data_hash: [42; 32],
             tickq_version: "test".into(),
             layers,
+            feature_spec: None,
         }
     }
 

@@ -5,6 +5,9 @@
 
 use core::fmt;
 
+use core::hash::{Hash, Hasher};
+
+use crate::features::{SpecError, SpecField};
 use crate::format::LayerKind;
 pub use crate::format::Section;
 
@@ -191,6 +194,92 @@ pub enum BlobErrorKind {
     /// A `dense-dot` layer's second bias (the aux section) is not its bias minus `128 * sum w` of its channel
     /// (wrapping in i32), which the kernels that add 128 to every input rely on.
     OffsetBiasMismatch,
+    /// The feature-spec section (version 5) lies outside the space between the layer table and the metadata,
+    /// or has an offset of 0 with a non-zero length.
+    FeatureSpecOutOfBounds,
+    /// The feature-spec section does not start at a 16-byte aligned offset.
+    FeatureSpecMisaligned,
+    /// The feature-spec section's length is not exactly
+    /// [`feature_spec::LEN`](crate::format::feature_spec::LEN) bytes.
+    FeatureSpecLength {
+        /// The length the header declares.
+        found: u32,
+    },
+    /// The feature-spec section overlaps a layer's section.
+    FeatureSpecOverlap,
+    /// A window list of the feature spec declares more than [`MAX_WINDOWS`](crate::features::MAX_WINDOWS)
+    /// windows.
+    FeatureSpecListTooLong {
+        /// The list.
+        field: SpecField,
+        /// The length stored.
+        found: u8,
+    },
+    /// A slot of a feature-spec window list past the list's length is not zero.
+    FeatureSpecSlotNotZero {
+        /// The list.
+        field: SpecField,
+    },
+    /// The feature spec fails [`FeatureSpec::validate`](crate::features::FeatureSpec::validate).
+    BadFeatureSpec {
+        /// What the validation refused, naming the field.
+        error: FeatureSpecError,
+    },
+    /// The feature spec produces a different number of features than the model's input has.
+    FeatureSpecCountMismatch {
+        /// [`FeatureSpec::feature_count`](crate::features::FeatureSpec::feature_count).
+        spec: u16,
+        /// The model's feature count.
+        features: u16,
+    },
+    /// A feature name of the metadata is not the feature spec's name of that column.
+    FeatureNameMismatch {
+        /// The position of the name (0 for the first feature).
+        index: u16,
+    },
+}
+
+/// A [`SpecError`] inside a [`BlobErrorKind`]: the same value, compared and hashed by the bits of its `f64`, so
+/// that the kind stays `Eq` and `Hash`.
+#[derive(Debug, Clone, Copy)]
+pub struct FeatureSpecError(pub SpecError);
+
+impl FeatureSpecError {
+    /// The variant, its field and its numbers, with the `f64` as bits.
+    fn key(&self) -> (u8, Option<SpecField>, u64, u32) {
+        match self.0 {
+            SpecError::TradeWindow {
+                field,
+                found,
+                capacity,
+            } => (0, Some(field), u64::from(found), capacity),
+            SpecError::TimeWindow { field, found } => (1, Some(field), u64::from(found), 0),
+            SpecError::SessionGap => (2, None, 0, 0),
+            SpecError::Capacity { found } => (3, None, u64::from(found), 0),
+            SpecError::Unit { field, found } => (4, Some(field), found.to_bits(), 0),
+            SpecError::NoFeatures => (5, None, 0, 0),
+        }
+    }
+}
+
+impl PartialEq for FeatureSpecError {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+
+impl Eq for FeatureSpecError {}
+
+impl Hash for FeatureSpecError {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.key().hash(state);
+    }
+}
+
+impl fmt::Display for FeatureSpecError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
 }
 
 impl BlobErrorKind {
@@ -256,12 +345,21 @@ impl BlobErrorKind {
             BlobErrorKind::ArenaTooLarge => 48,
             BlobErrorKind::NotCompiled { .. } => 49,
             BlobErrorKind::OffsetBiasMismatch => 50,
+            BlobErrorKind::FeatureSpecOutOfBounds => 51,
+            BlobErrorKind::FeatureSpecMisaligned => 52,
+            BlobErrorKind::FeatureSpecLength { .. } => 53,
+            BlobErrorKind::FeatureSpecOverlap => 54,
+            BlobErrorKind::FeatureSpecListTooLong { .. } => 55,
+            BlobErrorKind::FeatureSpecSlotNotZero { .. } => 56,
+            BlobErrorKind::BadFeatureSpec { .. } => 57,
+            BlobErrorKind::FeatureSpecCountMismatch { .. } => 58,
+            BlobErrorKind::FeatureNameMismatch { .. } => 59,
         }
     }
 }
 
 /// The names of [`BlobErrorKind::name`], in declaration order.
-const NAMES: [&str; 51] = [
+const NAMES: [&str; 60] = [
     "truncated",
     "bad magic",
     "unsupported version",
@@ -313,6 +411,15 @@ const NAMES: [&str; 51] = [
     "arena too large",
     "not compiled in",
     "dense-dot second bias mismatch",
+    "feature spec section out of bounds",
+    "feature spec section misaligned",
+    "feature spec section has wrong length",
+    "feature spec section overlaps another section",
+    "feature spec list too long",
+    "feature spec unused window slot not zero",
+    "feature spec rejected",
+    "feature spec count mismatch",
+    "feature name differs from the feature spec's",
 ];
 
 impl BlobErrorKind {
@@ -323,6 +430,15 @@ impl BlobErrorKind {
             | BlobErrorKind::SectionMisaligned { section }
             | BlobErrorKind::SectionOverlap { section }
             | BlobErrorKind::SectionLength { section, .. } => Some(section),
+            _ => None,
+        }
+    }
+
+    /// The feature-spec list a feature-spec error names.
+    const fn spec_field(&self) -> Option<SpecField> {
+        match *self {
+            BlobErrorKind::FeatureSpecListTooLong { field, .. }
+            | BlobErrorKind::FeatureSpecSlotNotZero { field } => Some(field),
             _ => None,
         }
     }
@@ -365,13 +481,31 @@ impl BlobErrorKind {
             BlobErrorKind::SectionLength {
                 expected, found, ..
             } => [("length ", found, false), ("expected ", expected, false)],
+            BlobErrorKind::FeatureSpecLength { found } => [
+                ("length ", found, false),
+                ("expected ", crate::format::feature_spec::LEN as u32, false),
+            ],
+            BlobErrorKind::FeatureSpecListTooLong { found, .. } => [
+                ("found ", found as u32, false),
+                ("at most ", crate::features::MAX_WINDOWS as u32, false),
+            ],
+            BlobErrorKind::FeatureSpecCountMismatch { spec, features } => [
+                ("spec features ", spec as u32, false),
+                ("model features ", features as u32, false),
+            ],
+            BlobErrorKind::FeatureNameMismatch { index } => {
+                [("feature ", index as u32, false), NONE]
+            }
             _ => [NONE, NONE],
         }
     }
 }
 
 /// The message is the section name (for section errors), the kind's [`name`](BlobErrorKind::name) and its
-/// numbers in parentheses, for example `weights section has wrong length (length 12, expected 16)`.
+/// numbers in parentheses, for example `weights section has wrong length (length 12, expected 16)`; a
+/// feature-spec list error names its list after a colon, in backquotes, before the numbers (for example
+/// `feature spec list too long: ` and the list `return_lags_ms`, then `(found 9, at most 8)`),
+/// and [`BlobErrorKind::BadFeatureSpec`] ends with the [`SpecError`]'s message.
 impl fmt::Display for BlobErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if let BlobErrorKind::NotCompiled {
@@ -392,6 +526,15 @@ impl fmt::Display for BlobErrorKind {
             f.write_str(" ")?;
         }
         f.write_str(self.name())?;
+        if let BlobErrorKind::BadFeatureSpec { error } = self {
+            f.write_str(": ")?;
+            return fmt::Display::fmt(error, f);
+        }
+        if let Some(field) = self.spec_field() {
+            f.write_str(": `")?;
+            f.write_str(field.name())?;
+            f.write_str("`")?;
+        }
         let mut sep = " (";
         for (label, value, hex) in self.details() {
             if label.is_empty() {
@@ -582,7 +725,26 @@ mod tests {
                 found: 1,
             },
             K::NotCompiled { .. } => K::OffsetBiasMismatch,
-            K::OffsetBiasMismatch => return None,
+            K::OffsetBiasMismatch => K::FeatureSpecOutOfBounds,
+            K::FeatureSpecOutOfBounds => K::FeatureSpecMisaligned,
+            K::FeatureSpecMisaligned => K::FeatureSpecLength { found: 12 },
+            K::FeatureSpecLength { .. } => K::FeatureSpecOverlap,
+            K::FeatureSpecOverlap => K::FeatureSpecListTooLong {
+                field: SpecField::ReturnLagsMs,
+                found: 9,
+            },
+            K::FeatureSpecListTooLong { .. } => K::FeatureSpecSlotNotZero {
+                field: SpecField::VwapWindowsMs,
+            },
+            K::FeatureSpecSlotNotZero { .. } => K::BadFeatureSpec {
+                error: FeatureSpecError(SpecError::SessionGap),
+            },
+            K::BadFeatureSpec { .. } => K::FeatureSpecCountMismatch {
+                spec: 29,
+                features: 3,
+            },
+            K::FeatureSpecCountMismatch { .. } => K::FeatureNameMismatch { index: 4 },
+            K::FeatureNameMismatch { .. } => return None,
         })
     }
 

@@ -79,6 +79,7 @@
 //!     data_hash: [0; 32],
 //!     tickq_version: "0.1.0".into(),
 //!     layers: vec![LayerSpec::new(quantize, 1.0 / 32.0, 0), LayerSpec::new(dense, 1.0 / 32.0, 0)],
+//!     feature_spec: None,
 //! };
 //! let blob: Vec<u8> = encode(&spec)?;
 //!

@@ -6,6 +6,7 @@
 use heapless::Vec;
 
 use crate::MAX_LAYERS;
+use crate::features::FeatureSpec;
 use crate::format::{LayerKind, NO_INPUT, Padding, WeightLayout};
 use crate::kernels::{Backend, BackendUnavailable, Engine};
 use crate::load::metadata::Metadata;
@@ -25,6 +26,9 @@ pub struct Model<'b> {
     pub(crate) metadata: Metadata<'b>,
     pub(crate) crc: u32,
     pub(crate) version: u16,
+    /// The offset of the feature-spec section (version 5), 0 when the blob has none; [`Model::feature_spec`]
+    /// reads it again rather than keeping a copy, so a model without one costs 4 bytes, not a `FeatureSpec`.
+    pub(crate) feature_spec_at: u32,
     pub(crate) engine: Engine,
 }
 
@@ -63,6 +67,22 @@ impl<'b> Model<'b> {
     #[inline]
     pub fn metadata(&self) -> Metadata<'b> {
         self.metadata
+    }
+
+    /// The feature spec the blob carries (format version 5): which features over which windows, in which trade
+    /// units, the model's input comes from; `None` for a blob without one (feature vectors in).
+    ///
+    /// The section was checked at load (every field, the feature count and the metadata's feature names), so
+    /// this reads its 328 bytes again without failing.
+    pub fn feature_spec(&self) -> Option<FeatureSpec> {
+        let start = self.feature_spec_at as usize;
+        if start == 0 {
+            return None;
+        }
+        let bytes = self
+            .blob
+            .get(start..start.checked_add(crate::format::feature_spec::LEN)?)?;
+        crate::load::feature_spec::parse(bytes, start).ok()
     }
 
     /// The CRC-32 stored in (and verified against) the blob.

@@ -156,7 +156,7 @@ fn header_errors() {
     expect(&patched(&blob, |b| b[0] = b'X'), None, 0, |k| {
         *k == K::BadMagic
     });
-    for version in [0, 5] {
+    for version in [0, 6] {
         expect(
             &patched(&blob, |b| put_u16(b, h::VERSION.start, version)),
             None,
@@ -866,4 +866,282 @@ fn encoder_rejects_inconsistent_specs() {
     .unwrap_err();
     assert!(matches!(err, EncodeError::Shape { layer: 1, .. }), "{err}");
     assert!(err.to_string().starts_with("layer 1: "), "{err}");
+}
+
+/// The feature-spec section's offset in `blob`, from its header.
+fn spec_at(blob: &[u8]) -> usize {
+    get_u32(blob, h::FEATURE_SPEC_OFFSET.start) as usize
+}
+
+#[test]
+fn a_feature_spec_round_trips() {
+    use tickq_core::decode::decode;
+    use tickq_core::format::{
+        FEATURE_SPEC_VERSION, METADATA_ALIGN, SECTION_ALIGN, feature_spec as fs,
+    };
+    let spec = feature_spec_model();
+    let blob = feature_spec_blob();
+    let model = Model::load(&blob).unwrap();
+    assert_eq!(model.version(), FEATURE_SPEC_VERSION);
+    assert_eq!(model.feature_spec(), spec.feature_spec);
+    assert_eq!(model.feature_spec(), Some(feature_spec_24()));
+    // The section sits after every layer section, 16-byte aligned, right before the (4-byte aligned) metadata.
+    let at = spec_at(&blob);
+    let meta = get_u32(&blob, h::METADATA_OFFSET.start) as usize;
+    assert_eq!(get_u32(&blob, h::FEATURE_SPEC_LEN.start) as usize, fs::LEN);
+    assert_eq!(at % SECTION_ALIGN, 0);
+    assert_eq!(meta, (at + fs::LEN).next_multiple_of(METADATA_ALIGN));
+    for l in model.layers() {
+        assert!(l.index < 3);
+    }
+    for i in 0..3 {
+        for (off, len) in [
+            e::WEIGHTS_OFFSET,
+            e::BIAS_OFFSET,
+            e::REQUANT_OFFSET,
+            e::AUX_OFFSET,
+        ]
+        .into_iter()
+        .map(|r| (r.start, r.start + 4))
+        {
+            let end = get_u32(&blob, entry(i) + off) + get_u32(&blob, entry(i) + len);
+            assert!(
+                end as usize <= at,
+                "layer {i}'s section ends after the spec"
+            );
+        }
+    }
+    // The bytes as docs/BLOB.md lays them out.
+    let s = &blob[at..at + fs::LEN];
+    assert_eq!(get_u32(s, 0), 30 * 60 * 1000);
+    assert_eq!(get_u32(s, 4), 4096);
+    assert_eq!(s[8..16], 0.25f64.to_bits().to_le_bytes());
+    assert_eq!(s[16..24], 1.0f64.to_bits().to_le_bytes());
+    assert_eq!(s[24..33], [2, 1, 2, 1, 1, 2, 1, 1, 1]);
+    assert_eq!(s[33..40], [0; 7]);
+    assert_eq!(get_u32(s, 40), 1);
+    assert_eq!(get_u32(s, 44), 5);
+    assert_eq!(get_u32(s, 48), 0);
+    assert_eq!(get_u32(s, 40 + 32), 1_000);
+    assert_eq!(get_u32(s, 40 + 32 * 8), 100);
+    // decode gives the spec back, and encoding the decoded model writes the same bytes.
+    let decoded = decode(&model);
+    assert_eq!(decoded.feature_spec, spec.feature_spec);
+    assert_eq!(decoded.feature_names, spec.feature_names);
+    assert_eq!(encode_blocked(&decoded), blob);
+    // Without a spec the blob keeps its old version and zero feature-spec fields.
+    let plain = mlp_blob(8, 16, 3);
+    let model = Model::load(&plain).unwrap();
+    assert_eq!(model.version(), 3);
+    assert_eq!(model.feature_spec(), None);
+    assert_eq!(decode(&model).feature_spec, None);
+    assert_eq!(plain[h::FEATURE_SPEC_FIELDS], [0; 8]);
+    // A version 5 blob may still have none: the fields are zero, the model is fed feature vectors.
+    let v5 = patched(&plain, |b| put_u16(b, h::VERSION.start, 5));
+    assert_eq!(Model::load(&v5).unwrap().feature_spec(), None);
+}
+
+#[test]
+fn feature_spec_section_errors() {
+    use tickq_core::error::FeatureSpecError;
+    use tickq_core::features::{SpecError, SpecField};
+    let blob = feature_spec_blob();
+    let at = spec_at(&blob);
+    let (off, len) = (h::FEATURE_SPEC_OFFSET.start, h::FEATURE_SPEC_LEN.start);
+
+    // An older version leaves the fields reserved: the first non-zero byte is refused.
+    let first = off
+        + blob[h::FEATURE_SPEC_FIELDS]
+            .iter()
+            .position(|&b| b != 0)
+            .unwrap();
+    for version in [1, 2, 3, 4] {
+        expect(
+            &patched(&blob, |b| put_u16(b, h::VERSION.start, version)),
+            None,
+            first,
+            |k| *k == K::ReservedNotZero,
+        );
+    }
+    let plain = mlp_blob(8, 16, 3);
+    expect(&patched(&plain, |b| b[len + 3] = 1), None, len + 3, |k| {
+        *k == K::ReservedNotZero
+    });
+
+    // Placement.
+    for found in [0, 327, 329, 656] {
+        let err = expect(
+            &patched(&blob, |b| put_u32(b, len, found)),
+            None,
+            len,
+            |k| *k == K::FeatureSpecLength { found },
+        );
+        assert!(err.to_string().ends_with(&format!(
+            "feature spec section has wrong length (length {found}, expected 328)"
+        )));
+    }
+    expect(
+        &patched(&blob, |b| put_u32(b, off, at as u32 + 4)),
+        None,
+        off,
+        |k| *k == K::FeatureSpecMisaligned,
+    );
+    for bad in [0, 64, at + 16, u32::MAX as usize & !15] {
+        expect(
+            &patched(&blob, |b| put_u32(b, off, bad as u32)),
+            None,
+            off,
+            |k| *k == K::FeatureSpecOutOfBounds,
+        );
+    }
+    let quantize_aux = get_u32(&blob, entry(0) + e::AUX_OFFSET.start);
+    expect(
+        &patched(&blob, |b| put_u32(b, off, quantize_aux)),
+        None,
+        off,
+        |k| *k == K::FeatureSpecOverlap,
+    );
+
+    // Contents.
+    expect(&patched(&blob, |b| b[at + 35] = 1), None, at + 35, |k| {
+        *k == K::ReservedNotZero
+    });
+    let err = expect(&patched(&blob, |b| b[at + 25] = 9), None, at + 25, |k| {
+        *k == K::FeatureSpecListTooLong {
+            field: SpecField::ReturnLagsMs,
+            found: 9,
+        }
+    });
+    assert!(
+        err.to_string()
+            .ends_with("feature spec list too long: `return_lags_ms` (found 9, at most 8)"),
+        "{err}"
+    );
+    // return_lags_ms holds one window, so its second slot is unused.
+    let slot = at + 40 + 32 + 4;
+    let err = expect(&patched(&blob, |b| put_u32(b, slot, 7)), None, slot, |k| {
+        *k == K::FeatureSpecSlotNotZero {
+            field: SpecField::ReturnLagsMs,
+        }
+    });
+    assert!(err.to_string().contains("`return_lags_ms`"), "{err}");
+    for (patch, error) in [
+        ((at, 0u32.to_le_bytes().to_vec()), SpecError::SessionGap),
+        (
+            (at + 4, 1u32.to_le_bytes().to_vec()),
+            SpecError::Capacity { found: 1 },
+        ),
+        (
+            (at + 8, f64::NAN.to_bits().to_le_bytes().to_vec()),
+            SpecError::Unit {
+                field: SpecField::TickSize,
+                found: f64::NAN,
+            },
+        ),
+        (
+            (at + 40, 0u32.to_le_bytes().to_vec()),
+            SpecError::TradeWindow {
+                field: SpecField::ReturnLagsTrades,
+                found: 0,
+                capacity: 4096,
+            },
+        ),
+    ] {
+        let (p, bytes) = patch;
+        let err = expect(
+            &patched(&blob, |b| b[p..p + bytes.len()].copy_from_slice(&bytes)),
+            None,
+            at,
+            |k| {
+                *k == K::BadFeatureSpec {
+                    error: FeatureSpecError(error),
+                }
+            },
+        );
+        // The spec's own message, which names the field.
+        assert!(err.to_string().ends_with(&error.to_string()), "{err}");
+    }
+    let err = expect(
+        &patched(&blob, |b| b[at + 24 + 7] = 0),
+        None,
+        at + 40 + 32 * 7,
+        |k| matches!(k, K::FeatureSpecSlotNotZero { .. }),
+    );
+    assert!(err.to_string().contains("`vwap_windows_ms`"), "{err}");
+
+    // Against the model: the count, then the names.
+    let shorter = patched(&blob, |b| {
+        b[at + 24 + 7] = 0;
+        put_u32(b, at + 40 + 32 * 7, 0);
+    });
+    let err = expect(&shorter, None, off, |k| {
+        *k == K::FeatureSpecCountMismatch {
+            spec: 23,
+            features: 24,
+        }
+    });
+    assert!(
+        err.to_string()
+            .ends_with("feature spec count mismatch (spec features 23, model features 24)"),
+        "{err}"
+    );
+    let meta = get_u32(&blob, h::METADATA_OFFSET.start) as usize;
+    let name = meta
+        + blob[meta..]
+            .windows(6)
+            .position(|w| w == b"ret_5t")
+            .unwrap();
+    let err = expect(
+        &patched(&blob, |b| b[name + 4] = b'6'),
+        None,
+        name - 2,
+        |k| *k == K::FeatureNameMismatch { index: 1 },
+    );
+    assert!(err.to_string().ends_with("(feature 1)"), "{err}");
+    // A stored name longer or shorter than the spec's is refused too (prefixes do not match).
+    let mut spec = feature_spec_model();
+    spec.feature_names[0] = "ret_1".into();
+    // The error names the first name's length prefix: after the model name ("test") and the name count.
+    let meta = get_u32(
+        &encode_unvalidated(&spec).unwrap(),
+        h::METADATA_OFFSET.start,
+    ) as usize;
+    assert_eq!(
+        encode(&spec).unwrap_err(),
+        EncodeError::Invalid(BlobError {
+            layer: None,
+            layer_kind: None,
+            offset: (meta + 2 + 4 + 2) as u32,
+            kind: K::FeatureNameMismatch { index: 0 },
+        })
+    );
+    spec.feature_names[0] = "ret_1tt".into();
+    assert!(matches!(
+        encode(&spec),
+        Err(EncodeError::Invalid(BlobError {
+            kind: K::FeatureNameMismatch { index: 0 },
+            ..
+        }))
+    ));
+    // The encoder refuses a spec that does not fit the model, with the loader's error.
+    let mut spec = feature_spec_model();
+    spec.feature_spec = Some(tickq_core::features::FeatureSpec::default());
+    assert!(matches!(
+        encode(&spec),
+        Err(EncodeError::Invalid(BlobError {
+            kind: K::FeatureSpecCountMismatch {
+                spec: 29,
+                features: 24
+            },
+            ..
+        }))
+    ));
+    let written = encode_unvalidated(&spec).unwrap();
+    assert_eq!(
+        Model::load(&written).unwrap_err().kind,
+        K::FeatureSpecCountMismatch {
+            spec: 29,
+            features: 24
+        }
+    );
 }

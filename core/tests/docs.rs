@@ -184,7 +184,7 @@ fn the_checks_notice_a_removal() {
         );
     }
     let versions = accepted_versions();
-    for cut in ["Version 4 adds", "the loader reads versions 1 to 4"] {
+    for cut in ["Version 5 adds", "the loader reads versions 1 to 5"] {
         let doc = BLOB_MD.replacen(cut, "", 1);
         assert!(
             !version_gaps(&doc, &versions).is_empty(),

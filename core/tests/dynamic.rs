@@ -116,6 +116,7 @@ fn spec(m: &Mlp) -> ModelSpec {
         data_hash: [0; 32],
         tickq_version: "test".into(),
         layers,
+        feature_spec: None,
     }
 }
 

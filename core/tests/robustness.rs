@@ -206,6 +206,17 @@ fn load_and_run(blob: &[u8], inputs: &[Vec<f32>]) -> bool {
                 assert!(p.signal() < model.classes().max(1));
             }
             let _ = model.layers().count();
+            if let Some(spec) = model.feature_spec() {
+                assert_eq!(spec.validate(), Ok(()));
+                assert_eq!(spec.feature_count(), model.input_shape().1);
+                assert!(
+                    model
+                        .metadata()
+                        .feature_names()
+                        .zip(spec_names(&spec))
+                        .all(|(a, b)| a == b)
+                );
+            }
             let _ =
                 model.metadata().feature_names().count() + model.metadata().label_names().count();
             true
@@ -220,6 +231,15 @@ fn load_and_run(blob: &[u8], inputs: &[Vec<f32>]) -> bool {
 #[test]
 fn byte_flips_and_truncation_never_panic() {
     flips_and_truncations(&every_kind_blob());
+}
+
+/// The same over a blob carrying a feature-spec section (format version 5), so every byte of the section is
+/// flipped; a flip that still loads must leave a valid spec of the model's width.
+#[test]
+fn byte_flips_and_truncation_never_panic_with_a_feature_spec() {
+    let blob = feature_spec_blob();
+    assert!(Model::load(&blob).unwrap().feature_spec().is_some());
+    flips_and_truncations(&blob);
 }
 
 /// The same over blobs whose Dense and Conv1d layers (dilated and causal ones included) are sparse, and N:M, and

@@ -127,6 +127,7 @@ pub fn spec(layers: Vec<LayerSpec>, features: usize, classes: usize) -> ModelSpe
         data_hash: [7; 32],
         tickq_version: "0.1.0-test".into(),
         layers,
+        feature_spec: None,
     }
 }
 
@@ -357,6 +358,7 @@ pub fn every_kind_spec() -> ModelSpec {
         data_hash: std::array::from_fn(|i| i as u8),
         tickq_version: "0.1.0".into(),
         layers,
+        feature_spec: None,
     }
 }
 
@@ -384,4 +386,50 @@ pub fn mlp_blob(f: usize, h: usize, c: usize) -> Vec<u8> {
         dense_spec(&mut rng, h, c, q1, q2),
     ];
     encode_blocked(&spec(layers, f, c))
+}
+
+/// A feature spec of 24 features with every window list in use: [`tickq_core::features::FeatureSpec::default`]
+/// with shorter return and volatility lists.
+pub fn feature_spec_24() -> tickq_core::features::FeatureSpec {
+    use tickq_core::features::{FeatureSpec, WindowList};
+    let spec = FeatureSpec {
+        return_lags_trades: WindowList::new(&[1, 5]).unwrap(),
+        return_lags_ms: WindowList::new(&[1_000]).unwrap(),
+        volatility_windows_trades: WindowList::new(&[20]).unwrap(),
+        ..FeatureSpec::default()
+    };
+    assert_eq!(spec.feature_count(), 24);
+    spec
+}
+
+/// The column names of `spec`, in order.
+pub fn spec_names(spec: &tickq_core::features::FeatureSpec) -> Vec<String> {
+    let mut names = Vec::new();
+    spec.for_each_feature(|n| names.push(n.to_string()));
+    names
+}
+
+/// A Quantize -> Dense(24 -> 32, ReLU) -> Dense(32 -> 3) model fed by [`feature_spec_24`], which it carries
+/// (format version 5), with the spec's column names as its feature names.
+pub fn feature_spec_model() -> ModelSpec {
+    let mut rng = Rng(0x5bec);
+    let q0 = Qp::from_range(-3.0, 3.0);
+    let q1 = Qp::from_range(0.0, 4.0);
+    let q2 = Qp::from_range(-4.0, 4.0);
+    let layers = vec![
+        identity_input(1, 24, q0),
+        with_clamp(dense_spec(&mut rng, 24, 32, q0, q1), q1.relu()),
+        dense_spec(&mut rng, 32, 3, q1, q2),
+    ];
+    let feature_spec = feature_spec_24();
+    ModelSpec {
+        feature_names: spec_names(&feature_spec),
+        feature_spec: Some(feature_spec),
+        ..spec(layers, 24, 3)
+    }
+}
+
+/// The blob of [`feature_spec_model`], blocked.
+pub fn feature_spec_blob() -> Vec<u8> {
+    encode_blocked(&feature_spec_model())
 }

@@ -121,10 +121,25 @@ pub fn check(blob: &[u8]) {
     let _ = (meta.name(), meta.tickq_version(), meta.data_hash());
     let _ = meta.feature_names().chain(meta.label_names()).count();
     let _ = (model.input_quant(), model.output_quant(), model.crc32());
+    // A feature spec that loaded is valid, as wide as the input and named as the metadata names the features.
+    let feature_spec = model.feature_spec();
+    if let Some(fs) = feature_spec {
+        assert!(fs.validate().is_ok(), "the loaded feature spec is invalid");
+        assert_eq!(fs.feature_count(), model.input_shape().1);
+        assert!(model.version() >= tickq_core::format::FEATURE_SPEC_VERSION);
+        let mut names = meta.feature_names();
+        fs.for_each_feature(|name| {
+            assert_eq!(names.next(), Some(name.to_string().as_str()));
+        });
+    }
     if model.arena_bytes() > MAX_ARENA || model.input_len() > MAX_INPUT {
         return;
     }
     let spec = decode(&model);
+    assert_eq!(
+        spec.feature_spec, feature_spec,
+        "decode keeps the feature spec"
+    );
     let n = model.input_len();
     let features = features(blob, n);
     let raw: Vec<i8> = blob.iter().take(n).map(|&b| b as i8).collect();
@@ -168,6 +183,11 @@ pub fn check(blob: &[u8]) {
         assert!(
             twin.arena_bytes() <= MAX_ARENA,
             "the re-encoded model needs a larger arena"
+        );
+        assert_eq!(
+            twin.feature_spec(),
+            feature_spec,
+            "the re-encoded model lost its feature spec"
         );
         if twin.set_backend(Backend::Generic).is_err() {
             panic!("the generic backend is always available");

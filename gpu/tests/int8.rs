@@ -435,6 +435,7 @@ fn random_model(rng: &mut Rng, format: WeightFormat) -> ModelSpec {
         data_hash: [0; 32],
         tickq_version: "test".into(),
         layers,
+        feature_spec: None,
     }
 }
 
@@ -654,6 +655,7 @@ fn random_dynamic_mlp(rng: &mut Rng) -> ModelSpec {
         data_hash: [0; 32],
         tickq_version: "test".into(),
         layers,
+        feature_spec: None,
     }
 }
 

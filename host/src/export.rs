@@ -417,6 +417,7 @@ fn input_quantizer_blob(model: &Model<'_>) -> Result<Option<Vec<u8>>, ExportErro
         data_hash: *model.metadata().data_hash(),
         tickq_version: model.metadata().tickq_version().to_owned(),
         layers,
+        feature_spec: None,
     };
     encode(&spec)
         .map(Some)

@@ -32,6 +32,7 @@
 //!             0,
 //!         ),
 //!     ],
+//!     feature_spec: None,
 //! };
 //! let blob = encode(&spec)?;
 //! let model = Model::load(&blob)?;
@@ -54,6 +55,7 @@ mod layouts;
 pub use cost::{ParseTargetError, Target};
 
 use crate::error::BlobError;
+use crate::features::FeatureSpec;
 pub use crate::format::Padding;
 use crate::format::layout::nm;
 use crate::format::shape::{Geometry, ShapeError, output_shape};
@@ -83,6 +85,13 @@ pub struct ModelSpec {
     pub tickq_version: String,
     /// The layers, in execution order; layer 0 must be [`OpSpec::Quantize`].
     pub layers: Vec<LayerSpec>,
+    /// The feature spec the model's input comes from, written as the blob's feature-spec section (format
+    /// version 5; `docs/BLOB.md`); `None` for a model fed feature vectors, whose blob keeps an older version.
+    ///
+    /// With a spec, `feature_names` must be its column names in order and the Quantize layer must take its
+    /// [`feature_count`](FeatureSpec::feature_count) features: [`encode`] refuses the blob otherwise (with the
+    /// loader's error).
+    pub feature_spec: Option<FeatureSpec>,
 }
 
 /// One layer: an operation, its input, and the quantization of its output.
@@ -648,6 +657,18 @@ pub fn encode_unvalidated_with(
         shapes.push(shape);
     }
 
+    let mut feature_spec_section = (0u32, 0u32);
+    if let Some(feature_spec) = &spec.feature_spec {
+        pad_to(&mut out, SECTION_ALIGN);
+        let start = u32::try_from(out.len()).map_err(|_| EncodeError::TooLarge {
+            layer: None,
+            field: "blob",
+        })?;
+        out.extend_from_slice(&crate::load::feature_spec::to_bytes(feature_spec));
+        feature_spec_section = (start, format::feature_spec::LEN as u32);
+        version = version.max(format::FEATURE_SPEC_VERSION);
+    }
+
     pad_to(&mut out, METADATA_ALIGN);
     let metadata_offset = out.len();
     put_string(&mut out, &spec.name, "name")?;
@@ -680,6 +701,16 @@ pub fn encode_unvalidated_with(
         &mut out,
         format::header::METADATA_LEN,
         u32::try_from(metadata_len).map_err(|_| blob_too_large)?,
+    );
+    put_u32(
+        &mut out,
+        format::header::FEATURE_SPEC_OFFSET,
+        feature_spec_section.0,
+    );
+    put_u32(
+        &mut out,
+        format::header::FEATURE_SPEC_LEN,
+        feature_spec_section.1,
     );
     let crc = format::compute_crc(&out);
     put_u32(&mut out, format::header::CRC, crc);

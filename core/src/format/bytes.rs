@@ -130,7 +130,25 @@ impl<'a> Header<'a> {
         read_u32(self.0, header::METADATA_LEN)
     }
 
-    /// The offset of the first non-zero reserved byte, if any.
+    /// The feature-spec section's offset (version 5; 0 when there is none).
+    #[inline]
+    pub fn feature_spec_offset(&self) -> u32 {
+        read_u32(self.0, header::FEATURE_SPEC_OFFSET)
+    }
+
+    /// The feature-spec section's length (version 5; 0 when there is none).
+    #[inline]
+    pub fn feature_spec_len(&self) -> u32 {
+        read_u32(self.0, header::FEATURE_SPEC_LEN)
+    }
+
+    /// The offset of the first non-zero byte of the feature-spec fields, which versions 1 to 4 reserve, if any.
+    pub fn nonzero_feature_spec_fields(&self) -> Option<usize> {
+        first_nonzero(self.0, header::FEATURE_SPEC_FIELDS)
+    }
+
+    /// The offset of the first non-zero reserved byte, if any (the feature-spec fields, reserved before version
+    /// 5, are [`Header::nonzero_feature_spec_fields`]).
     pub fn nonzero_reserved(&self) -> Option<usize> {
         first_nonzero(self.0, header::RESERVED_0)
             .or_else(|| first_nonzero(self.0, header::RESERVED_1))

@@ -14,7 +14,7 @@ pub(crate) mod layout;
 pub(crate) mod shape;
 
 pub use bytes::{Entry, Header, compute_crc};
-pub(crate) use bytes::{le_f32, le_i32, read_u16};
+pub(crate) use bytes::{le_f32, le_i32, read_u8, read_u16, read_u32};
 
 /// The eight magic bytes at the start of every blob.
 pub const MAGIC: [u8; 8] = *b"TICKQBLB";
@@ -22,10 +22,13 @@ pub const MAGIC: [u8; 8] = *b"TICKQBLB";
 ///
 /// Version 1 stores dense blocked weights only; version 2 adds the per-layer weight format byte (codes 0 to 2:
 /// dense blocked with a short tail block, sparse, N:M); version 3 adds codes 3 to 5 (column-sparse, packed,
-/// `dense-dsp`); version 4 adds code 6 (`dense-dot`).
+/// `dense-dsp`); version 4 adds code 6 (`dense-dot`); version 5 adds the feature-spec section
+/// ([`feature_spec`]).
 /// The encoder writes the oldest version that holds every format the blob uses, so a blob that does not need
-/// `dense-dot` still loads in a version 3 reader.
-pub const FORMAT_VERSION: u16 = 4;
+/// `dense-dot` still loads in a version 3 reader, and one without a feature spec is never version 5.
+pub const FORMAT_VERSION: u16 = 5;
+/// The first format version whose header may point at a feature-spec section ([`header::FEATURE_SPEC_OFFSET`]).
+pub const FEATURE_SPEC_VERSION: u16 = 5;
 /// The oldest format version this crate reads (version 1: dense blocked weights only).
 pub const OLDEST_FORMAT_VERSION: u16 = 1;
 /// The size of the header in bytes.
@@ -74,8 +77,49 @@ pub mod header {
     pub const METADATA_OFFSET: Range<usize> = 28..32;
     /// `u32` length of the metadata block.
     pub const METADATA_LEN: Range<usize> = 32..36;
+    /// `u32` offset of the feature-spec section (version 5), or 0 when the blob has none; reserved (zero) in
+    /// versions 1 to 4.
+    pub const FEATURE_SPEC_OFFSET: Range<usize> = 36..40;
+    /// `u32` length of the feature-spec section (version 5): [`feature_spec::LEN`](super::feature_spec::LEN), or 0
+    /// when the blob has none; reserved (zero) in versions 1 to 4.
+    pub const FEATURE_SPEC_LEN: Range<usize> = 40..44;
+    /// The two feature-spec fields together, the bytes a version 1 to 4 blob must leave zero.
+    pub const FEATURE_SPEC_FIELDS: Range<usize> = 36..44;
     /// Reserved, zero.
-    pub const RESERVED_1: Range<usize> = 36..64;
+    pub const RESERVED_1: Range<usize> = 44..64;
+}
+
+/// Byte ranges of the fields of the feature-spec section (version 5), relative to the section: the whole
+/// `FeatureSpec` of `tickq_core::features` that the model's features come from.
+///
+/// The nine window lists appear in the order the `FeatureSpec` declares them (`return_lags_trades` first,
+/// `range_windows_trades` last): first their lengths, one byte each, then [`MAX_WINDOWS`](feature_spec::MAX_WINDOWS)
+/// `u32` slots per list, the unused ones zero.
+pub mod feature_spec {
+    use core::ops::Range;
+
+    /// The exact length of the section.
+    pub const LEN: usize = 328;
+    /// `u32` the session gap in milliseconds.
+    pub const SESSION_GAP_MS: Range<usize> = 0..4;
+    /// `u32` the trade capacity.
+    pub const CAPACITY: Range<usize> = 4..8;
+    /// `f64` (IEEE bits) the tick size.
+    pub const TICK_SIZE: Range<usize> = 8..16;
+    /// `f64` (IEEE bits) the size unit.
+    pub const SIZE_UNIT: Range<usize> = 16..24;
+    /// `[u8; 9]` the length of each list, in declaration order.
+    pub const LIST_LENS: Range<usize> = 24..33;
+    /// Reserved, zero.
+    pub const RESERVED: Range<usize> = 33..40;
+    /// The start of the first list's slots; list `i` starts at `LISTS + LIST_BYTES * i`.
+    pub const LISTS: usize = 40;
+    /// The slots of one list.
+    pub const MAX_WINDOWS: usize = 8;
+    /// The bytes of one list: [`MAX_WINDOWS`] `u32` slots.
+    pub const LIST_BYTES: usize = 4 * MAX_WINDOWS;
+    /// The number of lists.
+    pub const LISTS_COUNT: usize = 9;
 }
 
 /// Byte ranges of the fields of one layer table entry, relative to the entry.

@@ -20,6 +20,11 @@ pub(super) struct Placed {
     end: usize,
 }
 
+/// Whether `[start, end)` overlaps a section already placed.
+pub(super) fn overlaps(placed: &[Placed], start: usize, end: usize) -> bool {
+    placed.iter().any(|p| start < p.end && p.start < end)
+}
+
 /// Per-layer validation state: the entry, its location and the section bounds.
 pub(super) struct LayerCheck<'b, 'e> {
     pub blob: &'b [u8],

@@ -2,11 +2,13 @@
 //!
 //! The checks go in the order of the bytes: the header and CRC here, each layer entry against the layers before
 //! it in `layer` (kind, inputs, geometry, shape, quantization, sections), the weight sections format by format in
-//! `weights`, the metadata block in `metadata`; then `plan::arena` places the tensors.
+//! `weights`, the feature-spec section (version 5) in `feature_spec`, the metadata block in `metadata` (and its
+//! feature names against the spec); then `plan::arena` places the tensors.
 //! After `Model::load` returns `Ok`, running the model has no error path: the plans hold the byte slices and
 //! arena offsets the kernels need, so nothing is recomputed or re-checked per inference.
 //! `docs/BLOB.md` lists every check.
 
+pub(crate) mod feature_spec;
 mod layer;
 pub(crate) mod metadata;
 mod weights;
@@ -70,6 +72,7 @@ impl<'b> Model<'b> {
             metadata: Metadata::EMPTY,
             crc: 0,
             version: 0,
+            feature_spec_at: 0,
             engine: Engine::detect(),
         }
     }
@@ -119,6 +122,11 @@ impl<'b> Model<'b> {
             ));
         }
         if let Some(at) = header.nonzero_reserved() {
+            return Err(g(at, K::ReservedNotZero));
+        }
+        if version < format::FEATURE_SPEC_VERSION
+            && let Some(at) = header.nonzero_feature_spec_fields()
+        {
             return Err(g(at, K::ReservedNotZero));
         }
         if header.layer_table_offset() as usize != HEADER_LEN {
@@ -186,6 +194,33 @@ impl<'b> Model<'b> {
             }));
         }
 
+        let spec = match (header.feature_spec_offset(), header.feature_spec_len()) {
+            (0, 0) => None,
+            (offset, len) => {
+                let offset = offset as usize;
+                if len as usize != format::feature_spec::LEN {
+                    return Err(g(
+                        h::FEATURE_SPEC_LEN.start,
+                        K::FeatureSpecLength { found: len },
+                    ));
+                }
+                if !offset.is_multiple_of(format::SECTION_ALIGN) {
+                    return Err(g(h::FEATURE_SPEC_OFFSET.start, K::FeatureSpecMisaligned));
+                }
+                let end = offset.saturating_add(format::feature_spec::LEN);
+                if offset < table_end || end > meta_offset {
+                    return Err(g(h::FEATURE_SPEC_OFFSET.start, K::FeatureSpecOutOfBounds));
+                }
+                if layer::overlaps(&placed, offset, end) {
+                    return Err(g(h::FEATURE_SPEC_OFFSET.start, K::FeatureSpecOverlap));
+                }
+                let bytes = blob
+                    .get(offset..end)
+                    .ok_or(g(h::FEATURE_SPEC_OFFSET.start, K::FeatureSpecOutOfBounds))?;
+                Some((offset, feature_spec::parse(bytes, offset)?))
+            }
+        };
+
         let metadata = metadata::parse(blob, meta_offset, meta_len)?;
         let features = layers.first().map_or(0, |l| l.out_shape.1);
         if usize::from(metadata.feature_count) != features {
@@ -205,6 +240,11 @@ impl<'b> Model<'b> {
                     classes: u16::try_from(last.out_shape.1).unwrap_or(u16::MAX),
                 },
             ));
+        }
+
+        if let Some((offset, spec)) = spec {
+            feature_spec::check_names(&spec, &metadata, features, blob, meta_offset)?;
+            self.feature_spec_at = u32::try_from(offset).unwrap_or(0);
         }
 
         self.arena_bytes =

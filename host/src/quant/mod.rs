@@ -538,6 +538,7 @@ pub fn static_quantize_with(
         data_hash: info.data_hash,
         tickq_version: env!("CARGO_PKG_VERSION").to_string(),
         layers,
+        feature_spec: None,
     };
     let blob = encode::encode_with(&spec, options).map_err(QuantError::Encode)?;
     tickq_core::Model::load(&blob).map_err(QuantError::Load)?;

@@ -39,6 +39,54 @@ pub struct LayerRow {
     pub weight_format: Option<String>,
 }
 
+/// The feature spec a blob carries (format version 5), as `tickq inspect` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureSpecRow {
+    /// Each window list by its field name (`return_lags_trades`, ...), in the spec's order, empty ones
+    /// included.
+    pub windows: Vec<(String, Vec<u32>)>,
+    /// The gap (ms) that starts a new session.
+    pub session_gap_ms: u32,
+    /// The trades the engine keeps.
+    pub capacity: u32,
+    /// The price of one tick.
+    pub tick_size: f64,
+    /// The size of one lot.
+    pub size_unit: f64,
+    /// How many features the spec produces.
+    pub features: usize,
+}
+
+impl FeatureSpecRow {
+    /// The row of `spec`.
+    pub fn new(spec: &tickq_core::features::FeatureSpec) -> Self {
+        use tickq_core::features::SpecField as F;
+        // In the spec's declaration order, which the blob section (docs/BLOB.md) keeps too.
+        let windows = [
+            (F::ReturnLagsTrades, &spec.return_lags_trades),
+            (F::ReturnLagsMs, &spec.return_lags_ms),
+            (F::FlowWindowsTrades, &spec.flow_windows_trades),
+            (F::FlowWindowsMs, &spec.flow_windows_ms),
+            (F::VolatilityWindowsTrades, &spec.volatility_windows_trades),
+            (F::IntensityWindowsMs, &spec.intensity_windows_ms),
+            (F::VwapWindowsTrades, &spec.vwap_windows_trades),
+            (F::VwapWindowsMs, &spec.vwap_windows_ms),
+            (F::RangeWindowsTrades, &spec.range_windows_trades),
+        ]
+        .into_iter()
+        .map(|(field, list)| (field.name().to_string(), list.as_slice().to_vec()))
+        .collect();
+        FeatureSpecRow {
+            windows,
+            session_gap_ms: spec.session_gap_ms,
+            capacity: spec.capacity,
+            tick_size: spec.tick_size,
+            size_unit: spec.size_unit,
+            features: spec.feature_count(),
+        }
+    }
+}
+
 /// Everything `tickq inspect` reports about a blob.
 #[derive(Debug, Clone, Serialize)]
 pub struct BlobInspection {
@@ -64,6 +112,8 @@ pub struct BlobInspection {
     pub name: String,
     /// Feature names.
     pub feature_names: Vec<String>,
+    /// The feature spec the blob carries (version 5), `None` for a blob fed feature vectors.
+    pub feature_spec: Option<FeatureSpecRow>,
     /// Label names.
     pub label_names: Vec<String>,
     /// SHA-256 of the training data (hex).
@@ -115,6 +165,7 @@ pub fn inspect_blob(model: &tickq_core::Model<'_>) -> BlobInspection {
         macs: layers.iter().map(|l| l.macs).sum(),
         name: meta.name().to_string(),
         feature_names: meta.feature_names().map(str::to_string).collect(),
+        feature_spec: model.feature_spec().as_ref().map(FeatureSpecRow::new),
         label_names: meta.label_names().map(str::to_string).collect(),
         data_sha256: hex(meta.data_hash()),
         tickq_version: meta.tickq_version().to_string(),
@@ -161,6 +212,34 @@ impl BlobInspection {
         let _ = writeln!(s, "data sha256  {}", self.data_sha256);
         let _ = writeln!(s, "exported by  tickq {}", self.tickq_version);
         let _ = writeln!(s, "features     {}", self.feature_names.join(", "));
+        match &self.feature_spec {
+            None => {
+                let _ = writeln!(s, "feature spec none (feature vectors in)");
+            }
+            Some(spec) => {
+                let _ = writeln!(
+                    s,
+                    "feature spec {} features, session gap {} ms, capacity {} trades, tick size {}, size unit {}",
+                    spec.features,
+                    spec.session_gap_ms,
+                    spec.capacity,
+                    spec.tick_size,
+                    spec.size_unit
+                );
+                for (name, windows) in &spec.windows {
+                    let list: Vec<String> = windows.iter().map(u32::to_string).collect();
+                    let _ = writeln!(
+                        s,
+                        "  {name:<25} {}",
+                        if list.is_empty() {
+                            "-".to_string()
+                        } else {
+                            list.join(", ")
+                        }
+                    );
+                }
+            }
+        }
         let _ = writeln!(s);
         let _ = writeln!(
             s,
@@ -217,5 +296,95 @@ impl BlobInspection {
             );
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tickq_core::encode::{LayerSpec, ModelSpec, OpSpec, encode};
+    use tickq_core::features::FeatureSpec;
+    use tickq_core::requant::QuantMultiplier;
+
+    /// A Quantize -> Dense(29 -> 2) blob, with `feature_spec` (and its column names) or without.
+    fn blob(feature_spec: Option<FeatureSpec>) -> Vec<u8> {
+        let f = FeatureSpec::default().feature_count();
+        let mut feature_names: Vec<String> = (0..f).map(|i| format!("f{i}")).collect();
+        if let Some(spec) = &feature_spec {
+            feature_names.clear();
+            spec.for_each_feature(|n| feature_names.push(n.to_string()));
+        }
+        let q = QuantMultiplier::from_ratio(0.5).expect("a ratio in range");
+        let quantize = OpSpec::Quantize {
+            time_steps: 1,
+            features: f,
+            a: vec![16.0; f],
+            b: vec![0.0; f],
+        };
+        let dense = OpSpec::Dense {
+            out_features: 2,
+            in_features: f,
+            weights: vec![1; 2 * f],
+            bias: vec![0; 2],
+            requant: vec![q; 2],
+        };
+        encode(&ModelSpec {
+            name: "inspect".into(),
+            feature_names,
+            label_names: vec!["down".into(), "up".into()],
+            data_hash: [0; 32],
+            tickq_version: "test".into(),
+            layers: vec![
+                LayerSpec::new(quantize, 1.0 / 16.0, 0),
+                LayerSpec::new(dense, 1.0 / 16.0, 0),
+            ],
+            feature_spec,
+        })
+        .expect("the test model encodes")
+    }
+
+    #[test]
+    fn inspect_shows_the_feature_spec_or_says_there_is_none() {
+        let plain = blob(None);
+        let info = inspect_blob(&tickq_core::Model::load(&plain).expect("loads"));
+        assert!(info.feature_spec.is_none());
+        assert!(
+            info.to_text()
+                .contains("\nfeature spec none (feature vectors in)\n"),
+            "{}",
+            info.to_text()
+        );
+
+        let with_spec = blob(Some(FeatureSpec::default()));
+        let info = inspect_blob(&tickq_core::Model::load(&with_spec).expect("loads"));
+        assert_eq!(info.format_version, 5);
+        let text = info.to_text();
+        for line in [
+            "\nfeature spec 29 features, session gap 1800000 ms, capacity 4096 trades, tick size 0.25, size unit 1\n",
+            "\n  return_lags_trades        1, 5, 20, 100\n",
+            "\n  return_lags_ms            1000, 10000, 60000\n",
+            "\n  range_windows_trades      100\n",
+        ] {
+            assert!(text.contains(line), "{line:?} missing from\n{text}");
+        }
+        let json = serde_json::to_value(&info).expect("serializes");
+        assert_eq!(json["feature_spec"]["capacity"], 4096);
+        assert_eq!(
+            json["feature_spec"]["windows"][5][0],
+            "intensity_windows_ms"
+        );
+        assert_eq!(
+            json["feature_spec"]["windows"][5][1],
+            serde_json::json!([10_000, 60_000])
+        );
+        // An empty list shows as "-".
+        let spec = FeatureSpec {
+            vwap_windows_ms: tickq_core::features::WindowList::EMPTY,
+            return_lags_trades: tickq_core::features::WindowList::new(&[1, 5, 20, 100, 200])
+                .expect("five windows fit"),
+            ..FeatureSpec::default()
+        };
+        let info = inspect_blob(&tickq_core::Model::load(&blob(Some(spec))).expect("loads"));
+        assert!(info.to_text().contains("\n  vwap_windows_ms           -\n"));
     }
 }

@@ -443,6 +443,7 @@ mod tests {
                         ..LayerSpec::new(dense, 1.0, 3)
                     },
                 ],
+                feature_spec: None,
             };
             let options = EncodeOptions::format(WeightFormat::DenseDsp);
             let blob = encode_with(&spec, &options).unwrap();

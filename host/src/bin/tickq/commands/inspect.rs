@@ -1,4 +1,4 @@
-//! `tickq inspect`: a blob's layers, sizes, arena, CRC and metadata.
+//! `tickq inspect`: a blob's layers, sizes, arena, CRC, metadata and feature spec.
 
 use clap::Args;
 use std::path::PathBuf;
