@@ -130,6 +130,8 @@ pub mod model;
 mod plan;
 pub mod requant;
 pub mod session;
+#[cfg(feature = "stream")]
+pub mod stream;
 
 pub use error::{ArenaTooSmall, BlobError, BlobErrorKind, Section};
 pub use format::{LayerKind, Padding, WeightLayout};
@@ -138,6 +140,8 @@ pub use load::metadata::{Metadata, Names};
 pub use model::{LayerInfo, Model};
 pub use plan::TENSOR_ALIGN;
 pub use session::{Prediction, Session};
+#[cfg(feature = "stream")]
+pub use stream::{StreamError, WindowSession};
 
 /// Whether this build has the `sparse-formats` feature (weight formats 1 to 4); see [`BlobErrorKind::NotCompiled`].
 pub const SPARSE_FORMATS: bool = cfg!(feature = "sparse-formats");
