@@ -74,18 +74,25 @@ impl Node {
 #[derive(Debug, Clone)]
 pub(crate) struct StreamPlan {
     pub nodes: Vec<Node, MAX_LAYERS>,
-    /// The end of the rings and buffers; two scratch buffers follow.
+    /// The end of the rings and buffers; three scratch buffers follow: the gathered first inputs (with
+    /// [`SLACK`] bytes after them), the gathered second inputs of an Add, and the computed columns.
     pub main_len: usize,
     pub scratch_a: usize,
     pub scratch_b: usize,
+    pub scratch_out: usize,
 }
+
+/// Zero bytes after the gathered inputs: the x86-64 `dense-dot` kernels read each row in groups of 4 inputs
+/// (the weights of the padding are zero), and take a slower path for a row whose last group is short.
+pub(crate) const SLACK: usize = 16;
 
 impl StreamPlan {
     /// The arena bytes a session needs.
     pub(crate) fn arena_bytes(&self) -> Option<usize> {
         self.main_len
             .checked_add(self.scratch_a)?
-            .checked_add(self.scratch_b)
+            .checked_add(self.scratch_b)?
+            .checked_add(self.scratch_out)
     }
 }
 
@@ -105,7 +112,7 @@ pub(crate) fn plan(model: &Model<'_>) -> Result<StreamPlan, StreamError> {
     let overflow = |i: usize, l: &LayerPlan<'_>| refuse(i, l.kind(), Unsupported::TooLarge);
     let mut nodes: Vec<Node, MAX_LAYERS> = Vec::new();
     let mut cursor = 0usize;
-    let (mut scratch_a, mut scratch_b) = (0usize, 0usize);
+    let (mut scratch_a, mut scratch_b, mut scratch_out) = (0usize, 0usize, 0usize);
     let infos = model.layers();
     for ((i, l), info) in model.plans().iter().enumerate().zip(infos) {
         if l.dynamic {
@@ -204,11 +211,19 @@ pub(crate) fn plan(model: &Model<'_>) -> Result<StreamPlan, StreamError> {
                     bump(cursor, node.ring_cols.checked_mul(c).ok_or_else(ovf)?).ok_or_else(ovf)?;
                 node.edges = cursor;
                 cursor = bump(cursor, node.edge.checked_mul(c).ok_or_else(ovf)?).ok_or_else(ovf)?;
+                // One kernel call computes a batch of up to `edge + 1` columns.
+                let batch = node.edge + 1;
                 let (_, c_in) = l.in_shape;
-                let a_len = node.taps.checked_mul(c_in).ok_or_else(ovf)?;
+                let a_len = batch
+                    .checked_mul(node.taps)
+                    .and_then(|v| v.checked_mul(c_in))
+                    .and_then(|v| v.checked_add(SLACK))
+                    .ok_or_else(ovf)?;
+                let out_len = batch.checked_mul(c).ok_or_else(ovf)?;
                 scratch_a = scratch_a.max(a_len);
+                scratch_out = scratch_out.max(out_len);
                 if matches!(l.op, Op::Add { .. }) {
-                    scratch_b = scratch_b.max(c_in);
+                    scratch_b = scratch_b.max(out_len);
                 }
             }
             Role::Head => {
@@ -216,7 +231,10 @@ pub(crate) fn plan(model: &Model<'_>) -> Result<StreamPlan, StreamError> {
                 cursor = bump(cursor, t.checked_mul(c).ok_or_else(ovf)?).ok_or_else(ovf)?;
                 let (in_t, in_c) = l.in_shape;
                 let data = in_t.checked_mul(in_c).ok_or_else(ovf)?;
-                let a_len = data.checked_add(l.slots.pad_len).ok_or_else(ovf)?;
+                let a_len = data
+                    .checked_add(l.slots.pad_len)
+                    .and_then(|v| v.checked_add(SLACK))
+                    .ok_or_else(ovf)?;
                 scratch_a = scratch_a.max(a_len);
                 if matches!(l.op, Op::Add { .. }) {
                     scratch_b = scratch_b.max(data);
@@ -230,6 +248,7 @@ pub(crate) fn plan(model: &Model<'_>) -> Result<StreamPlan, StreamError> {
         main_len: cursor,
         scratch_a,
         scratch_b,
+        scratch_out,
     })
 }
 

@@ -1,7 +1,7 @@
 //! [`WindowSession`]: a windowed model run one input column at a time.
 
 use super::StreamError;
-use super::plan::{Node, Role, StreamPlan, inputs, plan};
+use super::plan::{Node, Role, SLACK, StreamPlan, inputs, plan};
 use crate::MAX_CLASSES;
 use crate::error::ArenaTooSmall;
 use crate::format::Padding;
@@ -142,23 +142,7 @@ impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
         for (i, n) in self.plan.nodes.iter().enumerate() {
             match n.role {
                 Role::Input => {}
-                Role::Stream => {
-                    let newest = n.a + n.s * n.t.saturating_sub(1);
-                    if warm_up {
-                        // The first full window: every stationary column of the ring, at every stride phase,
-                        // since the next windows read the phases this one does not.
-                        for r in n.a.max(n.tau)..=newest {
-                            let at = n.buf + column_slot(n, start + (r - n.a) as u64) * n.c;
-                            ctx.column(self.arena, i, r, false, at);
-                        }
-                    } else if n.edge < n.t {
-                        let at = n.buf + column_slot(n, start + (newest - n.a) as u64) * n.c;
-                        ctx.column(self.arena, i, newest, false, at);
-                    }
-                    for j in 0..n.edge {
-                        ctx.column(self.arena, i, n.a + n.s * j, true, n.edges + j * n.c);
-                    }
-                }
+                Role::Stream => ctx.stream_layer(self.arena, i, warm_up),
                 Role::Head => ctx.head(self.arena, i),
             }
         }
@@ -242,13 +226,55 @@ impl Ctx<'_, '_> {
         }
     }
 
-    /// Computes the output column of column-wise layer `i` ending at window time `r` into `arena[at..]`:
-    /// as the window sees it (`window`), or the stationary one.
+    /// Computes this tick's columns of column-wise layer `i`: the newest stationary column (or, in the first
+    /// window, every stationary column of the ring, at every stride phase, since the next windows read the
+    /// phases this one does not), then the edge columns as this window sees them.
+    fn stream_layer(&self, arena: &mut [u8], i: usize, warm_up: bool) {
+        let Some(n) = self.plan.nodes.get(i) else {
+            return;
+        };
+        let newest = n.a + n.s * n.t.saturating_sub(1);
+        let stationary = if warm_up {
+            (newest + 1).saturating_sub(n.a.max(n.tau))
+        } else {
+            usize::from(n.edge < n.t)
+        };
+        let first = newest + 1 - stationary;
+        let start = self.start;
+        // Column `q` of the tick: (its window time, whether as the window sees it, where it goes).
+        let column = |q: usize| {
+            if q < stationary {
+                let r = first + q;
+                let slot = column_slot(n, start + (r - n.a) as u64);
+                (r, false, n.buf + slot * n.c)
+            } else {
+                let j = q - stationary;
+                (n.a + n.s * j, true, n.edges + j * n.c)
+            }
+        };
+        let total = stationary + n.edge;
+        let mut done = 0;
+        while done < total {
+            let m = (total - done).min(n.edge + 1);
+            self.batch(arena, i, (done, m), &column);
+            done += m;
+        }
+    }
+
+    /// Computes columns `from..from + m` of this tick of column-wise layer `i` (see
+    /// [`Ctx::stream_layer`]) and stores each where `column` says.
     ///
-    /// The taps are copied into the scratch buffer first, so that one call of the layer's full-window kernel
-    /// (with the geometry of a single output step: the taps contiguous, stride and dilation 1) computes it: every
-    /// weight format and backend the session has then streams too, with the same bytes.
-    fn column(&self, arena: &mut [u8], i: usize, r: usize, window: bool, at: usize) {
+    /// The taps of each column are copied side by side into the scratch buffer, so that one call of the
+    /// layer's full-window kernel, with a geometry whose stride is a whole column of taps (the taps
+    /// contiguous, dilation 1), computes the whole batch: every weight format and backend the session has then
+    /// streams too, with the same bytes, and the SIMD kernels tile the batch as they tile a window.
+    fn batch(
+        &self,
+        arena: &mut [u8],
+        i: usize,
+        (from, m): (usize, usize),
+        column: &dyn Fn(usize) -> (usize, bool, usize),
+    ) {
         let (Some(l), Some(n)) = (self.plans.get(i), self.plan.nodes.get(i)) else {
             return;
         };
@@ -257,26 +283,27 @@ impl Ctx<'_, '_> {
             return;
         };
         let (main, scratch) = arena.split_at_mut(self.plan.main_len.min(arena.len()));
-        let (sa, sb) = scratch.split_at_mut(self.plan.scratch_a.min(scratch.len()));
-        let Some(x) = sa.get_mut(..n.taps * up.c) else {
+        let (sa, rest) = scratch.split_at_mut(self.plan.scratch_a.min(scratch.len()));
+        let (sb, so) = rest.split_at_mut(self.plan.scratch_b.min(rest.len()));
+        let row = n.taps * up.c;
+        let Some(x) = sa.get_mut(..m * row + SLACK) else {
             return;
         };
-        self.gather(main, up, (n.taps, n.tap_step, r), window, l.in_zp, x);
-        if let Op::Add { zp_b, .. } = l.op
-            && let Some(b) = ib.and_then(|b| self.plan.nodes.get(b))
-            && let Some(y) = sb.get_mut(..b.c)
-        {
-            self.gather(main, b, (1, 0, r), window, zp_b, y);
+        let (rows, slack) = x.split_at_mut(m * row);
+        slack.fill(0);
+        for (q, dst) in rows.chunks_exact_mut(row.max(1)).enumerate() {
+            let (r, window, _) = column(from + q);
+            self.gather(main, up, (n.taps, n.tap_step, r), window, l.in_zp, dst);
         }
-        let Some(out) = main.get_mut(at..at + n.c) else {
+        let Some(out) = so.get_mut(..m * n.c) else {
             return;
         };
         let mut col = *l;
-        col.in_shape = (n.taps, up.c);
-        col.out_shape = (1, n.c);
+        col.in_shape = (m * n.taps, up.c);
+        col.out_shape = (m, n.c);
         let single = Window {
             kernel: n.taps,
-            stride: 1,
+            stride: n.taps,
         };
         col.op = match l.op {
             Op::Add {
@@ -285,6 +312,16 @@ impl Ctx<'_, '_> {
                 zp_b,
                 requant,
             } => {
+                let (Some(b), Some(y)) = (
+                    ib.and_then(|b| self.plan.nodes.get(b)),
+                    sb.get_mut(..m * n.c),
+                ) else {
+                    return;
+                };
+                for (q, dst) in y.chunks_exact_mut(b.c.max(1)).enumerate() {
+                    let (r, window, _) = column(from + q);
+                    self.gather(main, b, (1, 0, r), window, zp_b, dst);
+                }
                 let p = generic::pool::AddParams {
                     za: l.in_zp,
                     zb: zp_b,
@@ -292,13 +329,18 @@ impl Ctx<'_, '_> {
                     wb,
                     requant,
                 };
-                generic::pool::add(&l.out, &p, x, sb.get(..n.c).unwrap_or(&[]), out);
-                return;
+                generic::pool::add(&l.out, &p, rows, y, out);
+                Op::Add {
+                    wa,
+                    wb,
+                    zp_b,
+                    requant,
+                }
             }
             Op::Conv1d(_, w) => Op::Conv1d(
                 Conv {
                     kernel: n.taps,
-                    stride: 1,
+                    stride: n.taps,
                     dilation: 1,
                     padding: Padding::Valid,
                 },
@@ -308,7 +350,13 @@ impl Ctx<'_, '_> {
             Op::AvgPool1d(_, m) => Op::AvgPool1d(single, m),
             op => op,
         };
-        kernels::layer(self.engine, &col, x, out);
+        if !matches!(col.op, Op::Add { .. }) {
+            kernels::layer(self.engine, &col, x, out);
+        }
+        for (q, src) in out.chunks_exact(n.c.max(1)).enumerate() {
+            let (_, _, at) = column(from + q);
+            copy(main.get_mut(at..at + n.c).unwrap_or(&mut []), src);
+        }
     }
 
     /// Copies the whole window's output of layer `up` into `dst`, as this window sees it.
@@ -338,13 +386,23 @@ impl Ctx<'_, '_> {
         let (main, scratch) = arena.split_at_mut(self.plan.main_len.min(arena.len()));
         let (sa, sb) = scratch.split_at_mut(self.plan.scratch_a.min(scratch.len()));
         let pad = l.slots.pad_len;
-        let Some(x) = sa.get_mut(..pad + up.t * up.c) else {
+        let len = pad + up.t * up.c;
+        let Some(x) = sa.get_mut(..len + SLACK) else {
             return;
         };
         // A causal conv in the head reads its pad in front of the input, as in the session's arena.
         let (pad_rows, data) = x.split_at_mut(pad.min(x.len()));
         pad_rows.fill(l.in_zp as u8);
+        let (data, slack) = data.split_at_mut(up.t * up.c);
+        slack.fill(0);
         self.gather_all(main, up, data);
+        // Only the weighted kernels are given the slack (they read rows in groups of 4); the others see the
+        // input's exact length, as in the session.
+        let x = if matches!(l.op, Op::Dense(_) | Op::Conv1d(..)) {
+            x
+        } else {
+            x.get_mut(..len).unwrap_or(&mut [])
+        };
         let b = ib.and_then(|b| self.plan.nodes.get(b));
         if let Some(b) = b
             && let Some(y) = sb.get_mut(..b.t * b.c)
