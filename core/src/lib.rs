@@ -27,7 +27,10 @@
 //!    fastest the CPU has is picked at load, and every one gives the generic kernels' bytes.
 //! 8. [`session`]: [`Session::run`] quantizes the features and runs the kernels over the arena; it cannot
 //!    fail, panic or allocate.
-//! 9. `encode` and `decode` (feature `alloc`): the host side, which turns an owned `encode::ModelSpec` into blob
+//! 9. `stream` (feature `stream`): `WindowSession`, a windowed model fed one input column per tick, which
+//!    keeps a ring of past output columns per layer and computes only the new ones, with the logits of
+//!    [`Session::run`] on the same window (`docs/STREAMING.md`).
+//! 10. `encode` and `decode` (feature `alloc`): the host side, which turns an owned `encode::ModelSpec` into blob
 //!    bytes for a deployment target, and a loaded model back into one.
 //!
 //! The blob layout is specified in `docs/BLOB.md` and the integer semantics in `docs/ARITHMETIC.md`.

@@ -206,6 +206,9 @@ pub(crate) fn plan(model: &Model<'_>) -> Result<StreamPlan, StreamError> {
                     .checked_mul(t.saturating_sub(1))
                     .and_then(|v| v.checked_add(1))
                     .ok_or_else(ovf)?;
+                // The latest time an output ends at, `a + s * (t - 1)`, and the earliest edge-free one must fit.
+                node.a.checked_add(node.ring_cols).ok_or_else(ovf)?;
+                node.tau.checked_add(node.ring_cols).ok_or_else(ovf)?;
                 node.buf = cursor;
                 cursor =
                     bump(cursor, node.ring_cols.checked_mul(c).ok_or_else(ovf)?).ok_or_else(ovf)?;

@@ -18,7 +18,8 @@ use crate::session::Prediction;
 /// the arena and computes one new column per tick, plus the few columns at the window's start that a causal pad
 /// reaches (recomputed every tick, since they depend on where the window starts); the head (the first Flatten,
 /// GlobalAvgPool or Dense and every layer after it) is recomputed over the window every tick.
-/// `docs/STREAMING.md` explains the bookkeeping and why the result is bit for bit [`Session::run`]'s.
+/// `docs/STREAMING.md` explains the bookkeeping and why the result is bit for bit
+/// [`Session::run`](crate::Session::run)'s.
 ///
 /// [`WindowSession::new`] checks everything; [`WindowSession::push`] cannot fail, panic or allocate.
 #[derive(Debug)]
@@ -38,10 +39,7 @@ impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
     ///
     /// [`StreamError::Unsupported`] naming the first layer that cannot stream.
     pub fn arena_bytes(model: &Model<'_>) -> Result<usize, StreamError> {
-        let p = plan(model)?;
-        let len = p.nodes.len();
-        p.arena_bytes()
-            .ok_or_else(|| StreamError::too_large(model, len.saturating_sub(1)))
+        planned(model).map(|(_, bytes)| bytes)
     }
 
     /// Binds `model` to `arena` (at least [`WindowSession::arena_bytes`] bytes; no alignment or initialization
@@ -52,7 +50,7 @@ impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
     /// [`StreamError::Unsupported`] naming the first layer that cannot stream (a dynamically quantized model,
     /// an Add whose inputs are not aligned in time), or [`StreamError::ArenaTooSmall`].
     pub fn new(model: &'m Model<'b>, arena: &'a mut [u8]) -> Result<Self, StreamError> {
-        let needed = Self::arena_bytes(model)?;
+        let (plan, needed) = planned(model)?;
         if arena.len() < needed {
             return Err(StreamError::ArenaTooSmall(ArenaTooSmall {
                 needed,
@@ -61,7 +59,7 @@ impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
         }
         Ok(WindowSession {
             model,
-            plan: plan(model)?,
+            plan,
             arena,
             pushed: 0,
             logits: [0; MAX_CLASSES],
@@ -168,6 +166,16 @@ impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
     }
 }
 
+/// The plan of `model` and the arena bytes it needs.
+fn planned(model: &Model<'_>) -> Result<(StreamPlan, usize), StreamError> {
+    let p = plan(model)?;
+    let last = p.nodes.len().saturating_sub(1);
+    let bytes = p
+        .arena_bytes()
+        .ok_or_else(|| StreamError::too_large(model, last))?;
+    Ok((p, bytes))
+}
+
 /// The ring slot of the column `offset` ticks after the time of the layer's first ring column in window 0.
 #[inline]
 fn column_slot(n: &Node, offset: u64) -> usize {
@@ -186,7 +194,7 @@ fn source(n: &Node, start: u64, r: i64, window: bool) -> Option<usize> {
     if window && off % s == 0 && off / s < n.edge as u64 {
         return Some(n.edges + (off / s) as usize * n.c);
     }
-    Some(n.buf + column_slot(n, start + off) * n.c)
+    Some(n.buf + column_slot(n, start.wrapping_add(off)) * n.c)
 }
 
 /// Copies what fits of `src` into `dst`.
@@ -245,7 +253,7 @@ impl Ctx<'_, '_> {
         let column = |q: usize| {
             if q < stationary {
                 let r = first + q;
-                let slot = column_slot(n, start + (r - n.a) as u64);
+                let slot = column_slot(n, start.wrapping_add((r - n.a) as u64));
                 (r, false, n.buf + slot * n.c)
             } else {
                 let j = q - stationary;
@@ -298,59 +306,53 @@ impl Ctx<'_, '_> {
         let Some(out) = so.get_mut(..m * n.c) else {
             return;
         };
-        let mut col = *l;
-        col.in_shape = (m * n.taps, up.c);
-        col.out_shape = (m, n.c);
-        let single = Window {
-            kernel: n.taps,
-            stride: n.taps,
-        };
-        col.op = match l.op {
-            Op::Add {
+        if let Op::Add {
+            wa,
+            wb,
+            zp_b,
+            requant,
+        } = l.op
+        {
+            let (Some(b), Some(y)) = (
+                ib.and_then(|b| self.plan.nodes.get(b)),
+                sb.get_mut(..m * n.c),
+            ) else {
+                return;
+            };
+            for (q, dst) in y.chunks_exact_mut(b.c.max(1)).enumerate() {
+                let (r, window, _) = column(from + q);
+                self.gather(main, b, (1, 0, r), window, zp_b, dst);
+            }
+            let p = generic::pool::AddParams {
+                za: l.in_zp,
+                zb: zp_b,
                 wa,
                 wb,
-                zp_b,
                 requant,
-            } => {
-                let (Some(b), Some(y)) = (
-                    ib.and_then(|b| self.plan.nodes.get(b)),
-                    sb.get_mut(..m * n.c),
-                ) else {
-                    return;
-                };
-                for (q, dst) in y.chunks_exact_mut(b.c.max(1)).enumerate() {
-                    let (r, window, _) = column(from + q);
-                    self.gather(main, b, (1, 0, r), window, zp_b, dst);
-                }
-                let p = generic::pool::AddParams {
-                    za: l.in_zp,
-                    zb: zp_b,
-                    wa,
-                    wb,
-                    requant,
-                };
-                generic::pool::add(&l.out, &p, rows, y, out);
-                Op::Add {
-                    wa,
-                    wb,
-                    zp_b,
-                    requant,
-                }
-            }
-            Op::Conv1d(_, w) => Op::Conv1d(
-                Conv {
-                    kernel: n.taps,
-                    stride: n.taps,
-                    dilation: 1,
-                    padding: Padding::Valid,
-                },
-                w,
-            ),
-            Op::MaxPool1d(_) => Op::MaxPool1d(single),
-            Op::AvgPool1d(_, m) => Op::AvgPool1d(single, m),
-            op => op,
-        };
-        if !matches!(col.op, Op::Add { .. }) {
+            };
+            generic::pool::add(&l.out, &p, rows, y, out);
+        } else {
+            let mut col = *l;
+            col.in_shape = (m * n.taps, up.c);
+            col.out_shape = (m, n.c);
+            let one_step = Window {
+                kernel: n.taps,
+                stride: n.taps,
+            };
+            col.op = match l.op {
+                Op::Conv1d(_, w) => Op::Conv1d(
+                    Conv {
+                        kernel: n.taps,
+                        stride: n.taps,
+                        dilation: 1,
+                        padding: Padding::Valid,
+                    },
+                    w,
+                ),
+                Op::MaxPool1d(_) => Op::MaxPool1d(one_step),
+                Op::AvgPool1d(_, m) => Op::AvgPool1d(one_step, m),
+                op => op,
+            };
             kernels::layer(self.engine, &col, x, out);
         }
         for (q, src) in out.chunks_exact(n.c.max(1)).enumerate() {
