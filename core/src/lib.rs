@@ -31,7 +31,7 @@
 //!    keeps a ring of past output columns per layer and computes only the new ones, with the logits of
 //!    [`Session::run`] on the same window (`docs/STREAMING.md`).
 //! 10. `encode` and `decode` (feature `alloc`): the host side, which turns an owned `encode::ModelSpec` into blob
-//!    bytes for a deployment target, and a loaded model back into one.
+//!     bytes for a deployment target, and a loaded model back into one.
 //!
 //! The blob layout is specified in `docs/BLOB.md` and the integer semantics in `docs/ARITHMETIC.md`.
 //!
