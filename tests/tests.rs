@@ -11,3 +11,4 @@ mod callgrind;
 mod end_to_end;
 mod firmware;
 mod gpu;
+mod stream;

@@ -27,8 +27,11 @@
 //!    fastest the CPU has is picked at load, and every one gives the generic kernels' bytes.
 //! 8. [`session`]: [`Session::run`] quantizes the features and runs the kernels over the arena; it cannot
 //!    fail, panic or allocate.
-//! 9. `encode` and `decode` (feature `alloc`): the host side, which turns an owned `encode::ModelSpec` into blob
-//!    bytes for a deployment target, and a loaded model back into one.
+//! 9. `stream` (feature `stream`): `WindowSession`, a windowed model fed one input column per tick, which
+//!    keeps a ring of past output columns per layer and computes only the new ones, with the logits of
+//!    [`Session::run`] on the same window (`docs/STREAMING.md`).
+//! 10. `encode` and `decode` (feature `alloc`): the host side, which turns an owned `encode::ModelSpec` into blob
+//!     bytes for a deployment target, and a loaded model back into one.
 //!
 //! The blob layout is specified in `docs/BLOB.md` and the integer semantics in `docs/ARITHMETIC.md`.
 //!
@@ -131,6 +134,8 @@ pub mod model;
 mod plan;
 pub mod requant;
 pub mod session;
+#[cfg(feature = "stream")]
+pub mod stream;
 
 pub use error::{ArenaTooSmall, BlobError, BlobErrorKind, Section};
 pub use format::{LayerKind, Padding, WeightLayout};
@@ -139,6 +144,8 @@ pub use load::metadata::{Metadata, Names};
 pub use model::{LayerInfo, Model};
 pub use plan::TENSOR_ALIGN;
 pub use session::{Prediction, Session};
+#[cfg(feature = "stream")]
+pub use stream::{StreamError, WindowSession};
 
 /// Whether this build has the `sparse-formats` feature (weight formats 1 to 4); see [`BlobErrorKind::NotCompiled`].
 pub const SPARSE_FORMATS: bool = cfg!(feature = "sparse-formats");

@@ -291,6 +291,18 @@ pub struct Prediction<'s> {
 }
 
 impl<'s> Prediction<'s> {
+    /// A prediction of a static model (exponent 0).
+    #[cfg(feature = "stream")]
+    #[inline]
+    pub(crate) fn new(logits: &'s [i8], scale: f32, zero_point: i8) -> Self {
+        Prediction {
+            logits,
+            scale,
+            zero_point,
+            exponent: 0,
+        }
+    }
+
     /// The int8 logits, one per class.
     #[inline]
     pub fn logits(&self) -> &'s [i8] {

@@ -205,7 +205,7 @@ pub fn get_u32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
 }
 
-fn dense_spec(rng: &mut Rng, f: usize, o: usize, input: Qp, output: Qp) -> LayerSpec {
+pub fn dense_spec(rng: &mut Rng, f: usize, o: usize, input: Qp, output: Qp) -> LayerSpec {
     let w: Vec<f32> = (0..o * f).map(|_| rng.range(-1.0, 1.0)).collect();
     let b: Vec<f32> = (0..o).map(|_| rng.range(-0.2, 0.2)).collect();
     dense_layer(&w, &b, f, o, input, output)
@@ -229,7 +229,7 @@ pub fn dense_layer(w: &[f32], b: &[f32], f: usize, o: usize, input: Qp, output: 
 }
 
 #[allow(clippy::too_many_arguments)]
-fn conv_spec(
+pub fn conv_spec(
     rng: &mut Rng,
     c_in: usize,
     c_out: usize,

@@ -21,3 +21,5 @@ mod ops;
 mod robustness;
 #[cfg(feature = "sparse-formats")]
 mod sparse;
+#[cfg(feature = "stream")]
+mod stream;

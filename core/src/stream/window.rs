@@ -1,0 +1,437 @@
+//! [`WindowSession`]: a windowed model run one input column at a time.
+
+use super::StreamError;
+use super::plan::{Node, Role, SLACK, StreamPlan, inputs, plan};
+use crate::MAX_CLASSES;
+use crate::error::ArenaTooSmall;
+use crate::format::Padding;
+use crate::kernels::{self, Engine, generic};
+use crate::model::Model;
+use crate::plan::{Conv, LayerPlan, Op, Window};
+use crate::session::Prediction;
+
+/// A windowed model (input `[T, F]`, time-major) fed one column of `F` features per tick, which computes only
+/// what the new column changes and predicts exactly what [`Session::run`](crate::Session::run) predicts on the
+/// last `T` columns.
+///
+/// Every column-wise layer (Conv1d, Lut, MaxPool1d, AvgPool1d, Add) keeps a ring of its past output columns in
+/// the arena and computes one new column per tick, plus the few columns at the window's start that a causal pad
+/// reaches (recomputed every tick, since they depend on where the window starts); the head (the first Flatten,
+/// GlobalAvgPool or Dense and every layer after it) is recomputed over the window every tick.
+/// `docs/STREAMING.md` explains the bookkeeping and why the result is bit for bit
+/// [`Session::run`](crate::Session::run)'s.
+///
+/// [`WindowSession::new`] checks everything; [`WindowSession::push`] cannot fail, panic or allocate.
+#[derive(Debug)]
+pub struct WindowSession<'m, 'b, 'a> {
+    model: &'m Model<'b>,
+    plan: StreamPlan,
+    arena: &'a mut [u8],
+    /// The columns pushed since the start or the last [`WindowSession::reset`].
+    pushed: u64,
+    logits: [i8; MAX_CLASSES],
+}
+
+impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
+    /// The arena bytes [`WindowSession::new`] needs for `model`.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Unsupported`] naming the first layer that cannot stream.
+    pub fn arena_bytes(model: &Model<'_>) -> Result<usize, StreamError> {
+        planned(model).map(|(_, bytes)| bytes)
+    }
+
+    /// Binds `model` to `arena` (at least [`WindowSession::arena_bytes`] bytes; no alignment or initialization
+    /// needed) for streaming.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Unsupported`] naming the first layer that cannot stream (a dynamically quantized model,
+    /// an Add whose inputs are not aligned in time), or [`StreamError::ArenaTooSmall`].
+    pub fn new(model: &'m Model<'b>, arena: &'a mut [u8]) -> Result<Self, StreamError> {
+        let (plan, needed) = planned(model)?;
+        if arena.len() < needed {
+            return Err(StreamError::ArenaTooSmall(ArenaTooSmall {
+                needed,
+                given: arena.len(),
+            }));
+        }
+        Ok(WindowSession {
+            model,
+            plan,
+            arena,
+            pushed: 0,
+            logits: [0; MAX_CLASSES],
+        })
+    }
+
+    /// The model this session runs.
+    #[inline]
+    pub fn model(&self) -> &'m Model<'b> {
+        self.model
+    }
+
+    /// Forgets every pushed column: the next prediction comes after `T` more pushes.
+    pub fn reset(&mut self) {
+        self.pushed = 0;
+    }
+
+    /// The columns pushed since the start or the last [`WindowSession::reset`].
+    #[inline]
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// The multiply-accumulates (or element operations, as [`LayerInfo::macs`](crate::LayerInfo::macs) counts
+    /// them) one push does once the window is full.
+    pub fn macs_per_tick(&self) -> u64 {
+        self.plan.nodes.iter().map(Node::macs_per_tick).sum()
+    }
+
+    /// The multiply-accumulates one [`Session::run`](crate::Session::run) of the whole window does: the sum of
+    /// [`LayerInfo::macs`](crate::LayerInfo::macs).
+    pub fn window_macs(&self) -> u64 {
+        self.plan.nodes.iter().map(|n| n.window_macs).sum()
+    }
+
+    /// Quantizes one column of `F` features with the input quantizer (the coefficients of feature `f` are the
+    /// same at every time step) and advances the window; returns the prediction for the last `T` columns, or
+    /// `None` while fewer than `T` columns have been pushed.
+    ///
+    /// Missing values (a shorter column) and NaN are the training mean, as in [`Session::run`](crate::Session::run);
+    /// extra values are ignored.
+    pub fn push(&mut self, features: &[f32]) -> Option<Prediction<'_>> {
+        let engine = self.model.engine();
+        if let (Some(first), Some(input)) = (self.model.plans().first(), self.plan.nodes.first())
+            && let Op::Quantize { coefficients } = first.op
+        {
+            let at = input.buf + column_slot(input, self.pushed) * input.c;
+            if let Some(out) = self.arena.get_mut(at..at + input.c) {
+                kernels::quantize(engine, &first.out, coefficients, features, out);
+            }
+        }
+        self.advance()
+    }
+
+    /// Advances the window by one already quantized column of `F` int8 values (missing values are the input zero
+    /// point, extra values are ignored); see [`WindowSession::push`].
+    pub fn push_quantized(&mut self, column: &[i8]) -> Option<Prediction<'_>> {
+        if let (Some(first), Some(input)) = (self.model.plans().first(), self.plan.nodes.first()) {
+            let at = input.buf + column_slot(input, self.pushed) * input.c;
+            if let Some(out) = self.arena.get_mut(at..at + input.c) {
+                generic::quantize::copy_input(first.out.zp, column, out);
+            }
+        }
+        self.advance()
+    }
+
+    fn advance(&mut self) -> Option<Prediction<'_>> {
+        self.pushed = self.pushed.saturating_add(1);
+        let time_steps = self.plan.nodes.first().map_or(1, |n| n.t) as u64;
+        let start = self.pushed.checked_sub(time_steps)?;
+        let ctx = Ctx {
+            plans: self.model.plans(),
+            plan: &self.plan,
+            engine: self.model.engine(),
+            start,
+        };
+        let warm_up = start == 0;
+        for (i, n) in self.plan.nodes.iter().enumerate() {
+            match n.role {
+                Role::Input => {}
+                Role::Stream => ctx.stream_layer(self.arena, i, warm_up),
+                Role::Head => ctx.head(self.arena, i),
+            }
+        }
+        let classes = self.model.classes();
+        if let Some(last) = self.plan.nodes.last() {
+            let at = match last.role {
+                Role::Head => Some(last.buf),
+                _ => source(last, start, last.a as i64, true),
+            };
+            let out = at
+                .and_then(|at| self.arena.get(at..at + classes))
+                .unwrap_or(&[]);
+            for (dst, &src) in self.logits.iter_mut().zip(out) {
+                *dst = src as i8;
+            }
+        }
+        let (scale, zero_point) = self.model.output_quant();
+        Some(Prediction::new(
+            self.logits.get(..classes).unwrap_or(&[]),
+            scale,
+            zero_point,
+        ))
+    }
+}
+
+/// The plan of `model` and the arena bytes it needs.
+fn planned(model: &Model<'_>) -> Result<(StreamPlan, usize), StreamError> {
+    let p = plan(model)?;
+    let last = p.nodes.len().saturating_sub(1);
+    let bytes = p
+        .arena_bytes()
+        .ok_or_else(|| StreamError::too_large(model, last))?;
+    Ok((p, bytes))
+}
+
+/// The ring slot of the column `offset` ticks after the time of the layer's first ring column in window 0.
+#[inline]
+fn column_slot(n: &Node, offset: u64) -> usize {
+    (offset % n.ring_cols.max(1) as u64) as usize
+}
+
+/// Where the column of layer `n` ending at window time `r` is, in a window starting `start` ticks after the
+/// stream did; `None` for a causal pad (before the layer's first output).
+///
+/// `window`: read the column as this window sees it, which for the layer's edge outputs is the edge buffer;
+/// otherwise the stationary column of the ring.
+#[inline]
+fn source(n: &Node, start: u64, r: i64, window: bool) -> Option<usize> {
+    let off = u64::try_from(r - n.a as i64).ok()?;
+    let s = n.s.max(1) as u64;
+    if window && off % s == 0 && off / s < n.edge as u64 {
+        return Some(n.edges + (off / s) as usize * n.c);
+    }
+    Some(n.buf + column_slot(n, start.wrapping_add(off)) * n.c)
+}
+
+/// Copies what fits of `src` into `dst`.
+#[inline]
+fn copy(dst: &mut [u8], src: &[u8]) {
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s;
+    }
+}
+
+/// What every column computation of one tick shares.
+struct Ctx<'p, 'b> {
+    plans: &'p [LayerPlan<'b>],
+    plan: &'p StreamPlan,
+    engine: Engine,
+    start: u64,
+}
+
+impl Ctx<'_, '_> {
+    /// Copies the `taps` columns of layer `up` that an output ending at `r` reads into `dst` (taps
+    /// `tap_step` ticks apart, the last one at `r`; causal pads become `pad`).
+    fn gather(
+        &self,
+        arena: &[u8],
+        up: &Node,
+        (taps, tap_step, r): (usize, usize, usize),
+        window: bool,
+        pad: i8,
+        dst: &mut [u8],
+    ) {
+        for (tap, d) in dst.chunks_exact_mut(up.c.max(1)).take(taps).enumerate() {
+            let t = r as i64 - ((taps - 1 - tap) * tap_step) as i64;
+            match source(up, self.start, t, window).and_then(|at| arena.get(at..at + up.c)) {
+                Some(src) => copy(d, src),
+                None => d.fill(pad as u8),
+            }
+        }
+    }
+
+    /// Computes this tick's columns of column-wise layer `i`: the newest stationary column (or, in the first
+    /// window, every stationary column of the ring, at every stride phase, since the next windows read the
+    /// phases this one does not), then the edge columns as this window sees them.
+    fn stream_layer(&self, arena: &mut [u8], i: usize, warm_up: bool) {
+        let Some(n) = self.plan.nodes.get(i) else {
+            return;
+        };
+        let newest = n.a + n.s * n.t.saturating_sub(1);
+        let stationary = if warm_up {
+            (newest + 1).saturating_sub(n.a.max(n.tau))
+        } else {
+            usize::from(n.edge < n.t)
+        };
+        let first = newest + 1 - stationary;
+        let start = self.start;
+        // Column `q` of the tick: (its window time, whether as the window sees it, where it goes).
+        let column = |q: usize| {
+            if q < stationary {
+                let r = first + q;
+                let slot = column_slot(n, start.wrapping_add((r - n.a) as u64));
+                (r, false, n.buf + slot * n.c)
+            } else {
+                let j = q - stationary;
+                (n.a + n.s * j, true, n.edges + j * n.c)
+            }
+        };
+        let total = stationary + n.edge;
+        let mut done = 0;
+        while done < total {
+            let m = (total - done).min(n.edge + 1);
+            self.batch(arena, i, (done, m), &column);
+            done += m;
+        }
+    }
+
+    /// Computes columns `from..from + m` of this tick of column-wise layer `i` (see
+    /// [`Ctx::stream_layer`]) and stores each where `column` says.
+    ///
+    /// The taps of each column are copied side by side into the scratch buffer, so that one call of the
+    /// layer's full-window kernel, with a geometry whose stride is a whole column of taps (the taps
+    /// contiguous, dilation 1), computes the whole batch: every weight format and backend the session has then
+    /// streams too, with the same bytes, and the SIMD kernels tile the batch as they tile a window.
+    fn batch(
+        &self,
+        arena: &mut [u8],
+        i: usize,
+        (from, m): (usize, usize),
+        column: &dyn Fn(usize) -> (usize, bool, usize),
+    ) {
+        let (Some(l), Some(n)) = (self.plans.get(i), self.plan.nodes.get(i)) else {
+            return;
+        };
+        let (ia, ib) = inputs(l);
+        let Some(up) = self.plan.nodes.get(ia) else {
+            return;
+        };
+        let (main, scratch) = arena.split_at_mut(self.plan.main_len.min(arena.len()));
+        let (sa, rest) = scratch.split_at_mut(self.plan.scratch_a.min(scratch.len()));
+        let (sb, so) = rest.split_at_mut(self.plan.scratch_b.min(rest.len()));
+        let row = n.taps * up.c;
+        let Some(x) = sa.get_mut(..m * row + SLACK) else {
+            return;
+        };
+        let (rows, slack) = x.split_at_mut(m * row);
+        slack.fill(0);
+        for (q, dst) in rows.chunks_exact_mut(row.max(1)).enumerate() {
+            let (r, window, _) = column(from + q);
+            self.gather(main, up, (n.taps, n.tap_step, r), window, l.in_zp, dst);
+        }
+        let Some(out) = so.get_mut(..m * n.c) else {
+            return;
+        };
+        if let Op::Add {
+            wa,
+            wb,
+            zp_b,
+            requant,
+        } = l.op
+        {
+            let (Some(b), Some(y)) = (
+                ib.and_then(|b| self.plan.nodes.get(b)),
+                sb.get_mut(..m * n.c),
+            ) else {
+                return;
+            };
+            for (q, dst) in y.chunks_exact_mut(b.c.max(1)).enumerate() {
+                let (r, window, _) = column(from + q);
+                self.gather(main, b, (1, 0, r), window, zp_b, dst);
+            }
+            let p = generic::pool::AddParams {
+                za: l.in_zp,
+                zb: zp_b,
+                wa,
+                wb,
+                requant,
+            };
+            generic::pool::add(&l.out, &p, rows, y, out);
+        } else {
+            let mut col = *l;
+            col.in_shape = (m * n.taps, up.c);
+            col.out_shape = (m, n.c);
+            let one_step = Window {
+                kernel: n.taps,
+                stride: n.taps,
+            };
+            col.op = match l.op {
+                Op::Conv1d(_, w) => Op::Conv1d(
+                    Conv {
+                        kernel: n.taps,
+                        stride: n.taps,
+                        dilation: 1,
+                        padding: Padding::Valid,
+                    },
+                    w,
+                ),
+                Op::MaxPool1d(_) => Op::MaxPool1d(one_step),
+                Op::AvgPool1d(_, m) => Op::AvgPool1d(one_step, m),
+                op => op,
+            };
+            kernels::layer(self.engine, &col, x, out);
+        }
+        for (q, src) in out.chunks_exact(n.c.max(1)).enumerate() {
+            let (_, _, at) = column(from + q);
+            copy(main.get_mut(at..at + n.c).unwrap_or(&mut []), src);
+        }
+    }
+
+    /// Copies the whole window's output of layer `up` into `dst`, as this window sees it.
+    fn gather_all(&self, arena: &[u8], up: &Node, dst: &mut [u8]) {
+        if up.role == Role::Head {
+            copy(dst, arena.get(up.buf..up.buf + up.t * up.c).unwrap_or(&[]));
+            return;
+        }
+        for (j, d) in dst.chunks_exact_mut(up.c.max(1)).take(up.t).enumerate() {
+            if let Some(src) = source(up, self.start, (up.a + up.s * j) as i64, true)
+                .and_then(|at| arena.get(at..at + up.c))
+            {
+                copy(d, src);
+            }
+        }
+    }
+
+    /// Runs head layer `i` over the whole window, as [`Session::run`](crate::Session::run) does.
+    fn head(&self, arena: &mut [u8], i: usize) {
+        let (Some(l), Some(n)) = (self.plans.get(i), self.plan.nodes.get(i)) else {
+            return;
+        };
+        let (ia, ib) = inputs(l);
+        let Some(up) = self.plan.nodes.get(ia) else {
+            return;
+        };
+        let (main, scratch) = arena.split_at_mut(self.plan.main_len.min(arena.len()));
+        let (sa, sb) = scratch.split_at_mut(self.plan.scratch_a.min(scratch.len()));
+        let pad = l.slots.pad_len;
+        let len = pad + up.t * up.c;
+        let Some(x) = sa.get_mut(..len + SLACK) else {
+            return;
+        };
+        // A causal conv in the head reads its pad in front of the input, as in the session's arena.
+        let (pad_rows, data) = x.split_at_mut(pad.min(x.len()));
+        pad_rows.fill(l.in_zp as u8);
+        let (data, slack) = data.split_at_mut(up.t * up.c);
+        slack.fill(0);
+        self.gather_all(main, up, data);
+        // Only the weighted kernels are given the slack (they read rows in groups of 4); the others see the
+        // input's exact length, as in the session.
+        let x = if matches!(l.op, Op::Dense(_) | Op::Conv1d(..)) {
+            x
+        } else {
+            x.get_mut(..len).unwrap_or(&mut [])
+        };
+        let b = ib.and_then(|b| self.plan.nodes.get(b));
+        if let Some(b) = b
+            && let Some(y) = sb.get_mut(..b.t * b.c)
+        {
+            self.gather_all(main, b, y);
+        }
+        let Some(out) = main.get_mut(n.buf..n.buf + n.t * n.c) else {
+            return;
+        };
+        if let Op::Add {
+            wa,
+            wb,
+            zp_b,
+            requant,
+        } = l.op
+        {
+            let p = generic::pool::AddParams {
+                za: l.in_zp,
+                zb: zp_b,
+                wa,
+                wb,
+                requant,
+            };
+            let y = b.and_then(|b| sb.get(..b.t * b.c)).unwrap_or(&[]);
+            generic::pool::add(&l.out, &p, x, y, out);
+        } else {
+            kernels::layer(self.engine, l, x, out);
+        }
+    }
+}
