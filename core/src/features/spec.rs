@@ -244,6 +244,8 @@ impl fmt::Display for SpecError {
     }
 }
 
+impl core::error::Error for SpecError {}
+
 impl FeatureSpec {
     /// The trade-count lists with their fields, in feature order.
     pub fn trade_lists(&self) -> [(SpecField, &WindowList); 5] {
@@ -354,6 +356,70 @@ impl FeatureSpec {
     }
 }
 
+/// `i64` words the feature engine keeps per trade of its ring: time, price, and the running totals of size,
+/// signed size, notional and squared one-trade return before that trade (see `docs/DATA.md`, "State").
+pub const RING_WORDS_PER_TRADE: usize = 6;
+
+/// `i64` words the feature engine keeps per distinct time window: the absolute index of the window's oldest
+/// trade and its ring slot.
+pub const TIME_POINTER_WORDS: usize = 2;
+
+/// `i64` words of bookkeeping per range window besides its two deques: the head and length of each.
+pub const RANGE_HEADER_WORDS: usize = 4;
+
+impl FeatureSpec {
+    /// The distinct time windows of all the time lists, in first-appearance order (the engine keeps one pointer
+    /// per distinct window, shared by every feature over it), and how many there are.
+    pub fn distinct_time_windows(&self) -> ([u32; 4 * MAX_WINDOWS], usize) {
+        let mut windows = [0u32; 4 * MAX_WINDOWS];
+        let mut count = 0usize;
+        for (_, list) in self.time_lists() {
+            for &d in list.as_slice() {
+                let seen = windows.get(..count).is_some_and(|w| w.contains(&d));
+                if !seen && let Some(slot) = windows.get_mut(count) {
+                    *slot = d;
+                    count += 1;
+                }
+            }
+        }
+        (windows, count)
+    }
+
+    /// The exact number of `i64` words of state the feature engine (`FeatureEngine`, cargo feature `stream`)
+    /// needs for this spec: [`RING_WORDS_PER_TRADE`] per trade of [`capacity`](FeatureSpec::capacity),
+    /// [`TIME_POINTER_WORDS`] per distinct time window, and per range window of `w` trades
+    /// [`RANGE_HEADER_WORDS`] plus two deques of `w` words. Everything else the engine holds is a fixed few
+    /// hundred bytes inside the engine value itself.
+    ///
+    /// `usize::MAX` when the count does not fit a `usize` (impossible for a spec that passes
+    /// [`validate`](FeatureSpec::validate): at most about 6.3 million words).
+    pub fn state_words(&self) -> usize {
+        let ring = usize::try_from(self.capacity)
+            .ok()
+            .and_then(|c| c.checked_mul(RING_WORDS_PER_TRADE));
+        let pointers = self
+            .distinct_time_windows()
+            .1
+            .checked_mul(TIME_POINTER_WORDS);
+        let ranges = self
+            .range_windows_trades
+            .as_slice()
+            .iter()
+            .try_fold(0usize, |sum, &w| {
+                usize::try_from(w)
+                    .ok()?
+                    .checked_mul(2)?
+                    .checked_add(RANGE_HEADER_WORDS)?
+                    .checked_add(sum)
+            });
+        ring.zip(pointers)
+            .and_then(|(r, p)| r.checked_add(p))
+            .zip(ranges)
+            .and_then(|(rp, g)| rp.checked_add(g))
+            .unwrap_or(usize::MAX)
+    }
+}
+
 /// The five features every spec has, one per trade: `log_size`, `burst_size`, `dt_prev_trade`, `dt_last_change`,
 /// `trades_since_change`.
 pub const PER_TRADE_FEATURES: usize = 5;
@@ -391,6 +457,9 @@ mod tests {
         assert_eq!(spec.validate(), Ok(()));
         assert_eq!(spec.feature_count(), 29);
         assert_eq!(spec.warm_up(), (100, 60_000));
+        // 6 words for each of 4096 trades, 3 distinct time windows (1 s, 10 s, 60 s) and one range window of 100.
+        assert_eq!(spec.distinct_time_windows().1, 3);
+        assert_eq!(spec.state_words(), 6 * 4096 + 2 * 3 + (4 + 2 * 100));
     }
 
     #[test]

@@ -1,0 +1,770 @@
+//! The streaming feature engine: one [`Trade`] in, one row of features out, in O(1) amortized time and a
+//! caller-provided state of [`FeatureSpec::state_words`] words.
+//!
+//! # State
+//!
+//! The state slice is cut once, in [`FeatureEngine::new`], into
+//!
+//! - a ring of the last `capacity` trades, one column each for the time, the price and the running totals
+//!   *before* the trade of its size, signed size, notional and squared one-trade return (so the sum over the
+//!   trades `lo..=i` is the running total now minus the column at `lo`, with no per-window sums to maintain);
+//! - two words per distinct time window: the absolute index of its oldest trade and that trade's ring slot;
+//! - per range window of `w` trades, the head and length of a max and a min monotonic deque and their `2w`
+//!   absolute trade indices.
+//!
+//! Totals are kept with wrapping `i64` arithmetic: the difference of two totals is exact whenever the true
+//! window sum fits an `i64`, which for sizes and counts always holds (at most [`MAX_CAPACITY`] trades of
+//! `u32::MAX` lots) and for notionals holds while a window's `Σ (p_j - p_first) v_j` stays within ±2⁶³ ticks
+//! times lots.
+//!
+//! # Arithmetic
+//!
+//! Integers wherever possible; the remaining floats are `f32` with correctly rounded `+ - * / sqrt`, integer to
+//! float conversions, and the `libm` crate's `log1pf` and `sqrtf`, in the order written below, so the bits are
+//! the same on every target (`docs/ARITHMETIC.md`, "The feature engine").
+//!
+//! [`MAX_CAPACITY`]: super::MAX_CAPACITY
+#![deny(clippy::indexing_slicing)]
+
+use core::fmt;
+
+use super::spec::{
+    FeatureSpec, MAX_WINDOWS, RANGE_HEADER_WORDS, RING_WORDS_PER_TRADE, SpecError,
+    TIME_POINTER_WORDS,
+};
+use super::{Side, Trade};
+
+/// Returns are in basis points.
+const BASIS_POINTS: f32 = 1e4;
+
+/// Squared one-trade returns (bp²) are summed in fixed point with this many fraction bits.
+pub const RET2_FRACTION_BITS: u32 = 16;
+
+/// The largest fixed-point squared one-trade return one trade adds (2⁴² = 2²⁶ bp², a one-trade move of about
+/// 8,192 bp); larger ones saturate there, so [`MAX_CAPACITY`](super::MAX_CAPACITY) of them still sum within
+/// an `i64`.
+pub const MAX_RET2_FIXED: i64 = 1 << 42;
+
+/// The ring columns, in the order they are cut from the state slice.
+const TIME: usize = 0;
+const PRICE: usize = 1;
+const SIZE: usize = 2;
+const SIGNED: usize = 3;
+const NOTIONAL: usize = 4;
+const RET2: usize = 5;
+
+/// Why [`FeatureEngine::new`] refused.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum EngineError {
+    /// The spec does not pass [`FeatureSpec::validate`].
+    Spec(SpecError),
+    /// The state slice is shorter than [`FeatureSpec::state_words`].
+    StateTooSmall {
+        /// Words the spec needs.
+        needed: usize,
+        /// Words given.
+        given: usize,
+    },
+}
+
+impl fmt::Display for EngineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EngineError::Spec(e) => write!(f, "feature engine: {e}"),
+            EngineError::StateTooSmall { needed, given } => write!(
+                f,
+                "feature engine: the state holds {given} words, the spec needs {needed}"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for EngineError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            EngineError::Spec(e) => Some(e),
+            EngineError::StateTooSmall { .. } => None,
+        }
+    }
+}
+
+impl core::error::Error for TradeError {}
+
+impl From<SpecError> for EngineError {
+    fn from(e: SpecError) -> Self {
+        EngineError::Spec(e)
+    }
+}
+
+/// Why [`FeatureEngine::push`] refused a trade; the engine's state is then unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TradeError {
+    /// The price is below 1 tick.
+    Price {
+        /// The price found, in ticks.
+        found: i64,
+    },
+    /// The trade is earlier than the previous one.
+    TimeBackwards {
+        /// The previous trade's time (ms).
+        previous: i64,
+        /// This trade's time (ms).
+        found: i64,
+    },
+    /// The output slice is shorter than [`FeatureSpec::feature_count`].
+    OutputTooShort {
+        /// Features the spec produces.
+        needed: usize,
+        /// Length of the slice given.
+        given: usize,
+    },
+}
+
+impl fmt::Display for TradeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            TradeError::Price { found } => {
+                write!(f, "trade price {found} ticks is below 1 tick")
+            }
+            TradeError::TimeBackwards { previous, found } => write!(
+                f,
+                "trade time {found} ms is before the previous trade's {previous} ms"
+            ),
+            TradeError::OutputTooShort { needed, given } => write!(
+                f,
+                "feature output holds {given} values, the spec produces {needed}"
+            ),
+        }
+    }
+}
+
+/// The log return `ln(now / then)` in basis points: `1e4 * log1pf((now - then) / then)` for a rise and
+/// `-1e4 * log1pf((then - now) / now)` for a fall, so that the ratio is never below 0 (a fall computed the
+/// first way could round to `log1pf(-1) = -inf` for prices above 2²⁴ ticks) and `r(a, b) = -r(b, a)` exactly;
+/// 0 when the prices are equal. Both prices are at least 1 tick, so the integer differences cannot overflow.
+#[inline]
+pub fn log_return_bp(now: i64, then: i64) -> f32 {
+    if now > then {
+        BASIS_POINTS * libm::log1pf((now - then) as f32 / then as f32)
+    } else if now < then {
+        -(BASIS_POINTS * libm::log1pf((then - now) as f32 / now as f32))
+    } else {
+        0.0
+    }
+}
+
+/// `ln(1 + n)` of a count, through `log1pf`; a table for the small counts most trades have, holding the same
+/// bits `log1pf` gives.
+#[derive(Clone)]
+struct CountLogs {
+    table: [f32; COUNT_LOG_TABLE],
+}
+
+/// Counts below this come from [`CountLogs`]' table.
+const COUNT_LOG_TABLE: usize = 64;
+
+impl CountLogs {
+    fn new() -> CountLogs {
+        let mut table = [0.0f32; COUNT_LOG_TABLE];
+        for (n, v) in table.iter_mut().enumerate() {
+            *v = libm::log1pf(n as f32);
+        }
+        CountLogs { table }
+    }
+
+    #[inline]
+    fn log1p(&self, n: u64) -> f32 {
+        match usize::try_from(n).ok().and_then(|i| self.table.get(i)) {
+            Some(&v) => v,
+            None => libm::log1pf(n as f32),
+        }
+    }
+
+    /// `sign(x) * ln(1 + |x|)`.
+    #[inline]
+    fn signed_log1p(&self, x: i64) -> f32 {
+        let magnitude = self.log1p(x.unsigned_abs());
+        if x < 0 { -magnitude } else { magnitude }
+    }
+}
+
+/// The streaming feature engine of one [`FeatureSpec`], over a state slice it borrows.
+///
+/// [`push`](FeatureEngine::push) each trade in time order; it writes that trade's
+/// [`feature_count`](FeatureSpec::feature_count) features in the order of
+/// [`for_each_feature`](FeatureSpec::for_each_feature). The features are raw (the blob's input quantizer
+/// standardizes them) and depend only on the trades pushed since [`new`](FeatureEngine::new) or
+/// [`reset`](FeatureEngine::reset).
+pub struct FeatureEngine<'s> {
+    spec: FeatureSpec,
+    /// Ring columns, `capacity` words each, in the order `TIME`, `PRICE`, `SIZE`, `SIGNED`, `NOTIONAL`, `RET2`.
+    ring: [&'s mut [i64]; RING_WORDS_PER_TRADE],
+    /// Per distinct time window: the absolute index of its oldest trade, its ring slot.
+    pointers: &'s mut [i64],
+    /// Per range window: max head, max length, min head, min length, then the two deques of `w` indices.
+    deques: &'s mut [i64],
+    capacity: u64,
+    /// The distinct time windows, and for each time list the pointer of each of its windows.
+    time_windows: [u32; 4 * MAX_WINDOWS],
+    time_window_count: usize,
+    time_pointer_of: [[u8; MAX_WINDOWS]; 4],
+    warm_trades: u64,
+    warm_ms: i64,
+    feature_count: usize,
+    logs: CountLogs,
+    /// Trades pushed since the last reset: the absolute index of the next trade.
+    pushed: u64,
+    /// Ring slot of the newest trade.
+    slot: usize,
+    /// Time and price of the newest trade.
+    last_time: i64,
+    last_price: i64,
+    session_start: u64,
+    session_start_time: i64,
+    /// Price of the session's first trade, the origin of the notional totals.
+    session_first_price: i64,
+    /// The tick rule: sign of the session's last price change, 0 before the first.
+    tick_sign: i64,
+    last_change: u64,
+    last_change_time: i64,
+    /// Lots printed at the newest trade's timestamp in this session, the newest included.
+    burst_lots: u64,
+    /// Running totals including the newest trade (wrapping).
+    total_size: i64,
+    total_signed: i64,
+    total_notional: i64,
+    total_ret2: i64,
+}
+
+impl fmt::Debug for FeatureEngine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FeatureEngine")
+            .field("spec", &self.spec)
+            .field("trades_seen", &self.pushed)
+            .field("session_start", &self.session_start)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'s> FeatureEngine<'s> {
+    /// An engine for `spec` keeping its state in `state`, which must hold at least
+    /// [`FeatureSpec::state_words`] words (extra words are left alone). The contents of `state` do not matter.
+    ///
+    /// # Errors
+    ///
+    /// [`EngineError::Spec`] when the spec is invalid, [`EngineError::StateTooSmall`] when `state` is short.
+    pub fn new(spec: &FeatureSpec, state: &'s mut [i64]) -> Result<FeatureEngine<'s>, EngineError> {
+        spec.validate()?;
+        let needed = spec.state_words();
+        let given = state.len();
+        if given < needed {
+            return Err(EngineError::StateTooSmall { needed, given });
+        }
+        let too_small = EngineError::StateTooSmall { needed, given };
+        let capacity = usize::try_from(spec.capacity).map_err(|_| too_small)?;
+        let (time_windows, time_window_count) = spec.distinct_time_windows();
+        let mut time_pointer_of = [[0u8; MAX_WINDOWS]; 4];
+        for ((_, list), map) in spec.time_lists().iter().zip(&mut time_pointer_of) {
+            for (&d, index) in list.as_slice().iter().zip(map.iter_mut()) {
+                let position = time_windows
+                    .get(..time_window_count)
+                    .and_then(|w| w.iter().position(|&x| x == d))
+                    .unwrap_or(0);
+                *index = u8::try_from(position).unwrap_or(0);
+            }
+        }
+        let (mut rest, _) = state.split_at_mut_checked(needed).ok_or(too_small)?;
+        let mut column = || {
+            let (head, tail) = core::mem::take(&mut rest).split_at_mut_checked(capacity)?;
+            rest = tail;
+            Some(head)
+        };
+        let ring = [column(), column(), column(), column(), column(), column()];
+        let [Some(c0), Some(c1), Some(c2), Some(c3), Some(c4), Some(c5)] = ring else {
+            return Err(too_small);
+        };
+        let ring = [c0, c1, c2, c3, c4, c5];
+        let (pointers, deques) = rest
+            .split_at_mut_checked(time_window_count * TIME_POINTER_WORDS)
+            .ok_or(too_small)?;
+        let (warm_trades, warm_ms) = spec.warm_up();
+        let mut engine = FeatureEngine {
+            spec: *spec,
+            ring,
+            pointers,
+            deques,
+            capacity: u64::from(spec.capacity),
+            time_windows,
+            time_window_count,
+            time_pointer_of,
+            warm_trades: u64::from(warm_trades),
+            warm_ms: i64::from(warm_ms),
+            feature_count: spec.feature_count(),
+            logs: CountLogs::new(),
+            pushed: 0,
+            slot: 0,
+            last_time: 0,
+            last_price: 0,
+            session_start: 0,
+            session_start_time: 0,
+            session_first_price: 0,
+            tick_sign: 0,
+            last_change: 0,
+            last_change_time: 0,
+            burst_lots: 0,
+            total_size: 0,
+            total_signed: 0,
+            total_notional: 0,
+            total_ret2: 0,
+        };
+        engine.reset();
+        Ok(engine)
+    }
+
+    /// Forgets every trade: the next one starts a session, as the first after [`new`](FeatureEngine::new).
+    pub fn reset(&mut self) {
+        self.pushed = 0;
+        self.slot = 0;
+        self.last_time = 0;
+        self.last_price = 0;
+        self.session_start = 0;
+    }
+
+    /// The spec the engine computes.
+    pub fn spec(&self) -> &FeatureSpec {
+        &self.spec
+    }
+
+    /// Trades pushed since [`new`](FeatureEngine::new) or the last [`reset`](FeatureEngine::reset).
+    pub fn trades_seen(&self) -> u64 {
+        self.pushed
+    }
+
+    /// Trades in the current session, the newest included (0 before the first trade).
+    pub fn session_trades(&self) -> u64 {
+        self.pushed - self.session_start
+    }
+
+    /// Pushes one trade and writes its features to `out[..feature_count]`, in the order of
+    /// [`FeatureSpec::for_each_feature`]; `out[feature_count..]` is left alone.
+    ///
+    /// Returns whether the row is *valid*: its session holds at least `warm_up().0` earlier trades and spans
+    /// at least `warm_up().1` ms, so that no window of the row is clipped by the session start.
+    ///
+    /// # Errors
+    ///
+    /// [`TradeError`] for a price below 1 tick, a time before the previous trade's or a short `out`; the state
+    /// is then unchanged and `out` untouched.
+    pub fn push(&mut self, trade: &Trade, out: &mut [f32]) -> Result<bool, TradeError> {
+        if out.len() < self.feature_count {
+            return Err(TradeError::OutputTooShort {
+                needed: self.feature_count,
+                given: out.len(),
+            });
+        }
+        if trade.price_ticks < 1 {
+            return Err(TradeError::Price {
+                found: trade.price_ticks,
+            });
+        }
+        let first = self.pushed == 0;
+        if !first && trade.time_ms < self.last_time {
+            return Err(TradeError::TimeBackwards {
+                previous: self.last_time,
+                found: trade.time_ms,
+            });
+        }
+        let i = self.pushed;
+        let t = trade.time_ms;
+        let p = trade.price_ticks;
+        let lots = trade.size_lots;
+        let new_session = first || t.abs_diff(self.last_time) > u64::from(self.spec.session_gap_ms);
+        let slot = if first || self.slot + 1 >= self.ring_len() {
+            0
+        } else {
+            self.slot + 1
+        };
+        // Per-trade state, and the one-trade return.
+        let (dt_prev_ms, ret1) = if new_session {
+            self.session_start = i;
+            self.session_start_time = t;
+            self.session_first_price = p;
+            self.tick_sign = 0;
+            self.last_change = i;
+            self.last_change_time = t;
+            self.burst_lots = 0;
+            self.total_size = 0;
+            self.total_signed = 0;
+            self.total_notional = 0;
+            self.total_ret2 = 0;
+            self.start_windows(i, slot);
+            (0, 0.0)
+        } else {
+            let change = p - self.last_price;
+            if change != 0 {
+                self.tick_sign = change.signum();
+                self.last_change = i;
+                self.last_change_time = t;
+            }
+            if t != self.last_time {
+                self.burst_lots = 0;
+            }
+            (t - self.last_time, log_return_bp(p, self.last_price))
+        };
+        self.burst_lots = self.burst_lots.saturating_add(u64::from(lots));
+        let sign = match trade.side {
+            Side::Buy => 1,
+            Side::Sell => -1,
+            Side::Unknown => self.tick_sign,
+        };
+        // The ring slot of this trade holds the totals before it.
+        let ret2 = ((ret1 * ret1) * (1u64 << RET2_FRACTION_BITS) as f32) as i64;
+        let ret2 = ret2.min(MAX_RET2_FIXED);
+        let size = i64::from(lots);
+        let notional = (p - self.session_first_price).wrapping_mul(size);
+        let row = [
+            t,
+            p,
+            self.total_size,
+            self.total_signed,
+            self.total_notional,
+            self.total_ret2,
+        ];
+        for (column, value) in self.ring.iter_mut().zip(row) {
+            if let Some(word) = column.get_mut(slot) {
+                *word = value;
+            }
+        }
+        self.total_size = self.total_size.wrapping_add(size);
+        self.total_signed = self.total_signed.wrapping_add(sign * size);
+        self.total_notional = self.total_notional.wrapping_add(notional);
+        self.total_ret2 = self.total_ret2.wrapping_add(ret2);
+        self.pushed = i + 1;
+        self.slot = slot;
+        self.last_time = t;
+        self.last_price = p;
+        self.advance_time_windows();
+        self.write_features(trade, sign, ret1, dt_prev_ms, out);
+        Ok(i - self.session_start >= self.warm_trades
+            && t.saturating_sub(self.session_start_time) >= self.warm_ms)
+    }
+
+    #[inline]
+    fn ring_len(&self) -> usize {
+        self.ring[TIME].len()
+    }
+
+    /// The ring slot of the trade `back` trades before the newest (`back < capacity`).
+    #[inline]
+    fn slot_back(&self, back: u64) -> usize {
+        let back = usize::try_from(back).unwrap_or(0);
+        if back <= self.slot {
+            self.slot - back
+        } else {
+            self.slot + self.ring_len() - back
+        }
+    }
+
+    #[inline]
+    fn ring_at(&self, column: usize, slot: usize) -> i64 {
+        self.ring
+            .get(column)
+            .and_then(|c| c.get(slot))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The oldest trade any window of the newest trade may reach: the session start, or the oldest trade the
+    /// ring still holds.
+    #[inline]
+    fn floor(&self) -> u64 {
+        let newest = self.pushed - 1;
+        self.session_start
+            .max((newest + 1).saturating_sub(self.capacity))
+    }
+
+    /// Empties every window at a session start: the time windows begin at trade `index`, ring slot `slot`, and
+    /// the range deques are empty.
+    fn start_windows(&mut self, index: u64, slot: usize) {
+        let index = i64::try_from(index).unwrap_or(i64::MAX);
+        let slot = i64::try_from(slot).unwrap_or(0);
+        for pair in self.pointers.chunks_exact_mut(TIME_POINTER_WORDS) {
+            if let [abs, at] = pair {
+                *abs = index;
+                *at = slot;
+            }
+        }
+        let mut offset = 0usize;
+        for &w in self.spec.range_windows_trades.as_slice() {
+            if let Some([_, max_len, _, min_len]) = self
+                .deques
+                .get_mut(offset..offset + RANGE_HEADER_WORDS)
+                .and_then(|h| <&mut [i64; 4]>::try_from(h).ok())
+            {
+                *max_len = 0;
+                *min_len = 0;
+            }
+            offset += RANGE_HEADER_WORDS + 2 * w as usize;
+        }
+    }
+
+    /// Moves every time window's oldest trade forward past the trades at or before `t - d`, and up to the floor.
+    fn advance_time_windows(&mut self) {
+        let newest = self.pushed - 1;
+        let floor = self.floor();
+        let t = self.last_time;
+        for k in 0..self.time_window_count {
+            let d = self.time_windows.get(k).copied().unwrap_or(0);
+            let cutoff = t.saturating_sub(i64::from(d));
+            let base = k * TIME_POINTER_WORDS;
+            let (mut lo, mut at) = match self.pointers.get(base..base + TIME_POINTER_WORDS) {
+                Some(&[abs, at]) => (
+                    u64::try_from(abs).unwrap_or(0),
+                    usize::try_from(at).unwrap_or(0),
+                ),
+                _ => continue,
+            };
+            if lo < floor {
+                lo = floor;
+                at = self.slot_back(newest - floor);
+            }
+            while lo < newest && self.ring_at(TIME, at) <= cutoff {
+                lo += 1;
+                at = if at + 1 >= self.ring_len() { 0 } else { at + 1 };
+            }
+            if let Some([abs, slot]) = self.pointers.get_mut(base..base + TIME_POINTER_WORDS) {
+                *abs = i64::try_from(lo).unwrap_or(i64::MAX);
+                *slot = i64::try_from(at).unwrap_or(0);
+            }
+        }
+    }
+
+    /// The oldest trade of the time window over pointer `k`, with its ring slot.
+    #[inline]
+    fn time_window(&self, k: usize) -> (u64, usize) {
+        let base = k * TIME_POINTER_WORDS;
+        match self.pointers.get(base..base + TIME_POINTER_WORDS) {
+            Some(&[abs, at]) => (
+                u64::try_from(abs).unwrap_or(0),
+                usize::try_from(at).unwrap_or(0),
+            ),
+            _ => (self.pushed - 1, self.slot),
+        }
+    }
+
+    /// The oldest trade of the window of the last `w` trades, clipped to the session, with its ring slot.
+    #[inline]
+    fn trade_window(&self, w: u32) -> (u64, usize) {
+        let newest = self.pushed - 1;
+        let lo = (self.pushed.saturating_sub(u64::from(w))).max(self.floor());
+        (lo, self.slot_back(newest - lo))
+    }
+
+    /// The total of ring column `column` over the trades from ring slot `lo_slot` to the newest.
+    #[inline]
+    fn window_total(&self, column: usize, lo_slot: usize) -> i64 {
+        let total = match column {
+            SIZE => self.total_size,
+            SIGNED => self.total_signed,
+            NOTIONAL => self.total_notional,
+            _ => self.total_ret2,
+        };
+        total.wrapping_sub(self.ring_at(column, lo_slot))
+    }
+
+    /// `svol` and `ofi` over the window starting at ring slot `lo_slot`.
+    #[inline]
+    fn flow(&self, lo_slot: usize) -> (f32, f32) {
+        let signed = self.window_total(SIGNED, lo_slot);
+        let total = self.window_total(SIZE, lo_slot);
+        let ofi = if total > 0 {
+            (signed as f32 / total as f32).clamp(-1.0, 1.0)
+        } else {
+            0.0
+        };
+        (self.logs.signed_log1p(signed), ofi)
+    }
+
+    /// `(p - VWAP) / tick` over the window starting at ring slot `lo_slot`, in ticks:
+    /// `((p - p_first) V - N) / V` with the integer numerator in `i128`.
+    #[inline]
+    fn vwap_dev(&self, lo_slot: usize) -> f32 {
+        let volume = self.window_total(SIZE, lo_slot);
+        if volume <= 0 {
+            return 0.0;
+        }
+        let notional = self.window_total(NOTIONAL, lo_slot);
+        let numerator = i128::from(self.last_price - self.session_first_price) * i128::from(volume)
+            - i128::from(notional);
+        numerator as f32 / volume as f32
+    }
+
+    /// Updates the max and min deques of the range window of `w` trades whose words start at `offset` in
+    /// `deques`, and returns the window's high and low price.
+    fn range_window(&mut self, offset: usize, w: u32) -> (i64, i64) {
+        let newest = self.pushed - 1;
+        let p = self.last_price;
+        let lo = (self.pushed.saturating_sub(u64::from(w))).max(self.floor());
+        let w = w as usize;
+        let mut extremes = [p, p];
+        for (deque, extreme) in extremes.iter_mut().enumerate() {
+            let is_max = deque == 0;
+            let header = offset + 2 * deque;
+            let buffer = offset + RANGE_HEADER_WORDS + deque * w;
+            let (mut head, mut len) = match self.deques.get(header..header + 2) {
+                Some(&[h, l]) => (
+                    usize::try_from(h).unwrap_or(0),
+                    usize::try_from(l).unwrap_or(0),
+                ),
+                _ => continue,
+            };
+            let wrap = |k: usize| if k >= w { k - w } else { k };
+            let index_at = |deques: &[i64], position: usize| {
+                deques
+                    .get(buffer + position)
+                    .and_then(|&x| u64::try_from(x).ok())
+                    .unwrap_or(newest)
+            };
+            // Drop the front trades that left the window, then the back ones the new price dominates.
+            while len > 0 && index_at(self.deques, head) < lo {
+                head = wrap(head + 1);
+                len -= 1;
+            }
+            while len > 0 {
+                let back = index_at(self.deques, wrap(head + len - 1));
+                let back_price = self.ring_at(PRICE, self.slot_back(newest - back));
+                let dominated = if is_max {
+                    back_price <= p
+                } else {
+                    back_price >= p
+                };
+                if !dominated {
+                    break;
+                }
+                len -= 1;
+            }
+            if let Some(word) = self.deques.get_mut(buffer + wrap(head + len)) {
+                *word = i64::try_from(newest).unwrap_or(i64::MAX);
+            }
+            len += 1;
+            let front = index_at(self.deques, head);
+            *extreme = self.ring_at(PRICE, self.slot_back(newest - front));
+            if let Some([h, l]) = self.deques.get_mut(header..header + 2) {
+                *h = i64::try_from(head).unwrap_or(0);
+                *l = i64::try_from(len).unwrap_or(0);
+            }
+        }
+        (extremes[0], extremes[1])
+    }
+
+    /// Computes the newest trade's features into `out`, in the order of [`FeatureSpec::for_each_feature`].
+    fn write_features(
+        &mut self,
+        trade: &Trade,
+        sign: i64,
+        ret1: f32,
+        dt_prev_ms: i64,
+        out: &mut [f32],
+    ) {
+        let newest = self.pushed - 1;
+        let p = self.last_price;
+        let t = self.last_time;
+        let spec = self.spec;
+        let mut slots = out.iter_mut();
+        let mut put = |v: f32| {
+            if let Some(o) = slots.next() {
+                *o = v;
+            }
+        };
+        let floor = self.floor();
+        for &k in spec.return_lags_trades.as_slice() {
+            let value = if k == 1 {
+                ret1
+            } else {
+                let lo = newest.saturating_sub(u64::from(k)).max(floor);
+                log_return_bp(p, self.ring_at(PRICE, self.slot_back(newest - lo)))
+            };
+            put(value);
+        }
+        let pointer = |list: usize, n: usize| {
+            self.time_pointer_of
+                .get(list)
+                .and_then(|m| m.get(n))
+                .map_or(0, |&k| usize::from(k))
+        };
+        for n in 0..spec.return_lags_ms.len() {
+            let (lo, _) = self.time_window(pointer(0, n));
+            // The last trade at or before t - d is the one before the window, unless the window starts at the
+            // floor.
+            let reference = if lo > floor { lo - 1 } else { floor };
+            put(log_return_bp(
+                p,
+                self.ring_at(PRICE, self.slot_back(newest - reference)),
+            ));
+        }
+        put(sign as f32);
+        for &w in spec.flow_windows_trades.as_slice() {
+            let (_, at) = self.trade_window(w);
+            let (svol, ofi) = self.flow(at);
+            put(svol);
+            put(ofi);
+        }
+        for n in 0..spec.flow_windows_ms.len() {
+            let (_, at) = self.time_window(pointer(1, n));
+            let (svol, ofi) = self.flow(at);
+            put(svol);
+            put(ofi);
+        }
+        for &w in spec.volatility_windows_trades.as_slice() {
+            let (_, at) = self.trade_window(w);
+            let fixed = self.window_total(RET2, at);
+            let bp2 = fixed as f32 * (1.0 / (1u64 << RET2_FRACTION_BITS) as f32);
+            put(libm::sqrtf(bp2));
+        }
+        for (n, &d) in spec.intensity_windows_ms.as_slice().iter().enumerate() {
+            let (lo, at) = self.time_window(pointer(2, n));
+            let count = newest - lo + 1;
+            let window_ms = d as f32;
+            put(libm::log1pf((count as f32 * 1000.0) / window_ms));
+            let volume = self.window_total(SIZE, at);
+            put(libm::log1pf((volume as f32 * 1000.0) / window_ms));
+        }
+        put(self.logs.log1p(u64::from(trade.size_lots)));
+        put(self.logs.log1p(self.burst_lots));
+        put(if dt_prev_ms == 0 {
+            0.0
+        } else {
+            libm::log1pf(dt_prev_ms as f32 / 1000.0)
+        });
+        let since_change_ms = t.saturating_sub(self.last_change_time);
+        put(if since_change_ms == 0 {
+            0.0
+        } else {
+            libm::log1pf(since_change_ms as f32 / 1000.0)
+        });
+        put(self.logs.log1p(newest - self.last_change));
+        for &w in spec.vwap_windows_trades.as_slice() {
+            let (_, at) = self.trade_window(w);
+            put(self.vwap_dev(at));
+        }
+        for n in 0..spec.vwap_windows_ms.len() {
+            let (_, at) = self.time_window(pointer(3, n));
+            put(self.vwap_dev(at));
+        }
+        let mut offset = 0usize;
+        for &w in spec.range_windows_trades.as_slice() {
+            let (high, low) = self.range_window(offset, w);
+            offset += RANGE_HEADER_WORDS + 2 * w as usize;
+            let range = high - low;
+            put(range as f32);
+            put(if range > 0 {
+                ((p - low) - (high - p)) as f32 / range as f32
+            } else {
+                0.0
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
