@@ -45,6 +45,9 @@ pub const RET2_FRACTION_BITS: u32 = 16;
 /// an `i64`.
 pub const MAX_RET2_FIXED: i64 = 1 << 42;
 
+/// The most features a spec can have: every list full.
+const MAX_FEATURES: usize = 14 * MAX_WINDOWS + super::spec::PER_TRADE_FEATURES + 1;
+
 /// The ring columns, in the order they are cut from the state slice.
 const TIME: usize = 0;
 const PRICE: usize = 1;
@@ -161,7 +164,7 @@ struct CountLogs {
 }
 
 /// Counts below this come from [`CountLogs`]' table.
-const COUNT_LOG_TABLE: usize = 64;
+const COUNT_LOG_TABLE: usize = 256;
 
 impl CountLogs {
     fn new() -> CountLogs {
@@ -178,13 +181,6 @@ impl CountLogs {
             Some(&v) => v,
             None => libm::log1pf(n as f32),
         }
-    }
-
-    /// `sign(x) * ln(1 + |x|)`.
-    #[inline]
-    fn signed_log1p(&self, x: i64) -> f32 {
-        let magnitude = self.log1p(x.unsigned_abs());
-        if x < 0 { -magnitude } else { magnitude }
     }
 }
 
@@ -212,6 +208,8 @@ pub struct FeatureEngine<'s> {
     warm_ms: i64,
     feature_count: usize,
     logs: CountLogs,
+    /// Per output: the last `log1pf` argument's bits and its result (`log1pf(0) = 0` to start).
+    memo: [(u32, f32); MAX_FEATURES],
     /// Trades pushed since the last reset: the absolute index of the next trade.
     pushed: u64,
     /// Ring slot of the newest trade.
@@ -301,6 +299,7 @@ impl<'s> FeatureEngine<'s> {
             warm_ms: i64::from(warm_ms),
             feature_count: spec.feature_count(),
             logs: CountLogs::new(),
+            memo: [(0, 0.0); MAX_FEATURES],
             pushed: 0,
             slot: 0,
             last_time: 0,
@@ -572,9 +571,10 @@ impl<'s> FeatureEngine<'s> {
         total.wrapping_sub(self.ring_at(column, lo_slot))
     }
 
-    /// `svol` and `ofi` over the window starting at ring slot `lo_slot`.
+    /// `svol` and `ofi` over the window starting at ring slot `lo_slot`, `svol` through the memo of output
+    /// `site`.
     #[inline]
-    fn flow(&self, lo_slot: usize) -> (f32, f32) {
+    fn flow(&mut self, site: usize, lo_slot: usize) -> (f32, f32) {
         let signed = self.window_total(SIGNED, lo_slot);
         let total = self.window_total(SIZE, lo_slot);
         let ofi = if total > 0 {
@@ -582,7 +582,7 @@ impl<'s> FeatureEngine<'s> {
         } else {
             0.0
         };
-        (self.logs.signed_log1p(signed), ofi)
+        (self.signed_log1p_at(site, signed), ofi)
     }
 
     /// `(p - VWAP) / tick` over the window starting at ring slot `lo_slot`, in ticks:
@@ -657,6 +657,55 @@ impl<'s> FeatureEngine<'s> {
         (extremes[0], extremes[1])
     }
 
+    /// Pointer of the `n`-th window of time list `list` (0 returns, 1 flow, 2 intensity, 3 VWAP).
+    #[inline]
+    fn pointer(&self, list: usize, n: usize) -> usize {
+        self.time_pointer_of
+            .get(list)
+            .and_then(|m| m.get(n))
+            .map_or(0, |&k| usize::from(k))
+    }
+
+    /// `log1pf(x)` for output `site`, remembering the last argument and result of each site: many features
+    /// repeat their argument from one trade to the next, and the memo gives `log1pf`'s own bits.
+    #[inline]
+    fn log1p_at(&mut self, site: usize, x: f32) -> f32 {
+        let key = x.to_bits();
+        match self.memo.get_mut(site) {
+            Some(entry) if entry.0 == key => entry.1,
+            Some(entry) => {
+                let value = libm::log1pf(x);
+                *entry = (key, value);
+                value
+            }
+            None => libm::log1pf(x),
+        }
+    }
+
+    /// [`log_return_bp`] through the memo of output `site`.
+    #[inline]
+    fn return_at(&mut self, site: usize, now: i64, then: i64) -> f32 {
+        if now > then {
+            BASIS_POINTS * self.log1p_at(site, (now - then) as f32 / then as f32)
+        } else if now < then {
+            -(BASIS_POINTS * self.log1p_at(site, (then - now) as f32 / now as f32))
+        } else {
+            0.0
+        }
+    }
+
+    /// `sign(x) * ln(1 + |x|)` through the table of small counts, then the memo of output `site`.
+    #[inline]
+    fn signed_log1p_at(&mut self, site: usize, x: i64) -> f32 {
+        let n = x.unsigned_abs();
+        let magnitude = if n < COUNT_LOG_TABLE as u64 {
+            self.logs.log1p(n)
+        } else {
+            self.log1p_at(site, n as f32)
+        };
+        if x < 0 { -magnitude } else { magnitude }
+    }
+
     /// Computes the newest trade's features into `out`, in the order of [`FeatureSpec::for_each_feature`].
     fn write_features(
         &mut self,
@@ -669,99 +718,128 @@ impl<'s> FeatureEngine<'s> {
         let newest = self.pushed - 1;
         let p = self.last_price;
         let t = self.last_time;
-        let spec = self.spec;
-        let mut slots = out.iter_mut();
-        let mut put = |v: f32| {
-            if let Some(o) = slots.next() {
+        let mut site = 0usize;
+        let mut put = |site: &mut usize, v: f32| {
+            if let Some(o) = out.get_mut(*site) {
                 *o = v;
             }
+            *site += 1;
         };
         let floor = self.floor();
-        for &k in spec.return_lags_trades.as_slice() {
+        let lists = [
+            self.spec.return_lags_trades,
+            self.spec.return_lags_ms,
+            self.spec.flow_windows_trades,
+            self.spec.flow_windows_ms,
+            self.spec.volatility_windows_trades,
+            self.spec.intensity_windows_ms,
+            self.spec.vwap_windows_trades,
+            self.spec.vwap_windows_ms,
+            self.spec.range_windows_trades,
+        ];
+        let [
+            return_lags_trades,
+            return_lags_ms,
+            flow_windows_trades,
+            flow_windows_ms,
+            volatility_windows_trades,
+            intensity_windows_ms,
+            vwap_windows_trades,
+            vwap_windows_ms,
+            range_windows_trades,
+        ] = lists;
+        for &k in return_lags_trades.as_slice() {
             let value = if k == 1 {
                 ret1
             } else {
                 let lo = newest.saturating_sub(u64::from(k)).max(floor);
-                log_return_bp(p, self.ring_at(PRICE, self.slot_back(newest - lo)))
+                let then = self.ring_at(PRICE, self.slot_back(newest - lo));
+                self.return_at(site, p, then)
             };
-            put(value);
+            put(&mut site, value);
         }
-        let pointer = |list: usize, n: usize| {
-            self.time_pointer_of
-                .get(list)
-                .and_then(|m| m.get(n))
-                .map_or(0, |&k| usize::from(k))
-        };
-        for n in 0..spec.return_lags_ms.len() {
-            let (lo, _) = self.time_window(pointer(0, n));
+        for n in 0..return_lags_ms.len() {
+            let (lo, _) = self.time_window(self.pointer(0, n));
             // The last trade at or before t - d is the one before the window, unless the window starts at the
             // floor.
             let reference = if lo > floor { lo - 1 } else { floor };
-            put(log_return_bp(
-                p,
-                self.ring_at(PRICE, self.slot_back(newest - reference)),
-            ));
+            let then = self.ring_at(PRICE, self.slot_back(newest - reference));
+            let value = self.return_at(site, p, then);
+            put(&mut site, value);
         }
-        put(sign as f32);
-        for &w in spec.flow_windows_trades.as_slice() {
+        put(&mut site, sign as f32);
+        for &w in flow_windows_trades.as_slice() {
             let (_, at) = self.trade_window(w);
-            let (svol, ofi) = self.flow(at);
-            put(svol);
-            put(ofi);
+            let (svol, ofi) = self.flow(site, at);
+            put(&mut site, svol);
+            put(&mut site, ofi);
         }
-        for n in 0..spec.flow_windows_ms.len() {
-            let (_, at) = self.time_window(pointer(1, n));
-            let (svol, ofi) = self.flow(at);
-            put(svol);
-            put(ofi);
+        for n in 0..flow_windows_ms.len() {
+            let (_, at) = self.time_window(self.pointer(1, n));
+            let (svol, ofi) = self.flow(site, at);
+            put(&mut site, svol);
+            put(&mut site, ofi);
         }
-        for &w in spec.volatility_windows_trades.as_slice() {
+        for &w in volatility_windows_trades.as_slice() {
             let (_, at) = self.trade_window(w);
             let fixed = self.window_total(RET2, at);
             let bp2 = fixed as f32 * (1.0 / (1u64 << RET2_FRACTION_BITS) as f32);
-            put(libm::sqrtf(bp2));
+            put(&mut site, libm::sqrtf(bp2));
         }
-        for (n, &d) in spec.intensity_windows_ms.as_slice().iter().enumerate() {
-            let (lo, at) = self.time_window(pointer(2, n));
+        for (n, &d) in intensity_windows_ms.as_slice().iter().enumerate() {
+            let (lo, at) = self.time_window(self.pointer(2, n));
             let count = newest - lo + 1;
             let window_ms = d as f32;
-            put(libm::log1pf((count as f32 * 1000.0) / window_ms));
+            let rate = self.log1p_at(site, (count as f32 * 1000.0) / window_ms);
+            put(&mut site, rate);
             let volume = self.window_total(SIZE, at);
-            put(libm::log1pf((volume as f32 * 1000.0) / window_ms));
+            let vrate = self.log1p_at(site, (volume as f32 * 1000.0) / window_ms);
+            put(&mut site, vrate);
         }
-        put(self.logs.log1p(u64::from(trade.size_lots)));
-        put(self.logs.log1p(self.burst_lots));
-        put(if dt_prev_ms == 0 {
+        let log_size = self.signed_log1p_at(site, i64::from(trade.size_lots));
+        put(&mut site, log_size);
+        let burst = self.signed_log1p_at(site, i64::try_from(self.burst_lots).unwrap_or(i64::MAX));
+        put(&mut site, burst);
+        let dt_prev = if dt_prev_ms == 0 {
             0.0
         } else {
-            libm::log1pf(dt_prev_ms as f32 / 1000.0)
-        });
+            self.log1p_at(site, dt_prev_ms as f32 / 1000.0)
+        };
+        put(&mut site, dt_prev);
         let since_change_ms = t.saturating_sub(self.last_change_time);
-        put(if since_change_ms == 0 {
+        let dt_change = if since_change_ms == 0 {
             0.0
         } else {
-            libm::log1pf(since_change_ms as f32 / 1000.0)
-        });
-        put(self.logs.log1p(newest - self.last_change));
-        for &w in spec.vwap_windows_trades.as_slice() {
+            self.log1p_at(site, since_change_ms as f32 / 1000.0)
+        };
+        put(&mut site, dt_change);
+        let since_change = self.signed_log1p_at(
+            site,
+            i64::try_from(newest - self.last_change).unwrap_or(i64::MAX),
+        );
+        put(&mut site, since_change);
+        for &w in vwap_windows_trades.as_slice() {
             let (_, at) = self.trade_window(w);
-            put(self.vwap_dev(at));
+            put(&mut site, self.vwap_dev(at));
         }
-        for n in 0..spec.vwap_windows_ms.len() {
-            let (_, at) = self.time_window(pointer(3, n));
-            put(self.vwap_dev(at));
+        for n in 0..vwap_windows_ms.len() {
+            let (_, at) = self.time_window(self.pointer(3, n));
+            put(&mut site, self.vwap_dev(at));
         }
         let mut offset = 0usize;
-        for &w in spec.range_windows_trades.as_slice() {
+        for &w in range_windows_trades.as_slice() {
             let (high, low) = self.range_window(offset, w);
             offset += RANGE_HEADER_WORDS + 2 * w as usize;
             let range = high - low;
-            put(range as f32);
-            put(if range > 0 {
-                ((p - low) - (high - p)) as f32 / range as f32
-            } else {
-                0.0
-            });
+            put(&mut site, range as f32);
+            put(
+                &mut site,
+                if range > 0 {
+                    ((p - low) - (high - p)) as f32 / range as f32
+                } else {
+                    0.0
+                },
+            );
         }
     }
 }

@@ -371,7 +371,10 @@ fn a_session_break_resets_every_window() {
 fn log_returns_are_antisymmetric_and_finite() {
     let tick = 1e4 * libm::log1pf(1.0 / 6_560.0);
     assert_eq!(log_return_bp(6_561, 6_560), tick);
-    assert_eq!(log_return_bp(6_560, 6_561), -1e4 * libm::log1pf(1.0 / 6_560.0));
+    assert_eq!(
+        log_return_bp(6_560, 6_561),
+        -1e4 * libm::log1pf(1.0 / 6_560.0)
+    );
     assert!((log_return_bp(6_561, 6_560) - 1.524274).abs() < 1e-5);
     assert_eq!(log_return_bp(5, 5), 0.0);
     for (a, b) in [(1, i64::MAX), (i64::MAX, 1), (1, 1 << 40), (3, 2)] {
