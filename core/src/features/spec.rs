@@ -388,8 +388,9 @@ impl FeatureSpec {
     /// The exact number of `i64` words of state the feature engine (`FeatureEngine`, cargo feature `stream`)
     /// needs for this spec: [`RING_WORDS_PER_TRADE`] per trade of [`capacity`](FeatureSpec::capacity),
     /// [`TIME_POINTER_WORDS`] per distinct time window, and per range window of `w` trades
-    /// [`RANGE_HEADER_WORDS`] plus two deques of `w` words. Everything else the engine holds is a fixed few
-    /// hundred bytes inside the engine value itself.
+    /// [`RANGE_HEADER_WORDS`] plus two deques of `w` words. Everything else the engine holds (the spec, the
+    /// per-session scalars, a memo and a table of logarithms) is a fixed size inside the engine value itself,
+    /// under 3 KiB.
     ///
     /// `usize::MAX` when the count does not fit a `usize` (impossible for a spec that passes
     /// [`validate`](FeatureSpec::validate): at most about 6.3 million words).

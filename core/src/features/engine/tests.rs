@@ -189,7 +189,9 @@ fn the_engine_gives_the_bits_of_the_definitions() {
     }
 }
 
+// A property of the stream, not of the target's arithmetic, and quadratic: not worth Miri's time.
 #[test]
+#[cfg_attr(miri, ignore)]
 fn the_stream_exercises_what_the_pin_claims() {
     let stream = trades(3_000);
     let spec = pin_spec();
@@ -407,3 +409,11 @@ fn errors_display_their_values() {
 }
 
 use std::string::ToString;
+
+#[test]
+fn the_engine_value_is_small() {
+    // docs/DATA.md, "State and capacity": everything that grows with the spec is in the state slice.
+    let size = core::mem::size_of::<FeatureEngine<'static>>();
+    assert!(size <= 3 * 1024, "{size} bytes");
+    std::println!("FeatureEngine: {size} bytes");
+}
