@@ -8,9 +8,10 @@
 //! - a ring of the last `capacity` trades, one column each for the time, the price and the running totals
 //!   *before* the trade of its size, signed size, notional and squared one-trade return (so the sum over the
 //!   trades `lo..=i` is the running total now minus the column at `lo`, with no per-window sums to maintain);
-//! - two words per distinct time window: the absolute index of its oldest trade and that trade's ring slot;
-//! - per range window of `w` trades, the head and length of a max and a min monotonic deque and their `2w`
-//!   absolute trade indices.
+//! - per range window of `w` trades, a max and a min monotonic deque of `w` absolute trade indices each.
+//!
+//! The per-window bookkeeping of fixed size (the start of each distinct time window, the deques' heads and
+//! lengths) lives in the engine value, next to the per-session scalars.
 //!
 //! Totals are kept with wrapping `i64` arithmetic: the difference of two totals is exact whenever the true
 //! window sum fits an `i64`, which for sizes and counts always holds (at most [`MAX_CAPACITY`] trades of
@@ -28,10 +29,7 @@
 
 use core::fmt;
 
-use super::spec::{
-    FeatureSpec, MAX_WINDOWS, RANGE_HEADER_WORDS, RING_WORDS_PER_TRADE, SpecError,
-    TIME_POINTER_WORDS,
-};
+use super::spec::{FeatureSpec, MAX_WINDOWS, RING_WORDS_PER_TRADE, SpecError};
 use super::{Side, Trade};
 
 /// Returns are in basis points.
@@ -195,15 +193,20 @@ pub struct FeatureEngine<'s> {
     spec: FeatureSpec,
     /// Ring columns, `capacity` words each, in the order `TIME`, `PRICE`, `SIZE`, `SIGNED`, `NOTIONAL`, `RET2`.
     ring: [&'s mut [i64]; RING_WORDS_PER_TRADE],
-    /// Per distinct time window: the absolute index of its oldest trade, its ring slot.
-    pointers: &'s mut [i64],
-    /// Per range window: max head, max length, min head, min length, then the two deques of `w` indices.
+    /// Per range window of `w` trades: its max deque then its min deque, `w` absolute trade indices each.
     deques: &'s mut [i64],
     capacity: u64,
     /// The distinct time windows, and for each time list the pointer of each of its windows.
     time_windows: [u32; 4 * MAX_WINDOWS],
     time_window_count: usize,
     time_pointer_of: [[u8; MAX_WINDOWS]; 4],
+    /// Per distinct time window: the absolute index of its oldest trade, and that trade's ring slot.
+    window_start: [u64; 4 * MAX_WINDOWS],
+    window_start_slot: [usize; 4 * MAX_WINDOWS],
+    /// Per range window, its max deque then its min deque: the position of the front in the window's `w`
+    /// words, and the number of entries.
+    deque_head: [usize; 2 * MAX_WINDOWS],
+    deque_len: [usize; 2 * MAX_WINDOWS],
     warm_trades: u64,
     warm_ms: i64,
     feature_count: usize,
@@ -282,19 +285,20 @@ impl<'s> FeatureEngine<'s> {
             return Err(too_small);
         };
         let ring = [c0, c1, c2, c3, c4, c5];
-        let (pointers, deques) = rest
-            .split_at_mut_checked(time_window_count * TIME_POINTER_WORDS)
-            .ok_or(too_small)?;
+        let deques = rest;
         let (warm_trades, warm_ms) = spec.warm_up();
         let mut engine = FeatureEngine {
             spec: *spec,
             ring,
-            pointers,
             deques,
             capacity: u64::from(spec.capacity),
             time_windows,
             time_window_count,
             time_pointer_of,
+            window_start: [0; 4 * MAX_WINDOWS],
+            window_start_slot: [0; 4 * MAX_WINDOWS],
+            deque_head: [0; 2 * MAX_WINDOWS],
+            deque_len: [0; 2 * MAX_WINDOWS],
             warm_trades: u64::from(warm_trades),
             warm_ms: i64::from(warm_ms),
             feature_count: spec.feature_count(),
@@ -485,26 +489,9 @@ impl<'s> FeatureEngine<'s> {
     /// Empties every window at a session start: the time windows begin at trade `index`, ring slot `slot`, and
     /// the range deques are empty.
     fn start_windows(&mut self, index: u64, slot: usize) {
-        let index = i64::try_from(index).unwrap_or(i64::MAX);
-        let slot = i64::try_from(slot).unwrap_or(0);
-        for pair in self.pointers.chunks_exact_mut(TIME_POINTER_WORDS) {
-            if let [abs, at] = pair {
-                *abs = index;
-                *at = slot;
-            }
-        }
-        let mut offset = 0usize;
-        for &w in self.spec.range_windows_trades.as_slice() {
-            if let Some([_, max_len, _, min_len]) = self
-                .deques
-                .get_mut(offset..offset + RANGE_HEADER_WORDS)
-                .and_then(|h| <&mut [i64; 4]>::try_from(h).ok())
-            {
-                *max_len = 0;
-                *min_len = 0;
-            }
-            offset += RANGE_HEADER_WORDS + 2 * w as usize;
-        }
+        self.window_start = [index; 4 * MAX_WINDOWS];
+        self.window_start_slot = [slot; 4 * MAX_WINDOWS];
+        self.deque_len = [0; 2 * MAX_WINDOWS];
     }
 
     /// Moves every time window's oldest trade forward past the trades at or before `t - d`, and up to the floor.
@@ -512,28 +499,31 @@ impl<'s> FeatureEngine<'s> {
         let newest = self.pushed - 1;
         let floor = self.floor();
         let t = self.last_time;
-        for k in 0..self.time_window_count {
+        let ring_len = self.ring_len();
+        for k in 0..self.time_window_count.min(4 * MAX_WINDOWS) {
             let d = self.time_windows.get(k).copied().unwrap_or(0);
             let cutoff = t.saturating_sub(i64::from(d));
-            let base = k * TIME_POINTER_WORDS;
-            let (mut lo, mut at) = match self.pointers.get(base..base + TIME_POINTER_WORDS) {
-                Some(&[abs, at]) => (
-                    u64::try_from(abs).unwrap_or(0),
-                    usize::try_from(at).unwrap_or(0),
-                ),
-                _ => continue,
+            let (Some(&start), Some(&start_slot)) =
+                (self.window_start.get(k), self.window_start_slot.get(k))
+            else {
+                continue;
             };
+            let (mut lo, mut at) = (start, start_slot);
             if lo < floor {
                 lo = floor;
                 at = self.slot_back(newest - floor);
             }
-            while lo < newest && self.ring_at(TIME, at) <= cutoff {
+            let times = &self.ring[TIME];
+            while lo < newest && times.get(at).is_some_and(|&time| time <= cutoff) {
                 lo += 1;
-                at = if at + 1 >= self.ring_len() { 0 } else { at + 1 };
+                at = if at + 1 >= ring_len { 0 } else { at + 1 };
             }
-            if let Some([abs, slot]) = self.pointers.get_mut(base..base + TIME_POINTER_WORDS) {
-                *abs = i64::try_from(lo).unwrap_or(i64::MAX);
-                *slot = i64::try_from(at).unwrap_or(0);
+            if let (Some(start), Some(start_slot)) = (
+                self.window_start.get_mut(k),
+                self.window_start_slot.get_mut(k),
+            ) {
+                *start = lo;
+                *start_slot = at;
             }
         }
     }
@@ -541,12 +531,8 @@ impl<'s> FeatureEngine<'s> {
     /// The oldest trade of the time window over pointer `k`, with its ring slot.
     #[inline]
     fn time_window(&self, k: usize) -> (u64, usize) {
-        let base = k * TIME_POINTER_WORDS;
-        match self.pointers.get(base..base + TIME_POINTER_WORDS) {
-            Some(&[abs, at]) => (
-                u64::try_from(abs).unwrap_or(0),
-                usize::try_from(at).unwrap_or(0),
-            ),
+        match (self.window_start.get(k), self.window_start_slot.get(k)) {
+            (Some(&start), Some(&slot)) => (start, slot),
             _ => (self.pushed - 1, self.slot),
         }
     }
@@ -594,14 +580,21 @@ impl<'s> FeatureEngine<'s> {
             return 0.0;
         }
         let notional = self.window_total(NOTIONAL, lo_slot);
-        let numerator = i128::from(self.last_price - self.session_first_price) * i128::from(volume)
-            - i128::from(notional);
-        numerator as f32 / volume as f32
+        let offset = self.last_price - self.session_first_price;
+        // The same integer converts to the same f32 from i64 or i128; i64 is much cheaper where it fits.
+        let numerator = match offset
+            .checked_mul(volume)
+            .and_then(|x| x.checked_sub(notional))
+        {
+            Some(n) => n as f32,
+            None => (i128::from(offset) * i128::from(volume) - i128::from(notional)) as f32,
+        };
+        numerator / volume as f32
     }
 
     /// Updates the max and min deques of the range window of `w` trades whose words start at `offset` in
     /// `deques`, and returns the window's high and low price.
-    fn range_window(&mut self, offset: usize, w: u32) -> (i64, i64) {
+    fn range_window(&mut self, window: usize, offset: usize, w: u32) -> (i64, i64) {
         let newest = self.pushed - 1;
         let p = self.last_price;
         let lo = (self.pushed.saturating_sub(u64::from(w))).max(self.floor());
@@ -609,14 +602,12 @@ impl<'s> FeatureEngine<'s> {
         let mut extremes = [p, p];
         for (deque, extreme) in extremes.iter_mut().enumerate() {
             let is_max = deque == 0;
-            let header = offset + 2 * deque;
-            let buffer = offset + RANGE_HEADER_WORDS + deque * w;
-            let (mut head, mut len) = match self.deques.get(header..header + 2) {
-                Some(&[h, l]) => (
-                    usize::try_from(h).unwrap_or(0),
-                    usize::try_from(l).unwrap_or(0),
-                ),
-                _ => continue,
+            let header = 2 * window + deque;
+            let buffer = offset + deque * w;
+            let (Some(&(mut head)), Some(&(mut len))) =
+                (self.deque_head.get(header), self.deque_len.get(header))
+            else {
+                continue;
             };
             let wrap = |k: usize| if k >= w { k - w } else { k };
             let index_at = |deques: &[i64], position: usize| {
@@ -649,9 +640,12 @@ impl<'s> FeatureEngine<'s> {
             len += 1;
             let front = index_at(self.deques, head);
             *extreme = self.ring_at(PRICE, self.slot_back(newest - front));
-            if let Some([h, l]) = self.deques.get_mut(header..header + 2) {
-                *h = i64::try_from(head).unwrap_or(0);
-                *l = i64::try_from(len).unwrap_or(0);
+            if let (Some(h), Some(l)) = (
+                self.deque_head.get_mut(header),
+                self.deque_len.get_mut(header),
+            ) {
+                *h = head;
+                *l = len;
             }
         }
         (extremes[0], extremes[1])
@@ -827,9 +821,9 @@ impl<'s> FeatureEngine<'s> {
             put(&mut site, self.vwap_dev(at));
         }
         let mut offset = 0usize;
-        for &w in range_windows_trades.as_slice() {
-            let (high, low) = self.range_window(offset, w);
-            offset += RANGE_HEADER_WORDS + 2 * w as usize;
+        for (window, &w) in range_windows_trades.as_slice().iter().enumerate() {
+            let (high, low) = self.range_window(window, offset, w);
+            offset += 2 * w as usize;
             let range = high - low;
             put(&mut site, range as f32);
             put(

@@ -360,13 +360,6 @@ impl FeatureSpec {
 /// signed size, notional and squared one-trade return before that trade (see `docs/DATA.md`, "State").
 pub const RING_WORDS_PER_TRADE: usize = 6;
 
-/// `i64` words the feature engine keeps per distinct time window: the absolute index of the window's oldest
-/// trade and its ring slot.
-pub const TIME_POINTER_WORDS: usize = 2;
-
-/// `i64` words of bookkeeping per range window besides its two deques: the head and length of each.
-pub const RANGE_HEADER_WORDS: usize = 4;
-
 impl FeatureSpec {
     /// The distinct time windows of all the time lists, in first-appearance order (the engine keeps one pointer
     /// per distinct window, shared by every feature over it), and how many there are.
@@ -386,11 +379,10 @@ impl FeatureSpec {
     }
 
     /// The exact number of `i64` words of state the feature engine (`FeatureEngine`, cargo feature `stream`)
-    /// needs for this spec: [`RING_WORDS_PER_TRADE`] per trade of [`capacity`](FeatureSpec::capacity),
-    /// [`TIME_POINTER_WORDS`] per distinct time window, and per range window of `w` trades
-    /// [`RANGE_HEADER_WORDS`] plus two deques of `w` words. Everything else the engine holds (the spec, the
-    /// per-session scalars, a memo and a table of logarithms) is a fixed size inside the engine value itself,
-    /// under 3 KiB.
+    /// needs for this spec: [`RING_WORDS_PER_TRADE`] per trade of [`capacity`](FeatureSpec::capacity), and per
+    /// range window of `w` trades two monotonic deques of `w` words. Everything else the engine holds (the spec,
+    /// the per-session scalars, the start of each distinct time window, the deques' heads and lengths, a memo
+    /// and a table of logarithms) is a fixed size inside the engine value itself, under 4 KiB.
     ///
     /// `usize::MAX` when the count does not fit a `usize` (impossible for a spec that passes
     /// [`validate`](FeatureSpec::validate): at most about 6.3 million words).
@@ -398,25 +390,15 @@ impl FeatureSpec {
         let ring = usize::try_from(self.capacity)
             .ok()
             .and_then(|c| c.checked_mul(RING_WORDS_PER_TRADE));
-        let pointers = self
-            .distinct_time_windows()
-            .1
-            .checked_mul(TIME_POINTER_WORDS);
         let ranges = self
             .range_windows_trades
             .as_slice()
             .iter()
             .try_fold(0usize, |sum, &w| {
-                usize::try_from(w)
-                    .ok()?
-                    .checked_mul(2)?
-                    .checked_add(RANGE_HEADER_WORDS)?
-                    .checked_add(sum)
+                usize::try_from(w).ok()?.checked_mul(2)?.checked_add(sum)
             });
-        ring.zip(pointers)
-            .and_then(|(r, p)| r.checked_add(p))
-            .zip(ranges)
-            .and_then(|(rp, g)| rp.checked_add(g))
+        ring.zip(ranges)
+            .and_then(|(r, g)| r.checked_add(g))
             .unwrap_or(usize::MAX)
     }
 }
@@ -458,9 +440,10 @@ mod tests {
         assert_eq!(spec.validate(), Ok(()));
         assert_eq!(spec.feature_count(), 29);
         assert_eq!(spec.warm_up(), (100, 60_000));
-        // 6 words for each of 4096 trades, 3 distinct time windows (1 s, 10 s, 60 s) and one range window of 100.
+        // 6 words for each of 4096 trades and two deques of 100 for the range window; the pointers of the 3
+        // distinct time windows (1 s, 10 s, 60 s) live in the engine value.
         assert_eq!(spec.distinct_time_windows().1, 3);
-        assert_eq!(spec.state_words(), 6 * 4096 + 2 * 3 + (4 + 2 * 100));
+        assert_eq!(spec.state_words(), 6 * 4096 + 2 * 100);
     }
 
     #[test]

@@ -414,6 +414,6 @@ use std::string::ToString;
 fn the_engine_value_is_small() {
     // docs/DATA.md, "State and capacity": everything that grows with the spec is in the state slice.
     let size = core::mem::size_of::<FeatureEngine<'static>>();
-    assert!(size <= 3 * 1024, "{size} bytes");
+    assert!(size <= 4 * 1024, "{size} bytes");
     std::println!("FeatureEngine: {size} bytes");
 }
