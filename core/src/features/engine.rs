@@ -43,8 +43,9 @@ pub const RET2_FRACTION_BITS: u32 = 16;
 /// an `i64`.
 pub const MAX_RET2_FIXED: i64 = 1 << 42;
 
-/// The most features a spec can have: every list full.
-const MAX_FEATURES: usize = 14 * MAX_WINDOWS + super::spec::PER_TRADE_FEATURES + 1;
+/// The most features a spec can have: every list full (13 features per window slot, counting the lists that
+/// give two), `sign` and the per-trade features.
+pub const MAX_FEATURES: usize = 13 * MAX_WINDOWS + 1 + super::spec::PER_TRADE_FEATURES;
 
 /// The ring columns, in the order they are cut from the state slice.
 const TIME: usize = 0;

@@ -6,6 +6,7 @@ extern crate std;
 use std::vec;
 use std::vec::Vec;
 
+use super::super::spec::{MAX_WINDOWS, WindowList};
 use super::super::synthetic::{SyntheticTrades, pin_spec};
 use super::*;
 
@@ -261,6 +262,38 @@ fn cross_target_bit_pin() {
 
 const PIN_300: u32 = 0x5a15_2138;
 const PIN_4000: u32 = 0x33e0_34a7;
+
+#[test]
+fn a_spec_with_every_list_full_gives_the_definitions() {
+    let full = |base: u32| {
+        let items: Vec<u32> = (1..=MAX_WINDOWS as u32).map(|k| base * k).collect();
+        WindowList::new(&items).unwrap()
+    };
+    let spec = FeatureSpec {
+        return_lags_trades: full(3),
+        return_lags_ms: full(700),
+        flow_windows_trades: full(4),
+        flow_windows_ms: full(900),
+        volatility_windows_trades: full(5),
+        intensity_windows_ms: full(1_100),
+        vwap_windows_trades: full(6),
+        vwap_windows_ms: full(1_300),
+        range_windows_trades: full(7),
+        capacity: 64,
+        ..pin_spec()
+    };
+    assert_eq!(spec.feature_count(), MAX_FEATURES);
+    let n = if cfg!(miri) { 40 } else { 600 };
+    let stream = trades(n);
+    let mut state = vec![0i64; spec.state_words()];
+    let mut engine = FeatureEngine::new(&spec, &mut state).unwrap();
+    let mut out = vec![0f32; MAX_FEATURES];
+    for (i, trade) in stream.iter().enumerate() {
+        let valid = engine.push(trade, &mut out).unwrap();
+        let (want, want_valid) = direct(&spec, &stream, i);
+        assert_eq!((bits(&out), valid), (bits(&want), want_valid), "trade {i}");
+    }
+}
 
 #[test]
 fn bad_trades_leave_the_state_unchanged() {
