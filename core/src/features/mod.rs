@@ -6,9 +6,17 @@
 //!
 //! - [`spec`]: [`FeatureSpec`], which features over which windows, and its one validation.
 //! - [`Trade`]: one trade in integer units (milliseconds, ticks, lots).
+//! - `engine` (cargo feature `stream`): the `FeatureEngine`, which turns each trade into its row of features.
+//! - `synthetic` (cargo feature `stream`): a deterministic trade stream for tests and firmware examples.
 
+#[cfg(feature = "stream")]
+pub mod engine;
 pub mod spec;
+#[cfg(feature = "stream")]
+pub mod synthetic;
 
+#[cfg(feature = "stream")]
+pub use engine::{EngineError, FeatureEngine, TradeError};
 pub use spec::{
     FeatureSpec, MAX_CAPACITY, MAX_WINDOW_MS, MAX_WINDOWS, SpecError, SpecField, WindowList,
 };

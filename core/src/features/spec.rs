@@ -244,6 +244,8 @@ impl fmt::Display for SpecError {
     }
 }
 
+impl core::error::Error for SpecError {}
+
 impl FeatureSpec {
     /// The trade-count lists with their fields, in feature order.
     pub fn trade_lists(&self) -> [(SpecField, &WindowList); 5] {
@@ -354,6 +356,53 @@ impl FeatureSpec {
     }
 }
 
+/// `i64` words the feature engine keeps per trade of its ring: time, price, and the running totals of size,
+/// signed size, notional and squared one-trade return before that trade (see `docs/DATA.md`, "State").
+pub const RING_WORDS_PER_TRADE: usize = 6;
+
+impl FeatureSpec {
+    /// The distinct time windows of all the time lists, in first-appearance order (the engine keeps one pointer
+    /// per distinct window, shared by every feature over it), and how many there are.
+    pub fn distinct_time_windows(&self) -> ([u32; 4 * MAX_WINDOWS], usize) {
+        let mut windows = [0u32; 4 * MAX_WINDOWS];
+        let mut count = 0usize;
+        for (_, list) in self.time_lists() {
+            for &d in list.as_slice() {
+                let seen = windows.get(..count).is_some_and(|w| w.contains(&d));
+                if !seen && let Some(slot) = windows.get_mut(count) {
+                    *slot = d;
+                    count += 1;
+                }
+            }
+        }
+        (windows, count)
+    }
+
+    /// The exact number of `i64` words of state the feature engine (`FeatureEngine`, cargo feature `stream`)
+    /// needs for this spec: [`RING_WORDS_PER_TRADE`] per trade of [`capacity`](FeatureSpec::capacity), and per
+    /// range window of `w` trades two monotonic deques of `w` words. Everything else the engine holds (the spec,
+    /// the per-session scalars, the start of each distinct time window, the deques' heads and lengths, a memo
+    /// and a table of logarithms) is a fixed size inside the engine value itself, under 4 KiB.
+    ///
+    /// `usize::MAX` when the count does not fit a `usize` (impossible for a spec that passes
+    /// [`validate`](FeatureSpec::validate): at most about 6.3 million words).
+    pub fn state_words(&self) -> usize {
+        let ring = usize::try_from(self.capacity)
+            .ok()
+            .and_then(|c| c.checked_mul(RING_WORDS_PER_TRADE));
+        let ranges = self
+            .range_windows_trades
+            .as_slice()
+            .iter()
+            .try_fold(0usize, |sum, &w| {
+                usize::try_from(w).ok()?.checked_mul(2)?.checked_add(sum)
+            });
+        ring.zip(ranges)
+            .and_then(|(r, g)| r.checked_add(g))
+            .unwrap_or(usize::MAX)
+    }
+}
+
 /// The five features every spec has, one per trade: `log_size`, `burst_size`, `dt_prev_trade`, `dt_last_change`,
 /// `trades_since_change`.
 pub const PER_TRADE_FEATURES: usize = 5;
@@ -391,6 +440,10 @@ mod tests {
         assert_eq!(spec.validate(), Ok(()));
         assert_eq!(spec.feature_count(), 29);
         assert_eq!(spec.warm_up(), (100, 60_000));
+        // 6 words for each of 4096 trades and two deques of 100 for the range window; the pointers of the 3
+        // distinct time windows (1 s, 10 s, 60 s) live in the engine value.
+        assert_eq!(spec.distinct_time_windows().1, 3);
+        assert_eq!(spec.state_words(), 6 * 4096 + 2 * 100);
     }
 
     #[test]

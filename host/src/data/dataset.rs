@@ -38,7 +38,7 @@ impl DatasetConfig {
     ///
     /// # Errors
     ///
-    /// [`DataError::FeatureSetting`] or [`DataError::Setting`] naming the first bad field.
+    /// The errors of [`FeatureConfig::validate`], or [`DataError::Setting`] naming the bad field.
     pub fn validate(&self) -> Result<(), DataError> {
         self.features.validate()?;
         self.labels.validate()?;
@@ -124,12 +124,12 @@ impl Dataset {
 ///
 /// # Errors
 ///
-/// [`DataError::FeatureSetting`] or [`DataError::Setting`] from [`DatasetConfig::validate`],
+/// The errors of [`DatasetConfig::validate`] and [`compute_features`] (a trade off the price or size grid),
 /// [`DataError::TooFewSamples`] when no sample remains, and [`DataError::Memory`] when the sample matrix would
 /// not fit the memory available ([`crate::limits::check_memory`]).
 pub fn build_dataset(trades: &[Trade], cfg: &DatasetConfig) -> Result<Dataset, DataError> {
     cfg.validate()?;
-    let features = compute_features(trades, &cfg.features);
+    let features = compute_features(trades, &cfg.features)?;
     let labels = compute_labels(trades, &cfg.labels);
     let f = features.feature_count();
     let t_steps = cfg.time_steps;
@@ -330,8 +330,8 @@ mod tests {
             vwap_windows_trades: vec![],
             vwap_windows_ms: vec![],
             range_windows_trades: vec![3],
-            tick_size: 0.25,
             session_gap_ms: 60_000,
+            ..FeatureConfig::default()
         }
     }
 
@@ -372,7 +372,7 @@ mod tests {
         let trades = synthetic(40, None);
         let c = cfg(4, 3);
         let ds = build_dataset(&trades, &c).expect("dataset");
-        let feats = compute_features(&trades, &c.features);
+        let feats = compute_features(&trades, &c.features).expect("features");
         let f = feats.feature_count();
         assert_eq!(ds.features, f);
         assert_eq!(ds.x.ncols(), 4 * f);
@@ -401,7 +401,7 @@ mod tests {
         let trades = synthetic(60, Some(30));
         let c = cfg(3, 4);
         let ds = build_dataset(&trades, &c).expect("dataset");
-        let feats = compute_features(&trades, &c.features);
+        let feats = compute_features(&trades, &c.features).expect("features");
         assert_eq!(feats.session_starts, [0, 30]);
         for &i in &ds.tick_index {
             let window_first = i + 1 - 3;

@@ -232,9 +232,57 @@ pub enum DataError {
         /// The value found.
         found: String,
     },
-    /// The feature settings leave no feature.
-    #[error("invalid configuration: no features configured")]
-    NoFeatures,
+    /// A feature window list holds more windows than the core's spec can.
+    #[error(
+        "invalid configuration: features.{field} holds {found} windows, at most {max} are allowed"
+    )]
+    TooManyWindows {
+        /// The list, as `[data.features]` names it.
+        field: &'static str,
+        /// Windows found.
+        found: usize,
+        /// The most a list may hold (`tickq_core::features::MAX_WINDOWS`).
+        max: usize,
+    },
+    /// The core's feature spec refused the settings.
+    #[error("invalid configuration: features: {source}")]
+    FeatureSpec {
+        /// The core's reason, naming the field.
+        #[source]
+        source: tickq_core::features::SpecError,
+    },
+    /// The core's feature engine could not start (its state did not match the spec).
+    #[error("feature engine: {source}")]
+    FeatureEngine {
+        /// The core's reason.
+        #[source]
+        source: tickq_core::features::EngineError,
+    },
+    /// A trade's price or size is not a whole number of ticks or lots, or out of range.
+    #[error(
+        "trade {trade}: {quantity} {value} is not a whole number of {unit_name} = {unit} in the engine's range (prices 1 to 2^53 ticks, sizes 0 to 4294967295 lots)"
+    )]
+    OffGrid {
+        /// 1-based number of the trade among the trades (the data row, not counting the header).
+        trade: usize,
+        /// `price` or `size`.
+        quantity: &'static str,
+        /// The value found.
+        value: f64,
+        /// `tick_size` or `size_unit`.
+        unit_name: &'static str,
+        /// Its value.
+        unit: f64,
+    },
+    /// The core's feature engine refused a trade.
+    #[error("trade {trade}: {source}")]
+    Trade {
+        /// 1-based number of the trade among the trades.
+        trade: usize,
+        /// The engine's reason.
+        #[source]
+        source: tickq_core::features::TradeError,
+    },
     /// Two settings give the same feature.
     #[error("invalid configuration: feature `{0}` is configured twice")]
     DuplicateFeature(String),

@@ -146,7 +146,7 @@ mod tests {
         let trades = &trades[..n];
         let cfg = DatasetConfig::default();
         let start = std::time::Instant::now();
-        let features = compute_features(trades, &cfg.features);
+        let features = compute_features(trades, &cfg.features).expect("features");
         let feature_time = start.elapsed();
         assert!(features.values.iter().all(|v| v.is_finite()));
         assert_eq!(features.feature_count(), 29);

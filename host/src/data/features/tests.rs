@@ -23,9 +23,13 @@ fn tiny_config() -> FeatureConfig {
         vwap_windows_trades: vec![3],
         vwap_windows_ms: vec![],
         range_windows_trades: vec![3],
-        tick_size: 0.25,
         session_gap_ms: 60_000,
+        ..FeatureConfig::default()
     }
+}
+
+fn features(trades: &[Trade], cfg: &FeatureConfig) -> Features {
+    compute_features(trades, cfg).expect("features")
 }
 
 fn column(f: &Features, name: &str) -> Vec<f32> {
@@ -37,10 +41,13 @@ fn column(f: &Features, name: &str) -> Vec<f32> {
     f.values.column(c).to_vec()
 }
 
+/// The engine computes in `f32` (`docs/ARITHMETIC.md`, "The feature engine"): each value is a few `f32`
+/// roundings (about 6e-8 relative each) from the exact definition computed here in `f64`, so 1e-6 relative
+/// (absolute below 1) is tight and still fails on any real error.
 fn assert_close(got: &[f32], want: &[f64], name: &str) {
     assert_eq!(got.len(), want.len(), "{name}");
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
-        let tol = 1e-5 * w.abs().max(1.0);
+        let tol = 1e-6 * w.abs().max(1.0);
         assert!(
             (f64::from(g) - w).abs() <= tol,
             "{name}[{i}]: got {g}, want {w}"
@@ -100,7 +107,7 @@ fn hand_computed_values() {
         trade(1_500, 100.0, 1.0),
         trade(2_600, 100.0, 4.0),
     ];
-    let f = compute_features(&trades, &tiny_config());
+    let f = features(&trades, &tiny_config());
     assert_eq!(f.values.dim(), (5, 19));
     let l = 1e4 * (100.25f64 / 100.0).ln();
     let ln = |x: f64| x.ln();
@@ -144,7 +151,7 @@ fn known_side_overrides_tick_rule() {
     ];
     trades[1].side = Some(Side::Sell);
     trades[2].side = None;
-    let f = compute_features(&trades, &tiny_config());
+    let f = features(&trades, &tiny_config());
     // Trade 1 is a sell although it upticks; trade 2 falls back to the tick rule (+1).
     assert_close(&column(&f, "sign"), &[0.0, -1.0, 1.0], "sign");
     assert_close(
@@ -170,21 +177,15 @@ fn session_break_resets_windows() {
         t.timestamp_ms += 7_200_000;
     }
     let cfg = tiny_config();
-    let full = compute_features(&trades, &cfg);
+    let full = features(&trades, &cfg);
     assert_eq!(full.session_starts, [0, 20]);
     assert_eq!(full.session_start_of(19), 0);
     assert_eq!(full.session_start_of(25), 20);
     // Valid again once the session holds 3 earlier trades and spans 1 s: trade 24 at 1.2 s.
     assert!(!full.valid[20] && !full.valid[23] && full.valid[24]);
-    let alone = compute_features(&trades[20..], &cfg);
-    for (a, b) in full
-        .values
-        .slice(s![20.., ..])
-        .iter()
-        .zip(alone.values.iter())
-    {
-        assert!((a - b).abs() <= 1e-4 * b.abs().max(1.0), "{a} vs {b}");
-    }
+    let alone = features(&trades[20..], &cfg);
+    // Bit for bit: nothing of the first session survives the break.
+    assert_eq!(full.values.slice(s![20.., ..]), alone.values);
     assert_eq!(full.valid[20..], alone.valid[..]);
     // The first row of the new session sees no return across the break.
     assert_eq!(column(&full, "ret_1t")[20], 0.0);
@@ -223,83 +224,218 @@ fn appending_trades_never_changes_earlier_rows() {
         })
         .collect();
     let cfg = FeatureConfig::default();
-    let full = compute_features(&trades, &cfg);
+    let full = features(&trades, &cfg);
     assert!(full.session_starts.len() >= 2, "{:?}", full.session_starts);
     for m in [1, 2, 50, 101, 700, 701, 1234] {
-        let prefix = compute_features(&trades[..m], &cfg);
+        let prefix = features(&trades[..m], &cfg);
         assert_eq!(prefix.values, full.values.slice(s![..m, ..]), "prefix {m}");
         assert_eq!(prefix.valid[..], full.valid[..m]);
     }
 }
 
 #[test]
-fn hostile_inputs_give_finite_values() {
+fn extreme_trades_on_the_grid_give_finite_values() {
+    let big = 0.25 * 2f64.powi(50);
     let trades = [
-        trade(i64::MIN, 1e-300, 0.0),
-        trade(i64::MIN + 1, 1e300, 1e300),
-        trade(0, 1e300, 1e300),
-        trade(-5, f64::MIN_POSITIVE, 1e300),
-        trade(i64::MAX, 1.0, 0.0),
-        trade(i64::MAX, 1.0, 0.0),
-        trade(0, 2.0, f64::MAX),
+        trade(i64::MIN, 0.25, 0.0),
+        trade(i64::MIN + 1, big, f64::from(u32::MAX)),
+        trade(0, big, f64::from(u32::MAX)),
+        trade(0, 0.25, 1.0),
+        trade(i64::MAX, 0.25, 0.0),
+        trade(i64::MAX, big, 0.0),
     ];
-    let mut zero_windows = FeatureConfig {
-        tick_size: 0.0,
-        session_gap_ms: -1,
-        ..tiny_config()
-    };
-    zero_windows.return_lags_ms.push(0);
-    zero_windows.intensity_windows_ms.push(-1_000);
-    zero_windows.range_windows_trades.push(0);
-    assert!(zero_windows.validate().is_err());
-    for cfg in [FeatureConfig::default(), tiny_config(), zero_windows] {
-        let f = compute_features(&trades, &cfg);
+    for cfg in [FeatureConfig::default(), tiny_config()] {
+        let f = features(&trades, &cfg);
         assert!(
             f.values.iter().all(|v| v.is_finite()),
             "{cfg:?}: {}",
             f.values
         );
-        let empty = compute_features(&[], &cfg);
+        assert_eq!(f.session_starts, [0, 2, 4]);
+        let empty = features(&[], &cfg);
         assert_eq!(empty.values.dim(), (0, cfg.feature_count()));
         assert_eq!(empty.first_valid, 0);
     }
 }
 
 #[test]
+fn trades_off_the_grid_or_out_of_order_are_named() {
+    let cfg = tiny_config();
+    let off = |price: f64, size: f64| {
+        let trades = [trade(0, 100.0, 1.0), trade(1, price, size)];
+        compute_features(&trades, &cfg).unwrap_err()
+    };
+    for (price, size, quantity) in [
+        (100.1, 1.0, "price"),
+        (1e-300, 1.0, "price"),
+        (0.0, 1.0, "price"),
+        (1e300, 1.0, "price"),
+        (100.0, 0.5, "size"),
+        (100.0, 1e300, "size"),
+        (100.0, 4_294_967_296.0, "size"),
+    ] {
+        match off(price, size) {
+            DataError::OffGrid {
+                trade: 2,
+                quantity: q,
+                ..
+            } => assert_eq!(q, quantity, "{price} {size}"),
+            e => panic!("{price} {size}: {e}"),
+        }
+    }
+    // Within a millionth of a tick is on the grid: 100.25 / 0.25 = 401.
+    assert!(compute_features(&[trade(0, 100.25 + 1e-9, 1.0)], &cfg).is_ok());
+    assert_eq!(
+        off(100.1, 1.0).to_string(),
+        "trade 2: price 100.1 is not a whole number of tick_size = 0.25 in the engine's range \
+         (prices 1 to 2^53 ticks, sizes 0 to 4294967295 lots)"
+    );
+    let backwards = [trade(5, 100.0, 1.0), trade(4, 100.0, 1.0)];
+    let e = compute_features(&backwards, &cfg).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DataError::Trade {
+                trade: 2,
+                source: tickq_core::features::TradeError::TimeBackwards {
+                    previous: 5,
+                    found: 4
+                }
+            }
+        ),
+        "{e}"
+    );
+    // A size unit of 0.5 lots takes half contracts.
+    let halves = FeatureConfig {
+        size_unit: 0.5,
+        ..tiny_config()
+    };
+    let f = features(&[trade(0, 100.0, 1.5)], &halves);
+    assert_close(&column(&f, "log_size"), &[4f64.ln()], "log_size in lots");
+}
+
+#[test]
 fn validate_rejects_bad_configs() {
-    let bad = [
-        FeatureConfig {
+    use tickq_core::features::{SpecError, SpecField};
+    let spec_error = |cfg: FeatureConfig| match cfg.validate() {
+        Err(DataError::FeatureSpec { source }) => {
+            assert!(compute_features(&[], &cfg).is_err());
+            source
+        }
+        other => panic!("{cfg:?}: {other:?}"),
+    };
+    assert!(matches!(
+        spec_error(FeatureConfig {
             return_lags_trades: vec![0],
             ..FeatureConfig::default()
-        },
-        FeatureConfig {
+        }),
+        SpecError::TradeWindow {
+            field: SpecField::ReturnLagsTrades,
+            found: 0,
+            ..
+        }
+    ));
+    assert!(matches!(
+        spec_error(FeatureConfig {
             flow_windows_ms: vec![0],
             ..FeatureConfig::default()
-        },
-        FeatureConfig {
+        }),
+        SpecError::TimeWindow {
+            field: SpecField::FlowWindowsMs,
+            found: 0
+        }
+    ));
+    assert!(matches!(
+        spec_error(FeatureConfig {
             tick_size: f64::NAN,
             ..FeatureConfig::default()
-        },
-        FeatureConfig {
+        }),
+        SpecError::Unit {
+            field: SpecField::TickSize,
+            ..
+        }
+    ));
+    assert_eq!(
+        spec_error(FeatureConfig {
             session_gap_ms: 0,
             ..FeatureConfig::default()
-        },
+        }),
+        SpecError::SessionGap
+    );
+    // A window above the capacity: the 100-trade windows do not fit 64 trades.
+    let small = FeatureConfig {
+        capacity: 64,
+        ..FeatureConfig::default()
+    };
+    assert!(matches!(
+        spec_error(small.clone()),
+        SpecError::TradeWindow {
+            found: 100,
+            capacity: 64,
+            ..
+        }
+    ));
+    assert_eq!(
+        small.validate().unwrap_err().to_string(),
+        "invalid configuration: features: feature spec field `return_lags_trades`: window 100 is out of range: \
+         expected 1 to the capacity 64 trades"
+    );
+    assert!(std::error::Error::source(&small.validate().unwrap_err()).is_some());
+    let setting = |cfg: FeatureConfig| match cfg.validate() {
+        Err(DataError::FeatureSetting { field, found, .. }) => (field, found),
+        other => panic!("{cfg:?}: {other:?}"),
+    };
+    assert_eq!(
+        setting(FeatureConfig {
+            return_lags_ms: vec![-5],
+            ..FeatureConfig::default()
+        }),
+        ("return_lags_ms", "-5".to_owned())
+    );
+    assert_eq!(
+        setting(FeatureConfig {
+            capacity: 1 << 40,
+            ..FeatureConfig::default()
+        }),
+        ("capacity", (1u64 << 40).to_string())
+    );
+    assert!(matches!(
+        FeatureConfig {
+            range_windows_trades: vec![1; 9],
+            ..FeatureConfig::default()
+        }
+        .validate(),
+        Err(DataError::TooManyWindows {
+            field: "range_windows_trades",
+            found: 9,
+            max: 8
+        })
+    ));
+    assert!(matches!(
         FeatureConfig {
             return_lags_trades: vec![5, 5],
             ..FeatureConfig::default()
-        },
-    ];
-    for cfg in bad {
-        assert!(
-            matches!(
-                cfg.validate(),
-                Err(DataError::FeatureSetting { .. }
-                    | DataError::NoFeatures
-                    | DataError::DuplicateFeature(_))
-            ),
-            "{cfg:?}"
-        );
+        }
+        .validate(),
+        Err(DataError::DuplicateFeature(name)) if name == "ret_5t"
+    ));
+}
+
+#[test]
+fn the_host_names_are_the_core_names() {
+    for cfg in [FeatureConfig::default(), tiny_config()] {
+        let spec = cfg.to_spec().expect("spec");
+        let mut core_names = Vec::new();
+        spec.for_each_feature(|n| core_names.push(n.to_string()));
+        assert_eq!(cfg.feature_names(), core_names);
+        assert_eq!(features(&[], &cfg).names, core_names);
+        let (trades, ms) = spec.warm_up();
+        assert_eq!(cfg.warm_up(), (trades as usize, i64::from(ms)));
     }
+    assert_eq!(
+        FeatureConfig::default().to_spec().expect("spec"),
+        tickq_core::features::FeatureSpec::default()
+    );
 }
 
 #[test]
