@@ -46,6 +46,7 @@ fn build() -> (Vec<u8>, Vec<Vec<f32>>) {
         mean: vec![0.0; features],
         std: vec![1.0; features],
         data_hash: [0; 32],
+        feature_spec: None,
     };
     let q = static_quantize(&model, calibration.view(), &info, &QuantConfig::default())
         .expect("the model quantizes");

@@ -64,6 +64,7 @@ fn build(arch_text: &str) -> (Sequential, Vec<u8>, Vec<Vec<f32>>) {
         mean: vec![0.0; features],
         std: vec![1.0; features],
         data_hash: [0; 32],
+        feature_spec: None,
     };
     let q = static_quantize(&model, calibration.view(), &info, &QuantConfig::default())
         .expect("reference model quantizes");

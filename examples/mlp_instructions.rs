@@ -44,6 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mean: vec![0.0; width],
         std: vec![1.0; width],
         data_hash: [0; 32],
+        feature_spec: None,
     };
     let q = static_quantize(&model, calibration.view(), &info, &QuantConfig::default())?;
     let mut model = Model::load(&q.blob)?;

@@ -574,6 +574,7 @@ fn random_blob(arch_text: &str) -> (tickq_host::quant::QuantizedModel, ndarray::
         mean: vec![0.0; features],
         std: vec![1.0; features],
         data_hash: [0; 32],
+        feature_spec: None,
     };
     let q =
         static_quantize(&model, inputs.view(), &info, &QuantConfig::default()).expect("quantizes");

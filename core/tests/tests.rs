@@ -23,3 +23,4 @@ mod robustness;
 mod sparse;
 #[cfg(feature = "stream")]
 mod stream;
+mod stream_trades;

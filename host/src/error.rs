@@ -85,7 +85,8 @@ impl ErrorKind {
             return match p {
                 PipelineError::Gpu(_)
                 | PipelineError::JsonWrite { .. }
-                | PipelineError::StageInput { .. } => Some(Self::Internal),
+                | PipelineError::StageInput { .. }
+                | PipelineError::ReplayMismatch { .. } => Some(Self::Internal),
                 // `transparent` variants forward `source()` past themselves: look inside.
                 PipelineError::Io(io) => Some(Self::of_io(io)),
                 PipelineError::Quant(q) => Self::decided_by(q),

@@ -2,7 +2,8 @@
 //!
 //! - [`c_header`]: a `const uint8_t` array aligned to 16 bytes, with its length and the arena size as macros.
 //! - [`rust_source`]: a Rust file that embeds the blob with `include_bytes!` in a 16-byte aligned wrapper and
-//!   exports `BLOB`, `ARENA_BYTES`, `BLOB_CRC32`, `INPUT_LEN` and `CLASSES`; the blob file sits beside it.
+//!   exports `BLOB`, `ARENA_BYTES`, `BLOB_CRC32`, `INPUT_LEN` and `CLASSES` (and, for a blob that carries its
+//!   feature spec, `STATE_WORDS` and `STREAM_ARENA_BYTES`); the blob file sits beside it.
 //! - [`test_vectors`]: inputs and the int8 logits tickq-core computes for them on the host, in the binary
 //!   format below, which the firmware examples embed and check themselves against.
 //!
@@ -346,7 +347,28 @@ pub const CLASSES: usize = {classes};
         crc = model.crc32(),
         input = model.input_len(),
         classes = model.classes(),
-    )
+    ) + &stream_constants(model)
+}
+
+/// For a blob that carries its feature spec, the sizes a `tickq_core::stream::StreamSession` needs, so firmware
+/// can place its buffers statically; empty otherwise (or for a model that cannot stream).
+fn stream_constants(model: &Model<'_>) -> String {
+    use tickq_core::stream::StreamSession;
+    match (
+        StreamSession::state_words(model),
+        StreamSession::arena_bytes(model),
+    ) {
+        (Ok(words), Ok(arena)) => format!(
+            "
+/// The feature engine's state a `tickq_core::stream::StreamSession` needs, in `i64` words.
+pub const STATE_WORDS: usize = {words};
+
+/// The arena bytes a `tickq_core::stream::StreamSession` needs (`StreamSession::arena_bytes`).
+pub const STREAM_ARENA_BYTES: usize = {arena};
+"
+        ),
+        _ => String::new(),
+    }
 }
 
 /// A model made of `model`'s input quantizer alone (plus a Flatten when `T > 1`), whose int8 "logits" are
@@ -647,6 +669,8 @@ pub struct ExportOptions {
     pub vectors: usize,
     /// How the test vector inputs are stored; `None`: [`VectorInput::for_model`].
     pub vector_input: Option<VectorInput>,
+    /// Trade vectors (`.tqt`, see [`crate::trade_vectors`]) to write beside the export (0 = none).
+    pub trade_vectors: usize,
     /// The trade CSV whose test split gives the vectors.
     pub data: PathBuf,
 }
@@ -699,13 +723,52 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
     } else {
         None
     };
-    Ok(write_export(
+    let mut written = write_export(
         &model,
         opts.format,
         &opts.out,
         opts.symbol.as_deref(),
         vectors.as_deref(),
-    )?)
+    )?;
+    if opts.trade_vectors > 0 {
+        let trades = test_split_trades(&model, &opts.data)?;
+        let bytes = crate::trade_vectors::trade_vectors(&model, &trades, opts.trade_vectors)?;
+        let path = opts.out.with_extension("tqt");
+        write_atomic(&path, &bytes).map_err(ExportError::from)?;
+        written.files.push(path);
+    }
+    Ok(written)
+}
+
+/// The trades of `path` from the first sample of its test split on, for a blob that carries its feature spec.
+///
+/// # Errors
+///
+/// [`crate::replay::ReplayError::Stream`] for a blob without a spec, and data errors.
+pub fn test_split_trades(
+    model: &Model<'_>,
+    path: &Path,
+) -> Result<Vec<crate::data::Trade>, crate::steps::PipelineError> {
+    let spec = model
+        .feature_spec()
+        .ok_or(crate::replay::ReplayError::Stream(
+            tickq_core::stream::StreamSessionError::NoFeatureSpec,
+        ))?;
+    let dataset = crate::data::DatasetConfig {
+        time_steps: model.input_shape().0,
+        features: crate::data::FeatureConfig::from_spec(&spec),
+        ..Default::default()
+    };
+    let mut trades = crate::data::load_trades(path)?;
+    let data = crate::steps::prepare_from_trades(
+        &trades,
+        path.display().to_string(),
+        [0; 32],
+        &dataset,
+        None,
+    )?;
+    let start = data.splits.test.tick_index.first().copied().unwrap_or(0);
+    Ok(trades.split_off(start.min(trades.len())))
 }
 
 #[cfg(test)]
@@ -733,6 +796,7 @@ mod tests {
             mean: vec![0.0; 6],
             std: vec![1.0; 6],
             data_hash: [1; 32],
+            feature_spec: None,
         };
         let q = ModelQuantizer::new(&model, &info);
         let q = if dynamic {

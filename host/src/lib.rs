@@ -28,9 +28,11 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod prune;
 pub mod quant;
+pub mod replay;
 pub mod report;
 pub mod shapes;
 pub mod steps;
+pub mod trade_vectors;
 pub mod train;
 
 #[cfg(test)]

@@ -160,6 +160,7 @@ pub(crate) fn export_info(features: usize) -> ExportInfo {
         mean: vec![0.0; features],
         std: vec![1.0; features],
         data_hash: [7; 32],
+        feature_spec: None,
     }
 }
 

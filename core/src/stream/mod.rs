@@ -1,10 +1,13 @@
-//! Streaming inference for windowed models: [`WindowSession`] takes one input column per tick and computes
+//! Streaming: raw trades to signals ([`StreamSession`]), and incremental inference for windowed models: [`WindowSession`] takes one input column per tick and computes
 //! only the columns of each layer that the new one changes, with the same logits as
 //! [`Session::run`](crate::Session::run) on the last `T` columns.
 //!
 //! - `plan`: where each layer's columns sit in time (the offset and cumulative stride of its outputs, the
 //!   leading *edge* outputs a causal pad reaches) and in the arena (a ring per column-wise layer).
 //! - `window`: the session, which fills the rings and recomputes the edges and the head every tick.
+//! - `trades`: [`StreamSession`], raw trades in and signals out: the blob's feature spec drives the
+//!   [`FeatureEngine`](crate::features::FeatureEngine), whose rows feed a [`Session`](crate::Session) or a
+//!   [`WindowSession`].
 //!
 //! `docs/STREAMING.md` describes the design and why it is exact.
 
@@ -17,8 +20,10 @@ use crate::format::LayerKind;
 use crate::model::Model;
 
 mod plan;
+mod trades;
 mod window;
 
+pub use trades::{MAX_STREAM_FEATURES, StreamSession, StreamSessionError, Tick};
 pub use window::WindowSession;
 
 /// Why a layer cannot run in a [`WindowSession`].

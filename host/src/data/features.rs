@@ -180,6 +180,28 @@ impl FeatureConfig {
         (trades, ms.max(0))
     }
 
+    /// The configuration a blob's [`FeatureSpec`] describes: the inverse of [`FeatureConfig::to_spec`], so a
+    /// tool reading a blob computes the features the model was trained on.
+    pub fn from_spec(spec: &FeatureSpec) -> FeatureConfig {
+        let trades = |l: &WindowList| l.as_slice().iter().map(|&w| w as usize).collect();
+        let ms = |l: &WindowList| l.as_slice().iter().map(|&w| i64::from(w)).collect();
+        FeatureConfig {
+            return_lags_trades: trades(&spec.return_lags_trades),
+            return_lags_ms: ms(&spec.return_lags_ms),
+            flow_windows_trades: trades(&spec.flow_windows_trades),
+            flow_windows_ms: ms(&spec.flow_windows_ms),
+            volatility_windows_trades: trades(&spec.volatility_windows_trades),
+            intensity_windows_ms: ms(&spec.intensity_windows_ms),
+            vwap_windows_trades: trades(&spec.vwap_windows_trades),
+            vwap_windows_ms: ms(&spec.vwap_windows_ms),
+            range_windows_trades: trades(&spec.range_windows_trades),
+            tick_size: spec.tick_size,
+            session_gap_ms: i64::from(spec.session_gap_ms),
+            capacity: spec.capacity as usize,
+            size_unit: spec.size_unit,
+        }
+    }
+
     /// The core's [`FeatureSpec`] of this configuration. It is not validated here: [`FeatureConfig::validate`]
     /// and [`compute_features`] do that.
     ///
@@ -347,6 +369,20 @@ fn to_core_trade(index: usize, trade: &Trade, cfg: &FeatureConfig) -> Result<Cor
             Some(Side::Sell) => CoreSide::Sell,
         },
     })
+}
+
+/// `trades` in the engine's integer units (ticks of `cfg.tick_size`, lots of `cfg.size_unit`), as
+/// [`compute_features`] converts them: what a device fed from this file receives.
+///
+/// # Errors
+///
+/// [`DataError::OffGrid`] naming the first trade (1-based) whose price or size is off the grid or out of range.
+pub fn core_trades(trades: &[Trade], cfg: &FeatureConfig) -> Result<Vec<CoreTrade>, DataError> {
+    trades
+        .iter()
+        .enumerate()
+        .map(|(i, t)| to_core_trade(i, t, cfg))
+        .collect()
 }
 
 /// Computes the causal features of every trade with the core's [`FeatureEngine`], trade by trade.

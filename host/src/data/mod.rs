@@ -48,7 +48,7 @@ pub use dataset::{
     Dataset, DatasetConfig, SplitConfig, Splits, build_dataset, chronological_split,
 };
 pub use error::DataError;
-pub use features::{FeatureConfig, Features, compute_features};
+pub use features::{FeatureConfig, Features, compute_features, core_trades};
 pub use labels::{LABEL_NAMES, LabelConfig, compute_labels, label_names};
 pub use normalize::Normalizer;
 

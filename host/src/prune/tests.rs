@@ -800,6 +800,7 @@ fn blob_statistics_count_the_int8_zeros() {
         mean: vec![0.0; 4],
         std: vec![1.0; 4],
         data_hash: [0; 32],
+        feature_spec: None,
     };
     let q = crate::quant::static_quantize(
         &m,

@@ -276,7 +276,7 @@ fn dynamic_quantize(model: &Sequential, info: &ExportInfo) -> Result<QuantizedMo
         data_hash: info.data_hash,
         tickq_version: env!("CARGO_PKG_VERSION").to_string(),
         layers,
-        feature_spec: None,
+        feature_spec: info.feature_spec,
     };
     // The dynamic Dense kernel reads the blocked layout only.
     let options = EncodeOptions::format(WeightFormat::Blocked);

@@ -60,6 +60,10 @@ pub struct ExportInfo {
     pub std: Vec<f32>,
     /// SHA-256 of the training data file.
     pub data_hash: [u8; 32],
+    /// The feature spec that turns raw trades into this input, written into the blob so a device streams
+    /// trades (`tickq_core::stream::StreamSession`); `None` for a model fed feature vectors. Its column names
+    /// must be `feature_names`.
+    pub feature_spec: Option<tickq_core::features::FeatureSpec>,
 }
 
 /// The calibrated range of one quantized tensor, for the range report.
@@ -538,7 +542,7 @@ pub fn static_quantize_with(
         data_hash: info.data_hash,
         tickq_version: env!("CARGO_PKG_VERSION").to_string(),
         layers,
-        feature_spec: None,
+        feature_spec: info.feature_spec,
     };
     let blob = encode::encode_with(&spec, options).map_err(QuantError::Encode)?;
     tickq_core::Model::load(&blob).map_err(QuantError::Load)?;

@@ -167,6 +167,19 @@ pub enum PipelineError {
     /// An export failed.
     #[error(transparent)]
     Export(#[from] crate::export::ExportError),
+    /// A replay of trades through the device path could not run.
+    #[error(transparent)]
+    Replay(#[from] crate::replay::ReplayError),
+    /// The device path and the host pipeline disagree: a bug in tickq.
+    #[error(
+        "{mismatches} of {compared} predictions differ between the device path and the host pipeline (expected 0)"
+    )]
+    ReplayMismatch {
+        /// Predictions that differ.
+        mismatches: usize,
+        /// Predictions compared.
+        compared: usize,
+    },
 }
 
 impl PipelineError {

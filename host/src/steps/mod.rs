@@ -357,7 +357,24 @@ pub fn export_info(model: &Sequential, data: &PreparedData) -> ExportInfo {
         mean: data.normalizer.mean.clone(),
         std: data.normalizer.std.clone(),
         data_hash: data.training_sha256,
+        feature_spec: trade_feature_spec(&data.dataset.features, &data.splits.train.feature_names),
     }
+}
+
+/// The spec of `features` when its column names are `names` (the model reads exactly those trade features);
+/// `None` otherwise, for example for an imported model whose inputs are not tickq's trade features.
+fn trade_feature_spec(
+    features: &data::FeatureConfig,
+    names: &[String],
+) -> Option<tickq_core::features::FeatureSpec> {
+    let spec = features.to_spec().ok()?;
+    let mut same = spec.feature_count() == names.len();
+    let mut i = 0usize;
+    spec.for_each_feature(|n| {
+        same &= names.get(i).is_some_and(|name| *name == n.to_string());
+        i += 1;
+    });
+    same.then_some(spec)
 }
 
 /// The calibration set [`quantize_model`] uses: `config.calibration_samples` evenly spaced samples of the

@@ -34,6 +34,7 @@ fn records(model: &Sequential) -> (ExportInfo, Preprocess) {
         mean: vec![0.0; f],
         std: vec![1.0; f],
         data_hash: [7; 32],
+        feature_spec: None,
     };
     let pre = Preprocess {
         feature_names: names,

@@ -36,6 +36,10 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Measure single-sample tick-to-signal latency of a blob through tickq-core.
     Bench(commands::bench::BenchArgs),
+    /// Replay a trade file through the device path (the blob's feature spec and model in tickq-core, trade by
+    /// trade) and check every signal and int8 logit against the host pipeline; prints the mismatches (0 is the
+    /// only passing answer, anything else exits with 1) and the raw-trade-to-signal latency percentiles.
+    Replay(commands::replay::ReplayArgs),
     /// Export a blob for a device: raw bytes, a C header or a Rust source, with optional test vectors.
     Export(commands::export::ExportArgs),
     /// Prune a checkpoint (unstructured, global, structured or N:M), optionally gradually with fine-tuning;
@@ -97,6 +101,7 @@ fn run(cli: Cli) -> Result<(), PipelineError> {
         Command::Inspect(a) => commands::inspect::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Export(a) => commands::export::run(a),
+        Command::Replay(a) => commands::replay::run(a),
         Command::Prune(a) => commands::prune::run(a),
         Command::Stats(a) => commands::stats::run(a),
         Command::Sensitivity(a) => commands::sensitivity::run(a),

@@ -21,6 +21,10 @@ pub(crate) struct BenchArgs {
     /// when its feature count does not match the blob, seeded random inputs are used.
     #[arg(long, value_name = "CSV")]
     pub(crate) data: Option<PathBuf>,
+    /// Trade CSV: time raw trade to signal instead, each call one `StreamSession::push_trade` (the blob's
+    /// feature engine, then its model) over the file's trades in order; the blob must carry its feature spec.
+    #[arg(long, value_name = "CSV", conflicts_with = "data")]
+    pub(crate) trades: Option<PathBuf>,
     /// The kernel backend to run: generic, sse2, avx2, avx512-vnni (x86-64), neon,
     /// neon-dot (aarch64). Default: the fastest this machine has (what a device loading the
     /// blob picks).
@@ -42,13 +46,36 @@ pub(crate) fn run(a: BenchArgs) -> Result<(), PipelineError> {
             .set_backend(backend)
             .map_err(|source| PipelineError::Backend { backend, source })?;
     }
-    let path = a.data.clone().unwrap_or_else(data::default_data_path);
-    let (inputs, source) = steps::bench_inputs(&model, &path)?;
-    progress(&format!(
-        "timing {} single-sample calls on {source}",
-        a.calls
-    ));
-    let stats = tickq_host::eval::measure_latency(&model, inputs.view(), a.calls);
+    let (stats, what) = match &a.trades {
+        Some(path) => {
+            progress(&format!("reading {}", path.display()));
+            let trades = data::load_trades(path)?;
+            let spec = model
+                .feature_spec()
+                .ok_or(tickq_host::replay::ReplayError::Stream(
+                    tickq_core::stream::StreamSessionError::NoFeatureSpec,
+                ))?;
+            let device = data::core_trades(&trades, &data::FeatureConfig::from_spec(&spec))?;
+            progress(&format!(
+                "timing {} raw-trade-to-signal calls over the {} trades of {}",
+                a.calls,
+                device.len(),
+                path.display()
+            ));
+            let stats = tickq_host::replay::measure_trade_latency(&model, &device, a.calls)?;
+            (stats, "raw trade to signal")
+        }
+        None => {
+            let path = a.data.clone().unwrap_or_else(data::default_data_path);
+            let (inputs, source) = steps::bench_inputs(&model, &path)?;
+            progress(&format!(
+                "timing {} single-sample calls on {source}",
+                a.calls
+            ));
+            let stats = tickq_host::eval::measure_latency(&model, inputs.view(), a.calls);
+            (stats, "features to signal")
+        }
+    };
     if a.json {
         out(
             &serde_json::to_string_pretty(&stats).map_err(|source| PipelineError::JsonWrite {
@@ -58,7 +85,7 @@ pub(crate) fn run(a: BenchArgs) -> Result<(), PipelineError> {
         )
     } else {
         out(&format!(
-            "{}: {} calls on the {} backend, latency p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns, mean {:.1} ns (timer overhead {:.0} ns subtracted)",
+            "{}: {} calls ({what}) on the {} backend, latency p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns, mean {:.1} ns (timer overhead {:.0} ns subtracted)",
             a.blob.display(),
             stats.calls,
             stats.backend,

@@ -18,6 +18,12 @@ pub(crate) struct ExportArgs {
     pub(crate) out: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) settings: ExportSettings,
+    /// Also write N raw trades from the start of the data's test split, with the signal and int8 logits the
+    /// host pipeline gives each (none while the stream warms up), beside the export with the extension .tqt:
+    /// what firmware that streams trades checks itself against. The blob must carry its feature spec.
+    #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true,
+          value_parser = whole(tickq_host::limits::VECTORS))]
+    pub(crate) trade_vectors: usize,
     #[command(flatten)]
     pub(crate) data: DataArgs,
 }
@@ -35,6 +41,7 @@ pub(crate) fn run(a: ExportArgs) -> Result<(), PipelineError> {
         symbol: a.settings.symbol.clone(),
         vectors: a.settings.vectors()?,
         vector_input: a.settings.vector_input(),
+        trade_vectors: a.trade_vectors,
         data: a.data.path(),
     };
     check_output_file(&opts.out, "the export")?;

@@ -10,6 +10,7 @@ pub(crate) mod inspect;
 pub(crate) mod pipeline;
 pub(crate) mod prune;
 pub(crate) mod quantize;
+pub(crate) mod replay;
 pub(crate) mod sensitivity;
 pub(crate) mod stats;
 pub(crate) mod train;

@@ -1,0 +1,95 @@
+//! `tickq replay`: raw trades through the device path (tickq-core's `StreamSession`), checked against the host
+//! pipeline at every trade, with the latency of each trade from raw trade to signal.
+
+use clap::Args;
+use std::path::PathBuf;
+use tickq_host::data;
+use tickq_host::replay::{self, ReplayReport};
+use tickq_host::steps::PipelineError;
+
+use crate::args::read_blob;
+use crate::{out, progress};
+
+#[derive(Args, Debug)]
+pub(crate) struct ReplayArgs {
+    /// Blob file; it must carry its feature spec (`tickq inspect` shows it), as `tickq quantize` and
+    /// `tickq demo` write it.
+    pub(crate) blob: PathBuf,
+    /// Trade CSV (timestamp, price, size[, side]) to replay; defaults to the bundled ES ticks.
+    #[arg(long, value_name = "CSV")]
+    pub(crate) data: Option<PathBuf>,
+    /// The kernel backend to run (default: the fastest this machine has).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) backend: Option<tickq_core::Backend>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+pub(crate) fn run(a: ReplayArgs) -> Result<(), PipelineError> {
+    let bytes = read_blob(&a.blob)?;
+    let mut model = tickq_core::Model::load(&bytes).map_err(|source| PipelineError::Blob {
+        path: a.blob.clone(),
+        source,
+    })?;
+    if let Some(backend) = a.backend {
+        model
+            .set_backend(backend)
+            .map_err(|source| PipelineError::Backend { backend, source })?;
+    }
+    let path = a.data.clone().unwrap_or_else(data::default_data_path);
+    progress(&format!("reading {}", path.display()));
+    let trades = data::load_trades(&path)?;
+    progress(&format!(
+        "replaying {} trades through the device path and the host pipeline",
+        trades.len()
+    ));
+    let report = replay::replay(&model, &trades)?;
+    if a.json {
+        out(&serde_json::to_string_pretty(&report).map_err(|source| {
+            PipelineError::JsonWrite {
+                what: "the replay report",
+                source,
+            }
+        })?)?;
+    } else {
+        out(&text(&a, &report))?;
+    }
+    if report.mismatches > 0 {
+        return Err(PipelineError::ReplayMismatch {
+            mismatches: report.mismatches,
+            compared: report.compared,
+        });
+    }
+    Ok(())
+}
+
+fn text(a: &ReplayArgs, r: &ReplayReport) -> String {
+    let mut s = format!(
+        "{}: {} trades replayed, {} predictions compared, {} mismatches ({} with another signal)\n\
+         raw trade to signal, every trade ({} backend): p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns, mean {:.1} ns\n\
+         trades that gave a signal ({}): p50 {:.0} ns, p99 {:.0} ns, p99.9 {:.0} ns (timer overhead {:.0} ns subtracted)",
+        a.blob.display(),
+        r.trades,
+        r.compared,
+        r.mismatches,
+        r.signal_mismatches,
+        r.latency.backend,
+        r.latency.p50,
+        r.latency.p99,
+        r.latency.p999,
+        r.latency.mean,
+        r.signal_latency.calls,
+        r.signal_latency.p50,
+        r.signal_latency.p99,
+        r.signal_latency.p999,
+        r.latency.timer_overhead,
+    );
+    for m in &r.first_mismatches {
+        s.push_str(&format!(
+            "\n  trade {}: host {:?}, device {:?}",
+            m.trade, m.host, m.device
+        ));
+    }
+    s
+}
