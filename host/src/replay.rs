@@ -23,7 +23,7 @@ pub const LISTED_MISMATCHES: usize = 10;
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     /// The blob carries no feature spec, or its model cannot be streamed.
-    #[error("the blob cannot stream trades")]
+    #[error("the blob cannot stream trades: {0}")]
     Stream(#[source] StreamSessionError),
     /// The trades could not be turned into features.
     #[error("computing the host features")]

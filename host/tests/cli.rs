@@ -1036,3 +1036,115 @@ fn errors_print_their_causes_and_exit_2_for_bad_input_and_1_for_internal_failure
     assert!(stderr.starts_with("error: "), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `tickq replay` streams a quantized blob's trades through the device path with 0 mismatches (static and
+/// dynamic blobs, text and JSON), `tickq bench --trades` times raw trade to signal, and
+/// `tickq export --trade-vectors` writes the raw trades and the host's signals that streaming firmware checks.
+#[test]
+fn replay_bench_trades_and_trade_vectors() {
+    let (csv, _) = fixtures();
+    let t = common::trained();
+    let text = ok(&["replay", s(&t.blob), "--data", s(csv)]);
+    assert!(text.contains("15000 trades replayed"), "{text}");
+    assert!(text.contains(" 0 mismatches"), "{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&ok(&["replay", s(&t.blob), "--data", s(csv), "--json"])).unwrap();
+    assert_eq!(report["mismatches"], 0, "{report}");
+    assert_eq!(report["trades"], 15_000, "{report}");
+    let compared = report["compared"].as_u64().unwrap();
+    assert!(compared > 10_000 && compared < 15_000, "{report}");
+    assert!(report["latency"]["p50"].as_f64().unwrap() > 0.0, "{report}");
+    assert_eq!(report["signal_latency"]["calls"].as_u64(), Some(compared));
+    let dynamic = ok(&["replay", s(&t.dynamic), "--data", s(csv)]);
+    assert!(dynamic.contains(" 0 mismatches"), "{dynamic}");
+
+    let bench = ok(&["bench", s(&t.blob), "--trades", s(csv), "--calls", "20000"]);
+    assert!(
+        bench.contains("20000 calls (raw trade to signal)"),
+        "{bench}"
+    );
+
+    let dir = scratch("trade-vectors");
+    let rs = dir.join("model.rs");
+    let written = ok(&[
+        "export",
+        s(&t.blob),
+        "--format",
+        "rust",
+        "--out",
+        s(&rs),
+        "--trade-vectors",
+        "400",
+        "--data",
+        s(csv),
+    ]);
+    assert!(written.contains("model.tqt"), "{written}");
+    let source = std::fs::read_to_string(&rs).unwrap();
+    assert!(
+        source.contains("pub const STATE_WORDS: usize = "),
+        "{source}"
+    );
+    assert!(
+        source.contains("pub const STREAM_ARENA_BYTES: usize = "),
+        "{source}"
+    );
+    let bytes = std::fs::read(dir.join("model.tqt")).unwrap();
+    let (crc, vectors) =
+        tickq_host::trade_vectors::parse_trade_vectors(&bytes).expect("TQT1 parses");
+    let blob = std::fs::read(&t.blob).unwrap();
+    assert_eq!(crc, tickq_core::Model::load(&blob).unwrap().crc32());
+    assert_eq!(vectors.len(), 400);
+    let signals = vectors.iter().filter(|v| v.logits.is_some()).count();
+    // The stream starts cold: the first trades warm up (100 trades and 60 s), the rest give signals.
+    assert!(signals > 0 && signals < 400, "{signals} signals");
+    assert!(vectors[..100].iter().all(|v| v.logits.is_none()));
+}
+
+/// A blob without a feature spec cannot be replayed or benchmarked on trades: a bad-input error that says so.
+#[test]
+fn replay_refuses_a_blob_without_a_feature_spec() {
+    use tickq_core::encode::{LayerSpec, ModelSpec, OpSpec, encode};
+    let (csv, _) = fixtures();
+    let m = tickq_core::requant::QuantMultiplier::from_ratio(1.0 / 127.0).unwrap();
+    let spec = ModelSpec {
+        name: "vectors-in".into(),
+        feature_names: vec!["a".into()],
+        label_names: vec!["down".into(), "flat".into(), "up".into()],
+        data_hash: [0; 32],
+        tickq_version: "0".into(),
+        layers: vec![
+            LayerSpec::new(
+                OpSpec::Quantize {
+                    time_steps: 1,
+                    features: 1,
+                    a: vec![32.0],
+                    b: vec![0.0],
+                },
+                1.0 / 32.0,
+                0,
+            ),
+            LayerSpec::new(
+                OpSpec::Dense {
+                    out_features: 3,
+                    in_features: 1,
+                    weights: vec![127, 0, -127],
+                    bias: vec![0; 3],
+                    requant: vec![m; 3],
+                },
+                1.0 / 32.0,
+                0,
+            ),
+        ],
+        feature_spec: None,
+    };
+    let dir = scratch("replay-no-spec");
+    let blob = dir.join("plain.blob");
+    std::fs::write(&blob, encode(&spec).unwrap()).unwrap();
+    for args in [
+        vec!["replay", s(&blob), "--data", s(csv)],
+        vec!["bench", s(&blob), "--trades", s(csv), "--calls", "10"],
+    ] {
+        let err = common::refused(&args, 2);
+        assert!(err.contains("no feature spec"), "{args:?}: {err}");
+    }
+}
