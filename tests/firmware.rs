@@ -215,16 +215,32 @@ const EXAMPLES: &[Example] = &[
 
 /// Builds `example` against `model_rs` and `vectors` in its own target dir; returns the ELF path.
 fn build(example: &Example, model_rs: &Path, vectors: &Path, opt_level: Option<&str>) -> PathBuf {
-    build_with(example, model_rs, vectors, opt_level, None)
+    build_with(example, model_rs, vectors, opt_level, None, None)
 }
 
-/// [`build`] with a cargo feature of the example turned on (in a target dir of its own).
+/// The Cortex-M4 example's streaming binary (`--features stream`), built against `model_rs` and the trade
+/// vectors `trades`.
+fn build_streaming(example: &Example, model_rs: &Path, vectors: &Path, trades: &Path) -> PathBuf {
+    let elf = build_with(
+        example,
+        model_rs,
+        vectors,
+        None,
+        Some("stream"),
+        Some(trades),
+    );
+    elf.with_file_name(format!("{}-stream", example.bin))
+}
+
+/// [`build`] with a cargo feature of the example turned on (in a target dir of its own), and the trade vectors
+/// the streaming binary embeds (`TICKQ_TRADES`) when given.
 fn build_with(
     example: &Example,
     model_rs: &Path,
     vectors: &Path,
     opt_level: Option<&str>,
     feature: Option<&str>,
+    trades: Option<&Path>,
 ) -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let suffix = opt_level.map_or(String::new(), |o| format!("-o{o}"))
@@ -240,6 +256,10 @@ fn build_with(
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("TICKQ_MODEL", model_rs)
         .env("TICKQ_VECTORS", vectors);
+    match trades {
+        Some(trades) => cmd.env("TICKQ_TRADES", trades),
+        None => cmd.env_remove("TICKQ_TRADES"),
+    };
     // The outer cargo's settings would cross-compile or re-flag the nested build: drop them.
     for var in [
         "RUSTFLAGS",
@@ -375,6 +395,95 @@ fn dsp_blob() -> Vec<u8> {
 /// The fixture's model in the blocked layout (weight format 0), which every example's engine reads.
 fn blocked_blob() -> Vec<u8> {
     encoded(tickq_core::encode::WeightFormat::Blocked)
+}
+
+/// Trades the streaming firmware replays.
+const STREAM_TRADES: usize = 400;
+
+/// The Cortex-M4 streams raw trades through the fixture's model in the `dense-dsp` layout (what
+/// `--target cortex-m4` picks) and its feature spec, with `StreamSession` (the feature engine on the M4F's
+/// single-precision FPU, then the model), and every signal and logit equals the host pipeline's: the
+/// training code's features, then tickq-core on this machine. Prints the instructions per trade for
+/// docs/FIRMWARE.md.
+#[test]
+fn cortex_m4_streams_raw_trades_bit_for_bit() {
+    let m4 = &EXAMPLES[0];
+    if !tools_present(std::slice::from_ref(m4)) {
+        return;
+    }
+    let blob = dsp_blob();
+    let model = Model::load(&blob).expect("dense-dsp blob loads");
+    assert!(
+        model.feature_spec().is_some(),
+        "the fixture's blob carries its feature spec"
+    );
+    let (model_rs, vectors) = export_for_firmware(
+        "firmware-stream",
+        &blob,
+        fixture().data.splits.test.x.view(),
+        20,
+    );
+    let trades = tickq_host::data::load_trades(&tickq_host::data::default_data_path())
+        .expect("bundled data loads");
+    let start = fixture().data.splits.test.tick_index[0];
+    let bytes = tickq_host::trade_vectors::trade_vectors(&model, &trades[start..], STREAM_TRADES)
+        .expect("trade vectors");
+    let (_, expected) = tickq_host::trade_vectors::parse_trade_vectors(&bytes).expect("parses");
+    let signals = expected.iter().filter(|v| v.logits.is_some()).count();
+    assert!(signals > 0, "the slice must reach past the warm-up");
+    let trades_path = model_rs.with_extension("tqt");
+    std::fs::write(&trades_path, &bytes).expect("trades write");
+    let elf = build_streaming(m4, &model_rs, &vectors, &trades_path);
+    let (ok, out) = run_qemu(m4, &elf);
+    assert!(ok, "{out}");
+    assert_eq!(
+        field(&out, "stream_summary", "trades"),
+        Some(STREAM_TRADES as u64),
+        "{out}"
+    );
+    assert_eq!(
+        field(&out, "stream_summary", "signals"),
+        Some(signals as u64),
+        "{out}"
+    );
+    assert_eq!(
+        field(&out, "stream_summary", "mismatches"),
+        Some(0),
+        "{out}"
+    );
+    // Every printed signal line is the host's.
+    let printed: Vec<(usize, Vec<i8>)> = out
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("trade ")?;
+            let (index, rest) = rest.split_once(' ')?;
+            let logits = rest.split("logits ").nth(1)?.split(' ').next()?;
+            Some((
+                index.parse().ok()?,
+                logits
+                    .split(',')
+                    .map(|v| v.parse().expect("logit"))
+                    .collect(),
+            ))
+        })
+        .collect();
+    assert_eq!(printed.len(), signals, "{out}");
+    for (index, logits) in &printed {
+        assert_eq!(
+            expected[*index].logits.as_ref(),
+            Some(logits),
+            "trade {index}"
+        );
+    }
+    // Instructions per trade under `-icount shift=6`: ticks * 40 / 64 (the other example's calibration).
+    let per = |key: &str| field(&out, "stream_summary", key).expect("summary field") * 40 / 64;
+    println!(
+        "cortex-m4 stream: {STREAM_TRADES} trades, {signals} signals, instructions per trade min {} median {} max {} (total {} over all trades)",
+        per("ticks_min"),
+        per("ticks_median"),
+        per("ticks_max"),
+        per("ticks_total")
+    );
 }
 
 /// Every example, bit-exact with the host on the fixture's model in the blocked layout and in the `dense-dsp`
@@ -676,7 +785,14 @@ fn footprint_and_instruction_counts() {
     // with the whole engine, for its size (and a check that it still runs the demo bit-exactly).
     let (model_rs, vectors) =
         export_for_firmware("measure-full-engine", &dsp_blob(), demo_rows.view(), 20);
-    let elf = build_with(m4, &model_rs, &vectors, Some("s"), Some("full-engine"));
+    let elf = build_with(
+        m4,
+        &model_rs,
+        &vectors,
+        Some("s"),
+        Some("full-engine"),
+        None,
+    );
     let (ok, out) = run_qemu(m4, &elf);
     assert!(ok, "{out}");
     println!(

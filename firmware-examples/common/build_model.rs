@@ -1,5 +1,5 @@
-// Copies the model (a `tickq export --format rust` file and the blob beside it) and the test vectors into
-// `OUT_DIR`, from `TICKQ_MODEL` and `TICKQ_VECTORS` when set, else from `model/` in the example's own folder (`CARGO_MANIFEST_DIR`).
+// Copies the model (a `tickq export --format rust` file and the blob beside it), the test vectors and the raw
+// trade vectors into `OUT_DIR`, from `TICKQ_MODEL`, `TICKQ_VECTORS` and `TICKQ_TRADES` when set, else from `model/` in the example's own folder (`CARGO_MANIFEST_DIR`).
 
 use std::path::{Path, PathBuf};
 use std::{env, fs};
@@ -17,6 +17,17 @@ fn main() {
         env::var_os("TICKQ_VECTORS").map_or_else(|| here.join("model/model.tqv"), PathBuf::from);
     copy_model(&model, &out);
     copy(&vectors, &out.join("vectors.tqv"));
+    // Raw trades (`tickq export --trade-vectors N`) for the examples that stream them; an example without a
+    // `model/model.tqt` gets an empty file, which only a streaming binary would read (and refuse).
+    println!("cargo:rerun-if-env-changed=TICKQ_TRADES");
+    let trades =
+        env::var_os("TICKQ_TRADES").map_or_else(|| here.join("model/model.tqt"), PathBuf::from);
+    if trades.exists() {
+        copy(&trades, &out.join("trades.tqt"));
+    } else {
+        fs::write(out.join("trades.tqt"), b"").unwrap_or_else(|e| panic!("{}: {e}", out.display()));
+        println!("cargo:rerun-if-changed={}", trades.display());
+    }
 }
 
 /// Copies the Rust export and the blob it names in `include_bytes!("...")`.

@@ -35,12 +35,12 @@ const EXPECTED: [Pin; 5] = [
     Pin {
         stage: "int8",
         correct: 6308,
-        blob: Some((25_185, 0x6f63_5842)),
+        blob: Some((25_517, 0x41c0_2656)),
     },
     Pin {
         stage: "int8-dynamic",
         correct: 6278,
-        blob: Some((23_893, 0x638e_345a)),
+        blob: Some((24_221, 0x6af1_3ac6)),
     },
     Pin {
         stage: "pruned",
@@ -50,7 +50,7 @@ const EXPECTED: [Pin; 5] = [
     Pin {
         stage: "pruned-int8",
         correct: 6227,
-        blob: Some((25_185, 0x5ccf_7e60)),
+        blob: Some((25_517, 0xc865_a569)),
     },
 ];
 

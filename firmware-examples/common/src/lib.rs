@@ -12,12 +12,18 @@
 //! ```
 //!
 //! `ticks` appear only where the example has a cycle timer.
+//!
+//! With the `stream` feature, [`trades`] runs raw trades through a blob's feature spec and model instead
+//! (`tickq export --trade-vectors N`, format `TQT1`).
 #![no_std]
 #![deny(missing_docs)]
 
 use core::fmt::{self, Write};
 
 use tickq_core::{Model, Session};
+
+#[cfg(feature = "stream")]
+pub mod trades;
 
 /// The magic bytes of a test vector file.
 pub const MAGIC: &[u8; 4] = b"TQV1";

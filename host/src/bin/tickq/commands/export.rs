@@ -18,11 +18,13 @@ pub(crate) struct ExportArgs {
     pub(crate) out: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) settings: ExportSettings,
-    /// Also write N raw trades from the start of the data's test split, with the signal and int8 logits the
-    /// host pipeline gives each (none while the stream warms up), beside the export with the extension .tqt:
-    /// what firmware that streams trades checks itself against. The blob must carry its feature spec.
     #[arg(long, value_name = "N", default_value_t = 0, allow_negative_numbers = true,
-          value_parser = whole(tickq_host::limits::VECTORS))]
+          value_parser = whole(tickq_host::limits::VECTORS),
+          help = ranged_default("Also write N raw trades from the start of the data's test split, with the \
+                                 signal and int8 logits the host pipeline gives each (none while the stream \
+                                 warms up), beside the export with the extension .tqt: what firmware that \
+                                 streams trades checks itself against; the blob must carry its feature spec",
+                                0, tickq_host::limits::VECTORS))]
     pub(crate) trade_vectors: usize,
     #[command(flatten)]
     pub(crate) data: DataArgs,
