@@ -218,8 +218,8 @@ fn build(example: &Example, model_rs: &Path, vectors: &Path, opt_level: Option<&
     build_with(example, model_rs, vectors, opt_level, None, None)
 }
 
-/// The Cortex-M4 example's streaming binary (`--features stream`), built against `model_rs` and the trade
-/// vectors `trades`.
+/// An example's streaming binary (`--features stream`), built against `model_rs` and the trade vectors
+/// `trades`.
 fn build_streaming(example: &Example, model_rs: &Path, vectors: &Path, trades: &Path) -> PathBuf {
     let elf = build_with(
         example,
@@ -400,17 +400,17 @@ fn blocked_blob() -> Vec<u8> {
 /// Trades the streaming firmware replays.
 const STREAM_TRADES: usize = 400;
 
-/// The Cortex-M4 streams raw trades through the fixture's model in the `dense-dsp` layout (what
-/// `--target cortex-m4` picks) and its feature spec, with `StreamSession` (the feature engine on the M4F's
-/// single-precision FPU, then the model), and every signal and logit equals the host pipeline's: the
-/// training code's features, then tickq-core on this machine. Prints the instructions per trade for
-/// docs/FIRMWARE.md.
+/// The Cortex-M4 and the RISC-V core (no FPU: the feature engine's f32 arithmetic in software) stream raw trades
+/// through the fixture's model in the `dense-dsp` layout (what `--target cortex-m4` picks) and its feature
+/// spec, with `StreamSession` (the feature engine, then the model), and every signal and logit equals the host
+/// pipeline's: the training code's features, then tickq-core on this machine. Prints the Cortex-M4's
+/// instructions per trade for docs/FIRMWARE.md.
 #[test]
-fn cortex_m4_streams_raw_trades_bit_for_bit() {
-    let m4 = &EXAMPLES[0];
-    if !tools_present(std::slice::from_ref(m4)) {
+fn firmware_streams_raw_trades_bit_for_bit() {
+    if !tools_present(EXAMPLES) {
         return;
     }
+    let streaming = EXAMPLES.iter().filter(|e| e.dir != "cortex-m0");
     let blob = dsp_blob();
     let model = Model::load(&blob).expect("dense-dsp blob loads");
     assert!(
@@ -433,57 +433,64 @@ fn cortex_m4_streams_raw_trades_bit_for_bit() {
     assert!(signals > 0, "the slice must reach past the warm-up");
     let trades_path = model_rs.with_extension("tqt");
     std::fs::write(&trades_path, &bytes).expect("trades write");
-    let elf = build_streaming(m4, &model_rs, &vectors, &trades_path);
-    let (ok, out) = run_qemu(m4, &elf);
-    assert!(ok, "{out}");
-    assert_eq!(
-        field(&out, "stream_summary", "trades"),
-        Some(STREAM_TRADES as u64),
-        "{out}"
-    );
-    assert_eq!(
-        field(&out, "stream_summary", "signals"),
-        Some(signals as u64),
-        "{out}"
-    );
-    assert_eq!(
-        field(&out, "stream_summary", "mismatches"),
-        Some(0),
-        "{out}"
-    );
-    // Every printed signal line is the host's.
-    let printed: Vec<(usize, Vec<i8>)> = out
-        .lines()
-        .filter_map(|l| {
-            let rest = l.strip_prefix("trade ")?;
-            let (index, rest) = rest.split_once(' ')?;
-            let logits = rest.split("logits ").nth(1)?.split(' ').next()?;
-            Some((
-                index.parse().ok()?,
-                logits
-                    .split(',')
-                    .map(|v| v.parse().expect("logit"))
-                    .collect(),
-            ))
-        })
-        .collect();
-    assert_eq!(printed.len(), signals, "{out}");
-    for (index, logits) in &printed {
+    for example in streaming {
+        let elf = build_streaming(example, &model_rs, &vectors, &trades_path);
+        let (ok, out) = run_qemu(example, &elf);
+        assert!(ok, "{}: {out}", example.dir);
         assert_eq!(
-            expected[*index].logits.as_ref(),
-            Some(logits),
-            "trade {index}"
+            field(&out, "stream_summary", "trades"),
+            Some(STREAM_TRADES as u64),
+            "{out}"
         );
+        assert_eq!(
+            field(&out, "stream_summary", "signals"),
+            Some(signals as u64),
+            "{out}"
+        );
+        assert_eq!(
+            field(&out, "stream_summary", "mismatches"),
+            Some(0),
+            "{out}"
+        );
+        // Every printed signal line is the host's.
+        let printed: Vec<(usize, Vec<i8>)> = out
+            .lines()
+            .filter_map(|l| {
+                let rest = l.strip_prefix("trade ")?;
+                let (index, rest) = rest.split_once(' ')?;
+                let logits = rest.split("logits ").nth(1)?.split(' ').next()?;
+                Some((
+                    index.parse().ok()?,
+                    logits
+                        .split(',')
+                        .map(|v| v.parse().expect("logit"))
+                        .collect(),
+                ))
+            })
+            .collect();
+        assert_eq!(printed.len(), signals, "{}: {out}", example.dir);
+        for (index, logits) in &printed {
+            assert_eq!(
+                expected[*index].logits.as_ref(),
+                Some(logits),
+                "{}: trade {index}",
+                example.dir
+            );
+        }
+        if example.dir == "cortex-m4" {
+            // Instructions per trade under `-icount shift=6`: ticks * 40 / 64 (the other example's calibration).
+            let per =
+                |key: &str| field(&out, "stream_summary", key).expect("summary field") * 40 / 64;
+            println!(
+                "cortex-m4 stream: {STREAM_TRADES} trades, {signals} signals, instructions per trade min {} median {} max {} (total {} over all trades); tickq-core `.text` {} bytes",
+                per("ticks_min"),
+                per("ticks_median"),
+                per("ticks_max"),
+                per("ticks_total"),
+                engine_text(&elf).map_or("?".to_owned(), |b| b.to_string())
+            );
+        }
     }
-    // Instructions per trade under `-icount shift=6`: ticks * 40 / 64 (the other example's calibration).
-    let per = |key: &str| field(&out, "stream_summary", key).expect("summary field") * 40 / 64;
-    println!(
-        "cortex-m4 stream: {STREAM_TRADES} trades, {signals} signals, instructions per trade min {} median {} max {} (total {} over all trades)",
-        per("ticks_min"),
-        per("ticks_median"),
-        per("ticks_max"),
-        per("ticks_total")
-    );
 }
 
 /// Every example, bit-exact with the host on the fixture's model in the blocked layout and in the `dense-dsp`
