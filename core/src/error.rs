@@ -435,6 +435,7 @@ impl BlobErrorKind {
     }
 
     /// The feature-spec list a feature-spec error names.
+    #[cfg(any(feature = "stream", feature = "alloc"))]
     const fn spec_field(&self) -> Option<SpecField> {
         match *self {
             BlobErrorKind::FeatureSpecListTooLong { field, .. }
@@ -485,14 +486,18 @@ impl BlobErrorKind {
                 ("length ", found, false),
                 ("expected ", crate::format::feature_spec::LEN as u32, false),
             ],
+            // Only a build that reads feature specs can raise these three (see `Display`).
+            #[cfg(any(feature = "stream", feature = "alloc"))]
             BlobErrorKind::FeatureSpecListTooLong { found, .. } => [
                 ("found ", found as u32, false),
                 ("at most ", crate::features::MAX_WINDOWS as u32, false),
             ],
+            #[cfg(any(feature = "stream", feature = "alloc"))]
             BlobErrorKind::FeatureSpecCountMismatch { spec, features } => [
                 ("spec features ", spec as u32, false),
                 ("model features ", features as u32, false),
             ],
+            #[cfg(any(feature = "stream", feature = "alloc"))]
             BlobErrorKind::FeatureNameMismatch { index } => {
                 [("feature ", index as u32, false), NONE]
             }
@@ -526,10 +531,14 @@ impl fmt::Display for BlobErrorKind {
             f.write_str(" ")?;
         }
         f.write_str(self.name())?;
+        // Only a build that reads feature specs (`stream` or `alloc`) can raise these two; lean firmware leaves
+        // their formatting out.
+        #[cfg(any(feature = "stream", feature = "alloc"))]
         if let BlobErrorKind::BadFeatureSpec { error } = self {
             f.write_str(": ")?;
             return fmt::Display::fmt(error, f);
         }
+        #[cfg(any(feature = "stream", feature = "alloc"))]
         if let Some(field) = self.spec_field() {
             f.write_str(": `")?;
             f.write_str(field.name())?;

@@ -43,8 +43,9 @@
 //! - `std`: runtime CPU detection where it needs the operating system (the aarch64 dot-product extension);
 //!   x86-64 detection works without it.
 //! - `stream` (default): the streaming feature engine ([`features`]'s engine: raw trades in, the model's features
-//!   out) and the streaming sessions. The feature spec itself ([`features::FeatureSpec`]) is always there, so a
-//!   build without `stream` still loads and checks a blob that carries one.
+//!   out) and the streaming sessions. The feature spec itself ([`features::FeatureSpec`]) is always there; a
+//!   build with `stream` or `alloc` reads and checks a blob's spec field by field ([`Model::feature_spec`]),
+//!   one with neither (lean firmware fed feature vectors) checks only where the section sits.
 //! - `alloc`: the encoder and decoder.
 //!
 //! Firmware short of flash can leave the first three out (`default-features = false`: the Cortex-M4 example's

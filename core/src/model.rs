@@ -6,6 +6,7 @@
 use heapless::Vec;
 
 use crate::MAX_LAYERS;
+#[cfg(any(feature = "stream", feature = "alloc"))]
 use crate::features::FeatureSpec;
 use crate::format::{LayerKind, NO_INPUT, Padding, WeightLayout};
 use crate::kernels::{Backend, BackendUnavailable, Engine};
@@ -74,6 +75,10 @@ impl<'b> Model<'b> {
     ///
     /// The section was checked at load (every field, the feature count and the metadata's feature names), so
     /// this reads its 328 bytes again without failing.
+    ///
+    /// Only builds with the `stream` or the `alloc` feature read the spec (and check every field at load); lean
+    /// firmware without either checks the section's placement and cannot read it.
+    #[cfg(any(feature = "stream", feature = "alloc"))]
     pub fn feature_spec(&self) -> Option<FeatureSpec> {
         let start = self.feature_spec_at as usize;
         if start == 0 {

@@ -23,4 +23,5 @@ mod robustness;
 mod sparse;
 #[cfg(feature = "stream")]
 mod stream;
+#[cfg(feature = "stream")]
 mod stream_trades;

@@ -14,7 +14,9 @@ pub(crate) mod layout;
 pub(crate) mod shape;
 
 pub use bytes::{Entry, Header, compute_crc};
-pub(crate) use bytes::{le_f32, le_i32, read_u8, read_u16, read_u32};
+pub(crate) use bytes::{le_f32, le_i32, read_u16};
+#[cfg(any(feature = "stream", feature = "alloc"))]
+pub(crate) use bytes::{read_u8, read_u32};
 
 /// The eight magic bytes at the start of every blob.
 pub const MAGIC: [u8; 8] = *b"TICKQBLB";

@@ -8,6 +8,7 @@
 //! arena offsets the kernels need, so nothing is recomputed or re-checked per inference.
 //! `docs/BLOB.md` lists every check.
 
+#[cfg(any(feature = "stream", feature = "alloc"))]
 pub(crate) mod feature_spec;
 mod layer;
 pub(crate) mod metadata;
@@ -217,7 +218,7 @@ impl<'b> Model<'b> {
                 let bytes = blob
                     .get(offset..end)
                     .ok_or(g(h::FEATURE_SPEC_OFFSET.start, K::FeatureSpecOutOfBounds))?;
-                Some((offset, feature_spec::parse(bytes, offset)?))
+                Some((offset, bytes))
             }
         };
 
@@ -242,8 +243,17 @@ impl<'b> Model<'b> {
             ));
         }
 
-        if let Some((offset, spec)) = spec {
-            feature_spec::check_names(&spec, &metadata, features, blob, meta_offset)?;
+        if let Some((offset, bytes)) = spec {
+            // A build that can read the spec checks every field and the names; one that cannot (no `stream`, no
+            // `alloc`: lean firmware fed feature vectors) checks the placement above only, since nothing in it
+            // ever reads the section, and so stays small.
+            #[cfg(any(feature = "stream", feature = "alloc"))]
+            {
+                let spec = feature_spec::parse(bytes, offset)?;
+                feature_spec::check_names(&spec, &metadata, features, blob, meta_offset)?;
+            }
+            #[cfg(not(any(feature = "stream", feature = "alloc")))]
+            let _ = bytes;
             self.feature_spec_at = u32::try_from(offset).unwrap_or(0);
         }
 
