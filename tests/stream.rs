@@ -1,6 +1,7 @@
 //! The conv-window model (`host/models/conv-window.toml`, 32 ticks of 29 features) trained briefly on the
 //! bundled ticks, quantized and exported, then streamed column by column through `WindowSession` over the test
-//! split: every prediction must equal `Session::run` on the sample's window, bit for bit.
+//! split: every prediction must equal `Session::run` on the sample's window, bit for bit; then the slice's raw
+//! trades go through `StreamSession` and must give the host pipeline's prediction at every trade.
 
 use tickq_core::{Model, Session, WindowSession};
 use tickq_host::data::{self, DatasetConfig};
@@ -88,5 +89,20 @@ fn conv_window_streams_the_test_split_exactly() {
     assert!(
         incremental > 10 * refills.max(1),
         "the test split should be mostly consecutive trades"
+    );
+
+    // Raw trades in: `StreamSession` (the blob's feature spec, then the window) against the host pipeline at
+    // every trade of the slice, as `tickq replay` does.
+    assert!(
+        core_model.feature_spec().is_some(),
+        "the blob carries its feature spec"
+    );
+    let report = tickq_host::replay::replay(&core_model, &trades[..TRADES.min(trades.len())])
+        .expect("the conv window replays");
+    assert_eq!(report.mismatches, 0, "{:?}", report.first_mismatches);
+    assert!(
+        report.compared > TRADES / 2,
+        "{} predictions compared",
+        report.compared
     );
 }
