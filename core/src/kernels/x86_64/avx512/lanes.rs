@@ -1,0 +1,137 @@
+//! AVX-512 VNNI partial dot products for the window session (`stream::window`): i32 sums of int8 weights
+//! against one int8 input column, with no requantization, for a Conv1d summed from per-tap partials.
+//!
+//! The weights are laid out as the session writes them: for each group `g` of 4 inputs, one quad of 4 weights
+//! per lane (`(g * lanes + lane) * 4`), so 16 consecutive lanes of one group are one 64-byte `vpdpbusd`
+//! operand, as a `dense-dot` block step is. The inputs get 128 added (sign bit flipped) as they are broadcast,
+//! and each lane then subtracts its `128 * sum w`, which the session also stores: exact modulo 2^32, as the
+//! `dense-dot` kernels' second bias is.
+
+use core::arch::x86_64::*;
+
+use super::{Clamp, SplitShift, requant16, requant16_split, store_bytes};
+use crate::plan::{Channels, OutQuant};
+
+/// The input groups whose words [`lanes_dot`] keeps in a stack buffer (a longer column rebuilds each word
+/// for every 16 lanes).
+const WORDS: usize = 64;
+
+/// The sign bits of 4 bytes.
+const SIGNS: i32 = 0x8080_8080_u32 as i32;
+
+/// Group `g` of `x` (inputs `4g..4g + 4`, 0 past the end) with 128 added to each byte, as one little-endian word.
+#[inline(always)]
+fn unsigned_word(x: &[u8], g: usize) -> i32 {
+    let mut quad = [0u8; 4];
+    for (d, &v) in quad.iter_mut().zip(x.iter().skip(4 * g)) {
+        *d = v;
+    }
+    i32::from_le_bytes(quad) ^ SIGNS
+}
+
+/// `acc[j] += sum_c w[lane][c] * x[c]` for lanes `from + j`, `j < acc.len()`: `weights` holds
+/// `ceil(x.len() / 4)` groups of `lanes` quads, `corr` the `lanes` little-endian `128 * sum_c w[lane][c]`.
+///
+/// Returns `false`, having done nothing, if a slice is shorter than that.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+pub(crate) fn lanes_dot(
+    (weights, lanes, corr): (&[u8], usize, &[u8]),
+    from: usize,
+    x: &[u8],
+    acc: &mut [i32],
+) -> bool {
+    let n = acc.len();
+    let groups = x.len().div_ceil(4);
+    let fits = from
+        .checked_add(n)
+        .is_some_and(|end| end <= lanes && corr.len() >= 4 * lanes)
+        && groups
+            .checked_mul(lanes)
+            .and_then(|v| v.checked_mul(4))
+            .is_some_and(|len| weights.len() >= len);
+    if !fits {
+        return false;
+    }
+    let mut words = [0i32; WORDS];
+    for (g, w) in words.iter_mut().enumerate().take(groups) {
+        *w = unsigned_word(x, g);
+    }
+    let mut j = 0;
+    while j < n {
+        let m = (n - j).min(16);
+        let mask: __mmask16 = if m >= 16 { !0 } else { (1 << m) - 1 };
+        let mut sum = _mm512_setzero_si512();
+        for g in 0..groups {
+            let word = match words.get(g) {
+                Some(&w) => w,
+                None => unsigned_word(x, g),
+            };
+            let xb = _mm512_set1_epi32(word);
+            // SAFETY: lanes `from + j .. from + j + m` of group `g` end at `4 * (g * lanes + from + j + m)`,
+            // within `weights` (checked above: `from + n <= lanes`, `groups * lanes * 4 <= weights.len()`); the
+            // masked load reads only those `m` quads.
+            let w = unsafe {
+                _mm512_maskz_loadu_epi32(
+                    mask,
+                    weights.as_ptr().add(4 * (g * lanes + from + j)).cast(),
+                )
+            };
+            sum = _mm512_dpbusd_epi32(sum, xb, w);
+        }
+        // SAFETY: `corr` has `lanes >= from + j + m` words and `acc` has `n >= j + m`; the masked loads and
+        // store touch only those `m` lanes.
+        unsafe {
+            let c = _mm512_maskz_loadu_epi32(mask, corr.as_ptr().add(4 * (from + j)).cast());
+            let p = acc.as_mut_ptr().add(j);
+            let prev = _mm512_maskz_loadu_epi32(mask, p.cast());
+            let r = _mm512_add_epi32(prev, _mm512_sub_epi32(sum, c));
+            _mm512_mask_storeu_epi32(p.cast(), mask, r);
+        }
+        j += 16;
+    }
+    true
+}
+
+/// Requantizes `acc` (channel `first + j` in `acc[j]`) into `out[j]` with the channels' multipliers and shifts,
+/// exactly `requant::requantize` (the `dense-dot` kernels' vectorized requantization).
+///
+/// Returns `false`, having done nothing, if a slice is shorter than that.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+pub(crate) fn requant(
+    q: &OutQuant,
+    ch: &Channels<'_>,
+    first: usize,
+    acc: &[i32],
+    out: &mut [u8],
+) -> bool {
+    let n = acc.len();
+    let fits = first.checked_add(n).is_some_and(|end| {
+        ch.multipliers.len() >= 4 * end && ch.shifts.len() >= end && out.len() >= n
+    });
+    if !fits {
+        return false;
+    }
+    let k = Clamp::new(q);
+    let mut j = 0;
+    while j < n {
+        let m = (n - j).min(16);
+        let mask: __mmask16 = if m >= 16 { !0 } else { (1 << m) - 1 };
+        // SAFETY: checked above: `acc` and `out` have `n >= j + m` values, the multipliers and shifts
+        // `first + n >= first + j + m` channels; the masked loads and the store touch only those `m` lanes.
+        unsafe {
+            let a = _mm512_maskz_loadu_epi32(mask, acc.as_ptr().add(j).cast());
+            let mult =
+                _mm512_maskz_loadu_epi32(mask, ch.multipliers.as_ptr().add(4 * (first + j)).cast());
+            let shifts = _mm_maskz_loadu_epi8(mask, ch.shifts.as_ptr().add(first + j).cast());
+            let shift = _mm512_cvtepu8_epi32(shifts);
+            let bytes = if ch.shifts_split {
+                requant16_split(a, mult, SplitShift::new(shift), &k)
+            } else {
+                requant16(a, mult, shift, &k)
+            };
+            store_bytes(out.as_mut_ptr().add(j), mask, bytes);
+        }
+        j += 16;
+    }
+    true
+}
