@@ -56,6 +56,9 @@ pub(crate) struct Node {
     pub window_macs: u64,
     /// The input channels of one tap.
     pub c_in: usize,
+    /// The ring slot of the layer's first output time in the current window (`start % ring_cols`), set at the
+    /// start of every tick.
+    pub phase: usize,
     /// A Conv1d whose columns are sums of per-tap partial dot products (`None`: its kernel recomputes every
     /// column it needs).
     pub partials: Option<Partials>,
@@ -91,6 +94,29 @@ impl Partials {
 }
 
 impl Node {
+    /// The ring slot of the column `off` ticks after the layer's first output time in the current window,
+    /// without a division for the offsets a window has (`off < ring_cols`).
+    #[inline]
+    pub(crate) fn slot(&self, off: u64) -> usize {
+        let cols = self.ring_cols.max(1) as u64;
+        let v = self.phase as u64 + off;
+        let v = if v < cols {
+            v
+        } else if v < 2 * cols {
+            v - cols
+        } else {
+            v % cols
+        };
+        v as usize
+    }
+
+    /// Whether the output `off` ticks after the layer's first output time is one of its edge columns.
+    #[inline]
+    pub(crate) fn is_edge(&self, off: u64) -> bool {
+        let s = self.s.max(1) as u64;
+        off < s * self.edge as u64 && off % s == 0
+    }
+
     /// The columns this layer computes per tick once the window is full.
     pub(crate) fn macs_per_tick(&self) -> u64 {
         match self.role {
@@ -177,6 +203,7 @@ pub(crate) fn plan(model: &Model<'_>) -> Result<StreamPlan, StreamError> {
             col_macs: info.macs / t.max(1) as u64,
             window_macs: info.macs,
             c_in: l.in_shape.1,
+            phase: 0,
             partials: None,
         };
         if i == 0 {

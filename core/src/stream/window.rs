@@ -174,11 +174,13 @@ impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
         self.pushed = self.pushed.saturating_add(1);
         let time_steps = self.plan.nodes.first().map_or(1, |n| n.t) as u64;
         let start = self.pushed.checked_sub(time_steps)?;
+        for n in &mut self.plan.nodes {
+            n.phase = (start % n.ring_cols.max(1) as u64) as usize;
+        }
         let ctx = Ctx {
             plans: self.model.plans(),
             plan: &self.plan,
             engine: self.model.engine(),
-            start,
         };
         let warm_up = start == 0;
         for (i, n) in self.plan.nodes.iter().enumerate() {
@@ -192,7 +194,7 @@ impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
         if let Some(last) = self.plan.nodes.last() {
             let at = match last.role {
                 Role::Head => Some(last.buf),
-                _ => source(last, start, last.a as i64, true),
+                _ => source(last, last.a as i64, true),
             };
             let out = at
                 .and_then(|at| self.arena.get(at..at + classes))
@@ -226,19 +228,18 @@ fn column_slot(n: &Node, offset: u64) -> usize {
     (offset % n.ring_cols.max(1) as u64) as usize
 }
 
-/// Where the column of layer `n` ending at window time `r` is, in a window starting `start` ticks after the
-/// stream did; `None` for a causal pad (before the layer's first output).
+/// Where the column of layer `n` ending at window time `r` is in the current window (the ring slots of which
+/// `advance` set, [`Node::slot`]); `None` for a causal pad (before the layer's first output).
 ///
 /// `window`: read the column as this window sees it, which for the layer's edge outputs is the edge buffer;
 /// otherwise the stationary column of the ring.
 #[inline]
-fn source(n: &Node, start: u64, r: i64, window: bool) -> Option<usize> {
+fn source(n: &Node, r: i64, window: bool) -> Option<usize> {
     let off = u64::try_from(r - n.a as i64).ok()?;
-    let s = n.s.max(1) as u64;
-    if window && off % s == 0 && off / s < n.edge as u64 {
-        return Some(n.edges + (off / s) as usize * n.c);
+    if window && n.is_edge(off) {
+        return Some(n.edges + (off / n.s.max(1) as u64) as usize * n.c);
     }
-    Some(n.buf + column_slot(n, start.wrapping_add(off)) * n.c)
+    Some(n.buf + n.slot(off) * n.c)
 }
 
 /// Copies what fits of `src` into `dst`.
@@ -250,7 +251,7 @@ fn copy(dst: &mut [u8], src: &[u8]) {
 }
 
 /// The lanes (or output channels) one pass of the partial-sum loops accumulates at once.
-const LANES: usize = 64;
+const LANES: usize = 128;
 
 /// Weight `i` (tap-major, `k * C_in + c`) of output channel `o` of a Conv1d with `channels` outputs, in a
 /// format [`Partials`] accepts (0 for any other).
@@ -344,7 +345,6 @@ struct Ctx<'p, 'b> {
     plans: &'p [LayerPlan<'b>],
     plan: &'p StreamPlan,
     engine: Engine,
-    start: u64,
 }
 
 impl Ctx<'_, '_> {
@@ -361,7 +361,7 @@ impl Ctx<'_, '_> {
     ) {
         for (tap, d) in dst.chunks_exact_mut(up.c.max(1)).take(taps).enumerate() {
             let t = r as i64 - ((taps - 1 - tap) * tap_step) as i64;
-            match source(up, self.start, t, window).and_then(|at| arena.get(at..at + up.c)) {
+            match source(up, t, window).and_then(|at| arena.get(at..at + up.c)) {
                 Some(src) => copy(d, src),
                 None => d.fill(pad as u8),
             }
@@ -385,12 +385,11 @@ impl Ctx<'_, '_> {
             usize::from(n.edge < n.t)
         };
         let first = newest + 1 - stationary;
-        let start = self.start;
         // Column `q` of the tick: (its window time, whether as the window sees it, where it goes).
         let column = |q: usize| {
             if q < stationary {
                 let r = first + q;
-                let slot = column_slot(n, start.wrapping_add((r - n.a) as u64));
+                let slot = n.slot((r - n.a) as u64);
                 (r, false, n.buf + slot * n.c)
             } else {
                 let j = q - stationary;
@@ -432,7 +431,7 @@ impl Ctx<'_, '_> {
         let (head, ring) = arena.split_at_mut(p.ring.min(arena.len()));
         let w = lanes_of(head, &p, lanes, n.c_in);
         for r in newest + 1 - count..=newest {
-            let slot = column_slot(up, self.start.wrapping_add((r - up.a) as u64));
+            let slot = up.slot((r - up.a) as u64);
             let at = up.buf + slot * up.c;
             let x = head.get(at..at + up.c.min(n.c_in)).unwrap_or(&[]);
             if let Some(dst) = ring.get_mut(slot * row..slot * row + row) {
@@ -468,15 +467,13 @@ impl Ctx<'_, '_> {
                 let t = r as i64 - ((n.taps - 1 - k) * n.tap_step) as i64;
                 match u64::try_from(t - up.a as i64) {
                     Err(_) => add_row(acc, arena.get(p.pad + 4 * lane..).unwrap_or(&[])),
-                    Ok(off)
-                        if window && off % s as u64 == 0 && off / (s as u64) < up.edge as u64 =>
-                    {
+                    Ok(off) if window && up.is_edge(off) => {
                         let x_at = up.edges + (off / s as u64) as usize * up.c;
                         let x = arena.get(x_at..x_at + up.c.min(n.c_in)).unwrap_or(&[]);
                         mac(self.engine, lanes_of(arena, p, lanes, n.c_in), lane, x, acc);
                     }
                     Ok(off) => {
-                        let slot = column_slot(up, self.start.wrapping_add(off));
+                        let slot = up.slot(off);
                         let src = arena.get(p.ring + slot * row + 4 * lane..).unwrap_or(&[]);
                         add_row(acc, src);
                     }
@@ -588,8 +585,8 @@ impl Ctx<'_, '_> {
             return;
         }
         for (j, d) in dst.chunks_exact_mut(up.c.max(1)).take(up.t).enumerate() {
-            if let Some(src) = source(up, self.start, (up.a + up.s * j) as i64, true)
-                .and_then(|at| arena.get(at..at + up.c))
+            if let Some(src) =
+                source(up, (up.a + up.s * j) as i64, true).and_then(|at| arena.get(at..at + up.c))
             {
                 copy(d, src);
             }

@@ -16,6 +16,9 @@ use crate::plan::{Channels, OutQuant};
 /// for every 16 lanes).
 const WORDS: usize = 64;
 
+/// The 16-lane registers one pass accumulates at once.
+const TILE: usize = 4;
+
 /// The sign bits of 4 bytes.
 const SIGNS: i32 = 0x8080_8080_u32 as i32;
 
@@ -56,38 +59,28 @@ pub(crate) fn lanes_dot(
     for (g, w) in words.iter_mut().enumerate().take(groups) {
         *w = unsigned_word(x, g);
     }
-    let mut j = 0;
-    while j < n {
-        let m = (n - j).min(16);
-        let mask: __mmask16 = if m >= 16 { !0 } else { (1 << m) - 1 };
-        let mut sum = _mm512_setzero_si512();
-        for g in 0..groups {
-            let word = match words.get(g) {
-                Some(&w) => w,
-                None => unsigned_word(x, g),
-            };
-            let xb = _mm512_set1_epi32(word);
-            // SAFETY: lanes `from + j .. from + j + m` of group `g` end at `4 * (g * lanes + from + j + m)`,
-            // within `weights` (checked above: `from + n <= lanes`, `groups * lanes * 4 <= weights.len()`); the
-            // masked load reads only those `m` quads.
-            let w = unsafe {
-                _mm512_maskz_loadu_epi32(
-                    mask,
-                    weights.as_ptr().add(4 * (g * lanes + from + j)).cast(),
-                )
-            };
-            sum = _mm512_dpbusd_epi32(sum, xb, w);
+    // Tiles of up to `TILE` registers of 16 lanes, each group's broadcast shared by the tile, so that that
+    // many independent `vpdpbusd` chains hide its latency.
+    let chunks = n.div_ceil(16);
+    let mut c0 = 0;
+    while c0 < chunks {
+        let nb = (chunks - c0).min(TILE);
+        let t = Tile {
+            weights,
+            lanes,
+            corr,
+            from,
+            first: 16 * c0,
+            words: &words,
+            x,
+        };
+        match nb {
+            1 => tile::<1>(&t, acc),
+            2 => tile::<2>(&t, acc),
+            3 => tile::<3>(&t, acc),
+            _ => tile::<4>(&t, acc),
         }
-        // SAFETY: `corr` has `lanes >= from + j + m` words and `acc` has `n >= j + m`; the masked loads and
-        // store touch only those `m` lanes.
-        unsafe {
-            let c = _mm512_maskz_loadu_epi32(mask, corr.as_ptr().add(4 * (from + j)).cast());
-            let p = acc.as_mut_ptr().add(j);
-            let prev = _mm512_maskz_loadu_epi32(mask, p.cast());
-            let r = _mm512_add_epi32(prev, _mm512_sub_epi32(sum, c));
-            _mm512_mask_storeu_epi32(p.cast(), mask, r);
-        }
-        j += 16;
+        c0 += nb;
     }
     true
 }
@@ -134,4 +127,60 @@ pub(crate) fn requant(
         j += 16;
     }
     true
+}
+
+/// What one tile of [`lanes_dot`] reads: its registers start at lane `from + first` (`acc[first]`).
+struct Tile<'a> {
+    weights: &'a [u8],
+    lanes: usize,
+    corr: &'a [u8],
+    from: usize,
+    first: usize,
+    words: &'a [i32; WORDS],
+    x: &'a [u8],
+}
+
+/// `NB` registers of 16 lanes from `t.first` on (the last one partial if `acc` ends inside it).
+///
+/// The caller checked the lengths [`lanes_dot`] checks, and that `acc` reaches into register `NB - 1`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni")]
+#[inline]
+fn tile<const NB: usize>(t: &Tile<'_>, acc: &mut [i32]) {
+    let n = acc.len();
+    let masks: [__mmask16; NB] = core::array::from_fn(|b| {
+        let m = n.saturating_sub(t.first + 16 * b).min(16);
+        if m >= 16 { !0 } else { (1 << m) - 1 }
+    });
+    let mut sums = [_mm512_setzero_si512(); NB];
+    let groups = t.x.len().div_ceil(4);
+    for g in 0..groups {
+        let word = match t.words.get(g) {
+            Some(&w) => w,
+            None => unsigned_word(t.x, g),
+        };
+        let xb = _mm512_set1_epi32(word);
+        let base = 4 * (g * t.lanes + t.from + t.first);
+        for b in 0..NB {
+            // SAFETY: the lanes of `masks[b]` (from `from + first + 16 * b` on) of group `g` end within
+            // `weights` (`lanes_dot` checked `from + n <= lanes` and `groups * lanes * 4 <= weights.len()`);
+            // the masked load reads only those quads.
+            let w = unsafe {
+                _mm512_maskz_loadu_epi32(masks[b], t.weights.as_ptr().add(base + 64 * b).cast())
+            };
+            sums[b] = _mm512_dpbusd_epi32(sums[b], xb, w);
+        }
+    }
+    for b in 0..NB {
+        let j = t.first + 16 * b;
+        // SAFETY: `corr` has `lanes >= from + n` words and `acc` has `n` values; the masked loads and store
+        // touch only the lanes of `masks[b]`, which are below `n` (none if register `b` starts past it).
+        unsafe {
+            let c =
+                _mm512_maskz_loadu_epi32(masks[b], t.corr.as_ptr().add(4 * (t.from + j)).cast());
+            let p = acc.as_mut_ptr().wrapping_add(j);
+            let prev = _mm512_maskz_loadu_epi32(masks[b], p.cast());
+            let r = _mm512_add_epi32(prev, _mm512_sub_epi32(sums[b], c));
+            _mm512_mask_storeu_epi32(p.cast(), masks[b], r);
+        }
+    }
 }
