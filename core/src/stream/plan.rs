@@ -114,7 +114,7 @@ impl Node {
     #[inline]
     pub(crate) fn is_edge(&self, off: u64) -> bool {
         let s = self.s.max(1) as u64;
-        off < s * self.edge as u64 && off % s == 0
+        off < s * self.edge as u64 && off.is_multiple_of(s)
     }
 
     /// The columns this layer computes per tick once the window is full.
