@@ -253,6 +253,9 @@ fn copy(dst: &mut [u8], src: &[u8]) {
 /// The lanes (or output channels) one pass of the partial-sum loops accumulates at once.
 const LANES: usize = 128;
 
+/// The output channels one pass of a summed column accumulates at once.
+const CHANNELS: usize = 64;
+
 /// Weight `i` (tap-major, `k * C_in + c`) of output channel `o` of a Conv1d with `channels` outputs, in a
 /// format [`Partials`] accepts (0 for any other).
 fn weight(w: &Weighted<'_>, version: u16, channels: usize, (o, i): (usize, usize)) -> i8 {
@@ -334,8 +337,18 @@ fn lanes_of<'w>(arena: &'w [u8], p: &Partials, lanes: usize, c_in: usize) -> Lan
 /// `acc[j] += src[j]` over little-endian i32 values.
 #[inline]
 fn add_row(acc: &mut [i32], src: &[u8]) {
-    let (src, _) = src.as_chunks::<4>();
-    for (a, s) in acc.iter_mut().zip(src) {
+    // Whole groups of 16 lanes first, a fixed-length loop the compiler turns into vector adds.
+    let (acc16, acc_tail) = acc.as_chunks_mut::<16>();
+    let (src64, _) = src.as_chunks::<64>();
+    for (a, s) in acc16.iter_mut().zip(src64) {
+        let (s, _) = s.as_chunks::<4>();
+        for (a, s) in a.iter_mut().zip(s) {
+            *a = a.wrapping_add(i32::from_le_bytes(*s));
+        }
+    }
+    let done = 16 * acc16.len();
+    let (src, _) = src.get(4 * done..).unwrap_or(&[]).as_chunks::<4>();
+    for (a, s) in acc_tail.iter_mut().zip(src) {
         *a = a.wrapping_add(i32::from_le_bytes(*s));
     }
 }
@@ -458,8 +471,8 @@ impl Ctx<'_, '_> {
         let s = up.s.max(1);
         let mut o = 0;
         while o < n.c {
-            let m = (n.c - o).min(LANES);
-            let mut acc = [0i32; LANES];
+            let m = (n.c - o).min(CHANNELS);
+            let mut acc = [0i32; CHANNELS];
             let acc = acc.get_mut(..m).unwrap_or(&mut []);
             add_row(acc, ch.bias.get(4 * o..).unwrap_or(&[]));
             for k in 0..n.taps {
