@@ -129,6 +129,10 @@ impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
 
     /// The multiply-accumulates (or element operations, as [`LayerInfo::macs`](crate::LayerInfo::macs) counts
     /// them) one push does once the window is full.
+    ///
+    /// A Conv1d summed from per-tap partials (dense weight formats, `docs/STREAMING.md`) counts the partial row of
+    /// its input's new column and the taps it computes on its input's edge columns; the additions of kept
+    /// partial rows are not multiply-accumulates and are not counted.
     pub fn macs_per_tick(&self) -> u64 {
         self.plan.nodes.iter().map(Node::macs_per_tick).sum()
     }
