@@ -25,10 +25,16 @@ const SIGNS: i32 = 0x8080_8080_u32 as i32;
 /// Group `g` of `x` (inputs `4g..4g + 4`, 0 past the end) with 128 added to each byte, as one little-endian word.
 #[inline(always)]
 fn unsigned_word(x: &[u8], g: usize) -> i32 {
-    let mut quad = [0u8; 4];
-    for (d, &v) in quad.iter_mut().zip(x.iter().skip(4 * g)) {
-        *d = v;
-    }
+    let quad = match x.get(4 * g..4 * g + 4) {
+        Some(&[a, b, c, d]) => [a, b, c, d],
+        _ => {
+            let mut quad = [0u8; 4];
+            for (d, &v) in quad.iter_mut().zip(x.iter().skip(4 * g)) {
+                *d = v;
+            }
+            quad
+        }
+    };
     i32::from_le_bytes(quad) ^ SIGNS
 }
 
