@@ -328,6 +328,64 @@ fn random_windowed_models_stream_exactly() {
     assert!(checked > 0);
 }
 
+/// `(c_out, kernel, stride, dilation, causal)` of one conv.
+type ConvGeometry = (usize, usize, usize, usize, bool);
+
+/// Edge-heavy stacks, where most columns a tick needs touch a causal pad: long dilated causal convs, stacked
+/// causal convs, strided and valid convs after causal ones, and layers wider than one pass of the partial-sum
+/// loops (70 channels), in the formats whose convs stream from per-tap partial sums and the others.
+#[test]
+fn edge_heavy_stacks_stream_exactly() {
+    let mut rng = Rng(0x5EED_0002);
+    let q = Qp::from_range(-3.0, 3.0);
+    let qr = Qp::from_range(-2.0, 3.0);
+    let stacks: [&[ConvGeometry]; 3] = [
+        &[
+            (6, 5, 1, 3, true),
+            (5, 4, 2, 2, true),
+            (7, 3, 1, 2, false),
+            (3, 2, 1, 1, true),
+        ],
+        &[(70, 3, 1, 1, true), (9, 6, 1, 2, true), (4, 3, 2, 1, false)],
+        &[(5, 7, 2, 1, true), (66, 4, 1, 1, true), (3, 3, 1, 3, true)],
+    ];
+    let mut checked = 0;
+    for (i, stack) in stacks.iter().enumerate() {
+        for format in conv_formats() {
+            if format == WeightFormat::NM {
+                continue;
+            }
+            let (t, f) = (if cfg!(miri) { 12 } else { 24 }, 3 + i * 31);
+            let mut layers = vec![quantize_layer(t, &vec![0.1; f], &vec![1.0; f], q)];
+            let mut shape = (t, f);
+            for (j, &(c_out, k, s, d, causal)) in stack.iter().enumerate() {
+                let padding = if causal {
+                    Padding::Causal
+                } else {
+                    Padding::Valid
+                };
+                let (qin, qout) = if j == 0 { (q, qr) } else { (qr, qr) };
+                let mut l = conv_spec(&mut rng, shape.1, c_out, k, s, d, padding, qin, qout);
+                if j % 2 == 1 {
+                    l = with_clamp(l, qout.relu());
+                }
+                layers.push(l);
+                let span = (k - 1) * d + 1;
+                shape = if causal {
+                    ((shape.0 - 1) / s + 1, c_out)
+                } else {
+                    ((shape.0 - span) / s + 1, c_out)
+                };
+            }
+            layers.push(LayerSpec::new(OpSpec::Flatten, qr.scale, qr.zp));
+            layers.push(dense_spec(&mut rng, shape.0 * shape.1, 3, qr, q));
+            let blob = encode_in(&spec(layers, f, 3), format);
+            checked += check_stream(&blob, ticks(t), i as u64);
+        }
+    }
+    assert!(checked > 0);
+}
+
 /// Streaming computes far fewer multiply-accumulates per tick than a full run (the window's MACs are the sum
 /// of `LayerInfo::macs`).
 #[test]

@@ -308,6 +308,58 @@ fn conv1d(
     }
 }
 
+/// The window session's partial dot products through the engine's kernel, if it has one (AVX-512 VNNI):
+/// `acc[j] += sum_c w[from + j][c] * x[c]` over the lanes of `w = (weights, lanes, corr)` (see
+/// `stream::window`); `false` when the caller has to run its portable loop.
+#[cfg(feature = "stream")]
+#[inline]
+pub(crate) fn lanes_dot(
+    engine: Engine,
+    w: (&[u8], usize, &[u8]),
+    from: usize,
+    x: &[u8],
+    acc: &mut [i32],
+) -> bool {
+    match engine {
+        #[cfg(target_arch = "x86_64")]
+        Engine::X86(isa) => isa.lanes_dot(w, from, x, acc),
+        _ => {
+            let _ = (w, from, x, acc);
+            false
+        }
+    }
+}
+
+/// Requantizes `acc` (channel `first + j` in `acc[j]`) into `out` with the channels' multipliers and shifts,
+/// as every weighted kernel does: the engine's vectorized requantization where it has one, else the portable
+/// one.
+#[cfg(feature = "stream")]
+#[inline]
+pub(crate) fn requant_lanes(
+    engine: Engine,
+    q: &OutQuant,
+    ch: &crate::plan::Channels<'_>,
+    first: usize,
+    acc: &[i32],
+    out: &mut [u8],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if let Engine::X86(isa) = engine
+        && isa.requant_lanes(q, ch, first, acc, out)
+    {
+        return;
+    }
+    let _ = engine;
+    let lanes = ch
+        .multipliers
+        .chunks_exact(4)
+        .skip(first)
+        .zip(ch.shifts.iter().skip(first));
+    for ((o, &a), (m, &s)) in out.iter_mut().zip(acc).zip(lanes) {
+        *o = generic::blocked::requantize_channel(q, a, m, s);
+    }
+}
+
 /// The first index of the largest of `logits` (0 if there are none).
 ///
 /// Two passes, the maximum and then its first position, rather than one that tracks both: the maximum is a

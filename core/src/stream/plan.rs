@@ -13,7 +13,7 @@ use super::{StreamError, Unsupported};
 use crate::MAX_LAYERS;
 use crate::format::{LayerKind, NO_INPUT, Padding};
 use crate::model::Model;
-use crate::plan::{LayerPlan, Op};
+use crate::plan::{LayerPlan, Op, Weights};
 
 /// How a layer runs in a window session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +54,69 @@ pub(crate) struct Node {
     /// Output multiply-accumulates (or element operations) for one column, and for the whole window.
     pub col_macs: u64,
     pub window_macs: u64,
+    /// The input channels of one tap.
+    pub c_in: usize,
+    /// The ring slot of the layer's first output time in the current window (`start % ring_cols`), set at the
+    /// start of every tick.
+    pub phase: usize,
+    /// A Conv1d whose columns are sums of per-tap partial dot products (`None`: its kernel recomputes every
+    /// column it needs).
+    pub partials: Option<Partials>,
+}
+
+/// The arena buffers of a Conv1d computed from per-tap partial sums (`docs/STREAMING.md`).
+///
+/// A *lane* is one `(tap k, output channel o)` pair, lane `k * C_out + o`; a partial row holds the
+/// `K * C_out` little-endian i32 dot products `W_k[o] . x` of one input column `x`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Partials {
+    /// The weights as int8: for each group of 4 input channels (the last one padded with zero weights), the
+    /// 4 weights of every lane, `((g * lanes) + lane) * 4 + e` for input channel `4g + e`.
+    pub weights: usize,
+    /// Per lane `128 * sum_c w[lane][c]` (i32), which the AVX-512 VNNI loop subtracts (it adds 128 to the
+    /// inputs).
+    pub corr: usize,
+    /// The partial row of a causal pad column (every input the zero point).
+    pub pad: usize,
+    /// A ring of partial rows, one per column of the input layer's ring and in the same slots.
+    pub ring: usize,
+    /// Taps of this tick's edge columns that read an edge column of the input layer (computed on the spot).
+    pub edge_taps: usize,
+    /// Whether the input layer computes a stationary column every tick (whose partial row this layer adds).
+    pub fresh: bool,
+}
+
+impl Partials {
+    /// The i32 lanes of one partial row.
+    pub(crate) fn lanes(n: &Node) -> usize {
+        n.taps * n.c
+    }
 }
 
 impl Node {
+    /// The ring slot of the column `off` ticks after the layer's first output time in the current window,
+    /// without a division for the offsets a window has (`off < ring_cols`).
+    #[inline]
+    pub(crate) fn slot(&self, off: u64) -> usize {
+        let cols = self.ring_cols.max(1) as u64;
+        let v = self.phase as u64 + off;
+        let v = if v < cols {
+            v
+        } else if v < 2 * cols {
+            v - cols
+        } else {
+            v % cols
+        };
+        v as usize
+    }
+
+    /// Whether the output `off` ticks after the layer's first output time is one of its edge columns.
+    #[inline]
+    pub(crate) fn is_edge(&self, off: u64) -> bool {
+        let s = self.s.max(1) as u64;
+        off < s * self.edge as u64 && off.is_multiple_of(s)
+    }
+
     /// The columns this layer computes per tick once the window is full.
     pub(crate) fn macs_per_tick(&self) -> u64 {
         match self.role {
@@ -64,7 +124,14 @@ impl Node {
             Role::Head => self.window_macs,
             Role::Stream => {
                 let newest = u64::from(self.edge < self.t);
-                (self.edge as u64 + newest) * self.col_macs
+                match self.partials {
+                    // One partial row of the input's newest column, and the taps on the input's edges.
+                    Some(p) => {
+                        let tap = (self.c_in * self.c) as u64;
+                        u64::from(p.fresh) * self.taps as u64 * tap + p.edge_taps as u64 * tap
+                    }
+                    None => (self.edge as u64 + newest) * self.col_macs,
+                }
             }
         }
     }
@@ -135,6 +202,9 @@ pub(crate) fn plan(model: &Model<'_>) -> Result<StreamPlan, StreamError> {
             edges: 0,
             col_macs: info.macs / t.max(1) as u64,
             window_macs: info.macs,
+            c_in: l.in_shape.1,
+            phase: 0,
+            partials: None,
         };
         if i == 0 {
             if !matches!(l.op, Op::Quantize { .. }) {
@@ -214,6 +284,47 @@ pub(crate) fn plan(model: &Model<'_>) -> Result<StreamPlan, StreamError> {
                     bump(cursor, node.ring_cols.checked_mul(c).ok_or_else(ovf)?).ok_or_else(ovf)?;
                 node.edges = cursor;
                 cursor = bump(cursor, node.edge.checked_mul(c).ok_or_else(ovf)?).ok_or_else(ovf)?;
+                if node.role == Role::Stream
+                    && let Op::Conv1d(_, ref w) = l.op
+                    && summable(&w.weights)
+                {
+                    let up = *nodes.get(inputs(l).0).ok_or_else(ovf)?;
+                    let lanes = node.taps.checked_mul(c).ok_or_else(ovf)?;
+                    let row = lanes.checked_mul(4).ok_or_else(ovf)?;
+                    let weights = cursor;
+                    let w_len = row.checked_mul(node.c_in.div_ceil(4)).ok_or_else(ovf)?;
+                    cursor = bump(cursor, w_len).ok_or_else(ovf)?;
+                    let corr = cursor;
+                    cursor = bump(cursor, row).ok_or_else(ovf)?;
+                    let pad = cursor;
+                    cursor = bump(cursor, row).ok_or_else(ovf)?;
+                    let ring = cursor;
+                    let ring_len = up.ring_cols.checked_mul(row).ok_or_else(ovf)?;
+                    cursor = bump(cursor, ring_len).ok_or_else(ovf)?;
+                    let edge_taps = (0..node.edge)
+                        .map(|j| {
+                            let r = node.a + node.s * j;
+                            (0..node.taps)
+                                .filter(|&k| {
+                                    let back = (node.taps - 1 - k) * node.tap_step;
+                                    r.checked_sub(back)
+                                        .and_then(|t| t.checked_sub(up.a))
+                                        .is_some_and(|off| {
+                                            off % up.s.max(1) == 0 && off / up.s.max(1) < up.edge
+                                        })
+                                })
+                                .count()
+                        })
+                        .sum();
+                    node.partials = Some(Partials {
+                        weights,
+                        corr,
+                        pad,
+                        ring,
+                        edge_taps,
+                        fresh: up.edge < up.t,
+                    });
+                }
                 // One kernel call computes a batch of up to `edge + 1` columns.
                 let batch = node.edge + 1;
                 let (_, c_in) = l.in_shape;
@@ -253,6 +364,19 @@ pub(crate) fn plan(model: &Model<'_>) -> Result<StreamPlan, StreamError> {
         scratch_b,
         scratch_out,
     })
+}
+
+/// Whether the columns of a Conv1d with these weights can be summed from per-tap partials: a dense format,
+/// whose kernels compute `bias + sum w * x` over the signed inputs with the plain bias, and whose weights the
+/// session can read one by one ([`weight`](super::window)).
+fn summable(w: &Weights<'_>) -> bool {
+    match w {
+        Weights::Blocked { .. } => true,
+        #[cfg(feature = "dense-dot")]
+        Weights::Dot { .. } => true,
+        #[allow(unreachable_patterns)]
+        _ => false,
+    }
 }
 
 /// The offset after a buffer of `len` bytes at `at`, rounded up to the tensor alignment.

@@ -1,13 +1,16 @@
 //! [`WindowSession`]: a windowed model run one input column at a time.
 
 use super::StreamError;
-use super::plan::{Node, Role, SLACK, StreamPlan, inputs, plan};
+use super::plan::{Node, Partials, Role, SLACK, StreamPlan, inputs, plan};
 use crate::MAX_CLASSES;
 use crate::error::ArenaTooSmall;
 use crate::format::Padding;
+use crate::format::layout::blocked as blocked_layout;
+#[cfg(feature = "dense-dot")]
+use crate::format::layout::dot as dot_layout;
 use crate::kernels::{self, Engine, generic};
 use crate::model::Model;
-use crate::plan::{Conv, LayerPlan, Op, Window};
+use crate::plan::{Conv, LayerPlan, Op, Weighted, Weights, Window};
 use crate::session::Prediction;
 
 /// A windowed model (input `[T, F]`, time-major) fed one column of `F` features per tick, which computes only
@@ -57,13 +60,54 @@ impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
                 given: arena.len(),
             }));
         }
-        Ok(WindowSession {
+        let mut session = WindowSession {
             model,
             plan,
             arena,
             pushed: 0,
             logits: [0; MAX_CLASSES],
-        })
+        };
+        session.prepare();
+        Ok(session)
+    }
+
+    /// Writes the constant buffers of every Conv1d summed from partials: its weights as int8 quads of lanes,
+    /// each lane's `128 * sum w` and the partial row of a pad column (every input the zero point).
+    fn prepare(&mut self) {
+        let version = self.model.version();
+        for (l, n) in self.model.plans().iter().zip(&self.plan.nodes) {
+            let (Some(p), Op::Conv1d(_, ref w)) = (n.partials, l.op) else {
+                continue;
+            };
+            let lanes = Partials::lanes(n);
+            let c = n.c.max(1);
+            let groups = n.c_in.div_ceil(4);
+            let zp = i32::from(l.in_zp);
+            for lane in 0..lanes {
+                let (k, o) = (lane / c, lane % c);
+                let mut sum = 0i32;
+                for ch in 0..groups * 4 {
+                    let v = if ch < n.c_in {
+                        weight(w, version, n.c, (o, k * n.c_in + ch))
+                    } else {
+                        0
+                    };
+                    sum = sum.wrapping_add(i32::from(v));
+                    let at = p.weights + 4 * ((ch / 4) * lanes + lane) + ch % 4;
+                    if let Some(d) = self.arena.get_mut(at) {
+                        *d = v as u8;
+                    }
+                }
+                for (buf, value) in [
+                    (p.corr, sum.wrapping_mul(128)),
+                    (p.pad, sum.wrapping_mul(zp)),
+                ] {
+                    if let Some(d) = self.arena.get_mut(buf + 4 * lane..buf + 4 * lane + 4) {
+                        copy(d, &value.to_le_bytes());
+                    }
+                }
+            }
+        }
     }
 
     /// The model this session runs.
@@ -85,6 +129,10 @@ impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
 
     /// The multiply-accumulates (or element operations, as [`LayerInfo::macs`](crate::LayerInfo::macs) counts
     /// them) one push does once the window is full.
+    ///
+    /// A Conv1d summed from per-tap partials (dense weight formats, `docs/STREAMING.md`) counts the partial row of
+    /// its input's new column and the taps it computes on its input's edge columns; the additions of kept
+    /// partial rows are not multiply-accumulates and are not counted.
     pub fn macs_per_tick(&self) -> u64 {
         self.plan.nodes.iter().map(Node::macs_per_tick).sum()
     }
@@ -130,11 +178,13 @@ impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
         self.pushed = self.pushed.saturating_add(1);
         let time_steps = self.plan.nodes.first().map_or(1, |n| n.t) as u64;
         let start = self.pushed.checked_sub(time_steps)?;
+        for n in &mut self.plan.nodes {
+            n.phase = (start % n.ring_cols.max(1) as u64) as usize;
+        }
         let ctx = Ctx {
             plans: self.model.plans(),
             plan: &self.plan,
             engine: self.model.engine(),
-            start,
         };
         let warm_up = start == 0;
         for (i, n) in self.plan.nodes.iter().enumerate() {
@@ -148,7 +198,7 @@ impl<'m, 'b, 'a> WindowSession<'m, 'b, 'a> {
         if let Some(last) = self.plan.nodes.last() {
             let at = match last.role {
                 Role::Head => Some(last.buf),
-                _ => source(last, start, last.a as i64, true),
+                _ => source(last, last.a as i64, true),
             };
             let out = at
                 .and_then(|at| self.arena.get(at..at + classes))
@@ -182,19 +232,18 @@ fn column_slot(n: &Node, offset: u64) -> usize {
     (offset % n.ring_cols.max(1) as u64) as usize
 }
 
-/// Where the column of layer `n` ending at window time `r` is, in a window starting `start` ticks after the
-/// stream did; `None` for a causal pad (before the layer's first output).
+/// Where the column of layer `n` ending at window time `r` is in the current window (the ring slots of which
+/// `advance` set, [`Node::slot`]); `None` for a causal pad (before the layer's first output).
 ///
 /// `window`: read the column as this window sees it, which for the layer's edge outputs is the edge buffer;
 /// otherwise the stationary column of the ring.
 #[inline]
-fn source(n: &Node, start: u64, r: i64, window: bool) -> Option<usize> {
+fn source(n: &Node, r: i64, window: bool) -> Option<usize> {
     let off = u64::try_from(r - n.a as i64).ok()?;
-    let s = n.s.max(1) as u64;
-    if window && off % s == 0 && off / s < n.edge as u64 {
-        return Some(n.edges + (off / s) as usize * n.c);
+    if window && n.is_edge(off) {
+        return Some(n.edges + (off / n.s.max(1) as u64) as usize * n.c);
     }
-    Some(n.buf + column_slot(n, start.wrapping_add(off)) * n.c)
+    Some(n.buf + n.slot(off) * n.c)
 }
 
 /// Copies what fits of `src` into `dst`.
@@ -205,12 +254,114 @@ fn copy(dst: &mut [u8], src: &[u8]) {
     }
 }
 
+/// The lanes (or output channels) one pass of the partial-sum loops accumulates at once.
+const LANES: usize = 128;
+
+/// The output channels one pass of a summed column accumulates at once.
+const CHANNELS: usize = 64;
+
+/// Weight `i` (tap-major, `k * C_in + c`) of output channel `o` of a Conv1d with `channels` outputs, in a
+/// format [`Partials`] accepts (0 for any other).
+fn weight(w: &Weighted<'_>, version: u16, channels: usize, (o, i): (usize, usize)) -> i8 {
+    let at = match w.weights {
+        Weights::Blocked { bytes, block_len } => {
+            let b = blocked_layout::BLOCK;
+            let tail = blocked_layout::tail_channels(channels, version);
+            let width = if tail != 0 && o / b == channels / b {
+                tail
+            } else {
+                b
+            };
+            let at = (o / b) * block_len + (i / 2) * 2 * width + (o % b) * 2 + i % 2;
+            bytes.get(at)
+        }
+        #[cfg(feature = "dense-dot")]
+        Weights::Dot { bytes, .. } => bytes.get(dot_layout::index(o, i, w.row_len, channels)),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    at.map_or(0, |&v| v as i8)
+}
+
+/// The weight quads of a Conv1d summed from partials, the number of its lanes and their `128 * sum w`.
+type Lanes<'w> = (&'w [u8], usize, &'w [u8]);
+
+/// `acc[j] += sum_c w[from + j][c] * x[c]`, the dot products of lanes `from..from + acc.len()` with the input
+/// column `x` (`C_in` values): the engine's kernel, or else the portable loop.
+///
+/// Plain wrapping i32 multiply-adds, the same exact sums the layer's kernels form in another order.
+#[inline]
+fn mac(engine: Engine, w: Lanes<'_>, from: usize, x: &[u8], acc: &mut [i32]) {
+    if kernels::lanes_dot(engine, w, from, x, acc) {
+        return;
+    }
+    let (weights, lanes, _) = w;
+    for (g, xq) in x.chunks(4).enumerate() {
+        let mut xs = [0i32; 4];
+        for (d, &v) in xs.iter_mut().zip(xq) {
+            *d = i32::from(v as i8);
+        }
+        let row = weights.get(4 * (g * lanes + from)..).unwrap_or(&[]);
+        let (quads, _) = row.as_chunks::<4>();
+        for (a, q) in acc.iter_mut().zip(quads) {
+            let [w0, w1, w2, w3] = q.map(|v| i32::from(v as i8));
+            let dot = w0 * xs[0] + w1 * xs[1] + w2 * xs[2] + w3 * xs[3];
+            *a = a.wrapping_add(dot);
+        }
+    }
+}
+
+/// Writes into `dst` the partial row (`lanes` little-endian i32) of input column `x`.
+fn partial_row(engine: Engine, w: Lanes<'_>, x: &[u8], dst: &mut [u8]) {
+    let (dst, _) = dst.as_chunks_mut::<4>();
+    let lanes = w.1;
+    let mut from = 0;
+    while from < lanes {
+        let n = (lanes - from).min(LANES);
+        let mut acc = [0i32; LANES];
+        let acc = acc.get_mut(..n).unwrap_or(&mut []);
+        mac(engine, w, from, x, acc);
+        for (d, a) in dst.iter_mut().skip(from).zip(acc.iter()) {
+            *d = a.to_le_bytes();
+        }
+        from += n;
+    }
+}
+
+/// The weight quads and corrections of a Conv1d summed from partials, in `arena`.
+fn lanes_of<'w>(arena: &'w [u8], p: &Partials, lanes: usize, c_in: usize) -> Lanes<'w> {
+    let w_len = 4 * lanes * c_in.div_ceil(4);
+    (
+        arena.get(p.weights..p.weights + w_len).unwrap_or(&[]),
+        lanes,
+        arena.get(p.corr..p.corr + 4 * lanes).unwrap_or(&[]),
+    )
+}
+
+/// `acc[j] += src[j]` over little-endian i32 values.
+#[inline]
+fn add_row(acc: &mut [i32], src: &[u8]) {
+    // Whole groups of 16 lanes first, a fixed-length loop the compiler turns into vector adds.
+    let (acc16, acc_tail) = acc.as_chunks_mut::<16>();
+    let (src64, _) = src.as_chunks::<64>();
+    for (a, s) in acc16.iter_mut().zip(src64) {
+        let (s, _) = s.as_chunks::<4>();
+        for (a, s) in a.iter_mut().zip(s) {
+            *a = a.wrapping_add(i32::from_le_bytes(*s));
+        }
+    }
+    let done = 16 * acc16.len();
+    let (src, _) = src.get(4 * done..).unwrap_or(&[]).as_chunks::<4>();
+    for (a, s) in acc_tail.iter_mut().zip(src) {
+        *a = a.wrapping_add(i32::from_le_bytes(*s));
+    }
+}
+
 /// What every column computation of one tick shares.
 struct Ctx<'p, 'b> {
     plans: &'p [LayerPlan<'b>],
     plan: &'p StreamPlan,
     engine: Engine,
-    start: u64,
 }
 
 impl Ctx<'_, '_> {
@@ -227,7 +378,7 @@ impl Ctx<'_, '_> {
     ) {
         for (tap, d) in dst.chunks_exact_mut(up.c.max(1)).take(taps).enumerate() {
             let t = r as i64 - ((taps - 1 - tap) * tap_step) as i64;
-            match source(up, self.start, t, window).and_then(|at| arena.get(at..at + up.c)) {
+            match source(up, t, window).and_then(|at| arena.get(at..at + up.c)) {
                 Some(src) => copy(d, src),
                 None => d.fill(pad as u8),
             }
@@ -241,6 +392,9 @@ impl Ctx<'_, '_> {
         let Some(n) = self.plan.nodes.get(i) else {
             return;
         };
+        if let Some(p) = n.partials {
+            self.add_partials(arena, i, p, warm_up);
+        }
         let newest = n.a + n.s * n.t.saturating_sub(1);
         let stationary = if warm_up {
             (newest + 1).saturating_sub(n.a.max(n.tau))
@@ -248,12 +402,11 @@ impl Ctx<'_, '_> {
             usize::from(n.edge < n.t)
         };
         let first = newest + 1 - stationary;
-        let start = self.start;
         // Column `q` of the tick: (its window time, whether as the window sees it, where it goes).
         let column = |q: usize| {
             if q < stationary {
                 let r = first + q;
-                let slot = column_slot(n, start.wrapping_add((r - n.a) as u64));
+                let slot = n.slot((r - n.a) as u64);
                 (r, false, n.buf + slot * n.c)
             } else {
                 let j = q - stationary;
@@ -261,11 +414,92 @@ impl Ctx<'_, '_> {
             }
         };
         let total = stationary + n.edge;
+        if let Some(p) = n.partials {
+            for q in 0..total {
+                self.summed_column(arena, i, &p, column(q));
+            }
+            return;
+        }
         let mut done = 0;
         while done < total {
             let m = (total - done).min(n.edge + 1);
             self.batch(arena, i, (done, m), &column);
             done += m;
+        }
+    }
+
+    /// Computes the partial rows of the input columns of Conv1d `i` that its input layer computed this tick
+    /// (the newest stationary one, or in the first window every stationary one).
+    fn add_partials(&self, arena: &mut [u8], i: usize, p: Partials, warm_up: bool) {
+        let (Some(l), Some(n)) = (self.plans.get(i), self.plan.nodes.get(i)) else {
+            return;
+        };
+        let Some(up) = self.plan.nodes.get(inputs(l).0) else {
+            return;
+        };
+        let newest = up.a + up.s * up.t.saturating_sub(1);
+        let count = if warm_up {
+            (newest + 1).saturating_sub(up.a.max(up.tau))
+        } else {
+            usize::from(up.edge < up.t)
+        };
+        let lanes = Partials::lanes(n);
+        let row = 4 * lanes;
+        let (head, ring) = arena.split_at_mut(p.ring.min(arena.len()));
+        let w = lanes_of(head, &p, lanes, n.c_in);
+        for r in newest + 1 - count..=newest {
+            let slot = up.slot((r - up.a) as u64);
+            let at = up.buf + slot * up.c;
+            let x = head.get(at..at + up.c.min(n.c_in)).unwrap_or(&[]);
+            if let Some(dst) = ring.get_mut(slot * row..slot * row + row) {
+                partial_row(self.engine, w, x, dst);
+            }
+        }
+    }
+
+    /// Computes one column of Conv1d `i` (ending at window time `r`, as the window sees it if `window`, stored
+    /// at `at`) as its bias plus, per tap, the partial row of its input column: the pad row on a causal pad, a
+    /// dot product computed here on an edge column of the input layer, and otherwise the kept row of the
+    /// stationary input column; then the kernels' requantization.
+    fn summed_column(&self, arena: &mut [u8], i: usize, p: &Partials, col: (usize, bool, usize)) {
+        let (r, window, at) = col;
+        let (Some(l), Some(n)) = (self.plans.get(i), self.plan.nodes.get(i)) else {
+            return;
+        };
+        let (Op::Conv1d(_, ref w), Some(up)) = (l.op, self.plan.nodes.get(inputs(l).0)) else {
+            return;
+        };
+        let ch = &w.channels;
+        let lanes = Partials::lanes(n);
+        let row = 4 * lanes;
+        let s = up.s.max(1);
+        let mut o = 0;
+        while o < n.c {
+            let m = (n.c - o).min(CHANNELS);
+            let mut acc = [0i32; CHANNELS];
+            let acc = acc.get_mut(..m).unwrap_or(&mut []);
+            add_row(acc, ch.bias.get(4 * o..).unwrap_or(&[]));
+            for k in 0..n.taps {
+                let lane = k * n.c + o;
+                let t = r as i64 - ((n.taps - 1 - k) * n.tap_step) as i64;
+                match u64::try_from(t - up.a as i64) {
+                    Err(_) => add_row(acc, arena.get(p.pad + 4 * lane..).unwrap_or(&[])),
+                    Ok(off) if window && up.is_edge(off) => {
+                        let x_at = up.edges + (off / s as u64) as usize * up.c;
+                        let x = arena.get(x_at..x_at + up.c.min(n.c_in)).unwrap_or(&[]);
+                        mac(self.engine, lanes_of(arena, p, lanes, n.c_in), lane, x, acc);
+                    }
+                    Ok(off) => {
+                        let slot = up.slot(off);
+                        let src = arena.get(p.ring + slot * row + 4 * lane..).unwrap_or(&[]);
+                        add_row(acc, src);
+                    }
+                }
+            }
+            let mut bytes = [0u8; LANES];
+            kernels::requant_lanes(self.engine, &l.out, ch, o, acc, &mut bytes);
+            copy(arena.get_mut(at + o..at + o + m).unwrap_or(&mut []), &bytes);
+            o += m;
         }
     }
 
@@ -368,8 +602,8 @@ impl Ctx<'_, '_> {
             return;
         }
         for (j, d) in dst.chunks_exact_mut(up.c.max(1)).take(up.t).enumerate() {
-            if let Some(src) = source(up, self.start, (up.a + up.s * j) as i64, true)
-                .and_then(|at| arena.get(at..at + up.c))
+            if let Some(src) =
+                source(up, (up.a + up.s * j) as i64, true).and_then(|at| arena.get(at..at + up.c))
             {
                 copy(d, src);
             }

@@ -217,6 +217,44 @@ impl Isa {
         }
     }
 
+    /// The window session's partial dot products (`avx512::lanes`): `acc[j] += sum_c w[from + j][c] * x[c]`
+    /// over the lanes of `weights` (groups of 4 inputs, one quad per lane) with their `128 * sum w` in `corr`;
+    /// `false` where this instruction set has no such kernel (the caller runs the portable loop).
+    #[cfg(feature = "stream")]
+    #[inline]
+    pub(crate) fn lanes_dot(
+        self,
+        w: (&[u8], usize, &[u8]),
+        from: usize,
+        x: &[u8],
+        acc: &mut [i32],
+    ) -> bool {
+        match self.0 {
+            // SAFETY: this token exists only if `features` found AVX-512 F/BW/VL/DQ/VNNI enabled.
+            Level::Avx512Vnni => unsafe { avx512::lanes::lanes_dot(w, from, x, acc) },
+            Level::Avx2 | Level::Sse2 => false,
+        }
+    }
+
+    /// The window session's requantization of `acc` (channels `first..`) into `out` (`avx512::lanes`);
+    /// `false` where this instruction set has no such kernel.
+    #[cfg(feature = "stream")]
+    #[inline]
+    pub(crate) fn requant_lanes(
+        self,
+        q: &OutQuant,
+        ch: &crate::plan::Channels<'_>,
+        first: usize,
+        acc: &[i32],
+        out: &mut [u8],
+    ) -> bool {
+        match self.0 {
+            // SAFETY: this token exists only if `features` found AVX-512 F/BW/VL/DQ/VNNI enabled.
+            Level::Avx512Vnni => unsafe { avx512::lanes::requant(q, ch, first, acc, out) },
+            Level::Avx2 | Level::Sse2 => false,
+        }
+    }
+
     /// Dense over column-sparse weights.
     #[cfg(feature = "sparse-formats")]
     #[inline]

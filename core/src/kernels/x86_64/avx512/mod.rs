@@ -33,6 +33,8 @@ use core::arch::x86_64::*;
 pub(super) mod columns;
 #[cfg(feature = "dense-dot")]
 pub(super) mod dot;
+#[cfg(feature = "stream")]
+pub(super) mod lanes;
 
 use crate::plan::OutQuant;
 
