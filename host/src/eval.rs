@@ -236,15 +236,7 @@ pub fn measure_latency(
     };
     let rows: Vec<Vec<f32>> = raw_x.rows().into_iter().map(|r| r.to_vec()).collect();
     if rows.is_empty() || calls == 0 {
-        return LatencyStats {
-            calls: 0,
-            p50: 0.0,
-            p99: 0.0,
-            p999: 0.0,
-            mean: 0.0,
-            timer_overhead: 0.0,
-            backend: model.backend().name(),
-        };
+        return latency_stats(Vec::new(), 0, model.backend().name());
     }
     let overhead = timer_overhead();
     // Warm up caches and branch predictors.

@@ -8,7 +8,6 @@
 #![no_std]
 #![no_main]
 
-use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
@@ -17,38 +16,13 @@ use panic_semihosting as _;
 use tickq_core::{Model, Session};
 use tickq_fw_common::{Timer, Vectors};
 
-/// The model: `BLOB` (16-byte aligned) and `ARENA_BYTES`, from `tickq export --format rust`.
-#[allow(
-    dead_code,
-    reason = "the export defines every constant; this example uses a few"
-)]
-mod model {
-    include!(concat!(env!("OUT_DIR"), "/model.rs"));
-}
+#[path = "board.rs"]
+mod board;
+
+use board::{Console, SysTick, model};
 
 /// The test vectors, from `tickq export --vectors N`.
 static VECTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vectors.tqv"));
-
-/// SysTick on the core clock, counting down from 2^24 - 1.
-struct SysTick(SYST);
-
-impl Timer for SysTick {
-    fn now(&mut self) -> u32 {
-        SYST::get_current()
-    }
-    fn elapsed(&self, start: u32, end: u32) -> u32 {
-        start.wrapping_sub(end) & 0x00FF_FFFF
-    }
-}
-
-/// Writes to the semihosting console, one host call per string.
-struct Console(hio::HostStream);
-
-impl core::fmt::Write for Console {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0.write_all(s.as_bytes()).map_err(|_| core::fmt::Error)
-    }
-}
 
 unsafe extern "C" {
     /// The end of `.bss` and `.uninit`: the lowest address the stack may reach (cortex-m-rt's linker script).

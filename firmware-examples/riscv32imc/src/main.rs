@@ -11,27 +11,13 @@ use semihosting::process::ExitCode;
 use tickq_core::{Model, Session};
 use tickq_fw_common::{NoTimer, Vectors};
 
-/// The model: `BLOB` (16-byte aligned) and `ARENA_BYTES`, from `tickq export --format rust`.
-#[allow(
-    dead_code,
-    reason = "the export defines every constant; this example uses a few"
-)]
-mod model {
-    include!(concat!(env!("OUT_DIR"), "/model.rs"));
-}
+#[path = "board.rs"]
+mod board;
+
+use board::{Console, model};
 
 /// The test vectors, from `tickq export --vectors N`.
 static VECTORS: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/vectors.tqv"));
-
-/// Writes to the semihosting console.
-struct Console(semihosting::io::Stdout);
-
-impl core::fmt::Write for Console {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        use semihosting::io::Write;
-        self.0.write_all(s.as_bytes()).map_err(|_| core::fmt::Error)
-    }
-}
 
 unsafe extern "C" {
     /// The bottom of the stack region, right after `.bss` and the (empty) heap (riscv-rt's linker script).

@@ -8,7 +8,6 @@
 #![no_std]
 #![no_main]
 
-use cortex_m::peripheral::SYST;
 use cortex_m::peripheral::syst::SystClkSource;
 use cortex_m_rt::entry;
 use cortex_m_semihosting::debug::{self, EXIT_FAILURE, EXIT_SUCCESS};
@@ -19,41 +18,16 @@ use tickq_core::stream::StreamSession;
 use tickq_fw_common::Timer;
 use tickq_fw_common::trades::{TradeVectors, median, run_trades};
 
-/// The model: `BLOB`, `STREAM_ARENA_BYTES` and `STATE_WORDS`, from `tickq export --format rust`.
-#[allow(
-    dead_code,
-    reason = "the export defines every constant; this example uses a few"
-)]
-mod model {
-    include!(concat!(env!("OUT_DIR"), "/model.rs"));
-}
+#[path = "../board.rs"]
+mod board;
+
+use board::{Console, SysTick, model};
 
 /// The raw trades and the host's signals, from `tickq export --trade-vectors N`.
 static TRADES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trades.tqt"));
 
 /// The most trades whose ticks are kept for the median.
 const MAX_TIMED: usize = 1024;
-
-/// SysTick on the core clock, counting down from 2^24 - 1.
-struct SysTick(SYST);
-
-impl Timer for SysTick {
-    fn now(&mut self) -> u32 {
-        SYST::get_current()
-    }
-    fn elapsed(&self, start: u32, end: u32) -> u32 {
-        start.wrapping_sub(end) & 0x00FF_FFFF
-    }
-}
-
-/// Writes to the semihosting console, one host call per string.
-struct Console(hio::HostStream);
-
-impl core::fmt::Write for Console {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        self.0.write_all(s.as_bytes()).map_err(|_| core::fmt::Error)
-    }
-}
 
 #[entry]
 fn main() -> ! {

@@ -12,27 +12,13 @@ use tickq_core::stream::StreamSession;
 use tickq_fw_common::NoTimer;
 use tickq_fw_common::trades::{TradeVectors, run_trades};
 
-/// The model: `BLOB`, `STREAM_ARENA_BYTES` and `STATE_WORDS`, from `tickq export --format rust`.
-#[allow(
-    dead_code,
-    reason = "the export defines every constant; this example uses a few"
-)]
-mod model {
-    include!(concat!(env!("OUT_DIR"), "/model.rs"));
-}
+#[path = "../board.rs"]
+mod board;
+
+use board::{Console, model};
 
 /// The raw trades and the host's signals, from `tickq export --trade-vectors N`.
 static TRADES: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/trades.tqt"));
-
-/// Writes to the semihosting console.
-struct Console(semihosting::io::Stdout);
-
-impl core::fmt::Write for Console {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        use semihosting::io::Write;
-        self.0.write_all(s.as_bytes()).map_err(|_| core::fmt::Error)
-    }
-}
 
 #[riscv_rt::entry]
 fn main() -> ! {

@@ -132,3 +132,33 @@ pub(crate) fn read_blob(path: &Path) -> Result<Vec<u8>, PipelineError> {
         ))
     })
 }
+
+/// `--backend` of the commands that run a blob.
+#[derive(Args, Debug)]
+pub(crate) struct BackendArg {
+    /// The kernel backend to run: generic, sse2, avx2, avx512-vnni (x86-64), neon,
+    /// neon-dot (aarch64). Default: the fastest this machine has (what a device loading the
+    /// blob picks).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) backend: Option<tickq_core::Backend>,
+}
+
+impl BackendArg {
+    /// Loads the blob `bytes` (read from `path`) and pins the backend when one was named.
+    pub(crate) fn load<'b>(
+        &self,
+        bytes: &'b [u8],
+        path: &Path,
+    ) -> Result<tickq_core::Model<'b>, PipelineError> {
+        let mut model = tickq_core::Model::load(bytes).map_err(|source| PipelineError::Blob {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        if let Some(backend) = self.backend {
+            model
+                .set_backend(backend)
+                .map_err(|source| PipelineError::Backend { backend, source })?;
+        }
+        Ok(model)
+    }
+}

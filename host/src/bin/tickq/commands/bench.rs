@@ -25,11 +25,8 @@ pub(crate) struct BenchArgs {
     /// feature engine, then its model) over the file's trades in order; the blob must carry its feature spec.
     #[arg(long, value_name = "CSV", conflicts_with = "data")]
     pub(crate) trades: Option<PathBuf>,
-    /// The kernel backend to run: generic, sse2, avx2, avx512-vnni (x86-64), neon,
-    /// neon-dot (aarch64). Default: the fastest this machine has (what a device loading the
-    /// blob picks).
-    #[arg(long, value_name = "NAME")]
-    pub(crate) backend: Option<tickq_core::Backend>,
+    #[command(flatten)]
+    pub(crate) backend: BackendArg,
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -37,15 +34,7 @@ pub(crate) struct BenchArgs {
 
 pub(crate) fn run(a: BenchArgs) -> Result<(), PipelineError> {
     let bytes = read_blob(&a.blob)?;
-    let mut model = tickq_core::Model::load(&bytes).map_err(|source| PipelineError::Blob {
-        path: a.blob.clone(),
-        source,
-    })?;
-    if let Some(backend) = a.backend {
-        model
-            .set_backend(backend)
-            .map_err(|source| PipelineError::Backend { backend, source })?;
-    }
+    let model = a.backend.load(&bytes, &a.blob)?;
     let (stats, what) = match &a.trades {
         Some(path) => {
             progress(&format!("reading {}", path.display()));

@@ -7,7 +7,7 @@ use tickq_host::data;
 use tickq_host::replay::{self, ReplayReport};
 use tickq_host::steps::PipelineError;
 
-use crate::args::read_blob;
+use crate::args::{BackendArg, read_blob};
 use crate::{out, progress};
 
 #[derive(Args, Debug)]
@@ -18,9 +18,8 @@ pub(crate) struct ReplayArgs {
     /// Trade CSV (timestamp, price, size[, side]) to replay; defaults to the bundled ES ticks.
     #[arg(long, value_name = "CSV")]
     pub(crate) data: Option<PathBuf>,
-    /// The kernel backend to run (default: the fastest this machine has).
-    #[arg(long, value_name = "NAME")]
-    pub(crate) backend: Option<tickq_core::Backend>,
+    #[command(flatten)]
+    pub(crate) backend: BackendArg,
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
@@ -28,15 +27,7 @@ pub(crate) struct ReplayArgs {
 
 pub(crate) fn run(a: ReplayArgs) -> Result<(), PipelineError> {
     let bytes = read_blob(&a.blob)?;
-    let mut model = tickq_core::Model::load(&bytes).map_err(|source| PipelineError::Blob {
-        path: a.blob.clone(),
-        source,
-    })?;
-    if let Some(backend) = a.backend {
-        model
-            .set_backend(backend)
-            .map_err(|source| PipelineError::Backend { backend, source })?;
-    }
+    let model = a.backend.load(&bytes, &a.blob)?;
     let path = a.data.clone().unwrap_or_else(data::default_data_path);
     progress(&format!("reading {}", path.display()));
     let trades = data::load_trades(&path)?;
