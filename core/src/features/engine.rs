@@ -21,7 +21,8 @@
 //! # Arithmetic
 //!
 //! Integers wherever possible; the remaining floats are `f32` with correctly rounded `+ - * / sqrt`, integer to
-//! float conversions, and the `libm` crate's `log1pf` and `sqrtf`, in the order written below, so the bits are
+//! float conversions, the `libm` crate's `sqrtf` and the engine's own [`ln_1p`] (itself plain `f32` arithmetic),
+//! in the order written below, so the bits are
 //! the same on every target (`docs/ARITHMETIC.md`, "The feature engine").
 //!
 //! [`MAX_CAPACITY`]: super::MAX_CAPACITY
@@ -29,6 +30,7 @@
 
 use core::fmt;
 
+use super::log::ln_1p;
 use super::spec::{FeatureSpec, MAX_WINDOWS, RING_WORDS_PER_TRADE, SpecError};
 use super::{Side, Trade};
 
@@ -140,23 +142,23 @@ impl fmt::Display for TradeError {
     }
 }
 
-/// The log return `ln(now / then)` in basis points: `1e4 * log1pf((now - then) / then)` for a rise and
-/// `-1e4 * log1pf((then - now) / now)` for a fall, so that the ratio is never below 0 (a fall computed the
-/// first way could round to `log1pf(-1) = -inf` for prices above 2²⁴ ticks) and `r(a, b) = -r(b, a)` exactly;
+/// The log return `ln(now / then)` in basis points: `1e4 * ln_1p((now - then) / then)` for a rise and
+/// `-1e4 * ln_1p((then - now) / now)` for a fall, so that the ratio is never below 0 (a fall computed the
+/// first way could round to `ln(0) = -inf` for prices above 2²⁴ ticks) and `r(a, b) = -r(b, a)` exactly;
 /// 0 when the prices are equal. Both prices are at least 1 tick, so the integer differences cannot overflow.
 #[inline]
 pub fn log_return_bp(now: i64, then: i64) -> f32 {
     if now > then {
-        BASIS_POINTS * libm::log1pf((now - then) as f32 / then as f32)
+        BASIS_POINTS * ln_1p((now - then) as f32 / then as f32)
     } else if now < then {
-        -(BASIS_POINTS * libm::log1pf((then - now) as f32 / now as f32))
+        -(BASIS_POINTS * ln_1p((then - now) as f32 / now as f32))
     } else {
         0.0
     }
 }
 
-/// `ln(1 + n)` of a count, through `log1pf`; a table for the small counts most trades have, holding the same
-/// bits `log1pf` gives.
+/// `ln(1 + n)` of a count, through [`ln_1p`]; a table for the small counts most trades have, holding the same
+/// bits `ln_1p` gives.
 #[derive(Clone)]
 struct CountLogs {
     table: [f32; COUNT_LOG_TABLE],
@@ -169,7 +171,7 @@ impl CountLogs {
     fn new() -> CountLogs {
         let mut table = [0.0f32; COUNT_LOG_TABLE];
         for (n, v) in table.iter_mut().enumerate() {
-            *v = libm::log1pf(n as f32);
+            *v = ln_1p(n as f32);
         }
         CountLogs { table }
     }
@@ -178,7 +180,7 @@ impl CountLogs {
     fn log1p(&self, n: u64) -> f32 {
         match usize::try_from(n).ok().and_then(|i| self.table.get(i)) {
             Some(&v) => v,
-            None => libm::log1pf(n as f32),
+            None => ln_1p(n as f32),
         }
     }
 }
@@ -212,7 +214,7 @@ pub struct FeatureEngine<'s> {
     warm_ms: i64,
     feature_count: usize,
     logs: CountLogs,
-    /// Per output: the last `log1pf` argument's bits and its result (`log1pf(0) = 0` to start).
+    /// Per output: the last `ln_1p` argument's bits and its result (`ln_1p(0) = 0` to start).
     memo: [(u32, f32); MAX_FEATURES],
     /// Trades pushed since the last reset: the absolute index of the next trade.
     pushed: u64,
@@ -661,19 +663,19 @@ impl<'s> FeatureEngine<'s> {
             .map_or(0, |&k| usize::from(k))
     }
 
-    /// `log1pf(x)` for output `site`, remembering the last argument and result of each site: many features
-    /// repeat their argument from one trade to the next, and the memo gives `log1pf`'s own bits.
+    /// [`ln_1p`]`(x)` for output `site`, remembering the last argument and result of each site: many features
+    /// repeat their argument from one trade to the next, and the memo gives `ln_1p`'s own bits.
     #[inline]
     fn log1p_at(&mut self, site: usize, x: f32) -> f32 {
         let key = x.to_bits();
         match self.memo.get_mut(site) {
             Some(entry) if entry.0 == key => entry.1,
             Some(entry) => {
-                let value = libm::log1pf(x);
+                let value = ln_1p(x);
                 *entry = (key, value);
                 value
             }
-            None => libm::log1pf(x),
+            None => ln_1p(x),
         }
     }
 
