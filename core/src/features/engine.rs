@@ -5,9 +5,11 @@
 //!
 //! The state slice is cut once, in [`FeatureEngine::new`], into
 //!
-//! - a ring of the last `capacity` trades, one column each for the time, the price and the running totals
-//!   *before* the trade of its size, signed size, notional and squared one-trade return (so the sum over the
-//!   trades `lo..=i` is the running total now minus the column at `lo`, with no per-window sums to maintain);
+//! - a ring of the last `capacity` trades, one row of [`RING_WORDS_PER_TRADE`] words each: the time, the price
+//!   and the running totals *before* the trade of its size, signed size, notional and squared one-trade return
+//!   (so the sum over the trades `lo..=i` is the running total now minus the row at `lo`, with no per-window
+//!   sums to maintain). A window's reads at its oldest trade then share one or two cache lines, where a ring of
+//!   columns would touch one line per column;
 //! - per range window of `w` trades, a max and a min monotonic deque of `w` absolute trade indices each.
 //!
 //! The per-window bookkeeping of fixed size (the start of each distinct time window, the deques' heads and
@@ -49,7 +51,7 @@ pub const MAX_RET2_FIXED: i64 = 1 << 42;
 /// give two), `sign` and the per-trade features.
 pub const MAX_FEATURES: usize = 13 * MAX_WINDOWS + 1 + super::spec::PER_TRADE_FEATURES;
 
-/// The ring columns, in the order they are cut from the state slice.
+/// The words of a ring row, in order.
 const TIME: usize = 0;
 const PRICE: usize = 1;
 const SIZE: usize = 2;
@@ -194,8 +196,11 @@ impl CountLogs {
 /// [`reset`](FeatureEngine::reset).
 pub struct FeatureEngine<'s> {
     spec: FeatureSpec,
-    /// Ring columns, `capacity` words each, in the order `TIME`, `PRICE`, `SIZE`, `SIGNED`, `NOTIONAL`, `RET2`.
-    ring: [&'s mut [i64]; RING_WORDS_PER_TRADE],
+    /// Ring rows, `capacity` of them, [`RING_WORDS_PER_TRADE`] words each in the order `TIME`, `PRICE`, `SIZE`,
+    /// `SIGNED`, `NOTIONAL`, `RET2`.
+    ring: &'s mut [i64],
+    /// Rows in the ring: the spec's capacity.
+    ring_len: usize,
     /// Per range window of `w` trades: its max deque then its min deque, `w` absolute trade indices each.
     deques: &'s mut [i64],
     capacity: u64,
@@ -277,22 +282,16 @@ impl<'s> FeatureEngine<'s> {
                 *index = u8::try_from(position).unwrap_or(0);
             }
         }
-        let (mut rest, _) = state.split_at_mut_checked(needed).ok_or(too_small)?;
-        let mut column = || {
-            let (head, tail) = core::mem::take(&mut rest).split_at_mut_checked(capacity)?;
-            rest = tail;
-            Some(head)
-        };
-        let ring = [column(), column(), column(), column(), column(), column()];
-        let [Some(c0), Some(c1), Some(c2), Some(c3), Some(c4), Some(c5)] = ring else {
-            return Err(too_small);
-        };
-        let ring = [c0, c1, c2, c3, c4, c5];
-        let deques = rest;
+        let (rest, _) = state.split_at_mut_checked(needed).ok_or(too_small)?;
+        let ring_words = capacity
+            .checked_mul(RING_WORDS_PER_TRADE)
+            .ok_or(too_small)?;
+        let (ring, deques) = rest.split_at_mut_checked(ring_words).ok_or(too_small)?;
         let (warm_trades, warm_ms) = spec.warm_up();
         let mut engine = FeatureEngine {
             spec: *spec,
             ring,
+            ring_len: capacity,
             deques,
             capacity: u64::from(spec.capacity),
             time_windows,
@@ -436,10 +435,9 @@ impl<'s> FeatureEngine<'s> {
             self.total_notional,
             self.total_ret2,
         ];
-        for (column, value) in self.ring.iter_mut().zip(row) {
-            if let Some(word) = column.get_mut(slot) {
-                *word = value;
-            }
+        let start = slot * RING_WORDS_PER_TRADE;
+        if let Some(words) = self.ring.get_mut(start..start + RING_WORDS_PER_TRADE) {
+            words.copy_from_slice(&row);
         }
         self.total_size = self.total_size.wrapping_add(size);
         self.total_signed = self.total_signed.wrapping_add(sign * size);
@@ -457,7 +455,7 @@ impl<'s> FeatureEngine<'s> {
 
     #[inline]
     fn ring_len(&self) -> usize {
-        self.ring[TIME].len()
+        self.ring_len
     }
 
     /// The ring slot of the trade `back` trades before the newest (`back < capacity`).
@@ -474,8 +472,7 @@ impl<'s> FeatureEngine<'s> {
     #[inline]
     fn ring_at(&self, column: usize, slot: usize) -> i64 {
         self.ring
-            .get(column)
-            .and_then(|c| c.get(slot))
+            .get(slot * RING_WORDS_PER_TRADE + column)
             .copied()
             .unwrap_or(0)
     }
@@ -516,8 +513,12 @@ impl<'s> FeatureEngine<'s> {
                 lo = floor;
                 at = self.slot_back(newest - floor);
             }
-            let times = &self.ring[TIME];
-            while lo < newest && times.get(at).is_some_and(|&time| time <= cutoff) {
+            let ring = &*self.ring;
+            while lo < newest
+                && ring
+                    .get(at * RING_WORDS_PER_TRADE + TIME)
+                    .is_some_and(|&time| time <= cutoff)
+            {
                 lo += 1;
                 at = if at + 1 >= ring_len { 0 } else { at + 1 };
             }
