@@ -62,11 +62,10 @@ const TABLE: [(f32, f32); ROWS] = {
 /// `f32`, and `2^-k` exact (0 for `k = 127`, where `c = 0`).
 #[inline]
 pub fn ln_1p(x: f32) -> f32 {
-    if x == 0.0 {
-        return x;
-    }
-    if !(x > 0.0 && x < f32::INFINITY) {
-        return libm::log1pf(x);
+    // One integer test for the rare arguments: ±0 (0 wraps to the top), negatives (sign bit set), infinities
+    // and NaNs (bits at or above 0x7f80_0000).
+    if x.to_bits().wrapping_sub(1) >= 0x7f7f_ffff {
+        return rare(x);
     }
     let u = 1.0 + x;
     let c = x - (u - 1.0);
@@ -84,6 +83,12 @@ pub fn ln_1p(x: f32) -> f32 {
     let scale = f32::from_bits((254 - exponent) << 23);
     let corr = (c * inverse) * scale;
     k as f32 * LN_2 + (ln_c + (p + corr))
+}
+
+/// [`ln_1p`] off its fast path: `±0` stays, anything else is `libm::log1pf`'s.
+#[cold]
+fn rare(x: f32) -> f32 {
+    if x == 0.0 { x } else { libm::log1pf(x) }
 }
 
 #[cfg(test)]
@@ -153,6 +158,11 @@ mod tests {
         assert!(ln_1p(f32::NAN).is_nan());
         assert_eq!(ln_1p(-1.0), f32::NEG_INFINITY);
         assert_eq!(ln_1p(-0.5), libm::log1pf(-0.5));
+        assert_eq!(ln_1p(-f32::from_bits(1)), libm::log1pf(-f32::from_bits(1)));
+        assert_eq!(
+            ln_1p(f32::NEG_INFINITY).to_bits(),
+            libm::log1pf(f32::NEG_INFINITY).to_bits()
+        );
     }
 
     #[test]
