@@ -102,6 +102,9 @@ fn host_logits(
     Ok(out)
 }
 
+/// The trades in device units, and the host's logits for each (`None` where it makes no sample).
+pub type HostPredictions = (Vec<DeviceTrade>, Vec<Option<Vec<i8>>>);
+
 /// `trades` in the blob's device units (ticks and lots), and the host pipeline's logits for each (`None` where
 /// the host makes no sample).
 ///
@@ -112,7 +115,7 @@ fn host_logits(
 pub fn host_predictions(
     model: &Model<'_>,
     trades: &[Trade],
-) -> Result<(Vec<DeviceTrade>, Vec<Option<Vec<i8>>>), ReplayError> {
+) -> Result<HostPredictions, ReplayError> {
     let spec = model
         .feature_spec()
         .ok_or(ReplayError::Stream(StreamSessionError::NoFeatureSpec))?;

@@ -5,9 +5,11 @@
 //!
 //! The state slice is cut once, in [`FeatureEngine::new`], into
 //!
-//! - a ring of the last `capacity` trades, one column each for the time, the price and the running totals
-//!   *before* the trade of its size, signed size, notional and squared one-trade return (so the sum over the
-//!   trades `lo..=i` is the running total now minus the column at `lo`, with no per-window sums to maintain);
+//! - a ring of the last `capacity` trades, one row of [`RING_WORDS_PER_TRADE`] words each: the time, the price
+//!   and the running totals *before* the trade of its size, signed size, notional and squared one-trade return
+//!   (so the sum over the trades `lo..=i` is the running total now minus the row at `lo`, with no per-window
+//!   sums to maintain). A window's reads at its oldest trade then share one or two cache lines, where a ring of
+//!   columns would touch one line per column;
 //! - per range window of `w` trades, a max and a min monotonic deque of `w` absolute trade indices each.
 //!
 //! The per-window bookkeeping of fixed size (the start of each distinct time window, the deques' heads and
@@ -21,7 +23,8 @@
 //! # Arithmetic
 //!
 //! Integers wherever possible; the remaining floats are `f32` with correctly rounded `+ - * / sqrt`, integer to
-//! float conversions, and the `libm` crate's `log1pf` and `sqrtf`, in the order written below, so the bits are
+//! float conversions, the `libm` crate's `sqrtf` and the engine's own [`ln_1p`] (itself plain `f32` arithmetic),
+//! in the order written below, so the bits are
 //! the same on every target (`docs/ARITHMETIC.md`, "The feature engine").
 //!
 //! [`MAX_CAPACITY`]: super::MAX_CAPACITY
@@ -29,6 +32,7 @@
 
 use core::fmt;
 
+use super::log::ln_1p;
 use super::spec::{FeatureSpec, MAX_WINDOWS, RING_WORDS_PER_TRADE, SpecError};
 use super::{Side, Trade};
 
@@ -47,7 +51,7 @@ pub const MAX_RET2_FIXED: i64 = 1 << 42;
 /// give two), `sign` and the per-trade features.
 pub const MAX_FEATURES: usize = 13 * MAX_WINDOWS + 1 + super::spec::PER_TRADE_FEATURES;
 
-/// The ring columns, in the order they are cut from the state slice.
+/// The words of a ring row, in order.
 const TIME: usize = 0;
 const PRICE: usize = 1;
 const SIZE: usize = 2;
@@ -140,23 +144,23 @@ impl fmt::Display for TradeError {
     }
 }
 
-/// The log return `ln(now / then)` in basis points: `1e4 * log1pf((now - then) / then)` for a rise and
-/// `-1e4 * log1pf((then - now) / now)` for a fall, so that the ratio is never below 0 (a fall computed the
-/// first way could round to `log1pf(-1) = -inf` for prices above 2²⁴ ticks) and `r(a, b) = -r(b, a)` exactly;
+/// The log return `ln(now / then)` in basis points: `1e4 * ln_1p((now - then) / then)` for a rise and
+/// `-1e4 * ln_1p((then - now) / now)` for a fall, so that the ratio is never below 0 (a fall computed the
+/// first way could round to `ln(0) = -inf` for prices above 2²⁴ ticks) and `r(a, b) = -r(b, a)` exactly;
 /// 0 when the prices are equal. Both prices are at least 1 tick, so the integer differences cannot overflow.
 #[inline]
 pub fn log_return_bp(now: i64, then: i64) -> f32 {
     if now > then {
-        BASIS_POINTS * libm::log1pf((now - then) as f32 / then as f32)
+        BASIS_POINTS * ln_1p((now - then) as f32 / then as f32)
     } else if now < then {
-        -(BASIS_POINTS * libm::log1pf((then - now) as f32 / now as f32))
+        -(BASIS_POINTS * ln_1p((then - now) as f32 / now as f32))
     } else {
         0.0
     }
 }
 
-/// `ln(1 + n)` of a count, through `log1pf`; a table for the small counts most trades have, holding the same
-/// bits `log1pf` gives.
+/// `ln(1 + n)` of a count, through [`ln_1p`]; a table for the small counts most trades have, holding the same
+/// bits `ln_1p` gives.
 #[derive(Clone)]
 struct CountLogs {
     table: [f32; COUNT_LOG_TABLE],
@@ -169,7 +173,7 @@ impl CountLogs {
     fn new() -> CountLogs {
         let mut table = [0.0f32; COUNT_LOG_TABLE];
         for (n, v) in table.iter_mut().enumerate() {
-            *v = libm::log1pf(n as f32);
+            *v = ln_1p(n as f32);
         }
         CountLogs { table }
     }
@@ -178,7 +182,7 @@ impl CountLogs {
     fn log1p(&self, n: u64) -> f32 {
         match usize::try_from(n).ok().and_then(|i| self.table.get(i)) {
             Some(&v) => v,
-            None => libm::log1pf(n as f32),
+            None => ln_1p(n as f32),
         }
     }
 }
@@ -192,8 +196,11 @@ impl CountLogs {
 /// [`reset`](FeatureEngine::reset).
 pub struct FeatureEngine<'s> {
     spec: FeatureSpec,
-    /// Ring columns, `capacity` words each, in the order `TIME`, `PRICE`, `SIZE`, `SIGNED`, `NOTIONAL`, `RET2`.
-    ring: [&'s mut [i64]; RING_WORDS_PER_TRADE],
+    /// Ring rows, `capacity` of them, [`RING_WORDS_PER_TRADE`] words each in the order `TIME`, `PRICE`, `SIZE`,
+    /// `SIGNED`, `NOTIONAL`, `RET2`.
+    ring: &'s mut [i64],
+    /// Rows in the ring: the spec's capacity.
+    ring_len: usize,
     /// Per range window of `w` trades: its max deque then its min deque, `w` absolute trade indices each.
     deques: &'s mut [i64],
     capacity: u64,
@@ -212,7 +219,7 @@ pub struct FeatureEngine<'s> {
     warm_ms: i64,
     feature_count: usize,
     logs: CountLogs,
-    /// Per output: the last `log1pf` argument's bits and its result (`log1pf(0) = 0` to start).
+    /// Per output: the last `ln_1p` argument's bits and its result (`ln_1p(0) = 0` to start).
     memo: [(u32, f32); MAX_FEATURES],
     /// Trades pushed since the last reset: the absolute index of the next trade.
     pushed: u64,
@@ -275,22 +282,16 @@ impl<'s> FeatureEngine<'s> {
                 *index = u8::try_from(position).unwrap_or(0);
             }
         }
-        let (mut rest, _) = state.split_at_mut_checked(needed).ok_or(too_small)?;
-        let mut column = || {
-            let (head, tail) = core::mem::take(&mut rest).split_at_mut_checked(capacity)?;
-            rest = tail;
-            Some(head)
-        };
-        let ring = [column(), column(), column(), column(), column(), column()];
-        let [Some(c0), Some(c1), Some(c2), Some(c3), Some(c4), Some(c5)] = ring else {
-            return Err(too_small);
-        };
-        let ring = [c0, c1, c2, c3, c4, c5];
-        let deques = rest;
+        let (rest, _) = state.split_at_mut_checked(needed).ok_or(too_small)?;
+        let ring_words = capacity
+            .checked_mul(RING_WORDS_PER_TRADE)
+            .ok_or(too_small)?;
+        let (ring, deques) = rest.split_at_mut_checked(ring_words).ok_or(too_small)?;
         let (warm_trades, warm_ms) = spec.warm_up();
         let mut engine = FeatureEngine {
             spec: *spec,
             ring,
+            ring_len: capacity,
             deques,
             capacity: u64::from(spec.capacity),
             time_windows,
@@ -434,10 +435,9 @@ impl<'s> FeatureEngine<'s> {
             self.total_notional,
             self.total_ret2,
         ];
-        for (column, value) in self.ring.iter_mut().zip(row) {
-            if let Some(word) = column.get_mut(slot) {
-                *word = value;
-            }
+        let start = slot * RING_WORDS_PER_TRADE;
+        if let Some(words) = self.ring.get_mut(start..start + RING_WORDS_PER_TRADE) {
+            words.copy_from_slice(&row);
         }
         self.total_size = self.total_size.wrapping_add(size);
         self.total_signed = self.total_signed.wrapping_add(sign * size);
@@ -455,7 +455,7 @@ impl<'s> FeatureEngine<'s> {
 
     #[inline]
     fn ring_len(&self) -> usize {
-        self.ring[TIME].len()
+        self.ring_len
     }
 
     /// The ring slot of the trade `back` trades before the newest (`back < capacity`).
@@ -472,8 +472,7 @@ impl<'s> FeatureEngine<'s> {
     #[inline]
     fn ring_at(&self, column: usize, slot: usize) -> i64 {
         self.ring
-            .get(column)
-            .and_then(|c| c.get(slot))
+            .get(slot * RING_WORDS_PER_TRADE + column)
             .copied()
             .unwrap_or(0)
     }
@@ -514,8 +513,12 @@ impl<'s> FeatureEngine<'s> {
                 lo = floor;
                 at = self.slot_back(newest - floor);
             }
-            let times = &self.ring[TIME];
-            while lo < newest && times.get(at).is_some_and(|&time| time <= cutoff) {
+            let ring = &*self.ring;
+            while lo < newest
+                && ring
+                    .get(at * RING_WORDS_PER_TRADE + TIME)
+                    .is_some_and(|&time| time <= cutoff)
+            {
                 lo += 1;
                 at = if at + 1 >= ring_len { 0 } else { at + 1 };
             }
@@ -661,19 +664,19 @@ impl<'s> FeatureEngine<'s> {
             .map_or(0, |&k| usize::from(k))
     }
 
-    /// `log1pf(x)` for output `site`, remembering the last argument and result of each site: many features
-    /// repeat their argument from one trade to the next, and the memo gives `log1pf`'s own bits.
+    /// [`ln_1p`]`(x)` for output `site`, remembering the last argument and result of each site: many features
+    /// repeat their argument from one trade to the next, and the memo gives `ln_1p`'s own bits.
     #[inline]
     fn log1p_at(&mut self, site: usize, x: f32) -> f32 {
         let key = x.to_bits();
         match self.memo.get_mut(site) {
             Some(entry) if entry.0 == key => entry.1,
             Some(entry) => {
-                let value = libm::log1pf(x);
+                let value = ln_1p(x);
                 *entry = (key, value);
                 value
             }
-            None => libm::log1pf(x),
+            None => ln_1p(x),
         }
     }
 

@@ -6,11 +6,13 @@
 //!
 //! - [`spec`]: [`FeatureSpec`], which features over which windows, and its one validation.
 //! - [`Trade`]: one trade in integer units (milliseconds, ticks, lots).
+//! - [`log`]: [`log::ln_1p`], the engine's deterministic `ln(1 + x)`.
 //! - `engine` (cargo feature `stream`): the `FeatureEngine`, which turns each trade into its row of features.
 //! - `synthetic` (cargo feature `stream`): a deterministic trade stream for tests and firmware examples.
 
 #[cfg(feature = "stream")]
 pub mod engine;
+pub mod log;
 pub mod spec;
 #[cfg(feature = "stream")]
 pub mod synthetic;
