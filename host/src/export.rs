@@ -99,6 +99,19 @@ pub enum ExportError {
         /// The vector's index.
         vector: usize,
     },
+    /// No trade of the trade vectors gives a signal: a fresh stream is still warming up at the last one.
+    #[error(
+        "none of the {trades} trade vectors gives a signal: a stream starts cold and warms up over {warm_trades} \
+         trades and {warm_ms} ms of one session; ask for more trades (--trade-vectors)"
+    )]
+    NoSignals {
+        /// Trades written.
+        trades: usize,
+        /// The spec's warm-up in trades.
+        warm_trades: u32,
+        /// The spec's warm-up in milliseconds.
+        warm_ms: u32,
+    },
     /// A test vector file does not parse.
     #[error("test vectors: {problem}")]
     VectorFile {
@@ -723,6 +736,26 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
     } else {
         None
     };
+    // The trade vectors are computed before anything is written, so a refusal leaves no partial export.
+    let trade_bytes = if opts.trade_vectors > 0 {
+        let trades = test_split_trades(&model, &opts.data)?;
+        let bytes = crate::trade_vectors::trade_vectors(&model, &trades, opts.trade_vectors)?;
+        let (_, vectors) = crate::trade_vectors::parse_trade_vectors(&bytes).unwrap_or_default();
+        if !vectors.iter().any(|v| v.logits.is_some())
+            && let Some(spec) = model.feature_spec()
+        {
+            let (warm_trades, warm_ms) = spec.warm_up();
+            return Err(ExportError::NoSignals {
+                trades: vectors.len(),
+                warm_trades,
+                warm_ms,
+            }
+            .into());
+        }
+        Some(bytes)
+    } else {
+        None
+    };
     let mut written = write_export(
         &model,
         opts.format,
@@ -730,9 +763,7 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
         opts.symbol.as_deref(),
         vectors.as_deref(),
     )?;
-    if opts.trade_vectors > 0 {
-        let trades = test_split_trades(&model, &opts.data)?;
-        let bytes = crate::trade_vectors::trade_vectors(&model, &trades, opts.trade_vectors)?;
+    if let Some(bytes) = trade_bytes {
         let path = opts.out.with_extension("tqt");
         write_atomic(&path, &bytes).map_err(ExportError::from)?;
         written.files.push(path);

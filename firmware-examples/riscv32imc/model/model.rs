@@ -11,16 +11,22 @@ static ALIGNED: &Aligned<[u8]> = &Aligned(*include_bytes!("model.blob"));
 pub static BLOB: &[u8] = &ALIGNED.0;
 
 /// The blob length in bytes.
-pub const BLOB_LEN: usize = 25557;
+pub const BLOB_LEN: usize = 25517;
 
 /// The scratch bytes a `tickq_core::Session` needs (`Model::arena_bytes`).
 pub const ARENA_BYTES: usize = 288;
 
 /// The CRC-32 stored in the blob.
-pub const BLOB_CRC32: u32 = 0x3e93844d;
+pub const BLOB_CRC32: u32 = 0x08364c1f;
 
 /// Input values per sample (`T * F`).
 pub const INPUT_LEN: usize = 29;
 
 /// Output classes (logits).
 pub const CLASSES: usize = 3;
+
+/// The feature engine's state a `tickq_core::stream::StreamSession` needs, in `i64` words.
+pub const STATE_WORDS: usize = 24776;
+
+/// The arena bytes a `tickq_core::stream::StreamSession` needs (`StreamSession::arena_bytes`).
+pub const STREAM_ARENA_BYTES: usize = 288;

@@ -15,7 +15,6 @@ use cortex_m_semihosting::hio;
 use panic_semihosting as _;
 use tickq_core::Model;
 use tickq_core::stream::StreamSession;
-use tickq_fw_common::Timer;
 use tickq_fw_common::trades::{TradeVectors, median, run_trades};
 
 #[path = "../board.rs"]
