@@ -393,7 +393,7 @@ pub fn core_trades(trades: &[Trade], cfg: &FeatureConfig) -> Result<Vec<CoreTrad
 /// # Errors
 ///
 /// The errors of [`FeatureConfig::validate`]; [`DataError::OffGrid`] when a price or size is more than
-/// [`GRID_TOLERANCE`] units from the grid, a price is below one tick or a value is above [`MAX_GRID_UNITS`]
+/// [`GRID_TOLERANCE`](crate::data::GRID_TOLERANCE) units from the grid, a price is below one tick or a value is above [`MAX_GRID_UNITS`](crate::data::MAX_GRID_UNITS)
 /// (a size above `u32::MAX` lots); [`DataError::Trade`] when the engine refuses a trade (a time before the
 /// previous trade's, which [`parse_trades`](super::parse_trades) already rules out).
 pub fn compute_features(trades: &[Trade], cfg: &FeatureConfig) -> Result<Features, DataError> {

@@ -48,7 +48,9 @@ pub use dataset::{
     Dataset, DatasetConfig, SplitConfig, Splits, build_dataset, chronological_split,
 };
 pub use error::DataError;
-pub use features::{FeatureConfig, Features, compute_features, core_trades};
+pub use features::{
+    FeatureConfig, Features, GRID_TOLERANCE, MAX_GRID_UNITS, compute_features, core_trades,
+};
 pub use labels::{LABEL_NAMES, LabelConfig, compute_labels, label_names};
 pub use normalize::Normalizer;
 
