@@ -335,6 +335,10 @@ type ConvGeometry = (usize, usize, usize, usize, bool);
 /// causal convs, strided and valid convs after causal ones, and layers wider than one pass of the partial-sum
 /// loops (70 channels), in the formats whose convs stream from per-tap partial sums and the others.
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "over ten minutes interpreted; its kernels' unsafe code runs under Miri in the other stream tests"
+)]
 fn edge_heavy_stacks_stream_exactly() {
     let mut rng = Rng(0x5EED_0002);
     let q = Qp::from_range(-3.0, 3.0);
