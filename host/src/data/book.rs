@@ -127,6 +127,10 @@ pub struct BookOptions {
     /// Drop the trailing block when it deletes every resting order (default on). Off, or when the last block is
     /// anything else, every row is replayed.
     pub drop_trailing_deletes: bool,
+    /// Ignore the deletion of an order that is not in the book (default off: an error). A capture whose feed
+    /// starts a little after its snapshot deletes a few orders created in between; deleting what is not there
+    /// changes nothing, so ignoring it is safe, unlike an unknown change (always an error).
+    pub ignore_unknown_deletes: bool,
     /// The most orders the book may hold at once, [`BOOK_MAX_ORDERS`] (default [`DEFAULT_MAX_ORDERS`]),
     /// checked before each create.
     pub max_orders: usize,
@@ -141,6 +145,7 @@ impl BookOptions {
             levels: DEFAULT_LEVELS,
             snapshot_policy: SnapshotPolicy::default(),
             drop_trailing_deletes: true,
+            ignore_unknown_deletes: false,
             max_orders: DEFAULT_MAX_ORDERS,
         }
     }
@@ -340,10 +345,13 @@ pub struct BookSummary {
     pub replayed_rows: usize,
     /// Rows after the snapshot naming a dropped snapshot order, ignored.
     pub ignored_rows: usize,
+    /// Deletions of orders not in the book, ignored ([`BookOptions::ignore_unknown_deletes`]).
+    pub unknown_deletes_ignored: usize,
     /// Rows of the trailing block of deletions that were dropped (0 when none was detected or the option is
     /// off).
     pub trailing_deletes_dropped: usize,
-    /// Readings of the book: one after the last row of each event time replayed.
+    /// Readings of the book: one after the last row of each event time with at least one row applied (a time
+    /// whose rows were all ignored leaves the book as it was).
     pub readings: usize,
     /// Readings with both sides non-empty (the ones with a spread).
     pub two_sided_readings: usize,
@@ -378,8 +386,13 @@ impl fmt::Display for BookSummary {
         let opt = |v: Option<i64>| v.map_or_else(|| "none".to_string(), |v| v.to_string());
         writeln!(
             f,
-            "rows: {} ({} replayed, {} naming dropped snapshot orders ignored, {} trailing deletions dropped)",
-            self.rows, self.replayed_rows, self.ignored_rows, self.trailing_deletes_dropped
+            "rows: {} ({} replayed, {} naming dropped snapshot orders ignored, {} unknown deletions ignored, \
+             {} trailing deletions dropped)",
+            self.rows,
+            self.replayed_rows,
+            self.ignored_rows,
+            self.unknown_deletes_ignored,
+            self.trailing_deletes_dropped
         )?;
         writeln!(
             f,

@@ -285,6 +285,8 @@ pub(super) fn replay(
         push_checked(events, e, || format!("the book events of {file}"))
     };
 
+    // Whether a row of the current event time was applied to the book.
+    let mut applied = false;
     for (i, row) in rows[..end].iter().enumerate() {
         let is_dropped = !dropped.is_empty() && dropped.contains(&row.id);
         if is_dropped {
@@ -292,6 +294,11 @@ pub(super) fn replay(
             if i >= snapshot_end {
                 summary.ignored_rows += 1;
             }
+        } else if row.action == OrderAction::Delete
+            && opts.ignore_unknown_deletes
+            && !book.orders.contains_key(&row.id)
+        {
+            summary.unknown_deletes_ignored += 1;
         } else {
             match row.action {
                 OrderAction::Create => {
@@ -303,15 +310,15 @@ pub(super) fn replay(
             }
             summary.replayed_rows += 1;
             summary.max_resting_orders = summary.max_resting_orders.max(book.orders.len());
+            applied = true;
         }
-        if rows
-            .get(i + 1)
-            .is_some_and(|next| next.time_ms == row.time_ms)
-            && i + 1 < end
-        {
+        if i + 1 < end && rows[i + 1].time_ms == row.time_ms {
             continue;
         }
-        // The last row of this event time: read the book.
+        // The last row of this event time: read the book, if any row of that time changed it.
+        if !std::mem::take(&mut applied) {
+            continue;
+        }
         let t = row.time_ms;
         while let Some(trade) = trades.next_if(|tr| tr.time_ms <= t) {
             push_event(&mut events, trade.into_event())?;
