@@ -362,6 +362,28 @@ fn unknown_orders_are_errors_naming_the_line_and_the_id() {
 }
 
 #[test]
+fn unknown_deletes_can_be_ignored_but_unknown_changes_cannot() {
+    let mut o = opts();
+    o.ignore_unknown_deletes = true;
+    let body = "1,1000,10,1,created,bid\n7,2000,10,1,deleted,bid\n2,3000,11,1,created,ask\n";
+    let r = run_with(body, &o).expect("replays");
+    assert_eq!(r.summary.unknown_deletes_ignored, 1);
+    // The time 2000 held only the ignored row: no reading there.
+    assert_eq!(
+        books(&r),
+        [
+            (1000, vec![lv(20, 1000)], vec![]),
+            (3000, vec![lv(20, 1000)], vec![lv(22, 1000)]),
+        ]
+    );
+    let e = run_with("1,1000,10,1,created,bid\n7,2000,10,1,changed,bid\n", &o).expect_err("change");
+    assert_eq!(
+        e.to_string(),
+        "orders.csv, line 3: change of order 7, which is not in the book (never created, or already deleted)"
+    );
+}
+
+#[test]
 fn a_duplicate_create_is_an_error_but_a_recreated_id_is_not() {
     assert_eq!(
         err("1,1000,10,1,created,bid\n2,2000,10,1,created,bid\n2,3000,10,1,created,bid\n"),
@@ -680,7 +702,7 @@ fn gzip_files_are_read_by_their_extension() {
     assert!(matches!(e, BookError::Io { .. }), "{e}");
 }
 
-/// The real capture of `data/bitstamp-btcusd-l3-2026` style files (GPL data, never in the repository): run with
+/// The real capture of the `bitstamp-btcusd-l3-2026` data set (GPL data, never in the repository): run with
 /// `TICKQ_L3_ORDERS=.../orders.csv.gz` (and `TICKQ_L3_TRADES=.../trades.csv`), best in release.
 #[test]
 fn real_capture_matches_its_readme() {
