@@ -46,7 +46,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 pub use decimal::{Decimal, ParseDecimalError};
-pub use error::BookError;
+pub use error::{BookError, BookGrid};
 
 use crate::data::Side;
 use crate::limits::{Count, MemoryError, check_memory};

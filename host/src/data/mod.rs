@@ -48,10 +48,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use book::{
-    BOOK_LEVELS, BOOK_MAX_ORDERS, BookError, BookEvent, BookOptions, BookReplay, BookSide,
-    BookSnapshot, BookSummary, DEFAULT_LEVELS, DEFAULT_MAX_ORDERS, Decimal, Level, MAX_LEVELS,
-    OrderAction, OrderRow, ParseDecimalError, SnapshotPolicy, load_book, read_order_rows,
-    replay_book, replay_order_rows,
+    BOOK_LEVELS, BOOK_MAX_ORDERS, BookError, BookEvent, BookGrid, BookOptions, BookReplay,
+    BookSide, BookSnapshot, BookSummary, DEFAULT_LEVELS, DEFAULT_MAX_ORDERS, Decimal, Level,
+    MAX_LEVELS, OrderAction, OrderRow, ParseDecimalError, SnapshotPolicy, load_book,
+    read_order_rows, replay_book, replay_order_rows,
 };
 pub use csv::{Side, Trade, load_trades, parse_trades};
 pub use dataset::{

@@ -149,8 +149,8 @@ pub enum BookError {
         field: String,
         /// The offending text.
         text: String,
-        /// `tick_size` or `lot_size`.
-        unit_name: &'static str,
+        /// The grid: `tick_size` or `lot_size`.
+        unit_name: BookGrid,
         /// Its value, as decimal text.
         unit: String,
     },
@@ -289,4 +289,22 @@ pub enum BookError {
     /// The rows, the events or the order map would need more memory than there is.
     #[error(transparent)]
     Memory(#[from] crate::limits::MemoryError),
+}
+
+/// Which grid a value is measured on, as the settings name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BookGrid {
+    /// Prices, in ticks of `tick_size`.
+    Tick,
+    /// Sizes, in lots of `lot_size`.
+    Lot,
+}
+
+impl std::fmt::Display for BookGrid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BookGrid::Tick => "tick_size",
+            BookGrid::Lot => "lot_size",
+        })
+    }
 }

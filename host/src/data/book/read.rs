@@ -5,6 +5,7 @@ use std::io::{self, BufReader, Read};
 use std::path::Path;
 
 use super::decimal::{Decimal, ToUnitsError};
+use super::error::BookGrid;
 use super::{BookError, BookOptions, BookSide, OrderAction, OrderRow, TradeRow, push_checked};
 use crate::data::Side;
 use crate::data::time::parse_timestamp_ms;
@@ -305,7 +306,7 @@ impl<R: Read> Table<R> {
     }
 
     /// The field as a whole number of `unit`s.
-    fn units(&self, i: usize, unit: &Decimal, unit_name: &'static str) -> Result<i128, BookError> {
+    fn units(&self, i: usize, unit: &Decimal, unit_name: BookGrid) -> Result<i128, BookError> {
         let value: Decimal = self
             .text(i)
             .parse()
@@ -324,14 +325,14 @@ impl<R: Read> Table<R> {
         })
     }
 
-    fn out_of_range(&self, i: usize, unit_name: &'static str) -> BookError {
+    fn out_of_range(&self, i: usize, unit_name: BookGrid) -> BookError {
         BookError::OutOfRange {
             file: self.file.clone(),
             line: self.line,
             column: i + 1,
             field: self.header[i].clone(),
             text: self.text(i).to_string(),
-            what: if unit_name == "tick_size" {
+            what: if unit_name == BookGrid::Tick {
                 "prices (-2^63 to 2^63 - 1 ticks)"
             } else {
                 "sizes (0 to 2^64 - 1 lots)"
@@ -340,13 +341,13 @@ impl<R: Read> Table<R> {
     }
 
     fn price(&self, i: usize, opts: &BookOptions) -> Result<i64, BookError> {
-        let ticks = self.units(i, &opts.tick_size, "tick_size")?;
-        i64::try_from(ticks).map_err(|_| self.out_of_range(i, "tick_size"))
+        let ticks = self.units(i, &opts.tick_size, BookGrid::Tick)?;
+        i64::try_from(ticks).map_err(|_| self.out_of_range(i, BookGrid::Tick))
     }
 
     fn size(&self, i: usize, opts: &BookOptions) -> Result<u64, BookError> {
-        let lots = self.units(i, &opts.lot_size, "lot_size")?;
-        u64::try_from(lots).map_err(|_| self.out_of_range(i, "lot_size"))
+        let lots = self.units(i, &opts.lot_size, BookGrid::Lot)?;
+        u64::try_from(lots).map_err(|_| self.out_of_range(i, BookGrid::Lot))
     }
 
     /// Checks that `time` is not before `last`, the previous row's time.
