@@ -366,6 +366,35 @@ impl<R: Read> Table<R> {
     }
 }
 
+/// The spellings of each action, compared without case.
+const ACTIONS: [(&str, OrderAction); 8] = [
+    ("created", OrderAction::Create),
+    ("deleted", OrderAction::Delete),
+    ("changed", OrderAction::Change),
+    ("create", OrderAction::Create),
+    ("add", OrderAction::Create),
+    ("change", OrderAction::Change),
+    ("modify", OrderAction::Change),
+    ("delete", OrderAction::Delete),
+];
+
+/// The spellings of each side of the book, compared without case.
+const DIRECTIONS: [(&str, BookSide); 4] = [
+    ("bid", BookSide::Bid),
+    ("ask", BookSide::Ask),
+    ("buy", BookSide::Bid),
+    ("sell", BookSide::Ask),
+];
+
+/// The value of the first spelling in `table` equal to `text` without regard to ASCII case (no allocation
+/// per row).
+fn one_of<T: Copy>(text: &str, table: &[(&str, T)]) -> Option<T> {
+    table
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(text))
+        .map(|&(_, v)| v)
+}
+
 /// Reads every row of an orders file (already decompressed) named `file` in messages.
 pub(super) fn read_orders<R: Read>(
     reader: R,
@@ -389,21 +418,17 @@ pub(super) fn read_orders<R: Read>(
         let time_ms = t.time(time)?;
         t.in_order(time, time_ms, last)?;
         last = Some(time_ms);
-        let act = match t.text(action).to_ascii_lowercase().as_str() {
-            "created" | "create" | "add" => OrderAction::Create,
-            "changed" | "change" | "modify" => OrderAction::Change,
-            "deleted" | "delete" => OrderAction::Delete,
-            _ => {
+        let act = match one_of(t.text(action), &ACTIONS) {
+            Some(a) => a,
+            None => {
                 return Err(t.bad(
                     action,
                     "an action (created, changed, deleted, add, modify or delete)",
                 ));
             }
         };
-        let side = match t.text(direction).to_ascii_lowercase().as_str() {
-            "bid" | "buy" => BookSide::Bid,
-            "ask" | "sell" => BookSide::Ask,
-            _ => return Err(t.bad(direction, "a direction (bid, ask, buy or sell)")),
+        let Some(side) = one_of(t.text(direction), &DIRECTIONS) else {
+            return Err(t.bad(direction, "a direction (bid, ask, buy or sell)"));
         };
         let row = OrderRow {
             id: t.id(id)?,
@@ -423,6 +448,14 @@ pub(super) fn read_orders<R: Read>(
     }
     Ok(rows)
 }
+
+/// The spellings of a trade's aggressor side, compared without case.
+const TRADE_SIDES: [(&str, Side); 4] = [
+    ("buy", Side::Buy),
+    ("sell", Side::Sell),
+    ("b", Side::Buy),
+    ("s", Side::Sell),
+];
 
 /// Reads every row of a trades file (already decompressed) named `file` in messages.
 pub(super) fn read_trades<R: Read>(
@@ -445,11 +478,10 @@ pub(super) fn read_trades<R: Read>(
         last = Some(time_ms);
         let side = match side {
             None => None,
-            Some(i) => match t.text(i).to_ascii_lowercase().as_str() {
-                "buy" | "b" | "bid" => Some(Side::Buy),
-                "sell" | "s" | "ask" => Some(Side::Sell),
-                "" => None,
-                _ => return Err(t.bad(i, "a side (buy, sell, b, s or empty)")),
+            Some(i) if t.text(i).is_empty() => None,
+            Some(i) => match one_of(t.text(i), &TRADE_SIDES) {
+                Some(side) => Some(side),
+                None => return Err(t.bad(i, "a side (buy, sell, b, s or empty)")),
             },
         };
         let row = TradeRow {
