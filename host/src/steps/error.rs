@@ -8,6 +8,9 @@ pub enum PipelineError {
     /// Reading or preparing the trade data failed.
     #[error(transparent)]
     Data(#[from] data::DataError),
+    /// Reading or replaying an order-by-order book file failed.
+    #[error(transparent)]
+    Book(#[from] data::BookError),
     /// The model, its architecture file or its training failed.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
