@@ -48,6 +48,13 @@ fn book_stats_prints_the_replay_summary() {
     let mut args = vec!["book-stats", s(&orders), "--snapshot-policy", "all"];
     args.extend(grid);
     assert!(ok(&args).contains("snapshot orders: 3 (3 kept, 0 dropped)"));
+    // Replaying the closing block: every snapshot order is named again, and the book ends empty.
+    let mut args = vec!["book-stats", s(&orders), "--drop-trailing-deletes", "false"];
+    args.extend(grid);
+    let text = ok(&args);
+    assert!(text.contains("3 (3 kept, 0 dropped)"), "{text}");
+    assert!(text.contains("0 trailing deletions dropped"), "{text}");
+    assert!(text.contains("readings: 5 (4 two-sided)"), "{text}");
 
     let mut args = vec![
         "book-stats",

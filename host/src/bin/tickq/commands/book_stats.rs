@@ -32,10 +32,10 @@ pub(crate) struct BookStatsArgs {
     /// keeps those named again by a live row, all keeps them all.
     #[arg(long, value_name = "POLICY", default_value_t = SnapshotPolicy::Reappearing)]
     pub(crate) snapshot_policy: SnapshotPolicy,
-    /// Replay the trailing block that deletes every resting order (a capture's closing deletions) instead of
-    /// dropping it.
-    #[arg(long)]
-    pub(crate) keep_trailing_deletes: bool,
+    /// Drop the trailing block when it deletes every resting order (a capture's closing deletions, detected);
+    /// `false` replays it.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub(crate) drop_trailing_deletes: bool,
     /// Ignore deletions of orders not in the book (a feed that starts after its snapshot) instead of refusing
     /// them.
     #[arg(long)]
@@ -49,7 +49,7 @@ pub(crate) fn run(a: BookStatsArgs) -> Result<(), PipelineError> {
     let mut opts = BookOptions::from_text(&a.tick_size, &a.lot_size)?;
     opts.levels = a.levels.unwrap_or(DEFAULT_LEVELS);
     opts.snapshot_policy = a.snapshot_policy;
-    opts.drop_trailing_deletes = !a.keep_trailing_deletes;
+    opts.drop_trailing_deletes = a.drop_trailing_deletes;
     opts.ignore_unknown_deletes = a.ignore_unknown_deletes;
     opts.max_orders = a.max_orders.unwrap_or(DEFAULT_MAX_ORDERS);
     let start = std::time::Instant::now();
