@@ -745,3 +745,99 @@ fn real_capture_matches_its_readme() {
     let _ = writeln!(std::io::stderr().lock(), "live-only:\n{}", r.summary);
     assert_eq!(r.summary.snapshot_kept, 0);
 }
+
+/// A seeded random feed replayed against a naive book (every level recomputed from the resting orders at each
+/// reading): the same snapshots, in the same order.
+#[test]
+fn random_feeds_agree_with_a_naive_book() {
+    use rand::{RngExt, SeedableRng};
+    use std::collections::HashMap;
+
+    for seed in 0..8u64 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut resting: Vec<u64> = Vec::new();
+        let mut orders: HashMap<u64, (bool, i64, u64)> = HashMap::new();
+        let mut body = String::new();
+        let mut expected: Vec<(i64, Vec<Level>, Vec<Level>)> = Vec::new();
+        let mut time = 1000i64;
+        let mut next_id = 1u64;
+        let naive = |orders: &HashMap<u64, (bool, i64, u64)>, bid: bool| {
+            let mut levels: std::collections::BTreeMap<i64, u64> = Default::default();
+            for &(b, p, s) in orders.values() {
+                if b == bid && s > 0 {
+                    *levels.entry(p).or_insert(0) += s;
+                }
+            }
+            let all: Vec<Level> = levels.into_iter().map(|(p, s)| lv(p, s)).collect();
+            if bid {
+                all.into_iter().rev().take(3).collect::<Vec<_>>()
+            } else {
+                all.into_iter().take(3).collect()
+            }
+        };
+        for _ in 0..600 {
+            let roll = rng.random_range(0..10u32);
+            if roll < 5 || resting.is_empty() {
+                let bid = rng.random_bool(0.5);
+                // Bids at 80 to 99, asks at 101 to 120 (in ticks of 0.5: 160..=198 and 202..=240).
+                let price = if bid {
+                    rng.random_range(160..=198i64)
+                } else {
+                    rng.random_range(202..=240i64)
+                };
+                let size = rng.random_range(0..5u64);
+                let id = next_id;
+                next_id += 1;
+                let dir = if bid { "bid" } else { "ask" };
+                body.push_str(&format!(
+                    "{id},{time},{},{},created,{dir}\n",
+                    Decimal::new(price as u128 * 5, -1),
+                    size
+                ));
+                orders.insert(id, (bid, price, size * 1000));
+                resting.push(id);
+            } else {
+                let k = rng.random_range(0..resting.len());
+                let id = resting[k];
+                let (bid, price, _) = orders[&id];
+                let dir = if bid { "bid" } else { "ask" };
+                let px = Decimal::new(price as u128 * 5, -1);
+                if roll < 7 {
+                    let size = rng.random_range(0..5u64);
+                    body.push_str(&format!("{id},{time},{px},{size},changed,{dir}\n"));
+                    orders.insert(id, (bid, price, size * 1000));
+                } else {
+                    body.push_str(&format!("{id},{time},{px},0,deleted,{dir}\n"));
+                    orders.remove(&id);
+                    resting.swap_remove(k);
+                }
+            }
+            // The next row's time: often the same millisecond.
+            let step = rng.random_range(0..3i64);
+            if step > 0 {
+                let reading = (time, naive(&orders, true), naive(&orders, false));
+                if expected
+                    .last()
+                    .is_none_or(|(_, b, a)| (b, a) != (&reading.1, &reading.2))
+                {
+                    expected.push(reading);
+                }
+                time += step;
+            }
+        }
+        // Close the last time with a create, so the last block is never a closing block of deletions.
+        body.push_str(&format!("{next_id},{time},80,1,created,bid\n"));
+        orders.insert(next_id, (true, 160, 1000));
+        let reading = (time, naive(&orders, true), naive(&orders, false));
+        if expected
+            .last()
+            .is_none_or(|(_, b, a)| (b, a) != (&reading.1, &reading.2))
+        {
+            expected.push(reading);
+        }
+        let mut o = opts();
+        o.levels = 3;
+        let r = run_with(&body, &o).unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        assert_eq!(books(&r), expected, "seed {seed}");
+    }
+}
