@@ -34,6 +34,7 @@ fn book_stats_prints_the_replay_summary() {
     let grid = ["--tick-size", "1", "--lot-size", "0.00000001"];
     let mut args = vec!["book-stats", s(&orders), "--trades", s(&trades)];
     args.extend(grid);
+    assert!(ok(&["book-stats", "--help"]).contains("Usage"));
     let text = ok(&args);
     // Order 3 is never named again: dropped. The block at 5000 deletes every resting order: dropped.
     for line in [
