@@ -148,7 +148,9 @@ fn bench_data_times_the_checkpoints_test_split() {
     let stderr = ok_stderr(&["bench", s(&t.blob), "--data", s(csv), "--calls", "100"]);
     let test = checkpoint_data().splits.test.y.len();
     assert!(
-        stderr.contains(&format!("timing 100 single-sample calls on {test} test-split samples of")),
+        stderr.contains(&format!(
+            "timing 100 single-sample calls on {test} test-split samples of"
+        )),
         "{stderr}"
     );
     // Without the sidecar the blob's own feature spec and window still fit; labels and split are the defaults.
@@ -230,21 +232,38 @@ fn train_warns_about_degenerate_labels_and_prints_the_baseline() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     for split in ["train", "validation", "test"] {
         for line in [
-            format!("warning: the {split} split has no `down` sample: class shares down 0.0 %, flat 100.0 %, up 0.0 %"),
-            format!("warning: the {split} split is 100.0 % `flat` (more than 80 %): class shares down 0.0 %, flat 100.0 %, up 0.0 %; a model that always says `flat` scores that"),
+            format!(
+                "warning: the {split} split has no `down` sample: class shares down 0.0 %, flat 100.0 %, up 0.0 %"
+            ),
+            format!(
+                "warning: the {split} split is 100.0 % `flat` (more than 80 %): class shares down 0.0 %, flat 100.0 %, up 0.0 %; a model that always says `flat` scores that"
+            ),
         ] {
             assert!(stderr.lines().any(|l| l == line), "{line}\n{stderr}");
         }
     }
     assert!(
-        stdout.contains("f32 test accuracy 100.00 % (majority-class baseline 100.00 %, always `flat`)"),
+        stdout.contains(
+            "f32 test accuracy 100.00 % (majority-class baseline 100.00 %, always `flat`)"
+        ),
         "{stdout}"
     );
     // The default labels of the same data: no warning.
     let calm = dir.join("calm");
     let stderr = ok_stderr(&[
-        "train", "--arch", s(&t.arch), "--data", s(csv), "--out", s(&calm), "--epochs", "1", "--device",
-        "cpu", "--time-steps", "4",
+        "train",
+        "--arch",
+        s(&t.arch),
+        "--data",
+        s(csv),
+        "--out",
+        s(&calm),
+        "--epochs",
+        "1",
+        "--device",
+        "cpu",
+        "--time-steps",
+        "4",
     ]);
     assert!(!stderr.contains("warning: "), "{stderr}");
 }
@@ -255,8 +274,17 @@ fn too_few_samples_names_the_session_gap_and_how_to_change_it() {
     let t = trained();
     let out = scratch("data-settings-gap").join("ckpt");
     let err = fails(&[
-        "train", "--arch", s(&t.arch), "--data", s(csv), "--out", s(&out), "--time-steps", "4",
-        "--session-gap-ms", "1",
+        "train",
+        "--arch",
+        s(&t.arch),
+        "--data",
+        s(csv),
+        "--out",
+        s(&out),
+        "--time-steps",
+        "4",
+        "--session-gap-ms",
+        "1",
     ]);
     assert!(
         err.contains(
@@ -274,7 +302,15 @@ fn too_few_samples_names_the_session_gap_and_how_to_change_it() {
 fn bad_data_flags_name_the_flag_and_the_range() {
     let (csv, arch) = fixtures();
     let out = scratch("data-settings-bad").join("ckpt");
-    let base = ["train", "--arch", s(arch), "--data", s(csv), "--out", s(&out)];
+    let base = [
+        "train",
+        "--arch",
+        s(arch),
+        "--data",
+        s(csv),
+        "--out",
+        s(&out),
+    ];
     let cases: &[(&[&str], &str)] = &[
         (
             &["--dead-band", "0.1", "--dead-band-bps", "2"],

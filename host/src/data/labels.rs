@@ -31,7 +31,10 @@ impl DeadBand {
     /// 1.53 bp) it leaves a move of one tick or more outside the band and keeps a zero move inside, exactly as
     /// the earlier absolute default of half a tick did, so the labels are unchanged; `docs/DATA.md` gives the
     /// class shares it and other bands give on ES ticks, FX and BTC hourly bars.
-    pub const DEFAULT: DeadBand = DeadBand::Bps(1.0);
+    pub const DEFAULT: DeadBand = DeadBand::Bps(DeadBand::DEFAULT_BPS);
+
+    /// The basis points of [`DeadBand::DEFAULT`].
+    pub const DEFAULT_BPS: f64 = 1.0;
 
     /// The band in price units around the price `now`.
     #[inline]

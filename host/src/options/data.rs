@@ -42,7 +42,7 @@ pub struct LabelOptions {
     #[cfg_attr(feature = "cli", arg(long, value_name = "BPS", allow_negative_numbers = true,
         value_parser = real_f64_arg(limits::DEAD_BAND),
         help = ranged_default("Dead band in basis points of the price: a move is flat when \
-            |p(t+H) - p(t)| <= BPS * 1e-4 * p(t)", 1, limits::DEAD_BAND)))]
+            |p(t+H) - p(t)| <= BPS * 1e-4 * p(t)", DeadBand::DEFAULT_BPS, limits::DEAD_BAND)))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dead_band_bps: Option<f64>,
 }
