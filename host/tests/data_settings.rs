@@ -248,6 +248,36 @@ fn train_warns_about_degenerate_labels_and_prints_the_baseline() {
         ),
         "{stdout}"
     );
+    // tickq eval writes them into report.md and report.json.
+    let blob = dir.join("flat.blob");
+    ok(&["quantize", s(&out), "--data", s(csv), "--out", s(&blob)]);
+    let report = dir.join("report");
+    ok(&[
+        "eval",
+        s(&out),
+        "--blob",
+        s(&blob),
+        "--data",
+        s(csv),
+        "--out",
+        s(&report),
+        "--latency-calls",
+        "100",
+        "--device",
+        "cpu",
+    ]);
+    let md = std::fs::read_to_string(report.join("report.md")).unwrap();
+    assert!(
+        md.contains("## Warnings\n\n- the train split has no `down` sample: class shares down 0.0 %, flat 100.0 %, up 0.0 %\n"),
+        "{md}"
+    );
+    let warnings = &json(&report.join("report.json"))["warnings"];
+    assert_eq!(warnings.as_array().map(Vec::len), Some(9), "{warnings}");
+    assert_eq!(warnings[0]["kind"], "empty_class");
+    assert_eq!(warnings[0]["split"], "train");
+    assert_eq!(warnings[0]["class"], "down");
+    assert_eq!(warnings[1]["kind"], "majority");
+    assert_eq!(warnings[1]["share"], 1.0);
     // The default labels of the same data: no warning.
     let calm = dir.join("calm");
     let stderr = ok_stderr(&[
@@ -376,4 +406,53 @@ fn bad_data_flags_name_the_flag_and_the_range() {
         let err = fails(&args);
         assert!(err.contains(expected), "{extra:?}: {err}");
     }
+}
+
+/// The pipeline reads `[data.labels]` and `[data.features]` into the same settings, logs the label warnings
+/// after its data line and gives the majority-class baseline in each stage's line; report.md lists the warnings.
+#[test]
+fn pipeline_logs_label_warnings_and_the_baseline() {
+    let (csv, _) = fixtures();
+    let dir = scratch("data-settings-pipeline");
+    std::fs::write(dir.join("tiny.toml"), common::TINY_ARCH).unwrap();
+    let path = dir.join("pipeline.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[data]\ncsv = \"{}\"\n[data.labels]\ndead_band = 100.0\n[data.features]\nsession_gap_ms = 600000\n\
+             [[stages]]\nname = \"train\"\nkind = \"train\"\narch = \"tiny.toml\"\nepochs = 1\n\
+             [[stages]]\nname = \"int8\"\nkind = \"quantize\"\nfrom = \"train\"\nlatency_calls = 100\n",
+            csv.display()
+        ),
+    )
+    .unwrap();
+    let cfg = tickq_host::pipeline::PipelineConfig::load(&path).unwrap();
+    assert_eq!(cfg.data.dataset().features.session_gap_ms, 600_000);
+    let opts = tickq_host::pipeline::RunOptions {
+        out: dir.join("out"),
+        force: false,
+        progress: false,
+        device: tickq_host::device::ComputeDevice::Cpu,
+    };
+    let mut log = Vec::new();
+    tickq_host::pipeline::run_pipeline(&cfg, &opts, &mut |l| log.push(l.to_owned())).unwrap();
+    assert!(log[0].starts_with("data: "), "{log:?}");
+    assert_eq!(
+        log[1],
+        "warning: the train split has no `down` sample: class shares down 0.0 %, flat 100.0 %, up 0.0 %"
+    );
+    let train = log
+        .iter()
+        .find(|l| l.starts_with("train (train): "))
+        .expect("train line");
+    assert!(
+        train.contains("; accuracy ")
+            && train.contains(" % (majority-class baseline 100.00 %, always `flat`), macro-F1"),
+        "{train}"
+    );
+    let md = std::fs::read_to_string(dir.join("out/int8/report.md")).unwrap();
+    assert!(
+        md.contains("## Warnings\n\n- the train split has no `down` sample"),
+        "{md}"
+    );
 }
