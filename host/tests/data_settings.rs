@@ -456,3 +456,33 @@ fn pipeline_logs_label_warnings_and_the_baseline() {
         "{md}"
     );
 }
+
+/// `tickq import` without `--preprocess` fits the standardization on data built with its data flags and the
+/// architecture's window.
+#[test]
+fn import_builds_its_data_with_the_data_flags() {
+    let t = trained();
+    let (csv, _) = fixtures();
+    let imported = t.dir.join("imported");
+    let weights = t.ckpt.join("model.safetensors");
+    let mut args = vec![
+        "import",
+        "--weights",
+        s(&weights),
+        "--arch",
+        s(&t.arch),
+        "--data",
+        s(csv),
+        "--out",
+        s(&imported),
+    ];
+    // The window comes from the architecture; every other setting from the flags.
+    args.extend(&SETTINGS[..2]);
+    args.extend(&SETTINGS[4..]);
+    ok(&args);
+    let (_, original) = steps::load_checkpoint(&t.ckpt).unwrap();
+    let (_, pre) = steps::load_checkpoint(&imported).unwrap();
+    assert_eq!(pre.dataset, original.dataset);
+    assert_eq!(pre.feature_names, original.feature_names);
+    assert_eq!(pre.normalizer, original.normalizer);
+}
