@@ -252,7 +252,7 @@ fn train_warns_about_degenerate_labels_and_prints_the_baseline() {
     let blob = dir.join("flat.blob");
     ok(&["quantize", s(&out), "--data", s(csv), "--out", s(&blob)]);
     let report = dir.join("report");
-    ok(&[
+    let stderr = ok_stderr(&[
         "eval",
         s(&out),
         "--blob",
@@ -266,6 +266,10 @@ fn train_warns_about_degenerate_labels_and_prints_the_baseline() {
         "--device",
         "cpu",
     ]);
+    assert!(
+        stderr.contains("warning: the test split has no `up` sample: class shares down 0.0 %, flat 100.0 %, up 0.0 %"),
+        "{stderr}"
+    );
     let md = std::fs::read_to_string(report.join("report.md")).unwrap();
     assert!(
         md.contains("## Warnings\n\n- the train split has no `down` sample: class shares down 0.0 %, flat 100.0 %, up 0.0 %\n"),
