@@ -229,8 +229,8 @@ pub const MAJORITY_WARNING: f64 = 0.8;
 pub const SHIFT_WARNING: f64 = 0.1;
 
 /// Something about the class shares of the splits that makes a model trained on them suspect. The labels are
-/// still built; [`label_warnings`] finds these, `tickq train`, `tickq eval` and `tickq pipeline` print them and the reports
-/// (`report.md`, `report.json`) list them.
+/// still built; [`label_warnings`] finds these, `tickq train`, `tickq eval` and `tickq pipeline` print them and
+/// the reports (`report.md`, `report.json`) list them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 #[non_exhaustive]
