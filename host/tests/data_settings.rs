@@ -401,7 +401,7 @@ fn bad_data_flags_name_the_flag_and_the_range() {
         // In range for the flag, refused by the feature spec's own rules (a lag must fit the capacity).
         (
             &["--capacity", "64"],
-            "feature spec field `return_lags_trades`",
+            "error: invalid configuration: features: feature spec field `return_lags_trades`: window 100 is out of range: expected 1 to the capacity 64 trades",
         ),
     ];
     for (extra, expected) in cases {
