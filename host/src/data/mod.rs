@@ -6,7 +6,8 @@
 //! 2. [`compute_features`] turns the trades into one row of causal features per trade (module `features`).
 //!    Row `i` depends on trades `0..=i` only.
 //! 3. [`compute_labels`] gives each trade the direction of the price move over the next
-//!    [`LabelConfig::horizon`] trades, with a dead band (module `labels`).
+//!    [`LabelConfig::horizon`] trades, with a dead band (module `labels`; [`label_prices`] does the same for
+//!    any price series with its session starts, and [`label_warnings`] flags degenerate class shares).
 //! 4. [`build_dataset`] joins windows of `time_steps` feature rows with their labels into a [`Dataset`],
 //!    and [`chronological_split`] cuts it into train, validation and test parts with a gap (module `dataset`).
 //! 5. [`Normalizer`] standardizes features with statistics fitted on the training part only (module `normalize`).
@@ -61,7 +62,10 @@ pub use error::DataError;
 pub use features::{
     FeatureConfig, Features, GRID_TOLERANCE, MAX_GRID_UNITS, compute_features, core_trades,
 };
-pub use labels::{LABEL_NAMES, LabelConfig, compute_labels, label_names};
+pub use labels::{
+    BothDeadBands, DeadBand, LABEL_NAMES, LabelConfig, LabelWarning, MAJORITY_WARNING,
+    SHIFT_WARNING, class_shares, compute_labels, label_names, label_prices, label_warnings,
+};
 pub use normalize::Normalizer;
 
 /// Path of the bundled default data set, `data/es-ticks-2013/ticks.csv` in the workspace.

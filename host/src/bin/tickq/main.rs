@@ -131,6 +131,9 @@ mod tests {
                 TypeId::of::<u64>(),
                 TypeId::of::<f32>(),
                 TypeId::of::<f64>(),
+                TypeId::of::<i64>(),
+                TypeId::of::<Vec<usize>>(),
+                TypeId::of::<Vec<i64>>(),
             ];
             for arg in cmd.get_arguments() {
                 let id = arg.get_value_parser().type_id();
@@ -156,6 +159,16 @@ mod tests {
             "tickq train --epochs",
             "tickq train --horizon",
             "tickq train --dead-band",
+            "tickq train --dead-band-bps",
+            "tickq train --time-steps",
+            "tickq train --return-lags-trades",
+            "tickq train --return-lags-ms",
+            "tickq train --range-windows-trades",
+            "tickq train --tick-size",
+            "tickq train --size-unit",
+            "tickq train --session-gap-ms",
+            "tickq train --capacity",
+            "tickq import --session-gap-ms",
             "tickq train --lr",
             "tickq train --patience",
             "tickq train --momentum",
