@@ -265,6 +265,7 @@ impl FeatureConfig {
             )?,
             tick_size: self.tick_size,
             size_unit: self.size_unit,
+            input: tickq_core::features::InputSpec::TRADES,
         })
     }
 
