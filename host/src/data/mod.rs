@@ -11,6 +11,10 @@
 //!    and [`chronological_split`] cuts it into train, validation and test parts with a gap (module `dataset`).
 //! 5. [`Normalizer`] standardizes features with statistics fitted on the training part only (module `normalize`).
 //!
+//! Bars and quotes take the same path through their own entry points (module `market`, and `market_csv` for
+//! the files): [`load_bars`] / [`load_quotes`], [`compute_market_features`] (the core's engine with a bars or
+//! book spec), [`market_labels`] on the close or the mid, and [`build_market_dataset`].
+//!
 //! `docs/DATA.md` documents the file format, every feature with its formula and units, the session rule,
 //! the labels and the split.
 //!
@@ -36,6 +40,8 @@ mod dataset;
 mod error;
 mod features;
 mod labels;
+mod market;
+mod market_csv;
 mod normalize;
 mod time;
 
@@ -52,6 +58,10 @@ pub use features::{
     FeatureConfig, Features, GRID_TOLERANCE, MAX_GRID_UNITS, compute_features, core_trades,
 };
 pub use labels::{LABEL_NAMES, LabelConfig, compute_labels, label_names};
+pub use market::{
+    Bar, MarketConfig, MarketDatasetConfig, MarketInput, MarketRows, Quote, build_market_dataset,
+    compute_market_features, load_bars, load_quotes, market_labels, parse_bars, parse_quotes,
+};
 pub use normalize::Normalizer;
 
 /// Path of the bundled default data set, `data/es-ticks-2013/ticks.csv` in the workspace.
