@@ -24,4 +24,5 @@ mod sparse;
 #[cfg(feature = "stream")]
 mod stream;
 #[cfg(feature = "stream")]
+mod stream_market;
 mod stream_trades;

@@ -132,13 +132,19 @@ pub fn build_dataset(trades: &[Trade], cfg: &DatasetConfig) -> Result<Dataset, D
     let features = compute_features(trades, &cfg.features)?;
     let labels = compute_labels(trades, &cfg.labels);
     let (warm_trades, warm_ms) = cfg.features.warm_up();
-    assemble(features, &labels, cfg.time_steps, cfg.labels.horizon, |n, sessions| {
-        format!(
-            "{n} trades in {sessions} session(s); each session needs {warm_trades} trades and {warm_ms} ms of warm-up, \
+    assemble(
+        features,
+        &labels,
+        cfg.time_steps,
+        cfg.labels.horizon,
+        |n, sessions| {
+            format!(
+                "{n} trades in {sessions} session(s); each session needs {warm_trades} trades and {warm_ms} ms of warm-up, \
              then {} time steps and {} trades of label horizon",
-            cfg.time_steps, cfg.labels.horizon
-        )
-    })
+                cfg.time_steps, cfg.labels.horizon
+            )
+        },
+    )
 }
 
 /// The samples of `features` with their `labels` (one per row): every row that ends a run of `time_steps`

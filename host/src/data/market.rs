@@ -236,7 +236,13 @@ fn units(
         ("size_unit", cfg.size_unit)
     };
     on_grid(value, unit)
-        .filter(|&u| if price { u >= 1.0 } else { u <= f64::from(u32::MAX) })
+        .filter(|&u| {
+            if price {
+                u >= 1.0
+            } else {
+                u <= f64::from(u32::MAX)
+            }
+        })
         // A whole number in range: the conversion is exact.
         .map(|u| u as i64)
         .ok_or(DataError::MarketOffGrid {

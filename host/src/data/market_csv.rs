@@ -453,7 +453,11 @@ mod tests {
 
     #[test]
     fn bad_files_name_the_line_and_column() {
-        let err = |text: &str| parse_bars(text.as_bytes(), "b.csv").unwrap_err().to_string();
+        let err = |text: &str| {
+            parse_bars(text.as_bytes(), "b.csv")
+                .unwrap_err()
+                .to_string()
+        };
         assert_eq!(
             err("time,open,high,low,close\n"),
             "b.csv, line 1: missing required column `volume` (accepted names: volume, vol); header found: `time,open,high,low,close`"
@@ -470,11 +474,37 @@ mod tests {
             err("time,open,high,low,close,volume\n"),
             "b.csv: header only, no trade rows"
         );
-        let e = parse_quotes("time,bid,ask,bid_size,ask_size\n1,0,1,1,1\n".as_bytes(), "q.csv")
-            .unwrap_err();
-        assert!(matches!(e, DataError::NonPositivePrice { line: 2, column: 2, .. }), "{e}");
-        let e = parse_quotes("time,bid,ask,bid_size,ask_size\n1,1,2,-1,1\n".as_bytes(), "q.csv")
-            .unwrap_err();
-        assert!(matches!(e, DataError::NegativeSize { line: 2, column: 4, .. }), "{e}");
+        let e = parse_quotes(
+            "time,bid,ask,bid_size,ask_size\n1,0,1,1,1\n".as_bytes(),
+            "q.csv",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DataError::NonPositivePrice {
+                    line: 2,
+                    column: 2,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = parse_quotes(
+            "time,bid,ask,bid_size,ask_size\n1,1,2,-1,1\n".as_bytes(),
+            "q.csv",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                e,
+                DataError::NegativeSize {
+                    line: 2,
+                    column: 4,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }
