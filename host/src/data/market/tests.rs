@@ -179,3 +179,148 @@ fn datasets_of_bars_and_quotes_stay_inside_their_sessions() {
     let trades = parse_trades("time,price,size\n1,1.0,1\n".as_bytes(), "t.csv").unwrap();
     assert_eq!(trades.len(), 1);
 }
+
+/// A bars and a quotes model, quantized with their feature spec, streamed row by row on the core's
+/// `StreamSession`: every host sample's prediction (`Session::run` on its row of `build_market_dataset`) is the
+/// stream's signal at that row, bit for bit.
+#[test]
+fn stream_sessions_give_the_host_pipeline_predictions() {
+    use crate::quant::{ExportInfo, QuantConfig, static_quantize};
+    use crate::test_support::{ReLU, mlp, seeded_model};
+    use tickq_core::stream::{StreamSession, Tick};
+    use tickq_core::{Model, Session};
+
+    let bars = fx_bars(160);
+    let quotes = quotes(400);
+    let quote_market = MarketConfig {
+        tick_size: 0.25,
+        ..MarketConfig::default()
+    };
+    for (rows, market) in [
+        (MarketRows::Bars(&bars), MarketConfig::default()),
+        (MarketRows::Quotes(&quotes), quote_market),
+    ] {
+        let cfg = MarketDatasetConfig {
+            market: market.clone(),
+            labels: LabelConfig {
+                horizon: 2,
+                dead_band: 0.0,
+            },
+            time_steps: 1,
+        };
+        let ds = build_market_dataset(rows, &cfg).unwrap();
+        let f = ds.features;
+        let spec = MarketConfig {
+            input: rows.input(),
+            ..market
+        }
+        .checked_spec()
+        .unwrap();
+        let info = ExportInfo {
+            name: "market".into(),
+            feature_names: ds.feature_names.clone(),
+            label_names: ds.label_names.clone(),
+            mean: vec![0.0; f],
+            std: vec![10.0; f],
+            data_hash: [1; 32],
+            feature_spec: Some(spec),
+        };
+        let model = seeded_model(mlp(f, &[(16, ReLU)]), 3);
+        let q = static_quantize(&model, ds.x.view(), &info, &QuantConfig::default()).unwrap();
+        let core = Model::load(&q.blob).unwrap();
+        let mut arena = vec![0u8; core.arena_bytes()];
+        let mut session = Session::new(&core, &mut arena).unwrap();
+        let expected: Vec<Vec<i8>> =
+            ds.x.rows()
+                .into_iter()
+                .map(|row| session.run(row.as_slice().unwrap()).logits().to_vec())
+                .collect();
+        let mut stream_arena = vec![0u8; StreamSession::arena_bytes(&core).unwrap()];
+        let mut state = vec![0i64; StreamSession::state_words(&core).unwrap()];
+        let mut stream = StreamSession::new(&core, &mut stream_arena, &mut state).unwrap();
+        let mut got: Vec<Option<Vec<i8>>> = Vec::new();
+        for i in 0..rows.len() {
+            let tick = match rows {
+                MarketRows::Bars(b) => {
+                    let b = &b[i];
+                    let t = |v: f64| (v / spec.tick_size).round() as i64;
+                    stream.push_bar(&CoreBar {
+                        time_ms: b.timestamp_ms,
+                        open_ticks: t(b.open),
+                        high_ticks: t(b.high),
+                        low_ticks: t(b.low),
+                        close_ticks: t(b.close),
+                        volume_lots: b.volume as u32,
+                    })
+                }
+                MarketRows::Quotes(q) => {
+                    let q = &q[i];
+                    let t = |v: f64| (v / spec.tick_size).round() as i64;
+                    stream.push_book(&BookLevels::quote(
+                        q.timestamp_ms,
+                        BookLevel {
+                            bid_ticks: t(q.bid),
+                            bid_lots: q.bid_size as u32,
+                            ask_ticks: t(q.ask),
+                            ask_lots: q.ask_size as u32,
+                        },
+                    ))
+                }
+            }
+            .unwrap();
+            got.push(match tick {
+                Tick::Warming => None,
+                Tick::Signal(p) => Some(p.logits().to_vec()),
+            });
+        }
+        assert!(!ds.tick_index.is_empty());
+        for (&i, want) in ds.tick_index.iter().zip(&expected) {
+            assert_eq!(got[i].as_ref(), Some(want), "{} {i}", rows.row_kind());
+        }
+    }
+}
+
+/// A synthetic FX-style hourly bar file and a quote file, read, featured and turned into samples end to end.
+#[test]
+fn bar_and_quote_files_become_datasets() {
+    let mut text = String::from("time,open,high,low,close,volume\n");
+    for b in fx_bars(100) {
+        text.push_str(&format!(
+            "{},{:.5},{:.5},{:.5},{:.5},{}\n",
+            b.timestamp_ms, b.open, b.high, b.low, b.close, b.volume
+        ));
+    }
+    let bars = parse_bars(text.as_bytes(), "eurusd-1h.csv").unwrap();
+    assert_eq!(bars, fx_bars(100));
+    let ds = build_market_dataset(MarketRows::Bars(&bars), &MarketDatasetConfig::default());
+    // The default horizon of 100 rows is longer than either session: no sample, and the message says why.
+    assert!(matches!(ds, Err(DataError::TooFewSamples { .. })));
+    let cfg = MarketDatasetConfig {
+        labels: LabelConfig {
+            horizon: 5,
+            dead_band: 0.00001,
+        },
+        ..MarketDatasetConfig::default()
+    };
+    let ds = build_market_dataset(MarketRows::Bars(&bars), &cfg).unwrap();
+    // Bar 24 of the first session (30 bars) and bars 54 to 94 of the second.
+    assert_eq!(ds.len(), 1 + 41);
+    let mut text = String::from("time,bid,ask,bid_size,ask_size\n");
+    for q in quotes(400) {
+        text.push_str(&format!(
+            "{},{},{},{},{}\n",
+            q.timestamp_ms, q.bid, q.ask, q.bid_size, q.ask_size
+        ));
+    }
+    let q = parse_quotes(text.as_bytes(), "es-quotes.csv").unwrap();
+    let cfg = MarketDatasetConfig {
+        market: MarketConfig {
+            tick_size: 0.25,
+            ..MarketConfig::default()
+        },
+        ..cfg
+    };
+    let ds = build_market_dataset(MarketRows::Quotes(&q), &cfg).unwrap();
+    assert_eq!(ds.len(), 400 - 100 - 5);
+    assert_eq!(ds.feature_names[0], "spread");
+}
