@@ -25,4 +25,5 @@ mod sparse;
 mod stream;
 #[cfg(feature = "stream")]
 mod stream_market;
+#[cfg(feature = "stream")]
 mod stream_trades;

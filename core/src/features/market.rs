@@ -270,6 +270,7 @@ impl fmt::Display for MarketError {
 impl core::error::Error for MarketError {}
 
 /// Checks a bar's prices.
+#[cfg(feature = "stream")]
 pub(crate) fn check_bar(bar: &Bar) -> Result<(), MarketError> {
     let ok = bar.low_ticks >= 1
         && bar.low_ticks <= bar.open_ticks.min(bar.close_ticks)
@@ -288,6 +289,7 @@ pub(crate) fn check_bar(bar: &Bar) -> Result<(), MarketError> {
 
 /// Checks a snapshot: every price at least 1 tick, no level crossed or locked, bids strictly falling and asks
 /// strictly rising from one level to the next.
+#[cfg(feature = "stream")]
 pub(crate) fn check_book(book: &BookLevels) -> Result<(), MarketError> {
     let mut previous: Option<BookLevel> = None;
     for (i, level) in book.levels().iter().enumerate() {
@@ -386,6 +388,7 @@ mod tests {
         }
     }
 
+    #[cfg(feature = "stream")]
     #[test]
     fn bad_bars_and_books_are_named() {
         let bar = Bar {
