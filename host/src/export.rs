@@ -780,11 +780,7 @@ pub fn test_split_trades(
     model: &Model<'_>,
     path: &Path,
 ) -> Result<Vec<crate::data::Trade>, crate::steps::PipelineError> {
-    let spec = model
-        .feature_spec()
-        .ok_or(crate::replay::ReplayError::Stream(
-            tickq_core::stream::StreamSessionError::NoFeatureSpec,
-        ))?;
+    let spec = crate::replay::trade_spec(model)?;
     let dataset = crate::data::DatasetConfig {
         time_steps: model.input_shape().0,
         features: crate::data::FeatureConfig::from_spec(&spec),

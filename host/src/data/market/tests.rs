@@ -228,6 +228,15 @@ fn stream_sessions_give_the_host_pipeline_predictions() {
         let model = seeded_model(mlp(f, &[(16, ReLU)]), 3);
         let q = static_quantize(&model, ds.x.view(), &info, &QuantConfig::default()).unwrap();
         let core = Model::load(&q.blob).unwrap();
+        // The trade tools refuse the blob by its input kind.
+        let e = crate::replay::host_predictions(&core, &[]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the blob's feature spec reads {}, not trades: replay, trade vectors and test-split trades need a trades model",
+                spec.input.kind
+            )
+        );
         let mut arena = vec![0u8; core.arena_bytes()];
         let mut session = Session::new(&core, &mut arena).unwrap();
         let expected: Vec<Vec<i8>> =
