@@ -15,6 +15,9 @@
 //! the files): [`load_bars`] / [`load_quotes`], [`compute_market_features`] (the core's engine with a bars or
 //! book spec), [`market_labels`] on the close or the mid, and [`build_market_dataset`].
 //!
+//! Order-by-order (level 3) feeds have their own reader and replay: [`load_book`] turns an orders file (and an
+//! optional trades file) into time-ordered [`BookEvent`]s, snapshots of the top levels and trades (module `book`).
+//!
 //! `docs/DATA.md` documents the file format, every feature with its formula and units, the session rule,
 //! the labels and the split.
 //!
@@ -35,6 +38,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod book;
 mod csv;
 mod dataset;
 mod error;
@@ -49,6 +53,12 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub use book::{
+    BOOK_LEVELS, BOOK_MAX_ORDERS, BookError, BookEvent, BookGrid, BookOptions, BookReplay,
+    BookSide, BookSnapshot, BookSummary, DEFAULT_LEVELS, DEFAULT_MAX_ORDERS, Decimal, Level,
+    MAX_LEVELS, OrderAction, OrderRow, ParseDecimalError, SnapshotPolicy, load_book,
+    read_order_rows, replay_book, replay_order_rows,
+};
 pub use csv::{Side, Trade, load_trades, parse_trades};
 pub use dataset::{
     Dataset, DatasetConfig, SplitConfig, Splits, build_dataset, chronological_split,

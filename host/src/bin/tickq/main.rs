@@ -58,6 +58,10 @@ enum Command {
     /// Run the stages of a pipeline config (train, prune, distill, quantize, export), skipping unchanged ones,
     /// and compare them in comparison.md / comparison.json with charts. See docs/PIPELINE.md.
     Pipeline(commands::pipeline::PipelineArgs),
+    /// Replay an order-by-order (L3) orders file, with an optional trades file, into top-N book snapshots and
+    /// print the summary: rows, snapshot orders kept and dropped, readings, snapshots, trades, spread. See
+    /// docs/DATA.md "Order-by-order books".
+    BookStats(commands::book_stats::BookStatsArgs),
 }
 
 /// The exit codes, for `tickq --help`; [`tickq_host::error::ErrorKind`] decides between 1 and 2.
@@ -107,6 +111,7 @@ fn run(cli: Cli) -> Result<(), PipelineError> {
         Command::Sensitivity(a) => commands::sensitivity::run(a),
         Command::Distill(a) => commands::distill::run(a),
         Command::Pipeline(a) => commands::pipeline::run(a),
+        Command::BookStats(a) => commands::book_stats::run(a),
     }
 }
 
