@@ -9,6 +9,7 @@ use super::csv::Trade;
 use super::error::DataError;
 use super::features::{FeatureConfig, compute_features};
 use super::labels::{LabelConfig, compute_labels, label_names};
+use crate::options::ReadOptions;
 
 /// Everything [`build_dataset`] needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +21,10 @@ pub struct DatasetConfig {
     pub labels: LabelConfig,
     /// Window length `T` in trades: 1 = the current trade's features only.
     pub time_steps: usize,
+    /// How the data file is read (columns, time format and zone, delimiter, ...). Absent from configs and
+    /// checkpoints written before it, and not written when it is the default, so their fingerprints stay.
+    #[serde(skip_serializing_if = "ReadOptions::is_default")]
+    pub read: ReadOptions,
 }
 
 impl Default for DatasetConfig {
@@ -29,6 +34,7 @@ impl Default for DatasetConfig {
             features: FeatureConfig::default(),
             labels: LabelConfig::default(),
             time_steps: 1,
+            read: ReadOptions::default(),
         }
     }
 }
@@ -364,6 +370,7 @@ mod tests {
                 dead_band: 0.125,
             },
             time_steps,
+            read: Default::default(),
         }
     }
 

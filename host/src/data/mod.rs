@@ -2,7 +2,9 @@
 //!
 //! The stages follow the data flow and each lives in its own submodule:
 //!
-//! 1. [`load_trades`] / [`parse_trades`] read a trade CSV into [`Trade`]s (module `csv`).
+//! 1. [`load_trades`] / [`load_trades_with`] / [`parse_trades`] read a trade file (delimited text or Parquet)
+//!    into [`Trade`]s (module `csv`), through the role-generic [`read_table`] (modules `table`, `table_text`,
+//!    `table_parquet`), which bars and quotes use too.
 //! 2. [`compute_features`] turns the trades into one row of causal features per trade (module `features`).
 //!    Row `i` depends on trades `0..=i` only.
 //! 3. [`compute_labels`] gives each trade the direction of the price move over the next
@@ -37,13 +39,21 @@ mod error;
 mod features;
 mod labels;
 mod normalize;
+mod table;
+mod table_parquet;
+mod table_text;
 mod time;
 
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-pub use csv::{Side, Trade, load_trades, parse_trades};
+pub use csv::{LoadedTrades, Side, Trade, load_trades, load_trades_with, parse_trades};
+pub use table::{
+    BAR_ROLES, ColumnKind, ColumnValues, QUOTE_ROLES, ReadNotes, Role, TRADE_ROLES, Table, TableColumn,
+    Wanted, read_table, read_table_from,
+};
+pub use table_text::HEADER_SEARCH_LINES;
 pub use dataset::{
     Dataset, DatasetConfig, SplitConfig, Splits, build_dataset, chronological_split,
 };

@@ -18,7 +18,7 @@ use crate::model::Architecture;
 use crate::options::fields::{check_known, field_names, part, value_error};
 use crate::options::{
     DistillOptions, EncodeChoice, ExportSettings, LabelOptions, OptionError, PruneOptions,
-    QuantOptions, TrainOptions,
+    QuantOptions, ReadOptions, TrainOptions,
 };
 use crate::prune::PruningPlan;
 use crate::quant::QuantConfig;
@@ -41,6 +41,8 @@ pub struct DataSection {
     pub labels: Option<LabelOptions>,
     /// Split settings; absent means 70 / 15 / 15 with the smallest leak-free gap.
     pub split: Option<SplitConfig>,
+    /// How the file is read (`[data.read]`: columns, time format and zone, delimiter, skip rows, file format).
+    pub read: Option<ReadOptions>,
 }
 
 impl DataSection {
@@ -55,6 +57,9 @@ impl DataSection {
         }
         if let Some(l) = self.labels {
             d.labels = l.apply(d.labels);
+        }
+        if let Some(r) = &self.read {
+            d.read = r.clone();
         }
         d
     }

@@ -190,6 +190,9 @@ pub fn run_pipeline(
         data.splits.validation.y.len(),
         data.splits.test.y.len()
     ));
+    for note in data.read_notes.messages(&data.source) {
+        log(&note);
+    }
     let data_material = serde_json::json!({
         "sha256": steps::hex(&data.sha256),
         "dataset": data.dataset,

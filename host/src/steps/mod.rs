@@ -53,6 +53,9 @@ pub struct PreparedData {
     pub dataset: DatasetConfig,
     /// Split settings used.
     pub split: SplitConfig,
+    /// What the reader noticed in the file (a reversed newest-first file, repeated rows), for the caller to
+    /// show.
+    pub read_notes: data::ReadNotes,
 }
 
 impl PreparedData {
@@ -111,9 +114,11 @@ pub fn prepare_data(
     dataset: &DatasetConfig,
     split: Option<&SplitConfig>,
 ) -> Result<PreparedData, PipelineError> {
-    let trades = data::load_trades(path)?;
+    let loaded = data::load_trades_with(path, &dataset.read)?;
     let sha256 = data::file_sha256(path)?;
-    prepare_from_trades(&trades, display_source(path), sha256, dataset, split)
+    let mut data = prepare_from_trades(&loaded.trades, display_source(path), sha256, dataset, split)?;
+    data.read_notes = loaded.notes;
+    Ok(data)
 }
 
 /// Like [`prepare_data`], for trades already in memory (a slice of a file, say).
@@ -143,6 +148,7 @@ pub fn prepare_from_trades(
         normalizer,
         dataset: dataset.clone(),
         split,
+        read_notes: data::ReadNotes::default(),
     })
 }
 
@@ -675,7 +681,7 @@ impl QuantSidecar {
     }
 }
 
-/// Inputs for `tickq bench`: the test split of `path` when its features fit
+/// Inputs for `tickq bench`: the test split of `path` (read as `read` says) when its features fit
 /// the blob, otherwise seeded pseudo-random standard-normal-like features.
 /// Returns the inputs and a description of where they came from.
 ///
@@ -685,10 +691,12 @@ impl QuantSidecar {
 pub fn bench_inputs(
     model: &tickq_core::Model<'_>,
     path: &Path,
+    read: &crate::options::ReadOptions,
 ) -> Result<(Array2<f32>, String), PipelineError> {
     let (time_steps, features) = model.input_shape();
     let dataset = DatasetConfig {
         time_steps,
+        read: read.clone(),
         ..DatasetConfig::default()
     };
     let names: Vec<&str> = model.metadata().feature_names().collect();
