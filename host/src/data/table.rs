@@ -79,6 +79,7 @@ impl Role {
         match self {
             Role::Time => &[
                 "timestamp",
+                "ts",
                 "time",
                 "date",
                 "datetime",
@@ -667,3 +668,7 @@ impl RowSink {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "table_tests.rs"]
+mod tests;

@@ -43,7 +43,10 @@ fn type_name(t: &Type) -> String {
             let short = name.split(['(', ' ', '{']).next().unwrap_or_default().to_owned();
             format!("{physical} ({short})")
         }
-        None => physical,
+        None => match t.get_basic_info().converted_type() {
+            parquet::basic::ConvertedType::NONE => physical,
+            converted => format!("{physical} ({converted})"),
+        },
     }
 }
 

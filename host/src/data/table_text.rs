@@ -63,17 +63,15 @@ impl<R: Read> LineLimit<R> {
     /// ends read ahead are kept.
     fn line_of(&mut self, mut offset: u64) -> usize {
         while let Some(&(end, empty)) = self.ahead.front() {
-            if end < offset {
-                self.ahead.pop_front();
-                self.passed += 1;
-            } else if empty && end <= offset + 1 {
-                // A blank line (`\n` at `offset`, or `\r\n`) before the record.
-                self.ahead.pop_front();
-                self.passed += 1;
-                offset = end + 1;
-            } else {
+            // A line end before the record; one at `offset` (the `\n` of a `\r\n` the crate ended the previous
+            // record at, or a blank line); or a blank `\r\n` line starting at `offset`.
+            let before = end < offset || end == offset || (empty && end == offset + 1);
+            if !before {
                 break;
             }
+            self.ahead.pop_front();
+            self.passed += 1;
+            offset = offset.max(end + 1);
         }
         self.passed + 1
     }
