@@ -375,6 +375,30 @@ mod tests {
     }
 
     #[test]
+    fn read_options_are_stored_and_old_configs_still_read() {
+        // A config written before the read options (no `read` key) reads, and the default writes no `read` key,
+        // so fingerprints over the serialized config do not change.
+        let old = serde_json::to_string(&DatasetConfig::default()).unwrap();
+        assert!(!old.contains("\"read\""), "{old}");
+        let back: DatasetConfig = serde_json::from_str(&old).unwrap();
+        assert_eq!(back, DatasetConfig::default());
+        let cfg = DatasetConfig {
+            read: ReadOptions {
+                columns: Some("time=Time,price=Close".parse().unwrap()),
+                time_format: Some("%Y-%m-%d %I-%p".parse().unwrap()),
+                ..ReadOptions::default()
+            },
+            ..DatasetConfig::default()
+        };
+        let text = serde_json::to_string(&cfg).unwrap();
+        assert!(
+            text.contains(r#""read":{"columns":{"time":"Time","price":"Close"},"time_format":"%Y-%m-%d %I-%p"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<DatasetConfig>(&text).unwrap(), cfg);
+    }
+
+    #[test]
     fn windows_are_time_major_copies_of_feature_rows() {
         let trades = synthetic(40, None);
         let c = cfg(4, 3);
