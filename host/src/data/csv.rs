@@ -276,10 +276,7 @@ mod tests {
         );
         assert!(matches!(
             err("Price,Volume\n1,1\n"),
-            DataError::MissingColumn {
-                column: "time",
-                ..
-            }
+            DataError::MissingColumn { column: "time", .. }
         ));
         assert!(matches!(
             err("time,Price\n1,1\n"),

@@ -88,7 +88,9 @@ pub enum DataError {
         header: String,
     },
     /// A column mapping names a role this kind of input does not read.
-    #[error("{file}: the column mapping names `{role}`, which this input does not read (it reads {wanted})")]
+    #[error(
+        "{file}: the column mapping names `{role}`, which this input does not read (it reads {wanted})"
+    )]
     UnwantedRole {
         /// Source name.
         file: String,
@@ -114,8 +116,8 @@ pub enum DataError {
         column: usize,
         /// 1-based column of the first match.
         first: usize,
-        /// The header name of the first match.
-        first_name: String,
+        /// The header name of the first match (boxed, to keep the error small).
+        first_name: Box<str>,
         /// The header name of the second match.
         name: String,
         /// The role both columns map to.
@@ -139,7 +141,10 @@ pub enum DataError {
         reason: String,
     },
     /// A Parquet column has a type its role cannot take.
-    #[error("{file}, column `{}`: the `{role}` column is {found}, expected {expected}", excerpt(column))]
+    #[error(
+        "{file}, column `{}`: the `{role}` column is {found}, expected {expected}",
+        excerpt(column)
+    )]
     ParquetType {
         /// Source name.
         file: String,
@@ -251,8 +256,8 @@ pub enum DataError {
         field: String,
         /// The offending text.
         text: String,
-        /// What the time format expects (`the pattern `%d.%m.%Y``, ...).
-        expected: String,
+        /// What the time format expects (``the pattern `%d.%m.%Y` ``, ...; boxed, to keep the error small).
+        expected: Box<str>,
     },
     /// A timestamp is earlier than the previous row's in an ascending file.
     #[error(

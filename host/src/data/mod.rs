@@ -49,11 +49,6 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use csv::{LoadedTrades, Side, Trade, load_trades, load_trades_with, parse_trades};
-pub use table::{
-    BAR_ROLES, ColumnKind, ColumnValues, QUOTE_ROLES, ReadNotes, Role, TRADE_ROLES, Table, TableColumn,
-    Wanted, read_table, read_table_from,
-};
-pub use table_text::HEADER_SEARCH_LINES;
 pub use dataset::{
     Dataset, DatasetConfig, SplitConfig, Splits, build_dataset, chronological_split,
 };
@@ -63,6 +58,11 @@ pub use features::{
 };
 pub use labels::{LABEL_NAMES, LabelConfig, compute_labels, label_names};
 pub use normalize::Normalizer;
+pub use table::{
+    BAR_ROLES, ColumnKind, ColumnValues, QUOTE_ROLES, ReadNotes, Role, TRADE_ROLES, Table,
+    TableColumn, Wanted, read_table, read_table_from,
+};
+pub use table_text::HEADER_SEARCH_LINES;
 
 /// Path of the bundled default data set, `data/es-ticks-2013/ticks.csv` in the workspace.
 ///

@@ -212,7 +212,11 @@ impl ReadNotes {
             ));
         }
         if self.duplicates > 0 {
-            let lines: Vec<String> = self.duplicate_lines.iter().map(ToString::to_string).collect();
+            let lines: Vec<String> = self
+                .duplicate_lines
+                .iter()
+                .map(ToString::to_string)
+                .collect();
             let more = if self.duplicates > self.duplicate_lines.len() {
                 ", ..."
             } else {
@@ -492,14 +496,19 @@ fn duplicate(
         line,
         column: second + 1,
         first: first + 1,
-        first_name: names[first].trim().to_owned(),
+        first_name: names[first].trim().into(),
         name: names[second].trim().to_owned(),
         role: role.name(),
     }
 }
 
 /// The error for a header line that is not the header.
-pub(crate) fn header_error(miss: HeaderMiss, source: &str, line: usize, header: String) -> DataError {
+pub(crate) fn header_error(
+    miss: HeaderMiss,
+    source: &str,
+    line: usize,
+    header: String,
+) -> DataError {
     match miss {
         HeaderMiss::Missing(role) => DataError::MissingColumn {
             file: source.to_owned(),
@@ -569,25 +578,25 @@ impl RowSink {
     /// Records a row's time (its values are pushed to [`RowSink::columns`] by the caller); `text` is the time as
     /// written, kept for the message of an order error.
     pub(crate) fn push_time(&mut self, time: i64, line: usize, text: &str) {
-        if let (Some(&prev), Some(&prev_line)) = (self.times.last(), self.lines.last()) {
-            if time != prev {
-                let up = time > prev;
-                self.first_up.get_or_insert(up);
-                let step = || OrderBreak {
-                    line,
-                    previous_line: prev_line,
-                    text: text.to_owned(),
-                    by_ms: prev.abs_diff(time).min(i64::MAX as u64) as i64,
-                };
-                if up {
-                    if self.forward.is_none() {
-                        self.forward = Some(step());
-                    }
-                } else {
-                    self.decreases += 1;
-                    if self.back.is_none() {
-                        self.back = Some(step());
-                    }
+        if let (Some(&prev), Some(&prev_line)) = (self.times.last(), self.lines.last())
+            && time != prev
+        {
+            let up = time > prev;
+            self.first_up.get_or_insert(up);
+            let step = || OrderBreak {
+                line,
+                previous_line: prev_line,
+                text: text.to_owned(),
+                by_ms: prev.abs_diff(time).min(i64::MAX as u64) as i64,
+            };
+            if up {
+                if self.forward.is_none() {
+                    self.forward = Some(step());
+                }
+            } else {
+                self.decreases += 1;
+                if self.back.is_none() {
+                    self.back = Some(step());
                 }
             }
         }

@@ -40,7 +40,11 @@ fn type_name(t: &Type) -> String {
     match t.get_basic_info().logical_type_ref() {
         Some(logical) => {
             let name = format!("{logical:?}");
-            let short = name.split(['(', ' ', '{']).next().unwrap_or_default().to_owned();
+            let short = name
+                .split(['(', ' ', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_owned();
             format!("{physical} ({short})")
         }
         None => match t.get_basic_info().converted_type() {
@@ -184,7 +188,7 @@ pub(crate) fn read(
             column: time_index + 1,
             field: names[time_index].clone(),
             text: text.clone(),
-            expected: parser.expected(),
+            expected: parser.expected().into(),
         })?;
         for (column, &c) in sink.columns.iter_mut().zip(&indices) {
             let field = field_at(c);

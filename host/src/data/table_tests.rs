@@ -58,7 +58,10 @@ fn fx_feed_bars_in_their_own_format() {
         time_zone: Some("America/New_York".parse().unwrap()),
         ..opts("", "%d.%m.%Y %H:%M:%S%.3f")
     };
-    assert_eq!(read(text, &ny, BAR_ROLES).unwrap().times[0], JAN1 + 5 * HOUR);
+    assert_eq!(
+        read(text, &ny, BAR_ROLES).unwrap().times[0],
+        JAN1 + 5 * HOUR
+    );
     // Without the pattern the time does not parse, and the message names line, column, value and formats.
     assert_eq!(
         err(text, &ReadOptions::default(), BAR_ROLES),
@@ -154,7 +157,9 @@ fn quoting_delimiters_whitespace_and_skip_rows() {
     // The third row starts on line 5: the quoted line end counts.
     let bad = text.replace("x;2020-01-01 00:00:02;10;1", "x;2020-01-01 00:00:02;ten;1");
     assert_eq!(
-        parse_trades(bad.as_bytes(), "t.csv").unwrap_err().to_string(),
+        parse_trades(bad.as_bytes(), "t.csv")
+            .unwrap_err()
+            .to_string(),
         "t.csv, line 5, column 3 (Price): `ten` is not a number"
     );
     // --skip-rows: the header is then the first line after them, not searched for.
@@ -249,7 +254,11 @@ fn time_formats_and_zones_in_messages() {
         "t.csv, line 2, column 1 (time): bad timestamp `2020-01-01 00:00:00` (expected the pattern `%d.%m.%Y %H:%M`)"
     );
     assert_eq!(
-        err("time,price,size\n1.5,1,1\n", &opts("", "epoch-ms"), TRADE_ROLES),
+        err(
+            "time,price,size\n1.5,1,1\n",
+            &opts("", "epoch-ms"),
+            TRADE_ROLES
+        ),
         "t.csv, line 2, column 1 (time): bad timestamp `1.5` (expected an integer for --time-format epoch-ms)"
     );
 }
@@ -269,7 +278,12 @@ fn row_order_errors_name_both_lines() {
          (line 3)"
     );
     // Equal times in a newest-first file are fine, and stay in file order reversed.
-    let t = read("time,price,size\n3,1,1\n2,5,1\n2,6,1\n1,1,1\n", &opts("", "epoch-ms"), TRADE_ROLES).unwrap();
+    let t = read(
+        "time,price,size\n3,1,1\n2,5,1\n2,6,1\n1,1,1\n",
+        &opts("", "epoch-ms"),
+        TRADE_ROLES,
+    )
+    .unwrap();
     assert_eq!(t.times, [1, 2, 2, 3]);
     assert_eq!(t.numbers(Role::Price).unwrap(), [1.0, 6.0, 5.0, 1.0]);
 }
@@ -277,7 +291,14 @@ fn row_order_errors_name_both_lines() {
 #[test]
 fn duplicate_rows_are_counted_and_kept() {
     let mut text = String::from("time,price,size,side\n");
-    for (t, p, s) in [(1, 1, "b"), (1, 1, "b"), (1, 1, "s"), (2, 1, "s"), (2, 1, "s"), (2, 1, "s")] {
+    for (t, p, s) in [
+        (1, 1, "b"),
+        (1, 1, "b"),
+        (1, 1, "s"),
+        (2, 1, "s"),
+        (2, 1, "s"),
+        (2, 1, "s"),
+    ] {
         text.push_str(&format!("{t},{p},1,{s}\n"));
     }
     for k in 0..6 {
@@ -289,7 +310,9 @@ fn duplicate_rows_are_counted_and_kept() {
     assert_eq!(t.notes.duplicate_lines, [3, 6, 7, 9, 11]);
     assert_eq!(
         t.notes.messages("t.csv"),
-        ["note: t.csv: 9 row(s) repeat the row before them exactly (line(s) 3, 6, 7, 9, 11, ...); they are kept"]
+        [
+            "note: t.csv: 9 row(s) repeat the row before them exactly (line(s) 3, 6, 7, 9, 11, ...); they are kept"
+        ]
     );
 }
 
@@ -312,7 +335,8 @@ fn write_parquet(path: &Path, string_times: bool, sizes: &[i32]) {
     let schema = Arc::new(parse_message_type(&schema).unwrap());
     let file = std::fs::File::create(path).unwrap();
     let mut writer =
-        SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::builder().build())).unwrap();
+        SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::builder().build()))
+            .unwrap();
     let n = sizes.len();
     let mut group = writer.next_row_group().unwrap();
     let mut k = 0;
@@ -322,24 +346,39 @@ fn write_parquet(path: &Path, string_times: bool, sizes: &[i32]) {
                 let v: Vec<ByteArray> = (0..n)
                     .map(|i| ByteArray::from(format!("01.01.2020 00:00:0{i}.000").as_str()))
                     .collect();
-                column.typed::<ByteArrayType>().write_batch(&v, None, None).unwrap();
+                column
+                    .typed::<ByteArrayType>()
+                    .write_batch(&v, None, None)
+                    .unwrap();
             }
             0 => {
                 let v: Vec<i64> = (0..n as i64).map(|i| JAN1 + 1000 * i).collect();
-                column.typed::<Int64Type>().write_batch(&v, None, None).unwrap();
+                column
+                    .typed::<Int64Type>()
+                    .write_batch(&v, None, None)
+                    .unwrap();
             }
             1 => {
                 let v: Vec<f64> = (0..n).map(|i| 100.0 + 0.25 * i as f64).collect();
-                column.typed::<DoubleType>().write_batch(&v, None, None).unwrap();
+                column
+                    .typed::<DoubleType>()
+                    .write_batch(&v, None, None)
+                    .unwrap();
             }
             2 => {
-                column.typed::<Int32Type>().write_batch(sizes, None, None).unwrap();
+                column
+                    .typed::<Int32Type>()
+                    .write_batch(sizes, None, None)
+                    .unwrap();
             }
             _ => {
                 let v: Vec<ByteArray> = (0..n)
                     .map(|i| ByteArray::from(if i % 2 == 0 { "buy" } else { "s" }))
                     .collect();
-                column.typed::<ByteArrayType>().write_batch(&v, None, None).unwrap();
+                column
+                    .typed::<ByteArrayType>()
+                    .write_batch(&v, None, None)
+                    .unwrap();
             }
         }
         column.close().unwrap();
@@ -384,7 +423,13 @@ fn parquet_trades_through_the_same_roles() {
             path.display()
         )
     );
-    let e = read_table(&path, &opts("price=price,size=price,side=size", ""), TRADE_ROLES).unwrap_err().to_string();
+    let e = read_table(
+        &path,
+        &opts("price=price,size=price,side=size", ""),
+        TRADE_ROLES,
+    )
+    .unwrap_err()
+    .to_string();
     assert_eq!(
         e,
         format!(
@@ -392,7 +437,9 @@ fn parquet_trades_through_the_same_roles() {
             path.display()
         )
     );
-    let e = read_table(&path, &ReadOptions::default(), BAR_ROLES).unwrap_err().to_string();
+    let e = read_table(&path, &ReadOptions::default(), BAR_ROLES)
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
         format!(
@@ -416,10 +463,15 @@ fn parquet_trades_through_the_same_roles() {
     // Sizes the trade rules refuse are refused with the row as the line.
     let negative = dir.join("negative.parquet");
     write_parquet(&negative, false, &[1, -2]);
-    let e = load_trades_with(&negative, &ReadOptions::default()).unwrap_err().to_string();
+    let e = load_trades_with(&negative, &ReadOptions::default())
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
-        format!("{}, line 2, column 3 (size): size -2 must be >= 0", negative.display())
+        format!(
+            "{}, line 2, column 3 (size): size -2 must be >= 0",
+            negative.display()
+        )
     );
     std::fs::remove_dir_all(&dir).ok();
 }

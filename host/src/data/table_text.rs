@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, Read};
 
-use csv::{ByteRecord, ReaderBuilder, Trim};
+use csv::{ReaderBuilder, StringRecord};
 
 use super::error::DataError;
 use super::table::{
@@ -65,7 +65,7 @@ impl<R: Read> LineLimit<R> {
         while let Some(&(end, empty)) = self.ahead.front() {
             // A line end before the record; one at `offset` (the `\n` of a `\r\n` the crate ended the previous
             // record at, or a blank line); or a blank `\r\n` line starting at `offset`.
-            let before = end < offset || end == offset || (empty && end == offset + 1);
+            let before = end <= offset || (empty && end == offset + 1);
             if !before {
                 break;
             }
@@ -105,7 +105,8 @@ impl<R: Read> Read for LineLimit<R> {
                 return Err(self.refuse());
             }
             self.lines += 1;
-            self.ahead.push_back((self.offset + end as u64, content == 0));
+            self.ahead
+                .push_back((self.offset + end as u64, content == 0));
             self.run = 0;
             self.last_cr = false;
             start = end + 1;
@@ -158,16 +159,14 @@ fn detect_delimiter(head: &[u8]) -> u8 {
     best.2
 }
 
-/// A field's text: the `csv` crate has unquoted and trimmed it; a quoted field after whitespace (` "4"`) keeps
-/// its quotes there, so one surrounding pair is dropped here.
-fn field(record: &ByteRecord, i: usize) -> &str {
-    let bytes = record.get(i).unwrap_or_default();
-    let bytes = match bytes {
-        [b'"', inner @ .., b'"'] => inner,
-        other => other,
-    };
-    // The whole record was checked to be UTF-8, and a field ends at an ASCII delimiter or quote.
-    std::str::from_utf8(bytes).unwrap_or_default()
+/// A field's text, trimmed: the `csv` crate has unquoted it; a quoted field after whitespace (` "4"`) keeps its
+/// quotes there, so one surrounding pair is dropped here. (Trimming here rather than with the crate's `Trim`
+/// option, which copies every record into a new allocation.)
+fn field(record: &StringRecord, i: usize) -> &str {
+    let text = record.get(i).unwrap_or_default().trim();
+    text.strip_prefix('"')
+        .and_then(|t| t.strip_suffix('"'))
+        .unwrap_or(text)
 }
 
 /// The reader state: the `csv` reader and the lines skipped before it.
@@ -179,8 +178,8 @@ struct Records<R: Read> {
 
 impl<R: Read> Records<R> {
     /// The next record's 1-based line, `None` at the end.
-    fn next(&mut self, record: &mut ByteRecord) -> Result<Option<usize>, DataError> {
-        match self.reader.read_byte_record(record) {
+    fn next(&mut self, record: &mut StringRecord) -> Result<Option<usize>, DataError> {
+        match self.reader.read_record(record) {
             Ok(false) => Ok(None),
             Ok(true) => {
                 // The `csv` crate's own line count leaves out blank lines; the byte offset does not.
@@ -198,6 +197,14 @@ impl<R: Read> Records<R> {
                     });
                 }
                 let line = limit.lines + 1 + self.skipped;
+                if let csv::ErrorKind::Utf8 { pos, .. } = e.kind() {
+                    let byte = pos.as_ref().map_or(0, csv::Position::byte);
+                    let line = self.reader.get_mut().line_of(byte) + self.skipped;
+                    return Err(DataError::NotUtf8 {
+                        file: self.source.clone(),
+                        line,
+                    });
+                }
                 let source = match e.into_kind() {
                     csv::ErrorKind::Io(io) => io,
                     other => std::io::Error::other(format!("{other:?}")),
@@ -211,17 +218,11 @@ impl<R: Read> Records<R> {
         }
     }
 
-    /// Refuses a record that is not UTF-8 or has a field over [`MAX_FIELD_BYTES`].
-    fn check(&self, record: &ByteRecord, line: usize) -> Result<(), DataError> {
-        if std::str::from_utf8(record.as_slice()).is_err() {
-            return Err(DataError::NotUtf8 {
-                file: self.source.clone(),
-                line,
-            });
-        }
+    /// Refuses a record with a field over [`MAX_FIELD_BYTES`] (the `csv` crate refused one that is not UTF-8).
+    fn check(&self, record: &StringRecord, line: usize) -> Result<(), DataError> {
         match record.iter().position(|f| f.len() > MAX_FIELD_BYTES) {
             Some(col) => {
-                let text = String::from_utf8_lossy(&record[col]).into_owned();
+                let text = record[col].to_owned();
                 Err(DataError::FieldTooLong {
                     file: self.source.clone(),
                     line,
@@ -237,8 +238,8 @@ impl<R: Read> Records<R> {
 }
 
 /// Whether a record is a line of whitespace only.
-fn blank(record: &ByteRecord) -> bool {
-    record.len() == 1 && record[0].is_empty()
+fn blank(record: &StringRecord) -> bool {
+    record.len() == 1 && record[0].trim().is_empty()
 }
 
 /// Skips `n` lines of `reader`, each bounded by [`MAX_LINE_BYTES`]; returns how many there were.
@@ -300,12 +301,12 @@ pub(crate) fn read(
             .delimiter(delimiter)
             .has_headers(false)
             .flexible(true)
-            .trim(Trim::All)
+            .buffer_capacity(1 << 16)
             .from_reader(LineLimit::new(reader)),
         skipped,
         source: source.to_owned(),
     };
-    let mut record = ByteRecord::new();
+    let mut record = StringRecord::new();
 
     // The header: the first line that names every required role (or the first line after `skip_rows`).
     let mut first_miss = None;
@@ -369,16 +370,14 @@ pub(crate) fn read(
             });
         }
         let text = field(&record, time_index);
-        let time = parser
-            .parse(text)
-            .ok_or_else(|| DataError::BadTimestamp {
-                file: source.to_owned(),
-                line,
-                column: time_index + 1,
-                field: names[time_index].clone(),
-                text: text.to_owned(),
-                expected: parser.expected(),
-            })?;
+        let time = parser.parse(text).ok_or_else(|| DataError::BadTimestamp {
+            file: source.to_owned(),
+            line,
+            column: time_index + 1,
+            field: names[time_index].clone(),
+            text: text.to_owned(),
+            expected: parser.expected().into(),
+        })?;
         for (column, &c) in sink.columns.iter_mut().zip(&indices) {
             let text = field(&record, c);
             match &mut column.values {

@@ -108,7 +108,10 @@ fn parse_epoch_seconds(s: &[u8]) -> Option<i64> {
         None => (s, &[][..]),
     };
     let seconds = parse_integer(whole)?;
-    if !frac.iter().all(u8::is_ascii_digit) || frac.len() > 9 || (s.contains(&b'.') && frac.is_empty()) {
+    if !frac.iter().all(u8::is_ascii_digit)
+        || frac.len() > 9
+        || (s.contains(&b'.') && frac.is_empty())
+    {
         return None;
     }
     let mut ms = 0i64;
@@ -157,9 +160,11 @@ impl TimeParser {
     /// What the parser expects, for error messages.
     pub(crate) fn expected(&self) -> String {
         match &self.format {
-            TimeFormat::Auto => "`YYYY-MM-DD HH:MM:SS[.fff]`, `YYYY-MM-DDTHH:MM:SS[.fff][Z]` or an epoch integer \
+            TimeFormat::Auto => {
+                "`YYYY-MM-DD HH:MM:SS[.fff]`, `YYYY-MM-DDTHH:MM:SS[.fff][Z]` or an epoch integer \
                                  (seconds, milliseconds, microseconds or nanoseconds by magnitude)"
-                .to_owned(),
+                    .to_owned()
+            }
             TimeFormat::Epoch(unit) => format!("an integer for --time-format {}", unit.keyword()),
             TimeFormat::Pattern(p) => format!("the pattern `{}`", crate::limits::excerpt(p)),
         }
@@ -274,7 +279,12 @@ mod tests {
     use super::*;
 
     fn parser(format: &str, zone: Option<&str>) -> TimeParser {
-        let zone = zone.map(|z| z.parse::<crate::options::read::TimeZoneName>().unwrap().resolve().unwrap());
+        let zone = zone.map(|z| {
+            z.parse::<crate::options::read::TimeZoneName>()
+                .unwrap()
+                .resolve()
+                .unwrap()
+        });
         TimeParser::new(&format.parse().unwrap(), zone).unwrap()
     }
 
@@ -282,10 +292,18 @@ mod tests {
     fn epoch_keywords_and_auto_magnitudes() {
         // 2020-01-01T00:00:00Z in each unit.
         let auto = parser("auto", None);
-        for text in ["1577836800", "1577836800000", "1577836800000000", "1577836800000000000"] {
+        for text in [
+            "1577836800",
+            "1577836800000",
+            "1577836800000000",
+            "1577836800000000000",
+        ] {
             assert_eq!(auto.parse(text), Some(1_577_836_800_000), "{text}");
         }
-        assert_eq!(parser("epoch-s", None).parse("1577836800.25"), Some(1_577_836_800_250));
+        assert_eq!(
+            parser("epoch-s", None).parse("1577836800.25"),
+            Some(1_577_836_800_250)
+        );
         assert_eq!(parser("epoch-s", None).parse("-1.5"), Some(-1_500));
         assert_eq!(parser("epoch-s", None).parse("-1.0001"), Some(-1_001));
         assert_eq!(parser("epoch-ms", None).parse("5"), Some(5));
@@ -303,20 +321,35 @@ mod tests {
         assert_eq!(fx.parse("01.01.2020 00:00:00.250"), Some(1_577_836_800_250));
         assert_eq!(fx.parse("31.02.2020 00:00:00.000"), None);
         let cdd = parser("%Y-%m-%d %I-%p", None);
-        assert_eq!(cdd.parse("2020-01-01 01-PM"), Some(1_577_836_800_000 + 13 * 3_600_000));
+        assert_eq!(
+            cdd.parse("2020-01-01 01-PM"),
+            Some(1_577_836_800_000 + 13 * 3_600_000)
+        );
         assert_eq!(cdd.parse("2020-01-01 12-AM"), Some(1_577_836_800_000));
         // New York is UTC-5 in January and UTC-4 in July.
         let ny = parser("auto", Some("America/New_York"));
-        assert_eq!(ny.parse("2020-01-01 00:00:00"), Some(1_577_836_800_000 + 5 * 3_600_000));
-        assert_eq!(ny.parse("2020-07-01T00:00:00"), Some(1_593_561_600_000 + 4 * 3_600_000));
+        assert_eq!(
+            ny.parse("2020-01-01 00:00:00"),
+            Some(1_577_836_800_000 + 5 * 3_600_000)
+        );
+        assert_eq!(
+            ny.parse("2020-07-01T00:00:00"),
+            Some(1_593_561_600_000 + 4 * 3_600_000)
+        );
         // A trailing Z and epoch integers are UTC whatever the zone.
         assert_eq!(ny.parse("2020-01-01T00:00:00Z"), Some(1_577_836_800_000));
         assert_eq!(ny.parse("1577836800000"), Some(1_577_836_800_000));
         let fixed = parser("%d.%m.%Y %H:%M:%S%.3f", Some("+02:00"));
-        assert_eq!(fixed.parse("01.01.2020 02:00:00.000"), Some(1_577_836_800_000));
+        assert_eq!(
+            fixed.parse("01.01.2020 02:00:00.000"),
+            Some(1_577_836_800_000)
+        );
         // A pattern with an offset directive ignores the zone.
         let offset = parser("%Y-%m-%d %H:%M %z", Some("America/New_York"));
-        assert_eq!(offset.parse("2020-01-01 01:00 +0100"), Some(1_577_836_800_000));
+        assert_eq!(
+            offset.parse("2020-01-01 01:00 +0100"),
+            Some(1_577_836_800_000)
+        );
     }
 
     #[test]

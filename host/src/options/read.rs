@@ -535,9 +535,7 @@ impl ReadOptions {
     /// The format of `path` under these options.
     #[must_use]
     pub fn format_of(&self, path: &Path) -> FileFormat {
-        self.file_format
-            .unwrap_or(FileFormat::Auto)
-            .for_path(path)
+        self.file_format.unwrap_or(FileFormat::Auto).for_path(path)
     }
 }
 
@@ -560,7 +558,10 @@ mod tests {
              bid_size or ask_size"
         );
         assert_eq!(
-            "time=a,time=b".parse::<ColumnMap>().unwrap_err().to_string(),
+            "time=a,time=b"
+                .parse::<ColumnMap>()
+                .unwrap_err()
+                .to_string(),
             "columns: the role `time` is mapped twice"
         );
     }
@@ -594,7 +595,10 @@ mod tests {
         assert!("America/New_York".parse::<TimeZoneName>().is_ok());
         assert!("+05:30".parse::<TimeZoneName>().is_ok());
         assert!("-0500".parse::<TimeZoneName>().is_ok());
-        let e = "Mars/Olympus".parse::<TimeZoneName>().unwrap_err().to_string();
+        let e = "Mars/Olympus"
+            .parse::<TimeZoneName>()
+            .unwrap_err()
+            .to_string();
         assert!(
             e.starts_with(
                 "time_zone: `Mars/Olympus` is not a time zone: use an IANA name such as America/New_York, UTC or \

@@ -116,7 +116,8 @@ pub fn prepare_data(
 ) -> Result<PreparedData, PipelineError> {
     let loaded = data::load_trades_with(path, &dataset.read)?;
     let sha256 = data::file_sha256(path)?;
-    let mut data = prepare_from_trades(&loaded.trades, display_source(path), sha256, dataset, split)?;
+    let mut data =
+        prepare_from_trades(&loaded.trades, display_source(path), sha256, dataset, split)?;
     data.read_notes = loaded.notes;
     Ok(data)
 }

@@ -292,7 +292,10 @@ fn read_settings_reach_the_dataset_and_are_checked_when_parsed() {
         Some("time=Time,size=volume_btc")
     );
     let e = error(&format!("[data.read]\ntime_format = \"%i\"\n{TRAIN}"));
-    assert!(e.contains("time_format: `%i` is not a strftime pattern"), "{e}");
+    assert!(
+        e.contains("time_format: `%i` is not a strftime pattern"),
+        "{e}"
+    );
     let e = error(&format!("[data.read]\ndelimeter = \";\"\n{TRAIN}"));
     assert!(e.contains("unknown field `delimeter`"), "{e}");
 }
