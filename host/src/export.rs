@@ -686,9 +686,11 @@ pub struct ExportOptions {
     pub trade_vectors: usize,
     /// The trade CSV whose test split gives the vectors.
     pub data: PathBuf,
+    /// How that file is read.
+    pub read: crate::options::ReadOptions,
 }
 
-/// The raw f32 feature rows of `path`'s test split, windowed for `model` (`T` time steps).
+/// The raw f32 feature rows of `path`'s test split (read as `read` says), windowed for `model` (`T` time steps).
 ///
 /// # Errors
 ///
@@ -696,10 +698,12 @@ pub struct ExportOptions {
 pub fn test_split_inputs(
     model: &Model<'_>,
     path: &Path,
+    read: &crate::options::ReadOptions,
 ) -> Result<ndarray::Array2<f32>, crate::steps::PipelineError> {
     let (time_steps, features) = model.input_shape();
     let dataset = crate::data::DatasetConfig {
         time_steps,
+        read: read.clone(),
         ..Default::default()
     };
     let data = crate::steps::prepare_data(path, &dataset, None)?;
@@ -728,7 +732,7 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
         if let Some(kind) = opts.vector_input {
             kind.check(model.input_len(), model.classes(), model.is_dynamic())?;
         }
-        let inputs = test_split_inputs(&model, &opts.data)?;
+        let inputs = test_split_inputs(&model, &opts.data, &opts.read)?;
         let kind = opts
             .vector_input
             .unwrap_or_else(|| VectorInput::for_model(&model));
@@ -738,7 +742,7 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
     };
     // The trade vectors are computed before anything is written, so a refusal leaves no partial export.
     let trade_bytes = if opts.trade_vectors > 0 {
-        let trades = test_split_trades(&model, &opts.data)?;
+        let trades = test_split_trades(&model, &opts.data, &opts.read)?;
         let bytes = crate::trade_vectors::trade_vectors(&model, &trades, opts.trade_vectors)?;
         let (_, vectors) = crate::trade_vectors::parse_trade_vectors(&bytes).unwrap_or_default();
         if !vectors.iter().any(|v| v.logits.is_some())
@@ -771,7 +775,8 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
     Ok(written)
 }
 
-/// The trades of `path` from the first sample of its test split on, for a blob that carries its feature spec.
+/// The trades of `path` (read as `read` says) from the first sample of its test split on, for a blob that carries
+/// its feature spec.
 ///
 /// # Errors
 ///
@@ -779,6 +784,7 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
 pub fn test_split_trades(
     model: &Model<'_>,
     path: &Path,
+    read: &crate::options::ReadOptions,
 ) -> Result<Vec<crate::data::Trade>, crate::steps::PipelineError> {
     let spec = model
         .feature_spec()
@@ -790,7 +796,7 @@ pub fn test_split_trades(
         features: crate::data::FeatureConfig::from_spec(&spec),
         ..Default::default()
     };
-    let mut trades = crate::data::load_trades(path)?;
+    let mut trades = crate::data::load_trades_with(path, read)?.trades;
     let data = crate::steps::prepare_from_trades(
         &trades,
         path.display().to_string(),
