@@ -420,6 +420,16 @@ pub(crate) enum HeaderMiss {
     Unknown(Role, String),
 }
 
+impl HeaderMiss {
+    /// How far resolving got: the roles before the missing one (mapped roles come first, so a mapping miss is 0).
+    pub(crate) fn progress(&self, roles: &[Wanted]) -> usize {
+        match self {
+            HeaderMiss::Missing(role) => roles.iter().position(|w| w.role == *role).unwrap_or(0),
+            HeaderMiss::Unknown(..) => 0,
+        }
+    }
+}
+
 /// The 0-based column of each role of `roles` (`None`: an optional role not found), or why `names` is not the
 /// header. Two candidates for one role are an error right away ([`DataError::DuplicateColumn`]), never a pick.
 pub(crate) fn resolve_header(

@@ -98,6 +98,12 @@ fn crypto_data_download_newest_first_is_reversed_with_a_note() {
          to read, e.g. --columns volume=volume_btc (`columns = { volume = \"volume_btc\" }` under `[data.read]` in \
          a pipeline)"
     );
+    // Without a mapping the header line (which names a time) is the one the error shows, not the preamble.
+    assert_eq!(
+        err(CDD, &opts("", "%Y-%m-%d %I-%p"), TRADE_ROLES),
+        "t.csv, line 2: missing required column `price` (accepted names: price, trade_price, last_price; or name \
+         it with --columns price=HEADER); header found: `date,symbol,open,high,low,close,volume_btc,volume`"
+    );
     // As trades: the close as the price and the BTC volume as the size.
     let dir = scratch("cdd");
     let path = dir.join("Coinbase_BTCUSD_1h.csv");

@@ -314,9 +314,11 @@ pub(crate) fn read(
     let mut first_record = true;
     let (names, found) = loop {
         let Some(line) = records.next(&mut record)? else {
-            return Err(first_miss.unwrap_or_else(|| DataError::Empty {
-                file: source.to_owned(),
-            }));
+            return Err(first_miss
+                .map(|(_, e)| e)
+                .unwrap_or_else(|| DataError::Empty {
+                    file: source.to_owned(),
+                }));
         };
         if blank(&record) {
             continue;
@@ -336,17 +338,23 @@ pub(crate) fn read(
         match resolve_header(&names, &roles, options.columns.as_ref(), source, line)? {
             Ok(found) => break (names, found),
             Err(miss) => {
+                let progress = miss.progress(&roles);
                 let header = names.join(&char::from(delimiter).to_string());
                 let err = header_error(miss, source, line, header);
                 if options.skip_rows.is_some() {
                     return Err(err);
                 }
-                first_miss.get_or_insert(err);
+                // The line that got furthest is the likeliest header (the first of equals).
+                if first_miss.as_ref().is_none_or(|(best, _)| progress > *best) {
+                    first_miss = Some((progress, err));
+                }
                 searched += 1;
                 if searched >= HEADER_SEARCH_LINES {
-                    return Err(first_miss.unwrap_or_else(|| DataError::Empty {
-                        file: source.to_owned(),
-                    }));
+                    return Err(first_miss
+                        .map(|(_, e)| e)
+                        .unwrap_or_else(|| DataError::Empty {
+                            file: source.to_owned(),
+                        }));
                 }
             }
         }
