@@ -338,13 +338,14 @@ pub(crate) fn read(
         match resolve_header(&names, &roles, options.columns.as_ref(), source, line)? {
             Ok(found) => break (names, found),
             Err(miss) => {
-                let progress = miss.progress(&roles);
+                let progress = (miss.progress(&roles), names.len());
                 let header = names.join(&char::from(delimiter).to_string());
                 let err = header_error(miss, source, line, header);
                 if options.skip_rows.is_some() {
                     return Err(err);
                 }
-                // The line that got furthest is the likeliest header (the first of equals).
+                // The line that got furthest, then the one with the most fields, is the likeliest header (the first
+                // of equals).
                 if first_miss.as_ref().is_none_or(|(best, _)| progress > *best) {
                     first_miss = Some((progress, err));
                 }
