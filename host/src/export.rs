@@ -690,7 +690,8 @@ pub struct ExportOptions {
     pub read: crate::options::ReadOptions,
 }
 
-/// The raw f32 feature rows of `path`'s test split (read as `read` says), windowed for `model` (`T` time steps).
+/// The raw f32 feature rows of `path`'s test split, built with the blob's data `settings`
+/// ([`crate::steps::blob_data_settings`]: its feature spec and window, the labels and split of its sidecar).
 ///
 /// # Errors
 ///
@@ -698,15 +699,10 @@ pub struct ExportOptions {
 pub fn test_split_inputs(
     model: &Model<'_>,
     path: &Path,
-    read: &crate::options::ReadOptions,
+    settings: &crate::steps::BlobDataSettings,
 ) -> Result<ndarray::Array2<f32>, crate::steps::PipelineError> {
-    let (time_steps, features) = model.input_shape();
-    let dataset = crate::data::DatasetConfig {
-        time_steps,
-        read: read.clone(),
-        ..Default::default()
-    };
-    let data = crate::steps::prepare_data(path, &dataset, None)?;
+    let features = model.input_shape().1;
+    let data = crate::steps::prepare_data(path, &settings.dataset, settings.split.as_ref())?;
     let test = data.splits.test;
     let names: Vec<&str> = model.metadata().feature_names().collect();
     if test.features != features || !test.feature_names.iter().map(String::as_str).eq(names) {
@@ -728,11 +724,13 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
     let bytes = crate::limits::read_blob_file(&opts.blob)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", opts.blob.display())))?;
     let model = load(&bytes, &opts.blob.display().to_string())?;
+    let mut settings = crate::steps::blob_data_settings(&model, &opts.blob)?;
+    settings.dataset.read = settings.dataset.read.overridden_by(&opts.read);
     let vectors = if opts.vectors > 0 {
         if let Some(kind) = opts.vector_input {
             kind.check(model.input_len(), model.classes(), model.is_dynamic())?;
         }
-        let inputs = test_split_inputs(&model, &opts.data, &opts.read)?;
+        let inputs = test_split_inputs(&model, &opts.data, &settings)?;
         let kind = opts
             .vector_input
             .unwrap_or_else(|| VectorInput::for_model(&model));
@@ -742,7 +740,7 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
     };
     // The trade vectors are computed before anything is written, so a refusal leaves no partial export.
     let trade_bytes = if opts.trade_vectors > 0 {
-        let trades = test_split_trades(&model, &opts.data, &opts.read)?;
+        let trades = test_split_trades(&model, &opts.data, &settings)?;
         let bytes = crate::trade_vectors::trade_vectors(&model, &trades, opts.trade_vectors)?;
         let (_, vectors) = crate::trade_vectors::parse_trade_vectors(&bytes).unwrap_or_default();
         if !vectors.iter().any(|v| v.logits.is_some())
@@ -775,8 +773,8 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
     Ok(written)
 }
 
-/// The trades of `path` (read as `read` says) from the first sample of its test split on, for a blob that carries
-/// its feature spec.
+/// The trades of `path` from the first sample of its test split on (built with the blob's data `settings`), for a
+/// blob that carries its feature spec.
 ///
 /// # Errors
 ///
@@ -784,25 +782,20 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
 pub fn test_split_trades(
     model: &Model<'_>,
     path: &Path,
-    read: &crate::options::ReadOptions,
+    settings: &crate::steps::BlobDataSettings,
 ) -> Result<Vec<crate::data::Trade>, crate::steps::PipelineError> {
-    let spec = model
+    model
         .feature_spec()
         .ok_or(crate::replay::ReplayError::Stream(
             tickq_core::stream::StreamSessionError::NoFeatureSpec,
         ))?;
-    let dataset = crate::data::DatasetConfig {
-        time_steps: model.input_shape().0,
-        features: crate::data::FeatureConfig::from_spec(&spec),
-        ..Default::default()
-    };
-    let mut trades = crate::data::load_trades_with(path, read)?.trades;
+    let mut trades = crate::data::load_trades_with(path, &settings.dataset.read)?.trades;
     let data = crate::steps::prepare_from_trades(
         &trades,
         path.display().to_string(),
         [0; 32],
-        &dataset,
-        None,
+        &settings.dataset,
+        settings.split.as_ref(),
     )?;
     let start = data.splits.test.tick_index.first().copied().unwrap_or(0);
     Ok(trades.split_off(start.min(trades.len())))

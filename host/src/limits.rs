@@ -110,6 +110,15 @@ pub const CALIBRATION_SAMPLES: Count = Count::new(1, u32::MAX as u64);
 pub const HORIZON: Count = Count::new(1, 1_000_000_000);
 /// Window length in trades: the input's time steps ([`MAX_UNITS`]).
 pub const TIME_STEPS: Count = Count::new(1, MAX_UNITS as u64);
+/// A feature's trade window or lag, in trades: from 1 to the largest engine capacity (a window must also fit the
+/// configured capacity, which [`crate::data::FeatureConfig::validate`] checks).
+pub const TRADE_WINDOW: Count = Count::new(1, tickq_core::features::MAX_CAPACITY as u64);
+/// A feature's time window or lag, in ms: 1 ms to one week.
+pub const TIME_WINDOW_MS: Count = Count::new(1, tickq_core::features::MAX_WINDOW_MS as u64);
+/// The gap between trades (ms) above which a session starts: at least 1 ms, and 32 bits in the blob.
+pub const SESSION_GAP_MS: Count = Count::new(1, u32::MAX as u64);
+/// The feature engine's capacity in trades.
+pub const CAPACITY: Count = Count::new(2, tickq_core::features::MAX_CAPACITY as u64);
 /// Steps of a gradual pruning schedule.
 pub const PRUNE_STEPS: Count = Count::new(1, 1_000);
 /// N and M of N:M pruning (and `n <= m`).
@@ -127,8 +136,10 @@ pub const ADAM_BETA: Real = Real::interval(0.0, true, 1.0, false);
 pub const ADAM_EPS: Real = Real::above(0.0);
 /// L2 weight decay.
 pub const WEIGHT_DECAY: Real = Real::at_least(0.0);
-/// The label dead band in price units.
+/// The label dead band, in price units or in basis points.
 pub const DEAD_BAND: Real = Real::at_least(0.0);
+/// The tick size and the size unit of the features' integer grid.
+pub const TICK_SIZE: Real = Real::above(0.0);
 /// The percentile observer's percentile.
 pub const PERCENTILE: Real = Real::interval(50.0, true, 100.0, true);
 /// The moving-average observer's averaging constant.

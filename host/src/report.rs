@@ -4,13 +4,14 @@
 //! Stable JSON keys (dotted paths): `float.accuracy`, `float.size_bytes`,
 //! `int8.accuracy`, `int8.blob_bytes`, `int8.agreement`, `compression_ratio`,
 //! `baseline.majority_accuracy`, `int8.arena_bytes`, `latency_ns.p50`,
-//! `latency_ns.p99`, `latency_ns.p999`.
+//! `latency_ns.p99`, `latency_ns.p999`, `warnings` (a list of label warnings, each with its `kind`).
 
 use std::fmt::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::data::LabelWarning;
 use crate::eval::{LatencyStats, Metrics};
 use crate::fsutil::write_atomic;
 use crate::quant::TensorRange;
@@ -157,6 +158,9 @@ pub struct Report {
     pub quantization: QuantSummary,
     /// Calibrated ranges per quantized tensor.
     pub ranges: Vec<RangeRow>,
+    /// What is suspect about the class shares of the splits (an empty class, a majority above 80 %, train and
+    /// test shares more than 10 points apart); empty when nothing is.
+    pub warnings: Vec<LabelWarning>,
 }
 
 impl Report {
@@ -177,6 +181,13 @@ impl Report {
             self.data.samples[1],
             self.data.samples[2]
         );
+        if !self.warnings.is_empty() {
+            let _ = writeln!(s, "## Warnings\n");
+            for w in &self.warnings {
+                let _ = writeln!(s, "- {w}");
+            }
+            let _ = writeln!(s);
+        }
         let _ = writeln!(s, "## Summary\n");
         let _ = writeln!(s, "| metric | f32 | int8 (tickq-core) |");
         let _ = writeln!(s, "| --- | ---: | ---: |");

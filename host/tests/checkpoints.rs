@@ -234,7 +234,7 @@ fn corpus() -> Vec<Case> {
             "unknown dataset.labels key",
             pre(|v| v["dataset"]["labels"]["horizn"] = 5.into()),
             QUANTIZE,
-            "{pre}: invalid JSON: unknown field `horizn`, expected `horizon` or `dead_band` at line 1 column …",
+            "{pre}: invalid JSON: unknown field `horizn`, expected one of `horizon`, `dead_band`, `dead_band_bps` at line 1 column …",
         ),
         case(
             "missing normalizer",

@@ -272,13 +272,32 @@ fn defaults_in_the_help_are_the_library_defaults() {
     let labels = tickq_host::data::LabelConfig::default();
     let quant = tickq_host::quant::QuantConfig::default();
     let dataset = tickq_host::data::DatasetConfig::default();
+    let features = &dataset.features;
+    assert_eq!(
+        labels.dead_band,
+        tickq_host::data::DeadBand::Bps(tickq_host::data::DeadBand::DEFAULT_BPS)
+    );
     for (command, option, default) in [
         ("train", "--epochs", train.epochs.to_string()),
         ("train", "--batch-size", train.batch_size.to_string()),
         ("train", "--patience", train.patience.to_string()),
         ("train", "--seed", train.seed.to_string()),
         ("train", "--horizon", labels.horizon.to_string()),
-        ("train", "--dead-band", labels.dead_band.to_string()),
+        (
+            "train",
+            "--dead-band-bps",
+            tickq_host::data::DeadBand::DEFAULT_BPS.to_string(),
+        ),
+        ("train", "--tick-size", features.tick_size.to_string()),
+        ("train", "--size-unit", features.size_unit.to_string()),
+        (
+            "train",
+            "--session-gap-ms",
+            features.session_gap_ms.to_string(),
+        ),
+        ("train", "--capacity", features.capacity.to_string()),
+        ("train", "--return-lags-trades", "1,5,20,100".to_string()),
+        ("train", "--return-lags-ms", "1000,10000,60000".to_string()),
         ("train", "--time-steps", dataset.time_steps.to_string()),
         (
             "quantize",

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::csv::Trade;
 use super::error::DataError;
 use super::features::{FeatureConfig, compute_features};
-use super::labels::{LabelConfig, compute_labels, label_names};
+use super::labels::{LabelConfig, label_names, label_prices};
 use crate::options::ReadOptions;
 
 /// Everything [`build_dataset`] needs.
@@ -136,7 +136,8 @@ impl Dataset {
 pub fn build_dataset(trades: &[Trade], cfg: &DatasetConfig) -> Result<Dataset, DataError> {
     cfg.validate()?;
     let features = compute_features(trades, &cfg.features)?;
-    let labels = compute_labels(trades, &cfg.labels);
+    let prices: Vec<f64> = trades.iter().map(|t| t.price).collect();
+    let labels = label_prices(&prices, &features.session_starts, &cfg.labels);
     let f = features.feature_count();
     let t_steps = cfg.time_steps;
     let horizon = cfg.labels.horizon;
@@ -168,8 +169,11 @@ pub fn build_dataset(trades: &[Trade], cfg: &DatasetConfig) -> Result<Dataset, D
             needed: 1,
             context: format!(
                 "{n} trades in {} session(s); each session needs {warm_trades} trades and {warm_ms} ms of warm-up, \
-                 then {t_steps} time steps and {horizon} trades of label horizon",
-                features.session_starts.len()
+                 then {t_steps} time steps and {horizon} trades of label horizon; a gap of more than {} ms \
+                 between trades starts a session (set it with --session-gap-ms or session_gap_ms in \
+                 [data.features])",
+                features.session_starts.len(),
+                cfg.features.session_gap_ms
             ),
         });
     }
@@ -323,6 +327,7 @@ pub fn chronological_split(ds: &Dataset, cfg: &SplitConfig) -> Result<Splits, Da
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::{DeadBand, compute_labels};
 
     /// A small feature set with short windows so tiny trade lists get samples.
     fn small_features() -> FeatureConfig {
@@ -367,7 +372,7 @@ mod tests {
             features: small_features(),
             labels: LabelConfig {
                 horizon,
-                dead_band: 0.125,
+                dead_band: DeadBand::Price(0.125),
             },
             time_steps,
             read: Default::default(),

@@ -8,10 +8,14 @@
 //! 2. [`compute_features`] turns the trades into one row of causal features per trade (module `features`).
 //!    Row `i` depends on trades `0..=i` only.
 //! 3. [`compute_labels`] gives each trade the direction of the price move over the next
-//!    [`LabelConfig::horizon`] trades, with a dead band (module `labels`).
+//!    [`LabelConfig::horizon`] trades, with a dead band (module `labels`; [`label_prices`] does the same for
+//!    any price series with its session starts, and [`label_warnings`] flags degenerate class shares).
 //! 4. [`build_dataset`] joins windows of `time_steps` feature rows with their labels into a [`Dataset`],
 //!    and [`chronological_split`] cuts it into train, validation and test parts with a gap (module `dataset`).
 //! 5. [`Normalizer`] standardizes features with statistics fitted on the training part only (module `normalize`).
+//!
+//! Order-by-order (level 3) feeds have their own reader and replay: [`load_book`] turns an orders file (and an
+//! optional trades file) into time-ordered [`BookEvent`]s, snapshots of the top levels and trades (module `book`).
 //!
 //! `docs/DATA.md` documents the file format, every feature with its formula and units, the session rule,
 //! the labels and the split.
@@ -33,6 +37,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod book;
 mod csv;
 mod dataset;
 mod error;
@@ -48,6 +53,12 @@ use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+pub use book::{
+    BOOK_LEVELS, BOOK_MAX_ORDERS, BookError, BookEvent, BookGrid, BookOptions, BookReplay,
+    BookSide, BookSnapshot, BookSummary, DEFAULT_LEVELS, DEFAULT_MAX_ORDERS, Decimal, Level,
+    MAX_LEVELS, OrderAction, OrderRow, ParseDecimalError, SnapshotPolicy, load_book,
+    read_order_rows, replay_book, replay_order_rows,
+};
 pub use csv::{LoadedTrades, Side, Trade, load_trades, load_trades_with, parse_trades};
 pub use dataset::{
     Dataset, DatasetConfig, SplitConfig, Splits, build_dataset, chronological_split,
@@ -56,7 +67,10 @@ pub use error::DataError;
 pub use features::{
     FeatureConfig, Features, GRID_TOLERANCE, MAX_GRID_UNITS, compute_features, core_trades,
 };
-pub use labels::{LABEL_NAMES, LabelConfig, compute_labels, label_names};
+pub use labels::{
+    BothDeadBands, DeadBand, LABEL_NAMES, LabelConfig, LabelWarning, MAJORITY_WARNING,
+    SHIFT_WARNING, class_shares, compute_labels, label_names, label_prices, label_warnings,
+};
 pub use normalize::Normalizer;
 pub use table::{
     BAR_ROLES, ColumnKind, ColumnValues, QUOTE_ROLES, ReadNotes, Role, TRADE_ROLES, Table,

@@ -227,7 +227,7 @@ mod tests {
             },
             labels: super::super::LabelConfig {
                 horizon: 5,
-                dead_band: 0.125,
+                dead_band: super::super::DeadBand::Price(0.125),
             },
             time_steps: 2,
             read: Default::default(),

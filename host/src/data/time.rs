@@ -58,8 +58,8 @@ fn digits(s: &[u8]) -> Option<i64> {
 /// - An integer number of epoch milliseconds, optionally negative.
 ///
 /// Returns `None` for anything else, including impossible dates such as `2013-02-30`. The reader uses
-/// [`TimeParser`]; this fixed form (integers always milliseconds) remains as the civil parser's test oracle.
-#[cfg(test)]
+/// [`TimeParser`]; this fixed form (integers always milliseconds) is what the order-by-order book reader
+/// (`data::book`) reads, and the civil parser's test oracle.
 pub(crate) fn parse_timestamp_ms(text: &str) -> Option<i64> {
     let s = text.as_bytes();
     if s.len() > 4 && s[4] == b'-' {

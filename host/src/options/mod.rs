@@ -1,6 +1,7 @@
 //! The settings a user gives, each defined once for the command line and the config files.
 //!
-//! One struct per concern: [`LabelOptions`] (how samples are labelled), [`TrainOptions`] (how a model is trained, for `tickq train`, `tickq distill` and the
+//! One struct per concern: [`DataOptions`] (how samples are built: [`LabelOptions`], how they are labelled, and
+//! [`FeatureOptions`], which features over which windows), [`TrainOptions`] (how a model is trained, for `tickq train`, `tickq distill` and the
 //! pipeline's `train` and `distill` stages), [`DistillOptions`] (the soft-target loss), [`QuantOptions`] (static
 //! quantization: `--quant-config` files, `tickq quantize` and `quantize` stages), [`EncodeChoice`] (the blob's
 //! weight format and target), [`PruneOptions`] (`tickq prune` and `prune` stages) and [`ExportSettings`]
@@ -26,7 +27,7 @@ pub mod read;
 mod train;
 
 pub use choice::ChoiceError;
-pub use data::LabelOptions;
+pub use data::{DataOptions, FeatureOptions, LabelOptions};
 pub use error::OptionError;
 pub use export::{ExportSettings, VectorInputChoice};
 pub use prune::{PruneMethodName, PruneOptions, ScheduleName};

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, DatasetConfig, FeatureConfig, SplitConfig};
+use crate::data::{self, DatasetConfig, SplitConfig};
 use crate::limits::{self, excerpt};
 use crate::model::Architecture;
 use crate::options::fields::{check_known, field_names, part, value_error};
 use crate::options::{
-    DistillOptions, EncodeChoice, ExportSettings, LabelOptions, OptionError, PruneOptions,
-    QuantOptions, ReadOptions, TrainOptions,
+    DataOptions, DistillOptions, EncodeChoice, ExportSettings, FeatureOptions, LabelOptions,
+    OptionError, PruneOptions, QuantOptions, ReadOptions, TrainOptions,
 };
 use crate::prune::PruningPlan;
 use crate::quant::QuantConfig;
@@ -35,8 +35,8 @@ pub struct DataSection {
     pub csv: Option<PathBuf>,
     /// Window length in trades (default 1).
     pub time_steps: Option<usize>,
-    /// Feature settings (default: the 29 features of docs/DATA.md).
-    pub features: Option<FeatureConfig>,
+    /// Feature settings (default: the 29 features of docs/DATA.md); absent keys keep their defaults.
+    pub features: Option<FeatureOptions>,
     /// Label settings (horizon, dead band).
     pub labels: Option<LabelOptions>,
     /// Split settings; absent means 70 / 15 / 15 with the smallest leak-free gap.
@@ -48,20 +48,20 @@ pub struct DataSection {
 impl DataSection {
     /// The dataset settings these fields describe.
     pub fn dataset(&self) -> DatasetConfig {
-        let mut d = DatasetConfig::default();
-        if let Some(t) = self.time_steps {
-            d.time_steps = t;
-        }
-        if let Some(f) = &self.features {
-            d.features = f.clone();
-        }
-        if let Some(l) = self.labels {
-            d.labels = l.apply(d.labels);
-        }
+        let mut d = self.options().config();
         if let Some(r) = &self.read {
             d.read = r.clone();
         }
         d
+    }
+
+    /// These fields as the [`DataOptions`] the command line gives too.
+    pub fn options(&self) -> DataOptions {
+        DataOptions {
+            time_steps: self.time_steps,
+            labels: self.labels.unwrap_or_default(),
+            features: self.features.clone().unwrap_or_default(),
+        }
     }
 }
 

@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 
 use crate::fsutil::write_atomic;
 use crate::model::Sequential;
-use crate::steps::{self, PipelineError};
+use crate::steps::{self, PipelineError, PreparedData};
 
 pub use charts::{Point, scatter_svg};
 pub use config::{PipelineConfig, Stage, StageSpec};
@@ -193,6 +193,9 @@ pub fn run_pipeline(
     for note in data.read_notes.messages(&data.source) {
         log(&note);
     }
+    for w in data.label_warnings() {
+        log(&format!("warning: {w}"));
+    }
     let data_material = serde_json::json!({
         "sha256": steps::hex(&data.sha256),
         "dataset": data.dataset,
@@ -259,7 +262,7 @@ pub fn run_pipeline(
                 (artifact.0, metrics, StageStatus::Ran)
             }
         };
-        log(&stage_line(&metrics, status));
+        log(&stage_line(&metrics, status, &data));
         outcomes.push(StageOutcome {
             name: stage.name.clone(),
             kind,
@@ -301,7 +304,7 @@ pub fn run_pipeline(
 }
 
 /// The plain line printed for a stage's result.
-fn stage_line(m: &StageMetrics, status: StageStatus) -> String {
+fn stage_line(m: &StageMetrics, status: StageStatus, data: &PreparedData) -> String {
     let what = match status {
         StageStatus::Ran => format!("done in {:.1} s", m.wall_seconds),
         StageStatus::Skipped => "skipped (unchanged)".to_string(),
@@ -311,10 +314,10 @@ fn stage_line(m: &StageMetrics, status: StageStatus) -> String {
         .map(|p| format!(", p50 {p:.0} ns"))
         .unwrap_or_default();
     format!(
-        "{} ({}): {what}; accuracy {:.2} %, macro-F1 {:.4}, {} parameters ({:.1} % of weights non-zero), {} bytes ({:.2}x){latency}",
+        "{} ({}): {what}; {}, macro-F1 {:.4}, {} parameters ({:.1} % of weights non-zero), {} bytes ({:.2}x){latency}",
         m.stage,
         m.kind,
-        100.0 * m.accuracy,
+        data.accuracy_with_baseline(m.accuracy),
         m.macro_f1,
         m.parameters,
         100.0 * m.nonzero_fraction,

@@ -407,6 +407,8 @@ fn quantize(
     QuantSidecar {
         quantization: summary.clone(),
         ranges: ranges.clone(),
+        dataset: Some(data.dataset.clone()),
+        split: Some(data.split),
     }
     .write(&blob_path)?;
     let spinner = progress.spinner(format!(

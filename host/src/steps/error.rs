@@ -8,6 +8,10 @@ pub enum PipelineError {
     /// Reading or preparing the trade data failed.
     #[error(transparent)]
     Data(#[from] data::DataError),
+    /// Reading or replaying an order-by-order book file failed (boxed: the error names file, line, column,
+    /// field and text, and would make every `PipelineError` larger).
+    #[error(transparent)]
+    Book(Box<data::BookError>),
     /// The model, its architecture file or its training failed.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
@@ -200,5 +204,11 @@ impl PipelineError {
 impl From<crate::options::OptionError> for PipelineError {
     fn from(e: crate::options::OptionError) -> Self {
         PipelineError::Option(Box::new(e))
+    }
+}
+
+impl From<data::BookError> for PipelineError {
+    fn from(e: data::BookError) -> Self {
+        PipelineError::Book(Box::new(e))
     }
 }

@@ -80,6 +80,43 @@ impl PreparedData {
     pub fn features(&self) -> usize {
         self.splits.train.features
     }
+
+    /// The warnings about the class shares of the three splits ([`data::label_warnings`]).
+    pub fn label_warnings(&self) -> Vec<data::LabelWarning> {
+        let s = &self.splits;
+        data::label_warnings(
+            &[
+                ("train", &s.train.y),
+                ("validation", &s.validation.y),
+                ("test", &s.test.y),
+            ],
+            &s.train.label_names,
+        )
+    }
+
+    /// The majority-class baseline: the most common training class and its share of the test split, the
+    /// accuracy of a model that always says it.
+    pub fn majority_baseline(&self) -> (usize, f64) {
+        let s = &self.splits;
+        eval::majority_baseline(&s.train.y, &s.test.y, s.train.label_names.len())
+    }
+
+    /// `accuracy` with the majority-class baseline beside it, as the one-line summaries show it:
+    /// `accuracy 35.46 % (majority-class baseline 34.90 %, always `flat`)`.
+    pub fn accuracy_with_baseline(&self, accuracy: f64) -> String {
+        let (class, baseline) = self.majority_baseline();
+        let name = self
+            .splits
+            .train
+            .label_names
+            .get(class)
+            .map_or("?", String::as_str);
+        format!(
+            "accuracy {:.2} % (majority-class baseline {:.2} %, always `{name}`)",
+            100.0 * accuracy,
+            100.0 * baseline
+        )
+    }
 }
 
 /// Lowercase hex of `bytes`.
@@ -590,6 +627,7 @@ pub fn evaluate_on(
         peak_rss_bytes: eval::peak_rss_bytes(),
         quantization: quant,
         ranges,
+        warnings: data.label_warnings(),
     })
 }
 
@@ -637,6 +675,55 @@ pub struct QuantSidecar {
     pub quantization: QuantSummary,
     /// Calibrated ranges.
     pub ranges: Vec<RangeRow>,
+    /// The dataset settings of the data the blob was calibrated on (absent in sidecars written before they
+    /// were recorded), which `tickq export --vectors` and `tickq bench --data` rebuild the test split with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<DatasetConfig>,
+    /// The split settings of that data.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitConfig>,
+}
+
+/// The data settings that rebuild the samples a blob was made for: see [`blob_data_settings`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlobDataSettings {
+    /// The dataset settings.
+    pub dataset: DatasetConfig,
+    /// The split settings; `None`: the default for the dataset ([`SplitConfig::for_dataset`]).
+    pub split: Option<SplitConfig>,
+    /// Whether the labels and split came from the blob's sidecar (else they are the defaults).
+    pub from_sidecar: bool,
+}
+
+/// The data settings of the blob at `path`: the dataset and split its sidecar (`model.quant.json`) records
+/// when it has them, with the features of the blob's own feature spec when it carries one and the window length
+/// of the blob's input; without a sidecar, the blob's feature spec and window with the default labels and split.
+///
+/// # Errors
+///
+/// [`PipelineError::JsonRead`] for a sidecar that exists but does not parse.
+pub fn blob_data_settings(
+    model: &tickq_core::Model<'_>,
+    path: &Path,
+) -> Result<BlobDataSettings, PipelineError> {
+    let sidecar = QuantSidecar::read(path)?;
+    let (mut dataset, split, from_sidecar) = match sidecar {
+        Some(QuantSidecar {
+            dataset: Some(d),
+            split,
+            ..
+        }) => (d, split, true),
+        _ => (DatasetConfig::default(), None, false),
+    };
+    dataset.time_steps = model.input_shape().0;
+    if let Some(spec) = model.feature_spec() {
+        dataset.features = data::FeatureConfig::from_spec(&spec);
+    }
+    Ok(BlobDataSettings {
+        dataset,
+        split,
+        from_sidecar,
+    })
 }
 
 impl QuantSidecar {
@@ -682,8 +769,9 @@ impl QuantSidecar {
     }
 }
 
-/// Inputs for `tickq bench`: the test split of `path` (read as `read` says) when its features fit
-/// the blob, otherwise seeded pseudo-random standard-normal-like features.
+/// Inputs for `tickq bench`: the test split of `path`, built with the blob's data `settings`
+/// ([`blob_data_settings`]), when its features fit the blob, otherwise seeded pseudo-random
+/// standard-normal-like features.
 /// Returns the inputs and a description of where they came from.
 ///
 /// # Errors
@@ -692,16 +780,11 @@ impl QuantSidecar {
 pub fn bench_inputs(
     model: &tickq_core::Model<'_>,
     path: &Path,
-    read: &crate::options::ReadOptions,
+    settings: &BlobDataSettings,
 ) -> Result<(Array2<f32>, String), PipelineError> {
     let (time_steps, features) = model.input_shape();
-    let dataset = DatasetConfig {
-        time_steps,
-        read: read.clone(),
-        ..DatasetConfig::default()
-    };
     let names: Vec<&str> = model.metadata().feature_names().collect();
-    let data = prepare_data(path, &dataset, None)?;
+    let data = prepare_data(path, &settings.dataset, settings.split.as_ref())?;
     let test = data.splits.test;
     if test.features == features && test.feature_names.iter().map(String::as_str).eq(names) {
         let source = format!("{} test-split samples of {}", test.y.len(), data.source);

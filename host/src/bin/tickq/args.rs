@@ -2,11 +2,11 @@
 
 use clap::Args;
 use std::path::{Path, PathBuf};
-use tickq_host::data::{self, DatasetConfig};
+use tickq_host::data;
 use tickq_host::device::DeviceChoice;
 use tickq_host::gpu_train::TrainDevice;
 use tickq_host::limits;
-use tickq_host::options::{EncodeChoice, LabelOptions, QuantOptions, ReadOptions};
+use tickq_host::options::{EncodeChoice, QuantOptions, ReadOptions};
 use tickq_host::quant::{QuantConfig, QuantError};
 use tickq_host::steps::{self, EncodeOptions, PipelineError};
 
@@ -29,7 +29,7 @@ impl DataArgs {
     }
 
     /// `dataset` read with these read options over its own.
-    pub(crate) fn dataset(&self, mut dataset: DatasetConfig) -> DatasetConfig {
+    pub(crate) fn dataset(&self, mut dataset: data::DatasetConfig) -> data::DatasetConfig {
         dataset.read = dataset.read.overridden_by(&self.read);
         dataset
     }
@@ -43,28 +43,6 @@ pub(crate) fn print_read_notes(data: &steps::PreparedData) {
 }
 
 pub(crate) use tickq_host::options::cli::{ranged, ranged_default, real, whole};
-
-/// Labelling and windowing options for `train`.
-#[derive(Args, Debug, Clone)]
-pub(crate) struct DatasetArgs {
-    #[command(flatten)]
-    pub(crate) labels: LabelOptions,
-    #[arg(long, value_name = "T", allow_negative_numbers = true, value_parser = whole(limits::TIME_STEPS),
-          help = ranged_default("Window length: how many past ticks form one sample (1 = current tick only)",
-                                DatasetConfig::default().time_steps, limits::TIME_STEPS))]
-    pub(crate) time_steps: Option<usize>,
-}
-
-impl DatasetArgs {
-    pub(crate) fn config(&self) -> DatasetConfig {
-        let defaults = DatasetConfig::default();
-        DatasetConfig {
-            labels: self.labels.apply(defaults.labels),
-            time_steps: self.time_steps.unwrap_or(defaults.time_steps),
-            ..defaults
-        }
-    }
-}
 
 /// Static-quantization options: a config file, overridden field by field by the command line, and the blob's
 /// weight format and target.

@@ -58,6 +58,10 @@ enum Command {
     /// Run the stages of a pipeline config (train, prune, distill, quantize, export), skipping unchanged ones,
     /// and compare them in comparison.md / comparison.json with charts. See docs/PIPELINE.md.
     Pipeline(commands::pipeline::PipelineArgs),
+    /// Replay an order-by-order (L3) orders file, with an optional trades file, into top-N book snapshots and
+    /// print the summary: rows, snapshot orders kept and dropped, readings, snapshots, trades, spread. See
+    /// docs/DATA.md "Order-by-order books".
+    BookStats(commands::book_stats::BookStatsArgs),
 }
 
 /// The exit codes, for `tickq --help`; [`tickq_host::error::ErrorKind`] decides between 1 and 2.
@@ -107,6 +111,7 @@ fn run(cli: Cli) -> Result<(), PipelineError> {
         Command::Sensitivity(a) => commands::sensitivity::run(a),
         Command::Distill(a) => commands::distill::run(a),
         Command::Pipeline(a) => commands::pipeline::run(a),
+        Command::BookStats(a) => commands::book_stats::run(a),
     }
 }
 
@@ -126,6 +131,9 @@ mod tests {
                 TypeId::of::<u64>(),
                 TypeId::of::<f32>(),
                 TypeId::of::<f64>(),
+                TypeId::of::<i64>(),
+                TypeId::of::<Vec<usize>>(),
+                TypeId::of::<Vec<i64>>(),
             ];
             for arg in cmd.get_arguments() {
                 let id = arg.get_value_parser().type_id();
@@ -151,6 +159,16 @@ mod tests {
             "tickq train --epochs",
             "tickq train --horizon",
             "tickq train --dead-band",
+            "tickq train --dead-band-bps",
+            "tickq train --time-steps",
+            "tickq train --return-lags-trades",
+            "tickq train --return-lags-ms",
+            "tickq train --range-windows-trades",
+            "tickq train --tick-size",
+            "tickq train --size-unit",
+            "tickq train --session-gap-ms",
+            "tickq train --capacity",
+            "tickq import --session-gap-ms",
             "tickq train --lr",
             "tickq train --patience",
             "tickq train --momentum",

@@ -275,8 +275,23 @@ fn label_settings_override_the_defaults_field_by_field() {
         crate::data::LabelConfig::default().dead_band
     );
     assert!(
-        error(&format!("[data.labels]\nhorizn = 5\n{TRAIN}"))
-            .contains("unknown field `horizn`, expected `horizon` or `dead_band`")
+        error(&format!("[data.labels]\nhorizn = 5\n{TRAIN}")).contains(
+            "unknown field `horizn`, expected one of `horizon`, `dead_band`, `dead_band_bps`"
+        )
+    );
+    let bps = parses(&format!("[data.labels]\ndead_band_bps = 20.0\n{TRAIN}"));
+    assert_eq!(
+        bps.data.dataset().labels.dead_band,
+        crate::data::DeadBand::Bps(20.0)
+    );
+    let both = error(&format!(
+        "[data.labels]\ndead_band = 0.1\ndead_band_bps = 20.0\n{TRAIN}"
+    ));
+    assert!(
+        both.contains(
+            "labels: give either dead_band (price units) or dead_band_bps (basis points of the price), not both"
+        ),
+        "{both}"
     );
 }
 
@@ -298,4 +313,18 @@ fn read_settings_reach_the_dataset_and_are_checked_when_parsed() {
     );
     let e = error(&format!("[data.read]\ndelimeter = \";\"\n{TRAIN}"));
     assert!(e.contains("unknown field `delimeter`"), "{e}");
+}
+
+#[test]
+fn feature_settings_keep_the_defaults_of_absent_keys() {
+    let config = parses(&format!(
+        "[data]\ntime_steps = 1\n[data.features]\nsession_gap_ms = 60000\nreturn_lags_trades = [1, 5, 20, 50]\n{TRAIN}"
+    ));
+    let features = config.data.dataset().features;
+    let defaults = crate::data::FeatureConfig::default();
+    assert_eq!(features.session_gap_ms, 60_000);
+    assert_eq!(features.return_lags_trades, [1, 5, 20, 50]);
+    assert_eq!(features.capacity, defaults.capacity);
+    assert_eq!(features.flow_windows_trades, defaults.flow_windows_trades);
+    assert_eq!(config.data.options().features.session_gap_ms, Some(60_000));
 }

@@ -17,8 +17,9 @@ pub(crate) struct BenchArgs {
           value_parser = whole(limits::LATENCY_CALLS),
           help = ranged("Number of timed single-sample calls", limits::LATENCY_CALLS))]
     pub(crate) calls: usize,
-    /// Trade CSV whose features feed the benchmark (defaults to the bundled ES ticks);
-    /// when its feature count does not match the blob, seeded random inputs are used.
+    /// Trade CSV whose test split feeds the benchmark (defaults to the bundled ES ticks), built with the blob's
+    /// feature spec and window and the labels and split its sidecar (.quant.json) records; when its features do
+    /// not match the blob, seeded random inputs are used.
     #[arg(long, value_name = "CSV")]
     pub(crate) data: Option<PathBuf>,
     /// Trade CSV: time raw trade to signal instead, each call one `StreamSession::push_trade` (the blob's
@@ -63,7 +64,9 @@ pub(crate) fn run(a: BenchArgs) -> Result<(), PipelineError> {
         }
         None => {
             let path = a.data.clone().unwrap_or_else(data::default_data_path);
-            let (inputs, source) = steps::bench_inputs(&model, &path, &a.read)?;
+            let mut settings = steps::blob_data_settings(&model, &a.blob)?;
+            settings.dataset.read = settings.dataset.read.overridden_by(&a.read);
+            let (inputs, source) = steps::bench_inputs(&model, &path, &settings)?;
             progress(&format!(
                 "timing {} single-sample calls on {source}",
                 a.calls

@@ -35,6 +35,9 @@ pub(crate) struct EvalArgs {
 pub(crate) fn run(a: EvalArgs) -> Result<(), PipelineError> {
     check_output_dir(&a.out, "report.md and report.json")?;
     let (model, data, pre) = load_with_data(&a.checkpoint, &a.data)?;
+    for w in data.label_warnings() {
+        progress(&format!("warning: {w}"));
+    }
     let blob = read_blob(&a.blob)?;
     steps::check_blob_file(&a.blob, &blob, &a.checkpoint, &model, &pre)?;
     let sidecar = steps::QuantSidecar::read(&a.blob)?;

@@ -21,11 +21,14 @@ pub(crate) struct ImportArgs {
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
     /// preprocess.json describing the standardization the model was trained with;
-    /// without it, the default dataset settings are fitted on --data's training split.
+    /// without it, the data settings below (default: the defaults) are fitted on --data's training split.
     #[arg(long, value_name = "FILE")]
     pub(crate) preprocess: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) data: DataArgs,
+    /// The data settings without --preprocess (the window length defaults to the architecture's).
+    #[command(flatten)]
+    pub(crate) dataset: tickq_host::options::DataOptions,
 }
 
 pub(crate) fn run(a: ImportArgs) -> Result<(), PipelineError> {
@@ -34,10 +37,10 @@ pub(crate) fn run(a: ImportArgs) -> Result<(), PipelineError> {
     let pre = match &a.preprocess {
         Some(p) => steps::Preprocess::read(p, &model.arch)?,
         None => {
-            let dataset = DatasetConfig {
+            let dataset = a.dataset.apply(DatasetConfig {
                 time_steps: model.arch.input.time_steps,
                 ..DatasetConfig::default()
-            };
+            });
             let path = a.data.path();
             progress(&format!(
                 "no --preprocess given: fitting standardization on the training split of {}",

@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap arguments and the function that runs it.
 
 pub(crate) mod bench;
+pub(crate) mod book_stats;
 pub(crate) mod demo;
 pub(crate) mod distill;
 pub(crate) mod eval;

@@ -71,6 +71,8 @@ pub(crate) fn run(a: QuantizeArgs) -> Result<(), PipelineError> {
             cfg.calibration_samples.min(data.splits.train.y.len()),
         ),
         ranges: q.ranges.iter().map(RangeRow::from).collect(),
+        dataset: Some(data.dataset.clone()),
+        split: Some(data.split),
     };
     sidecar.write(&a.out)?;
     out(&format!(

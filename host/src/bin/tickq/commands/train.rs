@@ -24,7 +24,7 @@ pub(crate) struct TrainArgs {
     #[command(flatten)]
     pub(crate) data: DataArgs,
     #[command(flatten)]
-    pub(crate) dataset: DatasetArgs,
+    pub(crate) dataset: tickq_host::options::DataOptions,
     #[command(flatten)]
     pub(crate) train: tickq_host::options::TrainOptions,
     #[command(flatten)]
@@ -39,6 +39,9 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), PipelineError> {
     progress(&format!("reading {}", path.display()));
     let data = steps::prepare_data(&path, &a.data.dataset(a.dataset.config()), None)?;
     crate::args::print_read_notes(&data);
+    for w in data.label_warnings() {
+        progress(&format!("warning: {w}"));
+    }
     let state_dir = a.out.join("train-state");
     if a.resume {
         cfg.checkpoint_dir = Some(state_dir.clone());
@@ -62,5 +65,13 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), PipelineError> {
         history.best_epoch,
         history.epochs.len()
     ));
-    out(&format!("wrote checkpoint {}", a.out.display()))
+    let test = &data.splits.test;
+    let predicted = model.predict(data.normalized(test.x.view()).view());
+    let accuracy =
+        tickq_host::eval::Metrics::compute(&predicted, &test.y, &test.label_names).accuracy;
+    out(&format!(
+        "wrote checkpoint {}; f32 test {}",
+        a.out.display(),
+        data.accuracy_with_baseline(accuracy)
+    ))
 }
