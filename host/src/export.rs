@@ -686,6 +686,8 @@ pub struct ExportOptions {
     pub trade_vectors: usize,
     /// The trade CSV whose test split gives the vectors.
     pub data: PathBuf,
+    /// How that file is read.
+    pub read: crate::options::ReadOptions,
 }
 
 /// The raw f32 feature rows of `path`'s test split, built with the blob's data `settings`
@@ -722,7 +724,8 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
     let bytes = crate::limits::read_blob_file(&opts.blob)
         .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", opts.blob.display())))?;
     let model = load(&bytes, &opts.blob.display().to_string())?;
-    let settings = crate::steps::blob_data_settings(&model, &opts.blob)?;
+    let mut settings = crate::steps::blob_data_settings(&model, &opts.blob)?;
+    settings.dataset.read = settings.dataset.read.overridden_by(&opts.read);
     let vectors = if opts.vectors > 0 {
         if let Some(kind) = opts.vector_input {
             kind.check(model.input_len(), model.classes(), model.is_dynamic())?;
@@ -782,7 +785,7 @@ pub fn test_split_trades(
     settings: &crate::steps::BlobDataSettings,
 ) -> Result<Vec<crate::data::Trade>, crate::steps::PipelineError> {
     crate::replay::trade_spec(model)?;
-    let mut trades = crate::data::load_trades(path)?;
+    let mut trades = crate::data::load_trades_with(path, &settings.dataset.read)?.trades;
     let data = crate::steps::prepare_from_trades(
         &trades,
         path.display().to_string(),

@@ -1468,3 +1468,105 @@ fn pipeline_killed_at_every_write_step_reruns_to_the_same_files() {
     }
     println!("{interrupted} of 5 timed kills came before the pipeline finished");
 }
+
+/// A checkpoint remembers how its file was read: trained on the fixture trades rewritten in another layout
+/// (a preamble, semicolons, other header names, `DD.MM.YYYY` times, newest-first) with the read options, the
+/// model is bit-identical to the one trained on the original file, and `tickq quantize` reads the rewritten
+/// file with the checkpoint's options and no flags, while a checkpoint trained on the original file cannot.
+#[test]
+fn a_checkpoint_remembers_how_its_file_was_read() {
+    let dir = scratch("read-options");
+    let (csv, arch) = fixtures();
+    let text = std::fs::read_to_string(csv).unwrap();
+    let mut rows: Vec<String> = text
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let (time, rest) = line.split_once(',').unwrap();
+            let (date, clock) = time.split_once(' ').unwrap();
+            let (y, md) = date.split_once('-').unwrap();
+            let (m, d) = md.split_once('-').unwrap();
+            format!("{d}.{m}.{y} {clock};{}", rest.replace(',', ";"))
+        })
+        .collect();
+    rows.reverse();
+    let other = dir.join("other.txt");
+    std::fs::write(
+        &other,
+        format!(
+            "exported by a feed, times in exchange time\nZeit;Kurs;Menge\n{}\n",
+            rows.join("\n")
+        ),
+    )
+    .unwrap();
+    let read_flags = [
+        "--columns",
+        "time=Zeit,price=Kurs,size=Menge",
+        "--time-format",
+        "%d.%m.%Y %H:%M:%S%.3f",
+    ];
+    let (plain, remembered) = (dir.join("plain"), dir.join("remembered"));
+    let mut args = train_args(arch, &plain);
+    args.extend(["--epochs", "1", "--device", "cpu"]);
+    ok(&args);
+    let mut args = vec![
+        "train",
+        "--arch",
+        s(arch),
+        "--data",
+        s(&other),
+        "--out",
+        s(&remembered),
+    ];
+    args.extend(["--epochs", "1", "--device", "cpu"]);
+    args.extend(read_flags);
+    let log = ok_stderr(&args);
+    assert!(
+        log.contains(&format!(
+            "note: {} is newest-first; its rows were reversed into time order",
+            other.display()
+        )),
+        "{log}"
+    );
+    assert_eq!(
+        std::fs::read(plain.join("model.safetensors")).unwrap(),
+        std::fs::read(remembered.join("model.safetensors")).unwrap(),
+        "the same trades in another layout train the same model"
+    );
+    let pre = json(&remembered.join("preprocess.json"));
+    assert_eq!(
+        pre["dataset"]["read"],
+        serde_json::json!({"columns": {"time": "Zeit", "price": "Kurs", "size": "Menge"}, "time_format": "%d.%m.%Y %H:%M:%S%.3f"}),
+        "{pre}"
+    );
+    assert!(
+        json(&plain.join("preprocess.json"))["dataset"]
+            .get("read")
+            .is_none()
+    );
+    ok(&[
+        "quantize",
+        s(&remembered),
+        "--data",
+        s(&other),
+        "--out",
+        s(&dir.join("remembered.blob")),
+    ]);
+    let out = tickq(&[
+        "quantize",
+        s(&plain),
+        "--data",
+        s(&other),
+        "--out",
+        s(&dir.join("plain.blob")),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "error: {}, line 2: missing required column `time` (accepted names: timestamp, ts, time, date, datetime, date_time, gmt_time, local_time; or name it with --columns time=HEADER); header found: `Zeit;Kurs;Menge`",
+            other.display()
+        )),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -1,16 +1,15 @@
-//! Trade CSV loading.
+//! Trade loading: the trade roles of the table reader ([`read_table`]) made into [`Trade`]s.
 //!
-//! The format is documented in `docs/DATA.md`: a header line is required, columns are found by name
-//! (case-insensitive), extra columns are ignored, and every rejected input yields a [`DataError`]
-//! that names the source, the line, the column and the field.
+//! The formats are documented in `docs/DATA.md`, "Reading files": columns are found by name (case-insensitive
+//! aliases, or a column mapping), extra columns are ignored, and every rejected input yields a [`DataError`] that
+//! names the source, the line, the column and the field.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufRead;
 use std::path::Path;
 
 use super::error::DataError;
-use super::time::parse_timestamp_ms;
-use crate::limits::{MAX_FIELD_BYTES, MAX_LINE_BYTES};
+use super::table::{ReadNotes, Role, TRADE_ROLES, Table, read_table};
+use crate::options::ReadOptions;
 
 /// The aggressor side of a trade, when the data says it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -35,279 +34,111 @@ impl Side {
 /// One trade print.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Trade {
-    /// Trade time in milliseconds since 1970-01-01T00:00:00, with naive local times treated as UTC.
+    /// Trade time in milliseconds since 1970-01-01T00:00:00 UTC (naive local times are in the time zone the read
+    /// options give, UTC by default).
     pub timestamp_ms: i64,
     /// Trade price (finite, > 0), in the instrument's price units (index points for ES).
     pub price: f64,
     /// Trade size (finite, >= 0), in contracts or shares.
     pub size: f64,
-    /// Aggressor side when the file has a `side` column with a value, else `None`.
+    /// Aggressor side when the file has a side column with a value, else `None`.
     pub side: Option<Side>,
 }
 
-/// Header names accepted for the timestamp column (compared case-insensitively).
-const TIMESTAMP_NAMES: &[&str] = &["datetime", "timestamp", "time"];
-/// Header names accepted for the price column.
-const PRICE_NAMES: &[&str] = &["price"];
-/// Header names accepted for the size column.
-const SIZE_NAMES: &[&str] = &["volume", "size", "qty"];
-/// Header names accepted for the optional side column.
-const SIDE_NAMES: &[&str] = &["side"];
-
-/// 0-based column indices of the fields tickq reads.
-struct Columns {
-    timestamp: usize,
-    price: usize,
-    size: usize,
-    side: Option<usize>,
-    names: Vec<String>,
+/// Trades read from a file, with what the reader noticed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedTrades {
+    /// The trades, in time order.
+    pub trades: Vec<Trade>,
+    /// A reversed newest-first file, repeated rows: what the `tickq` command prints as notes.
+    pub notes: ReadNotes,
 }
 
-/// Reads and parses the trade CSV file at `path`.
-///
-/// Error messages name the file by `path`.
+/// Reads the trade file at `path` with the default [`ReadOptions`] (columns by their usual names, `auto` times
+/// in UTC, the delimiter detected, the format from the extension); the notes are dropped.
 ///
 /// # Errors
 ///
-/// [`DataError::Io`] when the file cannot be opened, and every error of [`parse_trades`].
+/// The errors of [`load_trades_with`].
 pub fn load_trades(path: &Path) -> Result<Vec<Trade>, DataError> {
-    let file = File::open(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse_trades(
-        BufReader::with_capacity(1 << 16, file),
-        &path.display().to_string(),
-    )
+    load_trades_with(path, &ReadOptions::default()).map(|loaded| loaded.trades)
 }
 
-/// Splits a CSV line into trimmed fields, dropping one pair of surrounding double quotes.
-///
-/// Quoted fields may not contain commas: the format has no use for them.
-fn split_fields(line: &str) -> impl Iterator<Item = &str> {
-    line.split(',').map(|f| {
-        let f = f.trim();
-        f.strip_prefix('"')
-            .and_then(|g| g.strip_suffix('"'))
-            .unwrap_or(f)
-    })
-}
-
-/// Reads one line into `bytes` without its line end, counting `line_no`; `Ok(None)` at end of input.
-///
-/// At most [`MAX_LINE_BYTES`] plus a line end are read, so an endless stream without line ends (`/dev/zero`) is
-/// refused after 64 KiB rather than read into memory.
-fn next_line<'a, R: BufRead>(
-    reader: &mut R,
-    bytes: &'a mut Vec<u8>,
-    line_no: &mut usize,
-    source: &str,
-) -> Result<Option<&'a str>, DataError> {
-    bytes.clear();
-    // Two bytes more than the limit: room for `\r\n` after a line of exactly the limit.
-    let n = reader
-        .by_ref()
-        .take(MAX_LINE_BYTES as u64 + 2)
-        .read_until(b'\n', bytes)
-        .map_err(|e| DataError::Read {
-            file: source.to_owned(),
-            line: *line_no + 1,
-            source: e,
-        })?;
-    if n == 0 {
-        return Ok(None);
-    }
-    *line_no += 1;
-    if bytes.last() == Some(&b'\n') {
-        bytes.pop();
-    }
-    if bytes.last() == Some(&b'\r') {
-        bytes.pop();
-    }
-    if bytes.len() > MAX_LINE_BYTES {
-        return Err(DataError::LineTooLong {
-            file: source.to_owned(),
-            line: *line_no,
-            limit: MAX_LINE_BYTES,
-        });
-    }
-    std::str::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| DataError::NotUtf8 {
-            file: source.to_owned(),
-            line: *line_no,
-        })
-}
-
-/// Refuses a field longer than [`MAX_FIELD_BYTES`].
-fn check_field_lengths(line: &str, source: &str, line_no: usize) -> Result<(), DataError> {
-    match split_fields(line)
-        .enumerate()
-        .find(|(_, f)| f.len() > MAX_FIELD_BYTES)
-    {
-        Some((col, text)) => Err(DataError::FieldTooLong {
-            file: source.to_owned(),
-            line: line_no,
-            column: col + 1,
-            text: text.to_owned(),
-            len: text.len(),
-            limit: MAX_FIELD_BYTES,
-        }),
-        None => Ok(()),
-    }
-}
-
-fn find_columns(header: &str, source: &str) -> Result<Columns, DataError> {
-    let names: Vec<String> = split_fields(header).map(str::to_owned).collect();
-    let mut found: [Option<usize>; 4] = [None; 4];
-    let roles: [(&'static str, &[&str]); 4] = [
-        ("timestamp", TIMESTAMP_NAMES),
-        ("price", PRICE_NAMES),
-        ("size", SIZE_NAMES),
-        ("side", SIDE_NAMES),
-    ];
-    for (col, name) in names.iter().enumerate() {
-        let lower = name.to_ascii_lowercase();
-        for (slot, (role, accepted)) in found.iter_mut().zip(roles) {
-            if accepted.contains(&lower.as_str()) {
-                if let Some(first) = *slot {
-                    return Err(DataError::DuplicateColumn {
-                        file: source.to_owned(),
-                        column: col + 1,
-                        first: first + 1,
-                        name: name.clone(),
-                        role,
-                    });
-                }
-                *slot = Some(col);
-            }
-        }
-    }
-    let require = |slot: Option<usize>, column: &'static str, accepted: &'static str| {
-        slot.ok_or_else(|| DataError::MissingColumn {
-            file: source.to_owned(),
-            column,
-            accepted,
-            header: header.to_owned(),
-        })
-    };
-    Ok(Columns {
-        timestamp: require(found[0], "timestamp", "DateTime, timestamp, time")?,
-        price: require(found[1], "price", "price")?,
-        size: require(found[2], "size", "Volume, size, qty")?,
-        side: found[3],
-        names,
-    })
-}
-
-/// Parses trades from CSV text; `source` names the input in error messages (usually the file path).
-///
-/// The format (see `docs/DATA.md`): a header line naming the columns, then one trade per line.
-/// Columns are found by header name, case-insensitively: the timestamp (`DateTime`, `timestamp` or `time`),
-/// `price`, the size (`Volume`, `size` or `qty`) and an optional `side` (`buy`, `sell`, `b`, `s` in any case,
-/// or empty for unknown). Other columns are ignored.
-/// Fields are trimmed, may be wrapped in double quotes, and may not contain commas.
-/// Line ends may be `\n` or `\r\n`; a UTF-8 byte-order mark before the header and blank lines are skipped.
-/// Timestamps must not decrease from one row to the next; equal timestamps are fine.
+/// Reads the trade file at `path` (delimited text or Parquet) as `options` say: roles `time`, `price`, `size` and
+/// an optional `side` ([`TRADE_ROLES`]). Error messages name the file by `path`.
 ///
 /// # Errors
 ///
-/// Every error names `source` and the 1-based line; field errors also give the 1-based column and the
-/// header name: [`DataError::Empty`], [`DataError::NoRows`], [`DataError::MissingColumn`],
-/// [`DataError::DuplicateColumn`], [`DataError::FieldCount`], [`DataError::BadNumber`],
-/// [`DataError::NotFinite`], [`DataError::NonPositivePrice`], [`DataError::NegativeSize`],
-/// [`DataError::BadTimestamp`], [`DataError::TimeBackwards`], [`DataError::BadSide`],
-/// [`DataError::NotUtf8`], [`DataError::Read`], and [`DataError::LineTooLong`] / [`DataError::FieldTooLong`] for a
-/// line above [`MAX_LINE_BYTES`] or a field above [`MAX_FIELD_BYTES`].
-pub fn parse_trades(mut reader: impl BufRead, source: &str) -> Result<Vec<Trade>, DataError> {
-    let mut bytes = Vec::with_capacity(128);
-    let mut line_no = 0usize;
+/// [`DataError::Io`] when the file cannot be opened, every error of [`read_table`], and
+/// [`DataError::NonPositivePrice`], [`DataError::NegativeSize`] and [`DataError::BadSide`] for values a trade
+/// cannot have.
+pub fn load_trades_with(path: &Path, options: &ReadOptions) -> Result<LoadedTrades, DataError> {
+    trades_from_table(read_table(path, options, TRADE_ROLES)?)
+}
 
-    let columns = loop {
-        match next_line(&mut reader, &mut bytes, &mut line_no, source)? {
-            None => {
-                return Err(DataError::Empty {
-                    file: source.to_owned(),
-                });
-            }
-            Some(line) => {
-                let line = line.strip_prefix('\u{feff}').unwrap_or(line);
-                if !line.trim().is_empty() {
-                    check_field_lengths(line, source, line_no)?;
-                    break find_columns(line, source)?;
-                }
-            }
-        }
+/// Parses trades from delimited text with the default [`ReadOptions`]; `source` names the input in error
+/// messages (usually the file path).
+///
+/// The format (see `docs/DATA.md`): a header line naming the columns (preamble lines before it are skipped),
+/// then one trade per line. Columns are found by header name, case-insensitively: the time (`timestamp`, `time`,
+/// `date`, `datetime`, ...), the price (`price`, `px`, ...), the size (`size`, `volume`, `amount`, `qty`,
+/// `quantity`, ...) and an optional side (`buy`, `sell`, `b`, `s` in any case, or empty for unknown). Other
+/// columns are ignored. A newest-first file is reversed; one step back in time is an error.
+///
+/// # Errors
+///
+/// The errors of [`read_table_from`](super::read_table_from), and [`DataError::NonPositivePrice`],
+/// [`DataError::NegativeSize`] and [`DataError::BadSide`].
+pub fn parse_trades(reader: impl BufRead, source: &str) -> Result<Vec<Trade>, DataError> {
+    let table = super::read_table_from(reader, source, &ReadOptions::default(), TRADE_ROLES)?;
+    trades_from_table(table).map(|loaded| loaded.trades)
+}
+
+/// The trades of a table read with [`TRADE_ROLES`].
+fn trades_from_table(table: Table) -> Result<LoadedTrades, DataError> {
+    let column = |role: Role| {
+        table
+            .column(role)
+            .expect("the reader returns every required role")
     };
-
-    let expected = columns.names.len();
-    let mut trades = Vec::new();
-    let mut previous_ms: Option<i64> = None;
-    while let Some(line) = next_line(&mut reader, &mut bytes, &mut line_no, source)? {
-        if line.trim().is_empty() {
-            continue;
-        }
-        check_field_lengths(line, source, line_no)?;
-        let fields: Vec<&str> = split_fields(line).collect();
-        if fields.len() != expected {
-            return Err(DataError::FieldCount {
-                file: source.to_owned(),
-                line: line_no,
-                expected,
-                found: fields.len(),
-            });
-        }
-        let ctx = RowContext {
-            source,
-            line: line_no,
-            names: &columns.names,
-        };
-
-        let ts_text = fields[columns.timestamp];
-        let timestamp_ms = parse_timestamp_ms(ts_text).ok_or_else(|| DataError::BadTimestamp {
-            file: source.to_owned(),
-            line: line_no,
-            column: columns.timestamp + 1,
-            field: columns.names[columns.timestamp].clone(),
-            text: ts_text.to_owned(),
-        })?;
-        if let Some(prev) = previous_ms
-            && timestamp_ms < prev
-        {
-            return Err(DataError::TimeBackwards {
-                file: source.to_owned(),
-                line: line_no,
-                column: columns.timestamp + 1,
-                field: columns.names[columns.timestamp].clone(),
-                text: ts_text.to_owned(),
-                back_ms: prev.saturating_sub(timestamp_ms),
-            });
-        }
-        previous_ms = Some(timestamp_ms);
-
-        let price = ctx.number(columns.price, fields[columns.price])?;
+    let (price_col, size_col) = (column(Role::Price), column(Role::Size));
+    let prices = table.numbers(Role::Price).unwrap_or_default();
+    let sizes = table.numbers(Role::Size).unwrap_or_default();
+    let sides = table.text(Role::Side);
+    let mut trades = Vec::with_capacity(table.len());
+    for (i, (&timestamp_ms, &line)) in table.times.iter().zip(&table.lines).enumerate() {
+        let price = prices[i];
         if price <= 0.0 {
             return Err(DataError::NonPositivePrice {
-                file: source.to_owned(),
-                line: line_no,
-                column: columns.price + 1,
-                field: columns.names[columns.price].clone(),
+                file: table.source.clone(),
+                line,
+                column: price_col.column,
+                field: price_col.header.clone(),
                 value: price,
             });
         }
-        let size = ctx.number(columns.size, fields[columns.size])?;
+        let size = sizes[i];
         if size < 0.0 {
             return Err(DataError::NegativeSize {
-                file: source.to_owned(),
-                line: line_no,
-                column: columns.size + 1,
-                field: columns.names[columns.size].clone(),
+                file: table.source.clone(),
+                line,
+                column: size_col.column,
+                field: size_col.header.clone(),
                 value: size,
             });
         }
-        let side = match columns.side {
+        let side = match sides {
             None => None,
-            Some(col) => ctx.side(col, fields[col])?,
+            Some(sides) => side(&sides[i]).ok_or_else(|| {
+                let col = column(Role::Side);
+                DataError::BadSide {
+                    file: table.source.clone(),
+                    line,
+                    column: col.column,
+                    field: col.header.clone(),
+                    text: sides[i].clone(),
+                }
+            })?,
         };
         trades.push(Trade {
             timestamp_ms,
@@ -317,64 +148,30 @@ pub fn parse_trades(mut reader: impl BufRead, source: &str) -> Result<Vec<Trade>
             side,
         });
     }
-    if trades.is_empty() {
-        return Err(DataError::NoRows {
-            file: source.to_owned(),
-        });
-    }
-    Ok(trades)
+    Ok(LoadedTrades {
+        trades,
+        notes: table.notes,
+    })
 }
 
-/// Where a data row came from, for error messages.
-struct RowContext<'a> {
-    source: &'a str,
-    line: usize,
-    names: &'a [String],
-}
-
-impl RowContext<'_> {
-    fn number(&self, col: usize, text: &str) -> Result<f64, DataError> {
-        let value: f64 = text.parse().map_err(|_| DataError::BadNumber {
-            file: self.source.to_owned(),
-            line: self.line,
-            column: col + 1,
-            field: self.names[col].clone(),
-            text: text.to_owned(),
-        })?;
-        if !value.is_finite() {
-            return Err(DataError::NotFinite {
-                file: self.source.to_owned(),
-                line: self.line,
-                column: col + 1,
-                field: self.names[col].clone(),
-                text: text.to_owned(),
-            });
-        }
-        Ok(value)
-    }
-
-    fn side(&self, col: usize, text: &str) -> Result<Option<Side>, DataError> {
-        if text.is_empty() {
-            Ok(None)
-        } else if text.eq_ignore_ascii_case("buy") || text.eq_ignore_ascii_case("b") {
-            Ok(Some(Side::Buy))
-        } else if text.eq_ignore_ascii_case("sell") || text.eq_ignore_ascii_case("s") {
-            Ok(Some(Side::Sell))
-        } else {
-            Err(DataError::BadSide {
-                file: self.source.to_owned(),
-                line: self.line,
-                column: col + 1,
-                field: self.names[col].clone(),
-                text: text.to_owned(),
-            })
-        }
+/// A side's text: `Some(None)` for empty, `None` for a spelling that is not a side.
+fn side(text: &str) -> Option<Option<Side>> {
+    if text.is_empty() {
+        Some(None)
+    } else if text.eq_ignore_ascii_case("buy") || text.eq_ignore_ascii_case("b") {
+        Some(Some(Side::Buy))
+    } else if text.eq_ignore_ascii_case("sell") || text.eq_ignore_ascii_case("s") {
+        Some(Some(Side::Sell))
+    } else {
+        None
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limits::MAX_LINE_BYTES;
+    use std::io::{BufReader, Read};
 
     fn parse(text: &str) -> Result<Vec<Trade>, DataError> {
         parse_trades(text.as_bytes(), "t.csv")
@@ -479,10 +276,7 @@ mod tests {
         );
         assert!(matches!(
             err("Price,Volume\n1,1\n"),
-            DataError::MissingColumn {
-                column: "timestamp",
-                ..
-            }
+            DataError::MissingColumn { column: "time", .. }
         ));
         assert!(matches!(
             err("time,Price\n1,1\n"),
@@ -729,7 +523,7 @@ mod tests {
     #[test]
     fn an_endless_line_is_refused_after_the_line_limit() {
         // `/dev/zero` as a reader: NUL bytes without end; only the limit and a little more are read.
-        let mut zeros = std::io::repeat(0).take(1 << 40);
+        let mut zeros = Read::take(std::io::repeat(0), 1 << 40);
         let err = parse_trades(BufReader::new(&mut zeros), "/dev/zero").unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -9,6 +9,7 @@ use super::csv::Trade;
 use super::error::DataError;
 use super::features::{FeatureConfig, compute_features};
 use super::labels::{LabelConfig, label_names, label_prices};
+use crate::options::ReadOptions;
 
 /// Everything [`build_dataset`] needs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +21,10 @@ pub struct DatasetConfig {
     pub labels: LabelConfig,
     /// Window length `T` in trades: 1 = the current trade's features only.
     pub time_steps: usize,
+    /// How the data file is read (columns, time format and zone, delimiter, ...). Absent from configs and
+    /// checkpoints written before it, and not written when it is the default, so their fingerprints stay.
+    #[serde(skip_serializing_if = "ReadOptions::is_default")]
+    pub read: ReadOptions,
 }
 
 impl Default for DatasetConfig {
@@ -29,6 +34,7 @@ impl Default for DatasetConfig {
             features: FeatureConfig::default(),
             labels: LabelConfig::default(),
             time_steps: 1,
+            read: ReadOptions::default(),
         }
     }
 }
@@ -393,7 +399,32 @@ mod tests {
                 dead_band: DeadBand::Price(0.125),
             },
             time_steps,
+            read: Default::default(),
         }
+    }
+
+    #[test]
+    fn read_options_are_stored_and_old_configs_still_read() {
+        // A config written before the read options (no `read` key) reads, and the default writes no `read` key,
+        // so fingerprints over the serialized config do not change.
+        let old = serde_json::to_string(&DatasetConfig::default()).unwrap();
+        assert!(!old.contains("\"read\""), "{old}");
+        let back: DatasetConfig = serde_json::from_str(&old).unwrap();
+        assert_eq!(back, DatasetConfig::default());
+        let cfg = DatasetConfig {
+            read: ReadOptions {
+                columns: Some("time=Time,price=Close".parse().unwrap()),
+                time_format: Some("%Y-%m-%d %I-%p".parse().unwrap()),
+                ..ReadOptions::default()
+            },
+            ..DatasetConfig::default()
+        };
+        let text = serde_json::to_string(&cfg).unwrap();
+        assert!(
+            text.contains(r#""read":{"columns":{"time":"Time","price":"Close"},"time_format":"%Y-%m-%d %I-%p"}"#),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<DatasetConfig>(&text).unwrap(), cfg);
     }
 
     #[test]

@@ -52,37 +52,110 @@ pub enum DataError {
         /// Source name.
         file: String,
     },
-    /// A required column is missing from the header.
+    /// A required column is missing from the header (no header line among the first lines names it).
     #[error(
-        "{file}, line 1: missing required column `{column}` (accepted names: {accepted}); header found: `{}`",
+        "{file}, line {line}: missing required column `{column}` (accepted names: {accepted}; or name it with --columns {column}=HEADER); header found: `{}`",
         excerpt(header)
     )]
     MissingColumn {
         /// Source name.
         file: String,
-        /// The role of the missing column: `timestamp`, `price` or `size`.
+        /// 1-based line of the header (the first line tried, when the header was searched for).
+        line: usize,
+        /// The role of the missing column (`time`, `price`, `size`, ...).
         column: &'static str,
         /// The accepted header names for that role, comma-separated.
-        accepted: &'static str,
+        accepted: String,
         /// The header line as found.
         header: String,
     },
-    /// Two header columns map to the same role.
+    /// A column mapping names a header that is not in the file.
     #[error(
-        "{file}, line 1, column {column}: `{}` is a second `{role}` column (the first is column {first})",
-        excerpt(name)
+        "{file}, line {line}: the column mapping reads `{role}` from `{}`, but no column has that name; header found: `{}`",
+        excerpt(name),
+        excerpt(header)
+    )]
+    UnknownColumn {
+        /// Source name.
+        file: String,
+        /// 1-based line of the header (the first line tried, when the header was searched for).
+        line: usize,
+        /// The mapped role.
+        role: &'static str,
+        /// The header name the mapping gives.
+        name: String,
+        /// The header line as found.
+        header: String,
+    },
+    /// A column mapping names a role this kind of input does not read.
+    #[error(
+        "{file}: the column mapping names `{role}`, which this input does not read (it reads {wanted})"
+    )]
+    UnwantedRole {
+        /// Source name.
+        file: String,
+        /// The mapped role.
+        role: &'static str,
+        /// The roles read, comma-separated.
+        wanted: String,
+    },
+    /// Two header columns could fill the same role: never a silent pick.
+    #[error(
+        "{file}, line {line}: columns {first} (`{}`) and {column} (`{}`) could both be the `{role}` column; name the one to read, e.g. --columns {role}={} (`columns = {{ {role} = \"{}\" }}` under `[data.read]` in a pipeline)",
+        excerpt(first_name),
+        excerpt(name),
+        excerpt(first_name),
+        excerpt(first_name)
     )]
     DuplicateColumn {
         /// Source name.
         file: String,
+        /// 1-based line of the header.
+        line: usize,
         /// 1-based column of the second match.
         column: usize,
         /// 1-based column of the first match.
         first: usize,
+        /// The header name of the first match (boxed, to keep the error small).
+        first_name: Box<str>,
         /// The header name of the second match.
         name: String,
         /// The role both columns map to.
         role: &'static str,
+    },
+    /// A read option cannot be used (a struct built in code with a pattern jiff refuses, say).
+    #[error("{file}: {source}")]
+    ReadOption {
+        /// Source name.
+        file: String,
+        /// The option and why.
+        #[source]
+        source: crate::options::read::ReadOptionError,
+    },
+    /// A Parquet file cannot be read (not Parquet, truncated, an unsupported codec).
+    #[error("{file}: cannot read as Parquet: {reason}")]
+    Parquet {
+        /// Source name.
+        file: String,
+        /// The parquet crate's reason.
+        reason: String,
+    },
+    /// A Parquet column has a type its role cannot take.
+    #[error(
+        "{file}, column `{}`: the `{role}` column is {found}, expected {expected}",
+        excerpt(column)
+    )]
+    ParquetType {
+        /// Source name.
+        file: String,
+        /// The column's name.
+        column: String,
+        /// The role it was to fill.
+        role: &'static str,
+        /// Its type.
+        found: String,
+        /// What the role takes.
+        expected: &'static str,
     },
     /// A data row has a different number of fields than the header.
     #[error("{file}, line {line}: expected {expected} fields as in the header, found {found}")]
@@ -168,7 +241,7 @@ pub enum DataError {
     },
     /// A timestamp cannot be parsed or names an impossible date or time.
     #[error(
-        "{file}, line {line}, column {column} ({}): bad timestamp `{}` (expected `YYYY-MM-DD HH:MM:SS[.fff]`, `YYYY-MM-DDTHH:MM:SS[.fff][Z]` or integer epoch milliseconds)",
+        "{file}, line {line}, column {column} ({}): bad timestamp `{}` (expected {expected})",
         excerpt(field),
         excerpt(text)
     )]
@@ -183,10 +256,12 @@ pub enum DataError {
         field: String,
         /// The offending text.
         text: String,
+        /// What the time format expects (``the pattern `%d.%m.%Y` ``, ...; boxed, to keep the error small).
+        expected: Box<str>,
     },
-    /// A timestamp is earlier than the previous row's.
+    /// A timestamp is earlier than the previous row's in an ascending file.
     #[error(
-        "{file}, line {line}, column {column} ({}): time goes backwards: `{}` is {back_ms} ms before the previous row",
+        "{file}, line {line}, column {column} ({}): time goes backwards: `{}` is {back_ms} ms before the previous row (line {previous_line})",
         excerpt(field),
         excerpt(text)
     )]
@@ -195,6 +270,8 @@ pub enum DataError {
         file: String,
         /// 1-based line.
         line: usize,
+        /// 1-based line of the previous row.
+        previous_line: usize,
         /// 1-based column.
         column: usize,
         /// The column's header name.
@@ -203,6 +280,28 @@ pub enum DataError {
         text: String,
         /// How far back it goes, in milliseconds.
         back_ms: i64,
+    },
+    /// A timestamp is later than the previous row's in a newest-first file.
+    #[error(
+        "{file}, line {line}, column {column} ({}): the file is newest-first, but `{}` is {ahead_ms} ms after the previous row (line {previous_line})",
+        excerpt(field),
+        excerpt(text)
+    )]
+    TimeForwards {
+        /// Source name.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based line of the previous row.
+        previous_line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The column's header name.
+        field: String,
+        /// The offending text.
+        text: String,
+        /// How far forward it goes, in milliseconds.
+        ahead_ms: i64,
     },
     /// A side field is not one of `buy`, `sell`, `b`, `s` (any case) or empty.
     #[error(

@@ -17,7 +17,10 @@ use super::dataset::{Dataset, assemble};
 use super::error::DataError;
 use super::features::{FeatureConfig, Features, on_grid, window_list};
 use super::labels::{LabelConfig, label_prices};
-pub use super::market_csv::{Bar, Quote, load_bars, load_quotes, parse_bars, parse_quotes};
+pub use super::market_csv::{
+    Bar, LoadedRows, Quote, load_bars, load_bars_with, load_quotes, load_quotes_with, parse_bars,
+    parse_quotes,
+};
 
 /// What a market data file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -1,17 +1,13 @@
-//! A minimal reader of bar files (`time,open,high,low,close,volume`) and quote files
-//! (`time,bid,ask,bid_size,ask_size`), in the trade reader's conventions (`docs/DATA.md`, "Bars and quotes").
-//!
-//! It stands in for the generic column reader of issue 14 and is meant to be replaced by it: the row types
-//! ([`Bar`], [`Quote`]) and the errors stay.
+//! Bar files (`time,open,high,low,close,volume`) and quote files (`time,bid,ask,bid_size,ask_size`) read
+//! through the generic reader ([`read_table`], with [`BAR_ROLES`] / [`QUOTE_ROLES`]): the same column mapping,
+//! time formats, row-order rules and error messages as trade files (`docs/DATA.md`, "Reading files").
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::BufRead;
 use std::path::Path;
 
 use super::error::DataError;
-use super::time::parse_timestamp_ms;
-use crate::limits::{MAX_FIELD_BYTES, MAX_LINE_BYTES};
-
+use super::table::{BAR_ROLES, QUOTE_ROLES, ReadNotes, Role, Table, read_table, read_table_from};
+use crate::options::ReadOptions;
 /// One OHLCV bar as read, prices and volume in the file's units.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bar {
@@ -44,378 +40,152 @@ pub struct Quote {
     pub ask_size: f64,
 }
 
-/// A column a file must have: its role and the header names accepted for it (compared case-insensitively).
-struct Role {
-    name: &'static str,
-    accepted: &'static [&'static str],
-    /// `true` for a price (above zero), `false` for a size (zero or more).
-    price: bool,
+/// Rows read from a bar or quote file, with the reader's notes (a reversed file, repeated rows).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedRows<T> {
+    /// The rows, oldest first.
+    pub rows: Vec<T>,
+    /// What the reader noticed about the file.
+    pub notes: ReadNotes,
 }
 
-const TIME: &[&str] = &["time", "timestamp", "datetime", "date"];
-
-const BAR_ROLES: [Role; 5] = [
-    Role {
-        name: "open",
-        accepted: &["open"],
-        price: true,
-    },
-    Role {
-        name: "high",
-        accepted: &["high"],
-        price: true,
-    },
-    Role {
-        name: "low",
-        accepted: &["low"],
-        price: true,
-    },
-    Role {
-        name: "close",
-        accepted: &["close"],
-        price: true,
-    },
-    Role {
-        name: "volume",
-        accepted: &["volume", "vol"],
-        price: false,
-    },
-];
-
-const QUOTE_ROLES: [Role; 4] = [
-    Role {
-        name: "bid",
-        accepted: &["bid"],
-        price: true,
-    },
-    Role {
-        name: "ask",
-        accepted: &["ask"],
-        price: true,
-    },
-    Role {
-        name: "bid_size",
-        accepted: &["bid_size", "bidsize"],
-        price: false,
-    },
-    Role {
-        name: "ask_size",
-        accepted: &["ask_size", "asksize"],
-        price: false,
-    },
-];
-
-/// Reads the bar file at `path` (see [`parse_bars`]).
+/// Reads the bar file at `path` with the default [`ReadOptions`] (see [`load_bars_with`]).
 ///
 /// # Errors
 ///
-/// [`DataError::Io`] when the file cannot be opened, and every error of [`parse_bars`].
+/// The errors of [`load_bars_with`].
 pub fn load_bars(path: &Path) -> Result<Vec<Bar>, DataError> {
-    let (reader, source) = open(path)?;
-    parse_bars(reader, &source)
+    load_bars_with(path, &ReadOptions::default()).map(|loaded| loaded.rows)
 }
 
-/// Reads the quote file at `path` (see [`parse_quotes`]).
+/// Reads the bar file at `path`: the columns of [`BAR_ROLES`] (mapped by `options.columns` or found by their
+/// aliases), prices above zero and volumes zero or more.
 ///
 /// # Errors
 ///
-/// [`DataError::Io`] when the file cannot be opened, and every error of [`parse_quotes`].
+/// The reader's errors ([`read_table`]), [`DataError::NonPositivePrice`] and [`DataError::NegativeSize`]
+/// naming the file, line and column.
+pub fn load_bars_with(path: &Path, options: &ReadOptions) -> Result<LoadedRows<Bar>, DataError> {
+    bars_from_table(read_table(path, options, BAR_ROLES)?)
+}
+
+/// Reads the quote file at `path` with the default [`ReadOptions`] (see [`load_quotes_with`]).
+///
+/// # Errors
+///
+/// The errors of [`load_quotes_with`].
 pub fn load_quotes(path: &Path) -> Result<Vec<Quote>, DataError> {
-    let (reader, source) = open(path)?;
-    parse_quotes(reader, &source)
+    load_quotes_with(path, &ReadOptions::default()).map(|loaded| loaded.rows)
 }
 
-fn open(path: &Path) -> Result<(BufReader<File>, String), DataError> {
-    let file = File::open(path).map_err(|source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    Ok((
-        BufReader::with_capacity(1 << 16, file),
-        path.display().to_string(),
-    ))
-}
-
-/// Parses bars: a header naming `time` (or `timestamp`, `datetime`, `date`), `open`, `high`, `low`, `close`
-/// and `volume` (or `vol`) in any order and case, then one bar a line; times as for trades (ISO date-times or
-/// epoch milliseconds), never decreasing; prices above zero, volumes zero or more. `source` names the input
-/// in messages.
+/// Reads the quote file at `path`: the columns of [`QUOTE_ROLES`], prices above zero and sizes zero or more. A
+/// crossed or locked quote is refused by the feature engine, naming the quote.
 ///
 /// # Errors
 ///
-/// The [`DataError`] of the first bad line, naming `source`, the line and the column.
+/// The reader's errors ([`read_table`]), [`DataError::NonPositivePrice`] and [`DataError::NegativeSize`].
+pub fn load_quotes_with(
+    path: &Path,
+    options: &ReadOptions,
+) -> Result<LoadedRows<Quote>, DataError> {
+    quotes_from_table(read_table(path, options, QUOTE_ROLES)?)
+}
+
+/// Parses bars from `reader` with the default [`ReadOptions`]; `source` names the input in messages.
+///
+/// # Errors
+///
+/// As [`load_bars_with`].
 pub fn parse_bars(reader: impl BufRead, source: &str) -> Result<Vec<Bar>, DataError> {
-    let rows = read_rows(reader, source, &BAR_ROLES)?;
-    Ok(rows
-        .into_iter()
-        .map(|(timestamp_ms, v)| Bar {
-            timestamp_ms,
-            open: v[0],
-            high: v[1],
-            low: v[2],
-            close: v[3],
-            volume: v[4],
-        })
-        .collect())
+    let table = read_table_from(reader, source, &ReadOptions::default(), BAR_ROLES)?;
+    bars_from_table(table).map(|loaded| loaded.rows)
 }
 
-/// Parses quotes: a header naming `time` (or `timestamp`, `datetime`, `date`), `bid`, `ask`, `bid_size` and
-/// `ask_size` in any order and case, then one quote a line, with the rules of [`parse_bars`]. A crossed or
-/// locked quote is refused by the feature engine, naming the quote.
+/// Parses quotes from `reader` with the default [`ReadOptions`]; `source` names the input in messages.
 ///
 /// # Errors
 ///
-/// The [`DataError`] of the first bad line, naming `source`, the line and the column.
+/// As [`load_quotes_with`].
 pub fn parse_quotes(reader: impl BufRead, source: &str) -> Result<Vec<Quote>, DataError> {
-    let rows = read_rows(reader, source, &QUOTE_ROLES)?;
-    Ok(rows
-        .into_iter()
-        .map(|(timestamp_ms, v)| Quote {
-            timestamp_ms,
-            bid: v[0],
-            ask: v[1],
-            bid_size: v[2],
-            ask_size: v[3],
-        })
-        .collect())
+    let table = read_table_from(reader, source, &ReadOptions::default(), QUOTE_ROLES)?;
+    quotes_from_table(table).map(|loaded| loaded.rows)
 }
 
-fn split_fields(line: &str) -> impl Iterator<Item = &str> {
-    line.split(',').map(|f| {
-        let f = f.trim();
-        f.strip_prefix('"')
-            .and_then(|g| g.strip_suffix('"'))
-            .unwrap_or(f)
+/// The values of `role`, checked: above zero for a price (`price`), zero or more for a size.
+fn checked<'t>(table: &'t Table, role: Role, price: bool) -> Result<&'t [f64], DataError> {
+    let values = table.numbers(role).unwrap_or_default();
+    let bad = values
+        .iter()
+        .position(|&v| if price { v <= 0.0 } else { v < 0.0 });
+    let (Some(i), Some(col)) = (bad, table.column(role)) else {
+        return Ok(values);
+    };
+    let (file, line, column, field, value) = (
+        table.source.clone(),
+        table.lines[i],
+        col.column,
+        col.header.clone(),
+        values[i],
+    );
+    Err(if price {
+        DataError::NonPositivePrice {
+            file,
+            line,
+            column,
+            field,
+            value,
+        }
+    } else {
+        DataError::NegativeSize {
+            file,
+            line,
+            column,
+            field,
+            value,
+        }
     })
 }
 
-/// The time and the role values of every data row.
-fn read_rows<R: BufRead>(
-    mut reader: R,
-    source: &str,
-    roles: &[Role],
-) -> Result<Vec<(i64, Vec<f64>)>, DataError> {
-    let file = || source.to_owned();
-    let mut bytes = Vec::with_capacity(128);
-    let mut line_no = 0usize;
-    let header = loop {
-        match next_line(&mut reader, &mut bytes, &mut line_no, source)? {
-            None => return Err(DataError::Empty { file: file() }),
-            Some(line) => {
-                let line = line.strip_prefix('\u{feff}').unwrap_or(line);
-                if !line.trim().is_empty() {
-                    break line.to_owned();
-                }
-            }
-        }
-    };
-    let names: Vec<String> = split_fields(&header).map(str::to_owned).collect();
-    if let Some((col, name)) = names
-        .iter()
-        .enumerate()
-        .find(|(_, n)| n.len() > MAX_FIELD_BYTES)
-    {
-        return Err(DataError::FieldTooLong {
-            file: file(),
-            line: line_no,
-            column: col + 1,
-            text: name.clone(),
-            len: name.len(),
-            limit: MAX_FIELD_BYTES,
-        });
-    }
-    let find = |role: &'static str, accepted: &'static [&'static str]| {
-        let mut found: Option<usize> = None;
-        for (col, name) in names.iter().enumerate() {
-            if accepted.iter().any(|a| a.eq_ignore_ascii_case(name)) {
-                if let Some(first) = found {
-                    return Err(DataError::DuplicateColumn {
-                        file: file(),
-                        column: col + 1,
-                        first: first + 1,
-                        name: name.clone(),
-                        role,
-                    });
-                }
-                found = Some(col);
-            }
-        }
-        found.ok_or_else(|| DataError::MissingColumn {
-            file: file(),
-            column: role,
-            accepted: accepted_list(accepted),
-            header: header.clone(),
+fn bars_from_table(table: Table) -> Result<LoadedRows<Bar>, DataError> {
+    let open = checked(&table, Role::Open, true)?;
+    let high = checked(&table, Role::High, true)?;
+    let low = checked(&table, Role::Low, true)?;
+    let close = checked(&table, Role::Close, true)?;
+    let volume = checked(&table, Role::Volume, false)?;
+    let rows = (table.times.iter().enumerate())
+        .map(|(i, &timestamp_ms)| Bar {
+            timestamp_ms,
+            open: open[i],
+            high: high[i],
+            low: low[i],
+            close: close[i],
+            volume: volume[i],
         })
-    };
-    let time_col = find("timestamp", TIME)?;
-    let cols = roles
-        .iter()
-        .map(|r| find(r.name, r.accepted))
-        .collect::<Result<Vec<usize>, DataError>>()?;
-    let mut rows = Vec::new();
-    let mut previous: Option<i64> = None;
-    while let Some(line) = next_line(&mut reader, &mut bytes, &mut line_no, source)? {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = split_fields(line).collect();
-        if fields.len() != names.len() {
-            return Err(DataError::FieldCount {
-                file: file(),
-                line: line_no,
-                expected: names.len(),
-                found: fields.len(),
-            });
-        }
-        if let Some((col, text)) = fields
-            .iter()
-            .enumerate()
-            .find(|(_, f)| f.len() > MAX_FIELD_BYTES)
-        {
-            return Err(DataError::FieldTooLong {
-                file: file(),
-                line: line_no,
-                column: col + 1,
-                text: (*text).to_owned(),
-                len: text.len(),
-                limit: MAX_FIELD_BYTES,
-            });
-        }
-        let text = fields[time_col];
-        let time = parse_timestamp_ms(text).ok_or_else(|| DataError::BadTimestamp {
-            file: file(),
-            line: line_no,
-            column: time_col + 1,
-            field: names[time_col].clone(),
-            text: text.to_owned(),
-        })?;
-        if let Some(prev) = previous
-            && time < prev
-        {
-            return Err(DataError::TimeBackwards {
-                file: file(),
-                line: line_no,
-                column: time_col + 1,
-                field: names[time_col].clone(),
-                text: text.to_owned(),
-                back_ms: prev.saturating_sub(time),
-            });
-        }
-        previous = Some(time);
-        let mut values = Vec::with_capacity(roles.len());
-        for (role, &col) in roles.iter().zip(&cols) {
-            let text = fields[col];
-            let bad = |nan: bool| {
-                let (file, line, column, field, text) = (
-                    file(),
-                    line_no,
-                    col + 1,
-                    names[col].clone(),
-                    text.to_owned(),
-                );
-                if nan {
-                    DataError::NotFinite {
-                        file,
-                        line,
-                        column,
-                        field,
-                        text,
-                    }
-                } else {
-                    DataError::BadNumber {
-                        file,
-                        line,
-                        column,
-                        field,
-                        text,
-                    }
-                }
-            };
-            let value: f64 = text.parse().map_err(|_| bad(false))?;
-            if !value.is_finite() {
-                return Err(bad(true));
-            }
-            if role.price && value <= 0.0 {
-                return Err(DataError::NonPositivePrice {
-                    file: file(),
-                    line: line_no,
-                    column: col + 1,
-                    field: names[col].clone(),
-                    value,
-                });
-            }
-            if !role.price && value < 0.0 {
-                return Err(DataError::NegativeSize {
-                    file: file(),
-                    line: line_no,
-                    column: col + 1,
-                    field: names[col].clone(),
-                    value,
-                });
-            }
-            // Adding 0.0 turns a parsed `-0` into `+0`.
-            values.push(value + 0.0);
-        }
-        rows.push((time, values));
-    }
-    if rows.is_empty() {
-        return Err(DataError::NoRows { file: file() });
-    }
-    Ok(rows)
+        .collect();
+    Ok(LoadedRows {
+        rows,
+        notes: table.notes.clone(),
+    })
 }
 
-/// The accepted names of a role, comma-separated, as a `'static` string for [`DataError::MissingColumn`].
-fn accepted_list(accepted: &'static [&'static str]) -> &'static str {
-    match accepted {
-        ["time", ..] => "time, timestamp, datetime, date",
-        ["volume", ..] => "volume, vol",
-        ["bid_size", ..] => "bid_size, bidsize",
-        ["ask_size", ..] => "ask_size, asksize",
-        [one] => one,
-        _ => "",
-    }
-}
-
-/// One line without its line end, at most [`MAX_LINE_BYTES`] long; `Ok(None)` at the end of the input.
-fn next_line<'a, R: BufRead>(
-    reader: &mut R,
-    bytes: &'a mut Vec<u8>,
-    line_no: &mut usize,
-    source: &str,
-) -> Result<Option<&'a str>, DataError> {
-    bytes.clear();
-    let n = reader
-        .by_ref()
-        .take(MAX_LINE_BYTES as u64 + 2)
-        .read_until(b'\n', bytes)
-        .map_err(|e| DataError::Read {
-            file: source.to_owned(),
-            line: *line_no + 1,
-            source: e,
-        })?;
-    if n == 0 {
-        return Ok(None);
-    }
-    *line_no += 1;
-    if bytes.last() == Some(&b'\n') {
-        bytes.pop();
-    }
-    if bytes.last() == Some(&b'\r') {
-        bytes.pop();
-    }
-    if bytes.len() > MAX_LINE_BYTES {
-        return Err(DataError::LineTooLong {
-            file: source.to_owned(),
-            line: *line_no,
-            limit: MAX_LINE_BYTES,
-        });
-    }
-    std::str::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| DataError::NotUtf8 {
-            file: source.to_owned(),
-            line: *line_no,
+fn quotes_from_table(table: Table) -> Result<LoadedRows<Quote>, DataError> {
+    let bid = checked(&table, Role::Bid, true)?;
+    let ask = checked(&table, Role::Ask, true)?;
+    let bid_size = checked(&table, Role::BidSize, false)?;
+    let ask_size = checked(&table, Role::AskSize, false)?;
+    let rows = (table.times.iter().enumerate())
+        .map(|(i, &timestamp_ms)| Quote {
+            timestamp_ms,
+            bid: bid[i],
+            ask: ask[i],
+            bid_size: bid_size[i],
+            ask_size: ask_size[i],
         })
+        .collect();
+    Ok(LoadedRows {
+        rows,
+        notes: table.notes.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -435,6 +205,7 @@ mod tests {
         assert_eq!(bars[1].timestamp_ms, 1_704_157_200_000);
         assert_eq!((bars[1].close, bars[1].volume), (1.14, 0.0));
         let quotes = parse_quotes(
+            // A small epoch integer is read as seconds under the default `auto` time format.
             "ask_size,bid_size,ask,bid,time\n3,4,100.5,100.25,5\n".as_bytes(),
             "q.csv",
         )
@@ -442,7 +213,7 @@ mod tests {
         assert_eq!(
             quotes,
             [Quote {
-                timestamp_ms: 5,
+                timestamp_ms: 5_000,
                 bid: 100.25,
                 ask: 100.5,
                 bid_size: 4.0,
@@ -460,7 +231,7 @@ mod tests {
         };
         assert_eq!(
             err("time,open,high,low,close\n"),
-            "b.csv, line 1: missing required column `volume` (accepted names: volume, vol); header found: `time,open,high,low,close`"
+            "b.csv, line 1: missing required column `volume` (accepted names: volume, vol; or name it with --columns volume=HEADER); header found: `time,open,high,low,close`"
         );
         assert_eq!(
             err("time,open,high,low,close,volume\n1,1,2,x,1,1\n"),
@@ -468,7 +239,7 @@ mod tests {
         );
         assert_eq!(
             err("time,open,high,low,close,volume\n5,1,2,1,1,1\n4,1,2,1,1,1\n"),
-            "b.csv, line 3, column 1 (time): time goes backwards: `4` is 1 ms before the previous row"
+            "b.csv, line 3, column 1 (time): time goes backwards: `4` is 1000 ms before the previous row (line 2)"
         );
         assert_eq!(
             err("time,open,high,low,close,volume\n"),

@@ -2,7 +2,9 @@
 //!
 //! The stages follow the data flow and each lives in its own submodule:
 //!
-//! 1. [`load_trades`] / [`parse_trades`] read a trade CSV into [`Trade`]s (module `csv`).
+//! 1. [`load_trades`] / [`load_trades_with`] / [`parse_trades`] read a trade file (delimited text or Parquet)
+//!    into [`Trade`]s (module `csv`), through the role-generic [`read_table`] (modules `table`, `table_text`,
+//!    `table_parquet`), which bars and quotes use too.
 //! 2. [`compute_features`] turns the trades into one row of causal features per trade (module `features`).
 //!    Row `i` depends on trades `0..=i` only.
 //! 3. [`compute_labels`] gives each trade the direction of the price move over the next
@@ -13,7 +15,7 @@
 //! 5. [`Normalizer`] standardizes features with statistics fitted on the training part only (module `normalize`).
 //!
 //! Bars and quotes take the same path through their own entry points (module `market`, and `market_csv` for
-//! the files): [`load_bars`] / [`load_quotes`], [`compute_market_features`] (the core's engine with a bars or
+//! the files, through the generic reader): [`load_bars`] / [`load_quotes`], [`compute_market_features`] (the core's engine with a bars or
 //! book spec), [`market_labels`] on the close or the mid, and [`build_market_dataset`].
 //!
 //! Order-by-order (level 3) feeds have their own reader and replay: [`load_book`] turns an orders file (and an
@@ -48,6 +50,9 @@ mod labels;
 mod market;
 mod market_csv;
 mod normalize;
+mod table;
+mod table_parquet;
+mod table_text;
 mod time;
 
 use std::fs::File;
@@ -60,7 +65,7 @@ pub use book::{
     MAX_LEVELS, OrderAction, OrderRow, ParseDecimalError, SnapshotPolicy, load_book,
     read_order_rows, replay_book, replay_order_rows,
 };
-pub use csv::{Side, Trade, load_trades, parse_trades};
+pub use csv::{LoadedTrades, Side, Trade, load_trades, load_trades_with, parse_trades};
 pub use dataset::{
     Dataset, DatasetConfig, SplitConfig, Splits, build_dataset, chronological_split,
 };
@@ -73,10 +78,16 @@ pub use labels::{
     SHIFT_WARNING, class_shares, compute_labels, label_names, label_prices, label_warnings,
 };
 pub use market::{
-    Bar, MarketConfig, MarketDatasetConfig, MarketInput, MarketRows, Quote, build_market_dataset,
-    compute_market_features, load_bars, load_quotes, market_labels, parse_bars, parse_quotes,
+    Bar, LoadedRows, MarketConfig, MarketDatasetConfig, MarketInput, MarketRows, Quote,
+    build_market_dataset, compute_market_features, load_bars, load_bars_with, load_quotes,
+    load_quotes_with, market_labels, parse_bars, parse_quotes,
 };
 pub use normalize::Normalizer;
+pub use table::{
+    BAR_ROLES, ColumnKind, ColumnValues, QUOTE_ROLES, ReadNotes, Role, TRADE_ROLES, Table,
+    TableColumn, Wanted, read_table, read_table_from,
+};
+pub use table_text::HEADER_SEARCH_LINES;
 
 /// Path of the bundled default data set, `data/es-ticks-2013/ticks.csv` in the workspace.
 ///

@@ -230,6 +230,7 @@ mod tests {
                 dead_band: super::super::DeadBand::Price(0.125),
             },
             time_steps: 2,
+            read: Default::default(),
         };
         let ds = build_dataset(&trades, &cfg).expect("dataset");
         let splits = chronological_split(&ds, &SplitConfig::for_dataset(&ds)).expect("split");

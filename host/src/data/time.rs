@@ -1,7 +1,10 @@
-//! Timestamp parsing: civil date-times and epoch milliseconds to milliseconds since the Unix epoch.
+//! Timestamp parsing: civil date-times, epoch integers and strftime patterns to milliseconds since the Unix epoch.
 //!
-//! Naive date-times (no offset) are taken as UTC: tickq only needs differences between trade times,
-//! and the bundled data is in exchange-local time without an offset.
+//! [`TimeParser`] applies a [`TimeFormat`] and a time zone; naive date-times (no offset) are local times of that
+//! zone, UTC by default. tickq only needs differences between trade times, and the bundled data is in
+//! exchange-local time without an offset, read as UTC.
+
+use crate::options::read::{EpochUnit, ReadOptionError, TimeFormat, check_pattern};
 
 /// Milliseconds in one day.
 const MS_PER_DAY: i64 = 86_400_000;
@@ -54,7 +57,9 @@ fn digits(s: &[u8]) -> Option<i64> {
 ///   digits past the millisecond are truncated.
 /// - An integer number of epoch milliseconds, optionally negative.
 ///
-/// Returns `None` for anything else, including impossible dates such as `2013-02-30`.
+/// Returns `None` for anything else, including impossible dates such as `2013-02-30`. The reader uses
+/// [`TimeParser`]; this fixed form (integers always milliseconds) is what the order-by-order book reader
+/// (`data::book`) reads, and the civil parser's test oracle.
 pub(crate) fn parse_timestamp_ms(text: &str) -> Option<i64> {
     let s = text.as_bytes();
     if s.len() > 4 && s[4] == b'-' {
@@ -69,6 +74,150 @@ pub(crate) fn parse_timestamp_ms(text: &str) -> Option<i64> {
     }
     let value = digits(body)?;
     Some(if negative { -value } else { value })
+}
+
+/// Milliseconds of an epoch integer `value` in `unit`, rounded down; `None` on overflow.
+fn epoch_ms(value: i64, unit: EpochUnit) -> Option<i64> {
+    match unit {
+        EpochUnit::Seconds => value.checked_mul(1000),
+        EpochUnit::Millis => Some(value),
+        EpochUnit::Micros => Some(value.div_euclid(1000)),
+        EpochUnit::Nanos => Some(value.div_euclid(1_000_000)),
+    }
+}
+
+/// An optionally negative integer of at most 19 digits.
+fn parse_integer(s: &[u8]) -> Option<i64> {
+    let (negative, body) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    if body.is_empty() || body.len() > 19 || !body.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let value = body.iter().try_fold(0i64, |acc, &d| {
+        acc.checked_mul(10)?.checked_add(i64::from(d - b'0'))
+    })?;
+    Some(if negative { -value } else { value })
+}
+
+/// Epoch seconds with an optional decimal fraction (`1577836800.25`), to milliseconds rounded down.
+fn parse_epoch_seconds(s: &[u8]) -> Option<i64> {
+    let (whole, frac) = match s.iter().position(|&b| b == b'.') {
+        Some(dot) => (&s[..dot], &s[dot + 1..]),
+        None => (s, &[][..]),
+    };
+    let seconds = parse_integer(whole)?;
+    if !frac.iter().all(u8::is_ascii_digit)
+        || frac.len() > 9
+        || (s.contains(&b'.') && frac.is_empty())
+    {
+        return None;
+    }
+    let mut ms = 0i64;
+    for k in 0..3 {
+        ms = ms * 10 + frac.get(k).map_or(0, |d| i64::from(d - b'0'));
+    }
+    let negative = whole.first() == Some(&b'-');
+    let base = seconds.checked_mul(1000)?;
+    if negative {
+        // -1.5 s is -1500 ms; a fraction past the millisecond rounds down (further from zero).
+        let sub = i64::from(frac.len() > 3 && frac[3..].iter().any(|&d| d != b'0'));
+        base.checked_sub(ms + sub)
+    } else {
+        base.checked_add(ms)
+    }
+}
+
+/// Reads the time column's text as milliseconds since the Unix epoch, UTC.
+#[derive(Debug, Clone)]
+pub(crate) struct TimeParser {
+    format: TimeFormat,
+    /// The zone of local times; `None` is UTC, where the fast civil parser's result needs no conversion.
+    zone: Option<jiff::tz::TimeZone>,
+}
+
+impl TimeParser {
+    /// A parser for `format` with local times in `zone` (`None`: UTC).
+    ///
+    /// # Errors
+    ///
+    /// [`ReadOptionError::TimeFormat`] for a pattern jiff cannot use.
+    pub(crate) fn new(
+        format: &TimeFormat,
+        zone: Option<jiff::tz::TimeZone>,
+    ) -> Result<TimeParser, ReadOptionError> {
+        if let TimeFormat::Pattern(p) = format {
+            check_pattern(p)?;
+        }
+        let zone = zone.filter(|z| *z != jiff::tz::TimeZone::UTC);
+        Ok(TimeParser {
+            format: format.clone(),
+            zone,
+        })
+    }
+
+    /// What the parser expects, for error messages.
+    pub(crate) fn expected(&self) -> String {
+        match &self.format {
+            TimeFormat::Auto => {
+                "`YYYY-MM-DD HH:MM:SS[.fff]`, `YYYY-MM-DDTHH:MM:SS[.fff][Z]` or an epoch integer \
+                                 (seconds, milliseconds, microseconds or nanoseconds by magnitude)"
+                    .to_owned()
+            }
+            TimeFormat::Epoch(unit) => format!("an integer for --time-format {}", unit.keyword()),
+            TimeFormat::Pattern(p) => format!("the pattern `{}`", crate::limits::excerpt(p)),
+        }
+    }
+
+    /// An epoch integer as the format reads it (`auto`: by magnitude); not shifted by the zone.
+    pub(crate) fn epoch(&self, value: i64) -> Option<i64> {
+        let unit = match &self.format {
+            TimeFormat::Epoch(unit) => *unit,
+            _ => EpochUnit::for_magnitude(value.unsigned_abs()),
+        };
+        epoch_ms(value, unit)
+    }
+
+    /// `text` in milliseconds since the Unix epoch, or `None` when it does not match the format or names an
+    /// impossible (or, in the zone, non-existent-and-unresolvable) time.
+    pub(crate) fn parse(&self, text: &str) -> Option<i64> {
+        match &self.format {
+            TimeFormat::Auto => {
+                let s = text.as_bytes();
+                if s.len() > 4 && s[4] == b'-' {
+                    let naive = parse_civil(s)?;
+                    match &self.zone {
+                        Some(zone) if !text.ends_with('Z') => self.localize(naive, zone),
+                        _ => Some(naive),
+                    }
+                } else {
+                    self.epoch(parse_integer(s)?)
+                }
+            }
+            TimeFormat::Epoch(EpochUnit::Seconds) => parse_epoch_seconds(text.as_bytes()),
+            TimeFormat::Epoch(unit) => epoch_ms(parse_integer(text.as_bytes())?, *unit),
+            TimeFormat::Pattern(p) => {
+                let tm = jiff::fmt::strtime::parse(p, text).ok()?;
+                if tm.offset().is_some() {
+                    return Some(tm.to_timestamp().ok()?.as_millisecond());
+                }
+                let dt = tm.to_datetime().ok()?;
+                let zone = self.zone.clone().unwrap_or(jiff::tz::TimeZone::UTC);
+                Some(zone.to_timestamp(dt).ok()?.as_millisecond())
+            }
+        }
+    }
+
+    /// A naive time read as UTC (`naive_ms`) moved to `zone`: an ambiguous time (a repeated hour) is the earlier
+    /// instant and a skipped one is shifted forward by the gap (jiff's `compatible` rule, as in RFC 5545).
+    fn localize(&self, naive_ms: i64, zone: &jiff::tz::TimeZone) -> Option<i64> {
+        let dt = jiff::Timestamp::from_millisecond(naive_ms)
+            .ok()?
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .datetime();
+        Some(zone.to_timestamp(dt).ok()?.as_millisecond())
+    }
 }
 
 fn parse_civil(s: &[u8]) -> Option<i64> {
@@ -128,6 +277,80 @@ fn parse_civil(s: &[u8]) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parser(format: &str, zone: Option<&str>) -> TimeParser {
+        let zone = zone.map(|z| {
+            z.parse::<crate::options::read::TimeZoneName>()
+                .unwrap()
+                .resolve()
+                .unwrap()
+        });
+        TimeParser::new(&format.parse().unwrap(), zone).unwrap()
+    }
+
+    #[test]
+    fn epoch_keywords_and_auto_magnitudes() {
+        // 2020-01-01T00:00:00Z in each unit.
+        let auto = parser("auto", None);
+        for text in [
+            "1577836800",
+            "1577836800000",
+            "1577836800000000",
+            "1577836800000000000",
+        ] {
+            assert_eq!(auto.parse(text), Some(1_577_836_800_000), "{text}");
+        }
+        assert_eq!(
+            parser("epoch-s", None).parse("1577836800.25"),
+            Some(1_577_836_800_250)
+        );
+        assert_eq!(parser("epoch-s", None).parse("-1.5"), Some(-1_500));
+        assert_eq!(parser("epoch-s", None).parse("-1.0001"), Some(-1_001));
+        assert_eq!(parser("epoch-ms", None).parse("5"), Some(5));
+        assert_eq!(parser("epoch-us", None).parse("-1"), Some(-1));
+        assert_eq!(parser("epoch-ns", None).parse("1999999"), Some(1));
+        for bad in ["", "1.", "1.5x", "12e3", "99999999999999999999"] {
+            assert_eq!(parser("epoch-s", None).parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(parser("epoch-ms", None).parse("1.5"), None);
+    }
+
+    #[test]
+    fn patterns_and_zones() {
+        let fx = parser("%d.%m.%Y %H:%M:%S%.3f", None);
+        assert_eq!(fx.parse("01.01.2020 00:00:00.250"), Some(1_577_836_800_250));
+        assert_eq!(fx.parse("31.02.2020 00:00:00.000"), None);
+        let cdd = parser("%Y-%m-%d %I-%p", None);
+        assert_eq!(
+            cdd.parse("2020-01-01 01-PM"),
+            Some(1_577_836_800_000 + 13 * 3_600_000)
+        );
+        assert_eq!(cdd.parse("2020-01-01 12-AM"), Some(1_577_836_800_000));
+        // New York is UTC-5 in January and UTC-4 in July.
+        let ny = parser("auto", Some("America/New_York"));
+        assert_eq!(
+            ny.parse("2020-01-01 00:00:00"),
+            Some(1_577_836_800_000 + 5 * 3_600_000)
+        );
+        assert_eq!(
+            ny.parse("2020-07-01T00:00:00"),
+            Some(1_593_561_600_000 + 4 * 3_600_000)
+        );
+        // A trailing Z and epoch integers are UTC whatever the zone.
+        assert_eq!(ny.parse("2020-01-01T00:00:00Z"), Some(1_577_836_800_000));
+        assert_eq!(ny.parse("1577836800000"), Some(1_577_836_800_000));
+        let fixed = parser("%d.%m.%Y %H:%M:%S%.3f", Some("+02:00"));
+        assert_eq!(
+            fixed.parse("01.01.2020 02:00:00.000"),
+            Some(1_577_836_800_000)
+        );
+        // A pattern with an offset directive ignores the zone.
+        let offset = parser("%Y-%m-%d %H:%M %z", Some("America/New_York"));
+        assert_eq!(
+            offset.parse("2020-01-01 01:00 +0100"),
+            Some(1_577_836_800_000)
+        );
+    }
 
     #[test]
     fn epoch_and_known_dates() {

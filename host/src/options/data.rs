@@ -240,6 +240,7 @@ impl DataOptions {
             features: self.features.apply(base.features),
             labels: self.labels.apply(base.labels),
             time_steps: self.time_steps.unwrap_or(base.time_steps),
+            read: base.read,
         }
     }
 

@@ -5,7 +5,8 @@
 //! pipeline's `train` and `distill` stages), [`DistillOptions`] (the soft-target loss), [`QuantOptions`] (static
 //! quantization: `--quant-config` files, `tickq quantize` and `quantize` stages), [`EncodeChoice`] (the blob's
 //! weight format and target), [`PruneOptions`] (`tickq prune` and `prune` stages) and [`ExportSettings`]
-//! (`tickq export` and `export` stages). Each field is an `Option`: absent means the default, which lives in one
+//! (`tickq export` and `export` stages) and [`ReadOptions`] (how a data file is read: `--data`'s companions and
+//! `[data.read]`). Each field is an `Option`: absent means the default, which lives in one
 //! place (the resolved config's `Default`, or a named constant). Fields with a fixed set of values are enums
 //! declared with [`choice!`](crate::choice), so the command line, the TOML files and `--help` share one list of
 //! names.
@@ -22,6 +23,7 @@ mod export;
 pub mod fields;
 mod prune;
 mod quant;
+pub mod read;
 mod train;
 
 pub use choice::ChoiceError;
@@ -30,6 +32,7 @@ pub use error::OptionError;
 pub use export::{ExportSettings, VectorInputChoice};
 pub use prune::{PruneMethodName, PruneOptions, ScheduleName};
 pub use quant::{EncodeChoice, ObserverName, QuantOptions};
+pub use read::ReadOptions;
 pub use train::{ClassWeighting, DistillOptions, OptimizerKind, TrainOptions};
 
 /// `value` checked against `range`, or [`OptionError::Range`] naming `field`.

@@ -18,7 +18,7 @@ use crate::model::Architecture;
 use crate::options::fields::{check_known, field_names, part, value_error};
 use crate::options::{
     DataOptions, DistillOptions, EncodeChoice, ExportSettings, FeatureOptions, LabelOptions,
-    OptionError, PruneOptions, QuantOptions, TrainOptions,
+    OptionError, PruneOptions, QuantOptions, ReadOptions, TrainOptions,
 };
 use crate::prune::PruningPlan;
 use crate::quant::QuantConfig;
@@ -41,12 +41,18 @@ pub struct DataSection {
     pub labels: Option<LabelOptions>,
     /// Split settings; absent means 70 / 15 / 15 with the smallest leak-free gap.
     pub split: Option<SplitConfig>,
+    /// How the file is read (`[data.read]`: columns, time format and zone, delimiter, skip rows, file format).
+    pub read: Option<ReadOptions>,
 }
 
 impl DataSection {
     /// The dataset settings these fields describe.
     pub fn dataset(&self) -> DatasetConfig {
-        self.options().config()
+        let mut d = self.options().config();
+        if let Some(r) = &self.read {
+            d.read = r.clone();
+        }
+        d
     }
 
     /// These fields as the [`DataOptions`] the command line gives too.

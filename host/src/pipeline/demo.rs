@@ -21,7 +21,8 @@ pub struct DemoOutputs {
     pub report: [PathBuf; 2],
 }
 
-/// `tickq demo`: runs [`DEMO_CONFIG`] into `out` (on `csv`, or the bundled ticks), then copies the trained
+/// `tickq demo`: runs [`DEMO_CONFIG`] into `out` (on `csv`, or the bundled ticks, read with `read` over the
+/// config's `[data.read]`), then copies the trained
 /// model's checkpoint to `out/checkpoint/`, its blob to `out/model.blob` and that blob's report to
 /// `out/report.{md,json}`, the files the demo has always written.
 ///
@@ -30,6 +31,7 @@ pub struct DemoOutputs {
 /// As [`run_pipeline`], and [`StagesError::Output`] when a copy fails.
 pub fn run_demo(
     csv: Option<&Path>,
+    read: &crate::options::ReadOptions,
     opts: &RunOptions,
     log: &mut dyn FnMut(&str),
 ) -> Result<DemoOutputs, StagesError> {
@@ -40,6 +42,10 @@ pub fn run_demo(
     )?;
     if let Some(csv) = csv {
         cfg.csv = csv.to_path_buf();
+    }
+    if !read.is_default() {
+        let base = cfg.data.read.take().unwrap_or_default();
+        cfg.data.read = Some(base.overridden_by(read));
     }
     let run = run_pipeline(&cfg, opts, log)?;
     let out = &opts.out;

@@ -190,6 +190,9 @@ pub fn run_pipeline(
         data.splits.validation.y.len(),
         data.splits.test.y.len()
     ));
+    for note in data.read_notes.messages(&data.source) {
+        log(&note);
+    }
     for w in data.label_warnings() {
         log(&format!("warning: {w}"));
     }

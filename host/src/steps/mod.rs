@@ -53,6 +53,9 @@ pub struct PreparedData {
     pub dataset: DatasetConfig,
     /// Split settings used.
     pub split: SplitConfig,
+    /// What the reader noticed in the file (a reversed newest-first file, repeated rows), for the caller to
+    /// show.
+    pub read_notes: data::ReadNotes,
 }
 
 impl PreparedData {
@@ -148,9 +151,12 @@ pub fn prepare_data(
     dataset: &DatasetConfig,
     split: Option<&SplitConfig>,
 ) -> Result<PreparedData, PipelineError> {
-    let trades = data::load_trades(path)?;
+    let loaded = data::load_trades_with(path, &dataset.read)?;
     let sha256 = data::file_sha256(path)?;
-    prepare_from_trades(&trades, display_source(path), sha256, dataset, split)
+    let mut data =
+        prepare_from_trades(&loaded.trades, display_source(path), sha256, dataset, split)?;
+    data.read_notes = loaded.notes;
+    Ok(data)
 }
 
 /// Like [`prepare_data`], for trades already in memory (a slice of a file, say).
@@ -180,6 +186,7 @@ pub fn prepare_from_trades(
         normalizer,
         dataset: dataset.clone(),
         split,
+        read_notes: data::ReadNotes::default(),
     })
 }
 

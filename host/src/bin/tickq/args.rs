@@ -6,7 +6,7 @@ use tickq_host::data;
 use tickq_host::device::DeviceChoice;
 use tickq_host::gpu_train::TrainDevice;
 use tickq_host::limits;
-use tickq_host::options::{EncodeChoice, QuantOptions};
+use tickq_host::options::{EncodeChoice, QuantOptions, ReadOptions};
 use tickq_host::quant::{QuantConfig, QuantError};
 use tickq_host::steps::{self, EncodeOptions, PipelineError};
 
@@ -15,14 +15,30 @@ use crate::progress;
 /// Data and dataset options shared by the commands that build samples.
 #[derive(Args, Debug, Clone)]
 pub(crate) struct DataArgs {
-    /// Trade CSV (timestamp, price, size[, side]); defaults to the bundled ES ticks.
-    #[arg(long, value_name = "CSV")]
+    /// Trade file, CSV or Parquet (time, price, size[, side]); defaults to the bundled ES ticks.
+    #[arg(long, value_name = "FILE")]
     pub(crate) data: Option<PathBuf>,
+    /// How the file is read; over a checkpoint's own read settings, the ones given here win.
+    #[command(flatten)]
+    pub(crate) read: ReadOptions,
 }
 
 impl DataArgs {
     pub(crate) fn path(&self) -> PathBuf {
         self.data.clone().unwrap_or_else(data::default_data_path)
+    }
+
+    /// `dataset` read with these read options over its own.
+    pub(crate) fn dataset(&self, mut dataset: data::DatasetConfig) -> data::DatasetConfig {
+        dataset.read = dataset.read.overridden_by(&self.read);
+        dataset
+    }
+}
+
+/// Prints the reader's notes on the data (a reversed newest-first file, repeated rows).
+pub(crate) fn print_read_notes(data: &steps::PreparedData) {
+    for note in data.read_notes.messages(&data.source) {
+        progress(&note);
     }
 }
 
@@ -87,10 +103,12 @@ pub(crate) type Loaded = (
 );
 
 pub(crate) fn load_with_data(checkpoint: &Path, data: &DataArgs) -> Result<Loaded, PipelineError> {
-    let (model, pre) = steps::load_checkpoint(checkpoint)?;
+    let (model, mut pre) = steps::load_checkpoint(checkpoint)?;
+    pre.dataset = data.dataset(pre.dataset);
     let path = data.path();
     progress(&format!("reading {}", path.display()));
     let (prepared, same) = steps::prepare_data_for(&pre, &path)?;
+    print_read_notes(&prepared);
     if !same {
         progress(&format!(
             "warning: {} is not the file the checkpoint was trained on (sha256 differs)",

@@ -188,7 +188,7 @@ fn toml_errors_give_their_reason_on_the_first_line() {
     let e = error(&format!("[data]\nrows = 5\n{TRAIN}"));
     assert_eq!(
         e.lines().next().unwrap(),
-        "p.toml: TOML parse error at line 2, column 1: unknown field `rows`, expected one of `csv`, `time_steps`, `features`, `labels`, `split`"
+        "p.toml: TOML parse error at line 2, column 1: unknown field `rows`, expected one of `csv`, `time_steps`, `features`, `labels`, `split`, `read`"
     );
 }
 
@@ -293,6 +293,26 @@ fn label_settings_override_the_defaults_field_by_field() {
         ),
         "{both}"
     );
+}
+
+#[test]
+fn read_settings_reach_the_dataset_and_are_checked_when_parsed() {
+    let config = parses(&format!(
+        "[data.read]\ncolumns = {{ time = \"Time\", size = \"volume_btc\" }}\ntime_format = \"%d.%m.%Y %H:%M:%S%.3f\"\ntime_zone = \"Europe/Zurich\"\nskip_rows = 1\n{TRAIN}"
+    ));
+    let read = config.data.dataset().read;
+    assert_eq!(read.skip_rows, Some(1));
+    assert_eq!(
+        read.columns.map(|c| c.to_string()).as_deref(),
+        Some("time=Time,size=volume_btc")
+    );
+    let e = error(&format!("[data.read]\ntime_format = \"%i\"\n{TRAIN}"));
+    assert!(
+        e.contains("time_format: `%i` is not a strftime pattern"),
+        "{e}"
+    );
+    let e = error(&format!("[data.read]\ndelimeter = \";\"\n{TRAIN}"));
+    assert!(e.contains("unknown field `delimeter`"), "{e}");
 }
 
 #[test]

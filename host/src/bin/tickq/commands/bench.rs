@@ -26,6 +26,9 @@ pub(crate) struct BenchArgs {
     /// feature engine, then its model) over the file's trades in order; the blob must carry its feature spec.
     #[arg(long, value_name = "CSV", conflicts_with = "data")]
     pub(crate) trades: Option<PathBuf>,
+    /// How the `--data` or `--trades` file is read.
+    #[command(flatten)]
+    pub(crate) read: tickq_host::options::ReadOptions,
     #[command(flatten)]
     pub(crate) backend: BackendArg,
     /// Print JSON instead of text.
@@ -39,7 +42,11 @@ pub(crate) fn run(a: BenchArgs) -> Result<(), PipelineError> {
     let (stats, what) = match &a.trades {
         Some(path) => {
             progress(&format!("reading {}", path.display()));
-            let trades = data::load_trades(path)?;
+            let loaded = data::load_trades_with(path, &a.read)?;
+            for note in loaded.notes.messages(&path.display().to_string()) {
+                progress(&note);
+            }
+            let trades = loaded.trades;
             let spec = model
                 .feature_spec()
                 .ok_or(tickq_host::replay::ReplayError::Stream(
@@ -57,7 +64,8 @@ pub(crate) fn run(a: BenchArgs) -> Result<(), PipelineError> {
         }
         None => {
             let path = a.data.clone().unwrap_or_else(data::default_data_path);
-            let settings = steps::blob_data_settings(&model, &a.blob)?;
+            let mut settings = steps::blob_data_settings(&model, &a.blob)?;
+            settings.dataset.read = settings.dataset.read.overridden_by(&a.read);
             let (inputs, source) = steps::bench_inputs(&model, &path, &settings)?;
             progress(&format!(
                 "timing {} single-sample calls on {source}",

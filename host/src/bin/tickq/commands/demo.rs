@@ -34,9 +34,10 @@ pub(crate) fn run(a: DemoArgs) -> Result<(), PipelineError> {
         progress: true,
         device: a.device.resolve()?,
     };
-    let outputs = tickq_host::pipeline::run_demo(a.data.data.as_deref(), &opts, &mut |l| {
-        let _ = out(l);
-    })?;
+    let outputs =
+        tickq_host::pipeline::run_demo(a.data.data.as_deref(), &a.data.read, &opts, &mut |l| {
+            let _ = out(l);
+        })?;
     let mut written = outputs.run.files.clone();
     written.extend([outputs.checkpoint, outputs.blob]);
     written.extend(outputs.report);

@@ -46,7 +46,8 @@ pub(crate) fn run(a: ImportArgs) -> Result<(), PipelineError> {
                 "no --preprocess given: fitting standardization on the training split of {}",
                 path.display()
             ));
-            let data = steps::prepare_data(&path, &dataset, None)?;
+            let data = steps::prepare_data(&path, &a.data.dataset(dataset), None)?;
+            crate::args::print_read_notes(&data);
             steps::check_arch_fits(&model.arch, &data)?;
             data.preprocess()
         }

@@ -16,8 +16,11 @@ pub(crate) struct ReplayArgs {
     /// `tickq demo` write it.
     pub(crate) blob: PathBuf,
     /// Trade CSV (timestamp, price, size[, side]) to replay; defaults to the bundled ES ticks.
-    #[arg(long, value_name = "CSV")]
+    #[arg(long, value_name = "FILE")]
     pub(crate) data: Option<PathBuf>,
+    /// How the file is read.
+    #[command(flatten)]
+    pub(crate) read: tickq_host::options::ReadOptions,
     #[command(flatten)]
     pub(crate) backend: BackendArg,
     /// Print JSON instead of text.
@@ -30,7 +33,11 @@ pub(crate) fn run(a: ReplayArgs) -> Result<(), PipelineError> {
     let model = a.backend.load(&bytes, &a.blob)?;
     let path = a.data.clone().unwrap_or_else(data::default_data_path);
     progress(&format!("reading {}", path.display()));
-    let trades = data::load_trades(&path)?;
+    let loaded = data::load_trades_with(&path, &a.read)?;
+    for note in loaded.notes.messages(&path.display().to_string()) {
+        progress(&note);
+    }
+    let trades = loaded.trades;
     progress(&format!(
         "replaying {} trades through the device path and the host pipeline",
         trades.len()

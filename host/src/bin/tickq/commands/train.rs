@@ -37,7 +37,8 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), PipelineError> {
     check_output_dir(&a.out, "the checkpoint")?;
     let path = a.data.path();
     progress(&format!("reading {}", path.display()));
-    let data = steps::prepare_data(&path, &a.dataset.config(), None)?;
+    let data = steps::prepare_data(&path, &a.data.dataset(a.dataset.config()), None)?;
+    crate::args::print_read_notes(&data);
     for w in data.label_warnings() {
         progress(&format!("warning: {w}"));
     }
