@@ -112,7 +112,7 @@ pub fn parse_quotes(reader: impl BufRead, source: &str) -> Result<Vec<Quote>, Da
 }
 
 /// The values of `role`, checked: above zero for a price (`price`), zero or more for a size.
-fn checked<'t>(table: &'t Table, role: Role, price: bool) -> Result<&'t [f64], DataError> {
+fn checked(table: &Table, role: Role, price: bool) -> Result<&[f64], DataError> {
     let values = table.numbers(role).unwrap_or_default();
     let bad = values
         .iter()
