@@ -362,6 +362,9 @@ pub fn open_or_build(
     SampleStore::open(dir)
 }
 
+/// Samples read from a store: the raw inputs `[n, T*F]`, the labels and the trade indices.
+pub type StoreChunk = (Array2<f32>, Vec<u8>, Vec<usize>);
+
 /// A built store, open for reading.
 #[derive(Debug)]
 pub struct SampleStore {
@@ -510,10 +513,7 @@ impl SampleStore {
     ///
     /// [`StoreError::Truncated`] or [`StoreError::Corrupt`] (a window outside the rows, trade indices out of
     /// order) naming the file and offset, [`StoreError::Io`].
-    pub fn read(
-        &self,
-        range: Range<usize>,
-    ) -> Result<(Array2<f32>, Vec<u8>, Vec<usize>), StoreError> {
+    pub fn read(&self, range: Range<usize>) -> Result<StoreChunk, StoreError> {
         let end = range.end.min(self.len());
         let start = range.start.min(end);
         let n = end - start;

@@ -350,11 +350,13 @@ pub struct TableChunks {
     last: Option<(i64, usize, String)>,
 }
 
+type TextInput = (
+    super::table_text::TextRows<std::io::BufReader<std::fs::File>>,
+    RowSink,
+);
+
 enum ChunkInput {
-    Text(
-        Box<super::table_text::TextRows<std::io::BufReader<std::fs::File>>>,
-        RowSink,
-    ),
+    Text(Box<TextInput>),
     Whole(std::collections::VecDeque<Table>),
     Done,
 }
@@ -397,7 +399,7 @@ pub fn read_table_chunks(
                 options,
                 wanted,
             )?;
-            ChunkInput::Text(Box::new(text), sink)
+            ChunkInput::Text(Box::new((text, sink)))
         }
     };
     Ok(TableChunks {
@@ -446,9 +448,10 @@ fn split_table(table: Table, rows: usize) -> std::collections::VecDeque<Table> {
 
 impl TableChunks {
     fn next_text(&mut self) -> Result<Option<Table>, DataError> {
-        let ChunkInput::Text(text, template) = &mut self.inner else {
+        let ChunkInput::Text(input) = &mut self.inner else {
             return Ok(None);
         };
+        let (text, template) = &mut **input;
         let mut sink = template.empty_like();
         let mut got = 0;
         while got < self.rows && text.next_into(&mut sink)? {
