@@ -7,7 +7,7 @@ use core::fmt;
 
 use core::hash::{Hash, Hasher};
 
-use crate::features::{SpecError, SpecField};
+use crate::features::{InputKind, SpecError, SpecField};
 use crate::format::LayerKind;
 pub use crate::format::Section;
 
@@ -237,6 +237,19 @@ pub enum BlobErrorKind {
         /// The position of the name (0 for the first feature).
         index: u16,
     },
+    /// The feature spec's input kind (section byte 33) is not a known code (0 trades, 1 bars, 2 book).
+    FeatureSpecInputKind {
+        /// The code stored.
+        found: u8,
+    },
+    /// A feature-spec list slot past the input kind's lists (a bars spec stores 2, a book spec 4) has a
+    /// non-zero length or window.
+    FeatureSpecListUnused {
+        /// The spec's input kind.
+        kind: InputKind,
+        /// The list's position in the section (0 to 8).
+        index: u8,
+    },
 }
 
 /// A [`SpecError`] inside a [`BlobErrorKind`]: the same value, compared and hashed by the bits of its `f64`, so
@@ -258,6 +271,12 @@ impl FeatureSpecError {
             SpecError::Capacity { found } => (3, None, u64::from(found), 0),
             SpecError::Unit { field, found } => (4, Some(field), found.to_bits(), 0),
             SpecError::NoFeatures => (5, None, 0, 0),
+            SpecError::WrongInput { field, input } => (6, Some(field), u64::from(input.code()), 0),
+            SpecError::CountWindow {
+                field,
+                found,
+                limit,
+            } => (7, Some(field), u64::from(found), limit),
         }
     }
 }
@@ -354,12 +373,14 @@ impl BlobErrorKind {
             BlobErrorKind::BadFeatureSpec { .. } => 57,
             BlobErrorKind::FeatureSpecCountMismatch { .. } => 58,
             BlobErrorKind::FeatureNameMismatch { .. } => 59,
+            BlobErrorKind::FeatureSpecInputKind { .. } => 60,
+            BlobErrorKind::FeatureSpecListUnused { .. } => 61,
         }
     }
 }
 
 /// The names of [`BlobErrorKind::name`], in declaration order.
-const NAMES: [&str; 60] = [
+const NAMES: [&str; 62] = [
     "truncated",
     "bad magic",
     "unsupported version",
@@ -420,6 +441,8 @@ const NAMES: [&str; 60] = [
     "feature spec rejected",
     "feature spec count mismatch",
     "feature name differs from the feature spec's",
+    "feature spec input kind unknown",
+    "feature spec list unused by its input kind not empty",
 ];
 
 impl BlobErrorKind {
@@ -501,6 +524,15 @@ impl BlobErrorKind {
             BlobErrorKind::FeatureNameMismatch { index } => {
                 [("feature ", index as u32, false), NONE]
             }
+            #[cfg(any(feature = "stream", feature = "alloc"))]
+            BlobErrorKind::FeatureSpecInputKind { found } => {
+                [("found ", found as u32, false), NONE]
+            }
+            #[cfg(any(feature = "stream", feature = "alloc"))]
+            BlobErrorKind::FeatureSpecListUnused { kind, index } => [
+                ("list ", index as u32, false),
+                ("input kind ", kind.code() as u32, false),
+            ],
             _ => [NONE, NONE],
         }
     }
@@ -753,7 +785,12 @@ mod tests {
                 features: 3,
             },
             K::FeatureSpecCountMismatch { .. } => K::FeatureNameMismatch { index: 4 },
-            K::FeatureNameMismatch { .. } => return None,
+            K::FeatureNameMismatch { .. } => K::FeatureSpecInputKind { found: 7 },
+            K::FeatureSpecInputKind { .. } => K::FeatureSpecListUnused {
+                kind: crate::features::InputKind::Bars,
+                index: 2,
+            },
+            K::FeatureSpecListUnused { .. } => return None,
         })
     }
 

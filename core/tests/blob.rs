@@ -1006,6 +1006,31 @@ fn feature_spec_section_errors() {
     expect(&patched(&blob, |b| b[at + 35] = 1), None, at + 35, |k| {
         *k == K::ReservedNotZero
     });
+    // Byte 33 is the input kind: an unknown code is refused; a trades spec's lists under the bars kind leave
+    // lists past the kind's two in use.
+    let err = expect(&patched(&blob, |b| b[at + 33] = 3), None, at + 33, |k| {
+        *k == K::FeatureSpecInputKind { found: 3 }
+    });
+    assert!(
+        err.to_string()
+            .ends_with("feature spec input kind unknown (found 3)"),
+        "{err}"
+    );
+    let first_unused = at + 24 + (2..9).find(|&i| blob[at + 24 + i] != 0).unwrap();
+    expect(
+        &patched(&blob, |b| b[at + 33] = 1),
+        None,
+        first_unused,
+        |k| {
+            matches!(
+                *k,
+                K::FeatureSpecListUnused {
+                    kind: tickq_core::features::InputKind::Bars,
+                    ..
+                }
+            )
+        },
+    );
     let err = expect(&patched(&blob, |b| b[at + 25] = 9), None, at + 25, |k| {
         *k == K::FeatureSpecListTooLong {
             field: SpecField::ReturnLagsMs,

@@ -24,4 +24,6 @@ mod sparse;
 #[cfg(feature = "stream")]
 mod stream;
 #[cfg(feature = "stream")]
+mod stream_market;
+#[cfg(feature = "stream")]
 mod stream_trades;

@@ -784,11 +784,7 @@ pub fn test_split_trades(
     path: &Path,
     settings: &crate::steps::BlobDataSettings,
 ) -> Result<Vec<crate::data::Trade>, crate::steps::PipelineError> {
-    model
-        .feature_spec()
-        .ok_or(crate::replay::ReplayError::Stream(
-            tickq_core::stream::StreamSessionError::NoFeatureSpec,
-        ))?;
+    crate::replay::trade_spec(model)?;
     let mut trades = crate::data::load_trades_with(path, &settings.dataset.read)?.trades;
     let data = crate::steps::prepare_from_trades(
         &trades,

@@ -25,6 +25,14 @@ pub enum ReplayError {
     /// The blob carries no feature spec, or its model cannot be streamed.
     #[error("the blob cannot stream trades: {0}")]
     Stream(#[source] StreamSessionError),
+    /// The blob's feature spec reads bars or book snapshots: it has no trade features to replay.
+    #[error(
+        "the blob's feature spec reads {input}, not trades: replay, trade vectors and test-split trades need a trades model"
+    )]
+    NotTrades {
+        /// The spec's input kind.
+        input: tickq_core::features::InputKind,
+    },
     /// The trades could not be turned into features.
     #[error("computing the host features")]
     Data(#[source] DataError),
@@ -116,13 +124,26 @@ pub fn host_predictions(
     model: &Model<'_>,
     trades: &[Trade],
 ) -> Result<HostPredictions, ReplayError> {
-    let spec = model
-        .feature_spec()
-        .ok_or(ReplayError::Stream(StreamSessionError::NoFeatureSpec))?;
+    let spec = trade_spec(model)?;
     let expected = host_logits(model, &spec, trades).map_err(ReplayError::Data)?;
     let device =
         data::core_trades(trades, &FeatureConfig::from_spec(&spec)).map_err(ReplayError::Data)?;
     Ok((device, expected))
+}
+
+/// The blob's feature spec, when it reads trades.
+///
+/// # Errors
+///
+/// [`ReplayError::Stream`] for a blob without a spec, [`ReplayError::NotTrades`] for a bars or book spec.
+pub fn trade_spec(model: &Model<'_>) -> Result<FeatureSpec, ReplayError> {
+    let spec = model
+        .feature_spec()
+        .ok_or(ReplayError::Stream(StreamSessionError::NoFeatureSpec))?;
+    match spec.input.kind {
+        tickq_core::features::InputKind::Trades => Ok(spec),
+        input => Err(ReplayError::NotTrades { input }),
+    }
 }
 
 /// A stream over `model`'s own arena and state.

@@ -33,6 +33,7 @@
 use core::fmt;
 
 use super::log::ln_1p;
+use super::market::InputKind;
 use super::spec::{FeatureSpec, MAX_WINDOWS, RING_WORDS_PER_TRADE, SpecError};
 use super::{Side, Trade};
 
@@ -124,6 +125,12 @@ pub enum TradeError {
         /// Length of the slice given.
         given: usize,
     },
+    /// The engine's spec reads bars: it has no trade state (a book spec takes trades, for its trade-sign
+    /// windows).
+    WrongInput {
+        /// The kind the spec reads.
+        input: InputKind,
+    },
 }
 
 impl fmt::Display for TradeError {
@@ -139,6 +146,10 @@ impl fmt::Display for TradeError {
             TradeError::OutputTooShort { needed, given } => write!(
                 f,
                 "feature output holds {given} values, the spec produces {needed}"
+            ),
+            TradeError::WrongInput { input } => write!(
+                f,
+                "the feature spec reads {input}, not trades: push {input} to this engine"
             ),
         }
     }
@@ -243,6 +254,10 @@ pub struct FeatureEngine<'s> {
     total_signed: i64,
     total_notional: i64,
     total_ret2: i64,
+    /// A bars or book spec's ring (empty for a trades spec): see [`market`].
+    market_ring: &'s mut [i64],
+    /// A bars or book spec's scalars.
+    market: market::MarketState,
 }
 
 impl fmt::Debug for FeatureEngine<'_> {
@@ -283,10 +298,16 @@ impl<'s> FeatureEngine<'s> {
             }
         }
         let (rest, _) = state.split_at_mut_checked(needed).ok_or(too_small)?;
-        let ring_words = capacity
-            .checked_mul(RING_WORDS_PER_TRADE)
-            .ok_or(too_small)?;
-        let (ring, deques) = rest.split_at_mut_checked(ring_words).ok_or(too_small)?;
+        let (ring, deques, market_ring): (&mut [i64], &mut [i64], &mut [i64]) =
+            if spec.input.kind == InputKind::Trades {
+                let ring_words = capacity
+                    .checked_mul(RING_WORDS_PER_TRADE)
+                    .ok_or(too_small)?;
+                let (ring, deques) = rest.split_at_mut_checked(ring_words).ok_or(too_small)?;
+                (ring, deques, &mut [])
+            } else {
+                (&mut [], &mut [], rest)
+            };
         let (warm_trades, warm_ms) = spec.warm_up();
         let mut engine = FeatureEngine {
             spec: *spec,
@@ -321,6 +342,8 @@ impl<'s> FeatureEngine<'s> {
             total_signed: 0,
             total_notional: 0,
             total_ret2: 0,
+            market_ring,
+            market: market::MarketState::default(),
         };
         engine.reset();
         Ok(engine)
@@ -333,6 +356,7 @@ impl<'s> FeatureEngine<'s> {
         self.last_time = 0;
         self.last_price = 0;
         self.session_start = 0;
+        self.market = market::MarketState::default();
     }
 
     /// The spec the engine computes.
@@ -360,7 +384,14 @@ impl<'s> FeatureEngine<'s> {
     ///
     /// [`TradeError`] for a price below 1 tick, a time before the previous trade's or a short `out`; the state
     /// is then unchanged and `out` untouched.
+    ///
+    /// A book spec's engine takes trades too: they update its trade-sign windows only, `out` is left alone and
+    /// the result is `false` (see [`push_book`](FeatureEngine::push_book)). A bars spec's engine refuses them
+    /// with [`TradeError::WrongInput`].
     pub fn push(&mut self, trade: &Trade, out: &mut [f32]) -> Result<bool, TradeError> {
+        if self.spec.input.kind != InputKind::Trades {
+            return self.push_market_trade(trade);
+        }
         if out.len() < self.feature_count {
             return Err(TradeError::OutputTooShort {
                 needed: self.feature_count,
@@ -841,6 +872,8 @@ impl<'s> FeatureEngine<'s> {
         }
     }
 }
+
+mod market;
 
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,7 @@
 //!
 //! - [`spec`]: [`FeatureSpec`], which features over which windows, and its one validation.
 //! - [`Trade`]: one trade in integer units (milliseconds, ticks, lots).
+//! - [`market`]: the other inputs, [`Bar`]s and [`BookLevels`] snapshots, and a spec's [`InputKind`].
 //! - [`log`]: [`log::ln_1p`], the engine's deterministic `ln(1 + x)`.
 //! - `engine` (cargo feature `stream`): the `FeatureEngine`, which turns each trade into its row of features.
 //! - `synthetic` (cargo feature `stream`): a deterministic trade stream for tests and firmware examples.
@@ -13,12 +14,14 @@
 #[cfg(feature = "stream")]
 pub mod engine;
 pub mod log;
+pub mod market;
 pub mod spec;
 #[cfg(feature = "stream")]
 pub mod synthetic;
 
 #[cfg(feature = "stream")]
 pub use engine::{EngineError, FeatureEngine, TradeError};
+pub use market::{Bar, BookLevel, BookLevels, InputKind, InputSpec, MAX_BOOK_LEVELS, MarketError};
 pub use spec::{
     FeatureSpec, MAX_CAPACITY, MAX_WINDOW_MS, MAX_WINDOWS, SpecError, SpecField, WindowList,
 };

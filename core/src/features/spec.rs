@@ -7,6 +7,8 @@
 
 use core::fmt;
 
+use super::market::{InputKind, InputSpec, MAX_BOOK_LEVELS};
+
 /// The most windows (or lags) one list of a [`FeatureSpec`] may hold.
 pub const MAX_WINDOWS: usize = 8;
 
@@ -113,6 +115,11 @@ pub struct FeatureSpec {
     /// The size of one lot in the instrument's size units (1 for contracts): sizes reach the engine as integer
     /// lots, `size / size_unit`.
     pub size_unit: f64,
+    /// What the engine is fed (trades, bars or book snapshots) and the bar and book window lists. With
+    /// [`InputKind::Bars`] or [`InputKind::Book`] every trade list above is empty, the session gap is that
+    /// kind's (between bars, or between book events), and the capacity is the bars, or the snapshots and the
+    /// trades, kept.
+    pub input: InputSpec,
 }
 
 /// A field of a [`FeatureSpec`], as named in error messages, the blob documentation and the host's config.
@@ -144,6 +151,18 @@ pub enum SpecField {
     TickSize,
     /// [`FeatureSpec::size_unit`].
     SizeUnit,
+    /// [`InputSpec::bar_return_lags`].
+    BarReturnLags,
+    /// [`InputSpec::bar_volume_windows`].
+    BarVolumeWindows,
+    /// [`InputSpec::book_return_lags`].
+    BookReturnLags,
+    /// [`InputSpec::book_depth_levels`].
+    BookDepthLevels,
+    /// [`InputSpec::book_ofi_windows`].
+    BookOfiWindows,
+    /// [`InputSpec::book_trade_windows`].
+    BookTradeWindows,
 }
 
 impl SpecField {
@@ -163,6 +182,12 @@ impl SpecField {
             SpecField::Capacity => "capacity",
             SpecField::TickSize => "tick_size",
             SpecField::SizeUnit => "size_unit",
+            SpecField::BarReturnLags => "bar_return_lags",
+            SpecField::BarVolumeWindows => "bar_volume_windows",
+            SpecField::BookReturnLags => "book_return_lags",
+            SpecField::BookDepthLevels => "book_depth_levels",
+            SpecField::BookOfiWindows => "book_ofi_windows",
+            SpecField::BookTradeWindows => "book_trade_windows",
         }
     }
 }
@@ -209,6 +234,24 @@ pub enum SpecError {
     /// Every list is empty and there are no per-trade features either (never raised: the five per-trade
     /// features are always present; kept so that a future spec that can switch them off has its error).
     NoFeatures,
+    /// A list holds windows although the spec's input kind has no features over it (a trade list in a bars
+    /// spec, a book list in a trades spec, ...).
+    WrongInput {
+        /// The list.
+        field: SpecField,
+        /// The spec's input kind.
+        input: InputKind,
+    },
+    /// A bar or book window or lag is 0 or above its limit: the capacity (bars, snapshots or trades kept; a
+    /// lag reads `k + 1` of them, so at most `capacity - 1`), or [`MAX_BOOK_LEVELS`] for a depth.
+    CountWindow {
+        /// The list holding it.
+        field: SpecField,
+        /// The window found.
+        found: u32,
+        /// The largest allowed.
+        limit: u32,
+    },
 }
 
 impl fmt::Display for SpecError {
@@ -240,6 +283,18 @@ impl fmt::Display for SpecError {
                 )
             }
             SpecError::NoFeatures => f.write_str("the feature spec names no feature"),
+            SpecError::WrongInput { field, input } => write!(
+                f,
+                "feature spec field `{field}`: a {input} spec has no features over it: expected an empty list"
+            ),
+            SpecError::CountWindow {
+                field,
+                found,
+                limit,
+            } => write!(
+                f,
+                "feature spec field `{field}`: window {found} is out of range: expected 1 to {limit}"
+            ),
         }
     }
 }
@@ -284,6 +339,17 @@ impl FeatureSpec {
                 found: self.capacity,
             });
         }
+        if self.input.kind != InputKind::Trades {
+            return self.validate_market();
+        }
+        for (field, list) in self.input_lists() {
+            if !list.is_empty() {
+                return Err(SpecError::WrongInput {
+                    field,
+                    input: self.input.kind,
+                });
+            }
+        }
         for (field, list) in self.trade_lists() {
             // A return lag reads the price `k` trades back, so the ring must hold `k + 1` trades.
             let limit = if field == SpecField::ReturnLagsTrades {
@@ -322,8 +388,84 @@ impl FeatureSpec {
         Ok(())
     }
 
+    /// The bar and book lists with their fields, in feature order (bars first).
+    pub fn input_lists(&self) -> [(SpecField, &WindowList); 6] {
+        let i = &self.input;
+        [
+            (SpecField::BarReturnLags, &i.bar_return_lags),
+            (SpecField::BarVolumeWindows, &i.bar_volume_windows),
+            (SpecField::BookReturnLags, &i.book_return_lags),
+            (SpecField::BookDepthLevels, &i.book_depth_levels),
+            (SpecField::BookOfiWindows, &i.book_ofi_windows),
+            (SpecField::BookTradeWindows, &i.book_trade_windows),
+        ]
+    }
+
+    /// [`validate`](FeatureSpec::validate) past the capacity for a bars or book spec: the trade lists empty,
+    /// the other kind's lists empty, this kind's windows in range, the session gap and the units.
+    fn validate_market(&self) -> Result<(), SpecError> {
+        let kind = self.input.kind;
+        let time_lists = self.time_lists();
+        let foreign = self.trade_lists().into_iter().chain(time_lists).chain(
+            self.input_lists().into_iter().filter(|(field, _)| {
+                let bar = matches!(
+                    field,
+                    SpecField::BarReturnLags | SpecField::BarVolumeWindows
+                );
+                bar != (kind == InputKind::Bars)
+            }),
+        );
+        for (field, list) in foreign {
+            if !list.is_empty() {
+                return Err(SpecError::WrongInput { field, input: kind });
+            }
+        }
+        for (field, list) in self.input_lists() {
+            let limit = match field {
+                SpecField::BarReturnLags | SpecField::BookReturnLags => self.capacity - 1,
+                SpecField::BookDepthLevels => MAX_BOOK_LEVELS as u32,
+                _ => self.capacity,
+            };
+            if let Some(&found) = list.as_slice().iter().find(|&&w| w == 0 || w > limit) {
+                return Err(SpecError::CountWindow {
+                    field,
+                    found,
+                    limit,
+                });
+            }
+        }
+        if self.session_gap_ms == 0 {
+            return Err(SpecError::SessionGap);
+        }
+        for (field, found) in [
+            (SpecField::TickSize, self.tick_size),
+            (SpecField::SizeUnit, self.size_unit),
+        ] {
+            if !(found.is_finite() && found > 0.0) {
+                return Err(SpecError::Unit { field, found });
+            }
+        }
+        Ok(())
+    }
+
     /// The number of features the spec produces, in the order of `docs/DATA.md`.
     pub fn feature_count(&self) -> usize {
+        let i = &self.input;
+        match i.kind {
+            InputKind::Trades => {}
+            InputKind::Bars => {
+                return i.bar_return_lags.len() + BAR_FEATURES + i.bar_volume_windows.len() + 2;
+            }
+            InputKind::Book => {
+                return 1
+                    + i.book_return_lags.len()
+                    + 1
+                    + i.book_depth_levels.len()
+                    + i.book_ofi_windows.len()
+                    + i.book_trade_windows.len()
+                    + 2;
+            }
+        }
         self.return_lags_trades.len()
             + self.return_lags_ms.len()
             + 1
@@ -339,7 +481,18 @@ impl FeatureSpec {
 
     /// Warm-up of a session: the features of a trade are *valid* once its session holds at least `.0` earlier
     /// trades and spans at least `.1` milliseconds, so that every window is fully inside the session.
+    ///
+    /// For a bars spec `.0` counts bars (the longest return lag or volume window) and for a book spec
+    /// snapshots (the longest return lag or OFI window); `.1` is then 0.
     pub fn warm_up(&self) -> (u32, u32) {
+        let i = &self.input;
+        match i.kind {
+            InputKind::Trades => {}
+            InputKind::Bars => {
+                return (i.bar_return_lags.max().max(i.bar_volume_windows.max()), 0);
+            }
+            InputKind::Book => return (i.book_return_lags.max().max(i.book_ofi_windows.max()), 0),
+        }
         let trades = self
             .trade_lists()
             .iter()
@@ -386,7 +539,21 @@ impl FeatureSpec {
     ///
     /// `usize::MAX` when the count does not fit a `usize` (impossible for a spec that passes
     /// [`validate`](FeatureSpec::validate): at most about 6.3 million words).
+    ///
+    /// A bars spec needs [`MARKET_WORDS_PER_EVENT`] words per bar of the capacity, a book spec that many per
+    /// snapshot and one more per trade of the capacity.
     pub fn state_words(&self) -> usize {
+        let per_event = match self.input.kind {
+            InputKind::Trades => 0,
+            InputKind::Bars => MARKET_WORDS_PER_EVENT,
+            InputKind::Book => MARKET_WORDS_PER_EVENT + 1,
+        };
+        if per_event > 0 {
+            return usize::try_from(self.capacity)
+                .ok()
+                .and_then(|c| c.checked_mul(per_event))
+                .unwrap_or(usize::MAX);
+        }
         let ring = usize::try_from(self.capacity)
             .ok()
             .and_then(|c| c.checked_mul(RING_WORDS_PER_TRADE));
@@ -407,6 +574,13 @@ impl FeatureSpec {
 /// `trades_since_change`.
 pub const PER_TRADE_FEATURES: usize = 5;
 
+/// The three features every bars spec has after its return lags: `bar_range`, `bar_body`, `true_range`.
+pub const BAR_FEATURES: usize = 3;
+
+/// `i64` words the feature engine keeps per bar or book snapshot of its ring: the close or the mid (in half
+/// ticks), and the running total before it of the volume or the order-flow imbalance.
+pub const MARKET_WORDS_PER_EVENT: usize = 2;
+
 impl Default for FeatureSpec {
     /// The 29 features of `docs/DATA.md` for ES futures (tick 0.25, one-contract lots, 30-minute session gap,
     /// 4096 trades kept).
@@ -426,6 +600,7 @@ impl Default for FeatureSpec {
             capacity: 4096,
             tick_size: 0.25,
             size_unit: 1.0,
+            input: InputSpec::TRADES,
         }
     }
 }
@@ -538,6 +713,36 @@ pub enum FeatureKind {
     RangeTrades,
     /// `range_pos_{w}t`: where the price sits in that range, from -1 (low) to 1 (high).
     RangePosTrades,
+    /// `ret_{k}b`: log return of the close against the close `k` bars back, in basis points.
+    ReturnBars,
+    /// `bar_range`: `(high - low) / close`, in basis points.
+    BarRange,
+    /// `bar_body`: `(close - open) / close`, in basis points.
+    BarBody,
+    /// `true_range`: the range stretched to the previous close, over the close, in basis points.
+    TrueRange,
+    /// `relvol_{w}b`: the bar's volume over the mean volume of the last `w` bars.
+    RelativeVolumeBars,
+    /// `tod_sin`: sine of the UTC time of day.
+    TimeOfDaySin,
+    /// `tod_cos`: cosine of the UTC time of day.
+    TimeOfDayCos,
+    /// `spread`: best ask minus best bid, in ticks.
+    Spread,
+    /// `mret_{k}e`: log return of the mid against the mid `k` snapshots back, in basis points.
+    MidReturnEvents,
+    /// `micro_dev`: the micro-price minus the mid, in ticks.
+    MicroDeviation,
+    /// `depth_imb_{n}`: bid minus ask size over their sum, over the top `n` levels.
+    DepthImbalance,
+    /// `bofi_{w}e`: the order-flow imbalance of the best level summed over the last `w` snapshots, log-scaled.
+    BookFlowEvents,
+    /// `tsi_{w}t`: the mean trade sign of the last `w` trades.
+    TradeSignTrades,
+    /// `qdep_bid`: the fraction of the best bid's queue consumed since its price was set.
+    QueueDepletionBid,
+    /// `qdep_ask`: the fraction of the best ask's queue consumed since its price was set.
+    QueueDepletionAsk,
 }
 
 /// One feature column: its kind and window (0 for the per-trade features). `Display` writes the column name of
@@ -573,10 +778,28 @@ impl fmt::Display for FeatureName {
             K::VwapDevMs => ("vwap_dev", Unit::Ms),
             K::RangeTrades => ("range", Unit::Trades),
             K::RangePosTrades => ("range_pos", Unit::Trades),
+            K::ReturnBars => ("ret", Unit::Bars),
+            K::BarRange => return f.write_str("bar_range"),
+            K::BarBody => return f.write_str("bar_body"),
+            K::TrueRange => return f.write_str("true_range"),
+            K::RelativeVolumeBars => ("relvol", Unit::Bars),
+            K::TimeOfDaySin => return f.write_str("tod_sin"),
+            K::TimeOfDayCos => return f.write_str("tod_cos"),
+            K::Spread => return f.write_str("spread"),
+            K::MidReturnEvents => ("mret", Unit::Events),
+            K::MicroDeviation => return f.write_str("micro_dev"),
+            K::DepthImbalance => ("depth_imb", Unit::Plain),
+            K::BookFlowEvents => ("bofi", Unit::Events),
+            K::TradeSignTrades => ("tsi", Unit::Trades),
+            K::QueueDepletionBid => return f.write_str("qdep_bid"),
+            K::QueueDepletionAsk => return f.write_str("qdep_ask"),
         };
         let w = self.window;
         match unit {
             Unit::Trades => write!(f, "{prefix}_{w}t"),
+            Unit::Bars => write!(f, "{prefix}_{w}b"),
+            Unit::Events => write!(f, "{prefix}_{w}e"),
+            Unit::Plain => write!(f, "{prefix}_{w}"),
             Unit::Ms if w.is_multiple_of(1000) => write!(f, "{prefix}_{}s", w / 1000),
             Unit::Ms => write!(f, "{prefix}_{w}ms"),
         }
@@ -586,6 +809,9 @@ impl fmt::Display for FeatureName {
 enum Unit {
     Trades,
     Ms,
+    Bars,
+    Events,
+    Plain,
 }
 
 impl FeatureSpec {
@@ -593,6 +819,43 @@ impl FeatureSpec {
     pub fn for_each_feature(&self, mut each: impl FnMut(FeatureName)) {
         use FeatureKind as K;
         let mut one = |kind, window| each(FeatureName { kind, window });
+        let input = &self.input;
+        match input.kind {
+            InputKind::Trades => {}
+            InputKind::Bars => {
+                for &k in input.bar_return_lags.as_slice() {
+                    one(K::ReturnBars, k);
+                }
+                for kind in [K::BarRange, K::BarBody, K::TrueRange] {
+                    one(kind, 0);
+                }
+                for &w in input.bar_volume_windows.as_slice() {
+                    one(K::RelativeVolumeBars, w);
+                }
+                one(K::TimeOfDaySin, 0);
+                one(K::TimeOfDayCos, 0);
+                return;
+            }
+            InputKind::Book => {
+                one(K::Spread, 0);
+                for &k in input.book_return_lags.as_slice() {
+                    one(K::MidReturnEvents, k);
+                }
+                one(K::MicroDeviation, 0);
+                for &n in input.book_depth_levels.as_slice() {
+                    one(K::DepthImbalance, n);
+                }
+                for &w in input.book_ofi_windows.as_slice() {
+                    one(K::BookFlowEvents, w);
+                }
+                for &w in input.book_trade_windows.as_slice() {
+                    one(K::TradeSignTrades, w);
+                }
+                one(K::QueueDepletionBid, 0);
+                one(K::QueueDepletionAsk, 0);
+                return;
+            }
+        }
         for &w in self.return_lags_trades.as_slice() {
             one(K::ReturnTrades, w);
         }

@@ -26,6 +26,7 @@ pub fn pin_spec() -> FeatureSpec {
         capacity: 64,
         tick_size: 0.25,
         size_unit: 1.0,
+        input: super::market::InputSpec::TRADES,
     }
 }
 

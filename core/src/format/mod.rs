@@ -112,8 +112,12 @@ pub mod feature_spec {
     pub const SIZE_UNIT: Range<usize> = 16..24;
     /// `[u8; 9]` the length of each list, in declaration order.
     pub const LIST_LENS: Range<usize> = 24..33;
+    /// `u8` the input kind (`InputKind::code`): 0 trades, 1 bars, 2 book. Reserved (zero) before the bars and
+    /// book kinds, so a trades spec is byte for byte what it was and an older loader refuses the other kinds
+    /// by their non-zero reserved byte.
+    pub const INPUT_KIND: usize = 33;
     /// Reserved, zero.
-    pub const RESERVED: Range<usize> = 33..40;
+    pub const RESERVED: Range<usize> = 34..40;
     /// The start of the first list's slots; list `i` starts at `LISTS + LIST_BYTES * i`.
     pub const LISTS: usize = 40;
     /// The slots of one list.

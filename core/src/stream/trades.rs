@@ -10,8 +10,8 @@
 use core::fmt;
 
 use crate::error::ArenaTooSmall;
+use crate::features::{Bar, BookLevels, FeatureSpec, MarketError, Trade};
 use crate::features::{EngineError, FeatureEngine, TradeError};
-use crate::features::{FeatureSpec, Trade};
 use crate::model::Model;
 use crate::session::{Prediction, Session};
 use crate::stream::{StreamError, WindowSession};
@@ -212,8 +212,44 @@ impl<'m, 'b, 'a> StreamSession<'m, 'b, 'a> {
             .last_time
             .is_none_or(|last| trade.time_ms.saturating_sub(last) > self.session_gap_ms);
         self.last_time = Some(trade.time_ms);
+        Ok(self.infer(valid, new_session))
+    }
+
+    /// Feeds one bar (a blob whose feature spec reads bars) and returns the model's prediction for it, or
+    /// [`Tick::Warming`]: the same rows, sessions and warm-up as the host's `build_market_dataset`.
+    ///
+    /// # Errors
+    ///
+    /// The engine's [`MarketError`] (another input kind, prices out of order, a time before the previous
+    /// bar's), which leaves the session as it was.
+    pub fn push_bar(&mut self, bar: &Bar) -> Result<Tick<'_>, MarketError> {
+        let row = self.row.get_mut(..self.features).unwrap_or(&mut []);
+        let valid = self.engine.push_bar(bar, row)?;
+        let new_session = self.engine.session_events() == 1;
+        self.last_time = Some(bar.time_ms);
+        Ok(self.infer(valid, new_session))
+    }
+
+    /// Feeds one book snapshot (a blob whose feature spec reads the book; its trades go to
+    /// [`push_trade`](StreamSession::push_trade), which then returns [`Tick::Warming`]) and returns the model's
+    /// prediction for it, or [`Tick::Warming`].
+    ///
+    /// # Errors
+    ///
+    /// The engine's [`MarketError`] (another input kind, a crossed or locked level, levels out of order, a
+    /// time before the previous event's), which leaves the session as it was.
+    pub fn push_book(&mut self, book: &BookLevels) -> Result<Tick<'_>, MarketError> {
+        let row = self.row.get_mut(..self.features).unwrap_or(&mut []);
+        let valid = self.engine.push_book(book, row)?;
+        let new_session = self.engine.session_events() == 1;
+        self.last_time = Some(book.time_ms);
+        Ok(self.infer(valid, new_session))
+    }
+
+    /// The model's answer to the row just computed.
+    fn infer(&mut self, valid: bool, new_session: bool) -> Tick<'_> {
         let row = self.row.get(..self.features).unwrap_or(&[]);
-        Ok(match &mut self.inference {
+        match &mut self.inference {
             Inference::Tick(session) => {
                 if valid {
                     Tick::Signal(session.run(row))
@@ -231,6 +267,6 @@ impl<'m, 'b, 'a> StreamSession<'m, 'b, 'a> {
                     Tick::Warming
                 }
             }
-        })
+        }
     }
 }

@@ -138,17 +138,40 @@ pub fn build_dataset(trades: &[Trade], cfg: &DatasetConfig) -> Result<Dataset, D
     let features = compute_features(trades, &cfg.features)?;
     let prices: Vec<f64> = trades.iter().map(|t| t.price).collect();
     let labels = label_prices(&prices, &features.session_starts, &cfg.labels);
+    assemble(
+        features,
+        &labels,
+        cfg.time_steps,
+        cfg.labels.horizon,
+        |n, sessions| samples_context(n, sessions, cfg),
+    )
+}
+
+/// The samples of `features` with their `labels` (one per row): every row that ends a run of `time_steps`
+/// valid rows of one session and whose label's horizon stays in that session, windowed as [`Dataset`] says.
+///
+/// `context(rows, sessions)` explains an empty result in [`DataError::TooFewSamples`].
+///
+/// # Errors
+///
+/// [`DataError::TooFewSamples`] when no sample remains, [`DataError::Memory`] when the matrix does not fit.
+pub(super) fn assemble(
+    features: super::features::Features,
+    labels: &[Option<u8>],
+    time_steps: usize,
+    horizon: usize,
+    context: impl FnOnce(usize, usize) -> String,
+) -> Result<Dataset, DataError> {
     let f = features.feature_count();
-    let t_steps = cfg.time_steps;
-    let horizon = cfg.labels.horizon;
-    let n = trades.len();
+    let t_steps = time_steps;
+    let n = features.valid.len();
 
     let mut picked: Vec<(usize, u8)> = Vec::new();
     let mut session_ends = features.session_starts.iter().skip(1).copied().chain([n]);
     let mut session_end = session_ends.next().unwrap_or(n);
     // Length of the run of consecutive valid rows ending at `i` within the session.
     let mut run = 0usize;
-    for (i, (&valid, &label)) in features.valid.iter().zip(&labels).enumerate() {
+    for (i, (&valid, &label)) in features.valid.iter().zip(labels).enumerate() {
         if i >= session_end {
             session_end = session_ends.next().unwrap_or(n);
             run = 0;
@@ -163,7 +186,11 @@ pub fn build_dataset(trades: &[Trade], cfg: &DatasetConfig) -> Result<Dataset, D
         }
     }
     if picked.is_empty() {
-        return Err(no_samples(n, features.session_starts.len(), cfg));
+        return Err(DataError::TooFewSamples {
+            found: 0,
+            needed: 1,
+            context: context(n, features.session_starts.len()),
+        });
     }
 
     let width = t_steps * f;
@@ -291,19 +318,23 @@ pub fn chronological_split(ds: &Dataset, cfg: &SplitConfig) -> Result<Splits, Da
 
 /// The error of a data set without a sample: `n` trades in `sessions` sessions gave none.
 pub(crate) fn no_samples(n: usize, sessions: usize, cfg: &DatasetConfig) -> DataError {
-    let (warm_trades, warm_ms) = cfg.features.warm_up();
-    let (t_steps, horizon) = (cfg.time_steps, cfg.labels.horizon);
     DataError::TooFewSamples {
         found: 0,
         needed: 1,
-        context: format!(
-            "{n} trades in {sessions} session(s); each session needs {warm_trades} trades and {warm_ms} ms of warm-up, \
-             then {t_steps} time steps and {horizon} trades of label horizon; a gap of more than {} ms \
-             between trades starts a session (set it with --session-gap-ms or session_gap_ms in \
-             [data.features])",
-            cfg.features.session_gap_ms
-        ),
+        context: samples_context(n, sessions, cfg),
     }
+}
+
+/// Why `n` trades in `sessions` sessions gave no sample with the settings `cfg`.
+fn samples_context(n: usize, sessions: usize, cfg: &DatasetConfig) -> String {
+    let (warm_trades, warm_ms) = cfg.features.warm_up();
+    format!(
+        "{n} trades in {sessions} session(s); each session needs {warm_trades} trades and {warm_ms} ms of warm-up, \
+         then {} time steps and {} trades of label horizon; a gap of more than {} ms \
+         between trades starts a session (set it with --session-gap-ms or session_gap_ms in \
+         [data.features])",
+        cfg.time_steps, cfg.labels.horizon, cfg.features.session_gap_ms
+    )
 }
 
 /// The sample ranges of the train, validation and test parts of `n` samples of horizon `horizon` and window

@@ -373,6 +373,36 @@ pub enum DataError {
         /// Its value.
         unit: f64,
     },
+    /// A bar's or quote's price or size is not a whole number of ticks or lots in range (see `docs/DATA.md`,
+    /// "Bars and quotes").
+    #[error(
+        "{row_kind} {row}: {quantity} {value} is not a whole number of {unit_name} = {unit} (off the grid by more than 1e-6 of a unit, or out of range)"
+    )]
+    MarketOffGrid {
+        /// `bar` or `quote`.
+        row_kind: &'static str,
+        /// 1-based number of the bar or quote among the rows.
+        row: usize,
+        /// The field: `open`, `high`, `low`, `close`, `volume`, `bid`, `ask`, `bid_size` or `ask_size`.
+        quantity: &'static str,
+        /// The value found.
+        value: f64,
+        /// `tick_size` or `size_unit`.
+        unit_name: &'static str,
+        /// Its value.
+        unit: f64,
+    },
+    /// The core's feature engine refused a bar or a quote (prices out of order, a crossed or locked quote).
+    #[error("{row_kind} {row}: {source}")]
+    Market {
+        /// `bar` or `quote`.
+        row_kind: &'static str,
+        /// 1-based number of the bar or quote among the rows.
+        row: usize,
+        /// The engine's reason.
+        #[source]
+        source: tickq_core::features::MarketError,
+    },
     /// The core's feature engine refused a trade.
     #[error("trade {trade}: {source}")]
     Trade {

@@ -210,29 +210,8 @@ impl FeatureConfig {
     /// [`DataError::TooManyWindows`] when a list holds more than [`MAX_WINDOWS`] windows, and
     /// [`DataError::FeatureSetting`] when a window, the session gap or the capacity does not fit a `u32`.
     pub fn to_spec(&self) -> Result<FeatureSpec, DataError> {
-        fn list<T: Copy + std::fmt::Display>(
-            field: &'static str,
-            items: &[T],
-            to_u32: impl Fn(T) -> Option<u32>,
-        ) -> Result<WindowList, DataError> {
-            let converted = items
-                .iter()
-                .map(|&w| {
-                    to_u32(w).ok_or_else(|| DataError::FeatureSetting {
-                        field,
-                        expected: "a whole number that fits 32 bits (0 to 4294967295)",
-                        found: w.to_string(),
-                    })
-                })
-                .collect::<Result<Vec<u32>, DataError>>()?;
-            WindowList::new(&converted).ok_or(DataError::TooManyWindows {
-                field,
-                found: items.len(),
-                max: MAX_WINDOWS,
-            })
-        }
-        let trades = |field, items: &[usize]| list(field, items, |w| u32::try_from(w).ok());
-        let ms = |field, items: &[i64]| list(field, items, |w| u32::try_from(w).ok());
+        let trades = |field, items: &[usize]| window_list(field, items, |w| u32::try_from(w).ok());
+        let ms = |field, items: &[i64]| window_list(field, items, |w| u32::try_from(w).ok());
         let fits = |field, expected, value: i128| {
             u32::try_from(value).map_err(|_| DataError::FeatureSetting {
                 field,
@@ -265,6 +244,7 @@ impl FeatureConfig {
             )?,
             tick_size: self.tick_size,
             size_unit: self.size_unit,
+            input: tickq_core::features::InputSpec::TRADES,
         })
     }
 
@@ -294,6 +274,34 @@ impl FeatureConfig {
         }
         Ok(spec)
     }
+}
+
+/// A config list as the core's [`WindowList`].
+///
+/// # Errors
+///
+/// [`DataError::FeatureSetting`] naming `field` for a window that does not fit a `u32`,
+/// [`DataError::TooManyWindows`] for more than [`MAX_WINDOWS`].
+pub(super) fn window_list<T: Copy + std::fmt::Display>(
+    field: &'static str,
+    items: &[T],
+    to_u32: impl Fn(T) -> Option<u32>,
+) -> Result<WindowList, DataError> {
+    let converted = items
+        .iter()
+        .map(|&w| {
+            to_u32(w).ok_or_else(|| DataError::FeatureSetting {
+                field,
+                expected: "a whole number that fits 32 bits (0 to 4294967295)",
+                found: w.to_string(),
+            })
+        })
+        .collect::<Result<Vec<u32>, DataError>>()?;
+    WindowList::new(&converted).ok_or(DataError::TooManyWindows {
+        field,
+        found: items.len(),
+        max: MAX_WINDOWS,
+    })
 }
 
 /// The per-trade feature matrix.
@@ -331,7 +339,7 @@ impl Features {
 
 /// A price or size as a whole number of grid units (ticks or lots) from 0 to [`MAX_GRID_UNITS`], or `None`
 /// when it is further than [`GRID_TOLERANCE`] units from the grid or out of that range.
-fn on_grid(value: f64, unit: f64) -> Option<f64> {
+pub(super) fn on_grid(value: f64, unit: f64) -> Option<f64> {
     let units = value / unit;
     let whole = units.round();
     ((units - whole).abs() <= GRID_TOLERANCE && (0.0..=MAX_GRID_UNITS).contains(&whole))

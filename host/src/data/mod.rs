@@ -14,6 +14,10 @@
 //!    and [`chronological_split`] cuts it into train, validation and test parts with a gap (module `dataset`).
 //! 5. [`Normalizer`] standardizes features with statistics fitted on the training part only (module `normalize`).
 //!
+//! Bars and quotes take the same path through their own entry points (module `market`, and `market_csv` for
+//! the files, through the generic reader): [`load_bars`] / [`load_quotes`], [`compute_market_features`] (the core's engine with a bars or
+//! book spec), [`market_labels`] on the close or the mid, and [`build_market_dataset`].
+//!
 //! Order-by-order (level 3) feeds have their own reader and replay: [`load_book`] turns an orders file (and an
 //! optional trades file) into time-ordered [`BookEvent`]s, snapshots of the top levels and trades (module `book`).
 //!
@@ -43,6 +47,8 @@ mod dataset;
 mod error;
 mod features;
 mod labels;
+mod market;
+mod market_csv;
 mod normalize;
 mod store;
 mod table;
@@ -73,6 +79,11 @@ pub use features::{
 pub use labels::{
     BothDeadBands, DeadBand, LABEL_NAMES, LabelConfig, LabelWarning, MAJORITY_WARNING,
     SHIFT_WARNING, class_shares, compute_labels, label_names, label_prices, label_warnings,
+};
+pub use market::{
+    Bar, LoadedRows, MarketConfig, MarketDatasetConfig, MarketInput, MarketRows, Quote,
+    build_market_dataset, compute_market_features, load_bars, load_bars_with, load_quotes,
+    load_quotes_with, market_labels, parse_bars, parse_quotes,
 };
 pub use normalize::Normalizer;
 pub use store::{

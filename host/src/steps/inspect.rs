@@ -60,9 +60,20 @@ pub struct FeatureSpecRow {
 impl FeatureSpecRow {
     /// The row of `spec`.
     pub fn new(spec: &tickq_core::features::FeatureSpec) -> Self {
+        use tickq_core::features::InputKind;
         use tickq_core::features::SpecField as F;
+        // A bars or book spec shows its own lists (its trade lists are empty), in the section's order.
+        let market: Vec<_> = spec
+            .input_lists()
+            .into_iter()
+            .filter(|(field, _)| match spec.input.kind {
+                InputKind::Trades => false,
+                InputKind::Bars => matches!(field, F::BarReturnLags | F::BarVolumeWindows),
+                InputKind::Book => !matches!(field, F::BarReturnLags | F::BarVolumeWindows),
+            })
+            .collect();
         // In the spec's declaration order, which the blob section (docs/BLOB.md) keeps too.
-        let windows = [
+        let trades = [
             (F::ReturnLagsTrades, &spec.return_lags_trades),
             (F::ReturnLagsMs, &spec.return_lags_ms),
             (F::FlowWindowsTrades, &spec.flow_windows_trades),
@@ -72,10 +83,16 @@ impl FeatureSpecRow {
             (F::VwapWindowsTrades, &spec.vwap_windows_trades),
             (F::VwapWindowsMs, &spec.vwap_windows_ms),
             (F::RangeWindowsTrades, &spec.range_windows_trades),
-        ]
-        .into_iter()
-        .map(|(field, list)| (field.name().to_string(), list.as_slice().to_vec()))
-        .collect();
+        ];
+        let lists = if spec.input.kind == InputKind::Trades {
+            trades.to_vec()
+        } else {
+            market
+        };
+        let windows = lists
+            .into_iter()
+            .map(|(field, list)| (field.name().to_string(), list.as_slice().to_vec()))
+            .collect();
         FeatureSpecRow {
             windows,
             session_gap_ms: spec.session_gap_ms,
