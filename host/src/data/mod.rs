@@ -87,9 +87,9 @@ pub use market::{
 };
 pub use normalize::Normalizer;
 pub use store::{
-    BUILD_CHUNK_TRADES, DEFAULT_CHUNK_SAMPLES, HEADER_FILE, LABELS_FILE, ROWS_FILE, SAMPLES_FILE,
-    STORE_MAGIC, STORE_VERSION, SampleStore, StoreChunk, StoreError, StoreHeader, StoreSamples,
-    build_store, open_or_build, settings_fingerprint,
+    BUILD_CHUNK_TRADES, DEFAULT_CHUNK_SAMPLES, HEADER_FILE, LABELS_FILE, MIX_CHUNKS, ROWS_FILE,
+    SAMPLES_FILE, STORE_MAGIC, STORE_VERSION, SampleStore, StoreChunk, StoreError, StoreHeader,
+    StoreSamples, build_store, open_or_build, settings_fingerprint,
 };
 pub use table::{
     BAR_ROLES, ColumnKind, ColumnValues, QUOTE_ROLES, ReadNotes, Role, TRADE_ROLES, Table,

@@ -53,6 +53,9 @@ pub const LABELS_FILE: &str = "labels.u8";
 pub const BUILD_CHUNK_TRADES: usize = 1 << 16;
 /// Samples per chunk when training reads a store.
 pub const DEFAULT_CHUNK_SAMPLES: usize = 1 << 14;
+/// Chunks whose samples an epoch shuffles together ([`StoreSamples::epoch_order`]), and how many chunks a
+/// [`StoreSamples`] keeps read: batches then mix 8 chunks' stretches of time instead of one's.
+pub const MIX_CHUNKS: usize = 8;
 /// Bytes of one sample's entry in [`SAMPLES_FILE`].
 const SAMPLE_BYTES: u64 = 16;
 /// Bytes of `header.bin`.
@@ -648,8 +651,8 @@ pub struct StoreSamples<'a> {
     range: Range<usize>,
     normalizer: &'a Normalizer,
     chunk: usize,
-    /// The chunk read last, standardized: its number and rows.
-    cache: RefCell<Option<(usize, Array2<f32>)>>,
+    /// The last [`MIX_CHUNKS`] chunks read, standardized: their numbers and rows, oldest first.
+    cache: RefCell<VecDeque<(usize, Array2<f32>)>>,
 }
 
 impl<'a> StoreSamples<'a> {
@@ -667,7 +670,7 @@ impl<'a> StoreSamples<'a> {
             range: range.start.min(end)..end,
             normalizer,
             chunk: chunk.max(1),
-            cache: RefCell::new(None),
+            cache: RefCell::new(VecDeque::with_capacity(MIX_CHUNKS)),
         }
     }
 
@@ -705,36 +708,46 @@ impl<'a> StoreSamples<'a> {
         let mut cache = self.cache.borrow_mut();
         for (mut dst, &i) in out.rows_mut().into_iter().zip(idx) {
             let c = i / self.chunk;
-            if cache.as_ref().is_none_or(|(have, _)| *have != c) {
-                let start = self.range.start + c * self.chunk;
-                let end = (start + self.chunk).min(self.range.end);
-                let (mut x, _, _) = self.store.read(start..end)?;
-                self.normalizer.apply(&mut x);
-                *cache = Some((c, x));
-            }
-            if let Some((_, x)) = cache.as_ref() {
+            let at = match cache.iter().position(|(have, _)| *have == c) {
+                Some(at) => at,
+                None => {
+                    let start = self.range.start + c * self.chunk;
+                    let end = (start + self.chunk).min(self.range.end);
+                    let (mut x, _, _) = self.store.read(start..end)?;
+                    self.normalizer.apply(&mut x);
+                    if cache.len() >= MIX_CHUNKS {
+                        cache.pop_front();
+                    }
+                    cache.push_back((c, x));
+                    cache.len() - 1
+                }
+            };
+            if let Some((_, x)) = cache.get(at) {
                 dst.assign(&x.row(i - c * self.chunk));
             }
         }
         Ok(out)
     }
 
-    /// The epoch order: the chunks in a random order, the samples shuffled within each chunk (Fisher-Yates with
-    /// 64-bit draws, as the in-memory order). With one chunk it is the in-memory order exactly.
+    /// The epoch order: the chunks in a random order, taken [`MIX_CHUNKS`] at a time, the samples of each group
+    /// shuffled together (Fisher-Yates with 64-bit draws, as the in-memory order). With one chunk it is the
+    /// in-memory order exactly.
     pub fn epoch_order(&self, order: &mut [usize], rng: &mut ChaCha8Rng) {
         let chunks = self.len().div_ceil(self.chunk);
         let mut chunk_order: Vec<usize> = (0..chunks).collect();
         shuffle(&mut chunk_order, rng);
         let mut at = 0;
-        for c in chunk_order {
-            let start = c * self.chunk;
-            let end = (start + self.chunk).min(self.len());
-            let part = &mut order[at..at + (end - start)];
-            part.iter_mut()
-                .enumerate()
-                .for_each(|(k, o)| *o = start + k);
-            shuffle(part, rng);
-            at += end - start;
+        for group in chunk_order.chunks(MIX_CHUNKS) {
+            let from = at;
+            for &c in group {
+                let start = c * self.chunk;
+                let end = (start + self.chunk).min(self.len());
+                for (k, o) in order[at..at + (end - start)].iter_mut().enumerate() {
+                    *o = start + k;
+                }
+                at += end - start;
+            }
+            shuffle(&mut order[from..at], rng);
         }
     }
 

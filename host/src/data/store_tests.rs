@@ -377,7 +377,7 @@ fn training_from_the_store_matches_training_in_memory() {
 }
 
 #[test]
-fn chunk_order_keeps_chunks_together_and_covers_every_sample() {
+fn chunk_order_keeps_groups_of_chunks_together_and_covers_every_sample() {
     let dir = temp_dir("order");
     let data = head_file(&dir, 6_000);
     let (mut note, mut progress) = quiet();
@@ -400,9 +400,29 @@ fn chunk_order_keeps_chunks_together_and_covers_every_sample() {
     let mut sorted = order.clone();
     sorted.sort_unstable();
     assert_eq!(sorted, (0..part.len()).collect::<Vec<_>>());
-    // Each run of 700 (the last shorter) lies in one chunk.
-    let chunks: Vec<usize> = order.iter().map(|i| i / 700).collect();
-    let changes = chunks.windows(2).filter(|w| w[0] != w[1]).count();
-    assert_eq!(changes, part.len().div_ceil(700) - 1);
+    // Each group of MIX_CHUNKS chunks is one stretch of the order: its samples are from those chunks only.
+    let chunks = part.len().div_ceil(700);
+    let mut groups = std::collections::HashSet::new();
+    let mut at = 0;
+    while at < order.len() {
+        let in_group: std::collections::BTreeSet<usize> = order[at..]
+            .iter()
+            .take(700 * MIX_CHUNKS)
+            .map(|i| i / 700)
+            .collect();
+        assert!(in_group.len() <= MIX_CHUNKS, "{in_group:?}");
+        let size: usize = in_group
+            .iter()
+            .map(|&c| (part.len() - c * 700).min(700))
+            .sum();
+        assert!(
+            order[at..at + size]
+                .iter()
+                .all(|i| in_group.contains(&(i / 700)))
+        );
+        groups.extend(in_group);
+        at += size;
+    }
+    assert_eq!(groups.len(), chunks);
     let _ = std::fs::remove_dir_all(&dir);
 }

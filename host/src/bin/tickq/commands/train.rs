@@ -132,9 +132,9 @@ fn train_from_store(
         history.epochs.len()
     ));
     out(&format!(
-        "wrote checkpoint {}; f32 test accuracy {:.4} ({} test samples read from the store)",
+        "wrote checkpoint {}; f32 test accuracy {:.2} % ({} test samples read from the store)",
         a.out.display(),
-        accuracy,
+        accuracy * 100.0,
         data.ranges[2].len()
     ))
 }
