@@ -342,7 +342,7 @@ fn sin_cos_quarter(x: f64) -> (f64, f64) {
 /// `2π · (time of day) / 24 h`: midnight is (0, 1), 06:00 is (1, 0).
 ///
 /// The time of day is reduced to a quadrant and an offset in it with integer arithmetic, the offset becomes an
-/// angle in `[0, π/2)` in `f64`, [`sin_cos_quarter`] gives its sine and cosine and the quadrant rotates them:
+/// angle in `[0, π/2)` in `f64`, `sin_cos_quarter` gives its sine and cosine and the quadrant rotates them:
 /// no `libm` call, so the bits are the same on every target.
 pub fn time_of_day_sin_cos(time_ms: i64) -> (f32, f32) {
     let of_day = time_ms.rem_euclid(DAY_MS);
