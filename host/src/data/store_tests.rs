@@ -426,3 +426,36 @@ fn chunk_order_keeps_groups_of_chunks_together_and_covers_every_sample() {
     assert_eq!(groups.len(), chunks);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn chunked_reading_equals_the_whole_read_and_refuses_a_step_back_across_chunks() {
+    let dir = temp_dir("chunks");
+    let data = head_file(&dir, 5_000);
+    let whole = load_trades(&data).expect("trades");
+    let options = crate::options::ReadOptions::default();
+    let mut chunked = Vec::new();
+    let mut sizes = Vec::new();
+    for chunk in crate::data::trade_chunks(&data, &options, 1_000).expect("open") {
+        let chunk = chunk.expect("chunk");
+        sizes.push(chunk.trades.len());
+        chunked.extend(chunk.trades);
+    }
+    assert_eq!(sizes, [1_000; 5]);
+    assert_eq!(chunked, whole);
+
+    // A step back at the first row of the second chunk (line 4 follows line 3, a chunk of 2 rows).
+    let back = dir.join("back.csv");
+    std::fs::write(
+        &back,
+        "DateTime,Price,Volume\n2013-09-01 17:00:00.100,1640.25,1\n2013-09-01 17:00:00.200,1640.25,1\n\
+         2013-09-01 17:00:00.150,1640.25,1\n",
+    )
+    .expect("write");
+    let err = crate::data::trade_chunks(&back, &options, 2)
+        .expect("open")
+        .find_map(Result::err)
+        .expect("a step back");
+    let in_memory = load_trades(&back).expect_err("a step back in memory too");
+    assert_eq!(err.to_string(), in_memory.to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+}
