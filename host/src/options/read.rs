@@ -487,8 +487,13 @@ pub struct ReadOptions {
         arg(
             long,
             value_name = "N",
-            help = "Lines before the header line, skipped [default: the first line that names every required \
-                    column, among the first 16]"
+            allow_negative_numbers = true,
+            value_parser = crate::options::cli::whole(crate::limits::SKIP_ROWS),
+            help = crate::options::cli::ranged(
+                "Lines before the header line, skipped [default: the first line that names every required \
+                 column, among the first 16]",
+                crate::limits::SKIP_ROWS
+            )
         )
     )]
     #[serde(skip_serializing_if = "Option::is_none")]
