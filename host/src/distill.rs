@@ -589,6 +589,7 @@ pub fn distill_train_on(
         train_y,
         val_x,
         val_y,
+        store: None,
     };
     let weights = crate::train::prepare(student, data, train)?;
     let objective = Distillation {

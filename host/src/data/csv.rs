@@ -94,6 +94,21 @@ pub fn parse_trades(reader: impl BufRead, source: &str) -> Result<Vec<Trade>, Da
     trades_from_table(table).map(|loaded| loaded.trades)
 }
 
+/// Reads the trade file at `path` in chunks of at most `rows` trades, parsed and checked as
+/// [`load_trades_with`] does (the same errors); the file must be oldest-first ([`super::TableChunks`]).
+///
+/// # Errors
+///
+/// The header's errors here; each chunk carries its rows' errors.
+pub fn trade_chunks(
+    path: &Path,
+    options: &ReadOptions,
+    rows: usize,
+) -> Result<impl Iterator<Item = Result<LoadedTrades, DataError>>, DataError> {
+    let chunks = super::table::read_table_chunks(path, options, TRADE_ROLES, rows)?;
+    Ok(chunks.map(|table| table.and_then(trades_from_table)))
+}
+
 /// The trades of a table read with [`TRADE_ROLES`].
 fn trades_from_table(table: Table) -> Result<LoadedTrades, DataError> {
     let column = |role: Role| {

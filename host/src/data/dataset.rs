@@ -138,21 +138,12 @@ pub fn build_dataset(trades: &[Trade], cfg: &DatasetConfig) -> Result<Dataset, D
     let features = compute_features(trades, &cfg.features)?;
     let prices: Vec<f64> = trades.iter().map(|t| t.price).collect();
     let labels = label_prices(&prices, &features.session_starts, &cfg.labels);
-    let (warm_trades, warm_ms) = cfg.features.warm_up();
     assemble(
         features,
         &labels,
         cfg.time_steps,
         cfg.labels.horizon,
-        |n, sessions| {
-            format!(
-                "{n} trades in {sessions} session(s); each session needs {warm_trades} trades and {warm_ms} ms of warm-up, \
-             then {} time steps and {} trades of label horizon; a gap of more than {} ms \
-             between trades starts a session (set it with --session-gap-ms or session_gap_ms in \
-             [data.features])",
-                cfg.time_steps, cfg.labels.horizon, cfg.features.session_gap_ms
-            )
-        },
+        |n, sessions| samples_context(n, sessions, cfg),
     )
 }
 
@@ -317,9 +308,49 @@ pub struct Splits {
 /// `train + validation >= 1`, or `gap < horizon + time_steps`;
 /// [`DataError::TooFewSamples`] when a part would be empty.
 pub fn chronological_split(ds: &Dataset, cfg: &SplitConfig) -> Result<Splits, DataError> {
-    cfg.validate(ds.horizon, ds.time_steps)?;
+    let [train, validation, test] = split_ranges(ds.len(), ds.horizon, ds.time_steps, cfg)?;
+    Ok(Splits {
+        train: ds.select(train),
+        validation: ds.select(validation),
+        test: ds.select(test),
+    })
+}
+
+/// The error of a data set without a sample: `n` trades in `sessions` sessions gave none.
+pub(crate) fn no_samples(n: usize, sessions: usize, cfg: &DatasetConfig) -> DataError {
+    DataError::TooFewSamples {
+        found: 0,
+        needed: 1,
+        context: samples_context(n, sessions, cfg),
+    }
+}
+
+/// Why `n` trades in `sessions` sessions gave no sample with the settings `cfg`.
+fn samples_context(n: usize, sessions: usize, cfg: &DatasetConfig) -> String {
+    let (warm_trades, warm_ms) = cfg.features.warm_up();
+    format!(
+        "{n} trades in {sessions} session(s); each session needs {warm_trades} trades and {warm_ms} ms of warm-up, \
+         then {} time steps and {} trades of label horizon; a gap of more than {} ms \
+         between trades starts a session (set it with --session-gap-ms or session_gap_ms in \
+         [data.features])",
+        cfg.time_steps, cfg.labels.horizon, cfg.features.session_gap_ms
+    )
+}
+
+/// The sample ranges of the train, validation and test parts of `n` samples of horizon `horizon` and window
+/// `time_steps`: the boundaries of [`chronological_split`], for samples that are not in memory (the sample store).
+///
+/// # Errors
+///
+/// As [`chronological_split`].
+pub fn split_ranges(
+    n: usize,
+    horizon: usize,
+    time_steps: usize,
+    cfg: &SplitConfig,
+) -> Result<[Range<usize>; 3], DataError> {
+    cfg.validate(horizon, time_steps)?;
     let (train, validation) = (cfg.train, cfg.validation);
-    let n = ds.len();
     let a = (n as f64 * train).floor() as usize;
     let b = ((n as f64 * (train + validation)).floor() as usize).min(n);
     let val_start = a.saturating_add(cfg.gap);
@@ -341,11 +372,7 @@ pub fn chronological_split(ds: &Dataset, cfg: &SplitConfig) -> Result<Splits, Da
             ),
         });
     }
-    Ok(Splits {
-        train: ds.select(0..a),
-        validation: ds.select(val_start..b),
-        test: ds.select(test_start..n),
-    })
+    Ok([0..a, val_start..b, test_start..n])
 }
 
 #[cfg(test)]

@@ -263,7 +263,7 @@ impl FeatureConfig {
     }
 
     /// [`FeatureConfig::to_spec`], validated.
-    fn checked_spec(&self) -> Result<FeatureSpec, DataError> {
+    pub(crate) fn checked_spec(&self) -> Result<FeatureSpec, DataError> {
         let spec = self.to_spec()?;
         spec.validate()
             .map_err(|source| DataError::FeatureSpec { source })?;
@@ -347,7 +347,11 @@ pub(super) fn on_grid(value: f64, unit: f64) -> Option<f64> {
 }
 
 /// `trade` (the `index`-th, 0-based) in the engine's integer units.
-fn to_core_trade(index: usize, trade: &Trade, cfg: &FeatureConfig) -> Result<CoreTrade, DataError> {
+pub(crate) fn to_core_trade(
+    index: usize,
+    trade: &Trade,
+    cfg: &FeatureConfig,
+) -> Result<CoreTrade, DataError> {
     let price_ticks = on_grid(trade.price, cfg.tick_size)
         .filter(|&ticks| ticks >= 1.0)
         .ok_or(DataError::OffGrid {

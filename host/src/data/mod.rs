@@ -50,6 +50,7 @@ mod labels;
 mod market;
 mod market_csv;
 mod normalize;
+mod store;
 mod table;
 mod table_parquet;
 mod table_text;
@@ -65,9 +66,11 @@ pub use book::{
     MAX_LEVELS, OrderAction, OrderRow, ParseDecimalError, SnapshotPolicy, load_book,
     read_order_rows, replay_book, replay_order_rows,
 };
-pub use csv::{LoadedTrades, Side, Trade, load_trades, load_trades_with, parse_trades};
+pub use csv::{
+    LoadedTrades, Side, Trade, load_trades, load_trades_with, parse_trades, trade_chunks,
+};
 pub use dataset::{
-    Dataset, DatasetConfig, SplitConfig, Splits, build_dataset, chronological_split,
+    Dataset, DatasetConfig, SplitConfig, Splits, build_dataset, chronological_split, split_ranges,
 };
 pub use error::DataError;
 pub use features::{
@@ -83,9 +86,14 @@ pub use market::{
     load_quotes_with, market_labels, parse_bars, parse_quotes,
 };
 pub use normalize::Normalizer;
+pub use store::{
+    BUILD_CHUNK_TRADES, DEFAULT_CHUNK_SAMPLES, HEADER_FILE, LABELS_FILE, MIX_CHUNKS, ROWS_FILE,
+    SAMPLES_FILE, STORE_MAGIC, STORE_VERSION, SampleStore, StoreChunk, StoreError, StoreHeader,
+    StoreSamples, build_store, open_or_build, settings_fingerprint,
+};
 pub use table::{
     BAR_ROLES, ColumnKind, ColumnValues, QUOTE_ROLES, ReadNotes, Role, TRADE_ROLES, Table,
-    TableColumn, Wanted, read_table, read_table_from,
+    TableChunks, TableColumn, Wanted, read_table, read_table_chunks, read_table_from,
 };
 pub use table_text::HEADER_SEARCH_LINES;
 

@@ -30,35 +30,59 @@ impl Normalizer {
     /// (including one with no finite value) gets `std = 1`, so it maps to `x - mean` instead of blowing up.
     /// An empty data set gives mean 0 and std 1.
     pub fn fit(ds: &Dataset) -> Normalizer {
-        let f = ds.features;
+        let pass = |visit: &mut dyn FnMut(&[f32])| -> Result<(), std::convert::Infallible> {
+            for row in ds.x.rows() {
+                match row.as_slice() {
+                    Some(r) => visit(r),
+                    None => visit(&row.to_vec()),
+                }
+            }
+            Ok(())
+        };
+        match Self::fit_rows(ds.features, pass) {
+            Ok(n) => n,
+            Err(never) => match never {},
+        }
+    }
+
+    /// [`Normalizer::fit`] over rows that are not in memory: `pass` is called twice (the mean, then the variance)
+    /// and hands every sample row (`T*F` values, time-major) to its visitor in the same order each time. The
+    /// sums run in that order, so rows visited in the dataset's order give the same normalizer bit for bit.
+    ///
+    /// # Errors
+    ///
+    /// The first error of `pass`.
+    pub fn fit_rows<E>(
+        f: usize,
+        mut pass: impl FnMut(&mut dyn FnMut(&[f32])) -> Result<(), E>,
+    ) -> Result<Normalizer, E> {
         let mut count = vec![0u64; f];
         let mut sum = vec![0f64; f];
         if f > 0 {
-            for row in ds.x.rows() {
+            pass(&mut |row: &[f32]| {
                 for (c, &v) in row.iter().enumerate() {
                     if v.is_finite() {
                         sum[c % f] += f64::from(v);
                         count[c % f] += 1;
                     }
                 }
-            }
+            })?;
         }
         let mean: Vec<f64> = sum
             .iter()
             .zip(&count)
             .map(|(&s, &n)| if n > 0 { s / n as f64 } else { 0.0 })
             .collect();
-        // A second pass for the variance avoids the cancellation of the sum-of-squares formula.
         let mut sq = vec![0f64; f];
         if f > 0 {
-            for row in ds.x.rows() {
+            pass(&mut |row: &[f32]| {
                 for (c, &v) in row.iter().enumerate() {
                     if v.is_finite() {
                         let d = f64::from(v) - mean[c % f];
                         sq[c % f] += d * d;
                     }
                 }
-            }
+            })?;
         }
         let std = sq
             .iter()
@@ -76,10 +100,10 @@ impl Normalizer {
                 }
             })
             .collect();
-        Normalizer {
+        Ok(Normalizer {
             mean: mean.iter().map(|&m| m as f32).collect(),
             std,
-        }
+        })
     }
 
     /// Number of features `F`.

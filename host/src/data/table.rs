@@ -337,6 +337,172 @@ pub fn read_table_from(
     super::table_text::read(reader, source, options, wanted)
 }
 
+/// The rows of a file in chunks of at most `rows` rows, for inputs too large to hold (the sample store,
+/// `data::store`): the same header resolution, parsing and error messages as [`read_table`], one chunk at a time.
+///
+/// A chunked file must be oldest-first: a newest-first file cannot be reversed without holding it, so its first
+/// step back is the [`DataError::TimeBackwards`] that [`read_table`] gives a single bad row. Parquet files are
+/// read whole and handed out in chunks. Each chunk is a [`Table`] whose notes count the repeated rows within it.
+pub struct TableChunks {
+    inner: ChunkInput,
+    rows: usize,
+    /// The previous chunk's last time and line, to check the order across chunks.
+    last: Option<(i64, usize, String)>,
+}
+
+type TextInput = (
+    super::table_text::TextRows<std::io::BufReader<std::fs::File>>,
+    RowSink,
+);
+
+enum ChunkInput {
+    Text(Box<TextInput>),
+    Whole(std::collections::VecDeque<Table>),
+    Done,
+}
+
+impl std::fmt::Debug for TableChunks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TableChunks")
+            .field("rows", &self.rows)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Opens `path` for [`TableChunks`] of at most `rows` rows (at least 1) of the roles `wanted`.
+///
+/// # Errors
+///
+/// The errors of [`read_table`] that the header gives (opening the file, a missing column, ...); the row errors
+/// come from the chunks.
+pub fn read_table_chunks(
+    path: &Path,
+    options: &ReadOptions,
+    wanted: &[Wanted],
+    rows: usize,
+) -> Result<TableChunks, DataError> {
+    let rows = rows.max(1);
+    let inner = match options.format_of(path) {
+        FileFormat::Parquet => {
+            let table = read_table(path, options, wanted)?;
+            ChunkInput::Whole(split_table(table, rows))
+        }
+        FileFormat::Auto | FileFormat::Csv => {
+            let source = path.display().to_string();
+            let file = std::fs::File::open(path).map_err(|source| DataError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let (text, sink) = super::table_text::TextRows::open(
+                std::io::BufReader::with_capacity(1 << 16, file),
+                &source,
+                options,
+                wanted,
+            )?;
+            ChunkInput::Text(Box::new((text, sink)))
+        }
+    };
+    Ok(TableChunks {
+        inner,
+        rows,
+        last: None,
+    })
+}
+
+/// A table cut into tables of at most `rows` rows (the notes stay with the first).
+fn split_table(table: Table, rows: usize) -> std::collections::VecDeque<Table> {
+    let mut out = std::collections::VecDeque::new();
+    let n = table.len();
+    let mut start = 0;
+    while start < n {
+        let end = (start + rows).min(n);
+        out.push_back(Table {
+            source: table.source.clone(),
+            time_header: table.time_header.clone(),
+            time_column: table.time_column,
+            times: table.times[start..end].to_vec(),
+            lines: table.lines[start..end].to_vec(),
+            columns: table
+                .columns
+                .iter()
+                .map(|c| TableColumn {
+                    role: c.role,
+                    header: c.header.clone(),
+                    column: c.column,
+                    values: match &c.values {
+                        ColumnValues::Numbers(v) => ColumnValues::Numbers(v[start..end].to_vec()),
+                        ColumnValues::Text(v) => ColumnValues::Text(v[start..end].to_vec()),
+                    },
+                })
+                .collect(),
+            notes: if start == 0 {
+                table.notes.clone()
+            } else {
+                ReadNotes::default()
+            },
+        });
+        start = end;
+    }
+    out
+}
+
+impl TableChunks {
+    fn next_text(&mut self) -> Result<Option<Table>, DataError> {
+        let ChunkInput::Text(input) = &mut self.inner else {
+            return Ok(None);
+        };
+        let (text, template) = &mut **input;
+        let mut sink = template.empty_like();
+        let mut got = 0;
+        while got < self.rows && text.next_into(&mut sink)? {
+            got += 1;
+        }
+        if got == 0 {
+            if self.last.is_none() {
+                // No rows at all: the error of a whole read.
+                return sink.finish().map(Some);
+            }
+            return Ok(None);
+        }
+        // Oldest-first only: a step back, within the chunk or from the previous chunk's last row, is an error.
+        let mut prev = self.last.take();
+        for (i, (&time, &line)) in sink.times.iter().zip(&sink.lines).enumerate() {
+            if let Some((prev_time, prev_line, _)) = &prev
+                && time < *prev_time
+            {
+                return Err(DataError::TimeBackwards {
+                    file: sink.source.clone(),
+                    line,
+                    previous_line: *prev_line,
+                    column: sink.time_column,
+                    field: sink.time_header.clone(),
+                    text: sink.time_texts.get(i).cloned().unwrap_or_default(),
+                    back_ms: prev_time.abs_diff(time).min(i64::MAX as u64) as i64,
+                });
+            }
+            prev = Some((time, line, String::new()));
+        }
+        self.last = prev;
+        sink.finish().map(Some)
+    }
+}
+
+impl Iterator for TableChunks {
+    type Item = Result<Table, DataError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let item = match &mut self.inner {
+            ChunkInput::Text(..) => self.next_text().transpose(),
+            ChunkInput::Whole(tables) => tables.pop_front().map(Ok),
+            ChunkInput::Done => None,
+        };
+        if !matches!(item, Some(Ok(_))) {
+            self.inner = ChunkInput::Done;
+        }
+        item
+    }
+}
+
 /// The roles to read: `wanted` with the time first (added when absent), each role once.
 pub(crate) fn with_time(wanted: &[Wanted]) -> Vec<Wanted> {
     let mut out = vec![Wanted::required(Role::Time)];
@@ -561,6 +727,9 @@ pub(crate) struct RowSink {
     decreases: usize,
     /// The direction of the first change of time: `Some(true)` for up.
     first_up: Option<bool>,
+    /// Each row's time as written, kept only by a chunk's sink ([`RowSink::empty_like`]) for its order error.
+    time_texts: Vec<String>,
+    keep_texts: bool,
 }
 
 impl RowSink {
@@ -582,7 +751,32 @@ impl RowSink {
             forward: None,
             decreases: 0,
             first_up: None,
+            time_texts: Vec::new(),
+            keep_texts: false,
         }
+    }
+
+    /// A sink for the same columns with no rows, which keeps each row's time text (a chunk of [`TableChunks`]).
+    pub(crate) fn empty_like(&self) -> RowSink {
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| TableColumn {
+                values: match &c.values {
+                    ColumnValues::Numbers(_) => ColumnValues::Numbers(Vec::new()),
+                    ColumnValues::Text(_) => ColumnValues::Text(Vec::new()),
+                },
+                ..c.clone()
+            })
+            .collect();
+        let mut sink = RowSink::new(
+            &self.source,
+            self.time_header.clone(),
+            self.time_column,
+            columns,
+        );
+        sink.keep_texts = true;
+        sink
     }
 
     /// Records a row's time (its values are pushed to [`RowSink::columns`] by the caller); `text` is the time as
@@ -612,6 +806,9 @@ impl RowSink {
         }
         self.times.push(time);
         self.lines.push(line);
+        if self.keep_texts {
+            self.time_texts.push(text.to_owned());
+        }
     }
 
     /// The table, after the order rules: an ascending file as it is; a file whose times never rise and fall at

@@ -15,6 +15,7 @@ use super::table::{
     ColumnValues, RowSink, Table, Wanted, header_error, resolve_header, table_columns, time_parser,
     with_time,
 };
+use super::time::TimeParser;
 use crate::limits::{MAX_FIELD_BYTES, MAX_LINE_BYTES};
 use crate::options::read::{Delimiter, ReadOptions};
 
@@ -273,132 +274,189 @@ fn skip_lines(reader: &mut impl BufRead, n: usize, source: &str) -> Result<usize
 }
 
 /// Reads delimited text; see [`read_table_from`](super::read_table_from).
-pub(crate) fn read(
-    mut reader: impl BufRead,
+pub(crate) fn read<R: BufRead>(
+    reader: R,
     source: &str,
     options: &ReadOptions,
     wanted: &[Wanted],
 ) -> Result<Table, DataError> {
-    let parser = time_parser(options, source)?;
-    let roles = with_time(wanted);
-    let skipped = match options.skip_rows {
-        Some(n) => skip_lines(&mut reader, n, source)?,
-        None => 0,
-    };
-    let delimiter = match options.delimiter {
-        Some(d) => d.byte(),
-        None => {
-            let head = reader.fill_buf().map_err(|e| DataError::Read {
-                file: source.to_owned(),
-                line: skipped + 1,
-                source: e,
-            })?;
-            detect_delimiter(head)
-        }
-    };
-    let mut records = Records {
-        reader: ReaderBuilder::new()
-            .delimiter(delimiter)
-            .has_headers(false)
-            .flexible(true)
-            .buffer_capacity(1 << 16)
-            .from_reader(LineLimit::new(reader)),
-        skipped,
-        source: source.to_owned(),
-    };
-    let mut record = StringRecord::new();
+    let (mut rows, mut sink) = TextRows::open(reader, source, options, wanted)?;
+    while rows.next_into(&mut sink)? {}
+    sink.finish()
+}
 
-    // The header: the first line that names every required role (or the first line after `skip_rows`).
-    let mut first_miss = None;
-    let mut searched = 0;
-    let mut first_record = true;
-    let (names, found) = loop {
-        let Some(line) = records.next(&mut record)? else {
-            return Err(first_miss
-                .map(|(_, e)| e)
-                .unwrap_or_else(|| DataError::Empty {
-                    file: source.to_owned(),
-                }));
+/// Delimited text with its header resolved, read one row at a time into a [`RowSink`]: [`read`] reads every row
+/// into one sink, [`super::TableChunks`] a chunk of rows into each of a series of sinks.
+pub(crate) struct TextRows<R: BufRead> {
+    records: Records<R>,
+    record: StringRecord,
+    parser: TimeParser,
+    names: Vec<String>,
+    time_index: usize,
+    indices: Vec<usize>,
+    source: String,
+}
+
+impl<R: BufRead> TextRows<R> {
+    /// Reads up to the header (the first line that names every required role) and returns the rows after it with
+    /// an empty sink for them.
+    pub(crate) fn open(
+        mut reader: R,
+        source: &str,
+        options: &ReadOptions,
+        wanted: &[Wanted],
+    ) -> Result<(TextRows<R>, RowSink), DataError> {
+        let parser = time_parser(options, source)?;
+        let roles = with_time(wanted);
+        let skipped = match options.skip_rows {
+            Some(n) => skip_lines(&mut reader, n, source)?,
+            None => 0,
         };
-        if blank(&record) {
-            continue;
-        }
-        records.check(&record, line)?;
-        let mut names: Vec<String> = (0..record.len())
-            .map(|i| field(&record, i).to_owned())
-            .collect();
-        if first_record {
-            if let Some(first) = names.first_mut()
-                && let Some(rest) = first.strip_prefix('\u{feff}')
-            {
-                *first = rest.trim_start().to_owned();
+        let delimiter = match options.delimiter {
+            Some(d) => d.byte(),
+            None => {
+                let head = reader.fill_buf().map_err(|e| DataError::Read {
+                    file: source.to_owned(),
+                    line: skipped + 1,
+                    source: e,
+                })?;
+                detect_delimiter(head)
             }
-            first_record = false;
-        }
-        match resolve_header(&names, &roles, options.columns.as_ref(), source, line)? {
-            Ok(found) => break (names, found),
-            Err(miss) => {
-                let progress = (miss.progress(&roles), names.len());
-                let header = names.join(&char::from(delimiter).to_string());
-                let err = header_error(miss, source, line, header);
-                if options.skip_rows.is_some() {
-                    return Err(err);
-                }
-                // The line that got furthest, then the one with the most fields, is the likeliest header (the first
-                // of equals).
-                if first_miss.as_ref().is_none_or(|(best, _)| progress > *best) {
-                    first_miss = Some((progress, err));
-                }
-                searched += 1;
-                if searched >= HEADER_SEARCH_LINES {
-                    return Err(first_miss
-                        .map(|(_, e)| e)
-                        .unwrap_or_else(|| DataError::Empty {
-                            file: source.to_owned(),
-                        }));
-                }
-            }
-        }
-    };
+        };
+        let mut records = Records {
+            reader: ReaderBuilder::new()
+                .delimiter(delimiter)
+                .has_headers(false)
+                .flexible(true)
+                .buffer_capacity(1 << 16)
+                .from_reader(LineLimit::new(reader)),
+            skipped,
+            source: source.to_owned(),
+        };
+        let mut record = StringRecord::new();
 
-    let expected = names.len();
-    let time_index = found[0].unwrap_or(0);
-    let (indices, columns) = table_columns(&roles, &found, &names);
-    let mut sink = RowSink::new(source, names[time_index].clone(), time_index + 1, columns);
-    while let Some(line) = records.next(&mut record)? {
-        if blank(&record) {
-            continue;
-        }
-        records.check(&record, line)?;
-        if record.len() != expected {
-            return Err(DataError::FieldCount {
+        // The header: the first line that names every required role (or the first line after `skip_rows`).
+        let mut first_miss = None;
+        let mut searched = 0;
+        let mut first_record = true;
+        let (names, found) = loop {
+            let Some(line) = records.next(&mut record)? else {
+                return Err(first_miss
+                    .map(|(_, e)| e)
+                    .unwrap_or_else(|| DataError::Empty {
+                        file: source.to_owned(),
+                    }));
+            };
+            if blank(&record) {
+                continue;
+            }
+            records.check(&record, line)?;
+            let mut names: Vec<String> = (0..record.len())
+                .map(|i| field(&record, i).to_owned())
+                .collect();
+            if first_record {
+                if let Some(first) = names.first_mut()
+                    && let Some(rest) = first.strip_prefix('\u{feff}')
+                {
+                    *first = rest.trim_start().to_owned();
+                }
+                first_record = false;
+            }
+            match resolve_header(&names, &roles, options.columns.as_ref(), source, line)? {
+                Ok(found) => break (names, found),
+                Err(miss) => {
+                    let progress = (miss.progress(&roles), names.len());
+                    let header = names.join(&char::from(delimiter).to_string());
+                    let err = header_error(miss, source, line, header);
+                    if options.skip_rows.is_some() {
+                        return Err(err);
+                    }
+                    // The line that got furthest, then the one with the most fields, is the likeliest header (the first
+                    // of equals).
+                    if first_miss.as_ref().is_none_or(|(best, _)| progress > *best) {
+                        first_miss = Some((progress, err));
+                    }
+                    searched += 1;
+                    if searched >= HEADER_SEARCH_LINES {
+                        return Err(first_miss.map(|(_, e)| e).unwrap_or_else(|| {
+                            DataError::Empty {
+                                file: source.to_owned(),
+                            }
+                        }));
+                    }
+                }
+            }
+        };
+
+        let time_index = found[0].unwrap_or(0);
+        let (indices, columns) = table_columns(&roles, &found, &names);
+        let sink = RowSink::new(source, names[time_index].clone(), time_index + 1, columns);
+        Ok((
+            TextRows {
+                records,
+                record,
+                parser,
+                names,
+                time_index,
+                indices,
+                source: source.to_owned(),
+            },
+            sink,
+        ))
+    }
+
+    /// Reads the next row into `sink`; `false` at the end of the input.
+    pub(crate) fn next_into(&mut self, sink: &mut RowSink) -> Result<bool, DataError> {
+        let TextRows {
+            records,
+            record,
+            parser,
+            names,
+            time_index,
+            indices,
+            source,
+        } = self;
+        let time_index = *time_index;
+        let source = source.as_str();
+        let expected = names.len();
+        loop {
+            let Some(line) = records.next(record)? else {
+                return Ok(false);
+            };
+            if blank(record) {
+                continue;
+            }
+            records.check(record, line)?;
+            if record.len() != expected {
+                return Err(DataError::FieldCount {
+                    file: source.to_owned(),
+                    line,
+                    expected,
+                    found: record.len(),
+                });
+            }
+            let text = field(record, time_index);
+            let time = parser.parse(text).ok_or_else(|| DataError::BadTimestamp {
                 file: source.to_owned(),
                 line,
-                expected,
-                found: record.len(),
-            });
-        }
-        let text = field(&record, time_index);
-        let time = parser.parse(text).ok_or_else(|| DataError::BadTimestamp {
-            file: source.to_owned(),
-            line,
-            column: time_index + 1,
-            field: names[time_index].clone(),
-            text: text.to_owned(),
-            expected: parser.expected().into(),
-        })?;
-        for (column, &c) in sink.columns.iter_mut().zip(&indices) {
-            let text = field(&record, c);
-            match &mut column.values {
-                ColumnValues::Numbers(values) => {
-                    values.push(number(text, source, line, c, &names[c])?)
+                column: time_index + 1,
+                field: names[time_index].clone(),
+                text: text.to_owned(),
+                expected: parser.expected().into(),
+            })?;
+            for (column, &c) in sink.columns.iter_mut().zip(indices.iter()) {
+                let text = field(record, c);
+                match &mut column.values {
+                    ColumnValues::Numbers(values) => {
+                        values.push(number(text, source, line, c, &names[c])?)
+                    }
+                    ColumnValues::Text(values) => values.push(text.to_owned()),
                 }
-                ColumnValues::Text(values) => values.push(text.to_owned()),
             }
+            sink.push_time(time, line, text);
+            return Ok(true);
         }
-        sink.push_time(time, line, text);
     }
-    sink.finish()
 }
 
 /// A finite decimal number, or the error naming its place.

@@ -12,6 +12,9 @@ pub enum PipelineError {
     /// field and text, and would make every `PipelineError` larger).
     #[error(transparent)]
     Book(Box<data::BookError>),
+    /// Building or reading a sample store failed (boxed, as `Book`).
+    #[error(transparent)]
+    Store(Box<data::StoreError>),
     /// The model, its architecture file or its training failed.
     #[error(transparent)]
     Model(#[from] crate::model::ModelError),
@@ -204,6 +207,12 @@ impl PipelineError {
 impl From<crate::options::OptionError> for PipelineError {
     fn from(e: crate::options::OptionError) -> Self {
         PipelineError::Option(Box::new(e))
+    }
+}
+
+impl From<data::StoreError> for PipelineError {
+    fn from(e: data::StoreError) -> Self {
+        PipelineError::Store(Box::new(e))
     }
 }
 

@@ -28,10 +28,12 @@ pub use tickq_core::encode::{EncodeOptions, Target, WeightFormat};
 mod blob_check;
 mod error;
 mod inspect;
+mod store;
 
 pub use blob_check::{BlobMismatch, check_blob_file, check_blob_of};
 pub use error::PipelineError;
 pub use inspect::{BlobInspection, LayerRow, inspect_blob};
+pub use store::{StoreData, prepare_store, train_model_from_store};
 
 /// Trade data turned into normalized, split samples.
 #[derive(Debug, Clone)]

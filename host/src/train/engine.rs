@@ -6,7 +6,7 @@
 //! against any [`Objective`]; [`crate::gpu_train`] implements both traits for the GPU, so this module knows
 //! nothing of the GPU and the training loop nothing of either.
 
-use ndarray::{ArrayView2, Axis};
+use ndarray::ArrayView2;
 
 use super::objective::{Loss, Objective};
 use super::{Result, TrainError};
@@ -115,8 +115,7 @@ impl EngineChoice for CpuOnly {
 
 /// The CPU engine: ndarray, single-threaded, every step in a fixed order, so a seed gives bit-identical weights.
 pub(super) struct CpuEngine<'a> {
-    pub(super) train_x: ArrayView2<'a, f32>,
-    pub(super) train_y: &'a [u8],
+    pub(super) train: super::epochs::SampleSource<'a>,
     pub(super) batch_size: usize,
     pub(super) objective: &'a dyn Objective,
 }
@@ -136,8 +135,9 @@ impl Engine for CpuEngine<'_> {
             validation: None,
         };
         for (batch, idx) in order.chunks(self.batch_size).enumerate() {
-            let xb = self.train_x.select(Axis(0), idx);
-            let yb: Vec<u8> = idx.iter().map(|&i| self.train_y[i]).collect();
+            let xb = self.train.rows(idx)?;
+            let labels = self.train.labels();
+            let yb: Vec<u8> = idx.iter().map(|&i| labels[i]).collect();
             let (logits, caches) = model.forward_train(xb.view());
             let b = self.objective.batch_loss(logits.view(), idx, &yb)?;
             if !b.loss.is_finite() {

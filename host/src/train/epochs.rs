@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use ndarray::ArrayView2;
+use ndarray::{Array2, ArrayView2, Axis};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -16,6 +16,7 @@ use super::engine::{CpuEngine, Engine, EngineChoice, EngineSetup};
 use super::objective::Objective;
 use super::state::{ResumeKey, RunState, data_fingerprint, load_state, save_state};
 use super::{EpochReport, Result, TrainConfig, TrainError, TrainHistory, evaluate_checked};
+use crate::data::StoreSamples;
 use crate::model::{Optimizer, Sequential};
 
 /// The four data sets of a run, checked against the model already.
@@ -29,10 +30,111 @@ pub(crate) struct RunData<'a> {
     pub(crate) val_x: ArrayView2<'a, f32>,
     /// Validation labels.
     pub(crate) val_y: &'a [u8],
+    /// Training and validation samples read from a sample store instead of the four views (then empty).
+    pub(crate) store: Option<StoreRun<'a>>,
+}
+
+/// The training and validation parts of a sample store ([`crate::data::StoreSamples`]).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreRun<'a> {
+    /// Training samples.
+    pub train: &'a StoreSamples<'a>,
+    /// Validation samples.
+    pub val: &'a StoreSamples<'a>,
+}
+
+/// Where the training loop takes its samples from: rows in memory, or a sample store read chunk by chunk.
+#[derive(Debug, Clone, Copy)]
+pub enum SampleSource<'a> {
+    /// A matrix of rows and its labels.
+    Memory(ArrayView2<'a, f32>, &'a [u8]),
+    /// A standardized range of a sample store.
+    Store(&'a StoreSamples<'a>),
+}
+
+impl SampleSource<'_> {
+    /// Number of samples.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.labels().len()
+    }
+
+    /// Whether there are none.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.labels().is_empty()
+    }
+
+    /// The labels.
+    #[must_use]
+    pub fn labels(&self) -> &[u8] {
+        match self {
+            SampleSource::Memory(_, y) => y,
+            SampleSource::Store(s) => s.labels(),
+        }
+    }
+
+    /// The rows of the samples `idx`, in that order.
+    ///
+    /// # Errors
+    ///
+    /// [`TrainError::Store`] when a store cannot be read.
+    pub fn rows(&self, idx: &[usize]) -> Result<Array2<f32>> {
+        match self {
+            SampleSource::Memory(x, _) => Ok(x.select(Axis(0), idx)),
+            SampleSource::Store(s) => s.rows(idx).map_err(|e| TrainError::Store(Box::new(e))),
+        }
+    }
+
+    /// The epoch order (`order` holds `0..len()` in any order): shuffled in memory; chunk-wise for a store.
+    pub fn shuffle(&self, order: &mut [usize], rng: &mut ChaCha8Rng) {
+        match self {
+            SampleSource::Memory(..) => {
+                order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
+                shuffle(order, rng);
+            }
+            SampleSource::Store(s) => s.epoch_order(order, rng),
+        }
+    }
+}
+
+/// The loss and accuracy of `model` on `source`, in batches of the evaluation size.
+pub fn evaluate_source(
+    model: &Sequential,
+    source: SampleSource<'_>,
+    class_weights: Option<&[f32]>,
+) -> Result<(f32, f32)> {
+    match source {
+        SampleSource::Memory(x, y) => Ok(evaluate_checked(model, x, y, class_weights)?),
+        SampleSource::Store(_) => {
+            let y = source.labels();
+            let mut loss_sum = 0.0f64;
+            let mut weight_sum = 0.0f64;
+            let mut correct = 0usize;
+            let mut at = 0;
+            while at < y.len() {
+                let next = (at + super::EVAL_BATCH).min(y.len());
+                let idx: Vec<usize> = (at..next).collect();
+                let xb = source.rows(&idx)?;
+                let logits = model.forward(xb.view());
+                let ce = crate::model::cross_entropy(logits.view(), &y[at..next], class_weights)?;
+                loss_sum += f64::from(ce.loss) * f64::from(ce.weight_sum);
+                weight_sum += f64::from(ce.weight_sum);
+                correct += ce.correct;
+                at = next;
+            }
+            let loss = if weight_sum > 0.0 {
+                (loss_sum / weight_sum) as f32
+            } else {
+                0.0
+            };
+            Ok((loss, correct as f32 / y.len().max(1) as f32))
+        }
+    }
 }
 
 /// Fisher-Yates shuffle driven by 64-bit draws, independent of `rand`'s slice helpers.
-fn shuffle(order: &mut [usize], rng: &mut ChaCha8Rng) {
+pub(crate) fn shuffle(order: &mut [usize], rng: &mut ChaCha8Rng) {
     for i in (1..order.len()).rev() {
         let j = (rng.next_u64() % (i as u64 + 1)) as usize;
         order.swap(i, j);
@@ -65,13 +167,21 @@ pub(crate) fn run(
         train_y,
         val_x,
         val_y,
+        store,
     } = data;
+    let (train, val) = match store {
+        Some(s) => (SampleSource::Store(s.train), SampleSource::Store(s.val)),
+        None => (
+            SampleSource::Memory(train_x, train_y),
+            SampleSource::Memory(val_x, val_y),
+        ),
+    };
     let resumable = cfg.checkpoint_dir.is_some();
     let key = ResumeKey::new(cfg, objective, resumable);
-    let data_sha256 = if resumable {
-        data_fingerprint(train_x, train_y, val_x, val_y)
-    } else {
-        String::new()
+    let data_sha256 = match (resumable, store) {
+        (false, _) => String::new(),
+        (true, None) => data_fingerprint(train_x, train_y, val_x, val_y),
+        (true, Some(s)) => format!("store:{}:{}", s.train.fingerprint(), s.val.fingerprint()),
     };
     let resumed = match &cfg.checkpoint_dir {
         Some(dir) => load_state(
@@ -80,7 +190,7 @@ pub(crate) fn run(
             &key,
             &data_sha256,
             cfg.optimizer.clone(),
-            train_x.nrows(),
+            train.len(),
         )?,
         None => None,
     };
@@ -99,7 +209,8 @@ pub(crate) fn run(
         },
     };
     let finished = |run: &RunState| run.stopped_early || run.history.len() >= cfg.epochs;
-    let started = if finished(&run) {
+    // A store's samples are not in memory for a GPU engine to upload: it trains on the CPU.
+    let started = if finished(&run) || store.is_some() {
         None
     } else {
         choice.start(&EngineSetup {
@@ -117,26 +228,25 @@ pub(crate) fn run(
     let mut engine: Box<dyn Engine + '_> = match started {
         Some(engine) => engine,
         None => Box::new(CpuEngine {
-            train_x,
-            train_y,
+            train,
             batch_size: cfg.batch_size,
             objective,
         }),
     };
 
-    let n = train_x.nrows();
+    let n = train.len();
     let mut order: Vec<usize> = (0..n).collect();
     while !finished(&run) {
         let epoch = run.history.len() + 1;
         let start = Instant::now();
         order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
         if cfg.shuffle {
-            shuffle(&mut order, &mut run.rng);
+            train.shuffle(&mut order, &mut run.rng);
         }
         let stats = engine.epoch(model, &mut run.optimizer, &order, epoch)?;
         let (val_loss, val_accuracy) = match stats.validation {
             Some(v) => v,
-            None => evaluate_checked(model, val_x, val_y, class_weights)?,
+            None => evaluate_source(model, val, class_weights)?,
         };
         if !val_loss.is_finite() {
             return Err(TrainError::Diverged {

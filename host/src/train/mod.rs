@@ -40,7 +40,8 @@ use crate::model::{
 };
 
 pub use engine::{CpuOnly, Engine, EngineChoice, EngineSetup, EpochStats};
-pub(crate) use epochs::{RunData, run};
+pub(crate) use epochs::{RunData, run, shuffle};
+pub use epochs::{SampleSource, StoreRun, evaluate_source};
 pub use objective::Loss;
 pub(crate) use objective::{BatchLoss, CrossEntropy, Objective};
 
@@ -236,6 +237,9 @@ pub enum TrainError {
     /// A model operation failed.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// A sample store could not be read.
+    #[error(transparent)]
+    Store(Box<crate::data::StoreError>),
     /// Reading or writing the training state failed.
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
@@ -494,6 +498,7 @@ pub fn train_on(
         train_y,
         val_x,
         val_y,
+        store: None,
     };
     let weights = prepare(model, data, cfg)?;
     let objective = CrossEntropy {
@@ -523,10 +528,65 @@ pub(crate) fn prepare(
     cfg: &TrainConfig,
 ) -> Result<Option<Vec<f32>>> {
     cfg.validate()?;
-    check_data(model, data.train_x, data.train_y, "training set")?;
-    check_data(model, data.val_x, data.val_y, "validation set")?;
-    check_training_memory(model, cfg.batch_size.min(data.train_x.nrows()))?;
-    resolve_class_weights(&cfg.class_weights, data.train_y, model.classes())
+    let train_y = match data.store {
+        None => {
+            check_data(model, data.train_x, data.train_y, "training set")?;
+            check_data(model, data.val_x, data.val_y, "validation set")?;
+            data.train_y
+        }
+        Some(s) => {
+            // The store's rows are checked as they are read; the shapes and labels here.
+            for (part, what) in [(s.train, "training set"), (s.val, "validation set")] {
+                let empty = ndarray::Array2::<f32>::zeros((0, part.width()));
+                check_data(model, empty.view(), &[], what).or_else(|e| match e {
+                    TrainError::Data {
+                        problem: DataProblem::Empty,
+                        ..
+                    } if !part.is_empty() => Ok(()),
+                    e => Err(e),
+                })?;
+            }
+            s.train.labels()
+        }
+    };
+    check_training_memory(model, cfg.batch_size.min(train_y.len()))?;
+    resolve_class_weights(&cfg.class_weights, train_y, model.classes())
+}
+
+/// [`train`] on samples read from a sample store chunk by chunk ([`crate::data::StoreSamples`]): the same loop,
+/// with the epoch order shuffled chunk-wise; on the CPU.
+///
+/// # Errors
+///
+/// As [`train`], plus [`TrainError::Store`] when the store cannot be read.
+pub fn train_from_store(
+    model: &mut Sequential,
+    train: &crate::data::StoreSamples<'_>,
+    val: &crate::data::StoreSamples<'_>,
+    cfg: &TrainConfig,
+    observer: &mut dyn FnMut(&EpochReport),
+) -> Result<TrainHistory> {
+    let empty = ndarray::Array2::<f32>::zeros((0, train.width()));
+    let data = RunData {
+        train_x: empty.view(),
+        train_y: &[],
+        val_x: empty.view(),
+        val_y: &[],
+        store: Some(StoreRun { train, val }),
+    };
+    let weights = prepare(model, data, cfg)?;
+    let objective = CrossEntropy {
+        class_weights: weights.as_deref(),
+    };
+    run(
+        &CpuOnly,
+        model,
+        data,
+        cfg,
+        weights.as_deref(),
+        &objective,
+        observer,
+    )
 }
 
 #[cfg(test)]
