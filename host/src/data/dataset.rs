@@ -423,6 +423,7 @@ mod tests {
             },
             time_steps,
             read: Default::default(),
+            input: Default::default(),
         }
     }
 

@@ -484,15 +484,13 @@ impl BookInput {
         opts.drop_trailing_deletes = self.drop_trailing_deletes;
         opts.ignore_unknown_deletes = self.ignore_unknown_deletes;
         opts.validate()?;
-        if self.levels > MAX_BOOK_LEVELS {
-            if let Err(source) =
-                crate::limits::Count::new(1, MAX_BOOK_LEVELS as u64).check_usize(self.levels)
-            {
-                return Err(BookError::Setting {
-                    setting: "levels",
-                    source,
-                });
-            }
+        if let Err(source) =
+            crate::limits::Count::new(1, MAX_BOOK_LEVELS as u64).check_usize(self.levels)
+        {
+            return Err(BookError::Setting {
+                setting: "levels",
+                source,
+            });
         }
         Ok(opts)
     }
