@@ -452,4 +452,50 @@ mod tests {
         let err = toml::from_str::<FeatureOptions>("tick = 0.1\n").expect_err("unknown");
         assert!(err.to_string().contains("unknown field `tick`"), "{err}");
     }
+
+    #[test]
+    fn input_options_fill_the_input_config_and_trades_store_nothing() {
+        let o = DataOptions {
+            features: FeatureOptions {
+                tick_size: Some(1.0),
+                size_unit: Some(0.00000001),
+                session_gap_ms: Some(60_000),
+                ..FeatureOptions::default()
+            },
+            input: InputOptions {
+                input: Some(DataInput::Book),
+                book_levels: Some(3),
+                ignore_unknown_deletes: Some(true),
+                book_trade_windows: Some(vec![10]),
+                ..InputOptions::default()
+            },
+            ..DataOptions::default()
+        };
+        let input = o.config().input;
+        assert_eq!(input.kind, DataInput::Book);
+        assert_eq!(
+            (input.market.tick_size, input.market.size_unit),
+            (1.0, 0.00000001)
+        );
+        assert_eq!(input.market.book_session_gap_ms, 60_000);
+        assert_eq!(
+            input.market.bar_session_gap_ms,
+            MarketConfig::default().bar_session_gap_ms
+        );
+        assert_eq!(input.market.book_trade_windows, [10]);
+        assert_eq!(
+            (input.book.levels, input.book.ignore_unknown_deletes),
+            (3, true)
+        );
+        let opts = input.book.options(&input.market).expect("a valid grid");
+        assert_eq!(opts.lot_size.to_string(), "0.00000001");
+        let trades = DataOptions {
+            input: InputOptions {
+                book_levels: Some(3),
+                ..InputOptions::default()
+            },
+            ..DataOptions::default()
+        };
+        assert!(trades.config().input.is_default());
+    }
 }
