@@ -220,7 +220,7 @@ impl Preprocess {
         self.split
             .validate(self.dataset.labels.horizon, self.dataset.time_steps)
             .map_err(|e| settings("split", e))?;
-        let computed = self.dataset.features.feature_names();
+        let computed = self.dataset.feature_names();
         length(
             "feature_names",
             self.feature_names.len(),

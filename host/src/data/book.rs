@@ -68,7 +68,8 @@ pub const BOOK_MAX_ORDERS: Count = Count::new(1, 1 << 28);
 pub const DEFAULT_MAX_ORDERS: usize = 1 << 24;
 
 /// What to do with the orders of the leading snapshot (the rows at the first event time).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SnapshotPolicy {
     /// `live-only`: drop every snapshot order; later rows naming one are ignored.
     LiveOnly,

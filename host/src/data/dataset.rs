@@ -9,6 +9,7 @@ use super::csv::Trade;
 use super::error::DataError;
 use super::features::{FeatureConfig, compute_features};
 use super::labels::{LabelConfig, label_names, label_prices};
+use super::market::InputConfig;
 use crate::options::ReadOptions;
 
 /// Everything [`build_dataset`] needs.
@@ -25,6 +26,11 @@ pub struct DatasetConfig {
     /// checkpoints written before it, and not written when it is the default, so their fingerprints stay.
     #[serde(skip_serializing_if = "ReadOptions::is_default")]
     pub read: ReadOptions,
+    /// What the file holds (trades, bars, quotes, an order-by-order book) and that input's settings. Absent
+    /// (trades) from configs and checkpoints written before it, and not written for trades with nothing else
+    /// set, so their fingerprints stay.
+    #[serde(skip_serializing_if = "InputConfig::is_default")]
+    pub input: InputConfig,
 }
 
 impl Default for DatasetConfig {
@@ -35,11 +41,25 @@ impl Default for DatasetConfig {
             labels: LabelConfig::default(),
             time_steps: 1,
             read: ReadOptions::default(),
+            input: InputConfig::default(),
         }
     }
 }
 
 impl DatasetConfig {
+    /// The names of the features the samples hold, in column order: the trade features, or the bar or book
+    /// features of [`InputConfig::market`] (empty when those settings are invalid).
+    pub fn feature_names(&self) -> Vec<String> {
+        if self.input.kind == super::market::DataInput::Trades {
+            return self.features.feature_names();
+        }
+        let mut names = Vec::new();
+        if let Ok(spec) = self.input.market().to_spec() {
+            spec.for_each_feature(|n| names.push(n.to_string()));
+        }
+        names
+    }
+
     /// Validates the feature and label configurations and `time_steps` ([`crate::limits::TIME_STEPS`]).
     ///
     /// # Errors
@@ -47,6 +67,9 @@ impl DatasetConfig {
     /// The errors of [`FeatureConfig::validate`], or [`DataError::Setting`] naming the bad field.
     pub fn validate(&self) -> Result<(), DataError> {
         self.features.validate()?;
+        if self.input.kind != super::market::DataInput::Trades {
+            self.input.market().checked_spec()?;
+        }
         self.labels.validate()?;
         crate::limits::TIME_STEPS
             .check_usize(self.time_steps)
@@ -427,6 +450,7 @@ mod tests {
             },
             time_steps,
             read: Default::default(),
+            input: Default::default(),
         }
     }
 

@@ -11,8 +11,10 @@ use ndarray::Array2;
 use serde::{Deserialize, Serialize};
 use tickq_core::features::{
     Bar as CoreBar, BookLevel, BookLevels, FeatureEngine, FeatureSpec, InputKind, InputSpec,
+    MAX_BOOK_LEVELS, Side as CoreSide, Trade as CoreTrade,
 };
 
+use super::book::{BookError, BookEvent, BookOptions, SnapshotPolicy};
 use super::dataset::{Dataset, assemble};
 use super::error::DataError;
 use super::features::{FeatureConfig, Features, on_grid, window_list};
@@ -407,6 +409,323 @@ pub fn build_market_dataset(
             )
         },
     )
+}
+
+/// What a data file holds: the `--input` setting (`[data] input`), stored in a checkpoint's data settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::ValueEnum))]
+#[serde(rename_all = "lowercase")]
+pub enum DataInput {
+    /// Trades (`time,price,size[,side]`): the trade features of `FeatureConfig`.
+    #[default]
+    Trades,
+    /// OHLCV bars: [`MarketInput::Bars`].
+    Bars,
+    /// Top-of-book quotes: [`MarketInput::Quotes`].
+    Quotes,
+    /// An order-by-order feed (with an optional trades file) replayed into book snapshots ([`super::load_book`]).
+    Book,
+}
+
+impl DataInput {
+    /// The name as `--input` and the config write it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DataInput::Trades => "trades",
+            DataInput::Bars => "bars",
+            DataInput::Quotes => "quotes",
+            DataInput::Book => "book",
+        }
+    }
+}
+
+/// The replay settings of an order-by-order input (the grid is [`MarketConfig::tick_size`] and
+/// [`MarketConfig::size_unit`], written as decimal text for [`BookOptions::from_text`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BookInput {
+    /// The trades file merged by time, if any (`--trades`).
+    pub trades: Option<std::path::PathBuf>,
+    /// Levels per side of each snapshot, 1 to [`MAX_BOOK_LEVELS`] (the core engine's most).
+    pub levels: usize,
+    /// The leading snapshot's orders.
+    pub snapshot_policy: SnapshotPolicy,
+    /// Drop a trailing block that deletes every resting order.
+    pub drop_trailing_deletes: bool,
+    /// Ignore deletions of orders not in the book.
+    pub ignore_unknown_deletes: bool,
+}
+
+impl Default for BookInput {
+    fn default() -> Self {
+        BookInput {
+            trades: None,
+            levels: MAX_BOOK_LEVELS,
+            snapshot_policy: SnapshotPolicy::default(),
+            drop_trailing_deletes: true,
+            ignore_unknown_deletes: false,
+        }
+    }
+}
+
+impl BookInput {
+    /// The [`BookOptions`] of these settings on the grid of `market`.
+    ///
+    /// # Errors
+    ///
+    /// [`BookError::BadUnit`] for a grid size that is not a positive decimal, [`BookError::Setting`] for `levels`
+    /// out of range (1 to [`MAX_BOOK_LEVELS`] here: the core engine reads no more).
+    pub fn options(&self, market: &MarketConfig) -> Result<BookOptions, BookError> {
+        // Rust writes an f64 in decimal notation, never with an exponent: `1e-8` is `0.00000001`.
+        let mut opts =
+            BookOptions::from_text(&market.tick_size.to_string(), &market.size_unit.to_string())?;
+        opts.levels = self.levels;
+        opts.snapshot_policy = self.snapshot_policy;
+        opts.drop_trailing_deletes = self.drop_trailing_deletes;
+        opts.ignore_unknown_deletes = self.ignore_unknown_deletes;
+        opts.validate()?;
+        if let Err(source) =
+            crate::limits::Count::new(1, MAX_BOOK_LEVELS as u64).check_usize(self.levels)
+        {
+            return Err(BookError::Setting {
+                setting: "levels",
+                source,
+            });
+        }
+        Ok(opts)
+    }
+}
+
+/// The input a data set is built from and that input's settings: the `input` part of
+/// [`DatasetConfig`](super::DatasetConfig), absent (trades) in checkpoints written before it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InputConfig {
+    /// What the file holds.
+    pub kind: DataInput,
+    /// The bar or book features (bars, quotes, book); its `input` is set from `kind`.
+    pub market: MarketConfig,
+    /// The replay settings (book).
+    pub book: BookInput,
+}
+
+impl InputConfig {
+    /// Whether this is the trade input with nothing else set (what older checkpoints mean).
+    pub fn is_default(&self) -> bool {
+        *self == InputConfig::default()
+    }
+
+    /// The market settings with `input` set from [`InputConfig::kind`].
+    pub fn market(&self) -> MarketConfig {
+        MarketConfig {
+            input: if self.kind == DataInput::Bars {
+                MarketInput::Bars
+            } else {
+                MarketInput::Quotes
+            },
+            ..self.market.clone()
+        }
+    }
+}
+
+/// A book data set: the samples and what the bridge noticed.
+#[derive(Debug, Clone)]
+pub struct BookDataset {
+    /// The samples, one per two-sided snapshot that closes a full window.
+    pub dataset: Dataset,
+    /// Snapshots fed to the engine (two-sided).
+    pub snapshots: usize,
+    /// Snapshots skipped because a side was empty.
+    pub one_sided: usize,
+    /// Level sizes above the core's `u32` lots, clamped to `u32::MAX`.
+    pub clamped_sizes: usize,
+    /// Trades fed to the engine.
+    pub trades: usize,
+}
+
+impl BookDataset {
+    /// One line per thing worth telling (skipped snapshots, clamped sizes), naming `source`.
+    pub fn notes(&self, source: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.one_sided > 0 {
+            out.push(format!(
+                "note: {source}: {} one-sided book snapshot(s) skipped (no mid, no spread)",
+                self.one_sided
+            ));
+        }
+        if self.clamped_sizes > 0 {
+            out.push(format!(
+                "note: {source}: {} level size(s) above {} lots clamped to it",
+                self.clamped_sizes,
+                u32::MAX
+            ));
+        }
+        out
+    }
+}
+
+/// Builds the samples of an order-by-order replay: each two-sided [`BookEvent::Snapshot`] goes to the core
+/// engine as [`BookLevels`] (its top `market.book_depth_levels` levels at most, [`MAX_BOOK_LEVELS`]) through
+/// `push_book`, each [`BookEvent::Trade`] through `push` (it updates the trade-sign windows and gives no row),
+/// one feature row per snapshot; labels read the mid `(best bid + best ask) / 2 * tick_size` `horizon` snapshots
+/// ahead.
+///
+/// A snapshot with an empty side is skipped and counted ([`BookDataset::one_sided`]): it has no mid to label
+/// and no spread, and the engine refuses it; a feed that empties one side for a moment stays usable.
+///
+/// # Errors
+///
+/// [`DataError::Market`] naming the orders file's line of a snapshot the engine refuses (`row_kind` is
+/// `orders line`), [`DataError::Trade`] naming the trades file's line of a refused trade, and the errors of
+/// [`build_market_dataset`].
+pub fn build_book_dataset(
+    events: &[BookEvent],
+    cfg: &MarketDatasetConfig,
+) -> Result<BookDataset, DataError> {
+    cfg.labels.validate()?;
+    crate::limits::TIME_STEPS
+        .check_usize(cfg.time_steps)
+        .map_err(|source| DataError::Setting {
+            setting: "time_steps",
+            source,
+        })?;
+    let market = MarketConfig {
+        input: MarketInput::Quotes,
+        ..cfg.market.clone()
+    };
+    let spec = market.checked_spec()?;
+    let mut names = Vec::with_capacity(spec.feature_count());
+    spec.for_each_feature(|name| names.push(name.to_string()));
+    let mut state = vec![0i64; spec.state_words()];
+    let mut engine = FeatureEngine::new(&spec, &mut state)
+        .map_err(|source| DataError::FeatureEngine { source })?;
+    let two_sided = events
+        .iter()
+        .filter(|e| matches!(e, BookEvent::Snapshot(s) if !s.bids.is_empty() && !s.asks.is_empty()))
+        .count();
+    let bytes = (two_sided as u64)
+        .saturating_mul(names.len() as u64 + 2)
+        .saturating_mul(4);
+    crate::limits::check_memory(bytes, || {
+        format!("the features of {two_sided} book snapshots")
+    })?;
+    let mut values = Array2::<f32>::zeros((two_sided, names.len()));
+    let mut row = vec![0f32; names.len()];
+    let mut valid = Vec::with_capacity(two_sided);
+    let mut session_starts = Vec::new();
+    let mut prices = Vec::with_capacity(two_sided);
+    let mut new_session = false;
+    let (mut one_sided, mut clamped, mut trades) = (0usize, 0usize, 0usize);
+    let mut lots = |size: u64| {
+        u32::try_from(size).unwrap_or_else(|_| {
+            clamped += 1;
+            u32::MAX
+        })
+    };
+    for event in events {
+        match event {
+            BookEvent::Trade {
+                time_ms,
+                line,
+                price_ticks,
+                size_lots,
+                side,
+                ..
+            } => {
+                let trade = CoreTrade {
+                    time_ms: *time_ms,
+                    price_ticks: *price_ticks,
+                    size_lots: lots(*size_lots),
+                    side: match side {
+                        Some(super::Side::Buy) => CoreSide::Buy,
+                        Some(super::Side::Sell) => CoreSide::Sell,
+                        None => CoreSide::Unknown,
+                    },
+                };
+                engine
+                    .push(&trade, &mut row)
+                    .map_err(|source| DataError::Trade {
+                        trade: usize::try_from(*line).unwrap_or(usize::MAX),
+                        source,
+                    })?;
+                trades += 1;
+            }
+            BookEvent::Snapshot(s) => {
+                if s.bids.is_empty() || s.asks.is_empty() {
+                    one_sided += 1;
+                    continue;
+                }
+                let depth = s.bids.len().min(s.asks.len()).min(MAX_BOOK_LEVELS);
+                let mut levels = [BookLevel::default(); MAX_BOOK_LEVELS];
+                for (k, slot) in levels.iter_mut().take(depth).enumerate() {
+                    *slot = BookLevel {
+                        bid_ticks: s.bids[k].price_ticks,
+                        bid_lots: lots(s.bids[k].size_lots),
+                        ask_ticks: s.asks[k].price_ticks,
+                        ask_lots: lots(s.asks[k].size_lots),
+                    };
+                }
+                let book = BookLevels::new(s.time_ms, &levels[..depth])
+                    .expect("1 to MAX_BOOK_LEVELS levels");
+                let i = valid.len();
+                let is_valid =
+                    engine
+                        .push_book(&book, &mut row)
+                        .map_err(|source| DataError::Market {
+                            row_kind: "orders line",
+                            row: usize::try_from(s.line).unwrap_or(usize::MAX),
+                            source,
+                        })?;
+                values
+                    .row_mut(i)
+                    .assign(&ndarray::ArrayView1::from(&row[..]));
+                valid.push(is_valid);
+                if new_session || engine.session_events() == 1 {
+                    session_starts.push(i);
+                }
+                // Mid in price units; both prices are whole ticks.
+                prices.push(
+                    0.5 * (s.bids[0].price_ticks + s.asks[0].price_ticks) as f64 * market.tick_size,
+                );
+            }
+        }
+        // A trade may open a session; its first snapshot is then the session's first row.
+        new_session = match event {
+            BookEvent::Trade { .. } => new_session || engine.session_events() == 1,
+            BookEvent::Snapshot(_) => false,
+        };
+    }
+    let n = valid.len();
+    let first_valid = valid.iter().position(|&v| v).unwrap_or(n);
+    let features = Features {
+        values,
+        names,
+        first_valid,
+        valid,
+        session_starts,
+    };
+    let labels = label_prices(&prices, &[], &cfg.labels);
+    let warm = spec.warm_up().0;
+    let dataset = assemble(
+        features,
+        &labels,
+        cfg.time_steps,
+        cfg.labels.horizon,
+        |n, sessions| {
+            format!(
+                "{n} book snapshots in {sessions} session(s); each session needs {warm} snapshots of warm-up, then {} \
+                 time steps and {} snapshots of label horizon",
+                cfg.time_steps, cfg.labels.horizon
+            )
+        },
+    )?;
+    Ok(BookDataset {
+        dataset,
+        snapshots: n,
+        one_sided,
+        clamped_sizes: clamped,
+        trades,
+    })
 }
 
 #[cfg(test)]

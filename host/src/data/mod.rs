@@ -81,9 +81,10 @@ pub use labels::{
     SHIFT_WARNING, class_shares, compute_labels, label_names, label_prices, label_warnings,
 };
 pub use market::{
-    Bar, LoadedRows, MarketConfig, MarketDatasetConfig, MarketInput, MarketRows, Quote,
-    build_market_dataset, compute_market_features, load_bars, load_bars_with, load_quotes,
-    load_quotes_with, market_labels, parse_bars, parse_quotes,
+    Bar, BookDataset, BookInput, DataInput, InputConfig, LoadedRows, MarketConfig,
+    MarketDatasetConfig, MarketInput, MarketRows, Quote, build_book_dataset, build_market_dataset,
+    compute_market_features, load_bars, load_bars_with, load_quotes, load_quotes_with,
+    market_labels, parse_bars, parse_quotes,
 };
 pub use normalize::Normalizer;
 pub use store::{

@@ -255,6 +255,7 @@ mod tests {
             },
             time_steps: 2,
             read: Default::default(),
+            input: Default::default(),
         };
         let ds = build_dataset(&trades, &cfg).expect("dataset");
         let splits = chronological_split(&ds, &SplitConfig::for_dataset(&ds)).expect("split");

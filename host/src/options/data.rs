@@ -9,7 +9,10 @@ use super::cli::{
     list_help, ranged_default, real_f64 as real_f64_arg, whole as whole_arg,
     whole_i64 as whole_i64_arg, window_list, window_list_i64,
 };
-use crate::data::{DatasetConfig, DeadBand, FeatureConfig, LabelConfig};
+use crate::data::{
+    BookInput, DataInput, DatasetConfig, DeadBand, FeatureConfig, InputConfig, LabelConfig,
+    MarketConfig, SnapshotPolicy,
+};
 #[cfg(feature = "cli")]
 use crate::limits;
 
@@ -207,6 +210,139 @@ impl FeatureOptions {
     }
 }
 
+/// The input kind a user gives and its settings (`--input bars|quotes|book` and the bar, book and replay flags;
+/// the `input`, `[data.market]` and `[data.book]` keys of the pipeline's `[data]` table). What is absent keeps
+/// [`InputConfig::default`] (trades). For bars, quotes and books, `--tick-size`, `--size-unit`,
+/// `--session-gap-ms` and `--capacity` of [`FeatureOptions`] set the [`MarketConfig`] fields of the same meaning
+/// (the book's grid too); unset, the market defaults hold.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[serde(deny_unknown_fields)]
+pub struct InputOptions {
+    /// What the data file holds (default trades).
+    #[cfg_attr(
+        feature = "cli",
+        arg(
+            long,
+            value_enum,
+            value_name = "KIND",
+            help = "What the data file holds: trades, bars (time,open,high,low,close,volume), quotes \
+            (time,bid,ask,bid_size,ask_size) or book (an order-by-order feed; see --trades) [default: trades]"
+        )
+    )]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<DataInput>,
+    /// Lags (bars) of the bar returns `ret_{k}b` (default 1,4,24).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BARS,..", allow_hyphen_values = true, allow_negative_numbers = true,
+        value_parser = window_list(limits::TRADE_WINDOW),
+        help = list_help("Lags (bars) of the bar returns ret_{k}b", &MarketConfig::default().bar_return_lags, limits::TRADE_WINDOW)))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bar_return_lags: Option<std::vec::Vec<usize>>,
+    /// Windows (bars) of the relative volume `relvol_{w}b` (default 24).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BARS,..", allow_hyphen_values = true, allow_negative_numbers = true,
+        value_parser = window_list(limits::TRADE_WINDOW),
+        help = list_help("Windows (bars) of the relative volume relvol_{w}b", &MarketConfig::default().bar_volume_windows, limits::TRADE_WINDOW)))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bar_volume_windows: Option<std::vec::Vec<usize>>,
+    /// Lags (snapshots) of the mid returns `mret_{k}e` (default 1,10,100).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "SNAPSHOTS,..", allow_hyphen_values = true, allow_negative_numbers = true,
+        value_parser = window_list(limits::TRADE_WINDOW),
+        help = list_help("Lags (snapshots) of the mid returns mret_{k}e", &MarketConfig::default().book_return_lags, limits::TRADE_WINDOW)))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub book_return_lags: Option<std::vec::Vec<usize>>,
+    /// Depths (levels, 1 to 5) of the depth imbalance `depth_imb_{n}` (default 1).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "LEVELS,..", allow_hyphen_values = true, allow_negative_numbers = true,
+        value_parser = window_list(limits::TRADE_WINDOW),
+        help = list_help("Depths (levels, 1 to 5) of the depth imbalance depth_imb_{n}", &MarketConfig::default().book_depth_levels, limits::TRADE_WINDOW)))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub book_depth_levels: Option<std::vec::Vec<usize>>,
+    /// Windows (snapshots) of the order-flow imbalance `bofi_{w}e` (default 10,100).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "SNAPSHOTS,..", allow_hyphen_values = true, allow_negative_numbers = true,
+        value_parser = window_list(limits::TRADE_WINDOW),
+        help = list_help("Windows (snapshots) of the order-flow imbalance bofi_{w}e", &MarketConfig::default().book_ofi_windows, limits::TRADE_WINDOW)))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub book_ofi_windows: Option<std::vec::Vec<usize>>,
+    /// Windows (trades) of the trade-sign imbalance `tsi_{w}t` of a book (default none).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "TRADES,..", allow_hyphen_values = true, allow_negative_numbers = true,
+        value_parser = window_list(limits::TRADE_WINDOW),
+        help = list_help("Windows (trades) of the trade-sign imbalance tsi_{w}t of a book", &MarketConfig::default().book_trade_windows, limits::TRADE_WINDOW)))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub book_trade_windows: Option<std::vec::Vec<usize>>,
+    /// The trades file merged into an order-by-order book by time (`--input book`).
+    #[cfg_attr(feature = "cli", arg(long = "trades", value_name = "CSV"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub book_trades: Option<std::path::PathBuf>,
+    /// Levels per side of each book snapshot, 1 to 5 (default 5).
+    #[cfg_attr(feature = "cli", arg(long = "levels", value_name = "N", allow_negative_numbers = true,
+        value_parser = whole_arg(limits::Count::new(1, tickq_core::features::MAX_BOOK_LEVELS as u64)),
+        help = "Levels per side of each book snapshot (1 to 5) [default: 5]"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub book_levels: Option<usize>,
+    /// The leading snapshot's orders of a book: live-only, reappearing (default) or all.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "POLICY"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_policy: Option<SnapshotPolicy>,
+    /// Drop a book's trailing block when it deletes every resting order (default true).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BOOL", action = clap::ArgAction::Set))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drop_trailing_deletes: Option<bool>,
+    /// Ignore deletions of orders not in the book instead of refusing them (default false).
+    #[cfg_attr(feature = "cli", arg(long, value_name = "BOOL", num_args = 0..=1,
+        default_missing_value = "true", action = clap::ArgAction::Set))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignore_unknown_deletes: Option<bool>,
+}
+
+impl InputOptions {
+    /// `base` with the fields that are set; `features` gives the grid, session gap and capacity of a
+    /// non-trade input.
+    #[must_use]
+    pub fn apply(&self, base: InputConfig, features: &FeatureOptions) -> InputConfig {
+        let kind = self.input.unwrap_or(base.kind);
+        let pick = |set: &Option<Vec<usize>>, base: Vec<usize>| set.clone().unwrap_or(base);
+        let m = base.market;
+        let (mut bar_gap, mut book_gap) = (m.bar_session_gap_ms, m.book_session_gap_ms);
+        if let Some(gap) = features.session_gap_ms {
+            if kind == DataInput::Bars {
+                bar_gap = gap;
+            } else {
+                book_gap = gap;
+            }
+        }
+        let market = MarketConfig {
+            input: m.input,
+            bar_return_lags: pick(&self.bar_return_lags, m.bar_return_lags),
+            bar_volume_windows: pick(&self.bar_volume_windows, m.bar_volume_windows),
+            bar_session_gap_ms: bar_gap,
+            book_return_lags: pick(&self.book_return_lags, m.book_return_lags),
+            book_depth_levels: pick(&self.book_depth_levels, m.book_depth_levels),
+            book_ofi_windows: pick(&self.book_ofi_windows, m.book_ofi_windows),
+            book_trade_windows: pick(&self.book_trade_windows, m.book_trade_windows),
+            book_session_gap_ms: book_gap,
+            tick_size: features.tick_size.unwrap_or(m.tick_size),
+            size_unit: features.size_unit.unwrap_or(m.size_unit),
+            capacity: features.capacity.unwrap_or(m.capacity),
+        };
+        let b = base.book;
+        let book = BookInput {
+            trades: self.book_trades.clone().or(b.trades),
+            levels: self.book_levels.unwrap_or(b.levels),
+            snapshot_policy: self.snapshot_policy.unwrap_or(b.snapshot_policy),
+            drop_trailing_deletes: self
+                .drop_trailing_deletes
+                .unwrap_or(b.drop_trailing_deletes),
+            ignore_unknown_deletes: self
+                .ignore_unknown_deletes
+                .unwrap_or(b.ignore_unknown_deletes),
+        };
+        if kind == DataInput::Trades {
+            // Nothing else belongs to trades: keep the stored form of a trade data set unchanged.
+            return InputConfig::default();
+        }
+        InputConfig { kind, market, book }
+    }
+}
+
 /// Every data setting a user gives: the window length, the labels and the features. `tickq train` and
 /// `tickq import` flatten it into their flags, and the pipeline's `[data]` table (`time_steps`,
 /// `[data.labels]`, `[data.features]`) is read into the same structs; what is absent keeps
@@ -230,6 +366,10 @@ pub struct DataOptions {
     #[cfg_attr(feature = "cli", command(flatten))]
     #[serde(default)]
     pub features: FeatureOptions,
+    /// What the file holds, and that input's settings.
+    #[cfg_attr(feature = "cli", command(flatten))]
+    #[serde(default)]
+    pub input: InputOptions,
 }
 
 impl DataOptions {
@@ -241,6 +381,7 @@ impl DataOptions {
             labels: self.labels.apply(base.labels),
             time_steps: self.time_steps.unwrap_or(base.time_steps),
             read: base.read,
+            input: self.input.apply(base.input, &self.features),
         }
     }
 
@@ -271,6 +412,7 @@ mod tests {
                 session_gap_ms: Some(60_000),
                 ..FeatureOptions::default()
             },
+            input: InputOptions::default(),
         };
         let c = o.config();
         assert_eq!(c.time_steps, 4);
@@ -309,5 +451,51 @@ mod tests {
         );
         let err = toml::from_str::<FeatureOptions>("tick = 0.1\n").expect_err("unknown");
         assert!(err.to_string().contains("unknown field `tick`"), "{err}");
+    }
+
+    #[test]
+    fn input_options_fill_the_input_config_and_trades_store_nothing() {
+        let o = DataOptions {
+            features: FeatureOptions {
+                tick_size: Some(1.0),
+                size_unit: Some(0.00000001),
+                session_gap_ms: Some(60_000),
+                ..FeatureOptions::default()
+            },
+            input: InputOptions {
+                input: Some(DataInput::Book),
+                book_levels: Some(3),
+                ignore_unknown_deletes: Some(true),
+                book_trade_windows: Some(vec![10]),
+                ..InputOptions::default()
+            },
+            ..DataOptions::default()
+        };
+        let input = o.config().input;
+        assert_eq!(input.kind, DataInput::Book);
+        assert_eq!(
+            (input.market.tick_size, input.market.size_unit),
+            (1.0, 0.00000001)
+        );
+        assert_eq!(input.market.book_session_gap_ms, 60_000);
+        assert_eq!(
+            input.market.bar_session_gap_ms,
+            MarketConfig::default().bar_session_gap_ms
+        );
+        assert_eq!(input.market.book_trade_windows, [10]);
+        assert_eq!(
+            (input.book.levels, input.book.ignore_unknown_deletes),
+            (3, true)
+        );
+        let opts = input.book.options(&input.market).expect("a valid grid");
+        assert_eq!(opts.lot_size.to_string(), "0.00000001");
+        let trades = DataOptions {
+            input: InputOptions {
+                book_levels: Some(3),
+                ..InputOptions::default()
+            },
+            ..DataOptions::default()
+        };
+        assert!(trades.config().input.is_default());
     }
 }

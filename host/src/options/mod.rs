@@ -27,7 +27,7 @@ pub mod read;
 mod train;
 
 pub use choice::ChoiceError;
-pub use data::{DataOptions, FeatureOptions, LabelOptions};
+pub use data::{DataOptions, FeatureOptions, InputOptions, LabelOptions};
 pub use error::OptionError;
 pub use export::{ExportSettings, VectorInputChoice};
 pub use prune::{PruneMethodName, PruneOptions, ScheduleName};

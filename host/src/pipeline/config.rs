@@ -43,6 +43,11 @@ pub struct DataSection {
     pub split: Option<SplitConfig>,
     /// How the file is read (`[data.read]`: columns, time format and zone, delimiter, skip rows, file format).
     pub read: Option<ReadOptions>,
+    /// What the file holds: `trades` (default), `bars`, `quotes` or `book`.
+    pub input: Option<crate::data::DataInput>,
+    /// The bar, book and replay settings of a non-trade input (`[data.market]`, the keys of
+    /// [`InputOptions`](crate::options::InputOptions); its `trades` file is relative to the working directory).
+    pub market: Option<crate::options::InputOptions>,
 }
 
 impl DataSection {
@@ -61,6 +66,13 @@ impl DataSection {
             time_steps: self.time_steps,
             labels: self.labels.unwrap_or_default(),
             features: self.features.clone().unwrap_or_default(),
+            input: {
+                let m = self.market.clone().unwrap_or_default();
+                crate::options::InputOptions {
+                    input: self.input.or(m.input),
+                    ..m
+                }
+            },
         }
     }
 }

@@ -193,6 +193,9 @@ pub fn run_pipeline(
     for note in data.read_notes.messages(&data.source) {
         log(&note);
     }
+    for note in &data.input_notes {
+        log(note);
+    }
     for w in data.label_warnings() {
         log(&format!("warning: {w}"));
     }

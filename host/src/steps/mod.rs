@@ -45,7 +45,7 @@ pub struct PreparedData {
     /// SHA-256 of the trade file the model was trained on, which a blob records: `sha256` for freshly prepared
     /// data, the checkpoint's `data_sha256` for data rebuilt for a checkpoint ([`prepare_data_for`]).
     pub training_sha256: [u8; 32],
-    /// Trades read.
+    /// Input rows read: trades, bars, quotes, or (for a book) the two-sided snapshots fed to the engine.
     pub trades: usize,
     /// Raw (unstandardized) splits.
     pub splits: Splits,
@@ -58,6 +58,9 @@ pub struct PreparedData {
     /// What the reader noticed in the file (a reversed newest-first file, repeated rows), for the caller to
     /// show.
     pub read_notes: data::ReadNotes,
+    /// What building the samples noticed (a book's skipped one-sided snapshots), one line each, for the caller
+    /// to show.
+    pub input_notes: Vec<String>,
 }
 
 impl PreparedData {
@@ -153,11 +156,50 @@ pub fn prepare_data(
     dataset: &DatasetConfig,
     split: Option<&SplitConfig>,
 ) -> Result<PreparedData, PipelineError> {
-    let loaded = data::load_trades_with(path, &dataset.read)?;
+    let input = &dataset.input;
+    let market = || data::MarketDatasetConfig {
+        market: input.market(),
+        labels: dataset.labels,
+        time_steps: dataset.time_steps,
+    };
+    let source = display_source(path);
+    let (ds, rows, read_notes, notes) = match input.kind {
+        data::DataInput::Trades => {
+            let loaded = data::load_trades_with(path, &dataset.read)?;
+            let sha256 = data::file_sha256(path)?;
+            let mut data = prepare_from_trades(&loaded.trades, source, sha256, dataset, split)?;
+            data.read_notes = loaded.notes;
+            return Ok(data);
+        }
+        data::DataInput::Bars => {
+            let loaded = data::load_bars_with(path, &dataset.read)?;
+            let rows = data::MarketRows::Bars(&loaded.rows);
+            let ds = data::build_market_dataset(rows, &market())?;
+            (ds, loaded.rows.len(), loaded.notes, Vec::new())
+        }
+        data::DataInput::Quotes => {
+            let loaded = data::load_quotes_with(path, &dataset.read)?;
+            let rows = data::MarketRows::Quotes(&loaded.rows);
+            let ds = data::build_market_dataset(rows, &market())?;
+            (ds, loaded.rows.len(), loaded.notes, Vec::new())
+        }
+        data::DataInput::Book => {
+            let opts = input.book.options(&input.market)?;
+            let replay = data::load_book(path, input.book.trades.as_deref(), &opts)?;
+            let built = data::build_book_dataset(&replay.events, &market())?;
+            let notes = built.notes(&source);
+            (
+                built.dataset,
+                built.snapshots,
+                data::ReadNotes::default(),
+                notes,
+            )
+        }
+    };
     let sha256 = data::file_sha256(path)?;
-    let mut data =
-        prepare_from_trades(&loaded.trades, display_source(path), sha256, dataset, split)?;
-    data.read_notes = loaded.notes;
+    let mut data = prepare_from_dataset(ds, rows, source, sha256, dataset, split)?;
+    data.read_notes = read_notes;
+    data.input_notes = notes;
     Ok(data)
 }
 
@@ -174,6 +216,19 @@ pub fn prepare_from_trades(
     split: Option<&SplitConfig>,
 ) -> Result<PreparedData, PipelineError> {
     let ds = data::build_dataset(trades, dataset)?;
+    prepare_from_dataset(ds, trades.len(), source, sha256, dataset, split)
+}
+
+/// The split and standardization of samples built from `rows` input rows (trades, bars, quotes or book
+/// snapshots): the one path every input kind ends in.
+fn prepare_from_dataset(
+    ds: data::Dataset,
+    rows: usize,
+    source: String,
+    sha256: [u8; 32],
+    dataset: &DatasetConfig,
+    split: Option<&SplitConfig>,
+) -> Result<PreparedData, PipelineError> {
     let split = split
         .copied()
         .unwrap_or_else(|| SplitConfig::for_dataset(&ds));
@@ -183,12 +238,13 @@ pub fn prepare_from_trades(
         source,
         sha256,
         training_sha256: sha256,
-        trades: trades.len(),
+        trades: rows,
         splits,
         normalizer,
         dataset: dataset.clone(),
         split,
         read_notes: data::ReadNotes::default(),
+        input_notes: Vec::new(),
     })
 }
 
@@ -403,17 +459,21 @@ pub fn export_info(model: &Sequential, data: &PreparedData) -> ExportInfo {
         mean: data.normalizer.mean.clone(),
         std: data.normalizer.std.clone(),
         data_hash: data.training_sha256,
-        feature_spec: trade_feature_spec(&data.dataset.features, &data.splits.train.feature_names),
+        feature_spec: feature_spec(&data.dataset, &data.splits.train.feature_names),
     }
 }
 
-/// The spec of `features` when its column names are `names` (the model reads exactly those trade features);
-/// `None` otherwise, for example for an imported model whose inputs are not tickq's trade features.
-fn trade_feature_spec(
-    features: &data::FeatureConfig,
+/// The spec of the data set's features (trades, bars or book, as its input says) when its column names are
+/// `names` (the model reads exactly those features); `None` otherwise, for example for an imported model whose
+/// inputs are not tickq's features.
+fn feature_spec(
+    dataset: &DatasetConfig,
     names: &[String],
 ) -> Option<tickq_core::features::FeatureSpec> {
-    let spec = features.to_spec().ok()?;
+    let spec = match dataset.input.kind {
+        data::DataInput::Trades => dataset.features.to_spec().ok()?,
+        _ => dataset.input.market().checked_spec().ok()?,
+    };
     let mut same = spec.feature_count() == names.len();
     let mut i = 0usize;
     spec.for_each_feature(|n| {
@@ -718,7 +778,11 @@ pub fn blob_data_settings(
         _ => (DatasetConfig::default(), None, false),
     };
     dataset.time_steps = model.input_shape().0;
-    if let Some(spec) = model.feature_spec() {
+    // A bar or book spec is the sidecar's `input` settings (the blob does not carry the replay settings).
+    if let Some(spec) = model
+        .feature_spec()
+        .filter(|s| s.input.kind == tickq_core::features::InputKind::Trades)
+    {
         dataset.features = data::FeatureConfig::from_spec(&spec);
     }
     Ok(BlobDataSettings {

@@ -40,6 +40,9 @@ pub(crate) fn print_read_notes(data: &steps::PreparedData) {
     for note in data.read_notes.messages(&data.source) {
         progress(&note);
     }
+    for note in &data.input_notes {
+        progress(note);
+    }
 }
 
 pub(crate) use tickq_host::options::cli::{ranged, ranged_default, real, whole};

@@ -336,3 +336,110 @@ fn bar_and_quote_files_become_datasets() {
     assert_eq!(ds.len(), 400 - 100 - 5);
     assert_eq!(ds.feature_names[0], "spread");
 }
+
+/// A two-sided snapshot of one level at `bid`/`ask` ticks, sizes `qb`/`qa`, from orders line `line`.
+fn snap(time_ms: i64, line: u64, bid: i64, ask: i64, qb: u64, qa: u64) -> BookEvent {
+    BookEvent::Snapshot(super::super::BookSnapshot {
+        time_ms,
+        line,
+        bids: vec![super::super::Level {
+            price_ticks: bid,
+            size_lots: qb,
+        }],
+        asks: vec![super::super::Level {
+            price_ticks: ask,
+            size_lots: qa,
+        }],
+    })
+}
+
+fn book_cfg() -> MarketDatasetConfig {
+    MarketDatasetConfig {
+        market: MarketConfig {
+            book_return_lags: vec![1],
+            book_ofi_windows: vec![2],
+            book_trade_windows: vec![2],
+            tick_size: 1.0,
+            size_unit: 1.0,
+            ..MarketConfig::default()
+        },
+        labels: LabelConfig {
+            horizon: 1,
+            dead_band: super::super::DeadBand::Price(0.0),
+        },
+        time_steps: 1,
+    }
+}
+
+#[test]
+fn book_events_skip_one_sided_snapshots_and_feed_trades() {
+    let mut events: Vec<BookEvent> = (0..40)
+        .map(|i| {
+            snap(
+                1000 + i * 10,
+                2 + i as u64,
+                100 + (i % 3),
+                103 + (i % 3),
+                5,
+                7,
+            )
+        })
+        .collect();
+    // An empty ask side: no mid, skipped and counted.
+    if let BookEvent::Snapshot(s) = &mut events[10] {
+        s.asks.clear();
+    }
+    events.insert(
+        5,
+        BookEvent::Trade {
+            time_ms: 1045,
+            line: 2,
+            price_ticks: 103,
+            size_lots: u64::from(u32::MAX) + 1,
+            side: Some(super::super::Side::Buy),
+            buy_order_id: None,
+            sell_order_id: None,
+        },
+    );
+    let built = build_book_dataset(&events, &book_cfg()).expect("builds");
+    assert_eq!(
+        (
+            built.snapshots,
+            built.one_sided,
+            built.trades,
+            built.clamped_sizes
+        ),
+        (39, 1, 1, 1)
+    );
+    assert_eq!(
+        built.notes("orders.csv"),
+        [
+            "note: orders.csv: 1 one-sided book snapshot(s) skipped (no mid, no spread)",
+            "note: orders.csv: 1 level size(s) above 4294967295 lots clamped to it"
+        ]
+    );
+    assert_eq!(
+        built.dataset.feature_names,
+        [
+            "spread",
+            "mret_1e",
+            "micro_dev",
+            "depth_imb_1",
+            "bofi_2e",
+            "tsi_2t",
+            "qdep_bid",
+            "qdep_ask"
+        ]
+    );
+    assert!(!built.dataset.is_empty());
+}
+
+#[test]
+fn a_crossed_book_snapshot_names_its_orders_line() {
+    let events = [snap(1000, 2, 100, 101, 1, 1), snap(1010, 7, 101, 101, 1, 1)];
+    let err = build_book_dataset(&events, &book_cfg()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "orders line 7: book level 1 is crossed or locked: bid 101 ticks is not below ask 101 ticks"
+    );
+}

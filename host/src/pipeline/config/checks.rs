@@ -32,7 +32,7 @@ pub(super) fn check_against_inputs(
 ) -> Result<StageModel, StageProblem> {
     let arch_of = |name: &str| models.get(name).and_then(|m| m.arch.clone());
     let fits_data = |arch: &Architecture, field: &str| {
-        let features = dataset.features.feature_names().len();
+        let features = dataset.feature_names().len();
         let classes = data::label_names().len();
         let bad = |reason: String| StageProblem::Field {
             field: field.to_string(),

@@ -188,7 +188,7 @@ fn toml_errors_give_their_reason_on_the_first_line() {
     let e = error(&format!("[data]\nrows = 5\n{TRAIN}"));
     assert_eq!(
         e.lines().next().unwrap(),
-        "p.toml: TOML parse error at line 2, column 1: unknown field `rows`, expected one of `csv`, `time_steps`, `features`, `labels`, `split`, `read`"
+        "p.toml: TOML parse error at line 2, column 1: unknown field `rows`, expected one of `csv`, `time_steps`, `features`, `labels`, `split`, `read`, `input`, `market`"
     );
 }
 
@@ -327,4 +327,32 @@ fn feature_settings_keep_the_defaults_of_absent_keys() {
     assert_eq!(features.capacity, defaults.capacity);
     assert_eq!(features.flow_windows_trades, defaults.flow_windows_trades);
     assert_eq!(config.data.options().features.session_gap_ms, Some(60_000));
+}
+
+#[test]
+fn the_input_kind_and_its_settings_come_from_the_data_table() {
+    let section: super::DataSection = toml::from_str(
+        "input = \"quotes\"\n[market]\nbook_ofi_windows = [5]\n[features]\ntick_size = 0.0001\n",
+    )
+    .expect("reads");
+    let input = section.dataset().input;
+    assert_eq!(input.kind, crate::data::DataInput::Quotes);
+    assert_eq!(input.market.book_ofi_windows, [5]);
+    assert_eq!(input.market.tick_size, 0.0001);
+    assert_eq!(input.market.book_return_lags, [1, 10, 100]);
+    // The architecture is checked against the kind's features (9 book features here).
+    let e = error(&format!(
+        "[data]\ninput = \"quotes\"\n[data.market]\nbook_ofi_windows = [5]\n{TRAIN}"
+    ));
+    assert!(
+        e.ends_with("takes 29 features x 1 time steps, but [data] gives 9 x 1"),
+        "{e}"
+    );
+    // Absent, the kind is trades and nothing is stored.
+    assert!(parses(TRAIN).data.dataset().input.is_default());
+    let e = error(&format!("[data]\ninput = \"ticks\"\n{TRAIN}"));
+    assert!(
+        e.contains("unknown variant `ticks`, expected one of `trades`, `bars`, `quotes`, `book`"),
+        "{e}"
+    );
 }
