@@ -954,6 +954,21 @@ fn write_rows(
             m: nm::M as u8,
         },
     };
+    // The column formats' checks come first: their counts are one byte, so a column of 256 non-zeros must be
+    // refused before it is packed.
+    let stored_bias = if matches!(layout, WeightLayout::Columns | WeightLayout::Packed) {
+        column_bias(rows).map_err(|reason| EncodeError::WeightFormat {
+            layer,
+            format: if layout == WeightLayout::Columns {
+                WeightFormat::Columns
+            } else {
+                WeightFormat::Packed
+            },
+            reason,
+        })?
+    } else {
+        bias.to_vec()
+    };
     s.weights = match layout {
         WeightLayout::Blocked => blocked_weights(weights, channels, row_len),
         WeightLayout::DenseDsp => dsp_weights(weights, channels, row_len),
@@ -968,19 +983,6 @@ fn write_rows(
         WeightLayout::Packed => {
             PackedPlan::best(weights, channels, row_len).encode(weights, channels, row_len)
         }
-    };
-    let stored_bias = if matches!(layout, WeightLayout::Columns | WeightLayout::Packed) {
-        column_bias(rows).map_err(|reason| EncodeError::WeightFormat {
-            layer,
-            format: if layout == WeightLayout::Columns {
-                WeightFormat::Columns
-            } else {
-                WeightFormat::Packed
-            },
-            reason,
-        })?
-    } else {
-        bias.to_vec()
     };
     for b in stored_bias {
         s.bias.extend_from_slice(&b.to_le_bytes());
