@@ -117,6 +117,8 @@ pub const TRADE_WINDOW: Count = Count::new(1, tickq_core::features::MAX_CAPACITY
 pub const TIME_WINDOW_MS: Count = Count::new(1, tickq_core::features::MAX_WINDOW_MS as u64);
 /// The gap between trades (ms) above which a session starts: at least 1 ms, and 32 bits in the blob.
 pub const SESSION_GAP_MS: Count = Count::new(1, u32::MAX as u64);
+/// Levels per side of a book snapshot (`--levels`): the core's most.
+pub const BOOK_LEVELS: Count = Count::new(1, tickq_core::features::MAX_BOOK_LEVELS as u64);
 /// Lines skipped before a data file's header line (`--skip-rows`).
 pub const SKIP_ROWS: Count = Count::new(0, 1_000_000);
 /// The feature engine's capacity in trades.

@@ -274,8 +274,8 @@ pub struct InputOptions {
     pub book_trades: Option<std::path::PathBuf>,
     /// Levels per side of each book snapshot, 1 to 5 (default 5).
     #[cfg_attr(feature = "cli", arg(long = "levels", value_name = "N", allow_negative_numbers = true,
-        value_parser = whole_arg(limits::Count::new(1, tickq_core::features::MAX_BOOK_LEVELS as u64)),
-        help = "Levels per side of each book snapshot (1 to 5) [default: 5]"))]
+        value_parser = whole_arg(limits::BOOK_LEVELS),
+        help = ranged_default("Levels per side of each book snapshot", 5, limits::BOOK_LEVELS)))]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub book_levels: Option<usize>,
     /// The leading snapshot's orders of a book: live-only, reappearing (default) or all.
