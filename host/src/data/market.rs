@@ -74,14 +74,11 @@ impl MarketRows<'_> {
         }
     }
 
-    /// The price each row is labelled on: the close of a bar, the mid of a quote, with the row's time.
-    fn label_prices(&self) -> Vec<(i64, f64)> {
+    /// The price each row is labelled on: the close of a bar, the mid of a quote.
+    fn label_prices(&self) -> Vec<f64> {
         match self {
-            MarketRows::Bars(b) => b.iter().map(|b| (b.timestamp_ms, b.close)).collect(),
-            MarketRows::Quotes(q) => q
-                .iter()
-                .map(|q| (q.timestamp_ms, 0.5 * (q.bid + q.ask)))
-                .collect(),
+            MarketRows::Bars(b) => b.iter().map(|b| b.close).collect(),
+            MarketRows::Quotes(q) => q.iter().map(|q| 0.5 * (q.bid + q.ask)).collect(),
         }
     }
 }
@@ -318,12 +315,7 @@ pub fn compute_market_features(
 /// ahead, through [`label_prices`], the labels' one implementation. Sessions are applied when the samples are
 /// assembled, as for trades.
 pub fn market_labels(rows: MarketRows<'_>, cfg: &LabelConfig) -> Vec<Option<u8>> {
-    let prices: Vec<f64> = rows
-        .label_prices()
-        .into_iter()
-        .map(|(_, price)| price)
-        .collect();
-    label_prices(&prices, &[], cfg)
+    label_prices(&rows.label_prices(), &[], cfg)
 }
 
 /// Everything [`build_market_dataset`] needs.
