@@ -25,7 +25,7 @@ use tickq_host::steps::{self, PreparedData};
 
 fn prepared(time_steps: usize) -> PreparedData {
     steps::prepare_data(
-        &data::default_data_path(),
+        &data::default_data_path().expect("bundled data"),
         &DatasetConfig {
             time_steps,
             ..DatasetConfig::default()

@@ -23,7 +23,8 @@ use tickq_host::quant::{ExportInfo, QuantConfig, static_quantize};
 /// The demo blob (random weights, real standardization and calibration), the valid feature rows of the bundled
 /// file and its trades in device units.
 fn build() -> (Vec<u8>, Array2<f32>, Vec<Trade>) {
-    let trades = data::load_trades(&data::default_data_path()).expect("bundled data loads");
+    let trades = data::load_trades(&data::default_data_path().expect("bundled data"))
+        .expect("bundled data loads");
     let config = FeatureConfig::default();
     let features = data::compute_features(&trades, &config).expect("features");
     let rows: Vec<usize> = (0..trades.len()).filter(|&i| features.valid[i]).collect();

@@ -423,8 +423,10 @@ fn firmware_streams_raw_trades_bit_for_bit() {
         fixture().data.splits.test.x.view(),
         20,
     );
-    let trades = tickq_host::data::load_trades(&tickq_host::data::default_data_path())
-        .expect("bundled data loads");
+    let trades = tickq_host::data::load_trades(
+        &tickq_host::data::default_data_path().expect("bundled data"),
+    )
+    .expect("bundled data loads");
     let start = fixture().data.splits.test.tick_index[0];
     let bytes = tickq_host::trade_vectors::trade_vectors(&model, &trades[start..], STREAM_TRADES)
         .expect("trade vectors");

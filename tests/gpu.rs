@@ -23,8 +23,12 @@ use crate::support::{SLICE_TRADES, fixture};
 fn full_data() -> &'static PreparedData {
     static DATA: OnceLock<PreparedData> = OnceLock::new();
     DATA.get_or_init(|| {
-        steps::prepare_data(&data::default_data_path(), &DatasetConfig::default(), None)
-            .expect("bundled data prepares")
+        steps::prepare_data(
+            &data::default_data_path().expect("bundled data"),
+            &DatasetConfig::default(),
+            None,
+        )
+        .expect("bundled data prepares")
     })
 }
 
@@ -198,7 +202,8 @@ fn dynamic_demo_model_matches_core_logits_and_exponents_on_the_bundled_test_set(
 /// An untrained (seeded) model of `arch`, quantized with calibration on a windowed slice of the bundled ticks,
 /// and that slice's data.
 fn windowed_blob(arch: &str, time_steps: usize) -> (Vec<u8>, PreparedData) {
-    let trades = data::load_trades(&data::default_data_path()).expect("bundled data loads");
+    let trades = data::load_trades(&data::default_data_path().expect("bundled data"))
+        .expect("bundled data loads");
     let data = steps::prepare_from_trades(
         &trades[..SLICE_TRADES],
         "bundled slice".into(),

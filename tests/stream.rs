@@ -18,7 +18,8 @@ fn conv_window_streams_the_test_split_exactly() {
     let arch =
         Architecture::from_toml_str(tickq_host::shapes::CONV_WINDOW).expect("conv-window parses");
     let time_steps = arch.input.time_steps;
-    let trades = data::load_trades(&data::default_data_path()).expect("bundled data loads");
+    let trades = data::load_trades(&data::default_data_path().expect("bundled data"))
+        .expect("bundled data loads");
     let dataset = DatasetConfig {
         time_steps,
         ..DatasetConfig::default()

@@ -25,7 +25,7 @@ pub struct Fixture {
 pub fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
-        let path = data::default_data_path();
+        let path = data::default_data_path().expect("bundled data");
         let trades = data::load_trades(&path).expect("bundled data loads");
         let trades = &trades[..SLICE_TRADES];
         let data = steps::prepare_from_trades(

@@ -8,9 +8,9 @@ use tickq_core::features::{
     Side, Trade, WindowList,
 };
 use tickq_core::stream::{StreamSession, Tick};
-use tickq_core::{Model, Padding, Session};
+use tickq_core::{Model, Session};
 
-use crate::support::{Qp, Rng, conv_spec, dense_spec, quantize_layer, spec, with_clamp};
+use crate::support::stream_blob;
 
 fn list(items: &[u32]) -> WindowList {
     WindowList::new(items).unwrap()
@@ -51,45 +51,9 @@ fn market_spec(kind: InputKind) -> FeatureSpec {
     }
 }
 
-fn names(s: &FeatureSpec) -> Vec<String> {
-    let mut out = Vec::new();
-    s.for_each_feature(|n| out.push(n.to_string()));
-    out
-}
-
-/// A blob over `t` ticks of `fs`'s features: an MLP for `t = 1`, a causal conv, ReLU, Flatten, Dense otherwise.
+/// A blob over `t` ticks of `fs`'s features (see [`stream_blob`]).
 fn blob(fs: FeatureSpec, t: usize) -> Vec<u8> {
-    let f = fs.feature_count();
-    let mut rng = Rng(17);
-    let q0 = Qp::from_range(-3.0, 3.0);
-    let q1 = Qp::from_range(0.0, 4.0);
-    let q2 = Qp::from_range(-6.0, 6.0);
-    let input = quantize_layer(t, &vec![0.0; f], &vec![20.0; f], q0);
-    let layers = if t == 1 {
-        vec![
-            input,
-            with_clamp(dense_spec(&mut rng, f, 16, q0, q1), q1.relu()),
-            dense_spec(&mut rng, 16, 3, q1, q2),
-        ]
-    } else {
-        vec![
-            input,
-            with_clamp(
-                conv_spec(&mut rng, f, 8, 3, 1, 1, Padding::Causal, q0, q1),
-                q1.relu(),
-            ),
-            tickq_core::encode::LayerSpec::new(
-                tickq_core::encode::OpSpec::Flatten,
-                q1.scale,
-                q1.zp,
-            ),
-            dense_spec(&mut rng, 8 * t, 3, q1, q2),
-        ]
-    };
-    let mut model = spec(layers, f, 3);
-    model.feature_names = names(&fs);
-    model.feature_spec = Some(fs);
-    tickq_core::encode::encode(&model).expect("the test model encodes")
+    stream_blob(fs, t, 17, 0.0, 20.0)
 }
 
 /// One input of a stream.

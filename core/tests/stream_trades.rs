@@ -4,54 +4,15 @@
 //! compared, for a one-tick MLP and a windowed convolution.
 
 use tickq_core::features::synthetic::{SyntheticTrades, pin_spec};
-use tickq_core::features::{FeatureEngine, FeatureSpec, Trade, TradeError};
+use tickq_core::features::{FeatureEngine, Trade, TradeError};
 use tickq_core::stream::{StreamSession, StreamSessionError, Tick};
-use tickq_core::{Model, Padding, Session};
+use tickq_core::{Model, Session};
 
-use crate::support::{Qp, Rng, conv_spec, dense_spec, quantize_layer, spec, with_clamp};
+use crate::support::stream_blob;
 
-/// The column names of `s`, for the blob's metadata (the loader checks they match the spec).
-fn names(s: &FeatureSpec) -> Vec<String> {
-    let mut out = Vec::new();
-    s.for_each_feature(|n| out.push(n.to_string()));
-    out
-}
-
-/// A blob over `t` ticks of the pin spec's features: an MLP for `t = 1`, a causal conv, ReLU, Flatten, Dense
-/// otherwise; the input scaled so the features spread over the int8 range.
+/// A blob over `t` ticks of the pin spec's features (see [`stream_blob`]).
 fn blob(t: usize) -> Vec<u8> {
-    let fs = pin_spec();
-    let f = fs.feature_count();
-    let mut rng = Rng(11);
-    let q0 = Qp::from_range(-3.0, 3.0);
-    let q1 = Qp::from_range(0.0, 4.0);
-    let q2 = Qp::from_range(-6.0, 6.0);
-    let input = quantize_layer(t, &vec![0.5; f], &vec![4.0; f], q0);
-    let layers = if t == 1 {
-        vec![
-            input,
-            with_clamp(dense_spec(&mut rng, f, 16, q0, q1), q1.relu()),
-            dense_spec(&mut rng, 16, 3, q1, q2),
-        ]
-    } else {
-        vec![
-            input,
-            with_clamp(
-                conv_spec(&mut rng, f, 8, 3, 1, 1, Padding::Causal, q0, q1),
-                q1.relu(),
-            ),
-            tickq_core::encode::LayerSpec::new(
-                tickq_core::encode::OpSpec::Flatten,
-                q1.scale,
-                q1.zp,
-            ),
-            dense_spec(&mut rng, 8 * t, 3, q1, q2),
-        ]
-    };
-    let mut model = spec(layers, f, 3);
-    model.feature_names = names(&fs);
-    model.feature_spec = Some(fs);
-    tickq_core::encode::encode(&model).expect("the test model encodes")
+    stream_blob(pin_spec(), t, 11, 0.5, 4.0)
 }
 
 /// The reference: the engine, the host's windowing rule and `Session::run`, kept apart from `StreamSession`.

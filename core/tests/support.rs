@@ -433,3 +433,49 @@ pub fn feature_spec_model() -> ModelSpec {
 pub fn feature_spec_blob() -> Vec<u8> {
     encode_blocked(&feature_spec_model())
 }
+
+/// The column names of `fs`, for a blob's metadata (the loader checks they match the spec).
+pub fn feature_names(fs: &tickq_core::features::FeatureSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    fs.for_each_feature(|n| out.push(n.to_string()));
+    out
+}
+
+/// A blob that carries the feature spec `fs`, over `t` ticks of its features: an MLP for `t = 1`, a causal conv,
+/// ReLU, Flatten, Dense otherwise. The input layer standardizes every feature with `mean` and `std`, so that
+/// the features spread over the int8 range; `seed` draws the weights.
+pub fn stream_blob(
+    fs: tickq_core::features::FeatureSpec,
+    t: usize,
+    seed: u64,
+    mean: f32,
+    std: f32,
+) -> Vec<u8> {
+    let f = fs.feature_count();
+    let mut rng = Rng(seed);
+    let q0 = Qp::from_range(-3.0, 3.0);
+    let q1 = Qp::from_range(0.0, 4.0);
+    let q2 = Qp::from_range(-6.0, 6.0);
+    let input = quantize_layer(t, &vec![mean; f], &vec![std; f], q0);
+    let layers = if t == 1 {
+        vec![
+            input,
+            with_clamp(dense_spec(&mut rng, f, 16, q0, q1), q1.relu()),
+            dense_spec(&mut rng, 16, 3, q1, q2),
+        ]
+    } else {
+        vec![
+            input,
+            with_clamp(
+                conv_spec(&mut rng, f, 8, 3, 1, 1, tickq_core::Padding::Causal, q0, q1),
+                q1.relu(),
+            ),
+            LayerSpec::new(OpSpec::Flatten, q1.scale, q1.zp),
+            dense_spec(&mut rng, 8 * t, 3, q1, q2),
+        ]
+    };
+    let mut model = spec(layers, f, 3);
+    model.feature_names = feature_names(&fs);
+    model.feature_spec = Some(fs);
+    tickq_core::encode::encode(&model).expect("the test model encodes")
+}

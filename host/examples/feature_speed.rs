@@ -11,9 +11,10 @@ use tickq_core::features::{FeatureEngine, FeatureSpec, Side, Trade};
 use tickq_host::data::{self, FeatureConfig};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let path = std::env::args()
-        .nth(1)
-        .map_or_else(data::default_data_path, Into::into);
+    let path = match std::env::args().nth(1) {
+        Some(path) => path.into(),
+        None => data::default_data_path()?,
+    };
     let trades = data::load_trades(&path)?;
     let cfg = FeatureConfig::default();
     let spec: FeatureSpec = cfg.to_spec()?;

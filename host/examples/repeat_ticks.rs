@@ -17,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .get(i + 1)
             .map(std::path::PathBuf::from)
             .ok_or("--data FILE")?,
-        None => tickq_host::data::default_data_path(),
+        None => tickq_host::data::default_data_path()?,
     };
     let trades = tickq_host::data::load_trades(&data)?;
     let (first, last) = match (trades.first(), trades.last()) {

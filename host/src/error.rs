@@ -89,6 +89,7 @@ impl ErrorKind {
                 | PipelineError::ReplayMismatch { .. } => Some(Self::Internal),
                 // `transparent` variants forward `source()` past themselves: look inside.
                 PipelineError::Io(io) => Some(Self::of_io(io)),
+                PipelineError::Data(d) => Self::decided_by(d),
                 PipelineError::Quant(q) => Self::decided_by(q),
                 PipelineError::Train(t) => Self::decided_by(t),
                 PipelineError::Stages(s) => Self::decided_by(s),
@@ -96,6 +97,13 @@ impl ErrorKind {
                 PipelineError::Distill(d) => Self::decided_by(d),
                 _ => None,
             };
+        }
+        // The bundled data: a damaged binary, or no cache directory that takes its file.
+        if let Some(
+            crate::data::DataError::Bundled { .. } | crate::data::DataError::BundledCache { .. },
+        ) = e.downcast_ref::<crate::data::DataError>()
+        {
+            return Some(Self::Internal);
         }
         if let Some(q) = e.downcast_ref::<QuantError>() {
             return matches!(q, QuantError::Load(_)).then_some(Self::Internal);

@@ -502,7 +502,7 @@ fn training_on_the_bundled_data_matches_the_cpu_run() {
     let Some(ctx) = context_or_skip("training_on_the_bundled_data_matches_the_cpu_run") else {
         return;
     };
-    let path = crate::data::default_data_path();
+    let path = crate::data::default_data_path().unwrap();
     let trades = crate::data::load_trades(&path).unwrap();
     // A contiguous slice from the start keeps the test fast on software Vulkan with two cores.
     let data = crate::steps::prepare_from_trades(

@@ -22,6 +22,33 @@ pub enum DataError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A data file named on the command line does not exist.
+    #[error(
+        "{}: no such file; pass --data an existing trade file (CSV or Parquet), or leave --data out for the \
+         bundled ES ticks",
+        path.display()
+    )]
+    MissingFile {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// The bundled data embedded in the library does not inflate to the bytes it was built from.
+    #[error(
+        "the bundled ES ticks embedded in tickq are damaged ({reason}); reinstall tickq or pass a trade file with --data FILE"
+    )]
+    Bundled {
+        /// What did not match.
+        reason: String,
+    },
+    /// No cache directory could take the file [`default_data_path`](super::default_data_path) writes.
+    #[error(
+        "the bundled ES ticks could not be written to a cache file ({tried}); set XDG_CACHE_HOME to a writable \
+         directory, or pass a trade file with --data FILE (csv = \"FILE\" in a pipeline's [data])"
+    )]
+    BundledCache {
+        /// Each cache file tried, with its error.
+        tried: String,
+    },
     /// A read error in the middle of the input (other than invalid UTF-8).
     #[error("{file}, line {line}: read error: {source}")]
     Read {

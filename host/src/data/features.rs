@@ -410,27 +410,46 @@ pub fn core_trades(trades: &[Trade], cfg: &FeatureConfig) -> Result<Vec<CoreTrad
 /// previous trade's, which [`parse_trades`](super::parse_trades) already rules out).
 pub fn compute_features(trades: &[Trade], cfg: &FeatureConfig) -> Result<Features, DataError> {
     let spec = cfg.checked_spec()?;
-    let n = trades.len();
+    run_engine(
+        &spec,
+        trades.len(),
+        |engine| engine.session_trades(),
+        |i, engine, row| {
+            let core_trade = to_core_trade(i, &trades[i], cfg)?;
+            engine
+                .push(&core_trade, row)
+                .map_err(|source| DataError::Trade {
+                    trade: i + 1,
+                    source,
+                })
+        },
+    )
+}
+
+/// Runs the feature engine of `spec` over `n` input rows into one row of features each: `push(i, engine, row)`
+/// feeds input row `i` to the engine, which writes its features to `row`, and says whether the row is valid;
+/// `session_rows` counts the rows of the engine's current session (1 marks a session's first row). The one loop
+/// of [`compute_features`] and [`compute_market_features`](super::compute_market_features).
+pub(super) fn run_engine(
+    spec: &FeatureSpec,
+    n: usize,
+    session_rows: fn(&FeatureEngine<'_>) -> u64,
+    mut push: impl FnMut(usize, &mut FeatureEngine<'_>, &mut [f32]) -> Result<bool, DataError>,
+) -> Result<Features, DataError> {
     let mut names = Vec::with_capacity(spec.feature_count());
     spec.for_each_feature(|name| names.push(name.to_string()));
     let mut state = vec![0i64; spec.state_words()];
-    let mut engine = FeatureEngine::new(&spec, &mut state)
+    let mut engine = FeatureEngine::new(spec, &mut state)
         .map_err(|source| DataError::FeatureEngine { source })?;
     let mut values = Array2::<f32>::zeros((n, names.len()));
     let mut row = vec![0f32; names.len()];
     let mut valid = Vec::with_capacity(n);
     let mut session_starts = Vec::new();
-    for (i, (trade, mut out)) in trades.iter().zip(values.rows_mut()).enumerate() {
-        let core_trade = to_core_trade(i, trade, cfg)?;
-        let is_valid = engine
-            .push(&core_trade, &mut row)
-            .map_err(|source| DataError::Trade {
-                trade: i + 1,
-                source,
-            })?;
+    for (i, mut out) in values.rows_mut().into_iter().enumerate() {
+        let is_valid = push(i, &mut engine, &mut row)?;
         out.assign(&ndarray::ArrayView1::from(&row[..]));
         valid.push(is_valid);
-        if engine.session_trades() == 1 {
+        if session_rows(&engine) == 1 {
             session_starts.push(i);
         }
     }

@@ -17,7 +17,7 @@ use tickq_core::features::{
 use super::book::{BookError, BookEvent, BookOptions, SnapshotPolicy};
 use super::dataset::{Dataset, assemble};
 use super::error::DataError;
-use super::features::{FeatureConfig, Features, on_grid, window_list};
+use super::features::{FeatureConfig, Features, on_grid, run_engine, window_list};
 use super::labels::{LabelConfig, label_prices};
 pub use super::market_csv::{
     Bar, LoadedRows, Quote, load_bars, load_bars_with, load_quotes, load_quotes_with, parse_bars,
@@ -74,14 +74,11 @@ impl MarketRows<'_> {
         }
     }
 
-    /// The price each row is labelled on: the close of a bar, the mid of a quote, with the row's time.
-    fn label_prices(&self) -> Vec<(i64, f64)> {
+    /// The price each row is labelled on: the close of a bar, the mid of a quote.
+    fn label_prices(&self) -> Vec<f64> {
         match self {
-            MarketRows::Bars(b) => b.iter().map(|b| (b.timestamp_ms, b.close)).collect(),
-            MarketRows::Quotes(q) => q
-                .iter()
-                .map(|q| (q.timestamp_ms, 0.5 * (q.bid + q.ask)))
-                .collect(),
+            MarketRows::Bars(b) => b.iter().map(|b| b.close).collect(),
+            MarketRows::Quotes(q) => q.iter().map(|q| 0.5 * (q.bid + q.ask)).collect(),
         }
     }
 }
@@ -276,72 +273,49 @@ pub fn compute_market_features(
         ..cfg.clone()
     };
     let spec = cfg.checked_spec()?;
-    let mut names = Vec::with_capacity(spec.feature_count());
-    spec.for_each_feature(|name| names.push(name.to_string()));
-    let mut state = vec![0i64; spec.state_words()];
-    let mut engine = FeatureEngine::new(&spec, &mut state)
-        .map_err(|source| DataError::FeatureEngine { source })?;
-    let n = rows.len();
-    let mut values = Array2::<f32>::zeros((n, names.len()));
-    let mut row = vec![0f32; names.len()];
-    let mut valid = Vec::with_capacity(n);
-    let mut session_starts = Vec::new();
-    for (i, mut out) in values.rows_mut().into_iter().enumerate() {
-        let pushed = match rows {
-            MarketRows::Bars(bars) => {
-                let b = &bars[i];
-                let bar = CoreBar {
-                    time_ms: b.timestamp_ms,
-                    open_ticks: units(&rows, i, "open", b.open, &cfg)?,
-                    high_ticks: units(&rows, i, "high", b.high, &cfg)?,
-                    low_ticks: units(&rows, i, "low", b.low, &cfg)?,
-                    close_ticks: units(&rows, i, "close", b.close, &cfg)?,
-                    volume_lots: units(&rows, i, "volume", b.volume, &cfg)? as u32,
-                };
-                engine.push_bar(&bar, &mut row)
-            }
-            MarketRows::Quotes(quotes) => {
-                let q = &quotes[i];
-                let level = BookLevel {
-                    bid_ticks: units(&rows, i, "bid", q.bid, &cfg)?,
-                    bid_lots: units(&rows, i, "bid_size", q.bid_size, &cfg)? as u32,
-                    ask_ticks: units(&rows, i, "ask", q.ask, &cfg)?,
-                    ask_lots: units(&rows, i, "ask_size", q.ask_size, &cfg)? as u32,
-                };
-                engine.push_book(&BookLevels::quote(q.timestamp_ms, level), &mut row)
-            }
-        };
-        let is_valid = pushed.map_err(|source| DataError::Market {
-            row_kind: rows.row_kind(),
-            row: i + 1,
-            source,
-        })?;
-        out.assign(&ndarray::ArrayView1::from(&row[..]));
-        valid.push(is_valid);
-        if engine.session_events() == 1 {
-            session_starts.push(i);
-        }
-    }
-    let first_valid = valid.iter().position(|&v| v).unwrap_or(n);
-    Ok(Features {
-        values,
-        names,
-        first_valid,
-        valid,
-        session_starts,
-    })
+    run_engine(
+        &spec,
+        rows.len(),
+        |engine| engine.session_events(),
+        |i, engine, row| {
+            let pushed = match rows {
+                MarketRows::Bars(bars) => {
+                    let b = &bars[i];
+                    let bar = CoreBar {
+                        time_ms: b.timestamp_ms,
+                        open_ticks: units(&rows, i, "open", b.open, &cfg)?,
+                        high_ticks: units(&rows, i, "high", b.high, &cfg)?,
+                        low_ticks: units(&rows, i, "low", b.low, &cfg)?,
+                        close_ticks: units(&rows, i, "close", b.close, &cfg)?,
+                        volume_lots: units(&rows, i, "volume", b.volume, &cfg)? as u32,
+                    };
+                    engine.push_bar(&bar, row)
+                }
+                MarketRows::Quotes(quotes) => {
+                    let q = &quotes[i];
+                    let level = BookLevel {
+                        bid_ticks: units(&rows, i, "bid", q.bid, &cfg)?,
+                        bid_lots: units(&rows, i, "bid_size", q.bid_size, &cfg)? as u32,
+                        ask_ticks: units(&rows, i, "ask", q.ask, &cfg)?,
+                        ask_lots: units(&rows, i, "ask_size", q.ask_size, &cfg)? as u32,
+                    };
+                    engine.push_book(&BookLevels::quote(q.timestamp_ms, level), row)
+                }
+            };
+            pushed.map_err(|source| DataError::Market {
+                row_kind: rows.row_kind(),
+                row: i + 1,
+                source,
+            })
+        },
+    )
 }
 
 /// The label of every row on a plain price series (the close of a bar, the mid of a quote) `horizon` rows
 /// ahead, through [`label_prices`], the labels' one implementation. Sessions are applied when the samples are
 /// assembled, as for trades.
 pub fn market_labels(rows: MarketRows<'_>, cfg: &LabelConfig) -> Vec<Option<u8>> {
-    let prices: Vec<f64> = rows
-        .label_prices()
-        .into_iter()
-        .map(|(_, price)| price)
-        .collect();
-    label_prices(&prices, &[], cfg)
+    label_prices(&rows.label_prices(), &[], cfg)
 }
 
 /// Everything [`build_market_dataset`] needs.

@@ -21,6 +21,10 @@
 //! Order-by-order (level 3) feeds have their own reader and replay: [`load_book`] turns an orders file (and an
 //! optional trades file) into time-ordered [`BookEvent`]s, snapshots of the top levels and trades (module `book`).
 //!
+//! The bundled ES ticks (`data/es-ticks-2013/ticks.csv` of the workspace) are embedded in the library, deflated,
+//! by the build script (module `bundled`): [`bundled_data`] gives their bytes, and [`default_data_path`] a file
+//! holding them, written once to the user's cache directory, so a binary installed anywhere finds them.
+//!
 //! `docs/DATA.md` documents the file format, every feature with its formula and units, the session rule,
 //! the labels and the split.
 //!
@@ -32,7 +36,7 @@
 //!     load_trades,
 //! };
 //!
-//! let trades = load_trades(&default_data_path())?;
+//! let trades = load_trades(&default_data_path()?)?;
 //! let dataset = build_dataset(&trades, &DatasetConfig::default())?;
 //! let mut splits = chronological_split(&dataset, &SplitConfig::for_dataset(&dataset))?;
 //! let normalizer = Normalizer::fit(&splits.train);
@@ -42,6 +46,7 @@
 //! ```
 
 mod book;
+mod bundled;
 mod csv;
 mod dataset;
 mod error;
@@ -58,13 +63,17 @@ mod time;
 
 use std::fs::File;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub use book::{
     BOOK_LEVELS, BOOK_MAX_ORDERS, BookError, BookEvent, BookGrid, BookOptions, BookReplay,
     BookSide, BookSnapshot, BookSummary, DEFAULT_LEVELS, DEFAULT_MAX_ORDERS, Decimal, Level,
     MAX_LEVELS, OrderAction, OrderRow, ParseDecimalError, SnapshotPolicy, load_book,
     read_order_rows, replay_book, replay_order_rows,
+};
+pub use bundled::{
+    BUNDLED_DATA_LEN, BUNDLED_DATA_NAME, BUNDLED_DATA_SHA256, bundled_data, default_data_path,
+    is_default_data_path,
 };
 pub use csv::{
     LoadedTrades, Side, Trade, load_trades, load_trades_with, parse_trades, trade_chunks,
@@ -97,19 +106,6 @@ pub use table::{
     TableChunks, TableColumn, Wanted, read_table, read_table_chunks, read_table_from,
 };
 pub use table_text::HEADER_SEARCH_LINES;
-
-/// Path of the bundled default data set, `data/es-ticks-2013/ticks.csv` in the workspace.
-///
-/// The path is fixed at compile time from the location of the `tickq-host` package
-/// (`CARGO_MANIFEST_DIR/../data/es-ticks-2013/ticks.csv`).
-/// It is therefore right for binaries and tests built from a checkout of the workspace,
-/// and wrong for a binary copied to another machine: such callers should pass a path of their own.
-pub fn default_data_path() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../data/es-ticks-2013/ticks.csv"
-    ))
-}
 
 /// SHA-256 of the bytes of the file at `path`, read in a streaming fashion.
 ///
@@ -150,7 +146,8 @@ mod tests {
 
     #[test]
     fn sha256_of_bundled_file_matches_readme() {
-        let hash = file_sha256(&default_data_path()).expect("bundled data file is readable");
+        let hash = file_sha256(&default_data_path().expect("bundled data"))
+            .expect("bundled data file is readable");
         assert_eq!(
             hex(&hash),
             "71a790dc6b34238701ed5203d70c6496798c030d6c19d81c42a2955ac570321d"
@@ -176,7 +173,8 @@ mod tests {
     #[test]
     fn bundled_data_end_to_end() {
         let start = std::time::Instant::now();
-        let trades = load_trades(&default_data_path()).expect("bundled data loads");
+        let trades =
+            load_trades(&default_data_path().expect("bundled data")).expect("bundled data loads");
         let load_time = start.elapsed();
         assert_eq!(trades.len(), 120_000);
         assert_eq!(trades[0].timestamp_ms, 1_378_054_800_083);

@@ -2,7 +2,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::data::{
-    DatasetConfig, SplitConfig, build_dataset, chronological_split, default_data_path, load_trades,
+    DatasetConfig, SplitConfig, build_dataset, bundled_data, chronological_split, load_trades,
 };
 use crate::test_support as ts;
 use crate::train::{self, TrainConfig};
@@ -16,7 +16,7 @@ fn temp_dir(tag: &str) -> PathBuf {
 
 /// The bundled file's first `n` trades, as a file of their own.
 fn head_file(dir: &Path, n: usize) -> PathBuf {
-    let text = std::fs::read_to_string(default_data_path()).expect("bundled data");
+    let text = String::from_utf8(bundled_data().expect("bundled data")).expect("UTF-8");
     let head: Vec<&str> = text.lines().take(n + 1).collect();
     let path = dir.join("head.csv");
     std::fs::write(&path, head.join("\n") + "\n").expect("write head");

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::data::{self, DatasetConfig, SplitConfig};
+use crate::data::{DatasetConfig, SplitConfig};
 use crate::limits::{self, excerpt};
 use crate::model::Architecture;
 use crate::options::fields::{check_known, field_names, part, value_error};
@@ -332,8 +332,9 @@ pub struct PipelineConfig {
     pub file: String,
     /// The data settings.
     pub data: DataSection,
-    /// The trade CSV, resolved against the config's directory.
-    pub csv: PathBuf,
+    /// The trade CSV, resolved against the config's directory; `None` for the bundled ES ticks
+    /// ([`crate::data::default_data_path`], found when the pipeline runs).
+    pub csv: Option<PathBuf>,
     /// The stages, in order.
     pub stages: Vec<Stage>,
 }
@@ -395,10 +396,7 @@ impl PipelineConfig {
             .dataset()
             .validate()
             .map_err(|e| err(ConfigError::Data(e)))?;
-        let csv = match &raw.data.csv {
-            Some(p) => base.join(p),
-            None => data::default_data_path(),
-        };
+        let csv = raw.data.csv.as_ref().map(|p| base.join(p));
         if raw.stages.is_empty() {
             return Err(err(ConfigError::NoStages));
         }

@@ -41,7 +41,7 @@ pub fn run_demo(
         Path::new("."),
     )?;
     if let Some(csv) = csv {
-        cfg.csv = csv.to_path_buf();
+        cfg.csv = Some(csv.to_path_buf());
     }
     if !read.is_default() {
         let base = cfg.data.read.take().unwrap_or_default();

@@ -180,7 +180,13 @@ pub fn run_pipeline(
     log: &mut dyn FnMut(&str),
 ) -> Result<PipelineRun, StagesError> {
     crate::paths::check_output_dir(&opts.out, "the stage directories and the comparison")?;
-    let data = steps::prepare_data(&cfg.csv, &cfg.data.dataset(), cfg.data.split.as_ref())
+    let csv = match &cfg.csv {
+        Some(csv) => csv.clone(),
+        None => {
+            crate::data::default_data_path().map_err(|e| StagesError::Data(Box::new(e.into())))?
+        }
+    };
+    let data = steps::prepare_data(&csv, &cfg.data.dataset(), cfg.data.split.as_ref())
         .map_err(|e| StagesError::Data(Box::new(e)))?;
     log(&format!(
         "data: {}, {} trades; samples train / validation / test = {} / {} / {}",

@@ -251,8 +251,8 @@ fn prepare_from_dataset(
 /// The data path as shown in reports: relative to the workspace for the
 /// bundled default, as given otherwise.
 fn display_source(path: &Path) -> String {
-    if path == data::default_data_path() {
-        "data/es-ticks-2013/ticks.csv (bundled)".to_string()
+    if data::is_default_data_path(path) {
+        format!("{} (bundled)", data::BUNDLED_DATA_NAME)
     } else {
         path.display().to_string()
     }

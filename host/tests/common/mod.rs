@@ -58,7 +58,7 @@ pub fn fixtures() -> &'static (PathBuf, PathBuf) {
     static FIX: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     FIX.get_or_init(|| {
         let dir = scratch("fixtures");
-        let text = std::fs::read_to_string(tickq_host::data::default_data_path()).unwrap();
+        let text = String::from_utf8(tickq_host::data::bundled_data().unwrap()).unwrap();
         let slice: String = text
             .lines()
             .take(15_001)

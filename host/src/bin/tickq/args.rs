@@ -24,14 +24,28 @@ pub(crate) struct DataArgs {
 }
 
 impl DataArgs {
-    pub(crate) fn path(&self) -> PathBuf {
-        self.data.clone().unwrap_or_else(data::default_data_path)
+    /// The file `--data` names, or the bundled ES ticks without it.
+    pub(crate) fn path(&self) -> Result<PathBuf, PipelineError> {
+        data_path(self.data.as_deref())
     }
 
     /// `dataset` read with these read options over its own.
     pub(crate) fn dataset(&self, mut dataset: data::DatasetConfig) -> data::DatasetConfig {
         dataset.read = dataset.read.overridden_by(&self.read);
         dataset
+    }
+}
+
+/// The trade file `given` (a `--data` option) after checking that it exists, or without one the bundled ES ticks
+/// ([`data::default_data_path`]: embedded in the binary, so found wherever it is installed).
+pub(crate) fn data_path(given: Option<&Path>) -> Result<PathBuf, PipelineError> {
+    match given {
+        Some(path) if !path.exists() => Err(data::DataError::MissingFile {
+            path: path.to_path_buf(),
+        }
+        .into()),
+        Some(path) => Ok(path.to_path_buf()),
+        None => Ok(data::default_data_path()?),
     }
 }
 
@@ -108,7 +122,7 @@ pub(crate) type Loaded = (
 pub(crate) fn load_with_data(checkpoint: &Path, data: &DataArgs) -> Result<Loaded, PipelineError> {
     let (model, mut pre) = steps::load_checkpoint(checkpoint)?;
     pre.dataset = data.dataset(pre.dataset);
-    let path = data.path();
+    let path = data.path()?;
     progress(&format!("reading {}", path.display()));
     let (prepared, same) = steps::prepare_data_for(&pre, &path)?;
     print_read_notes(&prepared);

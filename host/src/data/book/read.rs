@@ -350,6 +350,26 @@ impl<R: Read> Table<R> {
         u64::try_from(lots).map_err(|_| self.out_of_range(i, BookGrid::Lot))
     }
 
+    /// Reads every remaining record into the row `row` makes of it, given the record's time: the one loop of
+    /// both files, with the time column `time` read and checked never to go back, and the rows counted against
+    /// the memory limit.
+    fn read_rows<T>(
+        &mut self,
+        time: usize,
+        mut row: impl FnMut(&Self, i64) -> Result<T, BookError>,
+    ) -> Result<Vec<T>, BookError> {
+        let mut rows = Vec::new();
+        let mut last = None;
+        while self.next()? {
+            let time_ms = self.time(time)?;
+            self.in_order(time, time_ms, last)?;
+            last = Some(time_ms);
+            let made = row(self, time_ms)?;
+            push_checked(&mut rows, made, || format!("the rows of {}", self.file))?;
+        }
+        Ok(rows)
+    }
+
     /// Checks that `time` is not before `last`, the previous row's time.
     fn in_order(&self, i: usize, time: i64, last: Option<i64>) -> Result<(), BookError> {
         match last {
@@ -412,12 +432,7 @@ pub(super) fn read_orders<R: Read>(
     let volume = t.column(&VOLUME, true)?.unwrap_or_default();
     let action = t.column(&ACTION, true)?.unwrap_or_default();
     let direction = t.column(&DIRECTION, true)?.unwrap_or_default();
-    let mut rows = Vec::new();
-    let mut last = None;
-    while t.next()? {
-        let time_ms = t.time(time)?;
-        t.in_order(time, time_ms, last)?;
-        last = Some(time_ms);
+    let rows = t.read_rows(time, |t, time_ms| {
         let act = match one_of(t.text(action), &ACTIONS) {
             Some(a) => a,
             None => {
@@ -430,7 +445,7 @@ pub(super) fn read_orders<R: Read>(
         let Some(side) = one_of(t.text(direction), &DIRECTIONS) else {
             return Err(t.bad(direction, "a direction (bid, ask, buy or sell)"));
         };
-        let row = OrderRow {
+        Ok(OrderRow {
             id: t.id(id)?,
             time_ms,
             price_ticks: t.price(price, opts)?,
@@ -438,9 +453,8 @@ pub(super) fn read_orders<R: Read>(
             action: act,
             side,
             line: t.line,
-        };
-        push_checked(&mut rows, row, || format!("the rows of {file}"))?;
-    }
+        })
+    })?;
     if rows.is_empty() {
         return Err(BookError::NoRows {
             file: file.to_string(),
@@ -470,12 +484,7 @@ pub(super) fn read_trades<R: Read>(
     let side = t.column(&SIDE, false)?;
     let buy_id = t.column(&BUY_ID, false)?;
     let sell_id = t.column(&SELL_ID, false)?;
-    let mut rows = Vec::new();
-    let mut last = None;
-    while t.next()? {
-        let time_ms = t.time(time)?;
-        t.in_order(time, time_ms, last)?;
-        last = Some(time_ms);
+    t.read_rows(time, |t, time_ms| {
         let side = match side {
             None => None,
             Some(i) if t.text(i).is_empty() => None,
@@ -484,7 +493,7 @@ pub(super) fn read_trades<R: Read>(
                 None => return Err(t.bad(i, "a side (buy, sell, b, s or empty)")),
             },
         };
-        let row = TradeRow {
+        Ok(TradeRow {
             time_ms,
             line: t.line,
             price_ticks: t.price(price, opts)?,
@@ -492,8 +501,6 @@ pub(super) fn read_trades<R: Read>(
             side,
             buy_order_id: buy_id.map(|i| t.optional_id(i)).transpose()?.flatten(),
             sell_order_id: sell_id.map(|i| t.optional_id(i)).transpose()?.flatten(),
-        };
-        push_checked(&mut rows, row, || format!("the rows of {file}"))?;
-    }
-    Ok(rows)
+        })
+    })
 }

@@ -63,7 +63,7 @@ pub(crate) fn run(a: BenchArgs) -> Result<(), PipelineError> {
             (stats, "raw trade to signal")
         }
         None => {
-            let path = a.data.clone().unwrap_or_else(data::default_data_path);
+            let path = crate::args::data_path(a.data.as_deref())?;
             let mut settings = steps::blob_data_settings(&model, &a.blob)?;
             settings.dataset.read = settings.dataset.read.overridden_by(&a.read);
             let (inputs, source) = steps::bench_inputs(&model, &path, &settings)?;

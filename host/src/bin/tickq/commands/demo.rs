@@ -34,6 +34,9 @@ pub(crate) fn run(a: DemoArgs) -> Result<(), PipelineError> {
         progress: true,
         device: a.device.resolve()?,
     };
+    if let Some(given) = &a.data.data {
+        crate::args::data_path(Some(given))?;
+    }
     let outputs =
         tickq_host::pipeline::run_demo(a.data.data.as_deref(), &a.data.read, &opts, &mut |l| {
             let _ = out(l);

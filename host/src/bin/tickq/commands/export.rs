@@ -44,7 +44,7 @@ pub(crate) fn run(a: ExportArgs) -> Result<(), PipelineError> {
         vectors: a.settings.vectors()?,
         vector_input: a.settings.vector_input(),
         trade_vectors: a.trade_vectors,
-        data: a.data.path(),
+        data: a.data.path()?,
         read: a.data.read.clone(),
     };
     check_output_file(&opts.out, "the export")?;

@@ -41,7 +41,7 @@ pub(crate) fn run(a: ImportArgs) -> Result<(), PipelineError> {
                 time_steps: model.arch.input.time_steps,
                 ..DatasetConfig::default()
             });
-            let path = a.data.path();
+            let path = a.data.path()?;
             progress(&format!(
                 "no --preprocess given: fitting standardization on the training split of {}",
                 path.display()

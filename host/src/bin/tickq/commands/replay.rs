@@ -31,7 +31,7 @@ pub(crate) struct ReplayArgs {
 pub(crate) fn run(a: ReplayArgs) -> Result<(), PipelineError> {
     let bytes = read_blob(&a.blob)?;
     let model = a.backend.load(&bytes, &a.blob)?;
-    let path = a.data.clone().unwrap_or_else(data::default_data_path);
+    let path = crate::args::data_path(a.data.as_deref())?;
     progress(&format!("reading {}", path.display()));
     let loaded = data::load_trades_with(&path, &a.read)?;
     for note in loaded.notes.messages(&path.display().to_string()) {

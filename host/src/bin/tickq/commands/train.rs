@@ -39,7 +39,7 @@ pub(crate) fn run(a: TrainArgs) -> Result<(), PipelineError> {
     let arch = Architecture::load(&a.arch)?;
     let mut cfg = a.train.apply(TrainConfig::default())?;
     check_output_dir(&a.out, "the checkpoint")?;
-    let path = a.data.path();
+    let path = a.data.path()?;
     let state_dir = a.out.join("train-state");
     if a.resume {
         cfg.checkpoint_dir = Some(state_dir.clone());
