@@ -742,7 +742,7 @@ fn conv_reference(m: &ConvNet, x: &[f32]) -> (Vec<i8>, i32) {
 
 #[test]
 fn dynamic_conv_path_matches_i128_reference() {
-    let mut rng = Rng(0xD1A_C0_01);
+    let mut rng = Rng(0x0D1A_C001);
     let mut pooled = [0usize; 3];
     for _ in 0..300 {
         let m = random_conv_net(&mut rng);
@@ -773,7 +773,7 @@ fn dynamic_conv_path_matches_i128_reference() {
 
 #[test]
 fn dynamic_conv_runs_the_same_on_every_backend() {
-    let mut rng = Rng(0xD1A_C0_02);
+    let mut rng = Rng(0x0D1A_C002);
     for _ in 0..40 {
         let m = random_conv_net(&mut rng);
         let blob = encode(&conv_spec(&m)).unwrap();
@@ -800,7 +800,7 @@ fn dynamic_conv_runs_the_same_on_every_backend() {
 
 /// The smallest random conv net with a Conv1d, a pool and a Dense, for the flag and flip tests.
 fn simple_conv() -> ConvNet {
-    let mut rng = Rng(0xD1A_C0_03);
+    let mut rng = Rng(0x0D1A_C003);
     loop {
         let m = random_conv_net(&mut rng);
         if matches!(m.ops[1], ConvOp::MaxPool { .. })
