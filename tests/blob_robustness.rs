@@ -1,18 +1,25 @@
 //! Every corruption of a real exported blob is caught at load time, or (if a
 //! flip survives the CRC check by chance) the model still runs to completion.
-//! The blobs are the exported one and the same model carrying the default
-//! feature spec (format version 5), so every byte of that section is flipped.
+//! The blobs are the exported one, the same model carrying the default
+//! feature spec (format version 5), so every byte of that section is flipped,
+//! and a dynamically quantized convolutional model (causal and strided Conv1d,
+//! MaxPool1d, Flatten, Dense).
 
 use tickq_core::decode::decode;
 use tickq_core::encode::encode;
 use tickq_core::features::FeatureSpec;
 use tickq_core::{Model, Session};
 
+use tickq_host::model::{Architecture, Sequential};
+use tickq_host::quant::ModelQuantizer;
+use tickq_host::steps::export_info;
+
 use crate::support::fixture;
 
-/// The exported blob, and the same model with the default feature spec (whose
-/// 29 columns are the fixture's features) and its column names.
-fn blobs() -> [Vec<u8>; 2] {
+/// The exported blob, the same model with the default feature spec (whose
+/// 29 columns are the fixture's features) and its column names, and a dynamic
+/// conv blob over 4 ticks of the fixture's features.
+fn blobs() -> [Vec<u8>; 3] {
     let blob = fixture().quantized.blob.clone();
     let mut spec = decode(&Model::load(&blob).expect("the fixture loads"));
     let feature_spec = FeatureSpec::default();
@@ -25,7 +32,33 @@ fn blobs() -> [Vec<u8>; 2] {
         Model::load(&with_spec).unwrap().feature_spec(),
         Some(feature_spec)
     );
-    [blob, with_spec]
+    [blob, with_spec, dynamic_conv()]
+}
+
+/// A seeded convolutional model over 4 ticks of the fixture's features, quantized dynamically by the host.
+fn dynamic_conv() -> Vec<u8> {
+    let arch = Architecture::from_toml_str(
+        "name = \"dynconv\"\nclasses = 3\n[input]\ntime_steps = 4\nfeatures = 29\n\
+         [[layers]]\ntype = \"conv1d\"\nout = 6\nkernel = 2\npadding = \"causal\"\n[[layers]]\ntype = \"relu\"\n\
+         [[layers]]\ntype = \"conv1d\"\nout = 4\nkernel = 2\nstride = 2\n[[layers]]\ntype = \"relu6\"\n\
+         [[layers]]\ntype = \"maxpool1d\"\nkernel = 2\n[[layers]]\ntype = \"flatten\"\n\
+         [[layers]]\ntype = \"dense\"\nout = 3\n",
+    )
+    .expect("the conv architecture parses");
+    let model = Sequential::new(arch, 5).expect("the conv model builds");
+    let info = export_info(&model, &fixture().data);
+    let q = ModelQuantizer::new(&model, &info)
+        .dynamic_quantize()
+        .expect("the conv model quantizes dynamically");
+    assert!(Model::load(&q.blob).unwrap().is_dynamic());
+    q.blob
+}
+
+/// The fixture's first test sample, repeated to fill `blob`'s input.
+fn input_for(blob: &[u8]) -> Vec<f32> {
+    let row = fixture().data.splits.test.x.row(0).to_vec();
+    let len = Model::load(blob).expect("the blob loads").input_len();
+    row.iter().copied().cycle().take(len).collect()
 }
 
 /// Rewrites the header's CRC-32 (bytes 12..16) over bytes `[0, 12) ++ [16, len)`,
@@ -59,7 +92,7 @@ fn every_byte_flip_is_rejected_or_harmless() {
 }
 
 fn every_byte_flip_of(blob: &[u8]) {
-    let input = fixture().data.splits.test.x.row(0).to_vec();
+    let input = input_for(blob);
     let mut copy = blob.to_vec();
     let mut rejected = 0usize;
     for i in 0..copy.len() {
@@ -101,7 +134,7 @@ fn flips_that_bypass_the_crc_are_still_validated() {
 }
 
 fn resealed_flips_of(blob: &[u8]) {
-    let input = fixture().data.splits.test.x.row(0).to_vec();
+    let input = input_for(blob);
     let mut copy = blob.to_vec();
     for i in 0..copy.len() {
         if (12..16).contains(&i) {

@@ -114,7 +114,14 @@ impl<'m, 'b, 'a> Session<'m, 'b, 'a> {
                     .get(usize::from(layer.input_a))
                     .copied()
                     .unwrap_or(0);
-                let k = step_dynamic(layer, self.arena, e_in);
+                // Dense and Conv1d pick their output's shift; the pools and Flatten keep the input's exponent
+                // and run the static kernels (the loader gave them zero point 0 and no clamp).
+                let k = if layer.op.weighted().is_some() {
+                    step_dynamic(layer, self.arena, e_in)
+                } else {
+                    step(engine, layer, self.arena);
+                    0
+                };
                 if let Some(slot) = self.exponents.get_mut(i) {
                     *slot = e_in.saturating_add(k);
                 }
@@ -213,10 +220,17 @@ fn input_ref<'y>(before: &'y [u8], after: &'y [u8], after_start: usize, span: Sp
     .unwrap_or(&[])
 }
 
-/// Runs one dynamic Dense layer over its whole allocation (the int8 output, then the i32 values it is rounded
-/// from: `5 * C_out` bytes, which the planner reserved); returns its shift `k`.
+/// Runs one dynamic Dense or Conv1d layer over its whole allocation (the int8 output, then the i32 values it is
+/// rounded from: `5 * T_out * C_out` bytes, which the planner reserved); returns its shift `k`.
 #[cfg(feature = "dynamic")]
 fn step_dynamic(l: &LayerPlan<'_>, arena: &mut [u8], e_in: i32) -> i32 {
+    let slots = &l.slots;
+    if slots.pad_len > 0
+        && let Some(pad) = arena.get_mut(slots.input.start..slots.input.start + slots.pad_len)
+    {
+        // A dynamic tensor's zero point is 0.
+        pad.fill(0);
+    }
     let Split {
         before,
         out,
@@ -225,21 +239,27 @@ fn step_dynamic(l: &LayerPlan<'_>, arena: &mut [u8], e_in: i32) -> i32 {
     } = Split::new(
         arena,
         Span {
-            start: l.slots.out.start,
-            len: 5 * l.slots.out.len,
+            start: slots.out.start,
+            len: 5 * slots.out.len,
         }
         .range(),
     );
-    let x = input(before, after, after_start, l.slots.input);
-    match l.op {
-        Op::Dense(ref w) => match w.weights {
-            crate::plan::Weights::Blocked { bytes, block_len } => {
-                generic::dynamic::dense_dynamic(&l.out, w, (bytes, block_len), x, out, e_in)
-            }
+    let x = input(before, after, after_start, slots.input);
+    fn blocked<'w>(w: &crate::plan::Weighted<'w>) -> Option<(&'w [u8], usize)> {
+        match w.weights {
+            crate::plan::Weights::Blocked { bytes, block_len } => Some((bytes, block_len)),
             // The loader only lets dynamic layers store blocked weights.
-            _ => 0,
-        },
-        // The loader only lets Quantize and Dense be dynamic.
+            _ => None,
+        }
+    }
+    match l.op {
+        Op::Dense(ref w) => blocked(w).map_or(0, |weights| {
+            generic::dynamic::dense_dynamic(&l.out, w, weights, x, out, e_in)
+        }),
+        Op::Conv1d(ref conv, ref w) => blocked(w).map_or(0, |weights| {
+            generic::dynamic::conv1d_dynamic(&l.out, (conv, l.in_shape.1), w, weights, x, out, e_in)
+        }),
+        // The session calls this for Dense and Conv1d only.
         _ => 0,
     }
 }

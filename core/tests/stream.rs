@@ -501,3 +501,67 @@ fn dynamic_models_are_refused() {
         })
     ));
 }
+
+/// A dynamically quantized convolutional model is refused at layer 0 too, before any ring is planned.
+#[cfg(feature = "dynamic")]
+#[test]
+fn dynamic_conv_models_are_refused() {
+    use tickq_core::encode::encode;
+    let dynamic = |l: LayerSpec| LayerSpec {
+        dynamic: Some(0),
+        ..l
+    };
+    let layers = vec![
+        dynamic(LayerSpec::new(
+            OpSpec::Quantize {
+                time_steps: 4,
+                features: 2,
+                a: vec![1.0; 2],
+                b: vec![0.0; 2],
+            },
+            1.0,
+            0,
+        )),
+        dynamic(LayerSpec::new(
+            OpSpec::Conv1d {
+                out_channels: 3,
+                in_channels: 2,
+                kernel: 2,
+                stride: 1,
+                dilation: 1,
+                padding: Padding::Causal,
+                weights: vec![1; 12],
+                bias: vec![0; 3],
+                requant: vec![QuantMultiplier::from_ratio(0.5).unwrap(); 3],
+            },
+            1.0,
+            0,
+        )),
+        dynamic(LayerSpec::new(OpSpec::Flatten, 1.0, 0)),
+        dynamic(LayerSpec::new(
+            OpSpec::Dense {
+                out_features: 2,
+                in_features: 12,
+                weights: vec![1; 24],
+                bias: vec![0; 2],
+                requant: vec![QuantMultiplier::from_ratio(0.5).unwrap(); 2],
+            },
+            1.0,
+            0,
+        )),
+    ];
+    let blob = encode(&spec(layers, 2, 2)).unwrap();
+    let model = Model::load(&blob).unwrap();
+    assert!(model.is_dynamic());
+    let mut arena = [0u8; 1024];
+    let err = WindowSession::new(&model, &mut arena).unwrap_err();
+    assert_eq!(
+        err,
+        StreamError::Unsupported {
+            layer: 0,
+            kind: LayerKind::Quantize,
+            reason: Unsupported::Dynamic
+        }
+    );
+    assert!(err.to_string().contains("dynamic"), "{err}");
+}

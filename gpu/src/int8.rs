@@ -326,7 +326,7 @@ impl Int8Evaluator {
                         }
                         weights = Some(constants.upload(&format!("{label}.weights"), &packed)?);
                         if let Some(bias_exp) = layer.dynamic {
-                            // The loader allows the flag on dense-format Dense layers only.
+                            // The dynamic Conv1d kernel (one shift over the whole output) has no shader yet.
                             if info.kind != LayerKind::Dense {
                                 return Err(unsupported("dynamic quantization of a convolution"));
                             }
@@ -343,6 +343,14 @@ impl Int8Evaluator {
                     let t: Vec<i32> = table.iter().map(|&v| i32::from(v)).collect();
                     weights = Some(constants.upload(&format!("layer{i}.table"), &t)?);
                     Op::Lut
+                }
+                OpSpec::MaxPool1d { .. }
+                | OpSpec::AvgPool1d { .. }
+                | OpSpec::GlobalAvgPool { .. }
+                    if layer.dynamic.is_some() =>
+                {
+                    // The pooling shaders do not carry the per-sample exponents to their output buffer.
+                    return Err(unsupported("dynamic quantization of a pooling layer"));
                 }
                 OpSpec::MaxPool1d { kernel, stride } => {
                     params.kernel = *kernel as u32;

@@ -710,3 +710,90 @@ fn a_corrupt_blob_is_a_blob_error() {
     let err = Int8Evaluator::new(&ctx, b"not a blob").unwrap_err();
     assert!(matches!(err, GpuError::Blob(_)), "{err}");
 }
+
+/// A dynamically quantized convolution or pooling layer has no shader: the evaluator refuses it by its layer,
+/// rather than returning logits that differ from the core's.
+#[test]
+fn dynamic_conv_and_pool_layers_are_refused() {
+    let Some(ctx) = context_or_skip("dynamic_conv_and_pool_layers_are_refused") else {
+        return;
+    };
+    let dynamic = |l: LayerSpec| LayerSpec {
+        dynamic: Some(0),
+        ..l
+    };
+    let quantize = dynamic(LayerSpec::new(
+        OpSpec::Quantize {
+            time_steps: 4,
+            features: 2,
+            a: vec![1.0; 2],
+            b: vec![0.0; 2],
+        },
+        1.0,
+        0,
+    ));
+    let conv = dynamic(LayerSpec::new(
+        OpSpec::Conv1d {
+            out_channels: 2,
+            in_channels: 2,
+            kernel: 1,
+            stride: 1,
+            dilation: 1,
+            padding: tickq_core::Padding::Valid,
+            weights: vec![1; 4],
+            bias: vec![0; 2],
+            requant: vec![QuantMultiplier::from_ratio(0.5).unwrap(); 2],
+        },
+        1.0,
+        0,
+    ));
+    let pool = dynamic(LayerSpec::new(
+        OpSpec::MaxPool1d {
+            kernel: 4,
+            stride: 1,
+        },
+        1.0,
+        0,
+    ));
+    let dense = |inputs: usize| {
+        dynamic(LayerSpec::new(
+            OpSpec::Dense {
+                out_features: 2,
+                in_features: inputs,
+                weights: vec![1; 2 * inputs],
+                bias: vec![0; 2],
+                requant: vec![QuantMultiplier::from_ratio(0.5).unwrap(); 2],
+            },
+            1.0,
+            0,
+        ))
+    };
+    let flatten = dynamic(LayerSpec::new(OpSpec::Flatten, 1.0, 0));
+    for (layers, refused) in [
+        (
+            vec![quantize.clone(), conv, flatten.clone(), dense(8)],
+            (1, "dynamic quantization of a convolution"),
+        ),
+        (
+            vec![quantize, pool, flatten, dense(2)],
+            (1, "dynamic quantization of a pooling layer"),
+        ),
+    ] {
+        let spec = ModelSpec {
+            name: "dyn".into(),
+            feature_names: vec!["a".into(), "b".into()],
+            label_names: vec!["x".into(), "y".into()],
+            data_hash: [0; 32],
+            tickq_version: "test".into(),
+            layers,
+            feature_spec: None,
+        };
+        let blob = encode_with(&spec, &EncodeOptions::default()).unwrap();
+        match Int8Evaluator::new(&ctx, &blob) {
+            Err(GpuError::Unsupported { layer, reason, .. }) => {
+                assert_eq!((layer, reason.as_str()), refused)
+            }
+            other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
+        }
+    }
+}

@@ -6,8 +6,8 @@ use std::path::Path;
 mod common;
 
 use common::{
-    REPORT_KEYS, TINY_ARCH, fails, fixtures, json, ok, ok_stderr, s, scratch, tickq, train_args,
-    train_tiny,
+    REPORT_KEYS, TINY_ARCH, fails, fixtures, json, ok, ok_stderr, refused, s, scratch, tickq,
+    train_args, train_tiny,
 };
 
 /// `tickq eval --device cpu` and `--device gpu` give the same int8 results and each says, in one stderr line,
@@ -1147,4 +1147,69 @@ fn replay_refuses_a_blob_without_a_feature_spec() {
         let err = common::refused(&args, 2);
         assert!(err.contains("no feature spec"), "{args:?}: {err}");
     }
+}
+
+/// A convolutional model over a window quantizes dynamically from the command line (no calibration), runs
+/// through tickq-core in `tickq eval` close to its f32 model, and `tickq replay` refuses to stream it, saying why.
+#[test]
+fn dynamic_conv_quantizes_evaluates_and_refuses_to_stream() {
+    let (csv, _) = fixtures();
+    let dir = scratch("dynamic-conv");
+    let arch = dir.join("conv.toml");
+    std::fs::write(
+        &arch,
+        "name = \"dynconv\"\nclasses = 3\n[input]\ntime_steps = 8\nfeatures = 29\n\
+         [[layers]]\ntype = \"conv1d\"\nname = \"conv1\"\nout = 8\nkernel = 3\npadding = \"causal\"\n\
+         [[layers]]\ntype = \"relu\"\n\
+         [[layers]]\ntype = \"conv1d\"\nname = \"conv2\"\nout = 8\nkernel = 3\nstride = 2\n\
+         [[layers]]\ntype = \"relu6\"\n\
+         [[layers]]\ntype = \"maxpool1d\"\nkernel = 2\n\
+         [[layers]]\ntype = \"flatten\"\n\
+         [[layers]]\ntype = \"dense\"\nname = \"fc\"\nout = 3\n",
+    )
+    .unwrap();
+    let ckpt = dir.join("ckpt");
+    ok(&[
+        train_args(&arch, &ckpt),
+        vec!["--time-steps", "8", "--epochs", "1", "--device", "cpu"],
+    ]
+    .concat());
+    let blob = dir.join("dynamic.blob");
+    ok(&[
+        "quantize",
+        s(&ckpt),
+        "--data",
+        s(csv),
+        "--out",
+        s(&blob),
+        "--mode",
+        "dynamic",
+    ]);
+    let bytes = std::fs::read(&blob).unwrap();
+    let model = tickq_core::Model::load(&bytes).unwrap();
+    assert!(model.is_dynamic());
+    assert_eq!(model.input_shape(), (8, 29));
+    let report = dir.join("report");
+    ok(&[
+        "eval",
+        s(&ckpt),
+        "--blob",
+        s(&blob),
+        "--data",
+        s(csv),
+        "--out",
+        s(&report),
+        "--latency-calls",
+        "1000",
+        "--device",
+        "cpu",
+    ]);
+    let r = json(&report.join("report.json"));
+    let agreement = r["int8"]["agreement"].as_f64().unwrap();
+    assert!(
+        agreement >= 0.95,
+        "f32 / dynamic int8 agreement {agreement}"
+    );
+    let refusal = refused(&["replay", s(&blob), "--data", s(csv)], 2);
+    assert!(refusal.contains("dynamic"), "{refusal}");
 }

@@ -202,10 +202,11 @@ pub(super) const fn not_compiled(layout: WeightLayout) -> BlobErrorKind {
 
 /// Checks the layer flags and the bias exponent byte; returns whether the layer is dynamic.
 ///
-/// Either every layer is dynamic or none is; a dynamic layer is Quantize or Dense (dense blocked weight
-/// format), with zero point 0; Quantize has no clamp, Dense clamps with `act_min` -128 (none) or 0 (ReLU) and
-/// `act_max` 127 (none) or, with ReLU, a cap exponent in `[0, 126]`.
-/// Only a dynamic Dense may set the bias exponent.
+/// Either every layer is dynamic or none is; a dynamic layer has zero point 0 and is Quantize (no clamp), Dense
+/// or Conv1d (dense blocked weight format, clamped with `act_min` -128 (none) or 0 (ReLU) and `act_max` 127
+/// (none) or, with ReLU, a cap exponent in `[0, 126]`), or one of the layers that keep their input's exponent:
+/// MaxPool1d, AvgPool1d, GlobalAvgPool and Flatten, with no clamp.
+/// Only a dynamic Dense or Conv1d may set the bias exponent.
 #[inline(always)]
 fn check_dynamic(
     c: &LayerCheck<'_, '_>,
@@ -235,7 +236,8 @@ fn check_dynamic(
     {
         return Err(c.field(e::FLAGS, K::BadDynamic));
     }
-    if !(dynamic && kind == LayerKind::Dense) && c.entry.bias_exponent() != 0 {
+    let weighted = matches!(kind, LayerKind::Dense | LayerKind::Conv1d);
+    if !(dynamic && weighted) && c.entry.bias_exponent() != 0 {
         return Err(c.field(e::BIAS_EXPONENT, K::ReservedNotZero));
     }
     if !dynamic {
@@ -246,12 +248,17 @@ fn check_dynamic(
         c.entry.act_min(),
         c.entry.act_max(),
     );
+    let unclamped = lo == i8::MIN && hi == i8::MAX;
     let clamp_ok = match kind {
-        LayerKind::Quantize => lo == i8::MIN && hi == i8::MAX,
-        LayerKind::Dense => (lo == i8::MIN && hi == i8::MAX) || (lo == 0 && hi >= 0),
-        _ => return Err(c.field(e::FLAGS, K::BadDynamic)),
+        LayerKind::Quantize
+        | LayerKind::MaxPool1d
+        | LayerKind::AvgPool1d
+        | LayerKind::GlobalAvgPool
+        | LayerKind::Flatten => unclamped,
+        LayerKind::Dense | LayerKind::Conv1d => unclamped || (lo == 0 && hi >= 0),
+        LayerKind::Lut | LayerKind::Add => return Err(c.field(e::FLAGS, K::BadDynamic)),
     };
-    if layout != WeightLayout::Blocked {
+    if weighted && layout != WeightLayout::Blocked {
         return Err(c.field(e::WEIGHT_FORMAT, K::BadDynamic));
     }
     if zp != 0 {

@@ -67,17 +67,17 @@ pub(crate) fn first_fit(reqs: &[TensorReq], starts: &mut [usize]) -> Option<usiz
 /// Places every layer's output tensor and fills in each plan's [`Slots`](super::Slots); returns the arena size,
 /// or `None` if it overflows `usize`.
 ///
-/// A tensor read by a causal convolution gets that convolution's pad in front of its data; a dynamic Dense
-/// layer's allocation has room for its i32 values after its int8 output.
+/// A tensor read by a causal convolution gets that convolution's pad in front of its data; a dynamic Dense or
+/// Conv1d layer's allocation has room for its i32 values after its int8 output.
 pub(crate) fn place(layers: &mut [LayerPlan<'_>]) -> Option<usize> {
     let mut reqs: Vec<TensorReq, MAX_LAYERS> = Vec::new();
     for (i, l) in layers.iter().enumerate() {
         let elements = l.out_shape.0.checked_mul(l.out_shape.1)?;
-        let dynamic_dense = l.dynamic && matches!(l.op, Op::Dense(_));
+        let dynamic_weighted = l.dynamic && l.op.weighted().is_some();
         reqs.push(TensorReq {
             first_use: i,
             last_use: i,
-            size: elements.checked_mul(if dynamic_dense { 5 } else { 1 })?,
+            size: elements.checked_mul(if dynamic_weighted { 5 } else { 1 })?,
             prefix: 0,
         })
         .ok()?;

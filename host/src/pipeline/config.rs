@@ -133,8 +133,8 @@ pub struct QuantizeStage {
     pub from: String,
     /// Single-sample calls timed for the latency percentiles (default 200 000).
     pub latency_calls: Option<usize>,
-    /// `true`: dynamic quantization (no calibration; MLPs of Dense + ReLU/ReLU6 only, see docs/ARITHMETIC.md); the
-    /// calibration settings are then unused.
+    /// `true`: dynamic quantization (no calibration; Dense and Conv1d with fused ReLU/ReLU6, pools and flatten,
+    /// see docs/ARITHMETIC.md); the calibration settings are then unused.
     pub dynamic: Option<bool>,
     /// The calibration settings, from the same table.
     #[serde(skip)]

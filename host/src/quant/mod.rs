@@ -24,7 +24,7 @@ pub mod sensitivity;
 use ndarray::{ArrayView2, Axis};
 use tickq_core::encode::{self, LayerSpec, ModelSpec, OpSpec};
 
-use crate::model::{Layer, Sequential, Tensor};
+use crate::model::{Conv1d, Dense, Layer, Sequential, Tensor};
 use channels::{multiplier, quantize_channels};
 use checks::{
     CONV_NEEDS_SEQUENCE, DENSE_NEEDS_VECTOR, POOL_NEEDS_SEQUENCE, Walk, check_calibration,
@@ -350,20 +350,8 @@ pub fn static_quantize_with(
                 let op = match layer {
                     Layer::Dense(d) => {
                         let (out_f, in_f) = d.weight.dim();
-                        let Walk::Flat {
-                            from_seq: permute, ..
-                        } = walk
-                        else {
-                            return Err(err(DENSE_NEEDS_VECTOR.into()));
-                        };
-                        // Core column j (time-major t*C + c) takes host column c*T + t.
-                        let column = |j: usize| match permute {
-                            Some((channels, time)) => (j % channels) * time + j / channels,
-                            None => j,
-                        };
-                        let rows: Vec<Vec<f32>> = (0..out_f)
-                            .map(|o| (0..in_f).map(|j| d.weight[[o, column(j)]]).collect())
-                            .collect();
+                        let rows =
+                            dense_rows(d, walk).ok_or_else(|| err(DENSE_NEEDS_VECTOR.into()))?;
                         let q = quantize_channels(&rows, &d.bias, current, out_qp, config)
                             .map_err(&err)?;
                         OpSpec::Dense {
@@ -375,36 +363,12 @@ pub fn static_quantize_with(
                         }
                     }
                     Layer::Conv1d(c) => {
-                        let (out_c, in_c, k) = c.weight.dim();
                         if !matches!(walk, Walk::Seq { .. }) {
                             return Err(err(CONV_NEEDS_SEQUENCE.into()));
                         }
-                        // Host [out, in, k] -> core [out][k][in] (tap-major rows).
-                        let rows: Vec<Vec<f32>> = (0..out_c)
-                            .map(|o| {
-                                (0..k)
-                                    .flat_map(|t| (0..in_c).map(move |ci| (t, ci)))
-                                    .map(|(t, ci)| c.weight[[o, ci, t]])
-                                    .collect()
-                            })
-                            .collect();
-                        let q = quantize_channels(&rows, &c.bias, current, out_qp, config)
+                        let q = quantize_channels(&conv_rows(c), &c.bias, current, out_qp, config)
                             .map_err(&err)?;
-                        let padding = match c.padding {
-                            crate::model::Padding::Valid => encode::Padding::Valid,
-                            crate::model::Padding::Causal => encode::Padding::Causal,
-                        };
-                        OpSpec::Conv1d {
-                            out_channels: out_c,
-                            in_channels: in_c,
-                            kernel: k,
-                            stride: c.stride,
-                            dilation: c.dilation,
-                            padding,
-                            weights: q.weights,
-                            bias: q.bias,
-                            requant: q.requant,
-                        }
+                        conv_op(c, q.weights, q.bias, q.requant)
                     }
                     _ => unreachable!("matched above"),
                 };
@@ -603,6 +567,67 @@ pub fn clipped_fractions(
         .zip(&total)
         .map(|(&o, &t)| if t > 0 { o as f64 / t as f64 } else { 0.0 })
         .collect()
+}
+
+/// A Dense layer's weights as the core's rows, `[out][in]`, for an input of shape `walk`; `None` when the input
+/// is not a vector.
+///
+/// After a flattened sequence the columns are permuted: core column `j` (time-major `t * C + c`) takes host
+/// column `c * T + t` (PyTorch's channel-major flatten).
+fn dense_rows(d: &Dense, walk: Walk) -> Option<Vec<Vec<f32>>> {
+    let Walk::Flat {
+        from_seq: permute, ..
+    } = walk
+    else {
+        return None;
+    };
+    let (out_f, in_f) = d.weight.dim();
+    let column = |j: usize| match permute {
+        Some((channels, time)) => (j % channels) * time + j / channels,
+        None => j,
+    };
+    Some(
+        (0..out_f)
+            .map(|o| (0..in_f).map(|j| d.weight[[o, column(j)]]).collect())
+            .collect(),
+    )
+}
+
+/// A Conv1d layer's weights as the core's rows: host `[out, in, k]` to core `[out][k][in]` (tap-major rows).
+fn conv_rows(c: &Conv1d) -> Vec<Vec<f32>> {
+    let (out_c, in_c, k) = c.weight.dim();
+    (0..out_c)
+        .map(|o| {
+            (0..k)
+                .flat_map(|t| (0..in_c).map(move |ci| (t, ci)))
+                .map(|(t, ci)| c.weight[[o, ci, t]])
+                .collect()
+        })
+        .collect()
+}
+
+/// The core's Conv1d op for `c` with its quantized weights (in [`conv_rows`]' order), biases and multipliers.
+fn conv_op(
+    c: &Conv1d,
+    weights: Vec<i8>,
+    bias: Vec<i32>,
+    requant: Vec<tickq_core::requant::QuantMultiplier>,
+) -> OpSpec {
+    let (out_c, in_c, k) = c.weight.dim();
+    OpSpec::Conv1d {
+        out_channels: out_c,
+        in_channels: in_c,
+        kernel: k,
+        stride: c.stride,
+        dilation: c.dilation,
+        padding: match c.padding {
+            crate::model::Padding::Valid => encode::Padding::Valid,
+            crate::model::Padding::Causal => encode::Padding::Causal,
+        },
+        weights,
+        bias,
+        requant,
+    }
 }
 
 /// `name (kind)` of layer `i`, for messages and reports.

@@ -219,40 +219,48 @@ pub(crate) fn conv1d(
 ) {
     let c_in = c_in.max(1);
     let step = conv.stride * c_in;
-    let tap_step = conv.dilation * c_in;
     let out_c = ch.shifts.len().max(1);
     for (t, out_row) in out.chunks_exact_mut(out_c).enumerate() {
         let window = x.get(t * step..).unwrap_or(&[]);
         for b in blocks(weights, block_len, ch, out_row) {
             let mut acc = [0i32; STEP];
-            let (w, step_len) = (b.w, b.step_len);
-            if conv.dilation == 1 {
-                block_row(
-                    w,
-                    step_len,
-                    window.get(..row_len).unwrap_or(window),
-                    &mut acc,
-                );
-            } else if c_in.is_multiple_of(2) {
-                // Every tap is a whole number of input pairs, so each tap is a contiguous run of steps.
-                let tap_len = c_in / 2 * step_len;
-                for (k, tap_w) in w.chunks_exact(tap_len.max(1)).enumerate() {
-                    let tap = window.get(k * tap_step..).unwrap_or(&[]);
-                    block_row(tap_w, step_len, tap.get(..c_in).unwrap_or(tap), &mut acc);
-                }
-            } else {
-                // Pairs straddle taps: gather each pair (rare, so it is kept simple).
-                let row = Row::Dilated {
-                    window,
-                    c_in,
-                    tap_step,
-                };
-                let at = |i: usize| if i < row_len { row.byte(i) } else { 0 };
-                for (p, step_w) in w.chunks_exact(step_len.max(1)).enumerate() {
-                    steps_dot(step_w, &[[at(2 * p), at(2 * p + 1)]], step_len, &mut acc);
-                }
-            }
+            conv_window(conv, (c_in, row_len), (b.w, b.step_len), window, &mut acc);
             requant_block(q, &acc, &b.channels, b.out);
+        }
+    }
+}
+
+/// Accumulates one weight block of a Conv1d against one output step's window (the input from the step's first
+/// tap on): with dilation 1 the taps are one contiguous row of `kernel * C_in` values; otherwise each tap is
+/// read where it lies.
+#[inline(always)]
+pub(super) fn conv_window(
+    conv: &Conv,
+    (c_in, row_len): (usize, usize),
+    (w, step_len): (&[u8], usize),
+    window: &[u8],
+    acc: &mut [i32; STEP],
+) {
+    let tap_step = conv.dilation * c_in;
+    if conv.dilation == 1 {
+        block_row(w, step_len, window.get(..row_len).unwrap_or(window), acc);
+    } else if c_in.is_multiple_of(2) {
+        // Every tap is a whole number of input pairs, so each tap is a contiguous run of steps.
+        let tap_len = c_in / 2 * step_len;
+        for (k, tap_w) in w.chunks_exact(tap_len.max(1)).enumerate() {
+            let tap = window.get(k * tap_step..).unwrap_or(&[]);
+            block_row(tap_w, step_len, tap.get(..c_in).unwrap_or(tap), acc);
+        }
+    } else {
+        // Pairs straddle taps: gather each pair (rare, so it is kept simple).
+        let row = Row::Dilated {
+            window,
+            c_in,
+            tap_step,
+        };
+        let at = |i: usize| if i < row_len { row.byte(i) } else { 0 };
+        for (p, step_w) in w.chunks_exact(step_len.max(1)).enumerate() {
+            steps_dot(step_w, &[[at(2 * p), at(2 * p + 1)]], step_len, acc);
         }
     }
 }

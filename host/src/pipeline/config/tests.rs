@@ -200,25 +200,35 @@ fn architectures_must_fit_the_data_window_and_dynamic_quantization() {
     );
     let conv = "[data]\ntime_steps = 32\n[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"conv-window\"\n";
     parses(conv);
-    let dynamic = format!(
-        "{conv}[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\ndynamic = true\n"
-    );
-    let e = error(&dynamic);
+    let quantize = "[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\ndynamic = true\n";
+    // A convolutional model quantizes dynamically.
+    parses(&format!("{conv}{quantize}"));
+    let dir = std::env::temp_dir().join(format!("tickq-config-dynamic-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("tanh.toml"),
+        "name = \"tanh\"\nclasses = 3\n[input]\ntime_steps = 1\nfeatures = 29\n\
+         [[layers]]\ntype = \"dense\"\nout = 8\n[[layers]]\ntype = \"tanh\"\n[[layers]]\ntype = \"dense\"\nout = 3\n",
+    )
+    .unwrap();
+    let tanh = "[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"tanh.toml\"\n";
+    let error_in_dir = |text: &str| match PipelineConfig::parse(text, "p.toml", &dir) {
+        Ok(_) => panic!("the config should not parse:\n{text}"),
+        Err(e) => e.to_string(),
+    };
+    let e = error_in_dir(&format!("{tanh}{quantize}"));
     assert!(
-        e.starts_with("p.toml: stage `q` (quantize): field `dynamic`: layer 0 (")
-            && e.contains("dynamic quantization supports only Dense layers"),
+        e.starts_with("p.toml: stage `q` (quantize): field `dynamic`: layer 1 (#1 tanh)")
+            && e.contains("dynamic quantization supports only Dense and Conv1d layers"),
         "{e}"
     );
     // Through a prune stage too: the pruned model keeps its architecture's kinds.
-    let pruned = format!(
-        "{conv}[[stages]]\nname = \"p\"\nkind = \"prune\"\nfrom = \"t\"\nmethod = \"global\"\namount = 0.5\n\
+    let pruned = error_in_dir(&format!(
+        "{tanh}[[stages]]\nname = \"p\"\nkind = \"prune\"\nfrom = \"t\"\nmethod = \"global\"\namount = 0.5\n\
          [[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"p\"\ndynamic = true\n"
-    );
-    assert!(
-        error(&pruned).contains("field `dynamic`"),
-        "{}",
-        error(&pruned)
-    );
+    ));
+    assert!(pruned.contains("field `dynamic`"), "{pruned}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -22,7 +22,8 @@ pub(crate) struct QuantizeArgs {
     #[command(flatten)]
     pub(crate) quant: QuantArgs,
     /// static: calibrated activation scales (the quantization options apply); dynamic: no calibration, activation
-    /// exponents chosen per inference (MLPs of Dense + ReLU/ReLU6 only; see docs/ARITHMETIC.md).
+    /// exponents chosen per inference (Dense and Conv1d with fused ReLU/ReLU6, pools and flatten; see
+    /// docs/ARITHMETIC.md).
     #[arg(long, value_enum, default_value = "static")]
     pub(crate) mode: QuantMode,
 }
