@@ -48,7 +48,7 @@ pub enum OnnxError {
         /// The node: its index, name and operator.
         node: NodeRef,
         /// What is wrong.
-        problem: NodeProblem,
+        problem: Box<NodeProblem>,
     },
     /// A constant tensor (an initializer or a `Constant` node's value) cannot be read.
     #[error("{}: tensor \"{tensor}\": {problem}", path.display())]
@@ -74,7 +74,7 @@ pub enum OnnxError {
         /// The file.
         path: PathBuf,
         /// The checkpoint loader's error.
-        source: CheckpointError,
+        source: Box<CheckpointError>,
     },
 }
 

@@ -213,7 +213,7 @@ pub fn import_onnx_bytes(bytes: &[u8], origin: &Path) -> Result<OnnxImport, Onnx
         ops::MapError::Node(index, problem) => OnnxError::Node {
             path: path(),
             node: graph::node_ref(index, &graph.nodes[index]),
-            problem,
+            problem: Box::new(problem),
         },
         ops::MapError::Tensor(tensor, problem) => OnnxError::Tensor {
             path: path(),
@@ -272,7 +272,7 @@ pub fn import_onnx_bytes(bytes: &[u8], origin: &Path) -> Result<OnnxImport, Onnx
     let model_f32 =
         model_from_state(arch, &state, origin).map_err(|source| OnnxError::Weights {
             path: path(),
-            source,
+            source: Box::new(source),
         })?;
     Ok(OnnxImport {
         model: model_f32,

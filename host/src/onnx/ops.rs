@@ -490,14 +490,14 @@ impl Chain<'_> {
                 format!("[out, {channels}, kernel], {channels} being the input's channels"),
             ));
         }
-        if let Some(k) = attrs.ints("kernel_shape")? {
-            if k != [kernel as i64] {
-                return Err(attribute_list(
-                    "kernel_shape",
-                    &k,
-                    "kernel_shape must be the weight's last dimension",
-                ));
-            }
+        if let Some(k) = attrs.ints("kernel_shape")?
+            && k != [kernel as i64]
+        {
+            return Err(attribute_list(
+                "kernel_shape",
+                &k,
+                "kernel_shape must be the weight's last dimension",
+            ));
         }
         let stride = attrs.axis(
             "strides",
@@ -645,14 +645,14 @@ impl Chain<'_> {
                 "tickq imports pooling with dilations [1]",
             ));
         }
-        if let Some(pads) = attrs.ints("pads")? {
-            if pads.iter().any(|&p| p != 0) {
-                return Err(attribute_list(
-                    "pads",
-                    &pads,
-                    "tickq imports pooling without padding",
-                ));
-            }
+        if let Some(pads) = attrs.ints("pads")?
+            && pads.iter().any(|&p| p != 0)
+        {
+            return Err(attribute_list(
+                "pads",
+                &pads,
+                "tickq imports pooling without padding",
+            ));
         }
         attrs.no_auto_pad()?;
         let ceil = attrs.int("ceil_mode", 0)?;

@@ -56,7 +56,7 @@ fn raw_chunks(
     elements: usize,
     size: usize,
 ) -> Result<std::slice::ChunksExact<'_, u8>, TensorProblem> {
-    if t.raw_data.len() != elements * size || t.raw_data.len() % size != 0 {
+    if t.raw_data.len() != elements * size {
         return Err(length_error(
             t,
             elements,
