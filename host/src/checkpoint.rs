@@ -144,7 +144,7 @@ pub fn encode_safetensors(
 }
 
 /// Converts IEEE half-precision bits to f32 (exact: every f16 value is an f32 value).
-fn f16_to_f32(h: u16) -> f32 {
+pub(crate) fn f16_to_f32(h: u16) -> f32 {
     let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
     let exp = i32::from((h >> 10) & 0x1f);
     let mant = f32::from(h & 0x3ff);

@@ -22,6 +22,7 @@ pub mod gpu_train;
 pub use tickq_gpu;
 pub mod limits;
 pub mod model;
+pub mod onnx;
 pub mod options;
 pub mod paths;
 pub mod pipeline;

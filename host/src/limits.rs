@@ -64,6 +64,10 @@ pub const MAX_NAME_BYTES: usize = 128;
 
 const _: () = assert!(MAX_NAME_BYTES <= tickq_core::format::MAX_METADATA_LEN);
 
+/// The most nodes an imported ONNX graph may have (constants, no-ops and layers together); the file's size is
+/// checked against [`MAX_WEIGHTS_BYTES`] before it is read.
+pub const MAX_ONNX_NODES: usize = 1024;
+
 /// The largest architecture, pipeline or quantization config file tickq reads: 1 MiB.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 

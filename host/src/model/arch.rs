@@ -162,6 +162,13 @@ impl LayerSpec {
     pub fn has_parameters(&self) -> bool {
         matches!(self, LayerSpec::Dense { .. } | LayerSpec::Conv1d { .. })
     }
+
+    /// The output shape of this layer for `input`, or why it does not fit: the rule [`Architecture::shapes`]
+    /// applies to every layer (the size limits of a whole architecture are checked there, not here).
+    pub(crate) fn output_shape(&self, input: Shape) -> std::result::Result<Shape, String> {
+        check_fields(self)?;
+        next_shape(self, input)
+    }
 }
 
 /// A sequential network: the input window, the layers in order and the number of classes.
@@ -481,9 +488,6 @@ impl Architecture {
                 layer: Some((i, self.describe(i))),
                 reason,
             };
-            let valid_chars = name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
             if name.len() > MAX_NAME_BYTES {
                 return Err(err(format!(
                     "name \"{}\" is {} bytes long, above {MAX_NAME_BYTES}, the most a layer name may have",
@@ -491,12 +495,7 @@ impl Architecture {
                     name.len()
                 )));
             }
-            if name.is_empty()
-                || !valid_chars
-                || name.starts_with('.')
-                || name.ends_with('.')
-                || name.contains("..")
-            {
+            if !is_layer_name_form(&name) {
                 return Err(err(format!(
                     "name \"{}\" must be non-empty ASCII letters, digits, '_' and inner single '.'",
                     excerpt(&name)
@@ -512,6 +511,19 @@ impl Architecture {
         }
         Ok(())
     }
+}
+
+/// Whether `name` has the form of a layer name: non-empty ASCII letters, digits, `_` and inner single `.`
+/// (its length is checked separately).
+pub(crate) fn is_layer_name_form(name: &str) -> bool {
+    let valid_chars = name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+    !name.is_empty()
+        && valid_chars
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
 }
 
 fn with_origin(e: ModelError, origin: &str) -> ModelError {

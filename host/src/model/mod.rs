@@ -48,6 +48,7 @@ mod sequential;
 #[cfg(test)]
 mod gradcheck;
 
+pub(crate) use arch::is_layer_name_form;
 pub use arch::{Architecture, InputSpec, LayerSpec, Padding, Shape};
 pub use error::{ClassWeightsProblem, ModelError, Result};
 pub use layers::{Conv1d, Dense, Layer, LayerCache, ParamGrads, Tensor};
