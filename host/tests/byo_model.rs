@@ -568,7 +568,10 @@ fn an_mlp_on_its_own_csv_features() {
     );
     // A vector checkpoint has no trade data to calibrate on.
     let e = refused(&["quantize", s(&ck), "--out", s(&dir.join("x.blob"))], 2);
-    assert!(e.contains("give them with --calibration FILE"), "{e}");
+    assert!(
+        e.contains("reads vectors from files: give them with --calibration FILE"),
+        "{e}"
+    );
     assert!(!dir.join("x.blob").exists());
     let summary = quantize_and_check(
         &dir,
@@ -586,6 +589,46 @@ fn an_mlp_on_its_own_csv_features() {
     );
     let blob_text = ok(&["inspect", s(&dir.join("m.blob"))]);
     assert!(blob_text.contains("layout       time-major"), "{blob_text}");
+    // Firmware test vectors from the same file: 10 rows, evenly spaced, with the int8 logits tickq-core gives.
+    ok(&[
+        "export",
+        s(&dir.join("m.blob")),
+        "--format",
+        "blob",
+        "--out",
+        s(&dir.join("export.blob")),
+        "--vectors-from",
+        s(&inputs),
+        "--vectors",
+        "10",
+    ]);
+    let (_, vectors) =
+        tickq_host::export::parse_test_vectors(&std::fs::read(dir.join("export.tqv")).unwrap())
+            .unwrap();
+    assert_eq!(vectors.len(), 10);
+    // Row 0 is the first vector: its logits are what `tickq run` gives that row.
+    let first = dir.join("first.csv");
+    ok(&[
+        "run",
+        s(&dir.join("m.blob")),
+        "--inputs",
+        s(&inputs),
+        "--rows",
+        "0..1",
+        "--out",
+        s(&first),
+    ]);
+    let text = std::fs::read_to_string(&first).unwrap();
+    let int8: Vec<i8> = text
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .skip(1)
+        .take(3)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(vectors[0].logits, int8);
     assert!(blob_text.contains("features     f0, f1, f2"), "{blob_text}");
 }
 

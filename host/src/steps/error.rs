@@ -45,7 +45,7 @@ pub enum PipelineError {
         hint: &'static str,
     },
     /// A checkpoint fed vectors from files needs them, and no file was named.
-    #[error("{what} is fed vectors from files: give them with {flag}")]
+    #[error("{what} reads vectors from files: give them with {flag}")]
     NeedsInputs {
         /// The checkpoint or blob.
         what: String,

@@ -152,7 +152,7 @@ impl RunSummary {
         }
         if let Some(r) = &self.reference {
             out.push_str(&format!(
-                "\nagreement with the reference argmax {:.2} %, max abs error {:.6}, mean abs error {:.6}",
+                "\nagreement with the reference argmax {:.2} %, max abs error {:.3e}, mean abs error {:.3e}",
                 100.0 * r.agreement,
                 r.max_abs_error,
                 r.mean_abs_error

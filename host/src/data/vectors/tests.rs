@@ -267,3 +267,74 @@ fn selections_and_references() {
         )
     );
 }
+
+/// A Parquet file of DOUBLE columns `x1, x0, label` (and a text column when `with_text`).
+fn write_parquet(path: &Path, rows: &[[f64; 3]], with_text: bool) {
+    use parquet::data_type::{ByteArray, ByteArrayType, DoubleType};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::parser::parse_message_type;
+    use std::sync::Arc;
+    let text = if with_text {
+        " REQUIRED BYTE_ARRAY note (UTF8);"
+    } else {
+        ""
+    };
+    let schema = format!(
+        "message v {{ REQUIRED DOUBLE x1; REQUIRED DOUBLE x0; REQUIRED DOUBLE label;{text} }}"
+    );
+    let schema = Arc::new(parse_message_type(&schema).unwrap());
+    let file = std::fs::File::create(path).unwrap();
+    let mut writer =
+        SerializedFileWriter::new(file, schema, Arc::new(WriterProperties::builder().build()))
+            .unwrap();
+    let mut group = writer.next_row_group().unwrap();
+    let mut k = 0;
+    while let Some(mut column) = group.next_column().unwrap() {
+        if k < 3 {
+            let v: Vec<f64> = rows.iter().map(|r| r[k]).collect();
+            column
+                .typed::<DoubleType>()
+                .write_batch(&v, None, None)
+                .unwrap();
+        } else {
+            let v: Vec<ByteArray> = rows.iter().map(|_| ByteArray::from("n")).collect();
+            column
+                .typed::<ByteArrayType>()
+                .write_batch(&v, None, None)
+                .unwrap();
+        }
+        column.close().unwrap();
+        k += 1;
+    }
+    group.close().unwrap();
+    writer.close().unwrap();
+}
+
+#[test]
+fn parquet_columns_by_name_with_labels() {
+    let d = dir();
+    let path = d.path().join("v.parquet");
+    write_parquet(&path, &[[2.0, 1.0, 0.0], [4.0, 3.0, 1.0]], false);
+    let names = names(2);
+    let shape = InputShape {
+        time_steps: 1,
+        features: 2,
+        layout: InputLayout::TimeMajor,
+        names: &names,
+        classes: 2,
+    };
+    let set = read_inputs(&path, None, &shape).unwrap();
+    assert_eq!(set.x.row(1).to_vec(), vec![3.0, 4.0]);
+    assert_eq!(set.labels, Some(vec![0, 1]));
+    assert_eq!(read_header_names(&path).unwrap(), vec!["x1", "x0"]);
+    write_parquet(&path, &[[2.0, 1.0, 0.0]], true);
+    let e = read_inputs(&path, None, &shape).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        format!(
+            "{}: column `note` has dtype BYTE_ARRAY; every column must be INT32, INT64, FLOAT or DOUBLE",
+            path.display()
+        )
+    );
+}

@@ -41,10 +41,9 @@ pub(crate) fn run(a: RunArgs) -> Result<(), PipelineError> {
     if let Some(path) = &a.out {
         check_output_file(path, "the predictions")?;
     }
-    let what = format!("{}", a.model.display());
     let Some(inputs) = a.inputs.inputs.clone() else {
         return Err(PipelineError::NeedsInputs {
-            what,
+            what: "tickq run".into(),
             flag: "--inputs FILE",
         });
     };
