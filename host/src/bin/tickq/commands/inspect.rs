@@ -25,7 +25,9 @@ fn json(value: &impl serde::Serialize) -> Result<String, PipelineError> {
 }
 
 pub(crate) fn run(a: InspectArgs) -> Result<(), PipelineError> {
-    if a.blob.is_dir() {
+    // A checkpoint is a directory with an architecture file; any other path is read as a blob (and a directory
+    // without one is refused as one).
+    if a.blob.join(tickq_host::checkpoint::ARCH_FILE).is_file() {
         let (model, record) = steps::load_checkpoint_inputs(&a.blob)?;
         let info = steps::inspect_checkpoint(&model, &record);
         return out(&if a.json { json(&info)? } else { info.to_text() });
