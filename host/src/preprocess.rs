@@ -421,8 +421,8 @@ impl VectorInputs {
 /// file, rebuilt by every later command, or vectors that every later command reads from a file.
 #[derive(Debug, Clone, PartialEq)]
 pub enum InputRecord {
-    /// Features of market data ([`Preprocess`]).
-    Trades(Preprocess),
+    /// Features of market data ([`Preprocess`], boxed: it is several times larger than the other variant).
+    Trades(Box<Preprocess>),
     /// Vectors from files ([`VectorInputs`]).
     Vectors(VectorInputs),
 }
@@ -441,7 +441,7 @@ impl InputRecord {
                 source,
             })?;
         if value.get("kind").is_none() {
-            return Preprocess::parse(text, path, arch).map(Self::Trades);
+            return Preprocess::parse(text, path, arch).map(|p| Self::Trades(Box::new(p)));
         }
         let record: VectorInputs =
             serde_json::from_value(value).map_err(|source| CheckpointError::Preprocess {

@@ -369,7 +369,7 @@ pub fn save_checkpoint(
 /// vectors from files (see [`load_checkpoint_inputs`]).
 pub fn load_checkpoint(dir: &Path) -> Result<(Sequential, Preprocess), PipelineError> {
     match load_checkpoint_inputs(dir)? {
-        (model, InputRecord::Trades(pre)) => Ok((model, pre)),
+        (model, InputRecord::Trades(pre)) => Ok((model, *pre)),
         (_, InputRecord::Vectors(_)) => Err(PipelineError::VectorCheckpoint {
             checkpoint: dir.to_path_buf(),
             hint: "this command rebuilds its data from a trade file; `tickq quantize --calibration FILE`, \

@@ -104,12 +104,14 @@ fn argmax(values: impl Iterator<Item = f32>) -> usize {
 }
 
 /// Accuracy against labels, with the majority-class baseline of the same labels.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AccuracySummary {
     /// The share of rows whose signal is the label.
     pub accuracy: f64,
     /// The most common label.
     pub majority_class: usize,
+    /// Its name.
+    pub majority_label: String,
     /// Its share of the rows: the accuracy of always saying it.
     pub majority_accuracy: f64,
 }
@@ -144,10 +146,10 @@ impl RunSummary {
         let mut out = format!("{} rows through the {}", self.rows, self.model);
         if let Some(a) = &self.labels {
             out.push_str(&format!(
-                "\naccuracy {:.2} % (majority-class baseline {:.2} %, always class {})",
+                "\naccuracy {:.2} % (majority-class baseline {:.2} %, always `{}`)",
                 100.0 * a.accuracy,
                 100.0 * a.majority_accuracy,
-                a.majority_class
+                a.majority_label
             ));
         }
         if let Some(r) = &self.reference {
@@ -163,13 +165,14 @@ impl RunSummary {
 }
 
 /// Compares `predictions` with `labels` and `reference` logits (each of the predictions' rows, the reference
-/// of `reference_path`).
+/// of `reference_path`); `label_names` name the classes.
 ///
 /// # Errors
 ///
 /// [`VectorError::Rows`] when the labels or the reference have another number of rows.
 pub fn summarize_run(
     model: &str,
+    label_names: &[String],
     predictions: &Predictions,
     labels: Option<(&Path, &[u8])>,
     reference: Option<(&Path, ArrayView2<'_, f32>)>,
@@ -197,6 +200,10 @@ pub fn summarize_run(
                 .count();
             Some(AccuracySummary {
                 accuracy: hits as f64 / rows.max(1) as f64,
+                majority_label: label_names
+                    .get(majority_class)
+                    .cloned()
+                    .unwrap_or_else(|| majority_class.to_string()),
                 majority_class,
                 majority_accuracy,
             })

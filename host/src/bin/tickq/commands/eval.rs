@@ -135,16 +135,23 @@ fn run_on_vectors(
     let int8 = steps::predict_blob(&core, &a.blob, set.x.view())?;
     let float_summary = steps::summarize_run(
         "checkpoint (f32)",
+        record.label_names(),
         &float,
         Some((labels_path, labels)),
         None,
     )?;
     let int8_summary = steps::summarize_run(
         "blob (int8 through tickq-core)",
+        record.label_names(),
         &int8,
         Some((labels_path, labels)),
         None,
     )?;
+    let accuracy = |s: &steps::RunSummary| s.labels.as_ref().map_or(0.0, |l| l.accuracy);
+    let baseline = int8_summary
+        .labels
+        .as_ref()
+        .map_or(0.0, |l| l.majority_accuracy);
     let agreement = tickq_host::eval::agreement(&float.signals, &int8.signals);
     let report = serde_json::json!({
         "model": model.arch.name,
@@ -168,16 +175,16 @@ fn run_on_vectors(
         model.arch.name,
         set.x.nrows(),
         inputs.display(),
-        100.0 * float_summary.labels.map_or(0.0, |l| l.accuracy),
-        100.0 * int8_summary.labels.map_or(0.0, |l| l.accuracy),
+        100.0 * accuracy(&float_summary),
+        100.0 * accuracy(&int8_summary),
         100.0 * agreement,
-        100.0 * int8_summary.labels.map_or(0.0, |l| l.majority_accuracy),
+        100.0 * baseline,
     );
     tickq_host::fsutil::write_atomic(&a.out.join("report.md"), md.as_bytes())?;
     out(&format!(
         "f32 accuracy {:.2} %, int8 accuracy {:.2} %, agreement {:.2} %; wrote {}",
-        100.0 * float_summary.labels.map_or(0.0, |l| l.accuracy),
-        100.0 * int8_summary.labels.map_or(0.0, |l| l.accuracy),
+        100.0 * accuracy(&float_summary),
+        100.0 * accuracy(&int8_summary),
         100.0 * agreement,
         a.out.join("report.md").display()
     ))

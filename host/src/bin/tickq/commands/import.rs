@@ -89,7 +89,7 @@ pub(crate) fn run(a: ImportArgs) -> Result<(), PipelineError> {
         ));
         InputRecord::Vectors(record)
     } else {
-        InputRecord::Trades(match &a.preprocess {
+        InputRecord::Trades(Box::new(match &a.preprocess {
             Some(p) => steps::Preprocess::read(p, &model.arch)?,
             None => {
                 let dataset = a.dataset.apply(DatasetConfig {
@@ -106,7 +106,7 @@ pub(crate) fn run(a: ImportArgs) -> Result<(), PipelineError> {
                 steps::check_arch_fits(&model.arch, &data)?;
                 data.preprocess()
             }
-        })
+        }))
     };
     steps::save_checkpoint_inputs(&a.out, &model, &record)?;
     out(&format!(

@@ -123,6 +123,7 @@ pub(crate) fn run(a: RunArgs) -> Result<(), PipelineError> {
     let labels_path = a.inputs.labels.as_deref().unwrap_or(&inputs);
     let summary = steps::summarize_run(
         summary_name,
+        &labels_names,
         &predictions,
         set.labels.as_deref().map(|y| (labels_path, y)),
         reference.as_ref().map(|(p, r)| (*p, r.view())),
