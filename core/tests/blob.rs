@@ -242,8 +242,10 @@ fn the_channels_first_flag_records_the_layout_and_nothing_else() {
         u16::from_le_bytes([flagged[10], flagged[11]]),
         h::FLAG_CHANNELS_FIRST
     );
-    let m = Model::load(&flagged).unwrap();
-    assert_eq!(m.input_layout(), InputLayout::ChannelsFirst);
+    assert_eq!(
+        Model::load(&flagged).unwrap().input_layout(),
+        InputLayout::ChannelsFirst
+    );
     // Only the flag and the CRC differ; clearing it gives the encoder's bytes back.
     let differ: Vec<usize> = (0..blob.len()).filter(|&i| blob[i] != flagged[i]).collect();
     assert!(
