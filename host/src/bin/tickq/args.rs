@@ -198,7 +198,8 @@ pub(crate) struct InputsArgs {
     /// The tensor of a safetensors --inputs file [default: its only tensor, or `inputs` or `x`].
     #[arg(long, value_name = "NAME")]
     pub(crate) tensor: Option<String>,
-    /// Labels, one class per input row: .npy or .safetensors [N] integers, or a CSV / Parquet `label` column.
+    /// Labels, one class per input row: a .npy or .safetensors array of N integers, or a CSV / Parquet `label`
+    /// column.
     #[arg(long, value_name = "FILE")]
     pub(crate) labels: Option<PathBuf>,
     #[arg(long, value_name = "START..END", value_parser = row_range, help = rows_help("Use only these rows"))]
