@@ -142,7 +142,7 @@ pub use error::{ArenaTooSmall, BlobError, BlobErrorKind, Section};
 pub use format::{LayerKind, Padding, WeightLayout};
 pub use kernels::{Backend, BackendUnavailable, ParseBackendError};
 pub use load::metadata::{Metadata, Names};
-pub use model::{LayerInfo, Model};
+pub use model::{InputLayout, LayerInfo, Model};
 pub use plan::TENSOR_ALIGN;
 pub use session::{Prediction, Session};
 #[cfg(feature = "stream")]

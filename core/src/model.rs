@@ -15,6 +15,47 @@ use crate::load::metadata::Metadata;
 use crate::plan::Weights;
 use crate::plan::{LayerPlan, Op};
 
+/// How one input sample is laid out by the model's users (the blob's header flag bit 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InputLayout {
+    /// `[T, F]`: time steps outside, features inside; what [`Session::run`](crate::Session::run) takes.
+    TimeMajor,
+    /// `[C, T]`: channels outside, time steps inside, as PyTorch's `Conv1d` takes it.
+    ChannelsFirst,
+}
+
+impl InputLayout {
+    /// Writes `sample` (`time_steps * features` values in this layout) into `out` in time-major order: a copy
+    /// for [`InputLayout::TimeMajor`], the transpose `out[t * F + c] = sample[c * T + t]` for
+    /// [`InputLayout::ChannelsFirst`]. Returns `false`, writing nothing, when either slice is not
+    /// `time_steps * features` long.
+    pub fn to_time_major(
+        self,
+        sample: &[f32],
+        time_steps: usize,
+        features: usize,
+        out: &mut [f32],
+    ) -> bool {
+        let Some(len) = time_steps.checked_mul(features) else {
+            return false;
+        };
+        if sample.len() != len || out.len() != len {
+            return false;
+        }
+        match self {
+            Self::TimeMajor => out.copy_from_slice(sample),
+            Self::ChannelsFirst => {
+                for (c, channel) in sample.chunks_exact(time_steps.max(1)).enumerate() {
+                    for (t, &v) in channel.iter().enumerate() {
+                        out[t * features + c] = v;
+                    }
+                }
+            }
+        }
+        true
+    }
+}
+
 /// A blob that passed validation, with its arena plan and the backend that runs it; borrows the blob bytes (zero
 /// copy).
 ///
@@ -34,6 +75,21 @@ pub struct Model<'b> {
 }
 
 impl<'b> Model<'b> {
+    /// How the model's users lay out one sample: the blob's header flag
+    /// [`FLAG_CHANNELS_FIRST`](crate::format::header::FLAG_CHANNELS_FIRST). [`Session::run`](crate::Session::run)
+    /// takes time-major values either way; [`InputLayout::to_time_major`] converts a channels-first sample.
+    pub fn input_layout(&self) -> InputLayout {
+        let flags = u16::from_le_bytes([
+            self.blob[crate::format::header::FLAGS.start],
+            self.blob[crate::format::header::FLAGS.start + 1],
+        ]);
+        if flags & crate::format::header::FLAG_CHANNELS_FIRST != 0 {
+            InputLayout::ChannelsFirst
+        } else {
+            InputLayout::TimeMajor
+        }
+    }
+
     /// The exact number of scratch bytes a [`Session`](crate::Session) needs.
     #[inline]
     pub fn arena_bytes(&self) -> usize {

@@ -228,6 +228,61 @@ fn header_errors() {
 }
 
 #[test]
+fn the_channels_first_flag_records_the_layout_and_nothing_else() {
+    use tickq_core::InputLayout;
+    let blob = every_kind_blob();
+    let model = Model::load(&blob).unwrap();
+    assert_eq!(model.input_layout(), InputLayout::TimeMajor);
+    let mut flagged = blob.clone();
+    assert!(tickq_core::encode::set_input_layout(
+        &mut flagged,
+        InputLayout::ChannelsFirst
+    ));
+    assert_eq!(
+        u16::from_le_bytes([flagged[10], flagged[11]]),
+        h::FLAG_CHANNELS_FIRST
+    );
+    assert_eq!(
+        Model::load(&flagged).unwrap().input_layout(),
+        InputLayout::ChannelsFirst
+    );
+    // Only the flag and the CRC differ; clearing it gives the encoder's bytes back.
+    let differ: Vec<usize> = (0..blob.len()).filter(|&i| blob[i] != flagged[i]).collect();
+    assert!(
+        differ
+            .iter()
+            .all(|i| h::FLAGS.contains(i) || h::CRC.contains(i)),
+        "{differ:?}"
+    );
+    assert!(tickq_core::encode::set_input_layout(
+        &mut flagged,
+        InputLayout::TimeMajor
+    ));
+    assert_eq!(flagged, blob);
+    // Any other bit is still unknown.
+    expect(
+        &patched(&blob, |b| {
+            put_u16(b, h::FLAGS.start, h::FLAG_CHANNELS_FIRST | 2)
+        }),
+        None,
+        10,
+        |k| *k == K::UnknownFlags { found: 3 },
+    );
+    assert!(!tickq_core::encode::set_input_layout(
+        &mut [0u8; 10],
+        InputLayout::ChannelsFirst
+    ));
+    // The conversion helper: [C, T] = [2, 3] to [T, F] = [3, 2].
+    let sample = [0.0, 1.0, 2.0, 10.0, 11.0, 12.0];
+    let mut out = [0f32; 6];
+    assert!(InputLayout::ChannelsFirst.to_time_major(&sample, 3, 2, &mut out));
+    assert_eq!(out, [0.0, 10.0, 1.0, 11.0, 2.0, 12.0]);
+    assert!(InputLayout::TimeMajor.to_time_major(&sample, 3, 2, &mut out));
+    assert_eq!(out, sample);
+    assert!(!InputLayout::ChannelsFirst.to_time_major(&sample, 4, 2, &mut out));
+}
+
+#[test]
 fn too_many_layers() {
     let q = Qp { scale: 0.1, zp: 0 };
     let table: [i8; 256] = std::array::from_fn(|i| (i as i32 - 128) as i8);

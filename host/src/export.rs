@@ -688,6 +688,11 @@ pub struct ExportOptions {
     pub data: PathBuf,
     /// How that file is read.
     pub read: crate::options::ReadOptions,
+    /// An input-vectors file (docs/BYO_MODEL.md) the test vectors are taken from instead of `data`'s test split,
+    /// read in the blob's layout; `vectors` rows of it (evenly spaced), or all when `vectors` is 0.
+    pub vectors_from: Option<PathBuf>,
+    /// The tensor of a safetensors `vectors_from` file.
+    pub vectors_tensor: Option<String>,
 }
 
 /// The raw f32 feature rows of `path`'s test split, built with the blob's data `settings`
@@ -726,7 +731,31 @@ pub fn run_export(opts: &ExportOptions) -> Result<Written, crate::steps::Pipelin
     let model = load(&bytes, &opts.blob.display().to_string())?;
     let mut settings = crate::steps::blob_data_settings(&model, &opts.blob)?;
     settings.dataset.read = settings.dataset.read.overridden_by(&opts.read);
-    let vectors = if opts.vectors > 0 {
+    let vectors = if let Some(file) = &opts.vectors_from {
+        let (time_steps, features) = model.input_shape();
+        let names: Vec<String> = model
+            .metadata()
+            .feature_names()
+            .map(str::to_string)
+            .collect();
+        let shape = crate::data::vectors::InputShape {
+            time_steps,
+            features,
+            layout: crate::steps::blob_layout(&model),
+            names: &names,
+            classes: model.classes(),
+        };
+        let set = crate::data::vectors::read_inputs(file, opts.vectors_tensor.as_deref(), &shape)?;
+        let kind = opts
+            .vector_input
+            .unwrap_or_else(|| VectorInput::for_model(&model));
+        let count = if opts.vectors == 0 {
+            set.x.nrows()
+        } else {
+            opts.vectors
+        };
+        Some(test_vectors(&model, set.x.view(), count, kind)?)
+    } else if opts.vectors > 0 {
         if let Some(kind) = opts.vector_input {
             kind.check(model.input_len(), model.classes(), model.is_dynamic())?;
         }

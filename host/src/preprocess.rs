@@ -165,10 +165,7 @@ impl Preprocess {
     /// # Errors
     ///
     /// The first field that does not fit, in the order of the module documentation.
-    pub fn check(
-        &self,
-        arch: &Architecture,
-    ) -> Result<(), (&'static str, Option<usize>, PreprocessProblem)> {
+    pub fn check(&self, arch: &Architecture) -> Result<(), FieldProblem> {
         let features = arch.input.features;
         let length = |field, found: usize, expected: usize, what| {
             if found == expected {
@@ -242,38 +239,7 @@ impl Preprocess {
         )?;
         let labels: Vec<String> = LABEL_NAMES.iter().map(|s| (*s).to_string()).collect();
         names("label_names", &self.label_names, &labels, "tickq's labels")?;
-        let norm = &self.normalizer;
-        length("normalizer.mean", norm.mean.len(), features, "features")?;
-        length("normalizer.std", norm.std.len(), features, "features")?;
-        if let Some((i, &value)) = norm.mean.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err((
-                "normalizer.mean",
-                Some(i),
-                PreprocessProblem::NotFinite { value },
-            ));
-        }
-        if let Some((i, &value)) = norm.std.iter().enumerate().find(|(_, v)| !v.is_finite()) {
-            return Err((
-                "normalizer.std",
-                Some(i),
-                PreprocessProblem::NotFinite { value },
-            ));
-        }
-        if let Some((i, &value)) = norm
-            .std
-            .iter()
-            .enumerate()
-            .find(|(_, v)| **v < Normalizer::MIN_STD)
-        {
-            return Err((
-                "normalizer.std",
-                Some(i),
-                PreprocessProblem::StdTooSmall {
-                    value,
-                    min: Normalizer::MIN_STD,
-                },
-            ));
-        }
+        check_normalizer(&self.normalizer, features)?;
         let hash = &self.data_sha256;
         if hash.len() != 64 || !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
             return Err((
@@ -283,6 +249,261 @@ impl Preprocess {
             ));
         }
         Ok(())
+    }
+}
+
+/// One refusal of [`Preprocess::check`] or [`VectorInputs::check`]: the field, the index within it and the
+/// problem.
+pub type FieldProblem = (&'static str, Option<usize>, PreprocessProblem);
+
+/// Checks a stored normalizer against the `features` the architecture takes: lengths, finite means, standard
+/// deviations finite and at least [`Normalizer::MIN_STD`].
+fn check_normalizer(norm: &Normalizer, features: usize) -> Result<(), FieldProblem> {
+    for (field, values) in [
+        ("normalizer.mean", &norm.mean),
+        ("normalizer.std", &norm.std),
+    ] {
+        if values.len() != features {
+            return Err((
+                field,
+                None,
+                PreprocessProblem::Length {
+                    found: values.len(),
+                    expected: features,
+                    what: "features",
+                },
+            ));
+        }
+    }
+    if let Some((i, &value)) = norm.mean.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err((
+            "normalizer.mean",
+            Some(i),
+            PreprocessProblem::NotFinite { value },
+        ));
+    }
+    if let Some((i, &value)) = norm.std.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+        return Err((
+            "normalizer.std",
+            Some(i),
+            PreprocessProblem::NotFinite { value },
+        ));
+    }
+    if let Some((i, &value)) = norm
+        .std
+        .iter()
+        .enumerate()
+        .find(|(_, v)| **v < Normalizer::MIN_STD)
+    {
+        return Err((
+            "normalizer.std",
+            Some(i),
+            PreprocessProblem::StdTooSmall {
+                value,
+                min: Normalizer::MIN_STD,
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// The `kind` a `preprocess.json` of a model fed input vectors has (a trade record has no `kind`).
+pub const VECTORS_KIND: &str = "vectors";
+
+/// The input record of a model fed vectors from files instead of tickq's trade features (an imported PyTorch
+/// model on its own features): the names of its `F` features (or `C` channels), their layout, the class
+/// names and the standardization, and no trade pipeline at all. Stored as `preprocess.json` with
+/// `"kind": "vectors"`; see docs/BYO_MODEL.md.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VectorInputs {
+    /// Always [`VECTORS_KIND`].
+    pub kind: String,
+    /// One name per feature (time-major) or channel (channels-first), in input order.
+    pub input_names: Vec<String>,
+    /// How the model's users lay out one sample.
+    pub layout: crate::data::vectors::InputLayout,
+    /// Class names, by index.
+    pub label_names: Vec<String>,
+    /// The standardization the model's input goes through: identity (mean 0, std 1) for an imported model,
+    /// whose users already give it what it takes.
+    pub normalizer: Normalizer,
+}
+
+impl VectorInputs {
+    /// The record of a model with these names and layout and the identity standardization.
+    pub fn identity(
+        input_names: Vec<String>,
+        layout: crate::data::vectors::InputLayout,
+        label_names: Vec<String>,
+    ) -> Self {
+        let features = input_names.len();
+        Self {
+            kind: VECTORS_KIND.to_string(),
+            input_names,
+            layout,
+            label_names,
+            normalizer: Normalizer {
+                mean: vec![0.0; features],
+                std: vec![1.0; features],
+            },
+        }
+    }
+
+    /// Whether the standardization is the identity (every mean 0, every std 1).
+    pub fn is_identity(&self) -> bool {
+        self.normalizer.mean.iter().all(|&m| m == 0.0)
+            && self.normalizer.std.iter().all(|&s| s == 1.0)
+    }
+
+    /// Checks the record against `arch`: the kind, as many input names as the architecture's features (each
+    /// non-empty, at most [`crate::limits::MAX_NAME_BYTES`] bytes, no two equal), as many label names as
+    /// classes, and the normalizer as [`Preprocess::check`] checks it.
+    ///
+    /// # Errors
+    ///
+    /// The first field that does not fit.
+    pub fn check(&self, arch: &Architecture) -> Result<(), FieldProblem> {
+        if self.kind != VECTORS_KIND {
+            return Err((
+                "kind",
+                None,
+                PreprocessProblem::Name {
+                    found: shown(&self.kind),
+                    expected: VECTORS_KIND.into(),
+                    source_of_names: "a vector-input record",
+                },
+            ));
+        }
+        let features = arch.input.features;
+        for (field, names, expected, what) in [
+            ("input_names", &self.input_names, features, "features"),
+            ("label_names", &self.label_names, arch.classes, "classes"),
+        ] {
+            if names.len() != expected {
+                return Err((
+                    field,
+                    None,
+                    PreprocessProblem::Length {
+                        found: names.len(),
+                        expected,
+                        what,
+                    },
+                ));
+            }
+            for (i, name) in names.iter().enumerate() {
+                let bad = if name.is_empty() {
+                    Some("an empty name".to_string())
+                } else if name.len() > crate::limits::MAX_NAME_BYTES {
+                    Some(format!(
+                        "longer than {} bytes",
+                        crate::limits::MAX_NAME_BYTES
+                    ))
+                } else if names[..i].contains(name) {
+                    Some("a repeated name".to_string())
+                } else {
+                    None
+                };
+                if let Some(reason) = bad {
+                    return Err((
+                        field,
+                        Some(i),
+                        PreprocessProblem::Settings(format!("`{}`: {reason}", shown(name))),
+                    ));
+                }
+            }
+        }
+        check_normalizer(&self.normalizer, features)
+    }
+}
+
+/// What a checkpoint's `preprocess.json` says its input is: tickq's features of a trade (bars, quotes, book)
+/// file, rebuilt by every later command, or vectors that every later command reads from a file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputRecord {
+    /// Features of market data ([`Preprocess`], boxed: it is several times larger than the other variant).
+    Trades(Box<Preprocess>),
+    /// Vectors from files ([`VectorInputs`]).
+    Vectors(VectorInputs),
+}
+
+impl InputRecord {
+    /// Parses `text` (the contents of the file `path`): a record with `"kind": "vectors"` as [`VectorInputs`],
+    /// any other as [`Preprocess::parse`]; either is checked against `arch`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Preprocess::parse`].
+    pub fn parse(text: &str, path: &Path, arch: &Architecture) -> Result<Self, CheckpointError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|source| CheckpointError::Preprocess {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        if value.get("kind").is_none() {
+            return Preprocess::parse(text, path, arch).map(|p| Self::Trades(Box::new(p)));
+        }
+        let record: VectorInputs =
+            serde_json::from_value(value).map_err(|source| CheckpointError::Preprocess {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        record.check(arch).map_err(|(field, index, problem)| {
+            CheckpointError::InvalidPreprocess {
+                path: path.to_path_buf(),
+                field,
+                index,
+                problem: Box::new(problem),
+            }
+        })?;
+        Ok(Self::Vectors(record))
+    }
+
+    /// Reads the file `path` and checks it against `arch`, as [`InputRecord::parse`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Preprocess::read`].
+    pub fn read(path: &Path, arch: &Architecture) -> Result<Self, CheckpointError> {
+        let text =
+            crate::limits::read_text_limited(path, crate::limits::MAX_JSON_BYTES, "a JSON file")
+                .map_err(|source| CheckpointError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+        Self::parse(&text, path, arch)
+    }
+
+    /// The class names.
+    pub fn label_names(&self) -> &[String] {
+        match self {
+            Self::Trades(p) => &p.label_names,
+            Self::Vectors(v) => &v.label_names,
+        }
+    }
+
+    /// The input feature (channel) names.
+    pub fn input_names(&self) -> &[String] {
+        match self {
+            Self::Trades(p) => &p.feature_names,
+            Self::Vectors(v) => &v.input_names,
+        }
+    }
+
+    /// The standardization.
+    pub fn normalizer(&self) -> &Normalizer {
+        match self {
+            Self::Trades(p) => &p.normalizer,
+            Self::Vectors(v) => &v.normalizer,
+        }
+    }
+
+    /// The layout the model's users give samples in (always time-major for trade features).
+    pub fn layout(&self) -> crate::data::vectors::InputLayout {
+        match self {
+            Self::Trades(_) => crate::data::vectors::InputLayout::TimeMajor,
+            Self::Vectors(v) => v.layout,
+        }
     }
 }
 
@@ -442,5 +663,61 @@ mod tests {
         value.as_object_mut().unwrap().remove("normalizer");
         let e = Preprocess::parse(&value.to_string(), Path::new("p.json"), &arch()).unwrap_err();
         assert!(e.to_string().contains("missing field `normalizer`"), "{e}");
+    }
+
+    #[test]
+    fn a_vector_record_reads_back_and_is_checked() {
+        use crate::data::vectors::InputLayout;
+        let arch = crate::test_support::arch(
+            "m",
+            3,
+            [4, 2],
+            &[crate::test_support::Flatten, crate::test_support::dense(3)],
+        );
+        let good = VectorInputs::identity(
+            vec!["a".into(), "b".into()],
+            InputLayout::ChannelsFirst,
+            vec!["x".into(), "y".into(), "z".into()],
+        );
+        let text = serde_json::to_string_pretty(&good).unwrap();
+        assert!(text.contains("\"layout\": \"channels-first\""), "{text}");
+        let back = InputRecord::parse(&text, Path::new("p.json"), &arch).unwrap();
+        assert_eq!(back, InputRecord::Vectors(good.clone()));
+        assert!(good.is_identity());
+        // A trade record (no `kind`) still reads as one.
+        let trade = serde_json::to_string(&self::good()).unwrap();
+        let arch29 = self::arch();
+        assert!(matches!(
+            InputRecord::parse(&trade, Path::new("p.json"), &arch29).unwrap(),
+            InputRecord::Trades(_)
+        ));
+        let refusal = |edit: &dyn Fn(&mut VectorInputs)| {
+            let mut r = good.clone();
+            edit(&mut r);
+            let text = serde_json::to_string(&r).unwrap();
+            InputRecord::parse(&text, Path::new("ck/preprocess.json"), &arch)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            refusal(&|r| r.input_names.push("c".into())),
+            "ck/preprocess.json: input_names: 3 entries, but the architecture has 2 features"
+        );
+        assert_eq!(
+            refusal(&|r| r.input_names[1] = "a".into()),
+            "ck/preprocess.json: input_names[1]: `a`: a repeated name"
+        );
+        assert_eq!(
+            refusal(&|r| r.label_names.pop().map(drop).unwrap_or(())),
+            "ck/preprocess.json: label_names: 2 entries, but the architecture has 3 classes"
+        );
+        assert!(
+            refusal(&|r| r.normalizer.std[0] = 0.0)
+                .starts_with("ck/preprocess.json: normalizer.std[0]: 0 is below 1e-6"),
+        );
+        let mut value = serde_json::to_value(&good).unwrap();
+        value["layout"] = serde_json::json!("sideways");
+        let e = InputRecord::parse(&value.to_string(), Path::new("p.json"), &arch).unwrap_err();
+        assert!(e.to_string().contains("unknown variant `sideways`"), "{e}");
     }
 }

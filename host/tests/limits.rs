@@ -33,9 +33,12 @@ fn the_help_of_every_numeric_option_gives_its_range() {
                 "--percentile",
                 "--averaging-constant",
                 "--calibration-samples",
+                "--calibration-count",
+                "--calibration-rows",
             ],
         ),
-        ("eval", &["--latency-calls"]),
+        ("eval", &["--latency-calls", "--rows"]),
+        ("run", &["--rows"]),
         ("bench", &["--calls"]),
         ("export", &["--vectors"]),
         (

@@ -717,6 +717,26 @@ pub fn encode_unvalidated_with(
     Ok(out)
 }
 
+/// Records `layout` in an encoded blob: sets or clears the header flag
+/// [`FLAG_CHANNELS_FIRST`](format::header::FLAG_CHANNELS_FIRST) and rewrites the CRC. A time-major blob stays
+/// byte for byte what [`encode`] wrote. Returns `false`, changing nothing, when `blob` is shorter than a
+/// header.
+pub fn set_input_layout(blob: &mut [u8], layout: crate::model::InputLayout) -> bool {
+    if blob.len() < format::HEADER_LEN {
+        return false;
+    }
+    let at = format::header::FLAGS.start;
+    let mut flags = u16::from_le_bytes([blob[at], blob[at + 1]]);
+    flags &= !format::header::FLAG_CHANNELS_FIRST;
+    if layout == crate::model::InputLayout::ChannelsFirst {
+        flags |= format::header::FLAG_CHANNELS_FIRST;
+    }
+    blob[at..at + 2].copy_from_slice(&flags.to_le_bytes());
+    let crc = format::compute_crc(blob);
+    blob[format::header::CRC].copy_from_slice(&crc.to_le_bytes());
+    true
+}
+
 /// The section bytes of one layer, plus the dimensions its shape computation needs.
 struct Sections {
     weights: Vec<u8>,

@@ -63,8 +63,16 @@ pub mod header {
     pub const MAGIC: Range<usize> = 0..8;
     /// `u16` format version.
     pub const VERSION: Range<usize> = 8..10;
-    /// `u16` flags; version 1 defines none.
+    /// `u16` flags: bit 0 is [`FLAG_CHANNELS_FIRST`]; any other bit is rejected.
     pub const FLAGS: Range<usize> = 10..12;
+    /// Header flag bit 0: the model's users lay one sample out channels-first, `[C, T]` (PyTorch's `Conv1d`
+    /// input), rather than time-major `[T, F]`; [`Model::input_layout`](crate::Model::input_layout) reports it.
+    /// It changes nothing in how the blob runs: `Session::run` always takes time-major values, and
+    /// [`InputLayout::to_time_major`](crate::model::InputLayout::to_time_major) converts a channels-first sample.
+    /// Any format version may set it; a loader that predates it rejects the blob, as it should.
+    pub const FLAG_CHANNELS_FIRST: u16 = 1;
+    /// Every header flag this loader knows.
+    pub const KNOWN_FLAGS: u16 = FLAG_CHANNELS_FIRST;
     /// `u32` CRC-32/ISO-HDLC over the blob without this field.
     pub const CRC: Range<usize> = 12..16;
     /// `u32` total blob length.

@@ -96,7 +96,7 @@ impl<'b> Model<'b> {
                 K::UnsupportedVersion { found: version },
             ));
         }
-        if header.flags() != 0 {
+        if header.flags() & !h::KNOWN_FLAGS != 0 {
             return Err(g(
                 h::FLAGS.start,
                 K::UnknownFlags {

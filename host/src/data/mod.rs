@@ -60,6 +60,7 @@ mod table;
 mod table_parquet;
 mod table_text;
 mod time;
+pub mod vectors;
 
 use std::fs::File;
 use std::io::Read;

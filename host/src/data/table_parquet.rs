@@ -108,7 +108,7 @@ fn time_of(field: &Field, nanos: bool, parser: &TimeParser) -> Option<i64> {
 }
 
 /// A numeric field as an `f64`.
-fn number_of(field: &Field) -> Option<f64> {
+pub(crate) fn number_of(field: &Field) -> Option<f64> {
     match field {
         Field::Double(v) => Some(*v),
         Field::Float(v) => Some(f64::from(*v)),

@@ -44,6 +44,48 @@ pub fn check_blob_of(
     model: &Sequential,
     pre: &Preprocess,
 ) -> Result<(), BlobMismatch> {
+    check_blob_parts(
+        blob,
+        model,
+        &pre.feature_names,
+        &pre.label_names,
+        &pre.data_sha256,
+        None,
+    )
+}
+
+/// [`check_blob_of`] for a checkpoint of either input kind: a record of vectors from files has no training
+/// data (its blobs record an all-zero hash) and its layout must be the blob's.
+///
+/// # Errors
+///
+/// The first [`BlobMismatch`], in the order of [`check_blob_of`], the layout after the names.
+pub fn check_blob_of_record(
+    blob: &tickq_core::Model<'_>,
+    model: &Sequential,
+    record: &InputRecord,
+) -> Result<(), BlobMismatch> {
+    match record {
+        InputRecord::Trades(pre) => check_blob_of(blob, model, pre),
+        InputRecord::Vectors(v) => check_blob_parts(
+            blob,
+            model,
+            &v.input_names,
+            &v.label_names,
+            &hex(&[0; 32]),
+            Some(v.layout),
+        ),
+    }
+}
+
+fn check_blob_parts(
+    blob: &tickq_core::Model<'_>,
+    model: &Sequential,
+    feature_names: &[String],
+    label_names: &[String],
+    data_sha256: &str,
+    layout: Option<crate::data::vectors::InputLayout>,
+) -> Result<(), BlobMismatch> {
     let differ = |field: String, blob: String, checkpoint: String| {
         if blob == checkpoint {
             Ok(())
@@ -134,16 +176,19 @@ pub fn check_blob_of(
         }
         Ok(())
     };
-    names(
-        "feature",
-        meta.feature_names().collect(),
-        &pre.feature_names,
-    )?;
-    names("label", meta.label_names().collect(), &pre.label_names)?;
+    names("feature", meta.feature_names().collect(), feature_names)?;
+    names("label", meta.label_names().collect(), label_names)?;
+    if let Some(layout) = layout {
+        differ(
+            "input layout".into(),
+            super::blob_layout(blob).to_string(),
+            layout.to_string(),
+        )?;
+    }
     differ(
         "training data (SHA-256)".into(),
         hex(meta.data_hash()),
-        pre.data_sha256.clone(),
+        data_sha256.to_string(),
     )?;
     check_blob_weights(blob, model)
 }

@@ -30,6 +30,40 @@ pub enum PipelineError {
     /// Pruning failed.
     #[error(transparent)]
     Prune(#[from] prune::PruneError),
+    /// Reading input vectors, labels or reference logits from a file failed.
+    #[error(transparent)]
+    Vectors(#[from] data::vectors::VectorError),
+    /// A command that rebuilds market data was given a checkpoint fed vectors from files.
+    #[error(
+        "{}: its input is vectors from files (preprocess.json has \"kind\": \"vectors\"), not market data: {hint}",
+        checkpoint.display()
+    )]
+    VectorCheckpoint {
+        /// The checkpoint directory.
+        checkpoint: PathBuf,
+        /// What to do instead.
+        hint: &'static str,
+    },
+    /// A checkpoint fed vectors from files needs them, and no file was named.
+    #[error("{what} reads vectors from files: give them with {flag}")]
+    NeedsInputs {
+        /// The checkpoint or blob.
+        what: String,
+        /// The option that names the file.
+        flag: &'static str,
+    },
+    /// The input names or label names given to `tickq import` do not fit the architecture.
+    #[error("{given} gives {found} names, but the architecture takes {expected} {what}")]
+    ImportNames {
+        /// Where the names came from (`--input-names`, `the header of FILE`).
+        given: String,
+        /// Names given.
+        found: usize,
+        /// Names the architecture needs.
+        expected: usize,
+        /// What the architecture counts (`features per time step`, `classes`).
+        what: &'static str,
+    },
     /// A blob did not load.
     #[error("{}: not a blob tickq-core loads", path.display())]
     Blob {

@@ -129,6 +129,8 @@ pub struct BlobInspection {
     pub name: String,
     /// Feature names.
     pub feature_names: Vec<String>,
+    /// How the model's users lay out one sample (the header flag): `time-major` or `channels-first`.
+    pub input_layout: String,
     /// The feature spec the blob carries (version 5), `None` for a blob fed feature vectors.
     pub feature_spec: Option<FeatureSpecRow>,
     /// Label names.
@@ -143,6 +145,105 @@ pub struct BlobInspection {
     pub backend: String,
     /// The backends this machine can run, slowest first.
     pub backends_available: Vec<String>,
+}
+
+/// At most this many input names are listed by `tickq inspect`'s text; the rest are counted.
+pub const SHOWN_NAMES: usize = 32;
+
+/// `names` as `tickq inspect` lists them: all of them up to [`SHOWN_NAMES`], else the first ones and the count.
+pub fn names_summary(names: &[String]) -> String {
+    if names.len() <= SHOWN_NAMES {
+        return names.join(", ");
+    }
+    format!(
+        "{}, ... ({} in all)",
+        names[..SHOWN_NAMES].join(", "),
+        names.len()
+    )
+}
+
+/// What `tickq inspect` shows of a checkpoint: its model and its input record.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointInspection {
+    /// The model (architecture) name.
+    pub name: String,
+    /// f32 parameters.
+    pub parameters: usize,
+    /// `trades` (tickq's features of a market data file) or `vectors` (vectors from files).
+    pub inputs: &'static str,
+    /// `[T, F]`: time steps and features (channels) per time step.
+    pub input_shape: [usize; 2],
+    /// `time-major` or `channels-first`.
+    pub input_layout: String,
+    /// The input (feature, channel) names.
+    pub input_names: Vec<String>,
+    /// The class names.
+    pub label_names: Vec<String>,
+    /// Whether the standardization is the identity (mean 0, std 1 everywhere).
+    pub identity_standardization: bool,
+    /// The smallest and largest mean.
+    pub mean_range: [f32; 2],
+    /// The smallest and largest standard deviation.
+    pub std_range: [f32; 2],
+}
+
+/// Summarizes a checkpoint and its input record.
+pub fn inspect_checkpoint(model: &Sequential, record: &InputRecord) -> CheckpointInspection {
+    let norm = record.normalizer();
+    let range = |v: &[f32]| {
+        [
+            v.iter().copied().fold(f32::INFINITY, f32::min),
+            v.iter().copied().fold(f32::NEG_INFINITY, f32::max),
+        ]
+    };
+    CheckpointInspection {
+        name: model.arch.name.clone(),
+        parameters: model.num_parameters(),
+        inputs: match record {
+            InputRecord::Trades(_) => "trades",
+            InputRecord::Vectors(_) => "vectors",
+        },
+        input_shape: [model.arch.input.time_steps, model.arch.input.features],
+        input_layout: record.layout().name().to_string(),
+        input_names: record.input_names().to_vec(),
+        label_names: record.label_names().to_vec(),
+        identity_standardization: norm.mean.iter().all(|&m| m == 0.0)
+            && norm.std.iter().all(|&s| s == 1.0),
+        mean_range: range(&norm.mean),
+        std_range: range(&norm.std),
+    }
+}
+
+impl CheckpointInspection {
+    /// Human-readable text, as `tickq inspect` prints it for a checkpoint.
+    pub fn to_text(&self) -> String {
+        let [t, f] = self.input_shape;
+        let layout: crate::data::vectors::InputLayout =
+            self.input_layout.parse().unwrap_or_default();
+        let inputs = match self.inputs {
+            "vectors" => "vectors from files (docs/BYO_MODEL.md)",
+            _ => "tickq's features of a market data file",
+        };
+        let standardization = if self.identity_standardization {
+            "identity (mean 0, std 1)".to_string()
+        } else {
+            format!(
+                "fitted: mean {} to {}, std {} to {}",
+                self.mean_range[0], self.mean_range[1], self.std_range[0], self.std_range[1]
+            )
+        };
+        format!(
+            "model        {}, {} parameters\ninputs       {inputs}\ninput        {t} time steps x {f} features\n\
+             layout       {layout} {}\nnames        {} ({} names)\nclasses      {}\n\
+             standardize  {standardization}",
+            self.name,
+            self.parameters,
+            layout.shape_text(t, f),
+            names_summary(&self.input_names),
+            self.input_names.len(),
+            self.label_names.join(", "),
+        )
+    }
 }
 
 /// Summarizes a loaded blob.
@@ -182,6 +283,7 @@ pub fn inspect_blob(model: &tickq_core::Model<'_>) -> BlobInspection {
         macs: layers.iter().map(|l| l.macs).sum(),
         name: meta.name().to_string(),
         feature_names: meta.feature_names().map(str::to_string).collect(),
+        input_layout: super::blob_layout(model).name().to_string(),
         feature_spec: model.feature_spec().as_ref().map(FeatureSpecRow::new),
         label_names: meta.label_names().map(str::to_string).collect(),
         data_sha256: hex(meta.data_hash()),
@@ -210,6 +312,14 @@ impl BlobInspection {
             "input        {} time steps x {} features, int8 scale {:.6} zero point {}",
             self.input_shape[0], self.input_shape[1], self.input_quant.0, self.input_quant.1
         );
+        let layout: crate::data::vectors::InputLayout =
+            self.input_layout.parse().unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "layout       {} {}",
+            layout,
+            layout.shape_text(self.input_shape[0], self.input_shape[1])
+        );
         let _ = writeln!(
             s,
             "output       {} classes ({}), scale {:.6} zero point {}",
@@ -228,7 +338,7 @@ impl BlobInspection {
         let _ = writeln!(s, "work         {} MACs per inference", self.macs);
         let _ = writeln!(s, "data sha256  {}", self.data_sha256);
         let _ = writeln!(s, "exported by  tickq {}", self.tickq_version);
-        let _ = writeln!(s, "features     {}", self.feature_names.join(", "));
+        let _ = writeln!(s, "features     {}", names_summary(&self.feature_names));
         match &self.feature_spec {
             None => {
                 let _ = writeln!(s, "feature spec none (feature vectors in)");

@@ -15,7 +15,7 @@ use crate::eval::{self, Metrics};
 use crate::fsutil::write_atomic;
 use crate::gpu_train::TrainDevice;
 use crate::model::{Architecture, Sequential};
-pub use crate::preprocess::Preprocess;
+pub use crate::preprocess::{InputRecord, Preprocess, VectorInputs};
 use crate::prune::{self, FineTuneData, PruningPlan, StepReport};
 use crate::quant::observer::Range;
 use crate::quant::{self, ExportInfo, QuantConfig, QuantizedModel};
@@ -28,12 +28,26 @@ pub use tickq_core::encode::{EncodeOptions, Target, WeightFormat};
 mod blob_check;
 mod error;
 mod inspect;
+mod predict;
 mod store;
+mod vectors;
 
-pub use blob_check::{BlobMismatch, check_blob_file, check_blob_of};
+pub use blob_check::{BlobMismatch, check_blob_file, check_blob_of, check_blob_of_record};
 pub use error::PipelineError;
-pub use inspect::{BlobInspection, LayerRow, inspect_blob};
+pub use inspect::{
+    BlobInspection, CheckpointInspection, LayerRow, SHOWN_NAMES, inspect_blob, inspect_checkpoint,
+    names_summary,
+};
+pub use predict::{
+    AccuracySummary, Predictions, ReferenceSummary, RunSummary, predict_blob, predict_float,
+    summarize_run, write_predictions,
+};
 pub use store::{StoreData, prepare_store, train_model_from_store};
+pub use vectors::{
+    InputSource, blob_layout, export_info_of, input_shape, load_checkpoint_inputs,
+    quantize_dynamic_of, quantize_with_calibration, read_vectors, save_checkpoint_inputs,
+    vector_inputs_for,
+};
 
 /// Trade data turned into normalized, split samples.
 #[derive(Debug, Clone)]
@@ -350,21 +364,19 @@ pub fn save_checkpoint(
 ///
 /// # Errors
 ///
-/// Checkpoint errors (the preprocessing record's naming the file and field), or [`PipelineError::NoPreprocess`] when
-/// the checkpoint has no `preprocess.json`.
+/// Checkpoint errors (the preprocessing record's naming the file and field), [`PipelineError::NoPreprocess`] when
+/// the checkpoint has no `preprocess.json`, and [`PipelineError::VectorCheckpoint`] for a checkpoint fed
+/// vectors from files (see [`load_checkpoint_inputs`]).
 pub fn load_checkpoint(dir: &Path) -> Result<(Sequential, Preprocess), PipelineError> {
-    let model = checkpoint::import_safetensors(
-        &dir.join(checkpoint::WEIGHTS_FILE),
-        &dir.join(checkpoint::ARCH_FILE),
-    )?;
-    let path = dir.join(checkpoint::PREPROCESS_FILE);
-    if !path.exists() {
-        return Err(PipelineError::NoPreprocess {
+    match load_checkpoint_inputs(dir)? {
+        (model, InputRecord::Trades(pre)) => Ok((model, *pre)),
+        (_, InputRecord::Vectors(_)) => Err(PipelineError::VectorCheckpoint {
             checkpoint: dir.to_path_buf(),
-        });
+            hint: "this command rebuilds its data from a trade file; `tickq quantize --calibration FILE`, \
+                   `tickq eval --inputs FILE` and `tickq run --inputs FILE` take vectors from files \
+                   (docs/BYO_MODEL.md)",
+        }),
     }
-    let pre = Preprocess::read(&path, &model.arch)?;
-    Ok((model, pre))
 }
 
 /// Rebuilds the data a checkpoint was trained with, from `path`, and warns
@@ -416,6 +428,20 @@ pub fn quantize_model_with(
     config: &QuantConfig,
     options: &EncodeOptions,
 ) -> Result<QuantizedModel, PipelineError> {
+    let info = export_info(model, data);
+    let sample = calibration_set(data, config);
+    quantize_calibrated(model, &info, sample.view(), config, options)
+}
+
+/// Quantizes `model` (its masks applied) on a standardized calibration set: what [`quantize_model_with`] and
+/// [`quantize_with_calibration`] share.
+fn quantize_calibrated(
+    model: &Sequential,
+    info: &ExportInfo,
+    calibration: ArrayView2<'_, f32>,
+    config: &QuantConfig,
+    options: &EncodeOptions,
+) -> Result<QuantizedModel, PipelineError> {
     // The model keeps masked weights at zero itself; applying the masks here also covers weights edited by hand.
     let masked;
     let model = if model.has_masks() {
@@ -426,12 +452,10 @@ pub fn quantize_model_with(
     } else {
         model
     };
-    let info = export_info(model, data);
-    let sample = calibration_set(data, config);
     Ok(quant::static_quantize_with(
         model,
-        sample.view(),
-        &info,
+        calibration,
+        info,
         config,
         options,
     )?)

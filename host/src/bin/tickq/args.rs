@@ -175,3 +175,59 @@ impl BackendArg {
         Ok(model)
     }
 }
+
+/// Parses a row range `A..B` (0-based, `B` excluded), each end within [`limits::VECTORS`].
+pub(crate) fn row_range(text: &str) -> Result<(usize, usize), String> {
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| format!("`{}` is not a row range START..END", limits::excerpt(text)))?;
+    let start = limits::VECTORS
+        .parse_usize(a.trim())
+        .map_err(|e| e.to_string())?;
+    let end = limits::VECTORS
+        .parse_usize(b.trim())
+        .map_err(|e| e.to_string())?;
+    if start >= end {
+        return Err(format!("{start}..{end} is empty: START must be below END"));
+    }
+    Ok((start, end))
+}
+
+/// The help of a row range option.
+pub(crate) fn rows_help(what: &str) -> String {
+    format!(
+        "{what}: rows START..END of the file (0-based, END excluded). Valid: {}",
+        limits::VECTORS
+    )
+}
+
+/// An inputs file and how to read it, for the commands that run a model on vectors from files.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct InputsArgs {
+    /// Input vectors: .npy, .safetensors, .csv or .parquet, as [N, inputs], [N, T, F] (time-major) or
+    /// [N, C, T] (channels-first), the values the model (the blob) takes; a CSV or Parquet `label` column holds
+    /// labels. See docs/BYO_MODEL.md.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) inputs: Option<PathBuf>,
+    /// The tensor of a safetensors --inputs file [default: its only tensor, or `inputs` or `x`].
+    #[arg(long, value_name = "NAME")]
+    pub(crate) tensor: Option<String>,
+    /// Labels, one class per input row: a .npy or .safetensors array of N integers, or a CSV / Parquet `label`
+    /// column.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) labels: Option<PathBuf>,
+    #[arg(long, value_name = "START..END", value_parser = row_range, help = rows_help("Use only these rows"))]
+    pub(crate) rows: Option<(usize, usize)>,
+}
+
+impl InputsArgs {
+    /// The source of the inputs, when a file was given.
+    pub(crate) fn source(&self) -> steps::InputSource<'_> {
+        steps::InputSource {
+            path: self.inputs.as_deref(),
+            tensor: self.tensor.as_deref(),
+            labels: self.labels.as_deref(),
+            rows: self.rows,
+        }
+    }
+}

@@ -32,6 +32,10 @@ enum Command {
     Eval(commands::eval::EvalArgs),
     /// Import PyTorch-style safetensors weights plus an architecture file as a tickq checkpoint.
     Import(commands::import::ImportArgs),
+    /// Run a checkpoint (f32 logits) or a blob (int8 logits, scores and signals through tickq-core) on input
+    /// vectors from a file; with labels prints the accuracy, with --reference the argmax agreement and the
+    /// max and mean absolute error. See docs/BYO_MODEL.md.
+    Run(commands::run::RunArgs),
     /// Show a blob's layers, shapes, sizes, arena, CRC and metadata.
     Inspect(commands::inspect::InspectArgs),
     /// Measure single-sample tick-to-signal latency of a blob through tickq-core.
@@ -103,6 +107,7 @@ fn run(cli: Cli) -> Result<(), PipelineError> {
         Command::Eval(a) => commands::eval::run(a),
         Command::Import(a) => commands::import::run(a),
         Command::Inspect(a) => commands::inspect::run(a),
+        Command::Run(a) => commands::run::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::Export(a) => commands::export::run(a),
         Command::Replay(a) => commands::replay::run(a),

@@ -28,6 +28,14 @@ pub(crate) struct ExportArgs {
     pub(crate) trade_vectors: usize,
     #[command(flatten)]
     pub(crate) data: DataArgs,
+    /// Take the test vectors from this input-vectors file (.npy, .safetensors, .csv or .parquet, in the blob's
+    /// layout; docs/BYO_MODEL.md) instead of the data's test split: --vectors N of its rows, evenly spaced,
+    /// or all of them without --vectors.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) vectors_from: Option<PathBuf>,
+    /// The tensor of a safetensors --vectors-from file [default: its only tensor, or `inputs` or `x`].
+    #[arg(long, value_name = "NAME", requires = "vectors_from")]
+    pub(crate) vectors_tensor: Option<String>,
 }
 
 pub(crate) fn run(a: ExportArgs) -> Result<(), PipelineError> {
@@ -46,6 +54,8 @@ pub(crate) fn run(a: ExportArgs) -> Result<(), PipelineError> {
         trade_vectors: a.trade_vectors,
         data: a.data.path()?,
         read: a.data.read.clone(),
+        vectors_from: a.vectors_from.clone(),
+        vectors_tensor: a.vectors_tensor.clone(),
     };
     check_output_file(&opts.out, "the export")?;
     let written = export::run_export(&opts)?;

@@ -12,6 +12,7 @@ pub(crate) mod pipeline;
 pub(crate) mod prune;
 pub(crate) mod quantize;
 pub(crate) mod replay;
+pub(crate) mod run;
 pub(crate) mod sensitivity;
 pub(crate) mod stats;
 pub(crate) mod train;
