@@ -13,8 +13,15 @@
 //! The blob is calibrated on the first half of the vectors and run on the second half; the test asserts
 //! argmax agreement of at least 99 % and, for every sample and class, an absolute error within the bound
 //! [`error_bound`] derives from the blob's quantization scales.
+//!
+//! Each model is imported both ways tickq takes a PyTorch model: its safetensors with an architecture file,
+//! and an ONNX file this test writes (laid out as `torch.onnx.export` lays out these modules: `Gemm` with
+//! `transB = 1`, `Conv` with explicit attributes, `GlobalAveragePool` then `Flatten`); the two blobs must
+//! give the same int8 logits for every sample.
 
 mod common;
+#[path = "common/onnx_writer.rs"]
+mod onnx_writer;
 
 use common::*;
 use rand::{RngExt, SeedableRng};
@@ -308,6 +315,116 @@ fn write_weights(layers: &[Layer], path: &Path) {
         })
         .collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
+}
+
+/// The model as an ONNX file, as `torch.onnx.export` writes these modules, with `input` `[N, ..dims]`.
+fn write_onnx(layers: &[Layer], dims: &[usize], path: &Path) {
+    use onnx_writer::*;
+    let (mut nodes, mut inits) = (Vec::new(), Vec::new());
+    let mut x = "input".to_string();
+    let (mut fc, mut cv) = (0, 0);
+    let f32s = |v: &[f64]| -> Vec<f32> { v.iter().map(|x| *x as f32).collect() };
+    let step = |nodes: &mut Vec<Message>, op: &str, name: String, inputs: Vec<String>, attrs| {
+        let out = format!("{name}_out");
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        nodes.push(node(op, &name, &inputs, &[&out], attrs));
+        out
+    };
+    for l in layers {
+        match l {
+            Layer::Dense {
+                w,
+                b,
+                inp,
+                out,
+                relu,
+            } => {
+                fc += 1;
+                let (wn, bn) = (format!("fc{fc}.weight"), format!("fc{fc}.bias"));
+                inits.push(float_tensor(&wn, &[*out, *inp], &f32s(w)));
+                inits.push(float_tensor(&bn, &[*out], &f32s(b)));
+                let attrs = vec![int_attribute("transB", 1)];
+                x = step(
+                    &mut nodes,
+                    "Gemm",
+                    format!("/fc{fc}/Gemm"),
+                    vec![x, wn, bn],
+                    attrs,
+                );
+                if *relu {
+                    x = step(
+                        &mut nodes,
+                        "Relu",
+                        format!("/relu_fc{fc}/Relu"),
+                        vec![x],
+                        vec![],
+                    );
+                }
+            }
+            Layer::Conv {
+                w,
+                b,
+                inp,
+                out,
+                k,
+                stride,
+                relu,
+            } => {
+                cv += 1;
+                let (wn, bn) = (format!("conv{cv}.weight"), format!("conv{cv}.bias"));
+                inits.push(float_tensor(&wn, &[*out, *inp, *k], &f32s(w)));
+                inits.push(float_tensor(&bn, &[*out], &f32s(b)));
+                let attrs = vec![
+                    ints_attribute("dilations", &[1]),
+                    int_attribute("group", 1),
+                    ints_attribute("kernel_shape", &[*k as i64]),
+                    ints_attribute("pads", &[0, 0]),
+                    ints_attribute("strides", &[*stride as i64]),
+                ];
+                x = step(
+                    &mut nodes,
+                    "Conv",
+                    format!("/conv{cv}/Conv"),
+                    vec![x, wn, bn],
+                    attrs,
+                );
+                if *relu {
+                    x = step(
+                        &mut nodes,
+                        "Relu",
+                        format!("/relu_conv{cv}/Relu"),
+                        vec![x],
+                        vec![],
+                    );
+                }
+            }
+            Layer::GlobalAvgPool => {
+                x = step(
+                    &mut nodes,
+                    "GlobalAveragePool",
+                    "/pool/GlobalAveragePool".into(),
+                    vec![x],
+                    vec![],
+                );
+                let attrs = vec![int_attribute("axis", 1)];
+                x = step(
+                    &mut nodes,
+                    "Flatten",
+                    "/flatten/Flatten".into(),
+                    vec![x],
+                    attrs,
+                );
+            }
+        }
+    }
+    // The last node's output is the graph's output.
+    let bytes = model(
+        nodes,
+        inits,
+        float_value("input", dims),
+        float_value(&x, &[3]),
+    );
+    std::fs::write(path, bytes).unwrap();
 }
 
 /// A version-1 `.npy` file of little-endian values, written here independently of tickq's writer.
@@ -630,6 +747,74 @@ fn an_mlp_on_its_own_csv_features() {
         .collect();
     assert_eq!(vectors[0].logits, int8);
     assert!(blob_text.contains("features     f0, f1, f2"), "{blob_text}");
+
+    // The same model as an ONNX file: the graph gives the layers and weights, no architecture file.
+    let onnx = dir.join("onnx");
+    std::fs::create_dir_all(&onnx).unwrap();
+    write_onnx(&layers, &[32], &onnx.join("mlp32.onnx"));
+    let onnx_ck = onnx.join("ck");
+    let out = ok(&[
+        "import",
+        s(&onnx.join("mlp32.onnx")),
+        "--out",
+        s(&onnx_ck),
+        "--input-names-from",
+        s(&header),
+        "--label-names",
+        "down,flat,up",
+    ]);
+    assert!(out.contains("imported 4291 parameters"), "{out}");
+    // An operator the core does not run is refused naming the node, and no checkpoint is written.
+    let softmax = onnx.join("softmax.onnx");
+    let graph = onnx_writer::model(
+        vec![onnx_writer::node(
+            "Softmax",
+            "/softmax/Softmax",
+            &["input"],
+            &["probs"],
+            vec![],
+        )],
+        vec![],
+        onnx_writer::float_value("input", &[3]),
+        onnx_writer::float_value("probs", &[3]),
+    );
+    std::fs::write(&softmax, graph).unwrap();
+    let e = refused(&["import", s(&softmax), "--out", s(&onnx.join("no-ck"))], 2);
+    assert_eq!(
+        e,
+        format!(
+            "error: {}: node 0 \"/softmax/Softmax\" (Softmax): operator not supported; tickq imports Gemm, \
+             MatMul (+ Add of a bias), Conv (one spatial axis), Relu, Clip, Tanh, Sigmoid, MaxPool, AveragePool, \
+             GlobalAveragePool, Flatten, Reshape (as a flatten), Squeeze (after GlobalAveragePool), Identity, \
+             Dropout and Constant",
+            softmax.display()
+        )
+    );
+    assert!(!onnx.join("no-ck").exists());
+    quantize_and_check(
+        &onnx,
+        &onnx_ck,
+        &inputs,
+        &reference,
+        &layers,
+        &acts,
+        &["--calibration-rows", &format!("0..{HALF}")],
+    );
+    assert_same_predictions(&dir, &onnx);
+}
+
+/// The int8 logits and scores both imports' blobs gave (`preds.csv`, written by [`quantize_and_check`]) are
+/// the same, sample for sample.
+fn assert_same_predictions(safetensors_dir: &Path, onnx_dir: &Path) {
+    let a = std::fs::read_to_string(safetensors_dir.join("preds.csv")).unwrap();
+    let b = std::fs::read_to_string(onnx_dir.join("preds.csv")).unwrap();
+    assert_eq!(a.lines().count(), ROWS - HALF + 1);
+    for (n, (x, y)) in a.lines().zip(b.lines()).enumerate() {
+        assert_eq!(
+            x, y,
+            "line {n} of the predictions differs between the two imports"
+        );
+    }
 }
 
 #[test]
@@ -740,4 +925,32 @@ fn a_conv_model_given_channels_first() {
         e.contains("the samples are [8, 64], the channels-first shape, but the model's layout is time-major"),
         "{e}"
     );
+
+    // The same model as an ONNX file `[N, 8, 64]`: the graph's input shape makes the checkpoint
+    // channels-first without --layout.
+    let onnx = dir.join("onnx");
+    std::fs::create_dir_all(&onnx).unwrap();
+    write_onnx(&layers, &[8, 64], &onnx.join("conv8x64.onnx"));
+    let onnx_ck = onnx.join("ck");
+    ok(&[
+        "import",
+        s(&onnx.join("conv8x64.onnx")),
+        "--out",
+        s(&onnx_ck),
+    ]);
+    let text = ok(&["inspect", s(&onnx_ck)]);
+    assert!(
+        text.contains("layout       channels-first [C, T] = [8, 64]"),
+        "{text}"
+    );
+    quantize_and_check(
+        &onnx,
+        &onnx_ck,
+        &inputs,
+        &reference,
+        &layers,
+        &acts,
+        &["--calibration-count", &HALF.to_string()],
+    );
+    assert_same_predictions(&dir, &onnx);
 }

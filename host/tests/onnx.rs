@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use ndarray::Array2;
 use tickq_host::checkpoint::{load_checkpoint, save_checkpoint};
 use tickq_host::model::{Architecture, LayerSpec, Padding};
-use tickq_host::onnx::{InputLayout, OnnxImport, import_onnx};
+use tickq_host::onnx::{InputShape, OnnxImport, import_onnx};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -87,7 +87,7 @@ fn mlp_matches_the_float64_reference() {
     let import = import_onnx(&data("mlp.onnx")).unwrap();
     let want = reference("mlp");
     assert_eq!(import.input.name, want.input);
-    assert_eq!(import.input.layout, InputLayout::Vector { features: 32 });
+    assert_eq!(import.input.layout, InputShape::Vector { features: 32 });
     assert_eq!(import.input.batch, None);
     assert_eq!(import.output, "logits");
     assert_eq!(import.opset, 13);
@@ -114,7 +114,7 @@ fn conv_matches_the_float64_reference_once_transposed() {
     assert_eq!(want.shape, [6, 8, 64]);
     assert_eq!(
         import.input.layout,
-        InputLayout::ChannelsFirst {
+        InputShape::ChannelsFirst {
             channels: 8,
             time: 64
         }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use super::error::{GraphProblem, NodeProblem, NodeRef};
 use super::proto::{ModelProto, NodeProto, TensorProto, ValueInfoProto, data_type};
-use super::{InputLayout, OnnxInput};
+use super::{InputShape, OnnxInput};
 use crate::limits::MAX_ONNX_NODES;
 
 /// The lowest default operator set version read (Gemm, Conv, pooling and Flatten as they are today).
@@ -146,8 +146,8 @@ fn read_input(value: &ValueInfoProto) -> Result<OnnxInput, GraphProblem> {
         _ => None,
     };
     let layout = match dims[..] {
-        [_, f] => InputLayout::Vector { features: size(f)? },
-        [_, c, t] => InputLayout::ChannelsFirst {
+        [_, f] => InputShape::Vector { features: size(f)? },
+        [_, c, t] => InputShape::ChannelsFirst {
             channels: size(c)?,
             time: size(t)?,
         },

@@ -18,7 +18,7 @@
 //!   `time_steps = T`, `features = C`. tickq's f32 [`Sequential`] (and the blob quantized from it) takes one
 //!   sample as a time-major buffer of `T * C` values, value `(t, c)` at index `t * C + c`, while PyTorch's
 //!   `[C, T]` sample, flattened row-major, has it at `c * T + t`. The caller transposes each sample from `[C, T]`
-//!   to `[T, C]` before feeding it: [`InputLayout::to_model_row`] does exactly that. Feeding the channels-first
+//!   to `[T, C]` before feeding it: [`InputShape::to_model_row`] does exactly that. Feeding the channels-first
 //!   values untransposed gives wrong predictions, not an error.
 //!
 //! Everything after the input uses PyTorch's layouts inside the model, so a `Flatten` of `[N, C, T]` is
@@ -105,19 +105,19 @@ pub struct OnnxInput {
     /// The batch size when the file fixes it; `None` for a symbolic (dynamic) batch.
     pub batch: Option<usize>,
     /// The shape of one sample and how its values are laid out.
-    pub layout: InputLayout,
+    pub layout: InputShape,
 }
 
 /// The shape of one input sample as the ONNX graph takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InputLayout {
+pub enum InputShape {
     /// `[N, F]`: a vector of `features` values, passed to tickq unchanged.
     Vector {
         /// Values per sample.
         features: usize,
     },
     /// `[N, C, T]`: `channels` sequences of `time` steps, channels-first as PyTorch's `Conv1d` takes them; tickq
-    /// takes the same sample time-major (see [`InputLayout::to_model_row`]).
+    /// takes the same sample time-major (see [`InputShape::to_model_row`]).
     ChannelsFirst {
         /// Channels (tickq's features per step).
         channels: usize,
@@ -126,12 +126,12 @@ pub enum InputLayout {
     },
 }
 
-impl InputLayout {
+impl InputShape {
     /// The number of values in one sample.
     pub fn len(&self) -> usize {
         match *self {
-            InputLayout::Vector { features } => features,
-            InputLayout::ChannelsFirst { channels, time } => channels * time,
+            InputShape::Vector { features } => features,
+            InputShape::ChannelsFirst { channels, time } => channels * time,
         }
     }
 
@@ -140,34 +140,43 @@ impl InputLayout {
         self.len() == 0
     }
 
+    /// How tickq records this shape's layout in a checkpoint and a blob: a vector and a time-major window are
+    /// the same to it; `[N, C, T]` is channels-first.
+    pub fn layout(&self) -> crate::data::vectors::InputLayout {
+        match self {
+            InputShape::Vector { .. } => crate::data::vectors::InputLayout::TimeMajor,
+            InputShape::ChannelsFirst { .. } => crate::data::vectors::InputLayout::ChannelsFirst,
+        }
+    }
+
     /// Converts one sample from the graph's layout to the row tickq's [`Sequential`] takes: a vector is copied;
     /// a channels-first `[C, T]` sample (value `(c, t)` at `c * T + t`) is transposed to time-major `[T, C]`
-    /// (value `(c, t)` at `t * C + c`).
+    /// (value `(c, t)` at `t * C + c`), by the core's [`tickq_core::InputLayout::to_time_major`], the one
+    /// transposition every tickq path uses.
     ///
     /// # Panics
     ///
-    /// If `sample` or `row` does not hold [`InputLayout::len`] values.
+    /// If `sample` or `row` does not hold [`InputShape::len`] values.
     pub fn to_model_row(&self, sample: &[f32], row: &mut [f32]) {
-        assert_eq!(sample.len(), self.len(), "sample has the wrong length");
-        assert_eq!(row.len(), self.len(), "row has the wrong length");
-        match *self {
-            InputLayout::Vector { .. } => row.copy_from_slice(sample),
-            InputLayout::ChannelsFirst { channels, time } => {
-                for c in 0..channels {
-                    for t in 0..time {
-                        row[t * channels + c] = sample[c * time + t];
-                    }
-                }
+        let (layout, time_steps, features) = match *self {
+            InputShape::Vector { features } => (tickq_core::InputLayout::TimeMajor, 1, features),
+            InputShape::ChannelsFirst { channels, time } => {
+                (tickq_core::InputLayout::ChannelsFirst, time, channels)
             }
-        }
+        };
+        assert!(
+            layout.to_time_major(sample, time_steps, features, row),
+            "sample and row must hold {} values",
+            self.len()
+        );
     }
 }
 
-impl fmt::Display for InputLayout {
+impl fmt::Display for InputShape {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            InputLayout::Vector { features } => write!(f, "[N, {features}]"),
-            InputLayout::ChannelsFirst { channels, time } => {
+            InputShape::Vector { features } => write!(f, "[N, {features}]"),
+            InputShape::ChannelsFirst { channels, time } => {
                 write!(f, "[N, {channels}, {time}] (channels-first)")
             }
         }
@@ -241,11 +250,11 @@ pub fn import_onnx_bytes(bytes: &[u8], origin: &Path) -> Result<OnnxImport, Onnx
     };
     graph::check_output(graph.output, classes).map_err(graph_problem)?;
     let input = match graph.input.layout {
-        InputLayout::Vector { features } => InputSpec {
+        InputShape::Vector { features } => InputSpec {
             time_steps: 1,
             features,
         },
-        InputLayout::ChannelsFirst { channels, time } => InputSpec {
+        InputShape::ChannelsFirst { channels, time } => InputSpec {
             time_steps: time,
             features: channels,
         },

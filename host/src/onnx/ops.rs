@@ -64,8 +64,8 @@ struct Chain<'a> {
 /// Maps every node of `graph` onto tickq layers.
 pub(super) fn map_graph(graph: &Graph<'_>) -> Result<Mapped, MapError> {
     let shape = match graph.input.layout {
-        super::InputLayout::Vector { features } => Shape::Flat(features),
-        super::InputLayout::ChannelsFirst { channels, time } => Shape::Seq { channels, time },
+        super::InputShape::Vector { features } => Shape::Flat(features),
+        super::InputShape::ChannelsFirst { channels, time } => Shape::Seq { channels, time },
     };
     let mut chain = Chain {
         graph,

@@ -233,7 +233,7 @@ fn dense_weight(import: &OnnxImport, layer: usize) -> (Vec<f32>, Vec<f32>) {
 fn gemm_with_transposed_weight_is_a_dense_layer() {
     let import = dense_head().ok();
     assert_eq!(kinds(&import), ["dense"]);
-    assert_eq!(import.input.layout, InputLayout::Vector { features: 4 });
+    assert_eq!(import.input.layout, InputShape::Vector { features: 4 });
     assert_eq!(
         (import.input.name.as_str(), import.output.as_str()),
         ("x", "y")
@@ -402,7 +402,7 @@ fn conv_maps_padding_strides_and_dilations() {
     assert_eq!(kinds(&import), ["conv1d", "global_avg_pool", "dense"]);
     assert_eq!(
         import.input.layout,
-        InputLayout::ChannelsFirst {
+        InputShape::ChannelsFirst {
             channels: 2,
             time: 8
         }
@@ -1021,7 +1021,7 @@ fn not_an_onnx_file() {
 
 #[test]
 fn channels_first_samples_are_transposed_to_time_major() {
-    let layout = InputLayout::ChannelsFirst {
+    let layout = InputShape::ChannelsFirst {
         channels: 2,
         time: 3,
     };
@@ -1031,7 +1031,7 @@ fn channels_first_samples_are_transposed_to_time_major() {
     layout.to_model_row(&sample, &mut row);
     assert_eq!(row, [0.0, 10.0, 1.0, 11.0, 2.0, 12.0]);
     assert_eq!(layout.to_string(), "[N, 2, 3] (channels-first)");
-    let vector = InputLayout::Vector { features: 2 };
+    let vector = InputShape::Vector { features: 2 };
     vector.to_model_row(&[4.0, 5.0], &mut row[..2]);
     assert_eq!(row[..2], [4.0, 5.0]);
 }

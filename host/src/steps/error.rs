@@ -30,9 +30,16 @@ pub enum PipelineError {
     /// Pruning failed.
     #[error(transparent)]
     Prune(#[from] prune::PruneError),
+    /// An ONNX model file could not be imported (boxed: the error names the file, the node and what is
+    /// supported, and would make every `PipelineError` larger).
+    #[error(transparent)]
+    Onnx(Box<crate::onnx::OnnxError>),
     /// Reading input vectors, labels or reference logits from a file failed.
     #[error(transparent)]
     Vectors(#[from] data::vectors::VectorError),
+    /// `tickq import` was named no model (clap normally refuses this first).
+    #[error("tickq import needs a model: an ONNX file, or --weights FILE and --arch FILE")]
+    NoImportModel,
     /// A command that rebuilds market data was given a checkpoint fed vectors from files.
     #[error(
         "{}: its input is vectors from files (preprocess.json has \"kind\": \"vectors\"), not market data: {hint}",
@@ -253,5 +260,11 @@ impl From<data::StoreError> for PipelineError {
 impl From<data::BookError> for PipelineError {
     fn from(e: data::BookError) -> Self {
         PipelineError::Book(Box::new(e))
+    }
+}
+
+impl From<crate::onnx::OnnxError> for PipelineError {
+    fn from(e: crate::onnx::OnnxError) -> Self {
+        PipelineError::Onnx(Box::new(e))
     }
 }

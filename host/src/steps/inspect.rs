@@ -336,7 +336,12 @@ impl BlobInspection {
             self.backends_available.join(", ")
         );
         let _ = writeln!(s, "work         {} MACs per inference", self.macs);
-        let _ = writeln!(s, "data sha256  {}", self.data_sha256);
+        // A blob quantized from vectors in files records no training file: its hash is all zeros.
+        if self.data_sha256.bytes().all(|b| b == b'0') {
+            let _ = writeln!(s, "data sha256  none (calibrated on vectors from a file)");
+        } else {
+            let _ = writeln!(s, "data sha256  {}", self.data_sha256);
+        }
         let _ = writeln!(s, "exported by  tickq {}", self.tickq_version);
         let _ = writeln!(s, "features     {}", names_summary(&self.feature_names));
         match &self.feature_spec {

@@ -30,7 +30,8 @@ enum Command {
     Quantize(commands::quantize::QuantizeArgs),
     /// Evaluate a checkpoint and its blob on the test split; writes report.md and report.json.
     Eval(commands::eval::EvalArgs),
-    /// Import PyTorch-style safetensors weights plus an architecture file as a tickq checkpoint.
+    /// Import a model trained elsewhere as a tickq checkpoint: an ONNX file, or PyTorch-style safetensors
+    /// weights plus an architecture file.
     Import(commands::import::ImportArgs),
     /// Run a checkpoint (f32 logits) or a blob (int8 logits, scores and signals through tickq-core) on input
     /// vectors from a file; with labels prints the accuracy, with --reference the argmax agreement and the

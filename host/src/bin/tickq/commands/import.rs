@@ -1,5 +1,5 @@
-//! `tickq import`: PyTorch-style safetensors plus an architecture file as a checkpoint, fed tickq's trade
-//! features or vectors from files (docs/BYO_MODEL.md).
+//! `tickq import`: an ONNX model file, or PyTorch-style safetensors plus an architecture file, as a checkpoint
+//! fed tickq's trade features or vectors from files (docs/BYO_MODEL.md, docs/ONNX.md).
 
 use clap::Args;
 use std::path::PathBuf;
@@ -13,12 +13,27 @@ use crate::{out, progress};
 
 #[derive(Args, Debug)]
 pub(crate) struct ImportArgs {
+    /// An ONNX model file (`.onnx`, as `torch.onnx.export` writes it): the layers, shapes and weights come
+    /// from its graph, and its input's layout from the input's shape ([N, F] a vector, [N, C, T]
+    /// channels-first). Instead of --weights and --arch.
+    #[arg(value_name = "MODEL.onnx", conflicts_with_all = ["weights", "arch"])]
+    pub(crate) model: Option<PathBuf>,
     /// safetensors file with PyTorch state_dict names (fc1.weight as [out, in], conv1.weight as [out, in, k]).
-    #[arg(long, value_name = "FILE")]
-    pub(crate) weights: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "model",
+        requires = "arch"
+    )]
+    pub(crate) weights: Option<PathBuf>,
     /// Architecture file describing the same network.
-    #[arg(long, value_name = "FILE")]
-    pub(crate) arch: PathBuf,
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present = "model",
+        requires = "weights"
+    )]
+    pub(crate) arch: Option<PathBuf>,
     /// Checkpoint directory to write.
     #[arg(long, value_name = "DIR")]
     pub(crate) out: PathBuf,
@@ -65,8 +80,31 @@ impl ImportArgs {
 
 pub(crate) fn run(a: ImportArgs) -> Result<(), PipelineError> {
     check_output_dir(&a.out, "the checkpoint")?;
-    let model = tickq_host::checkpoint::import_safetensors(&a.weights, &a.arch)?;
-    let record = if a.is_vectors() {
+    let (model, graph_layout) = if let Some(file) = &a.model {
+        let import = tickq_host::onnx::import_onnx(file)?;
+        progress(&format!(
+            "{}: ONNX opset {}, input `{}` {}, {} layers",
+            file.display(),
+            import.opset,
+            import.input.name,
+            import.input.layout,
+            import.model.arch.layers.len()
+        ));
+        let layout = import.input.layout.layout();
+        (import.model, Some(layout))
+    } else {
+        let (Some(weights), Some(arch)) = (&a.weights, &a.arch) else {
+            return Err(PipelineError::NoImportModel);
+        };
+        (
+            tickq_host::checkpoint::import_safetensors(weights, arch)?,
+            None,
+        )
+    };
+    // An ONNX graph says how its input is laid out, so without trade settings (--preprocess, --data) its
+    // checkpoint is fed vectors from files in that layout.
+    let onnx_vectors = graph_layout.is_some() && a.preprocess.is_none() && a.data.data.is_none();
+    let record = if a.is_vectors() || onnx_vectors {
         let names = match (&a.input_names, &a.input_names_from) {
             (Some(n), _) => Some((n.clone(), "--input-names".to_string())),
             (None, Some(file)) => Some((
@@ -79,7 +117,7 @@ pub(crate) fn run(a: ImportArgs) -> Result<(), PipelineError> {
             .label_names
             .clone()
             .map(|n| (n, "--label-names".to_string()));
-        let layout = a.layout.unwrap_or_default();
+        let layout = a.layout.or(graph_layout).unwrap_or_default();
         let record = steps::vector_inputs_for(&model.arch, names, layout, labels)?;
         progress(&format!(
             "inputs: {} named inputs, {} {}, identity standardization; no data read",
