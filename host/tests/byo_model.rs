@@ -690,6 +690,25 @@ fn an_mlp_on_its_own_csv_features() {
         "{e}"
     );
     assert!(!dir.join("x.blob").exists());
+    // Dynamic quantization reads no calibration data: a calibration file is refused, not ignored.
+    let e = refused(
+        &[
+            "quantize",
+            s(&ck),
+            "--out",
+            s(&dir.join("x.blob")),
+            "--mode",
+            "dynamic",
+            "--calibration",
+            s(&inputs),
+        ],
+        2,
+    );
+    assert_eq!(
+        e,
+        "error: --calibration is for static quantization: --mode dynamic chooses its activation scales at every inference and reads no calibration data"
+    );
+    assert!(!dir.join("x.blob").exists());
     let summary = quantize_and_check(
         &dir,
         &ck,

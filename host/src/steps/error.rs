@@ -37,6 +37,11 @@ pub enum PipelineError {
     /// Reading input vectors, labels or reference logits from a file failed.
     #[error(transparent)]
     Vectors(#[from] data::vectors::VectorError),
+    /// A calibration file was given to dynamic quantization, which reads none.
+    #[error(
+        "--calibration is for static quantization: --mode dynamic chooses its activation scales at every inference and reads no calibration data"
+    )]
+    DynamicCalibration,
     /// `tickq import` was named no model (clap normally refuses this first).
     #[error("tickq import needs a model: an ONNX file, or --weights FILE and --arch FILE")]
     NoImportModel,

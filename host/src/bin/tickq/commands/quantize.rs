@@ -60,6 +60,9 @@ pub(crate) fn run(a: QuantizeArgs) -> Result<(), PipelineError> {
     let (model, record) = steps::load_checkpoint_inputs(&a.checkpoint)?;
     let vectors = matches!(record, InputRecord::Vectors(_));
     if a.mode == QuantMode::Dynamic {
+        if a.calibration.is_some() {
+            return Err(PipelineError::DynamicCalibration);
+        }
         progress("dynamic quantization: no calibration");
         let q = if vectors {
             steps::quantize_dynamic_of(&model, &record)?
