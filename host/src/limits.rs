@@ -658,3 +658,21 @@ pub fn read_blob_file(path: &Path) -> std::io::Result<Vec<u8>> {
 
 #[cfg(test)]
 mod tests;
+
+/// Parses a row range `A..B` (0-based, `B` excluded), each end within [`VECTORS`]: the `--rows` and
+/// `--calibration-rows` options and the pipeline config's `calibration_rows`.
+///
+/// # Errors
+///
+/// The reason, for the caller to put after the option or field it came from.
+pub fn row_range(text: &str) -> Result<(usize, usize), String> {
+    let (a, b) = text
+        .split_once("..")
+        .ok_or_else(|| format!("`{}` is not a row range START..END", excerpt(text)))?;
+    let start = VECTORS.parse_usize(a.trim()).map_err(|e| e.to_string())?;
+    let end = VECTORS.parse_usize(b.trim()).map_err(|e| e.to_string())?;
+    if start >= end {
+        return Err(format!("{start}..{end} is empty: START must be below END"));
+    }
+    Ok((start, end))
+}

@@ -637,3 +637,116 @@ fn the_example_in_docs_pipeline_md_parses() {
         ]
     );
 }
+
+/// A quantize stage with `calibration = FILE` calibrates on the file's rows instead of the training split: given
+/// the very rows the default stage picks from the training split (unstandardized, as the file takes them), its
+/// blob is the default stage's, byte for byte; other rows give another blob, and an edited file reruns the stage.
+#[test]
+fn a_quantize_stage_calibrates_on_a_file() {
+    let dir = scratch("pipeline-calibration");
+    let data = tickq_host::steps::prepare_data(
+        slice_csv(),
+        &tickq_host::data::DatasetConfig::default(),
+        None,
+    )
+    .unwrap();
+    let train = &data.splits.train.x;
+    let (n, width) = (train.nrows(), train.ncols());
+    let take = tickq_host::quant::QuantConfig::default()
+        .calibration_samples
+        .min(n);
+    let rows: Vec<usize> = (0..take).map(|i| i * n / take).collect();
+    let picked = train.select(ndarray::Axis(0), &rows);
+    let values: Vec<f32> = picked.iter().copied().collect();
+    std::fs::write(
+        dir.join("calibration.npy"),
+        tickq_host::data::vectors::npy::to_bytes_f32(&[take, width], &values),
+    )
+    .unwrap();
+    let text = format!(
+        r#"
+[data]
+csv = "{csv}"
+
+[[stages]]
+name = "train"
+kind = "train"
+arch = "tiny.toml"
+epochs = 1
+
+[[stages]]
+name = "int8"
+kind = "quantize"
+from = "train"
+latency_calls = 100
+
+[[stages]]
+name = "from-file"
+kind = "quantize"
+from = "train"
+latency_calls = 100
+calibration = "calibration.npy"
+
+[[stages]]
+name = "first-rows"
+kind = "quantize"
+from = "train"
+latency_calls = 100
+calibration = "calibration.npy"
+calibration_count = 50
+"#,
+        csv = slice_csv().display()
+    );
+    let cfg = write_config(&dir, &text);
+    let out = dir.join("out");
+    run(&cfg, &out, false);
+    let blob = |stage: &str| std::fs::read(out.join(stage).join("model.blob")).unwrap();
+    assert_eq!(blob("from-file"), blob("int8"));
+    assert_ne!(blob("first-rows"), blob("int8"));
+    // The file's hash is in the stage's fingerprint: an edited file reruns the stages that read it.
+    let mut edited = values;
+    edited[0] += 1.0;
+    std::fs::write(
+        dir.join("calibration.npy"),
+        tickq_host::data::vectors::npy::to_bytes_f32(&[take, width], &edited),
+    )
+    .unwrap();
+    let cfg = PipelineConfig::load(&dir.join("pipeline.toml")).unwrap();
+    assert_eq!(
+        statuses(&run(&cfg, &out, false)),
+        [
+            ("train", Skipped),
+            ("int8", Skipped),
+            ("from-file", Ran),
+            ("first-rows", Ran)
+        ]
+    );
+    // Refusals name the stage and the fields.
+    let base = "[[stages]]\nname = \"t\"\nkind = \"train\"\narch = \"tiny.toml\"\n[[stages]]\nname = \"q\"\nkind = \"quantize\"\nfrom = \"t\"\n";
+    let e = config_error(&format!("{base}calibration_count = 10\n"));
+    assert!(
+        e.contains("stage `q` (quantize): fields `calibration_tensor`, `calibration_rows`, `calibration_count`: they select part of a `calibration` file, and the stage names none"),
+        "{e}"
+    );
+    let e = config_error(&format!("{base}calibration = \"missing.npy\"\n"));
+    assert!(
+        e.contains("stage `q` (quantize): field `calibration`:") && e.contains("missing.npy"),
+        "{e}"
+    );
+    let e = config_error(&format!(
+        "{base}calibration = \"tiny.toml\"\ndynamic = true\n"
+    ));
+    assert!(
+        e.contains("stage `q` (quantize): fields `calibration`, `dynamic`: dynamic quantization chooses its activation scales at every inference and reads no calibration data"),
+        "{e}"
+    );
+    let e = config_error(&format!(
+        "{base}calibration = \"tiny.toml\"\ncalibration_rows = \"5..2\"\n"
+    ));
+    assert!(
+        e.contains(
+            "stage `q` (quantize): field `calibration_rows`: 5..2 is empty: START must be below END"
+        ),
+        "{e}"
+    );
+}

@@ -136,12 +136,35 @@ pub struct QuantizeStage {
     /// `true`: dynamic quantization (no calibration; Dense and Conv1d with fused ReLU/ReLU6, pools and flatten,
     /// see docs/ARITHMETIC.md); the calibration settings are then unused.
     pub dynamic: Option<bool>,
+    /// A file of calibration vectors (`.npy`, `.safetensors`, CSV or Parquet with a header; docs/BYO_MODEL.md),
+    /// relative to the config file, calibrated on instead of the training split; its rows are the model's
+    /// unstandardized features, as `tickq quantize --calibration` takes them.
+    pub calibration: Option<PathBuf>,
+    /// The tensor of a safetensors `calibration` file (default: its only tensor, or `inputs` or `x`).
+    pub calibration_tensor: Option<String>,
+    /// Only rows `"START..END"` of the `calibration` file (0-based, END excluded).
+    pub calibration_rows: Option<String>,
+    /// Only the first N rows of the `calibration` file.
+    pub calibration_count: Option<usize>,
     /// The calibration settings, from the same table.
     #[serde(skip)]
     pub quant: QuantOptions,
     /// The weight format and target, from the same table.
     #[serde(skip)]
     pub encode: EncodeChoice,
+}
+
+/// A quantize stage's calibration file, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CalibrationFile {
+    /// The file, relative paths taken from the config file's directory.
+    pub path: PathBuf,
+    /// Its tensor, for a safetensors file.
+    pub tensor: Option<String>,
+    /// The rows calibrated on, `(start, end)`; `None`: all.
+    pub rows: Option<(usize, usize)>,
+    /// SHA-256 (hex) of the file when the config was read.
+    pub sha256: String,
 }
 
 /// An `export` stage as written: a quantize stage's blob as a device file.
@@ -190,6 +213,9 @@ pub enum StageSpec {
     Quantize {
         /// The settings as written.
         raw: QuantizeStage,
+        /// The calibration file, if the stage names one: where it is, which rows, and its SHA-256 (part of the
+        /// fingerprint, so an edited file reruns the stage).
+        calibration: Option<CalibrationFile>,
         /// The quantization settings.
         config: QuantConfig,
         /// The blob's weight format and target.
@@ -289,9 +315,15 @@ impl StageSpec {
                 "arch_text": student.as_ref().map(|(_, text)| text),
             }),
             // The resolved target, so that a default (`native`) target is re-decided on another machine.
-            StageSpec::Quantize { raw, options, .. } => serde_json::json!({
+            StageSpec::Quantize {
+                raw,
+                options,
+                calibration,
+                ..
+            } => serde_json::json!({
                 "settings": merged(&[json(raw), json(&raw.quant), json(&raw.encode)]),
                 "target": options.target.name(),
+                "calibration_sha256": calibration.as_ref().map(|c| &c.sha256),
             }),
             StageSpec::Export { raw, .. } => serde_json::json!({ "settings": raw }),
         };
@@ -604,7 +636,7 @@ fn parse_stage(
                 encode: part(&rest).map_err(fail)?,
                 ..part(&rest).map_err(fail)?
             };
-            resolve_quantize(raw).map_err(option)?
+            resolve_quantize(raw, base).map_err(&at)?
         }
         "export" => {
             known(&[field_names::<FromField>(), field_names::<ExportSettings>()])?;
@@ -692,16 +724,79 @@ fn resolve_distill(raw: DistillStage, base: &Path) -> Result<StageSpec, StagePro
     })
 }
 
-fn resolve_quantize(raw: QuantizeStage) -> Result<StageSpec, OptionError> {
+fn resolve_quantize(raw: QuantizeStage, base: &Path) -> Result<StageSpec, StageProblem> {
     let config = raw.quant.resolve()?;
     let latency_calls =
         crate::options::whole("latency_calls", limits::LATENCY_CALLS, raw.latency_calls)?;
+    let calibration = resolve_calibration(&raw, base)?;
     Ok(StageSpec::Quantize {
+        calibration,
         latency_calls: latency_calls.unwrap_or(200_000),
         options: raw.encode.options(),
         raw,
         config,
     })
+}
+
+/// The stage's calibration file: the path from the config's directory, the rows, the file's hash; the
+/// `calibration_*` fields without `calibration`, or with `dynamic = true`, are refused.
+fn resolve_calibration(
+    raw: &QuantizeStage,
+    base: &Path,
+) -> Result<Option<CalibrationFile>, StageProblem> {
+    let Some(file) = &raw.calibration else {
+        if raw.calibration_tensor.is_some()
+            || raw.calibration_rows.is_some()
+            || raw.calibration_count.is_some()
+        {
+            return Err(StageProblem::Fields {
+                fields: &[
+                    "calibration_tensor",
+                    "calibration_rows",
+                    "calibration_count",
+                ],
+                reason: "they select part of a `calibration` file, and the stage names none".into(),
+            });
+        }
+        return Ok(None);
+    };
+    if raw.dynamic == Some(true) {
+        return Err(StageProblem::Fields {
+            fields: &["calibration", "dynamic"],
+            reason: "dynamic quantization chooses its activation scales at every inference and reads no \
+                     calibration data"
+                .into(),
+        });
+    }
+    let field = |field: &str, reason: String| StageProblem::Field {
+        field: field.into(),
+        reason,
+    };
+    let rows = match (&raw.calibration_rows, raw.calibration_count) {
+        (Some(_), Some(_)) => {
+            return Err(StageProblem::Fields {
+                fields: &["calibration_rows", "calibration_count"],
+                reason: "give one of them".into(),
+            });
+        }
+        (Some(text), None) => {
+            Some(limits::row_range(text).map_err(|e| field("calibration_rows", e))?)
+        }
+        (None, Some(n)) => {
+            let n =
+                crate::options::whole("calibration_count", limits::CALIBRATION_SAMPLES, Some(n))?;
+            n.map(|n| (0, n))
+        }
+        (None, None) => None,
+    };
+    let path = base.join(file);
+    let sha = crate::data::file_sha256(&path).map_err(|e| field("calibration", e.to_string()))?;
+    Ok(Some(CalibrationFile {
+        path,
+        tensor: raw.calibration_tensor.clone(),
+        rows,
+        sha256: crate::steps::hex(&sha),
+    }))
 }
 
 fn resolve_export(raw: ExportStage) -> Result<StageSpec, OptionError> {

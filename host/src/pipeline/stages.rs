@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::config::{ExportStage, QuantizeStage};
+use super::config::{CalibrationFile, ExportStage, QuantizeStage};
 use super::{Artifact, CHECKPOINT_FILES, Done, Progress, Stage, StageMetrics, StageSpec};
 use crate::device::ComputeDevice;
 use crate::distill::{DistillConfig, DistillError};
@@ -133,10 +133,19 @@ pub(super) fn run_stage(
         } => distill(&run, student, settings, config, log)?,
         StageSpec::Quantize {
             raw,
+            calibration,
             config,
             options,
             latency_calls,
-        } => quantize(&run, raw, config, options, latency_calls, log)?,
+        } => quantize(
+            &run,
+            raw,
+            calibration.as_ref(),
+            config,
+            options,
+            latency_calls,
+            log,
+        )?,
         StageSpec::Export {
             raw,
             format,
@@ -365,6 +374,7 @@ fn distill(
 fn quantize(
     run: &StageRun<'_>,
     raw: &QuantizeStage,
+    calibration: Option<&CalibrationFile>,
     config: &QuantConfig,
     options: &EncodeOptions,
     latency_calls: &usize,
@@ -381,8 +391,35 @@ fn quantize(
     let input = run.input();
     let model = input_model(input)?;
     let reference = run.reference_f32_bytes();
+    let mut calibration_rows = data.splits.train.y.len();
     let q = if raw.dynamic == Some(true) {
         steps::quantize_model_dynamic(model, data)?
+    } else if let Some(file) = calibration {
+        // The model's own features from a file, standardized like the training data, instead of the
+        // training split (the same path as `tickq quantize --calibration`).
+        let record = steps::InputRecord::Trades(Box::new(data.preprocess()));
+        let source = steps::InputSource {
+            path: Some(&file.path),
+            tensor: file.tensor.as_deref(),
+            labels: None,
+            rows: file.rows,
+        };
+        let set = steps::read_vectors(
+            &file.path,
+            &source,
+            &steps::input_shape(&model.arch, &record),
+        )?;
+        for note in &set.notes {
+            log(&format!("{}: {note}", stage.name));
+        }
+        calibration_rows = set.x.nrows();
+        log(&format!(
+            "{}: calibrating on {} rows of {}",
+            stage.name,
+            config.calibration_samples.min(calibration_rows),
+            file.path.display()
+        ));
+        steps::quantize_with_calibration(model, &record, set.x.view(), config, options)?
     } else {
         steps::quantize_model_with(model, data, config, options)?
     };
@@ -398,10 +435,7 @@ fn quantize(
             ..steps::unknown_quant_summary()
         }
     } else {
-        steps::quant_summary(
-            config,
-            config.calibration_samples.min(data.splits.train.y.len()),
-        )
+        steps::quant_summary(config, config.calibration_samples.min(calibration_rows))
     };
     let ranges: Vec<RangeRow> = q.ranges.iter().map(RangeRow::from).collect();
     QuantSidecar {

@@ -176,21 +176,9 @@ impl BackendArg {
     }
 }
 
-/// Parses a row range `A..B` (0-based, `B` excluded), each end within [`limits::VECTORS`].
+/// Parses a row range `A..B` ([`limits::row_range`], which the pipeline config's `calibration_rows` uses too).
 pub(crate) fn row_range(text: &str) -> Result<(usize, usize), String> {
-    let (a, b) = text
-        .split_once("..")
-        .ok_or_else(|| format!("`{}` is not a row range START..END", limits::excerpt(text)))?;
-    let start = limits::VECTORS
-        .parse_usize(a.trim())
-        .map_err(|e| e.to_string())?;
-    let end = limits::VECTORS
-        .parse_usize(b.trim())
-        .map_err(|e| e.to_string())?;
-    if start >= end {
-        return Err(format!("{start}..{end} is empty: START must be below END"));
-    }
-    Ok((start, end))
+    limits::row_range(text)
 }
 
 /// The help of a row range option.
