@@ -394,23 +394,8 @@ mod tests {
     fn dynamic_mlp_agrees_with_f32() {
         for seed in [1u64, 2, 3] {
             let model = seeded_model(mlp_net(), seed);
-            let info = export_info(12);
-            let q = ModelQuantizer::new(&model, &info)
-                .dynamic_quantize()
-                .unwrap();
-            let core = Model::load(&q.blob).unwrap();
-            assert!(core.is_dynamic());
-            let x = random_inputs(1000, 12, seed + 10);
-            let want = model.predict(x.view());
-            let mut arena = vec![0u8; core.arena_bytes()];
-            let mut session = Session::new(&core, &mut arena).unwrap();
-            let agree = x
-                .rows()
-                .into_iter()
-                .zip(&want)
-                .filter(|(row, w)| session.run(row.as_slice().unwrap()).signal() == **w)
-                .count();
-            assert!(agree >= 950, "seed {seed}: agreement {agree}/1000");
+            let share = agreement(&model, 12, 1000, seed + 10);
+            assert!(share >= 0.95, "seed {seed}: agreement {share}");
         }
     }
 
