@@ -35,45 +35,20 @@ fn random_mlp(rng: &mut Rng) -> Mlp {
     let mut inp = f;
     for _ in 0..1 + rng.below(3) {
         let out = 1 + rng.below(40);
-        let w = (0..out * inp)
-            .map(|_| {
-                if rng.below(8) == 0 {
-                    0
-                } else {
-                    rng.i8().max(-127)
-                }
-            })
-            .collect();
-        let bias_mag = 1i64 << rng.below(30);
-        let bias = (0..out)
-            .map(|_| (rng.next_u64() as i64 % bias_mag) as i32)
-            .collect();
-        let req = (0..out)
-            .map(|_| {
-                let m = (1 << 30) + (rng.next_u64() % (1 << 30)) as i32;
-                let s = 31 + rng.below(12) as u8;
-                QuantMultiplier::new_checked(m, s).unwrap()
-            })
-            .collect();
-        let (act_min, act_max) = match rng.below(3) {
-            0 => (i8::MIN, i8::MAX),
-            1 => (0, i8::MAX),
-            _ => (0, rng.below(40) as i8),
-        };
-        dense.push(DenseL {
-            out,
-            inp,
-            w,
-            bias,
-            req,
-            beta: rng.below(41) as i8 - 20,
-            act_min,
-            act_max,
-            scale: rng.range(0.01, 2.0),
-        });
+        dense.push(random_weighted(rng, out, inp));
         inp = out;
     }
     Mlp { f, a, b, dense }
+}
+
+/// The layer of `op`, a weighted layer with `d`'s clamp, bias exponent and output scale.
+fn weighted_layer(op: OpSpec, d: &DenseL) -> LayerSpec {
+    LayerSpec {
+        act_min: d.act_min,
+        act_max: d.act_max,
+        dynamic: Some(d.beta),
+        ..LayerSpec::new(op, d.scale, 0)
+    }
 }
 
 fn spec(m: &Mlp) -> ModelSpec {
@@ -91,22 +66,16 @@ fn spec(m: &Mlp) -> ModelSpec {
         )
     }];
     for d in &m.dense {
-        layers.push(LayerSpec {
-            act_min: d.act_min,
-            act_max: d.act_max,
-            dynamic: Some(d.beta),
-            ..LayerSpec::new(
-                OpSpec::Dense {
-                    out_features: d.out,
-                    in_features: d.inp,
-                    weights: d.w.clone(),
-                    bias: d.bias.clone(),
-                    requant: d.req.clone(),
-                },
-                d.scale,
-                0,
-            )
-        });
+        layers.push(weighted_layer(
+            OpSpec::Dense {
+                out_features: d.out,
+                in_features: d.inp,
+                weights: d.w.clone(),
+                bias: d.bias.clone(),
+                requant: d.req.clone(),
+            },
+            d,
+        ));
     }
     let classes = m.dense.last().unwrap().out;
     ModelSpec {
@@ -498,12 +467,6 @@ fn conv_spec(m: &ConvNet) -> ModelSpec {
     }];
     let mut ch = m.f;
     for op in &m.ops {
-        let weighted = |op: OpSpec, d: &DenseL| LayerSpec {
-            act_min: d.act_min,
-            act_max: d.act_max,
-            dynamic: Some(d.beta),
-            ..LayerSpec::new(op, d.scale, 0)
-        };
         let passing = |op: OpSpec, scale: f32| LayerSpec {
             dynamic: Some(0),
             ..LayerSpec::new(op, scale, 0)
@@ -516,7 +479,7 @@ fn conv_spec(m: &ConvNet) -> ModelSpec {
                 dilation,
                 causal,
                 l,
-            } => weighted(
+            } => weighted_layer(
                 OpSpec::Conv1d {
                     out_channels: l.out,
                     in_channels: ch,
@@ -557,7 +520,7 @@ fn conv_spec(m: &ConvNet) -> ModelSpec {
                 passing(OpSpec::GlobalAvgPool { requant: *req }, last_scale)
             }
             ConvOp::Flatten => passing(OpSpec::Flatten, last_scale),
-            ConvOp::Dense(d) => weighted(
+            ConvOp::Dense(d) => weighted_layer(
                 OpSpec::Dense {
                     out_features: d.out,
                     in_features: d.inp,
